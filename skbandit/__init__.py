@@ -5,6 +5,7 @@ ranking policies, evaluation and the simulated school. No MLflow, no CLI.
 """
 
 from skbandit.exceptions import SkbanditError
+from skbandit.linucb import LinUCB
 
-__all__ = ["SkbanditError"]
+__all__ = ["LinUCB", "SkbanditError"]
 __version__ = "0.1.0"

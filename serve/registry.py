@@ -1,0 +1,209 @@
+"""Where models live: the tracking store, model references, and loading a registered version.
+
+The embedded store is ``sqlite:///<repo>/mlruns/mlflow.db`` with artifacts under
+``<repo>/mlruns/artifacts``; ``MLFLOW_TRACKING_URI`` points everything at another store
+(any MLflow tracking server). mlflow is imported inside the functions that need it, so that
+``--help`` of every command stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from skbandit.exceptions import SkbanditError
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from sklearn.pipeline import Pipeline
+
+DEFAULT_MODEL_NAME = "skbandit-linucb"
+DEFAULT_ALIAS = "champion"
+WARMSTART_EXPERIMENT = "skbandit-warmstart"
+EVALUATION_EXPERIMENT = "skbandit-evaluation"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+TRAIN_HINT = "run `python -m train.warmstart` to train and register one"
+
+
+def embedded_tracking_uri() -> str:
+    """The embedded store's URI: a SQLite registry inside the repo's ``mlruns/``."""
+    return f"sqlite:///{REPO_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def configure_tracking() -> str:
+    """Point mlflow at ``MLFLOW_TRACKING_URI`` or the embedded store; return the URI.
+
+    Called once by each entry point (``main()`` of a job, the CLI callback).
+    """
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri()
+    db_path = sqlite_path(uri)
+    if db_path is not None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(urlparse(uri).path if uri.startswith("sqlite:////") else uri[len("sqlite:///") :])
+
+
+def use_experiment(name: str) -> str:
+    """Create (if needed) and activate an experiment; return its id.
+
+    With a SQLite store, artifacts go next to the database (``<db dir>/artifacts``) rather
+    than into the current directory, so a temporary store stays self-contained.
+    """
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        db_path = sqlite_path(mlflow.get_tracking_uri())
+        location = (db_path.parent / "artifacts").resolve().as_uri() if db_path else None
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model version by alias (``NAME@ALIAS``) or number (``NAME/VERSION``)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """The ``models:/`` URI mlflow understands."""
+        if self.version is not None:
+            return f"models:/{self.name}/{self.version}"
+        return f"models:/{self.name}@{self.alias}"
+
+    def __str__(self) -> str:
+        return self.uri.removeprefix("models:/")
+
+
+_REF = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[^@/]+)|/(?P<version>\d+))?$")
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/VERSION``
+    or a bare ``NAME`` (meaning ``NAME@champion``).
+
+    >>> parse_model_ref("models:/skbandit-linucb/3").uri
+    'models:/skbandit-linucb/3'
+    """
+    match = _REF.match(text.strip())
+    if match is None:
+        raise SkbanditError(
+            f"cannot read model reference {text!r}: expected NAME@ALIAS or NAME/VERSION, "
+            f"for example {DEFAULT_MODEL_NAME}@{DEFAULT_ALIAS}"
+        )
+    alias, version = match["alias"], match["version"]
+    if alias is None and version is None:
+        alias = DEFAULT_ALIAS
+    return ModelRef(match["name"], alias=alias, version=version)
+
+
+def resolve_version(ref: ModelRef) -> ModelVersion:
+    """The registry entry behind ``ref``; a one-line SkbanditError if there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(ref.name)
+    except MlflowException:
+        raise SkbanditError(
+            f"no registered model {ref.name!r} in {client.tracking_uri}; {TRAIN_HINT}"
+        ) from None
+    try:
+        if ref.version is not None:
+            return client.get_model_version(ref.name, ref.version)
+        return client.get_model_version_by_alias(ref.name, ref.alias)
+    except MlflowException:
+        what = f"version {ref.version}" if ref.version else f"alias {ref.alias!r}"
+        raise SkbanditError(
+            f"model {ref.name!r} has no {what}; see `skbandit models` for what exists, "
+            f"or {TRAIN_HINT}"
+        ) from None
+
+
+def load_pipeline(ref: ModelRef) -> tuple[Pipeline, ModelVersion]:
+    """Load the fitted skbandit pipeline of a registered version, and the version itself."""
+    import mlflow
+
+    version = resolve_version(ref)
+    model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    return model.unwrap_python_model().pipeline, version
+
+
+def version_info(version: ModelVersion, ref: ModelRef, pipeline: Pipeline) -> dict:
+    """What the CLI's footer and JSON say about the model that answered."""
+    estimator = pipeline[-1]
+    return {
+        "name": version.name,
+        "version": int(version.version),
+        "alias": ref.alias or ", ".join(version.aliases or []),
+        "updates": int(estimator.n_updates_),
+        "alpha": float(estimator.alpha),
+        "feature_set": version.tags.get("feature_set", ""),
+    }
+
+
+def list_versions(name: str) -> list[dict]:
+    """Every registered version of ``name``, newest first, with aliases, size and metrics."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException:
+        raise SkbanditError(
+            f"no registered model {name!r} in {client.tracking_uri}; {TRAIN_HINT}"
+        ) from None
+    by_version: dict[str, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(str(number), []).append(alias)
+    rows = []
+    for version in client.search_model_versions(f"name = '{name}'"):
+        tags = version.tags
+        rows.append(
+            {
+                "version": int(version.version),
+                "aliases": sorted(by_version.get(str(version.version), [])),
+                "created": _utc(version.creation_timestamp),
+                "events_trained": int(tags.get("events_trained", 0)),
+                "updates": int(tags.get("n_updates", 0)),
+                "feature_set": tags.get("feature_set", ""),
+                "metrics": {
+                    key.removeprefix("metric."): float(value)
+                    for key, value in tags.items()
+                    if key.startswith("metric.")
+                },
+                "run_id": tags.get("run_id", version.run_id),
+            }
+        )
+    return sorted(rows, key=lambda row: row["version"], reverse=True)
+
+
+def _utc(milliseconds: int) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,235 @@
+"""How the CLI shows things: rich tables for people, plain dicts for ``--json``."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+
+from skbandit import schema
+
+RULE_WIDTH = 60
+ATTEMPT_COLUMNS = (
+    schema.TIMESTAMP,
+    schema.ITEM_ID,
+    schema.CORRECT,
+    schema.LATENCY_MS,
+    schema.HELP_REQUESTED,
+)
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.0%}"
+
+
+def _model_footer(info: dict) -> str:
+    alias = f" ({info['alias']})" if info["alias"] else ""
+    return (
+        f"Bandit: {info['updates']:,} updates | Alpha: {info['alpha']:g} | Model: LinUCB | "
+        f"{info['name']} v{info['version']}{alias}"
+    )
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as JSON-ready dicts (timestamps as ISO strings, NaN as None)."""
+    out = frame.astype(object).where(frame.notna(), None)
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            out[column] = frame[column].map(lambda t: t.isoformat())
+    return out.to_dict("records")
+
+
+def trace_payload(week, recs: pd.DataFrame, info: dict | None) -> dict:
+    """Everything ``trace`` prints, as a dict for ``--json``."""
+    columns = [c for c in ATTEMPT_COLUMNS if c in week.attempts.columns]
+    return {
+        "student_id": week.user_id,
+        "known_student": week.known_student,
+        "topic": week.topic,
+        "time_window": {
+            "label": week.window.label,
+            "start": week.window.start.isoformat(),
+            "end": week.window.end.isoformat(),
+        },
+        "attempts": _records(week.attempts[columns]),
+        "context": {
+            key: (float(v) if isinstance(v, float) else v) for key, v in week.context.items()
+        },
+        "policy": "linucb" if info else "rule_based",
+        "recommendations": _records(recs),
+        "model": info,
+    }
+
+
+def print_trace(week, recs: pd.DataFrame, info: dict | None) -> None:
+    """The attempts in the window, the student's context, then the recommendations."""
+    console = _console()
+    console.print(f"Student {week.user_id} | topic {week.topic} | window {week.window.label}")
+    if not week.known_student:
+        console.print("[yellow]note: unknown student; using the cold-start context[/yellow]")
+    _print_attempts(console, week.attempts)
+    _print_context(console, week.context)
+    if info is None:
+        _print_rule_list(console, recs)
+    else:
+        _print_rl_table(console, recs, info)
+
+
+def _print_attempts(console: Console, attempts: pd.DataFrame) -> None:
+    if attempts.empty:
+        console.print("No attempts on this topic in the window.")
+        return
+    table = Table(title=f"Attempts in the window ({len(attempts)})")
+    for column in ("Time (UTC)", "Item", "Correct", "Latency (s)", "Help"):
+        table.add_column(column)
+    for row in attempts.to_dict("records"):
+        latency = row.get(schema.LATENCY_MS)
+        help_requested = row.get(schema.HELP_REQUESTED)
+        table.add_row(
+            row[schema.TIMESTAMP].strftime("%Y-%m-%d %H:%M"),
+            str(row[schema.ITEM_ID]),
+            "yes" if row[schema.CORRECT] else "no",
+            "n/a" if latency is None or pd.isna(latency) else f"{latency / 1000:.0f}",
+            "n/a"
+            if help_requested is None or pd.isna(help_requested)
+            else ("yes" if help_requested else "no"),
+        )
+    console.print(table)
+
+
+def _print_context(console: Console, context: dict) -> None:
+    table = Table(title="Context at the end of the window", show_header=False)
+    for key in schema.STUDENT_CONTEXT:
+        table.add_row(key, f"{context[key]:.2f}")
+    table.add_row("earlier events", str(context.get(schema.N_PRIOR, "")))
+    console.print(table)
+
+
+def _print_rule_list(console: Console, recs: pd.DataFrame) -> None:
+    console.print(
+        Rule("Rule-based Recommendations (topic filter, sort by difficulty)", characters="━")
+    )
+    table = Table()
+    for column in ("Rank", "Item", "IRT expected", "Reason"):
+        table.add_column(column)
+    for row in recs.to_dict("records"):
+        table.add_row(
+            str(row[schema.RANK]),
+            str(row[schema.ITEM_ID]),
+            _percent(row[schema.EXPECTED_REWARD]),
+            row[schema.REASON],
+        )
+    console.print(table)
+
+
+def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict) -> None:
+    console.print(Rule("RL-Powered Recommendations (LinUCB Bandit)", characters="━"))
+    table = Table()
+    for column in ("Rank", "Item", "Expected", "Uncertainty", "Mode", "Reason"):
+        table.add_column(column)
+    for row in recs.to_dict("records"):
+        table.add_row(
+            str(row[schema.RANK]),
+            str(row[schema.ITEM_ID]),
+            _percent(row[schema.EXPECTED_REWARD]),
+            f"±{row[schema.UNCERTAINTY]:.0%}",
+            "Explore" if row[schema.IS_EXPLORATION] else "Exploit",
+            row[schema.REASON],
+        )
+    console.print(table)
+    console.print(_model_footer(info))
+    console.print(Rule(characters="━"))
+
+
+def compare_payload(week, rule, rl, compared: dict, info: dict) -> dict:
+    """Everything ``compare-recs`` prints, as a dict for ``--json``."""
+    return {
+        "student_id": week.user_id,
+        "known_student": week.known_student,
+        "topic": week.topic,
+        "time_window": week.window.label,
+        "rule_based": _records(rule),
+        "linucb": _records(rl),
+        **compared,
+        "model": info,
+    }
+
+
+def print_comparison(week, rule, rl, compared: dict, info: dict) -> None:
+    """Both lists in one table, the overlap, and why the bandit picked what the rule did not."""
+    console = _console()
+    if not week.known_student:
+        console.print("[yellow]note: unknown student; using the cold-start context[/yellow]")
+    table = Table(
+        title=f"Rule-based vs LinUCB: {week.user_id} on {week.topic} ({week.window.label})"
+    )
+    for column in (
+        "Rank",
+        "Rule-based",
+        "IRT expected",
+        "LinUCB",
+        "Expected",
+        "Uncertainty",
+        "Mode",
+    ):
+        table.add_column(column)
+    for rank in range(max(len(rule), len(rl))):
+        left = rule.iloc[rank] if rank < len(rule) else None
+        right = rl.iloc[rank] if rank < len(rl) else None
+        table.add_row(
+            str(rank + 1),
+            "" if left is None else str(left[schema.ITEM_ID]),
+            "" if left is None else _percent(left[schema.EXPECTED_REWARD]),
+            "" if right is None else str(right[schema.ITEM_ID]),
+            "" if right is None else _percent(right[schema.EXPECTED_REWARD]),
+            "" if right is None else f"±{right[schema.UNCERTAINTY]:.0%}",
+            "" if right is None else ("Explore" if right[schema.IS_EXPLORATION] else "Exploit"),
+        )
+    console.print(table)
+    console.print(f"Overlap: {compared['n_overlap']} of {len(rl)} items")
+    for why in compared["rl_only"]:
+        console.print(
+            f"  {why['item_id']}: {why['why']} (expected {why['expected_reward']:.0%}, "
+            f"bonus ±{why['bonus']:.0%})"
+        )
+    console.print(_model_footer(info))
+
+
+def print_versions(name: str, versions: list[dict]) -> None:
+    """The registered versions of a model, newest first."""
+    table = Table(title=f"Registered versions of {name}")
+    for column in (
+        "Version",
+        "Aliases",
+        "Created",
+        "Events",
+        "Updates",
+        "Feature set",
+        "Log-loss",
+        "AUC",
+    ):
+        table.add_column(column)
+    for row in versions:
+        metrics = row["metrics"]
+        table.add_row(
+            str(row["version"]),
+            ", ".join(row["aliases"]),
+            row["created"],
+            f"{row['events_trained']:,}",
+            f"{row['updates']:,}",
+            row["feature_set"],
+            _metric(metrics.get("bandit_log_loss")),
+            _metric(metrics.get("bandit_auc")),
+        )
+    _console().print(table)
+
+
+def _metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -1,0 +1,417 @@
+"""Student and item context at a decision time, built from canonical learning events.
+
+A context at time ``t`` uses only events **strictly before** ``t``: an event with the same
+timestamp as the decision is not "before" it, so a tie never leaks the outcome being
+predicted. :func:`student_context` and :func:`item_context` answer one decision;
+:func:`historical_contexts` computes the same values at every logged event at once (sorted
+prefix sums and lagged windows, no Python loop per event) for warm-starting a model, and
+agrees exactly with the per-decision functions. :func:`candidate_frame` joins one student's
+context to the eligible items of a topic, one row per candidate, with the raw columns the
+feature pipeline reads (``schema.CANDIDATE_COLUMNS``).
+
+Definitions (``n`` earlier events of the student, ``c`` of them correct):
+
+- ``mastery``: ``(c + 1) / (n + 2)`` over the student's earlier events on the topic when
+  there are at least ``COLD_START_MIN_EVENTS`` of them, else the same over all the student's
+  earlier events; an optional mastery table (such as SAKT's) overrides it.
+- ``recent_accuracy``: mean correct of the last ``RECENT_WINDOW`` earlier events.
+- ``recent_speed``: median latency (NaN ignored, capped at ``data.LATENCY_CAP_MS``) of the
+  last ``RECENT_WINDOW`` earlier events divided by ``RECENT_SPEED_SCALE_MS``, clipped to
+  [0, 1]; ``DEFAULT_RECENT_SPEED`` when none of them has a latency.
+- ``help_tendency``: mean ``help_requested`` over all earlier events (NaN ignored);
+  ``DEFAULT_HELP_TENDENCY`` when none is known.
+- ``skill_gap``: ``max(0, SKILL_TARGET - mastery)`` (the seed's definition).
+- ``item_attempts``: earlier attempts on the item by anyone; ``item_accuracy``:
+  ``(correct + 1) / (attempts + 2)`` over them.
+
+A student with fewer than ``COLD_START_MIN_EVENTS`` earlier events (including an unknown
+student) is in cold start and gets the ``DEFAULT_*`` values for all student features.
+The order of earlier events is by timestamp, ties kept in the events' row order.
+"""
+
+import numpy as np
+import pandas as pd
+
+from skbandit import schema
+from skbandit.data import LATENCY_CAP_MS
+from skbandit.exceptions import SkbanditError
+
+COLD_START_MIN_EVENTS = 3
+"""A student with fewer earlier events than this gets the cold-start defaults."""
+DEFAULT_MASTERY = 0.5
+"""Cold-start mastery (an IRT ability of 0 on the logit scale)."""
+DEFAULT_RECENT_ACCURACY = 0.5
+"""Cold-start recent accuracy."""
+DEFAULT_RECENT_SPEED = 0.5
+"""Cold-start recent speed, also used when no recent event has a latency."""
+DEFAULT_HELP_TENDENCY = 0.1
+"""Cold-start help tendency, also used when no earlier event says whether help was used."""
+SKILL_TARGET = 0.8
+"""Mastery the student should reach; ``skill_gap = max(0, SKILL_TARGET - mastery)``."""
+RECENT_WINDOW = 5
+"""Number of latest earlier events behind ``recent_accuracy`` and ``recent_speed``."""
+RECENT_SPEED_SCALE_MS = 240_000.0
+"""Latency (ms) that maps to ``recent_speed = 1`` (4 minutes)."""
+DEFAULT_DISCRIMINATION = 1.0
+"""IRT discrimination of an item whose table gives none."""
+RECENT_EXCLUDE_N = 10
+"""Default number of latest attempts whose items :func:`recent_item_ids` reports."""
+MASTERY_TABLE_SKILL = "skill"
+"""Skill column of an optional mastery table (SAKT's ``user_id, skill, mastery_mean``)."""
+MASTERY_TABLE_MEAN = "mastery_mean"
+"""Mastery column of an optional mastery table."""
+
+ITEM_CONTEXT_COLUMNS = (
+    schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
+    schema.DRIFT_FLAG, schema.ITEM_ATTEMPTS, schema.ITEM_ACCURACY,
+)
+"""Columns of :func:`item_context`'s result."""
+
+
+# --- one decision ------------------------------------------------------------------------
+
+
+def student_context(events, user_id, topic, at=None, mastery_table=None):
+    """The student's context for a decision about ``topic`` at time ``at``.
+
+    Parameters
+    ----------
+    events : DataFrame
+        Canonical events (``user_id, item_id, topic, timestamp, correct`` and optionally
+        ``latency_ms``, ``help_requested``).
+    user_id : str
+        The student; an unknown student gets the cold-start defaults.
+    topic : str
+        The topic the decision is about (topic-level mastery).
+    at : datetime-like, optional
+        Decision time; only events strictly before it count. ``None`` uses every event.
+        A naive time is taken as UTC.
+    mastery_table : DataFrame, optional
+        Rows ``user_id, skill, mastery_mean``; when it has a non-missing row for
+        ``(user_id, topic)`` its (last) ``mastery_mean`` replaces the event-based mastery
+        (and so the skill gap).
+
+    Returns
+    -------
+    dict
+        ``user_id``, ``topic``, the five ``schema.STUDENT_CONTEXT`` values and
+        ``n_prior_events``.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"user_id": ["u"] * 4, "item_id": list("abcd"), "topic": "t",
+    ...     "timestamp": pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC"),
+    ...     "correct": [1, 1, 0, 1]})
+    >>> ctx = student_context(ev, "u", "t")
+    >>> ctx["mastery"], ctx["recent_accuracy"], ctx["n_prior_events"]
+    (0.6666666666666666, 0.75, 4)
+    """
+    mask = events[schema.USER_ID].to_numpy() == user_id
+    if at is not None:
+        mask &= _utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)
+    mine = events.loc[mask]
+    mine = mine.iloc[np.argsort(_utc_ns(mine[schema.TIMESTAMP]), kind="stable")]
+    correct = mine[schema.CORRECT].to_numpy(dtype=np.float64)
+    on_topic = mine[schema.TOPIC].to_numpy() == topic
+    n = len(mine)
+    latency = _float_column(mine, schema.LATENCY_MS)[-RECENT_WINDOW:] if n else np.empty(0)
+    lags = np.full((1, RECENT_WINDOW), np.nan)
+    lags[0, : len(latency)] = latency
+    values = _student_values(
+        n=np.array([n]), n_correct=np.array([correct.sum()]),
+        n_topic=np.array([on_topic.sum()]), n_topic_correct=np.array([correct[on_topic].sum()]),
+        recent_correct=np.array([correct[-RECENT_WINDOW:].sum()]),
+        latency_lags=lags,
+        help_sum=np.array([np.nansum(_float_column(mine, schema.HELP_REQUESTED))]),
+        help_known=np.array([np.sum(~np.isnan(_float_column(mine, schema.HELP_REQUESTED)))]),
+    )
+    ctx = {schema.USER_ID: user_id, schema.TOPIC: topic}
+    ctx.update({name: float(col[0]) for name, col in values.items()})
+    ctx[schema.N_PRIOR] = n
+    override = _table_mastery(mastery_table, user_id, topic)
+    if override is not None:
+        ctx[schema.MASTERY] = override
+        ctx[schema.SKILL_GAP] = max(0.0, SKILL_TARGET - override)
+    return ctx
+
+
+def item_context(events, items, at=None):
+    """Every item's static parameters and its attempt evidence before ``at``.
+
+    Parameters
+    ----------
+    events : DataFrame
+        Canonical events.
+    items : DataFrame
+        Item table (``item_id, topic, difficulty`` and optionally ``discrimination``,
+        ``drift_flag``); a missing discrimination is ``DEFAULT_DISCRIMINATION``, a missing
+        drift flag is False.
+    at : datetime-like, optional
+        Only events strictly before it count; ``None`` uses every event.
+
+    Returns
+    -------
+    DataFrame
+        One row per item in ``items`` order, columns ``ITEM_CONTEXT_COLUMNS``.
+    """
+    if at is not None:
+        events = events.loc[_utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)]
+    stats = events.groupby(schema.ITEM_ID, sort=False)[schema.CORRECT].agg(["size", "sum"])
+    out = _item_static(items)
+    attempts = stats["size"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    correct = stats["sum"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    out[schema.ITEM_ATTEMPTS] = attempts
+    out[schema.ITEM_ACCURACY] = (correct + 1.0) / (attempts + 2.0)
+    return out
+
+
+def recent_item_ids(events, user_id, n_last=RECENT_EXCLUDE_N, at=None):
+    """Items of the student's last ``n_last`` attempts strictly before ``at`` (a tuple)."""
+    mask = events[schema.USER_ID].to_numpy() == user_id
+    if at is not None:
+        mask &= _utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)
+    mine = events.loc[mask]
+    order = np.argsort(_utc_ns(mine[schema.TIMESTAMP]), kind="stable")
+    return tuple(mine[schema.ITEM_ID].to_numpy()[order][len(order) - n_last:].tolist()
+                 if n_last > 0 else ())
+
+
+def candidate_frame(student_ctx, items_ctx, topic, recent_item_ids=(), exclude_recent=True):
+    """One row per eligible item of ``topic`` for one student: the pipeline's raw input.
+
+    Parameters
+    ----------
+    student_ctx : dict
+        From :func:`student_context` (needs ``user_id`` and ``schema.STUDENT_CONTEXT``).
+    items_ctx : DataFrame
+        From :func:`item_context`.
+    topic : str
+        Only items of this topic are candidates.
+    recent_item_ids : iterable of str, default=()
+        Items the student answered recently (see :func:`recent_item_ids`).
+    exclude_recent : bool, default=True
+        Drop the items in ``recent_item_ids``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``schema.CANDIDATE_COLUMNS``, index ``0..m-1``; drift-flagged items are
+        never candidates. It may be empty: the caller says why (no items in the topic, all
+        drift-flagged or recently answered).
+    """
+    missing = [k for k in (schema.USER_ID, *schema.STUDENT_CONTEXT) if k not in student_ctx]
+    if missing:
+        raise SkbanditError(f"student context is missing {missing} (expected the dict that "
+                            "skbandit.context.student_context returns)")
+    keep = items_ctx[schema.TOPIC].to_numpy() == topic
+    if schema.DRIFT_FLAG in items_ctx.columns:
+        keep &= ~items_ctx[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
+    if exclude_recent:
+        keep &= ~items_ctx[schema.ITEM_ID].isin(list(recent_item_ids)).to_numpy()
+    rows = items_ctx.loc[keep].reset_index(drop=True)
+    out = pd.DataFrame({schema.USER_ID: student_ctx[schema.USER_ID],
+                        schema.ITEM_ID: rows[schema.ITEM_ID], schema.TOPIC: topic},
+                       index=rows.index)
+    for name in schema.STUDENT_CONTEXT:
+        out[name] = float(student_ctx[name])
+    for name in schema.ITEM_CONTEXT:
+        out[name] = rows[name].to_numpy(dtype=np.float64)
+    return out[list(schema.CANDIDATE_COLUMNS)]
+
+
+# --- every logged event ------------------------------------------------------------------
+
+
+def historical_contexts(events, items):
+    """The model's raw input at every logged event, each from strictly earlier events.
+
+    Row ``i`` equals :func:`student_context` for the event's student and topic at the
+    event's time joined to :func:`item_context` for its item at that time, without a
+    Python loop per event (about 1.5 s per million events on a 2-core machine).
+
+    Parameters
+    ----------
+    events : DataFrame of shape (n_events, ...)
+        Canonical events; every ``item_id`` must be in ``items``.
+    items : DataFrame
+        Item table with unique ``item_id``.
+
+    Returns
+    -------
+    DataFrame of shape (n_events, 10)
+        Columns ``schema.MODEL_INPUT`` and ``n_prior_events``, index ``events.index``.
+    """
+    static = _item_static(items)
+    if len(events) == 0:
+        return pd.DataFrame({name: pd.Series(dtype=np.float64) for name in schema.MODEL_INPUT}
+                            | {schema.N_PRIOR: pd.Series(dtype=np.int64)}, index=events.index)
+    item_row = pd.Index(static[schema.ITEM_ID]).get_indexer(events[schema.ITEM_ID])
+    if (item_row < 0).any():
+        unknown = pd.unique(events[schema.ITEM_ID].to_numpy()[item_row < 0])[:5].tolist()
+        raise SkbanditError(
+            f"events mention {int((item_row < 0).sum())} attempts on items not in the item "
+            f"table, e.g. {unknown}; add them to items or drop those events first")
+    ts = _utc_ns(events[schema.TIMESTAMP])
+    correct = events[schema.CORRECT].to_numpy(dtype=np.float64)
+    user = pd.factorize(events[schema.USER_ID])[0]
+    topic = pd.factorize(events[schema.TOPIC])[0]
+    item = pd.factorize(events[schema.ITEM_ID])[0]
+
+    order, start, tie = _prior_ranges(user, ts)
+    n = (tie - start).astype(np.float64)
+    csum = _prefix(correct[order])
+    help_ = _float_column(events, schema.HELP_REQUESTED)[order]
+    recent_lo = np.maximum(start, tie - RECENT_WINDOW)
+    by_user = dict(
+        n=n, n_correct=csum[tie] - csum[start],
+        recent_correct=csum[tie] - csum[recent_lo],
+        latency_lags=_lags(_float_column(events, schema.LATENCY_MS)[order], start, tie),
+        help_sum=_window_sum(np.nan_to_num(help_), start, tie),
+        help_known=_window_sum((~np.isnan(help_)).astype(np.float64), start, tie),
+    )
+    by_user = {k: _unsort(v, order) for k, v in by_user.items()}
+
+    t_order, t_start, t_tie = _prior_ranges(user.astype(np.int64) * (topic.max() + 1) + topic, ts)
+    tsum = _prefix(correct[t_order])
+    n_topic = _unsort((t_tie - t_start).astype(np.float64), t_order)
+    n_topic_correct = _unsort(tsum[t_tie] - tsum[t_start], t_order)
+
+    i_order, i_start, i_tie = _prior_ranges(item, ts)
+    isum = _prefix(correct[i_order])
+    attempts = _unsort((i_tie - i_start).astype(np.float64), i_order)
+    item_correct = _unsort(isum[i_tie] - isum[i_start], i_order)
+
+    values = _student_values(n_topic=n_topic, n_topic_correct=n_topic_correct, **by_user)
+    out = pd.DataFrame(values, index=events.index)
+    for name in (schema.DIFFICULTY, schema.DISCRIMINATION):
+        out[name] = static[name].to_numpy(dtype=np.float64)[item_row]
+    out[schema.ITEM_ATTEMPTS] = attempts
+    out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
+    out[schema.N_PRIOR] = by_user["n"].astype(np.int64)
+    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+
+
+# --- shared arithmetic -------------------------------------------------------------------
+
+
+def _student_values(n, n_correct, n_topic, n_topic_correct, recent_correct, latency_lags,
+                    help_sum, help_known):
+    """Student features from per-decision counts (arrays, one entry per decision)."""
+    cold = n < COLD_START_MIN_EVENTS
+    topic_level = n_topic >= COLD_START_MIN_EVENTS
+    mastery = np.where(topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0),
+                       (n_correct + 1.0) / (n + 2.0))
+    mastery = np.where(cold, DEFAULT_MASTERY, mastery)
+    n_recent = np.minimum(n, RECENT_WINDOW)
+    recent = np.where(cold, DEFAULT_RECENT_ACCURACY, recent_correct / np.maximum(n_recent, 1))
+    median = _row_nanmedian(np.minimum(latency_lags, LATENCY_CAP_MS))
+    speed = np.clip(median / RECENT_SPEED_SCALE_MS, 0.0, 1.0)
+    speed = np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed)
+    help_ = np.where(cold | (help_known == 0), DEFAULT_HELP_TENDENCY,
+                     help_sum / np.maximum(help_known, 1))
+    return {
+        schema.MASTERY: mastery, schema.RECENT_ACCURACY: recent, schema.RECENT_SPEED: speed,
+        schema.HELP_TENDENCY: help_, schema.SKILL_GAP: np.maximum(0.0, SKILL_TARGET - mastery),
+    }
+
+
+def _prior_ranges(group, ts):
+    """Sort by (group, time) keeping row order on ties; each row's earlier rows' range.
+
+    Returns ``order`` and, per sorted position ``j``, ``start[j]`` (first position of its
+    group) and ``tie[j]`` (first position of its group with the same timestamp): the rows
+    strictly before row ``order[j]`` in its group are the sorted positions
+    ``start[j] .. tie[j] - 1``.
+    """
+    order = np.lexsort((ts, group))
+    g, t = group[order], ts[order]
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = g[1:] != g[:-1]
+    new_tie = new_group.copy()
+    new_tie[1:] |= t[1:] != t[:-1]
+    pos = np.arange(len(order))
+    start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    tie = np.maximum.accumulate(np.where(new_tie, pos, 0))
+    return order, start, tie
+
+
+def _prefix(values):
+    """``p[k] = values[:k].sum()`` (length ``len(values) + 1``)."""
+    return np.concatenate([[0.0], np.cumsum(values)])
+
+
+def _window_sum(values, lo, hi):
+    p = _prefix(values)
+    return p[hi] - p[lo]
+
+
+def _lags(values, start, tie):
+    """Matrix of the ``RECENT_WINDOW`` latest earlier values (NaN where there are fewer)."""
+    out = np.full((len(values), RECENT_WINDOW), np.nan)
+    for k in range(1, RECENT_WINDOW + 1):
+        pos = tie - k
+        ok = pos >= start
+        out[ok, RECENT_WINDOW - k] = values[pos[ok]]
+    return out
+
+
+def _row_nanmedian(matrix):
+    """Median of each row ignoring NaN (NaN for an all-NaN row), without warnings."""
+    srt = np.sort(matrix, axis=1)  # NaN sorts last
+    count = (~np.isnan(srt)).sum(axis=1)
+    lo = np.clip((count - 1) // 2, 0, None)
+    hi = np.clip(count // 2, 0, matrix.shape[1] - 1)
+    rows = np.arange(len(srt))
+    median = (srt[rows, lo] + srt[rows, hi]) / 2.0
+    return np.where(count > 0, median, np.nan)
+
+
+def _unsort(sorted_values, order):
+    out = np.empty_like(sorted_values)
+    out[order] = sorted_values
+    return out
+
+
+def _float_column(frame, name):
+    """A column as float64 with NaN for missing values (all NaN when the column is absent)."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _utc_ns(timestamps):
+    """Timestamps as int64 nanoseconds since the epoch, naive values taken as UTC."""
+    return pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True)).as_unit("ns").asi8
+
+
+def _utc_ns_scalar(at):
+    stamp = pd.Timestamp(at)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.as_unit("ns").value
+
+
+def _item_static(items):
+    """Item table columns with defaults filled; checks that item ids are unique."""
+    if items[schema.ITEM_ID].duplicated().any():
+        dup = items.loc[items[schema.ITEM_ID].duplicated(), schema.ITEM_ID].iloc[0]
+        raise SkbanditError(f"items has duplicate item_id {dup!r} (expected one row per "
+                            "item); drop the duplicates before building contexts")
+    out = items[[schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY]].reset_index(drop=True)
+    out[schema.DIFFICULTY] = out[schema.DIFFICULTY].astype(np.float64)
+    disc = (items[schema.DISCRIMINATION].to_numpy(dtype=np.float64, na_value=np.nan)
+            if schema.DISCRIMINATION in items.columns else np.full(len(items), np.nan))
+    out[schema.DISCRIMINATION] = np.where(np.isnan(disc), DEFAULT_DISCRIMINATION, disc)
+    drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
+             if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
+    out[schema.DRIFT_FLAG] = drift
+    return out
+
+
+def _table_mastery(table, user_id, topic):
+    """The mastery table's last non-missing value for (user, topic), or None."""
+    if table is None:
+        return None
+    rows = table.loc[(table[schema.USER_ID].to_numpy() == user_id)
+                     & (table[MASTERY_TABLE_SKILL].to_numpy() == topic), MASTERY_TABLE_MEAN]
+    rows = rows.dropna()
+    return None if rows.empty else float(np.clip(rows.iloc[-1], 0.0, 1.0))

@@ -1,0 +1,414 @@
+"""Canonical event and item tables: loaders, type coercion and validation.
+
+Every engine reads learning events and items through this module, so every engine sees
+the same types and the same cleaning:
+
+**events** (one row per attempt)
+    ``user_id`` str, ``item_id`` str, ``topic`` str (or ``skill_ids``, a list of str whose
+    first entry is the topic), ``timestamp`` UTC ``datetime64``, ``correct`` int 0/1;
+    optional ``latency_ms``, ``help_requested``, ``action_sequence_id``, ``propensity``,
+    ``policy``.
+**items** (one row per practice item)
+    ``item_id`` str, ``topic`` str, ``difficulty`` float (IRT b, logit scale);
+    optional ``discrimination`` (default 1.0), ``guessing``, ``drift_flag`` (default False).
+
+Cleaning rules (each counted in a :class:`CleaningReport`, nothing is dropped silently):
+
+- rows without ``user_id``, ``item_id``, ``topic`` or ``timestamp`` are dropped;
+- exact duplicate rows are dropped;
+- ``latency_ms`` above :data:`LATENCY_CAP_MS` is clipped to the cap; negative latency is
+  set to NaN; missing latency stays NaN (``float64``) and missing ``help_requested`` stays
+  NaN (``float64`` 0.0/1.0/NaN). Context code ignores NaN, so NaN never becomes a feature;
+- naive timestamps are taken as UTC; events are sorted by timestamp (stable).
+
+Values that cannot be cleaned without guessing (``correct`` outside {0, 1}, a propensity
+outside (0, 1], an unparseable timestamp, a missing column) raise
+:class:`~skbandit.exceptions.SkbanditError` with a one-line message naming the source, the
+column, what was expected and what was found.
+"""
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skbandit import schema
+from skbandit.exceptions import SkbanditError
+
+LATENCY_CAP_MS = 30 * 60 * 1000
+"""Latencies above 30 minutes are clipped to 30 minutes (real logs reach 1e9 ms)."""
+
+SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv")
+
+_STRING_COLUMNS = (
+    schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.ACTION_SEQUENCE_ID, schema.POLICY,
+)
+
+
+@dataclass
+class CleaningReport:
+    """What cleaning did to one table.
+
+    Attributes
+    ----------
+    source : str
+        The file (or frame label) the table came from.
+    n_rows_in, n_rows_out : int
+        Rows before and after cleaning.
+    dropped_missing : dict of str to int
+        Rows dropped because the named key column was empty.
+    dropped_duplicates : int
+        Exact duplicate rows dropped.
+    latency_clipped : int
+        Latencies above :data:`LATENCY_CAP_MS` clipped to the cap.
+    latency_invalid : int
+        Negative latencies set to NaN.
+    latency_missing, help_missing : int
+        Rows with NaN latency / help kept as NaN (not dropped).
+    filled_defaults : dict of str to int
+        Missing optional item values filled with their default.
+    """
+
+    source: str
+    n_rows_in: int = 0
+    n_rows_out: int = 0
+    dropped_missing: dict[str, int] = field(default_factory=dict)
+    dropped_duplicates: int = 0
+    latency_clipped: int = 0
+    latency_invalid: int = 0
+    latency_missing: int = 0
+    help_missing: int = 0
+    filled_defaults: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows removed by cleaning."""
+        return self.n_rows_in - self.n_rows_out
+
+    def summary(self) -> str:
+        """One line: rows kept and every non-zero cleaning count."""
+        parts = [f"{self.source}: kept {self.n_rows_out} of {self.n_rows_in} rows"]
+        parts += [f"dropped {n} without {col}" for col, n in self.dropped_missing.items() if n]
+        counts = {
+            "dropped {} duplicate rows": self.dropped_duplicates,
+            f"clipped {{}} latencies at {LATENCY_CAP_MS} ms": self.latency_clipped,
+            "set {} negative latencies to NaN": self.latency_invalid,
+            "{} latencies missing (kept as NaN)": self.latency_missing,
+            "{} help values missing (kept as NaN)": self.help_missing,
+        }
+        parts += [text.format(n) for text, n in counts.items() if n]
+        parts += [f"filled {n} missing {col}" for col, n in self.filled_defaults.items() if n]
+        return "; ".join(parts)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _fail(source, column, expected, bad: pd.Series):
+    """Raise the one-line error for ``bad`` (the offending values) in ``column``."""
+    shown = ", ".join(_show(v) for v in pd.unique(bad.to_numpy(dtype=object))[:3])
+    raise SkbanditError(
+        f"{source}: column '{column}' must be {expected}; found {shown} ({len(bad)} rows)"
+    )
+
+
+def _show(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "NaN"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _require(df, source, columns, what):
+    for col in columns:
+        if col not in df.columns:
+            raise SkbanditError(
+                f"{source}: missing column '{col}' (expected the canonical {what} schema: "
+                f"{', '.join(columns)}); found columns: {', '.join(map(str, df.columns))}"
+            )
+
+
+def _as_str(values: pd.Series) -> pd.Series:
+    """Strings with missing values kept missing (ints read from CSV become '123')."""
+    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+        return values.astype(object).where(values.notna(), None)
+    out = values.astype(object).where(values.notna(), None)
+    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
+
+
+def _numeric(df, source, column, expected) -> pd.Series:
+    raw = df[column]
+    if raw.dtype == bool:
+        return raw.astype(np.float64)
+    values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+    bad = raw.notna() & values.isna()
+    if bad.any():
+        _fail(source, column, expected, raw[bad])
+    return values
+
+
+def _skill_list(value) -> list[str]:
+    """``skill_ids`` as a list of str (from a list, array, JSON-ish or ';'/','-separated)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text.strip("[]").replace("'", "").replace('"', "").split(",")
+        else:
+            value = text.replace(";", ",").split(",")
+    items = [str(v).strip() for v in list(value)]
+    return [v for v in items if v]
+
+
+def _drop_missing(df, report, columns):
+    for col in columns:
+        missing = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        report.dropped_missing[col] = int(missing.sum())
+        df = df.loc[~missing]
+    return df
+
+
+def _drop_duplicates(df, report):
+    hashable = [c for c in df.columns if c != schema.SKILL_IDS]
+    dup = df.duplicated(subset=hashable)
+    report.dropped_duplicates = int(dup.sum())
+    return df.loc[~dup]
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def _coerce_timestamp(df, source) -> pd.Series:
+    raw = df[schema.TIMESTAMP]
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        if raw.notna().any():
+            _fail(source, schema.TIMESTAMP, "a datetime or ISO-8601 string", raw[raw.notna()])
+    try:
+        ts = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+    except (TypeError, ValueError):
+        ts = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    bad = raw.notna() & ts.isna()
+    if bad.any():
+        _fail(source, schema.TIMESTAMP, "a datetime or ISO-8601 string", raw[bad])
+    return ts.astype("datetime64[ns, UTC]")
+
+
+def _coerce_correct(df, source) -> pd.Series:
+    values = _numeric(df, source, schema.CORRECT, "0 or 1")
+    bad = ~values.isin([0.0, 1.0])
+    if bad.any():
+        _fail(source, schema.CORRECT, "0 or 1", df.loc[bad, schema.CORRECT])
+    return values.astype(np.int64)
+
+
+def _clean_latency(df, source, report) -> pd.Series:
+    values = _numeric(df, source, schema.LATENCY_MS, "a number of milliseconds")
+    negative = values < 0
+    report.latency_invalid = int(negative.sum())
+    values = values.mask(negative)
+    over = values > LATENCY_CAP_MS
+    report.latency_clipped = int(over.sum())
+    report.latency_missing = int(values.isna().sum())
+    return values.clip(upper=LATENCY_CAP_MS)
+
+
+def _clean_help(df, source, report) -> pd.Series:
+    raw = df[schema.HELP_REQUESTED]
+    if raw.dtype == object:
+        lowered = raw.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+        raw = lowered.replace({"true": 1.0, "false": 0.0, "": np.nan})
+        raw = raw.infer_objects()
+    values = _numeric(df.assign(**{schema.HELP_REQUESTED: raw}), source,
+                      schema.HELP_REQUESTED, "a boolean (0/1, True/False)")
+    bad = values.notna() & ~values.isin([0.0, 1.0])
+    if bad.any():
+        _fail(source, schema.HELP_REQUESTED, "a boolean (0/1, True/False)",
+              df.loc[bad, schema.HELP_REQUESTED])
+    report.help_missing = int(values.isna().sum())
+    return values
+
+
+def _check_propensity(df, source) -> pd.Series:
+    values = _numeric(df, source, schema.PROPENSITY, "a probability in (0, 1]")
+    bad = ~((values > 0) & (values <= 1))
+    if bad.any():
+        _fail(source, schema.PROPENSITY, "a probability in (0, 1]", values[bad])
+    return values
+
+
+def _derive_topic(df, source) -> pd.DataFrame:
+    if schema.TOPIC not in df.columns and schema.SKILL_IDS not in df.columns:
+        _require(df, source, (*schema.EVENT_REQUIRED, schema.TOPIC), "event")
+    if schema.SKILL_IDS in df.columns:
+        skills = df[schema.SKILL_IDS].map(_skill_list)
+        df[schema.SKILL_IDS] = skills
+        derived = skills.map(lambda s: s[0] if s else None)
+        topic = df[schema.TOPIC] if schema.TOPIC in df.columns else derived
+        df = df.assign(**{schema.TOPIC: topic.where(topic.notna(), derived)})
+    return df
+
+
+def validate_events(
+    df: pd.DataFrame, source: str = "events"
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Coerce and check an events frame against the canonical event schema.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Raw events; needs ``user_id, item_id, timestamp, correct`` and ``topic`` or
+        ``skill_ids``. Extra columns are kept.
+    source : str
+        Name used in error messages and the report (usually the file path).
+
+    Returns
+    -------
+    events : DataFrame
+        Cleaned copy sorted by timestamp with a fresh RangeIndex.
+    report : CleaningReport
+
+    Raises
+    ------
+    SkbanditError
+        On a missing column or a value that cannot be cleaned (see the module docstring).
+    """
+    report = CleaningReport(source=str(source), n_rows_in=len(df))
+    _require(df, source, schema.EVENT_REQUIRED, "event")
+    df = _derive_topic(df.copy(), source)
+    df[schema.TIMESTAMP] = _coerce_timestamp(df, source)
+    for col in _STRING_COLUMNS:
+        if col in df.columns:
+            df[col] = _as_str(df[col])
+    df = _drop_missing(df, report, (schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.TIMESTAMP))
+    df[schema.CORRECT] = _coerce_correct(df, source)
+    if schema.LATENCY_MS in df.columns:
+        df[schema.LATENCY_MS] = _clean_latency(df, source, report)
+    if schema.HELP_REQUESTED in df.columns:
+        df[schema.HELP_REQUESTED] = _clean_help(df, source, report)
+    if schema.PROPENSITY in df.columns:
+        df[schema.PROPENSITY] = _check_propensity(df, source)
+    df = _drop_duplicates(df, report)
+    df = df.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    report.n_rows_out = len(df)
+    return df, report
+
+
+# --- items -------------------------------------------------------------------------------
+
+
+def _fill_default(df, report, column, default):
+    if column not in df.columns:
+        df[column] = np.nan
+    missing = df[column].isna()
+    report.filled_defaults[column] = int(missing.sum())
+    df[column] = df[column].where(~missing, default)
+
+
+def validate_items(
+    df: pd.DataFrame, source: str = "items"
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Coerce and check an items frame against the canonical item schema.
+
+    ``discrimination`` defaults to 1.0 and ``drift_flag`` to False (missing values filled
+    and counted). Item ids must be unique after exact duplicates are dropped.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Raw items with ``item_id, topic, difficulty``.
+    source : str
+        Name used in error messages and the report.
+
+    Returns
+    -------
+    items : DataFrame
+    report : CleaningReport
+    """
+    report = CleaningReport(source=str(source), n_rows_in=len(df))
+    _require(df, source, schema.ITEM_REQUIRED, "item")
+    df = df.copy()
+    for col in (schema.ITEM_ID, schema.TOPIC):
+        df[col] = _as_str(df[col])
+    df = _drop_missing(df, report, (schema.ITEM_ID, schema.TOPIC))
+    finite = "a finite number (logit scale)"
+    df[schema.DIFFICULTY] = _numeric(df, source, schema.DIFFICULTY, finite)
+    bad = ~np.isfinite(df[schema.DIFFICULTY])
+    if bad.any():
+        _fail(source, schema.DIFFICULTY, finite, df.loc[bad, schema.DIFFICULTY])
+    _fill_default(df, report, schema.DISCRIMINATION, 1.0)
+    positive = "a positive number"
+    df[schema.DISCRIMINATION] = _numeric(df, source, schema.DISCRIMINATION, positive)
+    bad = ~(df[schema.DISCRIMINATION] > 0)
+    if bad.any():
+        _fail(source, schema.DISCRIMINATION, positive, df.loc[bad, schema.DISCRIMINATION])
+    if schema.GUESSING in df.columns:
+        df[schema.GUESSING] = _numeric(df, source, schema.GUESSING, "a number in [0, 1)")
+        bad = df[schema.GUESSING].notna() & ~df[schema.GUESSING].between(0, 1, inclusive="left")
+        if bad.any():
+            _fail(source, schema.GUESSING, "a number in [0, 1)", df.loc[bad, schema.GUESSING])
+    _fill_default(df, report, schema.DRIFT_FLAG, False)
+    flags = _numeric(df, source, schema.DRIFT_FLAG, "a boolean")
+    bad = ~flags.isin([0.0, 1.0])
+    if bad.any():
+        _fail(source, schema.DRIFT_FLAG, "a boolean", df.loc[bad, schema.DRIFT_FLAG])
+    df[schema.DRIFT_FLAG] = flags.astype(bool)
+    df = _drop_duplicates(df, report)
+    dup_ids = df[schema.ITEM_ID].duplicated(keep=False)
+    if dup_ids.any():
+        _fail(source, schema.ITEM_ID, "unique (one row per item)", df.loc[dup_ids, schema.ITEM_ID])
+    df = df.reset_index(drop=True)
+    report.n_rows_out = len(df)
+    return df, report
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def _read_table(path) -> pd.DataFrame:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise SkbanditError(
+            f"{path}: unsupported file format '{path.suffix or '(none)'}' "
+            f"(expected one of {', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    if not path.is_file():
+        raise SkbanditError(f"{path}: no such file (expected a {suffix} file; check the path)")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS})
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SkbanditError(f"{path}: could not read as {suffix} ({first_line})") from exc
+
+
+def read_events(path) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read and validate an events file (``.parquet``/``.pq`` or ``.csv`` by suffix).
+
+    See :func:`validate_events` for the rules; errors name ``path``.
+    """
+    return validate_events(_read_table(path), source=str(path))
+
+
+def read_items(path) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read and validate an items file (``.parquet``/``.pq`` or ``.csv`` by suffix).
+
+    See :func:`validate_items` for the rules; errors name ``path``.
+    """
+    return validate_items(_read_table(path), source=str(path))
+
+
+def unknown_items(events: pd.DataFrame, items: pd.DataFrame) -> int:
+    """Number of events whose ``item_id`` is not in the items table.
+
+    >>> ev = pd.DataFrame({"item_id": ["a", "b", "b"]})
+    >>> unknown_items(ev, pd.DataFrame({"item_id": ["a"]}))
+    2
+    """
+    return int((~events[schema.ITEM_ID].isin(items[schema.ITEM_ID])).sum())

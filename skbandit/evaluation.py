@@ -1,0 +1,516 @@
+"""Off-policy estimators of a target policy's value from logged bandit data.
+
+Every estimator takes plain arrays, one entry per logged decision ``i`` (a context
+``x_i``, the action ``a_i`` the logging policy ``mu`` chose, and its reward ``r_i``):
+
+- ``rewards``: ``r_i``;
+- ``logged_propensity``: ``mu(a_i | x_i)`` in ``(0, 1]``;
+- ``target_propensity``: ``pi(a_i | x_i)`` in ``[0, 1]``, the probability that the
+  *target* policy chooses the logged action in the logged context (see
+  :func:`logged_action_probability`);
+- for the doubly robust estimator, a reward model ``q(x, a)`` evaluated at the logged
+  action and in expectation under the target policy (see :func:`policy_expected_reward`);
+- for replay, ``match``: whether the deterministic target chooses the logged action.
+
+Each estimate is a ratio of two sample means, ``mean(numerator) / mean(denominator)``,
+which is also what the bootstrap resamples; the importance weight is
+``w_i = pi(a_i | x_i) / mu(a_i | x_i)``.
+
+References
+----------
+.. [1] Horvitz, D. G. and Thompson, D. J. (1952). A generalization of sampling without
+   replacement from a finite universe. JASA 47(260), 663-685.
+.. [2] Li, L., Chu, W., Langford, J. and Wang, X. (2011). Unbiased offline evaluation of
+   contextual-bandit-based news article recommendation algorithms. WSDM.
+.. [3] Swaminathan, A. and Joachims, T. (2015). The self-normalized estimator for
+   counterfactual learning. NeurIPS.
+.. [4] Dudík, M., Langford, J. and Li, L. (2011). Doubly robust policy evaluation and
+   learning. ICML.
+.. [5] Efron, B. and Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 13
+   (percentile intervals).
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from skbandit.exceptions import SkbanditError
+
+ESS_WARN_FRACTION = 0.1
+"""Warn when the effective sample size is below this fraction of the logged rows."""
+
+MAX_WEIGHT_WARN = 100.0
+"""Warn when one importance weight ``pi / mu`` exceeds this (one row counts as 100)."""
+
+BOOTSTRAP_CHUNK_ELEMENTS = 2**22
+"""Resampled indices held in memory at once (``chunk_rows * n``; 32 MiB of int64)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyValueEstimate:
+    """One off-policy estimate of a target policy's value, with its bootstrap interval.
+
+    Attributes
+    ----------
+    name : str
+        Estimator name: ``"replay"``, ``"ips"``, ``"snips"`` or ``"dr"``.
+    value : float
+        Point estimate of the target policy's expected reward.
+    ci_low, ci_high : float
+        Bootstrap percentile interval at the requested confidence (NaN when
+        ``n_bootstrap=0``).
+    n : int
+        Number of logged rows.
+    effective_sample_size : float
+        Kish's effective sample size of the weights, ``(sum w)^2 / sum w^2`` (for replay
+        the weights are the 0/1 match indicators, so this is the number of matches).
+    max_weight : float
+        Largest weight.
+    warning : str or None
+        Why the estimate may be unreliable (low overlap, an exploding weight, bootstrap
+        resamples without overlap), or None.
+    """
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    effective_sample_size: float
+    max_weight: float
+    warning: str | None = None
+
+
+def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None):
+    """Replay estimate (Li et al. 2011): the mean reward on rows where the target agrees.
+
+    Parameters
+    ----------
+    rewards : array-like of shape (n,)
+        Logged rewards.
+    match : array-like of bool of shape (n,)
+        True where the target policy's (deterministic) choice equals the logged action.
+    n_bootstrap : int, default=1000
+        Bootstrap resamples for the interval; 0 skips the interval (NaN bounds).
+    confidence : float, default=0.95
+        Coverage of the percentile interval.
+    rng : numpy.random.Generator, int or None
+        Source of the bootstrap resamples (an int seeds a new generator).
+
+    Returns
+    -------
+    PolicyValueEstimate
+
+    Notes
+    -----
+    ``V = sum_i 1[pi(x_i) = a_i] r_i / sum_i 1[pi(x_i) = a_i]`` [2]_. It is unbiased when the
+    logging policy chose uniformly at random among the same candidates in every context.
+    Under any other logging policy the matched rows over-represent contexts where the
+    logging policy favoured the target's choice, so replay is biased; use :func:`ips`,
+    :func:`snips` or :func:`doubly_robust` with the logged propensities instead.
+
+    Examples
+    --------
+    >>> replay([1, 0, 1, 0], [True, True, True, False], n_bootstrap=0).value
+    0.6666666666666666
+    """
+    rewards = _vector("rewards", rewards)
+    match = _boolean("match", match, len(rewards))
+    if not match.any():
+        raise SkbanditError(
+            f"replay needs at least one row where the target policy chooses the logged "
+            f"action; none of the {len(rewards)} rows match (use ips/snips with propensities, "
+            "or log more uniformly random decisions)"
+        )
+    indicator = match.astype(np.float64)
+    return _estimate(
+        "replay", indicator * rewards, indicator, indicator, n_bootstrap, confidence, rng
+    )
+
+
+def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, confidence=0.95,
+        rng=None):
+    """Inverse propensity scoring (Horvitz–Thompson) estimate of the target's value.
+
+    Parameters
+    ----------
+    rewards : array-like of shape (n,)
+        Logged rewards.
+    logged_propensity : array-like of shape (n,)
+        ``mu(a_i | x_i)`` in (0, 1]: the logging policy's probability of the logged action.
+    target_propensity : array-like of shape (n,)
+        ``pi(a_i | x_i)`` in [0, 1]: the target policy's probability of the logged action.
+    n_bootstrap, confidence, rng
+        See :func:`replay`.
+
+    Returns
+    -------
+    PolicyValueEstimate
+
+    Notes
+    -----
+    ``V = (1/n) sum_i w_i r_i`` with ``w_i = pi(a_i | x_i) / mu(a_i | x_i)`` [1]_. Unbiased
+    when the logged propensities are the true ones and ``mu > 0`` wherever ``pi > 0``;
+    its variance grows with the weights. With ``pi = mu`` every weight is 1 and the
+    estimate is the logged mean reward.
+
+    Examples
+    --------
+    >>> ips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
+    0.75
+    """
+    rewards, weights = _weighted("ips", rewards, logged_propensity, target_propensity)
+    return _estimate("ips", weights * rewards, None, weights, n_bootstrap, confidence, rng)
+
+
+def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
+          confidence=0.95, rng=None):
+    """Self-normalised IPS estimate (Swaminathan & Joachims 2015).
+
+    Parameters
+    ----------
+    rewards, logged_propensity, target_propensity
+        See :func:`ips`.
+    n_bootstrap, confidence, rng
+        See :func:`replay`.
+
+    Returns
+    -------
+    PolicyValueEstimate
+
+    Notes
+    -----
+    ``V = sum_i w_i r_i / sum_i w_i`` [3]_. Biased by O(1/n) but consistent, invariant to
+    a constant reward shift (a constant reward ``c`` gives exactly ``c``) and usually far
+    less variable than IPS when weights are large.
+
+    Examples
+    --------
+    >>> snips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
+    0.6
+    """
+    rewards, weights = _weighted("snips", rewards, logged_propensity, target_propensity)
+    if not weights.any():
+        raise SkbanditError(
+            "snips is undefined: the target policy gives probability 0 to every logged "
+            "action (no overlap with the logging policy); check target_propensity"
+        )
+    return _estimate("snips", weights * rewards, weights, weights, n_bootstrap, confidence, rng)
+
+
+def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_logged,
+                  reward_model_target, *, n_bootstrap=1000, confidence=0.95, rng=None):
+    """Doubly robust estimate (Dudík et al. 2011): model prediction plus IPS correction.
+
+    Parameters
+    ----------
+    rewards, logged_propensity, target_propensity
+        See :func:`ips`.
+    reward_model_logged : array-like of shape (n,)
+        ``q(x_i, a_i)``: the reward model at the logged action.
+    reward_model_target : array-like of shape (n,)
+        ``sum_a pi(a | x_i) q(x_i, a)``: the model's expected reward under the target
+        policy (see :func:`policy_expected_reward`).
+    n_bootstrap, confidence, rng
+        See :func:`replay`.
+
+    Returns
+    -------
+    PolicyValueEstimate
+
+    Notes
+    -----
+    ``V = (1/n) sum_i [ q(x_i, pi) + w_i (r_i - q(x_i, a_i)) ]`` [4]_. Unbiased if either
+    the propensities or the reward model are correct; with ``q = 0`` it is IPS, and with a
+    model that predicts every reward exactly it is the model's value of the target.
+
+    Examples
+    --------
+    >>> doubly_robust([1, 0], [0.5, 0.5], [1.0, 0.0], [0.5, 0.5], [0.5, 0.5],
+    ...               n_bootstrap=0).value
+    1.0
+    """
+    rewards, weights = _weighted("dr", rewards, logged_propensity, target_propensity)
+    q_logged = _vector("reward_model_logged", reward_model_logged, len(rewards))
+    q_target = _vector("reward_model_target", reward_model_target, len(rewards))
+    terms = q_target + weights * (rewards - q_logged)
+    return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng)
+
+
+def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_logged=None,
+                 reward_model_target=None, match=None, n_bootstrap=1000, confidence=0.95,
+                 rng=None):
+    """IPS, SNIPS, and when their inputs are given doubly robust and replay estimates.
+
+    Parameters
+    ----------
+    rewards, logged_propensity, target_propensity
+        See :func:`ips`.
+    reward_model_logged, reward_model_target : array-like of shape (n,), optional
+        Both or neither; see :func:`doubly_robust`.
+    match : array-like of bool of shape (n,), optional
+        See :func:`replay`.
+    n_bootstrap, confidence, rng
+        See :func:`replay`; one generator serves all estimators in turn.
+
+    Returns
+    -------
+    list of PolicyValueEstimate
+        In the order replay (if ``match``), ips, snips, dr (if the reward model is given);
+        :func:`estimates_frame` turns it into a table.
+    """
+    if (reward_model_logged is None) != (reward_model_target is None):
+        raise SkbanditError(
+            "doubly robust needs both reward_model_logged and reward_model_target; "
+            "got only one of them (pass both, or neither to skip dr)"
+        )
+    rng = np.random.default_rng(rng)
+    boot = {"n_bootstrap": n_bootstrap, "confidence": confidence, "rng": rng}
+    logged = (rewards, logged_propensity, target_propensity)
+    estimates = [] if match is None else [replay(rewards, match, **boot)]
+    estimates += [ips(*logged, **boot), snips(*logged, **boot)]
+    if reward_model_logged is not None:
+        estimates.append(
+            doubly_robust(*logged, reward_model_logged, reward_model_target, **boot)
+        )
+    return estimates
+
+
+def estimates_frame(estimates):
+    """One row per :class:`PolicyValueEstimate`, columns named after its fields."""
+    return pd.DataFrame([asdict(estimate) for estimate in estimates])
+
+
+def logged_action_probability(candidate_decision_ids, candidate_item_ids, candidate_probs,
+                              logged_decision_ids, logged_item_ids):
+    """The target policy's probability of each logged action, from per-decision tables.
+
+    Parameters
+    ----------
+    candidate_decision_ids, candidate_item_ids, candidate_probs : array-like of shape (m,)
+        The target policy's choice distribution, one row per (decision, candidate item).
+        Each (decision, item) pair appears once and each decision's probabilities sum
+        to at most 1.
+    logged_decision_ids, logged_item_ids : array-like of shape (n,)
+        The logged decision and the item the logging policy chose.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``pi(a_i | x_i)``; 0 where the logged item is not among the target's candidates.
+
+    Examples
+    --------
+    >>> logged_action_probability([1, 1, 2, 2], ["a", "b", "a", "c"], [0.9, 0.1, 0.5, 0.5],
+    ...                           [2, 1], ["c", "d"]).tolist()
+    [0.5, 0.0]
+    """
+    table = _candidate_table(candidate_decision_ids, candidate_item_ids, candidate_probs)
+    logged = _logged_table(logged_decision_ids, logged_item_ids, table)
+    merged = logged.merge(table, on=["decision", "item"], how="left", validate="many_to_one")
+    return merged["prob"].fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_rewards,
+                           logged_decision_ids):
+    """``sum_a pi(a | x) q(x, a)`` for each logged decision (the DR model term).
+
+    Parameters
+    ----------
+    candidate_decision_ids, candidate_probs : array-like of shape (m,)
+        The target's choice distribution, as in :func:`logged_action_probability`.
+    candidate_rewards : array-like of shape (m,)
+        The reward model ``q(x, a)`` for each candidate row.
+    logged_decision_ids : array-like of shape (n,)
+        The logged decisions, in the order of the other estimator inputs.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> policy_expected_reward([1, 1, 2], [0.5, 0.5, 1.0], [0.2, 0.6, 0.9], [2, 1]).tolist()
+    [0.9, 0.4]
+    """
+    table = _candidate_table(candidate_decision_ids, np.arange(len(candidate_probs)),
+                             candidate_probs)
+    table["value"] = table["prob"] * _vector("candidate_rewards", candidate_rewards, len(table))
+    per_decision = table.groupby("decision", sort=False)["value"].sum().rename("expected")
+    logged = _logged_table(logged_decision_ids, None, table)
+    merged = logged.join(per_decision, on="decision")
+    return merged["expected"].to_numpy(dtype=np.float64)
+
+
+# --- internals -------------------------------------------------------------------------
+
+def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rng):
+    """Point estimate ``mean(num) / mean(den)``, bootstrap interval and diagnostics."""
+    n = len(numerator)
+    den = 1.0 if denominator is None else denominator.mean()
+    value = float(numerator.mean() / den)
+    ci_low, ci_high, n_dropped = _bootstrap_interval(
+        numerator, denominator, n_bootstrap, confidence, rng
+    )
+    total, total_sq = weights.sum(), np.square(weights).sum()
+    ess = float(total**2 / total_sq) if total_sq > 0 else 0.0
+    max_weight = float(weights.max())
+    problems = []
+    if ess < ESS_WARN_FRACTION * n:
+        problems.append(
+            f"effective sample size {ess:.1f} is below {ESS_WARN_FRACTION:.0%} of the "
+            f"{n} logged rows (little overlap between target and logging policy)"
+        )
+    if max_weight > MAX_WEIGHT_WARN:
+        problems.append(f"max importance weight {max_weight:.3g} exceeds {MAX_WEIGHT_WARN:g}")
+    if n_dropped:
+        problems.append(f"{n_dropped} of {n_bootstrap} bootstrap resamples had no overlap "
+                        "and were dropped")
+    warning = "; ".join(problems) + "; treat the estimate with caution" if problems else None
+    return PolicyValueEstimate(name, value, ci_low, ci_high, n, ess, max_weight, warning)
+
+
+def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
+    """Percentile interval of ``mean(num[idx]) / mean(den[idx])`` over resampled rows.
+
+    Index matrices of shape ``(chunk, n)`` are drawn chunk by chunk so that at most
+    ``BOOTSTRAP_CHUNK_ELEMENTS`` indices live in memory. Returns ``(low, high, dropped)``,
+    where ``dropped`` counts resamples whose denominator was 0.
+    """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) \
+            or n_bootstrap < 0:
+        raise SkbanditError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
+    if not 0.0 < confidence < 1.0:
+        raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
+    if n_bootstrap == 0:
+        return np.nan, np.nan, 0
+    rng = np.random.default_rng(rng)
+    n = len(numerator)
+    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // n)
+    stats = np.empty(n_bootstrap)
+    for start in range(0, n_bootstrap, chunk):
+        stop = min(start + chunk, n_bootstrap)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        num = numerator[idx].mean(axis=1)
+        if denominator is None:
+            stats[start:stop] = num
+        else:
+            den = denominator[idx].mean(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stats[start:stop] = np.where(den > 0, num / den, np.nan)
+    finite = stats[np.isfinite(stats)]
+    if len(finite) == 0:
+        return np.nan, np.nan, n_bootstrap
+    alpha = 1.0 - confidence
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high), n_bootstrap - len(finite)
+
+
+def _weighted(name, rewards, logged_propensity, target_propensity):
+    """Validated rewards and importance weights ``pi / mu``."""
+    rewards = _vector("rewards", rewards)
+    mu = _vector("logged_propensity", logged_propensity, len(rewards))
+    pi = _vector("target_propensity", target_propensity, len(rewards))
+    _in_range("logged_propensity", mu, low_open=True,
+              advice="it is the logging policy's probability of the logged action")
+    _in_range("target_propensity", pi, low_open=False,
+              advice="it is the target policy's probability of the logged action")
+    return rewards, pi / mu
+
+
+def _vector(name, values, n=None):
+    """A finite float vector of length ``n`` (any non-zero length when ``n`` is None)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise SkbanditError(f"{name} must be numeric; could not convert it ({err})") from err
+    if array.ndim != 1:
+        raise SkbanditError(f"{name} must be one-dimensional; got shape {array.shape}")
+    if n is None and len(array) == 0:
+        raise SkbanditError(f"{name} is empty; off-policy evaluation needs logged rows")
+    if n is not None and len(array) != n:
+        raise SkbanditError(f"{name} has {len(array)} entries but rewards has {n}; "
+                            "pass one entry per logged decision")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        raise SkbanditError(f"{name} has {len(bad)} missing or infinite values (first at "
+                            f"row {bad[0]}); drop or fill those rows first")
+    return array
+
+
+def _boolean(name, values, n):
+    """A boolean vector of length ``n`` from bools or 0/1 numbers."""
+    array = _vector(name, values, n)
+    if not np.isin(array, (0.0, 1.0)).all():
+        raise SkbanditError(f"{name} must be boolean (or 0/1); got values such as "
+                            f"{array[~np.isin(array, (0.0, 1.0))][0]!r}")
+    return array.astype(bool)
+
+
+def _in_range(name, values, *, low_open, advice):
+    """Raise unless ``values`` lie in (0, 1] (``low_open``) or [0, 1]."""
+    outside = (values <= 0.0 if low_open else values < 0.0) | (values > 1.0)
+    if outside.any():
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        first = np.flatnonzero(outside)[0]
+        raise SkbanditError(
+            f"{name} must lie in {interval} ({advice}); {outside.sum()} values are outside, "
+            f"first {values[first]!r} at row {first}"
+        )
+
+
+def _candidate_table(decision_ids, item_ids, probs):
+    """Validated long table ``decision, item, prob`` of a policy's choice distribution."""
+    probs = _vector("candidate_probs", probs)
+    table = pd.DataFrame({
+        "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
+        "item": _column("candidate_item_ids", item_ids, len(probs)),
+        "prob": probs,
+    })
+    _in_range("candidate_probs", probs, low_open=False,
+              advice="a probability of choosing the candidate")
+    duplicated = table.duplicated(["decision", "item"])
+    if duplicated.any():
+        row = table[duplicated].iloc[0]
+        raise SkbanditError(f"candidate item {row['item']!r} appears twice in decision "
+                            f"{row['decision']!r}; give each (decision, item) pair once")
+    sums = table.groupby("decision", sort=False)["prob"].sum()
+    if (sums > 1.0 + 1e-9).any():
+        raise SkbanditError(
+            f"candidate probabilities of decision {sums.idxmax()!r} sum to {sums.max():.6g}, "
+            "expected at most 1 (one chosen action per decision, not top-k marginals)"
+        )
+    return table
+
+
+def _logged_table(decision_ids, item_ids, table):
+    """Logged ``decision`` (and ``item``) columns; every decision must have candidates."""
+    decisions = np.atleast_1d(np.asarray(decision_ids))
+    n = len(decisions)
+    if n == 0:
+        raise SkbanditError("logged_decision_ids is empty; off-policy evaluation needs "
+                            "logged rows")
+    logged = pd.DataFrame({"decision": _column("logged_decision_ids", decisions, n)})
+    if item_ids is not None:
+        logged["item"] = _column("logged_item_ids", item_ids, n)
+    unknown = ~logged["decision"].isin(table["decision"])
+    if unknown.any():
+        raise SkbanditError(
+            f"{unknown.sum()} logged decisions have no candidate table, e.g. "
+            f"{logged['decision'][unknown].iloc[0]!r}; score the target policy on every "
+            "logged decision"
+        )
+    return logged
+
+
+def _column(name, values, n):
+    """A one-dimensional id column of length ``n`` without missing values."""
+    array = np.asarray(values)
+    if array.ndim != 1 or len(array) != n:
+        raise SkbanditError(f"{name} has shape {array.shape}, expected ({n},) "
+                            "(one entry per row of the table it belongs to)")
+    column = pd.Series(array)
+    if column.isna().any():
+        raise SkbanditError(f"{name} has {column.isna().sum()} missing ids; drop those rows")
+    return column

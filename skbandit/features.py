@@ -1,0 +1,283 @@
+"""Context features: a ColumnTransformer from raw student and item columns, and the pipeline.
+
+The raw input has one row per (student, candidate item) with the columns
+``schema.MODEL_INPUT`` (see :mod:`skbandit.context`). Two feature sets map it to the vector
+``x`` that the shared LinUCB model scores with ``theta' x``:
+
+``"seed"``
+    The seed design's eight features, unchanged so that it can be reproduced and compared:
+    ``mastery, recent_accuracy, recent_speed, help_tendency, skill_gap, difficulty,
+    mastery_x_difficulty, abs_mastery_minus_difficulty``. Its two flaws: mastery is a
+    probability while IRT difficulty is a logit, so the products compare unlike scales; and
+    there is no intercept and no interaction of ``recent_accuracy``, ``recent_speed``,
+    ``help_tendency`` or ``skill_gap`` with the item, so those four shift every item's score
+    by the same amount and cannot change which item ranks first.
+
+``"default"``
+    Student and item on one scale: mastery becomes an IRT ability on the logit scale,
+    ``ability = irt.mastery_to_logit(mastery)``, and ``gap = ability - difficulty``. The
+    expected reward is a probability, so the features are chosen to let a *linear* model
+    predict ``P(correct)``: the IRT prediction ``p_irt = sigmoid(discrimination * gap)`` is
+    the main term, and corrections enter through a first-order expansion around it. A shift
+    ``delta`` of the item's or the student's logit changes the probability by about
+    ``info * delta`` with ``info = p_irt * (1 - p_irt)``, so each correction appears both
+    alone and multiplied by ``info``:
+
+    - ``item_evidence = w * (logit(item_accuracy) + discrimination * difficulty)``: how much
+      better the item is answered than its published difficulty says for an average
+      (ability 0) student, shrunk by ``w = attempts / (attempts + ITEM_EVIDENCE_PRIOR)``, so
+      the model can discover hidden per-item effects that the difficulty does not show
+      (0 for an item nobody has tried);
+    - each of ``recent_accuracy, recent_speed, help_tendency, skill_gap``, centred at its
+      cold-start default (so a cold-start student is ranked by IRT alone), alone, times
+      ``info`` and times ``gap``: every student feature changes the ranking among items.
+
+    That is 19 features (listed by :data:`DEFAULT_FEATURES`), including an ``intercept``.
+    ``ability`` and ``gap`` are kept and ``difficulty`` dropped: it is their difference.
+
+Both transformers are stateless, pickle (module-level functions) and support
+``get_feature_names_out`` and ``set_output(transform="pandas")``.
+"""
+
+import numpy as np
+from scipy.special import expit, logit
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.validation import check_is_fitted
+
+from skbandit import irt, schema
+from skbandit.context import (
+    DEFAULT_HELP_TENDENCY,
+    DEFAULT_MASTERY,
+    DEFAULT_RECENT_ACCURACY,
+    DEFAULT_RECENT_SPEED,
+    SKILL_TARGET,
+)
+from skbandit.exceptions import SkbanditError
+from skbandit.linucb import LinUCB
+
+FEATURE_SETS = ("default", "seed")
+"""Names accepted by :func:`make_feature_transformer` and :func:`make_pipeline`."""
+
+ITEM_EVIDENCE_PRIOR = 20.0
+"""Attempts at which an item's own accuracy gets half weight in ``item_evidence``."""
+ACCURACY_EPS = 0.01
+"""``item_accuracy`` is clipped to ``[ACCURACY_EPS, 1 - ACCURACY_EPS]`` before the logit."""
+
+STUDENT_CENTRES = {
+    schema.RECENT_ACCURACY: DEFAULT_RECENT_ACCURACY,
+    schema.RECENT_SPEED: DEFAULT_RECENT_SPEED,
+    schema.HELP_TENDENCY: DEFAULT_HELP_TENDENCY,
+    schema.SKILL_GAP: max(0.0, SKILL_TARGET - DEFAULT_MASTERY),
+}
+"""Default-set student features are centred at their cold-start values."""
+
+SEED_FEATURES = (
+    *schema.STUDENT_CONTEXT, schema.DIFFICULTY, "mastery_x_difficulty",
+    "abs_mastery_minus_difficulty",
+)
+"""Output names of the ``"seed"`` feature set (the seed's order)."""
+
+DEFAULT_FEATURES = (
+    "intercept", "p_irt", "info", "ability", "gap", "item_evidence", "item_evidence_x_info",
+    *STUDENT_CENTRES,
+    *(f"{name}_x_info" for name in STUDENT_CENTRES),
+    *(f"{name}_x_gap" for name in STUDENT_CENTRES),
+)
+"""Output names of the ``"default"`` feature set."""
+
+
+def seed_features(X):
+    """The seed's eight features from raw ``schema.MODEL_INPUT`` columns.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, 9)
+        Raw columns in ``schema.MODEL_INPUT`` order.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 8)
+    """
+    c = _raw_columns(X)
+    m, b = c[schema.MASTERY], c[schema.DIFFICULTY]
+    return np.column_stack([*(c[name] for name in schema.STUDENT_CONTEXT), b, m * b,
+                            np.abs(m - b)])
+
+
+def default_features(X):
+    """The default feature set (:data:`DEFAULT_FEATURES`) from raw columns.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, 9)
+        Raw columns in ``schema.MODEL_INPUT`` order.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 19)
+    """
+    c = _raw_columns(X)
+    ability = irt.mastery_to_logit(c[schema.MASTERY])
+    gap = ability - c[schema.DIFFICULTY]
+    a = c[schema.DISCRIMINATION]
+    p = expit(a * gap)
+    info = p * (1.0 - p)
+    attempts = np.maximum(c[schema.ITEM_ATTEMPTS], 0.0)
+    weight = attempts / (attempts + ITEM_EVIDENCE_PRIOR)
+    accuracy = np.clip(c[schema.ITEM_ACCURACY], ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    evidence = weight * (logit(accuracy) + a * c[schema.DIFFICULTY])
+    student = [c[name] - centre for name, centre in STUDENT_CENTRES.items()]
+    return np.column_stack([
+        np.ones_like(p), p, info, ability, gap, evidence, evidence * info,
+        *student, *(s * info for s in student), *(s * gap for s in student),
+    ])
+
+
+def _seed_names(transformer, input_features):
+    return np.asarray(SEED_FEATURES, dtype=object)
+
+
+def _default_names(transformer, input_features):
+    return np.asarray(DEFAULT_FEATURES, dtype=object)
+
+
+_BUILDERS = {"default": (default_features, _default_names),
+             "seed": (seed_features, _seed_names)}
+
+
+def make_feature_transformer(feature_set="default"):
+    """A stateless ColumnTransformer from raw ``schema.MODEL_INPUT`` columns to features.
+
+    Parameters
+    ----------
+    feature_set : {"default", "seed"}, default="default"
+        See the module docstring. The transformer's only step is named after the set.
+
+    Returns
+    -------
+    ColumnTransformer
+        Reads ``schema.MODEL_INPUT`` (other columns are dropped); unfitted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> row = pd.DataFrame([dict.fromkeys(schema.MODEL_INPUT, 0.5)])
+    >>> make_feature_transformer("seed").fit(row).get_feature_names_out()[-1]
+    'abs_mastery_minus_difficulty'
+    """
+    _check_feature_set(feature_set)
+    func, names = _BUILDERS[feature_set]
+    step = FunctionTransformer(func, feature_names_out=names, validate=False)
+    return ColumnTransformer([(feature_set, step, list(schema.MODEL_INPUT))],
+                             remainder="drop", verbose_feature_names_out=False)
+
+
+def make_pipeline(feature_set="default", alpha=1.0, l2=1.0, forgetting=1.0):
+    """The whole model: ``Pipeline([("features", ColumnTransformer), ("linucb", LinUCB)])``.
+
+    Parameters
+    ----------
+    feature_set : {"default", "seed"}, default="default"
+    alpha, l2, forgetting : float
+        Passed to :class:`skbandit.linucb.LinUCB`.
+
+    Returns
+    -------
+    Pipeline
+        Unfitted; train it with :func:`partial_fit_pipeline` (or ``fit``).
+    """
+    return Pipeline([("features", make_feature_transformer(feature_set)),
+                     ("linucb", LinUCB(alpha=alpha, l2=l2, forgetting=forgetting))])
+
+
+def partial_fit_pipeline(pipeline, X, y, sample_weight=None):
+    """Update a features + LinUCB pipeline with new rows (``Pipeline`` has no ``partial_fit``).
+
+    The feature step is stateless, so it is fitted once (on the first call, if unfitted)
+    and then only transforms; the LinUCB step gets
+    ``partial_fit(pipeline[:-1].transform(X), y, sample_weight)``.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        From :func:`make_pipeline`; updated in place.
+    X : DataFrame of shape (n_samples, ...)
+        Raw input with the columns ``schema.MODEL_INPUT``.
+    y : array-like of shape (n_samples,)
+        Rewards (1 correct, 0 not).
+    sample_weight : array-like of shape (n_samples,), optional
+
+    Returns
+    -------
+    Pipeline
+        The same pipeline.
+    """
+    validate_model_input(X)
+    features = pipeline[:-1]
+    try:
+        check_is_fitted(features[-1])
+    except NotFittedError:
+        features.fit(X[list(schema.MODEL_INPUT)])
+    pipeline[-1].partial_fit(features.transform(X), y, sample_weight=sample_weight)
+    return pipeline
+
+
+def feature_set_of(pipeline):
+    """The name of the feature set a pipeline from :func:`make_pipeline` uses."""
+    transformer = pipeline.named_steps.get("features") if hasattr(pipeline, "named_steps") \
+        else None
+    name = getattr(transformer, "transformers", [(None,)])[0][0]
+    if name not in FEATURE_SETS:
+        raise SkbanditError(f"cannot tell the feature set of {type(pipeline).__name__} (expected "
+                            f"a pipeline from skbandit.features.make_pipeline with one of "
+                            f"{FEATURE_SETS}); rebuild the model with make_pipeline")
+    return name
+
+
+def validate_model_input(X):
+    """Check that raw input is a DataFrame with every ``schema.MODEL_INPUT`` column.
+
+    NaN and infinite values are checked where the features are computed (every transform
+    of either feature set raises ``SkbanditError`` naming the first such column).
+
+    Raises
+    ------
+    SkbanditError
+        Naming the missing columns.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        raise SkbanditError(f"model input must be a DataFrame with the columns "
+                            f"{list(schema.MODEL_INPUT)}; got {type(X).__name__}")
+    missing = [name for name in schema.MODEL_INPUT if name not in columns]
+    if missing:
+        raise SkbanditError(f"model input is missing columns {missing} (expected "
+                            f"{list(schema.MODEL_INPUT)}); build it with "
+                            "skbandit.context.candidate_frame or historical_contexts")
+
+
+def _raw_columns(X):
+    """Raw columns as float64 arrays keyed by name; NaN or inf raises SkbanditError."""
+    if hasattr(X, "to_numpy"):
+        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values = np.asarray(X, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(schema.MODEL_INPUT):
+        raise SkbanditError(f"expected {len(schema.MODEL_INPUT)} raw columns "
+                            f"{list(schema.MODEL_INPUT)}, got shape {values.shape}")
+    bad = ~np.isfinite(values).all(axis=0)
+    if bad.any():
+        name = schema.MODEL_INPUT[int(np.argmax(bad))]
+        raise SkbanditError(f"model input column {name!r} has NaN or infinite values "
+                            f"(expected finite numbers); fill or drop those rows (the "
+                            "context builders in skbandit.context never produce NaN)")
+    return {name: values[:, j] for j, name in enumerate(schema.MODEL_INPUT)}
+
+
+def _check_feature_set(feature_set):
+    if feature_set not in FEATURE_SETS:
+        raise SkbanditError(f"unknown feature set {feature_set!r} (expected one of "
+                            f"{FEATURE_SETS})")

@@ -1,0 +1,166 @@
+"""Replay a history of attempts into a pipeline, with progressive validation.
+
+Each batch is predicted before it is learned, so every prediction is an honest
+out-of-sample forecast: the running metrics show how well the bandit would have predicted
+the outcomes it had not yet seen, next to two baselines (the running global success rate
+and an IRT-only prediction from mastery and published difficulty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from skbandit import schema
+from skbandit.irt import mastery_to_logit, p_correct_2pl
+
+PROBABILITY_FLOOR = 1e-3
+"""Forecasts are clipped to ``[floor, 1 - floor]`` for log-loss (a linear model leaves [0, 1])."""
+
+PREDICTORS = ("bandit", "global_rate", "irt")
+
+FIRST_BATCH = 100
+"""Batches start this small and double up to ``batch_size``: a fresh model's forecasts are
+uninformative, so small early batches let it learn before it has to predict many events."""
+
+
+def batch_slices(n: int, batch_size: int, first: int = FIRST_BATCH) -> list[slice]:
+    """Consecutive slices covering ``range(n)``, doubling from ``first`` up to ``batch_size``.
+
+    >>> [(s.start, s.stop) for s in batch_slices(10, 4, first=1)]
+    [(0, 1), (1, 3), (3, 7), (7, 10)]
+    """
+    slices, start, size = [], 0, max(1, min(first, batch_size))
+    while start < n:
+        slices.append(slice(start, min(start + size, n)))
+        start, size = start + size, min(2 * size, batch_size)
+    return slices
+
+
+@dataclass
+class ReplayResult:
+    """What a replay produced.
+
+    Attributes
+    ----------
+    history : DataFrame
+        One row per batch: ``events_seen`` and, per predictor, the batch's ``log_loss``,
+        ``brier`` and ``auc``, plus ``mean_uncertainty``.
+    predictions : DataFrame
+        One row per replayed event: the outcome and each predictor's forecast, and the
+        bandit's uncertainty, all made before the event was learned.
+    """
+
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+
+    def final_metrics(self) -> dict[str, float]:
+        """Progressive-validation metrics over all replayed events."""
+        return prediction_metrics(self.predictions)
+
+
+def irt_prediction(contexts: pd.DataFrame) -> np.ndarray:
+    """IRT-only success probability from the student's mastery and the item's parameters."""
+    return p_correct_2pl(
+        mastery_to_logit(contexts[schema.MASTERY].to_numpy()),
+        contexts[schema.DIFFICULTY].to_numpy(dtype=np.float64),
+        contexts[schema.DISCRIMINATION].to_numpy(dtype=np.float64),
+    )
+
+
+def replay_history(
+    pipeline,
+    contexts: pd.DataFrame,
+    rewards,
+    *,
+    batch_size: int = 10_000,
+    prior_success_rate: float = 0.5,
+    on_batch: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Predict-then-learn over ``contexts`` in row order (callers sort by time).
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A ``features`` + ``linucb`` pipeline, fresh or already trained; updated in place.
+    contexts : DataFrame of shape (n_events, ...)
+        Raw model input (``schema.MODEL_INPUT``), each row the context before its event.
+    rewards : array-like of shape (n_events,)
+        The reward of each event (``correct``).
+    batch_size : int
+        Events per predict-then-learn step, once the doubling schedule reaches it.
+    prior_success_rate : float
+        The global-rate baseline's forecast before any event is seen.
+    on_batch : callable, optional
+        Called with the number of events in each finished batch (for progress bars).
+
+    Returns
+    -------
+    ReplayResult
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    estimator = pipeline[-1]
+    features = _transform(pipeline, contexts)
+    irt = irt_prediction(contexts)
+
+    bandit = np.empty(len(rewards))
+    width = np.empty(len(rewards))
+    global_rate = np.empty(len(rewards))
+    successes, seen = prior_success_rate, 1.0
+    rows = []
+    for batch in batch_slices(len(rewards), batch_size, first=FIRST_BATCH):
+        if hasattr(estimator, "n_features_in_"):
+            bandit[batch], std = estimator.predict(features[batch], return_std=True)
+            width[batch] = estimator.alpha * std
+        else:  # a fresh model predicts 0 with width alpha * ||x||
+            bandit[batch] = 0.0
+            width[batch] = estimator.alpha * np.linalg.norm(features[batch], axis=1)
+        global_rate[batch] = successes / seen
+        estimator.partial_fit(features[batch], rewards[batch])
+        successes += rewards[batch].sum()
+        seen += batch.stop - batch.start
+        frame = _predictions_frame(rewards, bandit, global_rate, irt, width, batch)
+        rows.append({"events_seen": batch.stop, **prediction_metrics(frame)})
+        if on_batch is not None:
+            on_batch(batch.stop - batch.start)
+    predictions = _predictions_frame(rewards, bandit, global_rate, irt, width, slice(None))
+    return ReplayResult(history=pd.DataFrame(rows), predictions=predictions)
+
+
+def _transform(pipeline, contexts: pd.DataFrame) -> np.ndarray:
+    """Fit the stateless feature step if needed, then map raw contexts to model features."""
+    if not hasattr(pipeline[0], "transformers_"):
+        pipeline[0].fit(contexts.iloc[:1])  # stateless feature maps: one row fixes the columns
+    return np.ascontiguousarray(pipeline[:-1].transform(contexts), dtype=np.float64)
+
+
+def _predictions_frame(rewards, bandit, global_rate, irt, width, rows: slice) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "reward": rewards[rows],
+            "bandit": bandit[rows],
+            "global_rate": global_rate[rows],
+            "irt": irt[rows],
+            "uncertainty": width[rows],
+        }
+    )
+
+
+def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
+    """Log-loss, Brier score and AUC of each predictor, and the mean uncertainty.
+
+    AUC is NaN when the outcomes are all one class. Rewards are binarised at 0.5.
+    """
+    outcome = (predictions["reward"].to_numpy() >= 0.5).astype(int)
+    metrics = {"mean_uncertainty": float(predictions["uncertainty"].mean())}
+    for name in PREDICTORS:
+        forecast = np.clip(predictions[name].to_numpy(), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+        metrics[f"{name}_log_loss"] = float(log_loss(outcome, forecast, labels=[0, 1]))
+        metrics[f"{name}_brier"] = float(brier_score_loss(outcome, forecast, labels=[0, 1]))
+        both_classes = 0 < outcome.sum() < len(outcome)
+        metrics[f"{name}_auc"] = float(roc_auc_score(outcome, forecast)) if both_classes else np.nan
+    return metrics

@@ -1,0 +1,435 @@
+"""The simulated school as an online environment: candidates -> choice -> outcome + learning.
+
+A policy is run against the school like this (vectorised over the students who act now)::
+
+    env = SchoolEnv(SchoolConfig(n_students=200, seed=1))
+    while not env.done:
+        cands = env.candidates()            # one row per (decision, candidate item)
+        chosen = my_policy(cands)           # one item id per decision, in decision order
+        outcome = env.step(chosen)          # correct, latency, help + ground truth
+    events, truth = env.history(policy="my-policy")
+
+A **step** is one ``slot_seconds`` time slot (2 minutes by default) of the school year: the
+students whose next attempt falls into the slot act, at most one attempt each. Decisions in a
+step are numbered ``0..n-1`` (``decision_id``) in the order of :meth:`SchoolEnv.acting`.
+
+Context (identical to :mod:`skbandit.context`'s definitions, computed incrementally):
+student features use every earlier attempt of the student; item features
+(``item_attempts``, ``item_accuracy``) count the attempts of earlier steps, so the attempts
+of other students in the same 2-minute slot are not yet visible (a lag below one slot).
+
+Outcomes: the true success probability is the 2PL model with the item's hidden effect,
+``p = p_correct_2pl(theta, b_true + hidden, a)``; latency is lognormal (longer when ``p`` is
+low, a heavy tail); help is more likely when ``p`` is low; after the attempt the student's
+ability on the topic grows by ``rate * exp(-((p - peak) / width)**2 / 2)``.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from skbandit import schema
+from skbandit.context import (
+    COLD_START_MIN_EVENTS,
+    DEFAULT_HELP_TENDENCY,
+    DEFAULT_MASTERY,
+    DEFAULT_RECENT_ACCURACY,
+    DEFAULT_RECENT_SPEED,
+    RECENT_SPEED_SCALE_MS,
+    RECENT_WINDOW,
+    SKILL_TARGET,
+)
+from skbandit.data import LATENCY_CAP_MS
+from skbandit.exceptions import SkbanditError
+from skbandit.irt import p_correct_2pl
+from skbandit.school import SchoolConfig, World, build_world, default_school_config
+
+DECISION_ID = "decision_id"
+"""Column numbering the decisions of the current step (0..n-1)."""
+P_TRUE = "p_true"
+"""True success probability of an attempt (ground truth, never in events)."""
+ABILITY_BEFORE = "ability_before"
+ABILITY_AFTER = "ability_after"
+TRUTH_COLUMNS = (P_TRUE, ABILITY_BEFORE, ABILITY_AFTER)
+
+_RECORD_FIELDS = ("session", "student", "item", "time", "correct", "latency", "help",
+                  "p_true", "before", "after", "propensity")
+
+
+class SchoolEnv:
+    """A simulated school that policies are run against online.
+
+    Parameters
+    ----------
+    config : SchoolConfig, optional
+        The school; :func:`default_school_config` when omitted. Everything is drawn from
+        ``config.seed``, so equal configs give equal worlds and equal outcome noise.
+
+    Attributes
+    ----------
+    config : SchoolConfig
+    items : DataFrame
+        The published items table (canonical columns).
+    true_items : DataFrame
+        The items' true parameters incl. ``hidden_effect`` (for evaluation only).
+    n_steps : int
+        Steps taken so far.
+    """
+
+    def __init__(self, config: SchoolConfig | None = None):
+        self.config = config or default_school_config()
+        seeds = np.random.SeedSequence(self.config.seed).spawn(2)
+        self.world: World = build_world(self.config, np.random.default_rng(seeds[0]))
+        self.policy_seed = seeds[1]
+        self.items = self.world.items
+        self.true_items = self.world.true_items
+        w = self.world
+        n, n_topics = len(w.user_ids), len(w.topics)
+        self.ability = w.ability0.copy()
+        self._n = np.zeros(n, np.int64)
+        self._c = np.zeros(n, np.int64)
+        self._n_topic = np.zeros((n, n_topics), np.int64)
+        self._c_topic = np.zeros((n, n_topics), np.int64)
+        self._recent_correct = np.full((n, RECENT_WINDOW), np.nan)
+        self._recent_latency = np.full((n, RECENT_WINDOW), np.nan)
+        self._help_sum = np.zeros(n)
+        self._help_n = np.zeros(n, np.int64)
+        self._item_n = np.zeros(len(w.item_ids), np.int64)
+        self._item_c = np.zeros(len(w.item_ids), np.int64)
+        self._item_index = pd.Index(w.item_ids)
+        self._next_session = 0
+        self._active = np.empty(0, np.int64)
+        self._time = np.empty(0)
+        self._j = np.empty(0, np.int64)
+        self._records = {name: [] for name in _RECORD_FIELDS}
+        self.n_steps = 0
+        self._advance()
+
+    # --- what happens now ----------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """True when the school year is over (no student acts any more)."""
+        return self._acting.size == 0
+
+    @property
+    def n_decisions(self) -> int:
+        """Decisions in the current step."""
+        return int(self._acting.size)
+
+    def acting(self) -> pd.DataFrame:
+        """The decisions of the current step.
+
+        Returns
+        -------
+        DataFrame
+            ``decision_id, user_id, topic, timestamp`` (UTC), one row per acting student.
+        """
+        sess = self._active[self._acting]
+        return pd.DataFrame({
+            DECISION_ID: np.arange(sess.size),
+            schema.USER_ID: self.world.user_ids[self.world.session_student[sess]],
+            schema.TOPIC: self.world.topics[self.world.session_topic[sess]],
+            schema.TIMESTAMP: _to_utc(self._time[self._acting]),
+        })
+
+    def student_context(self) -> pd.DataFrame:
+        """Student context of each decision (``schema.STUDENT_CONTEXT`` and ``N_PRIOR``)."""
+        ctx = self._context_arrays()
+        return pd.DataFrame({DECISION_ID: np.arange(self.n_decisions), **ctx})
+
+    def candidates(self) -> pd.DataFrame:
+        """Candidates of every decision: the topic's items without drift-flagged ones.
+
+        Returns
+        -------
+        DataFrame
+            ``decision_id`` followed by ``schema.CANDIDATE_COLUMNS``; one row per
+            (decision, item), grouped by decision in ``decision_id`` order.
+        """
+        rows, item = self._candidate_index()
+        ctx = self._context_arrays()
+        w = self.world
+        frame = {
+            DECISION_ID: rows,
+            schema.USER_ID: w.user_ids[w.session_student[self._active[self._acting]]][rows],
+            schema.ITEM_ID: w.item_ids[item],
+            schema.TOPIC: w.topics[w.item_topic[item]],
+        }
+        frame.update({col: ctx[col][rows] for col in schema.STUDENT_CONTEXT})
+        frame[schema.DIFFICULTY] = w.difficulty_published[item]
+        frame[schema.DISCRIMINATION] = w.discrimination_published[item]
+        frame[schema.ITEM_ATTEMPTS] = self._item_n[item]
+        frame[schema.ITEM_ACCURACY] = (self._item_c[item] + 1.0) / (self._item_n[item] + 2.0)
+        return pd.DataFrame(frame)
+
+    def true_success_probability(self, candidates: pd.DataFrame | None = None) -> np.ndarray:
+        """True P(correct) of each candidate row for its student now (oracle/regret only).
+
+        Parameters
+        ----------
+        candidates : DataFrame, optional
+            Rows with ``decision_id`` and ``item_id`` of the current step; defaults to
+            :meth:`candidates`.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+        """
+        if candidates is None:
+            candidates = self.candidates()
+        rows = candidates[DECISION_ID].to_numpy()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_decisions):
+            raise SkbanditError(
+                f"decision_id must be in 0..{self.n_decisions - 1} (this step's decisions); "
+                f"found {rows.min()}..{rows.max()}"
+            )
+        item = self._lookup(candidates[schema.ITEM_ID])
+        return self._p_true(self._acting_students()[rows], item)
+
+    # --- acting ------------------------------------------------------------------------
+
+    def step(self, item_ids, propensity=None) -> pd.DataFrame:
+        """Show one item per decision, draw the outcomes and apply learning.
+
+        Parameters
+        ----------
+        item_ids : array-like of str of shape (n_decisions,)
+            The item shown at each decision, in ``decision_id`` order; it must be a
+            non-drift item of the decision's topic.
+        propensity : array-like of shape (n_decisions,), optional
+            Probability the policy had of showing that item; recorded in
+            :meth:`history` (column ``propensity``) when given at every step.
+
+        Returns
+        -------
+        DataFrame
+            ``decision_id, user_id, item_id, topic, timestamp, correct, latency_ms,
+            help_requested, p_true, ability_before, ability_after``.
+        """
+        item_ids = np.asarray(item_ids, dtype=object).ravel()
+        if item_ids.size != self.n_decisions:
+            raise SkbanditError(
+                f"step expected one item per decision ({self.n_decisions}); "
+                f"got {item_ids.size}"
+            )
+        item = self._lookup(item_ids)
+        topic = self.world.session_topic[self._active[self._acting]]
+        wrong = (self.world.item_topic[item] != topic) | self.world.drift[item]
+        if wrong.any():
+            bad = np.flatnonzero(wrong)[0]
+            raise SkbanditError(
+                f"decision {bad}: item '{item_ids[bad]}' is not a candidate (expected a "
+                f"non-drift item of topic {self.world.topics[topic[bad]]})"
+            )
+        return self._step_indices(item, propensity, as_frame=True)
+
+    def history(self, policy: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Everything logged so far, sorted by timestamp.
+
+        Parameters
+        ----------
+        policy : str, optional
+            Value of the events' ``policy`` column (omitted when None).
+
+        Returns
+        -------
+        events : DataFrame
+            Canonical events (``propensity`` included when every step recorded one).
+        truth : DataFrame
+            Aligned with ``events``: ``p_true, ability_before, ability_after``.
+        """
+        rec = {k: np.concatenate(v) if v else np.empty(0) for k, v in self._records.items()}
+        order = np.argsort(rec["time"], kind="stable")
+        rec = {k: v[order] for k, v in rec.items()}
+        w = self.world
+        student = rec["student"].astype(np.int64)
+        item = rec["item"].astype(np.int64)
+        users = w.user_ids[student]
+        number = w.session_number[rec["session"].astype(np.int64)]
+        events = pd.DataFrame({
+            schema.USER_ID: users,
+            schema.ITEM_ID: w.item_ids[item],
+            schema.TOPIC: w.topics[w.item_topic[item]],
+            schema.TIMESTAMP: _to_utc(rec["time"]),
+            schema.CORRECT: rec["correct"].astype(np.int64),
+            schema.LATENCY_MS: rec["latency"].astype(np.int64),
+            schema.HELP_REQUESTED: rec["help"].astype(bool),
+            schema.ACTION_SEQUENCE_ID: pd.Series(users, dtype=object) + "-"
+            + pd.Series(number, dtype=str).str.zfill(3),
+        })
+        if not np.isnan(rec["propensity"]).any():
+            events[schema.PROPENSITY] = rec["propensity"]
+        if policy is not None:
+            events[schema.POLICY] = policy
+        truth = pd.DataFrame({P_TRUE: rec["p_true"], ABILITY_BEFORE: rec["before"],
+                              ABILITY_AFTER: rec["after"]})
+        return events, truth
+
+    # --- array interface (used by the logging policy; no pandas per step) -----------------
+
+    def _acting_students(self) -> np.ndarray:
+        return self.world.session_student[self._active[self._acting]]
+
+    def _acting_topics(self) -> np.ndarray:
+        return self.world.session_topic[self._active[self._acting]]
+
+    def _candidate_index(self):
+        """(decision row, item index) of every candidate, grouped by decision."""
+        table = self.world.topic_items[self._acting_topics()]
+        rows, cols = np.nonzero(table >= 0)
+        return rows, table[rows, cols]
+
+    def _mastery(self) -> np.ndarray:
+        """Observed mastery of each decision's student on the decision's topic."""
+        s, k = self._acting_students(), self._acting_topics()
+        n, n_topic = self._n[s], self._n_topic[s, k]
+        overall = (self._c[s] + 1.0) / (n + 2.0)
+        on_topic = (self._c_topic[s, k] + 1.0) / (n_topic + 2.0)
+        return np.where(n < COLD_START_MIN_EVENTS, DEFAULT_MASTERY,
+                        np.where(n_topic >= COLD_START_MIN_EVENTS, on_topic, overall))
+
+    def _context_arrays(self) -> dict[str, np.ndarray]:
+        s = self._acting_students()
+        n = self._n[s]
+        cold = n < COLD_START_MIN_EVENTS
+        mastery = self._mastery()
+        recent = self._recent_correct[s]
+        known = ~np.isnan(recent)
+        accuracy = np.nansum(recent, axis=1) / np.maximum(known.sum(axis=1), 1)
+        speed = np.clip(_row_nanmedian(self._recent_latency[s]) / RECENT_SPEED_SCALE_MS, 0, 1)
+        help_ = self._help_sum[s] / np.maximum(self._help_n[s], 1)
+        return {
+            schema.MASTERY: mastery,
+            schema.RECENT_ACCURACY: np.where(cold, DEFAULT_RECENT_ACCURACY, accuracy),
+            schema.RECENT_SPEED: np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed),
+            schema.HELP_TENDENCY: np.where(cold | (self._help_n[s] == 0),
+                                           DEFAULT_HELP_TENDENCY, help_),
+            schema.SKILL_GAP: np.maximum(0.0, SKILL_TARGET - mastery),
+            schema.N_PRIOR: n,
+        }
+
+    def _p_true(self, student, item) -> np.ndarray:
+        w = self.world
+        theta = self.ability[student, w.item_topic[item]]
+        return p_correct_2pl(theta, w.difficulty_true[item] + w.hidden_effect[item],
+                             w.discrimination[item])
+
+    def _lookup(self, item_ids) -> np.ndarray:
+        item = self._item_index.get_indexer(np.asarray(item_ids, dtype=object))
+        if (item < 0).any():
+            unknown = np.asarray(item_ids, dtype=object)[item < 0][0]
+            raise SkbanditError(f"unknown item_id '{unknown}' (expected an id from env.items)")
+        return item
+
+    def _step_indices(self, item, propensity=None, as_frame=False):
+        """Apply one step given item indices (aligned with the decisions)."""
+        cfg, w = self.config, self.world
+        sess = self._active[self._acting]
+        s, t = w.session_student[sess], self._time[self._acting]
+        attempt = w.attempt0[sess] + self._j[self._acting]
+        p = self._p_true(s, item)
+        correct = w.noise["correct"][attempt] < p
+        latency = self._latency_ms(s, p, attempt)
+        help_ = w.noise["help"][attempt] < expit(w.help_logit[s] + cfg.help_struggle * (0.5 - p))
+        before = self.ability[s, w.item_topic[item]]
+        gain = learning_gain(p, cfg)
+        self.ability[s, w.item_topic[item]] = before + gain
+        self._update_context(s, w.item_topic[item], item, correct, latency, help_)
+        prop = (np.full(s.size, np.nan) if propensity is None
+                else np.asarray(propensity, dtype=np.float64).reshape(s.size))
+        values = (sess, s, item, t, correct, latency, help_, p, before, before + gain, prop)
+        for name, value in zip(_RECORD_FIELDS, values, strict=True):
+            self._records[name].append(value)
+        frame = None
+        if as_frame:
+            frame = self.acting().assign(**{
+                schema.ITEM_ID: w.item_ids[item], schema.CORRECT: correct.astype(np.int64),
+                schema.LATENCY_MS: latency.astype(np.int64), schema.HELP_REQUESTED: help_,
+                P_TRUE: p, ABILITY_BEFORE: before, ABILITY_AFTER: before + gain,
+            })
+        self._finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
+        return frame
+
+    def _latency_ms(self, student, p, attempt) -> np.ndarray:
+        cfg, noise = self.config, self.world.noise
+        log_s = (np.log(cfg.latency_median_s) + self.world.speed[student]
+                 + cfg.latency_hardness * (0.6 - p) + cfg.latency_sigma * noise["latency"][attempt])
+        tail = noise["tail"][attempt]
+        log_s = log_s + np.where(tail < 0.03, -np.log(tail / 0.03), 0.0)  # heavy tail
+        return np.clip(np.round(np.exp(log_s) * 1000.0), 2000.0, LATENCY_CAP_MS)
+
+    def _update_context(self, s, k, item, correct, latency, help_):
+        slot = self._n[s] % RECENT_WINDOW
+        self._recent_correct[s, slot] = correct
+        self._recent_latency[s, slot] = latency
+        self._n[s] += 1
+        self._c[s] += correct
+        self._n_topic[s, k] += 1
+        self._c_topic[s, k] += correct
+        self._help_sum[s] += help_
+        self._help_n[s] += 1
+        n_items = len(self._item_n)
+        self._item_n += np.bincount(item, minlength=n_items)
+        self._item_c += np.bincount(item, weights=correct, minlength=n_items).astype(np.int64)
+
+    # --- time ----------------------------------------------------------------------------
+
+    def _finish_step(self, next_time):
+        slot_end = (self._slot + 1) * self.config.slot_seconds
+        self._time[self._acting] = np.maximum(next_time, slot_end)
+        self._j[self._acting] += 1
+        keep = self._j < self.world.session_length[self._active]
+        self._active, self._time, self._j = self._active[keep], self._time[keep], self._j[keep]
+        self.n_steps += 1
+        self._advance()
+
+    def _advance(self):
+        """Find the next slot in which somebody acts (opening sessions as time passes)."""
+        w, width = self.world, self.config.slot_seconds
+        starts = w.session_start
+        while True:
+            current = np.floor(self._time / width).min() if self._time.size else np.inf
+            if self._next_session < starts.size:
+                upcoming = np.floor(starts[self._next_session] / width)
+                if upcoming <= current:
+                    stop = np.searchsorted(starts, (upcoming + 1) * width)
+                    new = np.arange(self._next_session, stop)
+                    self._next_session = stop
+                    self._active = np.concatenate([self._active, new])
+                    self._time = np.concatenate([self._time, starts[new]])
+                    self._j = np.concatenate([self._j, np.zeros(new.size, np.int64)])
+                    continue
+            break
+        if not np.isfinite(current):
+            self._acting = np.empty(0, np.int64)
+            return
+        self._slot = current
+        self._acting = np.flatnonzero(np.floor(self._time / width) == current)
+
+
+def learning_gain(p, config: SchoolConfig) -> np.ndarray:
+    """Ability gain of one attempt whose true success probability is ``p``.
+
+    ``rate * exp(-((p - peak) / width)**2 / 2)``: largest in the moderate band around
+    ``learning_peak`` (0.7), little for items far too easy or far too hard.
+    """
+    z = (np.asarray(p, dtype=np.float64) - config.learning_peak) / config.learning_width
+    return config.learning_rate * np.exp(-0.5 * z**2)
+
+
+def _row_nanmedian(matrix: np.ndarray) -> np.ndarray:
+    """Median of each row ignoring NaN (NaN for an all-NaN row), without warnings."""
+    ordered = np.sort(matrix, axis=1)
+    count = (~np.isnan(matrix)).sum(axis=1)
+    lo = np.clip((count - 1) // 2, 0, None)
+    hi = np.clip(count // 2, 0, None)
+    low = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
+    high = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
+    return np.where(count > 0, (low + high) / 2.0, np.nan)
+
+
+def _to_utc(seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Seconds since the epoch -> UTC timestamps (millisecond precision)."""
+    ms = np.round(np.asarray(seconds, dtype=np.float64) * 1000.0).astype(np.int64)
+    return pd.to_datetime(ms, unit="ms", utc=True).as_unit("ns")

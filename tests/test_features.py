@@ -1,0 +1,144 @@
+"""Feature sets: names, hand-checked values, ranking influence, pipeline helpers, errors."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from skbandit import features, schema
+from skbandit.context import DEFAULT_HELP_TENDENCY, DEFAULT_RECENT_ACCURACY, DEFAULT_RECENT_SPEED
+from skbandit.exceptions import SkbanditError
+from skbandit.irt import mastery_to_logit
+from skbandit.linucb import LinUCB
+
+COLD = {"mastery": 0.5, "recent_accuracy": DEFAULT_RECENT_ACCURACY,
+        "recent_speed": DEFAULT_RECENT_SPEED, "help_tendency": DEFAULT_HELP_TENDENCY,
+        "skill_gap": 0.3}
+
+
+def _raw(n=3, **overrides):
+    base = dict(COLD, difficulty=0.0, discrimination=1.0, item_attempts=0.0,
+                item_accuracy=0.5)
+    base.update(overrides)
+    frame = pd.DataFrame({k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+                          for k, v in base.items()})
+    frame.insert(0, "item_id", [f"i{j}" for j in range(n)])
+    return frame
+
+
+def _transform(feature_set, raw):
+    ct = features.make_feature_transformer(feature_set).set_output(transform="pandas")
+    return ct.fit_transform(raw)
+
+
+def test_seed_set_is_the_seed_eight_features():
+    raw = _raw(1, mastery=0.6, difficulty=-0.4)
+    out = _transform("seed", raw)
+    assert tuple(out.columns) == features.SEED_FEATURES
+    assert out.shape == (1, 8)
+    assert out["mastery_x_difficulty"].iloc[0] == pytest.approx(0.6 * -0.4)
+    assert out["abs_mastery_minus_difficulty"].iloc[0] == pytest.approx(1.0)
+
+
+def test_default_set_puts_student_and_item_on_the_logit_scale():
+    raw = _raw(2, mastery=[0.5, 0.8], difficulty=[0.0, 1.0], discrimination=[1.0, 2.0])
+    out = _transform("default", raw)
+    assert tuple(out.columns) == features.DEFAULT_FEATURES
+    assert 12 <= out.shape[1] <= 20
+    assert (out["intercept"] == 1.0).all()
+    gap = mastery_to_logit([0.5, 0.8]) - np.array([0.0, 1.0])
+    np.testing.assert_allclose(out["gap"], gap)
+    np.testing.assert_allclose(out["p_irt"], expit(np.array([1.0, 2.0]) * gap))
+    assert out["p_irt"].iloc[0] == 0.5
+
+
+def test_cold_start_student_has_no_student_terms_and_untried_item_no_evidence():
+    out = _transform("default", _raw(3, difficulty=[-1.0, 0.0, 2.0]))
+    student_terms = [c for c in out.columns
+                     if c.split("_x_")[0] in features.STUDENT_CENTRES]
+    assert len(student_terms) == 12
+    np.testing.assert_allclose(out[student_terms], 0.0, atol=1e-12)
+    assert (out[["item_evidence", "item_evidence_x_info"]] == 0.0).all().all()
+
+
+def test_item_evidence_grows_with_attempts_and_surprising_accuracy():
+    raw = _raw(3, difficulty=1.0, item_attempts=[10.0, 1000.0, 1000.0],
+               item_accuracy=[0.8, 0.8, expit(-1.0)])
+    evidence = _transform("default", raw)["item_evidence"].to_numpy()
+    assert 0 < evidence[0] < evidence[1]  # answered better than difficulty 1 suggests
+    assert evidence[2] == pytest.approx(0.0, abs=1e-12)  # exactly as difficulty says
+
+
+@pytest.mark.parametrize("name", list(features.STUDENT_CENTRES))
+def test_every_student_feature_changes_the_ranking_features_in_default_only(name):
+    items = {"difficulty": [-1.0, 1.5], "discrimination": [1.0, 1.3]}
+    diffs = {}
+    for feature_set in features.FEATURE_SETS:
+        low = _transform(feature_set, _raw(2, **items, **{name: 0.1})).to_numpy()
+        high = _transform(feature_set, _raw(2, **items, **{name: 0.9})).to_numpy()
+        # a linear score ranks item 0 vs 1 by theta'(x0 - x1): does the student move it?
+        diffs[feature_set] = np.abs((low[0] - low[1]) - (high[0] - high[1])).max()
+    assert diffs["default"] > 0.01
+    assert diffs["seed"] == 0.0  # the seed's flaw: a pure shift of every item
+
+
+def test_default_features_predict_success_better_than_seed():
+    """On 2PL data with hidden per-item effects, a ridge on default features is close to
+    the true probability and clearly better than on the seed's features."""
+    rng = np.random.default_rng(7)
+    n, n_items = 40_000, 60
+    b = rng.normal(0, 1, n_items)
+    a = rng.uniform(0.7, 1.8, n_items)
+    hidden = rng.normal(0, 0.7, n_items)
+    item = rng.integers(0, n_items, n)
+    theta = rng.normal(0, 1.2, n)
+    truth = expit(a[item] * (theta - b[item]) + hidden[item])
+    y = (rng.random(n) < truth).astype(float)
+    acc = np.array([y[item == j].mean() for j in range(n_items)])  # item evidence
+    mastery = np.clip(expit(theta + rng.normal(0, 0.3, n)), 0.02, 0.98)
+    raw = pd.DataFrame({"mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
+                        "help_tendency": 0.1, "skill_gap": np.maximum(0, 0.8 - mastery),
+                        "difficulty": b[item], "discrimination": a[item],
+                        "item_attempts": 500.0, "item_accuracy": acc[item]})
+    train, test = slice(0, n // 2), slice(n // 2, n)
+    brier = {}
+    for feature_set in features.FEATURE_SETS:
+        pipe = features.make_pipeline(feature_set)
+        features.partial_fit_pipeline(pipe, raw.iloc[train], y[train])
+        pred = np.clip(pipe.predict(raw.iloc[test]), 0, 1)
+        brier[feature_set] = np.mean((pred - y[test]) ** 2)
+    oracle = np.mean((truth[test] - y[test]) ** 2)
+    assert brier["default"] < oracle + 0.01
+    assert brier["default"] < brier["seed"] - 0.01
+
+
+def test_pipeline_partial_fit_helper_pickles_and_knows_its_feature_set():
+    raw = _raw(4, mastery=[0.2, 0.4, 0.6, 0.8], difficulty=[0.0, 1.0, -1.0, 0.5])
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    pipe = features.make_pipeline("default", alpha=0.5, l2=2.0)
+    assert features.feature_set_of(pipe) == "default"
+    features.partial_fit_pipeline(pipe, raw.iloc[:2], y[:2])
+    features.partial_fit_pipeline(pipe, raw.iloc[2:], y[2:])
+    direct = LinUCB(alpha=0.5, l2=2.0).fit(features.default_features(
+        raw[list(schema.MODEL_INPUT)]), y)
+    np.testing.assert_allclose(pipe[-1].coef_, direct.coef_, atol=1e-12)
+    clone = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_allclose(clone.predict(raw), pipe.predict(raw))
+    assert features.feature_set_of(clone) == "default"
+    assert features.feature_set_of(features.make_pipeline("seed")) == "seed"
+
+
+def test_missing_column_and_nan_are_clear_errors():
+    pipe = features.make_pipeline()
+    with pytest.raises(SkbanditError, match=r"missing columns \['item_accuracy'\]"):
+        features.partial_fit_pipeline(pipe, _raw().drop(columns="item_accuracy"), [1, 0, 1])
+    bad = _raw()
+    bad.loc[1, "recent_speed"] = np.nan
+    with pytest.raises(SkbanditError, match="'recent_speed' has NaN"):
+        features.partial_fit_pipeline(pipe, bad, [1, 0, 1])
+    with pytest.raises(SkbanditError, match="unknown feature set"):
+        features.make_pipeline("fancy")
+    with pytest.raises(SkbanditError, match="feature set"):
+        features.feature_set_of(LinUCB())

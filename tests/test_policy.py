@@ -1,0 +1,224 @@
+"""Ranking policies: subsets, exploration flags, propensities, rule order, explanations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skbandit import irt, policy, schema
+from skbandit.exceptions import SkbanditError
+from skbandit.features import SEED_FEATURES, make_pipeline, partial_fit_pipeline
+from skbandit.linucb import STATE_VERSION, LinUCB
+
+
+def _candidates(difficulty, mastery=0.5, **extra):
+    difficulty = np.asarray(difficulty, dtype=np.float64)
+    n = len(difficulty)
+    frame = pd.DataFrame({
+        "user_id": "u", "item_id": [f"i{j}" for j in range(n)], "topic": "t",
+        "mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
+        "help_tendency": 0.1, "skill_gap": np.maximum(0.0, 0.8 - np.asarray(mastery)),
+        "difficulty": difficulty, "discrimination": 1.0, "item_attempts": 0.0,
+        "item_accuracy": 0.5,
+    }, index=np.arange(n) + 100)
+    for name, value in extra.items():
+        frame[name] = value
+    return frame
+
+
+def _hand_model(coef, variance, alpha=1.0):
+    """A seed-feature pipeline whose LinUCB has the given coef and diagonal A^-1."""
+    coef = np.asarray(coef, dtype=np.float64)
+    A = np.diag(1.0 / np.asarray(variance, dtype=np.float64))
+    model = LinUCB().set_state({
+        "A": A, "b": A @ coef, "A_inv": np.linalg.inv(A), "coef": coef, "alpha": alpha,
+        "l2": 1.0, "forgetting": 1.0, "n_updates": 10, "n_features_in": len(coef),
+        "state_version": STATE_VERSION})
+    pipe = make_pipeline("seed")
+    pipe[:-1].fit(_candidates([0.0]))
+    return pipe.set_params(linucb=model)
+
+
+def _seed_index(name):
+    return SEED_FEATURES.index(name)
+
+
+def _expected_model(alpha=1.0, explore_weight=0.0):
+    """expected = mastery - 0.2 * difficulty; std = sqrt(w) * |mastery - difficulty|."""
+    coef = np.zeros(8)
+    coef[_seed_index("mastery")] = 1.0
+    coef[_seed_index("difficulty")] = -0.2
+    variance = np.full(8, 1e-12)
+    variance[_seed_index("abs_mastery_minus_difficulty")] = max(explore_weight, 1e-12)
+    return _hand_model(coef, variance, alpha)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(3)
+    raw = _candidates(rng.normal(0, 1, 300), mastery=rng.uniform(0.05, 0.95, 300),
+                      item_attempts=rng.integers(0, 50, 300).astype(float),
+                      item_accuracy=rng.uniform(0.2, 0.8, 300))
+    y = (rng.random(300) < irt.p_correct_2pl(irt.mastery_to_logit(raw["mastery"]),
+                                             raw["difficulty"])).astype(float)
+    return partial_fit_pipeline(make_pipeline("default", alpha=0.5), raw, y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(difficulty=st.lists(st.floats(-3, 3), min_size=1, max_size=15),
+       mastery=st.floats(0.01, 0.99), top_k=st.integers(1, 20), seed=st.integers(0, 10),
+       objective=st.sampled_from(policy.OBJECTIVES),
+       exploration=st.sampled_from(policy.EXPLORATIONS))
+def test_ranking_is_a_subset_permutation_of_the_candidates(trained, difficulty, mastery, top_k,
+                                                          seed, objective, exploration):
+    cands = _candidates(difficulty, mastery)
+    recs = policy.rank_linucb(trained, cands, top_k=top_k, rng=np.random.default_rng(seed),
+                              objective=objective, exploration=exploration, temperature=0.1)
+    assert tuple(recs.columns) == schema.RECOMMENDATION_COLUMNS
+    assert len(recs) == min(top_k, len(cands))
+    assert recs["item_id"].is_unique and recs["item_id"].isin(cands["item_id"]).all()
+    assert recs["rank"].tolist() == list(range(1, len(recs) + 1))
+    assert recs["expected_reward"].between(0, 1).all()
+    assert (recs["uncertainty"] >= 0).all() and recs["propensity"].between(0, 1).all()
+    np.testing.assert_allclose(recs["ucb"], recs["expected_reward"] + recs["uncertainty"])
+    rules = policy.rank_rule_based(cands, top_k=top_k)
+    assert sorted(rules["item_id"]) == sorted(cands["item_id"].iloc[
+        np.argsort(irt.rule_distance(mastery, cands["difficulty"]), kind="stable")[:top_k]])
+
+
+def test_is_exploration_only_when_the_bonus_put_the_item_in_the_top_k():
+    # expected 0.7, 0.6, 0.5, 0 (clipped); bonus 0.4 * |0.5 - b| = 0.6, 0.4, 0.2, 1.4
+    pipe = _expected_model(alpha=1.0, explore_weight=0.16)
+    cands = _candidates([-1.0, -0.5, 0.0, 4.0])
+    recs = policy.rank_linucb(pipe, cands, top_k=2)
+    assert recs["item_id"].tolist() == ["i3", "i0"]
+    assert recs["is_exploration"].tolist() == [True, False]
+    np.testing.assert_allclose(recs["expected_reward"], [0.0, 0.7])
+    np.testing.assert_allclose(recs["uncertainty"], [1.4, 0.6])
+    assert recs["reason"].iloc[0].startswith("Exploring: little data on items like this")
+    assert recs["reason"].iloc[1].startswith("Low confidence: 70% expected success")
+    assert "builds confidence" in recs["reason"].iloc[1]
+    # without a bonus nothing is exploration and the order is by expected success
+    greedy = policy.rank_linucb(pipe, cands, top_k=2, alpha=0.0)
+    assert greedy["item_id"].tolist() == ["i0", "i1"]
+    assert not greedy["is_exploration"].any()
+    assert greedy["reason"].iloc[0] == "High confidence: 70% expected success; builds confidence"
+
+
+def test_target_band_prefers_items_near_the_target():
+    pipe = _expected_model(alpha=0.0)
+    cands = _candidates([-2.0, -1.0, -0.2, 1.0])  # expected 0.9, 0.7, 0.54, 0.3
+    band = policy.rank_linucb(pipe, cands, top_k=4, objective="target_band", target=0.7)
+    assert band["item_id"].tolist() == ["i1", "i2", "i0", "i3"]
+    best = policy.rank_linucb(pipe, cands, top_k=1, objective="max_success")
+    assert best["item_id"].tolist() == ["i0"]
+
+
+def test_greedy_ties_are_broken_at_random_with_exact_propensities():
+    pipe = _expected_model(alpha=0.0)
+    cands = _candidates([0.0, 0.0, 0.0, 1.0])
+    firsts = set()
+    for seed in range(20):
+        recs = policy.rank_linucb(pipe, cands, top_k=4, rng=np.random.default_rng(seed))
+        np.testing.assert_allclose(recs["propensity"], [1 / 3, 1 / 2, 1.0, 1.0])
+        assert recs["item_id"].iloc[3] == "i3"
+        firsts.add(recs["item_id"].iloc[0])
+    assert firsts == {"i0", "i1", "i2"}
+    np.testing.assert_allclose(policy.action_probabilities(pipe, cands),
+                               [1 / 3, 1 / 3, 1 / 3, 0.0])
+    same = [policy.rank_linucb(pipe, cands)["item_id"].tolist() for _ in range(2)]
+    assert same[0] == same[1]  # default generator has a fixed seed
+
+
+def test_softmax_propensities_match_probabilities_and_frequencies(trained):
+    cands = _candidates([-1.5, -0.5, 0.0, 0.5, 2.0], mastery=0.6)
+    probs = policy.action_probabilities(trained, cands, exploration="softmax", temperature=0.1)
+    assert probs.shape == (5,) and probs.sum() == pytest.approx(1.0)
+    assert (probs > 0.01).sum() >= 3  # a spread distribution, not a near-argmax
+    rng = np.random.default_rng(11)
+    n = 1500
+    counts = pd.Series(0, index=cands["item_id"])
+    for _ in range(n):
+        recs = policy.rank_linucb(trained, cands, top_k=2, rng=rng, exploration="softmax",
+                                  temperature=0.1)
+        first = recs["item_id"].iloc[0]
+        counts[first] += 1
+        assert recs["propensity"].iloc[0] == pytest.approx(probs[int(first[1:])])
+    freq = counts.to_numpy() / n
+    se = np.sqrt(probs * (1 - probs) / n)
+    assert np.all(np.abs(freq - probs) <= 4.5 * se + 1e-9), (freq, probs)
+
+
+def test_softmax_second_slot_propensity_is_conditional_on_the_first(trained):
+    cands = _candidates([-1.0, 0.0, 1.0], mastery=0.6)
+    probs = policy.action_probabilities(trained, cands, exploration="softmax", temperature=0.1)
+    recs = policy.rank_linucb(trained, cands, top_k=2, rng=np.random.default_rng(5),
+                              exploration="softmax", temperature=0.1)
+    first, second = (int(i[1:]) for i in recs["item_id"])
+    assert recs["propensity"].iloc[1] == pytest.approx(probs[second] / (1 - probs[first]))
+
+
+def test_rule_based_orders_by_logit_distance_and_drops_drift():
+    cands = _candidates([2.0, 0.3, -0.1, 1.0], mastery=0.6,
+                        drift_flag=[False, False, True, False])
+    recs = policy.rank_rule_based(cands, top_k=5)
+    assert tuple(recs.columns) == schema.RECOMMENDATION_COLUMNS
+    assert recs["item_id"].tolist() == ["i1", "i3", "i0"]  # ability logit(0.6) = 0.405
+    ability = irt.mastery_to_logit(0.6)
+    np.testing.assert_allclose(recs["expected_reward"],
+                               irt.p_correct_2pl(ability, [0.3, 1.0, 2.0]))
+    assert recs["uncertainty"].isna().all() and recs["ucb"].isna().all()
+    assert not recs["is_exploration"].any() and (recs["propensity"] == 1.0).all()
+    assert "good difficulty match" in recs["reason"].iloc[0]
+
+
+def test_explain_contributions_sum_to_the_prediction(trained):
+    cands = _candidates([-1.0, 0.0, 1.5], mastery=0.7, item_attempts=30.0, item_accuracy=0.6)
+    table = policy.explain(trained, cands)
+    names = list(trained[:-1].get_feature_names_out())
+    assert list(table.columns) == ["item_id", *names, "prediction", "bonus", "ucb"]
+    assert table.index.equals(cands.index)
+    np.testing.assert_allclose(table[names].sum(axis=1), table["prediction"], atol=1e-12)
+    np.testing.assert_allclose(table["prediction"], trained.predict(cands), atol=1e-12)
+    recs = policy.rank_linucb(trained, cands, top_k=3).set_index("item_id")
+    np.testing.assert_allclose(table.set_index("item_id").loc[recs.index, "ucb"], recs["ucb"])
+    np.testing.assert_allclose(table.set_index("item_id").loc[recs.index, "bonus"],
+                               recs["uncertainty"])
+
+
+def test_bad_input_is_a_clear_error(trained):
+    with pytest.raises(SkbanditError, match="no candidate items to rank"):
+        policy.rank_linucb(trained, _candidates([]))
+    with pytest.raises(SkbanditError, match="no candidate items to rank"):
+        policy.rank_rule_based(_candidates([]))
+    with pytest.raises(SkbanditError, match="not been trained"):
+        policy.rank_linucb(make_pipeline(), _candidates([0.0]))
+    with pytest.raises(SkbanditError, match="unknown objective"):
+        policy.rank_linucb(trained, _candidates([0.0]), objective="fun")
+    with pytest.raises(SkbanditError, match="top_k"):
+        policy.rank_linucb(trained, _candidates([0.0]), top_k=0)
+    with pytest.raises(SkbanditError, match="missing columns"):
+        policy.explain(trained, _candidates([0.0]).drop(columns="mastery"))
+
+
+@pytest.mark.parametrize("exploration", policy.EXPLORATIONS)
+def test_rank_requests_ranks_each_student_like_rank_linucb(trained, exploration):
+    a = _candidates([-1.0, 0.0, 1.0, 2.0], mastery=0.3)
+    b = _candidates([-0.5, 0.5, 1.5], mastery=0.8).assign(user_id="w")
+    frame = pd.concat([a, b]).sample(frac=1.0, random_state=0)
+    frame.index = np.arange(len(frame)) * 3
+    out = policy.rank_requests(trained, frame, top_k=2, exploration=exploration,
+                               temperature=0.1, rng=np.random.default_rng(4))
+    assert out.index.equals(frame.index)
+    assert out["item_id"].tolist() == frame["item_id"].tolist()
+    for _user, rows in out.groupby("user_id"):
+        assert sorted(rows["rank"]) == list(range(1, len(rows) + 1))
+        assert rows["recommended"].sum() == 2
+        assert rows["propensity"].between(0, 1).all()
+    if exploration == "greedy":  # deterministic here: no ties
+        alone = policy.rank_linucb(trained, frame[frame["user_id"] == "w"], top_k=2)
+        top = out[(out["user_id"] == "w") & out["recommended"]].sort_values("rank")
+        assert top["item_id"].tolist() == alone["item_id"].tolist()
+        np.testing.assert_allclose(top["ucb"], alone["ucb"])
+        assert top["is_exploration"].tolist() == alone["is_exploration"].tolist()

@@ -1,0 +1,100 @@
+"""Log a fitted pipeline as an MLflow model and register it as a new version."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import warnings
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+from serve import registry
+from skbandit import schema
+from skbandit.features import feature_set_of
+
+TRAINED_UNTIL_TAG = "trained_until"
+RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy")
+EXAMPLE_ROWS = 5
+
+
+def pip_requirements() -> list[str]:
+    """The serving environment: the packages the adapter imports, pinned to this install."""
+    return [f"{name}=={installed_version(name)}" for name in RUNTIME_PACKAGES]
+
+
+def git_commit() -> str:
+    """The code's commit, or ``unknown`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=registry.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def request_example(history):
+    """A few candidate rows in the REST request schema, taken from the replayed history."""
+    rows = history.contexts.head(EXAMPLE_ROWS).astype("float64")
+    ids = history.events.head(EXAMPLE_ROWS)[[schema.USER_ID, schema.ITEM_ID]].astype(str)
+    return ids.join(rows[list(schema.MODEL_INPUT)])
+
+
+def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
+    """Log ``pipeline`` to the active run, register it under ``name`` and point ``alias`` at it.
+
+    Nothing moves unless every step succeeds: if tagging or aliasing fails, the new version
+    is deleted again before the error propagates.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from serve.pyfunc_model import LinUCBModel, default_params, save_pipeline
+
+    example = request_example(history)
+    params = default_params(pipeline)
+    adapter = LinUCBModel.from_pipeline(pipeline)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # mlflow hints that integer columns cannot hold missing values: the output's rank never does
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example, adapter.score(example, params), params=params)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(registry.REPO_ROOT / "serve" / "model_code.py"),
+            artifacts=save_pipeline(pipeline, Path(tmp)),
+            code_paths=[str(registry.REPO_ROOT / "skbandit"), str(registry.REPO_ROOT / "serve")],
+            pip_requirements=pip_requirements(),
+            signature=signature,
+            input_example=(example, params),
+        )
+    tags = {
+        "data_hash": history.data_hash,
+        "git_commit": git_commit(),
+        "n_updates": str(int(pipeline[-1].n_updates_)),
+        "events_trained": str(len(history.events)),
+        "run_id": mlflow.active_run().info.run_id,
+        "feature_set": feature_set_of(pipeline),
+        TRAINED_UNTIL_TAG: history.events[schema.TIMESTAMP].max().isoformat(),
+        **{f"metric.{key}": f"{value:.6f}" for key, value in metrics.items()},
+    }
+    return _register(info.model_uri, name, alias, tags)
+
+
+def _register(model_uri: str, name: str, alias: str, tags: dict[str, str]):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    created = mlflow.register_model(model_uri, name)
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, created.version, key, value)
+        client.set_registered_model_alias(name, alias, created.version)
+    except BaseException:
+        client.delete_model_version(name, created.version)
+        raise
+    return client.get_model_version(name, created.version)

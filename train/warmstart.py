@@ -1,0 +1,110 @@
+"""``python -m train.warmstart``: replay a history of attempts into a registered model version.
+
+With no arguments it trains on the embedded default school (generated on first use) and
+registers a new version of ``skbandit-linucb`` with alias ``champion`` in the embedded MLflow
+store (``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skbandit.exceptions import SkbanditError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@dataclass(frozen=True)
+class WarmstartOptions:
+    """Everything the job was asked to do (logged as run parameters)."""
+
+    events: Path | None = None
+    items: Path | None = None
+    model_name: str = "skbandit-linucb"
+    alias: str = "champion"
+    from_model: str | None = None
+    alpha: float | None = None
+    l2: float | None = None
+    feature_set: str | None = None
+    batch_size: int = 10_000
+    max_events: int | None = None
+    seed: int | None = None
+
+
+@app.command()
+def main(
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Events file (parquet or CSV); default: the simulated school."),
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
+    ] = None,
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "skbandit-linucb",
+    alias: Annotated[str, typer.Option(help="Alias to point at the new version.")] = "champion",
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Continue training a registered version (models:/NAME@ALIAS or NAME/VERSION) "
+            "on the events after its training ended.",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Exploration width (default 1.0, or the continued model's)."),
+    ] = None,
+    l2: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Ridge strength (default 1.0, or the continued model's)."),
+    ] = None,
+    feature_set: Annotated[
+        str | None, typer.Option(help="Feature set: default or seed (default: default).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Events per predict-then-learn step.")
+    ] = 10_000,
+    max_events: Annotated[
+        int | None, typer.Option(min=1, help="Use only the earliest N events.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the default school (default: its own).")
+    ] = None,
+) -> None:
+    """Replay a history of attempts into LinUCB, log it to MLflow and register a version."""
+    from rich.console import Console
+
+    from train.job import run_warmstart
+
+    console = Console()
+    options = WarmstartOptions(
+        events=events,
+        items=items,
+        model_name=model_name,
+        alias=alias,
+        from_model=from_model,
+        alpha=alpha,
+        l2=l2,
+        feature_set=feature_set,
+        batch_size=batch_size,
+        max_events=max_events,
+        seed=seed,
+    )
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        run_warmstart(options, console)
+    except SkbanditError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[red]interrupted:[/red] nothing was registered and no alias moved")
+        raise typer.Exit(130) from None
+
+
+if __name__ == "__main__":
+    app()
