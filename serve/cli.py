@@ -5,13 +5,17 @@ canonical schema), or the environment variables ``SKBANDIT_EVENTS`` and ``SKBAND
 Model: ``--model NAME@ALIAS`` or ``NAME/VERSION`` (default ``skbandit-linucb@champion``, or
 ``SKBANDIT_MODEL``) in the store that ``MLFLOW_TRACKING_URI`` names (default: ``mlruns/``).
 Heavy imports (pandas, mlflow) happen inside the commands so that ``--help`` is instant.
+Every error is one line on stderr and exit code 1 (``SKBANDIT_DEBUG=1`` shows tracebacks of
+unexpected errors).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +49,37 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 DEFAULT_MODEL = "skbandit-linucb@champion"
 
 
+class Exploration(StrEnum):
+    """How the bandit picks among candidates."""
+
+    greedy = "greedy"
+    softmax = "softmax"
+
+
+class Objective(StrEnum):
+    """What the bandit's ranking maximises."""
+
+    max_success = "max_success"
+    target_band = "target_band"
+
+
+ExplorationOpt = Annotated[
+    Exploration,
+    typer.Option(help="greedy: top-k by UCB; softmax: draw the k items from softmax(score/T)."),
+]
+TemperatureOpt = Annotated[
+    float, typer.Option(min=0.0, help="Softmax temperature T (> 0; with --exploration softmax).")
+]
+ObjectiveOpt = Annotated[
+    Objective,
+    typer.Option(help="max_success: highest success; target_band: success nearest --target."),
+]
+TargetOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Target success of --objective target_band.")
+]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Seed of tie-breaks and softmax draws.")]
+
+
 @contextmanager
 def _one_line_errors():
     """Print a SkbanditError on one line and exit 1; never a traceback for bad input."""
@@ -53,8 +88,23 @@ def _one_line_errors():
     try:
         yield
     except SkbanditError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        _fail(str(error))
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as error:  # e.g. an unreachable tracking server: still one line
+        if os.environ.get("SKBANDIT_DEBUG"):
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        _fail(
+            f"unexpected {type(error).__name__}: {first_line} "
+            "(set SKBANDIT_DEBUG=1 to see the traceback)"
+        )
+
+
+def _fail(message: str) -> None:
+    """One line on stderr (flattened, so it never wraps into a block) and exit code 1."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -67,23 +117,29 @@ def trace(
     top_k: TopKOpt = 5,
     events: EventsOpt = None,
     items: ItemsOpt = None,
+    exploration: ExplorationOpt = Exploration.greedy,
+    temperature: TemperatureOpt = 0.05,
+    objective: ObjectiveOpt = Objective.max_success,
+    target: TargetOpt = 0.7,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a student's attempts on a topic in a week, their context, and what comes next."""
-    from serve import render
-    from serve.recommend import rl_recommendations, rule_recommendations
-
     with _one_line_errors():
+        from serve import render
+        from serve.recommend import rl_recommendations, rule_recommendations
+
+        settings = _settings(exploration, temperature, objective, target, seed)
         week = _student_week(events, items, student_id, topic, time_window)
         if use_rl:
             pipeline, info = _load_model(model)
-            recs = rl_recommendations(pipeline, week, top_k)
+            recs = rl_recommendations(pipeline, week, top_k, settings)
         else:
-            recs, info = rule_recommendations(week, top_k), None
+            recs, info, settings = rule_recommendations(week, top_k), None, None
         if as_json:
-            _print_json(render.trace_payload(week, recs, info))
+            _print_json(render.trace_payload(week, recs, info, settings))
         else:
-            render.print_trace(week, recs, info)
+            render.print_trace(week, recs, info, settings)
 
 
 @app.command("compare-recs")
@@ -95,21 +151,28 @@ def compare_recs(
     top_k: TopKOpt = 5,
     events: EventsOpt = None,
     items: ItemsOpt = None,
+    exploration: ExplorationOpt = Exploration.greedy,
+    temperature: TemperatureOpt = 0.05,
+    objective: ObjectiveOpt = Objective.max_success,
+    target: TargetOpt = 0.7,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Rule-based and LinUCB recommendations side by side, with their overlap."""
-    from serve import render
-    from serve.recommend import comparison, rl_recommendations, rule_recommendations
-
     with _one_line_errors():
+        from serve import render
+        from serve.recommend import comparison, rl_recommendations, rule_recommendations
+
+        settings = _settings(exploration, temperature, objective, target, seed)
         week = _student_week(events, items, student_id, topic, time_window)
         pipeline, info = _load_model(model)
-        rule, rl = rule_recommendations(week, top_k), rl_recommendations(pipeline, week, top_k)
+        rule = rule_recommendations(week, top_k)
+        rl = rl_recommendations(pipeline, week, top_k, settings)
         compared = comparison(rule, rl)
         if as_json:
-            _print_json(render.compare_payload(week, rule, rl, compared, info))
+            _print_json(render.compare_payload(week, rule, rl, compared, info, settings))
         else:
-            render.print_comparison(week, rule, rl, compared, info)
+            render.print_comparison(week, rule, rl, compared, info, settings)
 
 
 @app.command()
@@ -118,15 +181,26 @@ def models(
     as_json: JsonOpt = False,
 ) -> None:
     """List the registered versions of a model with aliases, training size and metrics."""
-    from serve import registry, render
-
     with _one_line_errors():
-        registry.configure_tracking()
+        from serve import registry, render
+
+        _configure_tracking()
         versions = registry.list_versions(name)
         if as_json:
             _print_json(versions)
         else:
             render.print_versions(name, versions)
+
+
+def _settings(exploration, temperature, objective, target, seed):
+    from serve.recommend import PolicySettings
+    from skbandit.exceptions import SkbanditError
+
+    if exploration is Exploration.softmax and not temperature > 0:
+        raise SkbanditError(
+            f"--temperature must be > 0 with --exploration softmax, got {temperature:g}"
+        )
+    return PolicySettings(exploration.value, temperature, objective.value, target, seed)
 
 
 def _student_week(events, items, student_id, topic, time_window):
@@ -138,10 +212,24 @@ def _student_week(events, items, student_id, topic, time_window):
     return student_week(event_table, item_table, student_id, topic, window)
 
 
+def _configure_tracking() -> None:
+    """Point mlflow at the store; refuse a SQLite store that does not exist (yet)."""
+    import logging
+
+    from serve import registry
+    from skbandit.exceptions import SkbanditError
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO chatter on the CLI
+    uri = registry.configure_tracking()
+    database = registry.sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise SkbanditError(f"no MLflow store at {database}; {registry.TRAIN_HINT}")
+
+
 def _load_model(text: str):
     from serve import registry
 
-    registry.configure_tracking()
+    _configure_tracking()
     ref = registry.parse_model_ref(text)
     pipeline, version = registry.load_pipeline(ref)
     return pipeline, registry.version_info(version, ref, pipeline)

@@ -6,16 +6,16 @@ Everything here returns plain data (dicts and DataFrames); ``serve.cli`` prints 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
-from skbandit.policy import rank_linucb, rank_rule_based
 
 from skbandit import schema
 from skbandit.context import candidate_frame, item_context, student_context
 from skbandit.exceptions import SkbanditError
+from skbandit.policy import rank_linucb, rank_rule_based
 
 RECENT_ITEMS_EXCLUDED = 10
 """Items the student answered in their last this-many attempts are not recommended again."""
@@ -102,9 +102,52 @@ def student_week(events, items, user_id: str, topic: str, window: Window) -> Stu
     return StudentWeek(user_id, topic, window, in_window, context, not mine.empty, candidates)
 
 
-def rl_recommendations(pipeline, week: StudentWeek, top_k: int, seed: int = 0) -> pd.DataFrame:
-    """LinUCB's top-k for the student's candidates (ties broken with a seeded generator)."""
-    return rank_linucb(pipeline, week.candidates, top_k=top_k, rng=np.random.default_rng(seed))
+@dataclass(frozen=True)
+class PolicySettings:
+    """How the bandit ranks: exploration mode, objective and their knobs (see skbandit.policy)."""
+
+    exploration: str = "greedy"
+    temperature: float = 0.05
+    objective: str = "max_success"
+    target: float = 0.7
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        """The settings for ``--json``."""
+        return asdict(self)
+
+    def describe(self) -> str | None:
+        """One line for people, or None for the default (greedy, max_success)."""
+        if self == PolicySettings():
+            return None
+        how = (
+            f"softmax exploration (temperature {self.temperature:g}, seed {self.seed})"
+            if self.exploration == "softmax"
+            else "greedy ranking"
+        )
+        goal = (
+            f"objective target_band (target {self.target:.0%})"
+            if self.objective == "target_band"
+            else "objective max_success"
+        )
+        return f"Policy: {how}, {goal}"
+
+
+def rl_recommendations(
+    pipeline, week: StudentWeek, top_k: int, settings: PolicySettings | None = None
+) -> pd.DataFrame:
+    """LinUCB's top-k for the student's candidates (ties and draws from a seeded generator)."""
+    settings = settings or PolicySettings()
+    return rank_linucb(
+        pipeline,
+        week.candidates,
+        top_k=top_k,
+        rng=np.random.default_rng(settings.seed),
+        objective=settings.objective,
+        target=settings.target,
+        exploration=settings.exploration,
+        temperature=settings.temperature,
+    )
 
 
 def rule_recommendations(week: StudentWeek, top_k: int) -> pd.DataFrame:

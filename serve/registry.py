@@ -54,10 +54,14 @@ def configure_tracking() -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
+    """The database file of a ``sqlite:///`` URI, else None.
+
+    >>> str(sqlite_path("sqlite:////tmp/store/mlflow.db"))
+    '/tmp/store/mlflow.db'
+    """
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(urlparse(uri).path if uri.startswith("sqlite:////") else uri[len("sqlite:///") :])
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 def use_experiment(name: str) -> str:
@@ -120,22 +124,33 @@ def parse_model_ref(text: str) -> ModelRef:
     return ModelRef(match["name"], alias=alias, version=version)
 
 
+def _registry_store():
+    """The model-registry store alone.
+
+    ``MlflowClient()`` also builds the tracking store, whose SQLAlchemy models cost about a
+    second to import; reading the registry needs none of it.
+    """
+    from mlflow.tracking._model_registry.utils import _get_store
+
+    return _get_store()
+
+
 def resolve_version(ref: ModelRef) -> ModelVersion:
     """The registry entry behind ``ref``; a one-line SkbanditError if there is none."""
-    from mlflow import MlflowClient
+    import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient()
+    store = _registry_store()
     try:
-        client.get_registered_model(ref.name)
+        store.get_registered_model(ref.name)
     except MlflowException:
         raise SkbanditError(
-            f"no registered model {ref.name!r} in {client.tracking_uri}; {TRAIN_HINT}"
+            f"no registered model {ref.name!r} in {mlflow.get_registry_uri()}; {TRAIN_HINT}"
         ) from None
     try:
         if ref.version is not None:
-            return client.get_model_version(ref.name, ref.version)
-        return client.get_model_version_by_alias(ref.name, ref.alias)
+            return store.get_model_version(ref.name, ref.version)
+        return store.get_model_version_by_alias(ref.name, ref.alias)
     except MlflowException:
         what = f"version {ref.version}" if ref.version else f"alias {ref.alias!r}"
         raise SkbanditError(
@@ -145,12 +160,87 @@ def resolve_version(ref: ModelRef) -> ModelVersion:
 
 
 def load_pipeline(ref: ModelRef) -> tuple[Pipeline, ModelVersion]:
-    """Load the fitted skbandit pipeline of a registered version, and the version itself."""
-    import mlflow
+    """Load the fitted skbandit pipeline of a registered version, and the version itself.
+
+    Reads the version's two small artifacts (``config.json``, ``state.npz``, see
+    :mod:`serve.model_files`) rather than going through ``mlflow.pyfunc.load_model``: the
+    same pipeline, without importing ``mlflow.pyfunc``, putting the model's copied code on
+    ``sys.path`` or checking pip requirements (together about two seconds per CLI call).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from serve.model_files import CONFIG_FILE, STATE_FILE, load_pipeline_files
 
     version = resolve_version(ref)
-    model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    return model.unwrap_python_model().pipeline, version
+    try:
+        folder = _download(f"{_artifact_root(version)}/artifacts")
+        return load_pipeline_files(folder / CONFIG_FILE, folder / STATE_FILE), version
+    except (MlflowException, OSError, KeyError, ValueError):
+        pass  # not the layout serve.model_code writes: let pyfunc find the files
+    return _load_with_pyfunc(version), version
+
+
+def _artifact_root(version: ModelVersion) -> str:
+    """Where the version's model files are (``file://...`` for a local store)."""
+    source = getattr(version, "storage_location", None) or version.source
+    if source.startswith("models:/m-"):  # an MLflow 3 logged model: look up its location
+        location = _logged_model_location(source.removeprefix("models:/"))
+        if location:
+            return location
+        from mlflow import MlflowClient
+
+        return MlflowClient().get_model_version_download_uri(version.name, version.version)
+    return source
+
+
+def _logged_model_location(model_id: str) -> str | None:
+    """A logged model's artifact location read straight from a SQL store, else None.
+
+    Saves building the tracking store for one lookup; any other store (or any surprise in
+    the table) falls back to the client.
+    """
+    try:
+        from sqlalchemy import text
+
+        engine = _registry_store().engine
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT artifact_location FROM logged_models WHERE model_id = :id"),
+                {"id": model_id},
+            ).first()
+    except Exception:  # not a SQL store, or another schema: use the client instead
+        return None
+    return row[0] if row else None
+
+
+def _download(uri: str) -> Path:
+    """A local folder with the files at ``uri`` (no copy for a local ``file://`` store)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and not parsed.netloc:
+        from urllib.request import url2pathname
+
+        folder = Path(url2pathname(parsed.path))
+        if folder.is_dir():
+            return folder
+    from mlflow.artifacts import download_artifacts
+
+    return Path(download_artifacts(artifact_uri=uri))
+
+
+def _load_with_pyfunc(version: ModelVersion) -> Pipeline:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow.pyfunc.load_model(
+            f"models:/{version.name}/{version.version}", suppress_warnings=True
+        )
+        return model.unwrap_python_model().pipeline
+    except (MlflowException, OSError, AttributeError) as error:
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise SkbanditError(
+            f"cannot load {version.name} version {version.version} ({first_line}); {TRAIN_HINT}"
+        ) from None
 
 
 def version_info(version: ModelVersion, ref: ModelRef, pipeline: Pipeline) -> dict:
@@ -168,21 +258,21 @@ def version_info(version: ModelVersion, ref: ModelRef, pipeline: Pipeline) -> di
 
 def list_versions(name: str) -> list[dict]:
     """Every registered version of ``name``, newest first, with aliases, size and metrics."""
-    from mlflow import MlflowClient
+    import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient()
+    store = _registry_store()
     try:
-        aliases = client.get_registered_model(name).aliases
+        aliases = store.get_registered_model(name).aliases
     except MlflowException:
         raise SkbanditError(
-            f"no registered model {name!r} in {client.tracking_uri}; {TRAIN_HINT}"
+            f"no registered model {name!r} in {mlflow.get_registry_uri()}; {TRAIN_HINT}"
         ) from None
     by_version: dict[str, list[str]] = {}
     for alias, number in aliases.items():
         by_version.setdefault(str(number), []).append(alias)
     rows = []
-    for version in client.search_model_versions(f"name = '{name}'"):
+    for version in store.search_model_versions(f"name = '{name}'"):
         tags = version.tags
         rows.append(
             {

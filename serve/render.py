@@ -30,11 +30,24 @@ def _percent(value: float) -> str:
 
 
 def _model_footer(info: dict) -> str:
+    """``Bandit: N updates | Alpha: a | Model: LinUCB | NAME vV (alias)``, as in the seed."""
     alias = f" ({info['alias']})" if info["alias"] else ""
     return (
-        f"Bandit: {info['updates']:,} updates | Alpha: {info['alpha']:g} | Model: LinUCB | "
-        f"{info['name']} v{info['version']}{alias}"
+        f"Bandit: {info['updates']:,} updates | Alpha: {_number(info['alpha'])} | "
+        f"Model: LinUCB | {info['name']} v{info['version']}{alias}"
     )
+
+
+def _number(value: float) -> str:
+    """A float that always looks like one: 1.0, 0.25, 1e-05."""
+    text = f"{value:g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
+def _print_settings(console: Console, settings) -> None:
+    line = settings.describe() if settings is not None else None
+    if line:
+        console.print(line)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -46,7 +59,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return out.to_dict("records")
 
 
-def trace_payload(week, recs: pd.DataFrame, info: dict | None) -> dict:
+def trace_payload(week, recs: pd.DataFrame, info: dict | None, settings=None) -> dict:
     """Everything ``trace`` prints, as a dict for ``--json``."""
     columns = [c for c in ATTEMPT_COLUMNS if c in week.attempts.columns]
     return {
@@ -63,12 +76,13 @@ def trace_payload(week, recs: pd.DataFrame, info: dict | None) -> dict:
             key: (float(v) if isinstance(v, float) else v) for key, v in week.context.items()
         },
         "policy": "linucb" if info else "rule_based",
+        "policy_settings": settings.as_dict() if settings is not None else None,
         "recommendations": _records(recs),
         "model": info,
     }
 
 
-def print_trace(week, recs: pd.DataFrame, info: dict | None) -> None:
+def print_trace(week, recs: pd.DataFrame, info: dict | None, settings=None) -> None:
     """The attempts in the window, the student's context, then the recommendations."""
     console = _console()
     console.print(f"Student {week.user_id} | topic {week.topic} | window {week.window.label}")
@@ -79,7 +93,7 @@ def print_trace(week, recs: pd.DataFrame, info: dict | None) -> None:
     if info is None:
         _print_rule_list(console, recs)
     else:
-        _print_rl_table(console, recs, info)
+        _print_rl_table(console, recs, info, settings)
 
 
 def _print_attempts(console: Console, attempts: pd.DataFrame) -> None:
@@ -105,7 +119,8 @@ def _print_attempts(console: Console, attempts: pd.DataFrame) -> None:
 
 
 def _print_context(console: Console, context: dict) -> None:
-    table = Table(title="Context at the end of the window", show_header=False)
+    title = "Context at the end of the window"
+    table = Table(title=title, show_header=False, min_width=len(title) + 4)
     for key in schema.STUDENT_CONTEXT:
         table.add_row(key, f"{context[key]:.2f}")
     table.add_row("earlier events", str(context.get(schema.N_PRIOR, "")))
@@ -129,7 +144,7 @@ def _print_rule_list(console: Console, recs: pd.DataFrame) -> None:
     console.print(table)
 
 
-def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict) -> None:
+def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) -> None:
     console.print(Rule("RL-Powered Recommendations (LinUCB Bandit)", characters="━"))
     table = Table()
     for column in ("Rank", "Item", "Expected", "Uncertainty", "Mode", "Reason"):
@@ -144,11 +159,12 @@ def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict) -> None:
             row[schema.REASON],
         )
     console.print(table)
+    _print_settings(console, settings)
     console.print(_model_footer(info))
     console.print(Rule(characters="━"))
 
 
-def compare_payload(week, rule, rl, compared: dict, info: dict) -> dict:
+def compare_payload(week, rule, rl, compared: dict, info: dict, settings=None) -> dict:
     """Everything ``compare-recs`` prints, as a dict for ``--json``."""
     return {
         "student_id": week.user_id,
@@ -158,11 +174,12 @@ def compare_payload(week, rule, rl, compared: dict, info: dict) -> dict:
         "rule_based": _records(rule),
         "linucb": _records(rl),
         **compared,
+        "policy_settings": settings.as_dict() if settings is not None else None,
         "model": info,
     }
 
 
-def print_comparison(week, rule, rl, compared: dict, info: dict) -> None:
+def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) -> None:
     """Both lists in one table, the overlap, and why the bandit picked what the rule did not."""
     console = _console()
     if not week.known_student:
@@ -199,6 +216,7 @@ def print_comparison(week, rule, rl, compared: dict, info: dict) -> None:
             f"  {why['item_id']}: {why['why']} (expected {why['expected_reward']:.0%}, "
             f"bonus ±{why['bonus']:.0%})"
         )
+    _print_settings(console, settings)
     console.print(_model_footer(info))
 
 

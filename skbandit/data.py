@@ -165,19 +165,37 @@ def _skill_list(value) -> list[str]:
     return [v for v in items if v]
 
 
+def _blank(values: pd.Series) -> np.ndarray:
+    """Missing or whitespace-only entries (vectorised; only text columns can be blank)."""
+    missing = values.isna().to_numpy(dtype=bool, copy=True)
+    if pd.api.types.is_string_dtype(values.dtype):  # ids repeat: strip each distinct value once
+        blank = [v for v in pd.unique(values.to_numpy()) if isinstance(v, str) and not v.strip()]
+        if blank:
+            missing |= values.isin(blank).to_numpy(dtype=bool)
+    return missing
+
+
 def _drop_missing(df, report, columns):
+    """Drop rows whose key column is missing or blank; count them per column, in order."""
+    keep = np.ones(len(df), dtype=bool)
     for col in columns:
-        missing = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        missing = keep & _blank(df[col])
         report.dropped_missing[col] = int(missing.sum())
-        df = df.loc[~missing]
-    return df
+        keep &= ~missing
+    return df if keep.all() else df.loc[keep]
 
 
 def _drop_duplicates(df, report):
+    """Drop exact duplicate rows (first kept); the exact check runs on row-hash collisions only."""
     hashable = [c for c in df.columns if c != schema.SKILL_IDS]
-    dup = df.duplicated(subset=hashable)
+    dup = np.zeros(len(df), dtype=bool)
+    if hashable and len(df):
+        row_hash = pd.util.hash_pandas_object(df[hashable], index=False)
+        candidates = row_hash.duplicated(keep=False).to_numpy()
+        if candidates.any():
+            dup[candidates] = df.loc[candidates, hashable].duplicated().to_numpy()
     report.dropped_duplicates = int(dup.sum())
-    return df.loc[~dup]
+    return df.loc[~dup] if dup.any() else df
 
 
 # --- events ------------------------------------------------------------------------------

@@ -52,9 +52,12 @@ def prepare_history(
     or before ``learned_until`` (the end of what a continued model already learned) are
     context only: they shape later contexts but are not learned again.
     """
-    known = events[schema.ITEM_ID].isin(items[schema.ITEM_ID])
+    known = events[schema.ITEM_ID].isin(items[schema.ITEM_ID]).to_numpy()
     n_unknown = int((~known).sum())
-    ordered = events[known].sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    ordered = events[known] if n_unknown else events
+    if not ordered[schema.TIMESTAMP].is_monotonic_increasing:  # the loaders already sort
+        ordered = ordered.sort_values(schema.TIMESTAMP, kind="stable")
+    ordered = ordered.reset_index(drop=True)
     if max_events is not None:
         ordered = ordered.iloc[:max_events]
     if ordered.empty:

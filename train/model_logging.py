@@ -45,11 +45,12 @@ def request_example(history):
     return ids.join(rows[list(schema.MODEL_INPUT)])
 
 
-def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
-    """Log ``pipeline`` to the active run, register it under ``name`` and point ``alias`` at it.
+def log_pipeline(pipeline, history):
+    """Log ``pipeline`` to the active run as a models-from-code pyfunc model; return its info.
 
-    Nothing moves unless every step succeeds: if tagging or aliasing fails, the new version
-    is deleted again before the error propagates.
+    The model is ``serve/model_code.py`` (no pickled code) with the pipeline's ``config.json``
+    and ``state.npz`` as artifacts, the ``skbandit`` and ``serve`` packages as code, pinned
+    pip requirements, a signature and a small input example taken from ``history``.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -63,7 +64,7 @@ def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
         # mlflow hints that integer columns cannot hold missing values: the output's rank never does
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, adapter.score(example, params), params=params)
-        info = mlflow.pyfunc.log_model(
+        return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(registry.REPO_ROOT / "serve" / "model_code.py"),
             artifacts=save_pipeline(pipeline, Path(tmp)),
@@ -72,29 +73,46 @@ def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
             signature=signature,
             input_example=(example, params),
         )
-    tags = {
+
+
+def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str]:
+    """What a registered version says about itself (data, code, state, run, final metrics)."""
+    return {
         "data_hash": history.data_hash,
         "git_commit": git_commit(),
         "n_updates": str(int(pipeline[-1].n_updates_)),
         "events_trained": str(len(history.events)),
-        "run_id": mlflow.active_run().info.run_id,
+        "run_id": run_id,
         "feature_set": feature_set_of(pipeline),
         TRAINED_UNTIL_TAG: history.events[schema.TIMESTAMP].max().isoformat(),
         **{f"metric.{key}": f"{value:.6f}" for key, value in metrics.items()},
     }
-    return _register(info.model_uri, name, alias, tags)
 
 
-def _register(model_uri: str, name: str, alias: str, tags: dict[str, str]):
+def register_version(model_uri: str, name: str, alias: str, tags: dict[str, str]):
+    """Register ``model_uri`` as a new version of ``name``, tag it and point ``alias`` at it.
+
+    All or nothing: the tags are created with the version, and if setting the alias fails
+    (or is interrupted) the new version is deleted again before the error propagates, so no
+    version without its alias is left behind and the alias never points at a half-made one.
+    """
     import mlflow
 
     client = mlflow.MlflowClient()
-    created = mlflow.register_model(model_uri, name)
+    created = mlflow.register_model(model_uri, name, tags=tags)  # tags in the same request
     try:
-        for key, value in tags.items():
-            client.set_model_version_tag(name, created.version, key, value)
-        client.set_registered_model_alias(name, alias, created.version)
+        version = client.get_model_version(name, created.version)
+        client.set_registered_model_alias(name, alias, created.version)  # the last step
     except BaseException:
         client.delete_model_version(name, created.version)
         raise
-    return client.get_model_version(name, created.version)
+    return version
+
+
+def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
+    """:func:`log_pipeline` then :func:`register_version` (the active run's model)."""
+    import mlflow
+
+    info = log_pipeline(pipeline, history)
+    tags = version_tags(pipeline, history, mlflow.active_run().info.run_id, metrics)
+    return register_version(info.model_uri, name, alias, tags)

@@ -3,6 +3,14 @@
 With no arguments it trains on the embedded default school (generated on first use) and
 registers a new version of ``skbandit-linucb`` with alias ``champion`` in the embedded MLflow
 store (``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it).
+
+``--from NAME@ALIAS`` continues a registered version: pass the full history (old and new
+events); events up to the version's ``trained_until`` tag are context only, so the result is
+the model trained on everything. A file with only the new events also works, but its
+contexts then start from nothing (see :mod:`train.job`).
+
+Exit codes: 0 registered; 1 bad options, bad data or an unreachable store (one line, the run
+marked FAILED, nothing registered); 130 interrupted (the run marked KILLED).
 """
 
 from __future__ import annotations
@@ -52,7 +60,8 @@ def main(
         typer.Option(
             "--from",
             help="Continue training a registered version (models:/NAME@ALIAS or NAME/VERSION) "
-            "on the events after its training ended.",
+            "on the events after its training ended; give the full history, the events it "
+            "already learned are used as context only.",
         ),
     ] = None,
     alpha: Annotated[
@@ -64,7 +73,10 @@ def main(
         typer.Option(min=0.0, help="Ridge strength (default 1.0, or the continued model's)."),
     ] = None,
     feature_set: Annotated[
-        str | None, typer.Option(help="Feature set: default or seed (default: default).")
+        str | None,
+        typer.Option(
+            help="Feature set: default or seed (default: default, or the continued model's)."
+        ),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Events per predict-then-learn step.")
@@ -102,8 +114,24 @@ def main(
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        console.print("[red]interrupted:[/red] nothing was registered and no alias moved")
+        console.print(
+            "[red]interrupted:[/red] nothing was registered and no alias moved; "
+            "the run is marked KILLED"
+        )
         raise typer.Exit(130) from None
+    except Exception as error:  # e.g. an unreachable tracking server: one line, no traceback
+        console.print(
+            f"[red]error:[/red] {type(error).__name__}: {_first_line(error)}; nothing was "
+            "registered and no alias moved (check MLFLOW_TRACKING_URI and the data files)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,261 @@
+"""Benchmark serving (issue 5, Performance): REST latency and ``trace`` cold start.
+
+Run from the repository root::
+
+    python -m bench.bench_serving             # about two minutes
+    python -m bench.bench_serving --quick     # fewer requests and trace runs
+
+It builds everything in a temporary directory: a small simulated school, a store trained
+with ``python -m train.warmstart`` (``skbandit-linucb@champion``) and a trivial identity
+pyfunc (``identity@champion``, returns its input, no signature), plus the same identity
+with skbandit's input signature (``identity-signed``: mlflow then converts and checks the
+columns, as it does for ours, which separates mlflow's share from skbandit's). All are
+served with
+``mlflow models serve --env-manager local -w 1`` on 127.0.0.1 at the same time, and the
+requests alternate between them, so load from other processes on this shared machine hits
+both alike. Then ``python -m serve trace ... --use-rl`` is timed as a fresh process, taking
+turns with ``python -c "import mlflow, sklearn"``. Targets: REST p50 within 1.5x of the
+identity model's, trace within 1.5x of the import. This script prints tables and asserts
+nothing.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from skbandit import schema
+from skbandit.simulation import SchoolConfig, simulate_school
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHOOL = SchoolConfig(n_students=200, seed=3, attempts_per_student=80)
+STUDENT, TOPIC, WEEK = "ABC123", "7.RP.A.1", "2024-W01"
+IDENTITY_CODE = """
+import mlflow
+
+
+class Identity(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+mlflow.models.set_model(Identity())
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and runs")
+    args = parser.parse_args()
+    n_requests, n_trace = (100, 3) if args.quick else (400, 7)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        tmp = Path(tmp)
+        env = _environment(tmp)
+        events, items = _write_school(tmp)
+        _run([sys.executable, "-m", "train.warmstart", "--events", events, "--items", items], env)
+        _log_identity(tmp, env)
+        rest = _bench_rest(env, tmp, n_requests)
+        trace = _bench_trace(env, events, items, n_trace)
+    _print_rest(rest, n_requests)
+    _print_trace(trace)
+
+
+def _environment(tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "COLUMNS": "120",
+    }
+
+
+def _write_school(tmp: Path) -> tuple[str, str]:
+    school = simulate_school(SCHOOL)
+    events, items = tmp / "events.parquet", tmp / "items.parquet"
+    school.events.to_parquet(events, index=False)
+    school.items.to_parquet(items, index=False)
+    return str(events), str(items)
+
+
+def _log_identity(tmp: Path, env: dict[str, str]) -> None:
+    code = tmp / "identity_model.py"
+    code.write_text(IDENTITY_CODE)
+    script = textwrap.dedent(f"""
+        import json
+        import mlflow
+        import pandas as pd
+        from mlflow.models import infer_signature
+        from serve import registry
+        registry.configure_tracking()
+        registry.use_experiment("bench-identity")
+        split = json.loads({_payload(3)!r})["dataframe_split"]
+        example = pd.DataFrame(split["data"], columns=split["columns"])
+        for name, signature in (("identity", None), ("identity-signed", infer_signature(example))):
+            with mlflow.start_run():
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model={str(code)!r}, signature=signature
+                )
+            version = mlflow.register_model(info.model_uri, name)
+            client = mlflow.MlflowClient()
+            client.set_registered_model_alias(name, "champion", version.version)
+    """)
+    _run([sys.executable, "-c", script], env)
+
+
+def _run(command, env) -> None:
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command[:3])} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+# --------------------------------------------------------------------------- REST
+def _bench_rest(env, tmp: Path, n_requests: int) -> dict:
+    names = ("skbandit-linucb", "identity", "identity-signed")
+    servers = {name: _start(name, env, tmp) for name in names}
+    try:
+        for url, process, log in servers.values():
+            _wait(url, process, log)
+        session = requests.Session()
+        results = {}
+        for n_rows in (1, 100):
+            body = _payload(n_rows)
+            urls = {name: url for name, (url, _, _) in servers.items()}
+            results[n_rows] = _alternate(session, urls, body, n_requests)
+        return results
+    finally:
+        for _, process, _ in servers.values():
+            _stop(process)
+
+
+def _start(name: str, env, tmp: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp / f"{name}.log"
+    command = [
+        "mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
+        "-h", "127.0.0.1", "-p", str(port), "-w", "1",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return f"http://127.0.0.1:{port}", process, log
+
+
+def _wait(url: str, process, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server for {url} exited:\n{log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"server for {url} not up after {timeout:.0f}s")
+
+
+def _stop(process) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+
+
+def _payload(n_rows: int) -> str:
+    """``n_rows`` valid candidate rows for one student (JSON ``dataframe_split``)."""
+    rng = np.random.default_rng(0)
+    columns = [schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT]
+    rows = []
+    for i in range(n_rows):
+        values = rng.uniform(0.05, 0.95, len(schema.MODEL_INPUT))
+        features = dict(zip(schema.MODEL_INPUT, values.tolist(), strict=True))
+        features[schema.DIFFICULTY] = float(rng.normal())
+        features[schema.ITEM_ATTEMPTS] = float(rng.integers(0, 200))
+        rows.append(["S1", f"ITEM{i:04d}", *(features[c] for c in schema.MODEL_INPUT)])
+    import json
+
+    return json.dumps({"dataframe_split": {"columns": columns, "data": rows}})
+
+
+def _alternate(session, urls: dict[str, str], body: str, n_requests: int) -> dict:
+    headers = {"Content-Type": "application/json"}
+    latencies = {name: [] for name in urls}
+    for _ in range(20):  # warm up both
+        for url in urls.values():
+            session.post(f"{url}/invocations", data=body, headers=headers).raise_for_status()
+    for _ in range(n_requests):
+        for name, url in urls.items():
+            start = time.perf_counter()
+            response = session.post(f"{url}/invocations", data=body, headers=headers)
+            latencies[name].append(time.perf_counter() - start)
+            response.raise_for_status()
+    return {name: np.asarray(values) for name, values in latencies.items()}
+
+
+def _print_rest(results: dict, n_requests: int) -> None:
+    print(f"\nREST /invocations on 127.0.0.1, one worker each, {n_requests} requests per cell")
+    print("| rows | model | p50 ms | p95 ms | requests/s | p50 vs identity |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for n_rows, by_model in results.items():
+        identity_p50 = np.percentile(by_model["identity"], 50)
+        for name, values in by_model.items():
+            p50, p95 = np.percentile(values, 50), np.percentile(values, 95)
+            print(
+                f"| {n_rows} | {name} | {p50 * 1e3:.2f} | {p95 * 1e3:.2f} | "
+                f"{1 / values.mean():.0f} | {p50 / identity_p50:.2f}x |"
+            )
+
+
+# -------------------------------------------------------------------------- trace
+def _bench_trace(env, events: str, items: str, n_runs: int) -> dict:
+    commands = {
+        'python -c "import mlflow, sklearn"': [sys.executable, "-c", "import mlflow, sklearn"],
+        "python -m serve trace ... --use-rl": [
+            sys.executable, "-m", "serve", "trace", "--student-id", STUDENT, "--topic", TOPIC,
+            "--time-window", WEEK, "--use-rl", "--events", events, "--items", items,
+        ],
+    }  # fmt: skip
+    times = {label: [] for label in commands}
+    for _ in range(n_runs):
+        for label, command in commands.items():
+            start = time.perf_counter()
+            result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True)
+            times[label].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                sys.exit(f"{label} failed:\n{result.stderr.decode()[-2000:]}")
+    return times
+
+
+def _print_trace(times: dict) -> None:
+    labels = list(times)
+    base = statistics.median(times[labels[0]])
+    print(f"\nCold start, {len(times[labels[0]])} interleaved runs (wall seconds)")
+    print("| command | median s | min s | vs import |")
+    print("|---|---:|---:|---:|")
+    for label in labels:
+        median = statistics.median(times[label])
+        print(f"| {label} | {median:.2f} | {min(times[label]):.2f} | {median / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Target policies scored on logged decisions: the inputs of the off-policy estimators.
+
+The estimators of :mod:`skbandit.evaluation` need, for every logged decision ``i``, the
+target policy's probability of the logged item ``pi(a_i | x_i)`` and, for doubly robust, a
+reward model at the logged item and in expectation under the target.
+:func:`off_policy_inputs` scores a target policy on the decisions that
+:func:`skbandit.logged_decisions.logged_decisions` rebuilds, chunk by chunk, and returns
+:class:`OffPolicyInputs`, whose :meth:`~OffPolicyInputs.estimate` runs one estimator.
+
+A target policy is any callable ``policy(candidates) -> probs``: ``candidates`` is one chunk
+(rows of a decision are contiguous and share ``decision_id``), ``probs`` the probability that
+the policy shows each row's item first (summing to 1 per decision). :func:`linucb_policy`,
+:func:`rule_policy`, :func:`uniform_policy` and :func:`logging_policy` build them.
+
+Example
+-------
+>>> from skbandit.simulation import SchoolConfig, simulate_school
+>>> school = simulate_school(SchoolConfig(n_students=10, seed=1, end_date="2023-09-30"))
+>>> inputs = off_policy_inputs(school.events, school.items, uniform_policy())
+>>> bool(((inputs.target_propensity > 0) & (inputs.target_propensity < 1)).all())
+True
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from skbandit import evaluation, schema
+from skbandit.exceptions import SkbanditError
+from skbandit.irt import rule_distance
+from skbandit.logged_decisions import (
+    CHUNK_ROWS,
+    IS_LOGGED,
+    decision_positions,
+    logged_decisions,
+)
+from skbandit.policy import EXPLORATIONS, OBJECTIVES, _score
+from skbandit.school_env import DECISION_ID
+from skbandit.simulation import logging_policy_probabilities
+
+ESTIMATORS = ("dr", "snips", "ips", "replay")
+"""Estimator names accepted by :meth:`OffPolicyInputs.estimate`."""
+PROBABILITY_TOLERANCE = 1e-6
+"""How far a decision's target probabilities may sum from 1."""
+
+TargetPolicy = Callable[[pd.DataFrame], np.ndarray]
+RowValues = Callable[[pd.DataFrame], np.ndarray]
+
+
+# --- target policies ---------------------------------------------------------------------
+
+
+def linucb_policy(pipeline, *, alpha=None, objective="max_success", target=0.7,
+                  exploration="greedy", temperature=0.05) -> TargetPolicy:
+    """First-slot probabilities of :func:`skbandit.policy.rank_linucb`, for many decisions.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        Fitted features + LinUCB pipeline.
+    alpha, objective, target, exploration, temperature
+        As in :func:`skbandit.policy.rank_linucb`.
+
+    Returns
+    -------
+    callable
+        ``policy(candidates) -> probs``; per decision equal to
+        :func:`skbandit.policy.action_probabilities` (greedy ties share the probability).
+    """
+    for name, value, allowed in (("objective", objective, OBJECTIVES),
+                                 ("exploration", exploration, EXPLORATIONS)):
+        if value not in allowed:
+            raise SkbanditError(f"unknown {name} {value!r} (expected one of {allowed})")
+    if exploration == "softmax" and not temperature > 0:
+        raise SkbanditError(f"temperature must be > 0 for softmax exploration, got "
+                            f"{temperature!r}")
+
+    def probabilities(candidates):
+        score = _score(pipeline, candidates, alpha, objective, target)["score"]
+        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        top = groups.spread(np.maximum.reduceat(score, groups.starts))
+        if exploration == "softmax":
+            weights = np.exp((score - top) / temperature)
+        else:
+            weights = (score == top).astype(np.float64)
+        return weights / groups.spread(np.add.reduceat(weights, groups.starts))
+
+    return probabilities
+
+
+def rule_policy() -> TargetPolicy:
+    """The rule-based baseline's first item (:func:`skbandit.policy.rank_rule_based`).
+
+    The candidate closest in difficulty to the student's level gets probability 1; ties go
+    to the earliest candidate, as in the stable sort of the rule.
+    """
+
+    def probabilities(candidates):
+        distance = rule_distance(candidates[schema.MASTERY].to_numpy(np.float64),
+                                 candidates[schema.DIFFICULTY].to_numpy(np.float64))
+        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        closest = distance == groups.spread(np.minimum.reduceat(distance, groups.starts))
+        position = np.arange(len(distance))
+        first = np.minimum.reduceat(np.where(closest, position, len(distance)), groups.starts)
+        return (position == groups.spread(first)).astype(np.float64)
+
+    return probabilities
+
+
+def uniform_policy() -> TargetPolicy:
+    """Every candidate of a decision equally likely."""
+
+    def probabilities(candidates):
+        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        return 1.0 / groups.spread(groups.sizes).astype(np.float64)
+
+    return probabilities
+
+
+def logging_policy(epsilon=0.1, top_k=5) -> TargetPolicy:
+    """The simulated school's rule+epsilon logging policy (see :mod:`skbandit.simulation`)."""
+
+    def probabilities(candidates):
+        return logging_policy_probabilities(candidates, epsilon=epsilon, top_k=top_k)
+
+    return probabilities
+
+
+def linucb_reward_model(pipeline) -> RowValues:
+    """``q(x, a)``: the pipeline's mean prediction clipped to [0, 1], for doubly robust."""
+
+    def predict(candidates):
+        return np.clip(pipeline.predict(candidates), 0.0, 1.0)
+
+    return predict
+
+
+# --- estimator inputs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OffPolicyInputs:
+    """Per-decision inputs of the estimators for one target policy.
+
+    Attributes
+    ----------
+    rewards, logged_propensity, target_propensity : ndarray of shape (n,)
+        See :func:`skbandit.evaluation.ips`.
+    reward_model_logged, reward_model_target : ndarray of shape (n,) or None
+        See :func:`skbandit.evaluation.doubly_robust` (None without a reward model).
+    match : ndarray of bool of shape (n,) or None
+        Whether the target's choice is the logged item; only for a deterministic target.
+    expectations : dict of str to ndarray of shape (n,)
+        ``sum_a pi(a | x_i) v(x_i, a)`` for each requested row-value function ``v``.
+    n_candidates : ndarray of int of shape (n,)
+        Size of each decision's candidate set.
+    """
+
+    rewards: np.ndarray
+    logged_propensity: np.ndarray
+    target_propensity: np.ndarray
+    reward_model_logged: np.ndarray | None = None
+    reward_model_target: np.ndarray | None = None
+    match: np.ndarray | None = None
+    expectations: dict = field(default_factory=dict)
+    n_candidates: np.ndarray | None = None
+
+    def estimate(self, estimator="dr", *, n_bootstrap=1000, confidence=0.95, rng=None):
+        """Run one estimator (``"dr"``, ``"snips"``, ``"ips"`` or ``"replay"``).
+
+        Returns
+        -------
+        PolicyValueEstimate
+        """
+        boot = {"n_bootstrap": n_bootstrap, "confidence": confidence, "rng": rng}
+        logged = (self.rewards, self.logged_propensity, self.target_propensity)
+        if estimator == "ips":
+            return evaluation.ips(*logged, **boot)
+        if estimator == "snips":
+            return evaluation.snips(*logged, **boot)
+        if estimator == "dr":
+            if self.reward_model_logged is None:
+                raise SkbanditError("doubly robust needs a reward model; pass reward_model to "
+                                    "off_policy_inputs or choose ips/snips")
+            return evaluation.doubly_robust(*logged, self.reward_model_logged,
+                                            self.reward_model_target, **boot)
+        if estimator == "replay":
+            if self.match is None:
+                raise SkbanditError("replay needs a deterministic target policy; this one "
+                                    "randomises, so choose ips, snips or dr")
+            return evaluation.replay(self.rewards, self.match, **boot)
+        raise SkbanditError(f"unknown estimator {estimator!r} (expected one of {ESTIMATORS})")
+
+
+def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=None,
+                      contexts=None, rows=None, chunk_rows=CHUNK_ROWS) -> OffPolicyInputs:
+    """Score a target policy on every logged decision.
+
+    Parameters
+    ----------
+    events : DataFrame of shape (n_events, ...)
+        Canonical events with ``propensity`` (the logging policy's probability of the
+        logged item).
+    items : DataFrame
+        Item table.
+    policy : callable
+        ``policy(candidates) -> probs``, e.g. from :func:`linucb_policy`.
+    reward_model : callable, optional
+        ``q(candidates) -> values`` (e.g. :func:`linucb_reward_model`); needed for ``"dr"``.
+    expectations : dict of str to callable, optional
+        Row-value functions ``v(candidates) -> values`` whose expectation under the target
+        is returned per decision (e.g. the simulator's true success probability).
+    contexts, rows, chunk_rows
+        See :func:`skbandit.logged_decisions.logged_decisions`.
+
+    Returns
+    -------
+    OffPolicyInputs
+        One entry per selected decision, in ``rows`` order.
+    """
+    if schema.PROPENSITY not in events.columns:
+        raise SkbanditError(
+            f"events have no {schema.PROPENSITY!r} column (the logging policy's probability "
+            "of each shown item), so off-policy estimates are impossible; log propensities "
+            "at serving time (rank_linucb returns them) or use the simulated school")
+    selected = decision_positions(rows, len(events))
+    n = len(selected)
+    out = {k: np.zeros(n) for k in ("target", "q_logged", "q_target", "top")}
+    sums = {name: np.zeros(n) for name in expectations or {}}
+    sizes = np.zeros(n, dtype=np.int64)
+    for chunk in logged_decisions(events, items, contexts=contexts, rows=selected,
+                                  chunk_rows=chunk_rows):
+        groups = _Groups(chunk[DECISION_ID].to_numpy())
+        ids = chunk[DECISION_ID].to_numpy()[groups.starts]
+        probs = _checked_probabilities(policy(chunk), groups)
+        logged = chunk[IS_LOGGED].to_numpy()
+        out["target"][ids] = np.add.reduceat(probs * logged, groups.starts)
+        out["top"][ids] = np.maximum.reduceat(probs, groups.starts)
+        sizes[ids] = groups.sizes
+        if reward_model is not None:
+            q = np.asarray(reward_model(chunk), dtype=np.float64)
+            out["q_logged"][ids] = np.add.reduceat(q * logged, groups.starts)
+            out["q_target"][ids] = np.add.reduceat(q * probs, groups.starts)
+        for name, values in (expectations or {}).items():
+            sums[name][ids] = np.add.reduceat(np.asarray(values(chunk)) * probs, groups.starts)
+    deterministic = bool(np.all(out["top"] >= 1.0 - PROBABILITY_TOLERANCE))
+    return OffPolicyInputs(
+        rewards=events[schema.CORRECT].to_numpy(np.float64)[selected],
+        logged_propensity=events[schema.PROPENSITY].to_numpy(np.float64)[selected],
+        target_propensity=np.clip(out["target"], 0.0, 1.0),
+        reward_model_logged=out["q_logged"] if reward_model is not None else None,
+        reward_model_target=out["q_target"] if reward_model is not None else None,
+        match=out["target"] >= 1.0 - PROBABILITY_TOLERANCE if deterministic else None,
+        expectations=sums,
+        n_candidates=sizes,
+    )
+
+
+# --- internals -------------------------------------------------------------------------
+
+
+class _Groups:
+    """Contiguous runs of equal decision ids: ``starts``, ``sizes`` and broadcasting."""
+
+    def __init__(self, decision_ids):
+        decision_ids = np.asarray(decision_ids)
+        if len(decision_ids) == 0:
+            raise SkbanditError("no candidate rows to score (expected at least one decision)")
+        new = np.r_[True, decision_ids[1:] != decision_ids[:-1]]
+        self.starts = np.flatnonzero(new)
+        self.sizes = np.diff(np.r_[self.starts, len(decision_ids)])
+        if len(np.unique(decision_ids[self.starts])) != len(self.starts):
+            raise SkbanditError("candidate rows of a decision must be contiguous (group the "
+                                "frame by decision_id, as logged_decisions does)")
+
+    def spread(self, per_group):
+        """One value per group -> one value per row."""
+        return np.repeat(per_group, self.sizes)
+
+
+def _checked_probabilities(probs, groups):
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (int(groups.sizes.sum()),):
+        raise SkbanditError(f"the target policy returned shape {probs.shape}, expected one "
+                            f"probability per candidate row ({int(groups.sizes.sum())})")
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise SkbanditError("the target policy returned negative or non-finite probabilities")
+    sums = np.add.reduceat(probs, groups.starts)
+    worst = int(np.argmax(np.abs(sums - 1.0)))
+    if abs(sums[worst] - 1.0) > PROBABILITY_TOLERANCE:
+        raise SkbanditError(f"the target policy's probabilities of a decision sum to "
+                            f"{sums[worst]:.6g}, expected 1 (one first-slot choice per "
+                            "decision)")
+    return probs

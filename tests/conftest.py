@@ -1,0 +1,87 @@
+"""Shared fixtures: a small simulated school and a temporary MLflow store trained on it.
+
+Append new fixtures at the end (several test modules share this file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from skbandit.simulation import SchoolConfig, simulate_school
+
+SMALL_SCHOOL = SchoolConfig(n_students=60, seed=3, attempts_per_student=80, items_per_topic=(8, 15))
+"""About 4,300 events over 24 topics; the demo student ABC123 practises 7.RP.A.1 in 2024-W01
+and again in 2024-W14."""
+
+MODEL_NAME = "skbandit-linucb"
+
+
+@dataclass(frozen=True)
+class SchoolFiles:
+    """A simulated school written as parquet files."""
+
+    events_path: Path
+    items_path: Path
+    events: pd.DataFrame
+    items: pd.DataFrame
+
+    @property
+    def options(self) -> list[str]:
+        """``--events PATH --items PATH`` for the command lines."""
+        return ["--events", str(self.events_path), "--items", str(self.items_path)]
+
+
+@dataclass(frozen=True)
+class TrainedStore:
+    """A temporary MLflow store with ``skbandit-linucb`` v1 (aliases champion, challenger)."""
+
+    tracking_uri: str
+    school: SchoolFiles
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for processes that use this store."""
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+@pytest.fixture(scope="session")
+def small_school(tmp_path_factory) -> SchoolFiles:
+    """The SMALL_SCHOOL config simulated once per session and written to parquet."""
+    folder = tmp_path_factory.mktemp("small-school")
+    school = simulate_school(SMALL_SCHOOL)
+    events_path, items_path = folder / "events.parquet", folder / "items.parquet"
+    school.events.to_parquet(events_path, index=False)
+    school.items.to_parquet(items_path, index=False)
+    return SchoolFiles(events_path, items_path, school.events, school.items)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, small_school) -> TrainedStore:
+    """``python -m train.warmstart --events E --items I`` into a temporary SQLite store."""
+    import mlflow
+
+    from train.warmstart import app as warmstart_app
+
+    folder = tmp_path_factory.mktemp("mlflow-store")
+    store = TrainedStore(f"sqlite:///{folder / 'mlflow.db'}", small_school)
+    result = CliRunner(env=store.env).invoke(warmstart_app, small_school.options)
+    assert result.exit_code == 0, result.output
+    mlflow.MlflowClient(store.tracking_uri).set_registered_model_alias(
+        MODEL_NAME, "challenger", "1"
+    )
+    return store
+
+
+@pytest.fixture
+def store_env(monkeypatch, trained_store) -> TrainedStore:
+    """Point this test's process at the trained store, with no data-location overrides."""
+    for name, value in trained_store.env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SKBANDIT_EVENTS", "SKBANDIT_ITEMS", "SKBANDIT_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return trained_store

@@ -1,0 +1,131 @@
+"""Progressive validation: predict each batch before learning it; metrics equal sklearn's."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from skbandit import progressive, schema
+from skbandit.features import make_pipeline
+from skbandit.irt import mastery_to_logit, p_correct_2pl
+from skbandit.progressive import (
+    PREDICTORS,
+    PROBABILITY_FLOOR,
+    batch_slices,
+    model_features,
+    prediction_metrics,
+    replay_history,
+)
+
+
+def contexts(n, seed=0):
+    """Random raw model input and rewards that depend on mastery - difficulty."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        schema.MASTERY: rng.uniform(0.05, 0.95, n),
+        schema.RECENT_ACCURACY: rng.uniform(0, 1, n),
+        schema.RECENT_SPEED: rng.uniform(0, 1, n),
+        schema.HELP_TENDENCY: rng.uniform(0, 0.5, n),
+        schema.SKILL_GAP: 0.0,
+        schema.DIFFICULTY: rng.normal(0, 1, n),
+        schema.DISCRIMINATION: rng.uniform(0.5, 2, n),
+        schema.ITEM_ATTEMPTS: rng.integers(0, 50, n).astype(float),
+        schema.ITEM_ACCURACY: rng.uniform(0.1, 0.9, n),
+    })
+    frame[schema.SKILL_GAP] = np.maximum(0, 0.8 - frame[schema.MASTERY])
+    p = p_correct_2pl(mastery_to_logit(frame[schema.MASTERY].to_numpy()),
+                      frame[schema.DIFFICULTY].to_numpy())
+    return frame, (rng.uniform(size=n) < p).astype(float)
+
+
+def test_batches_double_up_to_batch_size_and_cover_everything():
+    slices = batch_slices(1_000, 300, first=100)
+    assert [(s.start, s.stop) for s in slices] == [(0, 100), (100, 300), (300, 600),
+                                                  (600, 900), (900, 1000)]
+    assert batch_slices(0, 10) == []
+    assert [(s.start, s.stop) for s in batch_slices(5, 2, first=100)] == [(0, 2), (2, 4), (4, 5)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_equal_sklearn_metrics(seed):
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    frame = pd.DataFrame({
+        "reward": rng.integers(0, 2, n).astype(float),
+        "uncertainty": rng.uniform(0, 1, n),
+        "bandit": rng.normal(0.5, 0.6, n),  # leaves [0, 1]: clipped
+        "global_rate": np.round(rng.uniform(size=n), 1),  # many ties
+        "irt": rng.uniform(size=n),
+    })
+    metrics = prediction_metrics(frame)
+    outcome = frame["reward"].to_numpy().astype(int)
+    for name in PREDICTORS:
+        p = np.clip(frame[name].to_numpy(), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+        assert metrics[f"{name}_log_loss"] == pytest.approx(log_loss(outcome, p), abs=1e-12)
+        assert metrics[f"{name}_brier"] == pytest.approx(brier_score_loss(outcome, p), abs=1e-12)
+        assert metrics[f"{name}_auc"] == pytest.approx(roc_auc_score(outcome, p), abs=1e-12)
+    assert metrics["mean_uncertainty"] == pytest.approx(frame["uncertainty"].mean())
+
+
+def test_auc_is_nan_for_one_class_and_log_loss_is_finite():
+    frame = pd.DataFrame({"reward": [1.0, 1.0], "uncertainty": 0.0, "bandit": [1.5, -0.5],
+                          "global_rate": 0.5, "irt": [0.2, 0.9]})
+    metrics = prediction_metrics(frame)
+    assert np.isnan(metrics["bandit_auc"])
+    assert metrics["bandit_log_loss"] == pytest.approx(
+        -(np.log(1 - PROBABILITY_FLOOR) + np.log(PROBABILITY_FLOOR)) / 2)
+
+
+def test_each_batch_is_predicted_before_it_is_learned():
+    X, y = contexts(700)
+    pipeline = make_pipeline()
+    result = replay_history(pipeline, X, y, batch_size=200)
+    predictions = result.predictions
+    assert (predictions["bandit"].iloc[:100] == 0.0).all()  # nothing learned yet
+    # the batch (100, 300) is forecast by a model that has learned exactly rows 0..99
+    reference = make_pipeline()
+    features = model_features(reference, X)
+    reference[-1].partial_fit(features[:100], y[:100])
+    np.testing.assert_allclose(predictions["bandit"].iloc[100:300],
+                               reference[-1].predict(features[100:300]), atol=1e-12)
+    # the global rate baseline forecasts with what came before (prior 0.5 as one pseudo-event)
+    assert predictions["global_rate"].iloc[100] == pytest.approx((0.5 + y[:100].sum()) / 101)
+    np.testing.assert_allclose(
+        predictions["irt"],
+        p_correct_2pl(mastery_to_logit(X[schema.MASTERY].to_numpy()),
+                      X[schema.DIFFICULTY].to_numpy(), X[schema.DISCRIMINATION].to_numpy()))
+    assert pipeline[-1].n_updates_ == 700
+    assert list(result.history["events_seen"]) == [100, 300, 500, 700]
+
+
+def test_replaying_a_then_b_equals_replaying_a_and_b():
+    X, y = contexts(900, seed=3)
+    both = make_pipeline()
+    replay_history(both, X, y, batch_size=250)
+    split = make_pipeline()
+    replay_history(split, X.iloc[:400], y[:400], batch_size=250)
+    replay_history(split, X.iloc[400:], y[400:], batch_size=250)
+    for attribute in ("A_", "b_", "coef_"):
+        np.testing.assert_allclose(getattr(split[-1], attribute), getattr(both[-1], attribute),
+                                   rtol=1e-10, atol=1e-10)
+
+
+def test_final_metrics_are_computed_once_and_match_the_predictions(monkeypatch):
+    X, y = contexts(500, seed=4)
+    result = replay_history(make_pipeline("seed"), X, y, batch_size=100,
+                            features=None, on_batch=None)
+    first = result.final_metrics()
+    assert first == prediction_metrics(result.predictions)
+    monkeypatch.setattr(progressive, "prediction_metrics", None)  # would fail if called again
+    first["bandit_auc"] = -1.0  # callers get a copy
+    assert result.final_metrics()["bandit_auc"] != -1.0
+
+
+def test_precomputed_features_and_progress_callback():
+    X, y = contexts(450, seed=5)
+    seen = []
+    a = replay_history(make_pipeline(), X, y, batch_size=200, on_batch=seen.append)
+    pipeline = make_pipeline()
+    b = replay_history(pipeline, X, y, batch_size=200, features=model_features(pipeline, X))
+    assert seen == [100, 200, 150]
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)

@@ -1,0 +1,166 @@
+"""Model references, loading registered versions, and the pyfunc adapter's request checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from serve import registry
+from serve.pyfunc_model import (
+    MAX_REQUEST_ROWS,
+    LinUCBModel,
+    check_params,
+    check_request,
+    default_params,
+)
+from skbandit import schema
+from skbandit.exceptions import SkbanditError
+
+
+@pytest.mark.parametrize(
+    ("text", "uri"),
+    [
+        ("skbandit-linucb", "models:/skbandit-linucb@champion"),
+        ("skbandit-linucb@challenger", "models:/skbandit-linucb@challenger"),
+        ("skbandit-linucb/3", "models:/skbandit-linucb/3"),
+        ("models:/skbandit-linucb/3", "models:/skbandit-linucb/3"),
+        ("models:/skbandit-linucb@champion", "models:/skbandit-linucb@champion"),
+    ],
+)
+def test_parse_model_ref(text, uri):
+    assert registry.parse_model_ref(text).uri == uri
+
+
+@pytest.mark.parametrize("text", ["a@b@c", "name/latest", "", "models:/"])
+def test_parse_model_ref_refuses_garbage(text):
+    with pytest.raises(SkbanditError, match="expected NAME@ALIAS or NAME/VERSION"):
+        registry.parse_model_ref(text)
+
+
+def test_sqlite_path():
+    assert str(registry.sqlite_path("sqlite:////tmp/s/mlflow.db")) == "/tmp/s/mlflow.db"
+    assert str(registry.sqlite_path("sqlite:///rel/mlflow.db")) == "rel/mlflow.db"
+    assert registry.sqlite_path("http://127.0.0.1:5000") is None
+
+
+@pytest.fixture
+def tracking(store_env):
+    registry.configure_tracking()
+    return store_env
+
+
+def _state(pipeline) -> dict:
+    return pipeline[-1].get_state()
+
+
+def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
+    ref = registry.parse_model_ref("skbandit-linucb@champion")
+    fast, version = registry.load_pipeline(ref)
+    slow = registry._load_with_pyfunc(version)
+    monkeypatch.setattr(registry, "_logged_model_location", lambda model_id: None)
+    via_client, _ = registry.load_pipeline(ref)  # artifact location from the tracking client
+    for other in (slow, via_client):
+        for key, value in _state(fast).items():
+            np.testing.assert_array_equal(value, _state(other)[key])
+    assert version.version == "1" or int(version.version) == 1
+    assert version.tags["events_trained"] == str(len(tracking.school.events))
+
+
+def test_resolve_version_errors_say_what_to_do(tracking):
+    with pytest.raises(SkbanditError, match=r"has no alias 'nope'.*python -m train.warmstart"):
+        registry.resolve_version(registry.parse_model_ref("skbandit-linucb@nope"))
+    with pytest.raises(SkbanditError, match=r"no registered model 'ghost'"):
+        registry.resolve_version(registry.parse_model_ref("ghost"))
+
+
+def test_list_versions(tracking):
+    (row,) = registry.list_versions("skbandit-linucb")
+    assert row["version"] == 1
+    assert row["aliases"] == ["challenger", "champion"]
+    assert row["feature_set"] == "default"
+    assert {"bandit_log_loss", "bandit_auc"} <= set(row["metrics"])
+
+
+# --- the pyfunc adapter's request checks (what the REST server answers with 400) ----------
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    row = {
+        schema.USER_ID: "u1",
+        schema.ITEM_ID: "i1",
+        **{column: 0.5 for column in schema.MODEL_INPUT},
+        schema.ITEM_ATTEMPTS: 3.0,
+    }
+    return pd.DataFrame([row, {**row, schema.ITEM_ID: "i2", schema.DIFFICULTY: 1.0}])
+
+
+def test_check_request_accepts_and_normalises(frame):
+    out = check_request(frame.assign(user_id=7))
+    assert out[schema.USER_ID].tolist() == ["7", "7"]
+    assert out[schema.MASTERY].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({schema.MASTERY: [np.nan, 0.5]}, "'mastery' has a null in row 0"),
+        ({schema.MASTERY: [0.5, None]}, "'mastery' has a null in row 1"),
+        ({schema.DIFFICULTY: [np.inf, 0.0]}, "'difficulty' must be a finite number"),
+        ({schema.MASTERY: ["high", 0.5]}, "'mastery' must be numeric; row 0 has 'high'"),
+        ({schema.ITEM_ACCURACY: [0.5, 1.2]}, r"'item_accuracy' must lie in \[0.0, 1.0\]"),
+        ({schema.ITEM_ATTEMPTS: [-1.0, 0.0]}, "'item_attempts' must lie in"),
+        ({schema.ITEM_ID: [None, "i2"]}, "'item_id' has a null in row 0"),
+    ],
+)
+def test_check_request_refuses_bad_values(frame, change, message):
+    with pytest.raises(SkbanditError, match=message):
+        check_request(frame.assign(**change))
+
+
+def test_check_request_refuses_empty_missing_and_too_many(frame):
+    with pytest.raises(SkbanditError, match="no rows"):
+        check_request(frame.iloc[:0])
+    with pytest.raises(SkbanditError, match=r"missing columns \['skill_gap'\]"):
+        check_request(frame.drop(columns=[schema.SKILL_GAP]))
+    big = frame.sample(MAX_REQUEST_ROWS + 1, replace=True, random_state=0)
+    with pytest.raises(SkbanditError, match=f"at most {MAX_REQUEST_ROWS}"):
+        check_request(big)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"top_k": 0}, "top_k must be a positive integer"),
+        ({"top_k": True}, "top_k must be a positive integer"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"alpha": -0.5}, "alpha must lie in"),
+        ({"alpha": float("nan")}, "alpha must lie in"),
+        ({"target": 1.5}, "target must lie in"),
+        ({"temperature": 0.0}, "temperature must be > 0"),
+        ({"alpha": "wide"}, "alpha must be a number"),
+    ],
+)
+def test_check_params(change, message):
+    params = {"top_k": 5, "seed": 0, "alpha": 1.0, "target": 0.7, "temperature": 0.05}
+    with pytest.raises(SkbanditError, match=message):
+        check_params({**params, **change})
+
+
+def test_predict_turns_every_failure_into_a_bad_request(tracking, frame):
+    pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb"))
+    model = LinUCBModel.from_pipeline(pipeline, "skbandit-linucb/1")
+    out = model.predict(None, frame)
+    assert out["model_version"].tolist() == ["skbandit-linucb/1"] * 2
+    assert out[schema.RANK].tolist() in ([1, 2], [2, 1])
+    for bad, params in [
+        (frame.assign(mastery=np.nan), None),
+        (frame, {"exploration": "boltzmann"}),
+        (frame, {"top_k": "many"}),
+    ]:
+        with pytest.raises(MlflowException) as caught:
+            model.predict(None, bad, params)
+        assert caught.value.get_http_status_code() == 400
+    assert default_params(pipeline)["alpha"] == pipeline[-1].alpha

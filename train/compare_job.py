@@ -1,0 +1,402 @@
+"""``python -m train.evaluate compare``: off-policy champion/challenger gate.
+
+Both registered versions are scored as target policies on the logged decisions (see
+:mod:`skbandit.ope_targets`); their values are estimated with one off-policy estimator
+(doubly robust by default, each model serving as its own reward model), logged as a run of
+the ``skbandit-evaluation`` experiment with a plot of the intervals, and the candidate gets
+the ``challenger`` alias. With ``--promote`` the ``champion`` alias moves to the candidate
+only when
+
+1. the candidate's lower confidence bound beats the baseline's point estimate, and
+2. the candidate's effective sample size is at least ``--min-ess`` (the validation in
+   ``tests/test_ope_validation.py`` shows that percentile-bootstrap intervals of SNIPS and
+   DR under-cover when only a few dozen logged decisions carry the weight).
+
+Heavy imports happen inside :func:`compare`, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from skbandit.evaluation import PolicyValueEstimate
+
+CHALLENGER_ALIAS = "challenger"
+CHAMPION_ALIAS = "champion"
+DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
+PLOT_PATH = "plots/policy_values.png"
+DEFAULT_MIN_ESS = 100.0
+
+
+class Estimator(StrEnum):
+    """Off-policy estimator behind the gate."""
+
+    dr = "dr"
+    snips = "snips"
+    ips = "ips"
+
+
+class Exploration(StrEnum):
+    """How the evaluated policies pick the first item."""
+
+    greedy = "greedy"
+    softmax = "softmax"
+
+
+class Objective(StrEnum):
+    """What the evaluated policies maximise."""
+
+    max_success = "max_success"
+    target_band = "target_band"
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Everything the comparison was asked to do (logged as run parameters)."""
+
+    candidate: str
+    baseline: str = DEFAULT_BASELINE
+    events: Path | None = None
+    items: Path | None = None
+    promote: bool = False
+    estimator: str = "dr"
+    exploration: str = "greedy"
+    temperature: float = 0.05
+    objective: str = "max_success"
+    target: float = 0.7
+    alpha: float | None = None
+    since: str | None = None
+    min_ess: float = DEFAULT_MIN_ESS
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome: both estimates, the gate's verdict and what moved."""
+
+    candidate: PolicyValueEstimate
+    baseline: PolicyValueEstimate
+    candidate_version: str
+    baseline_version: str
+    model_name: str
+    passes: bool
+    reason: str
+    promoted: bool
+    run_id: str
+    n_decisions: int
+    notes: tuple[str, ...] = ()
+
+
+def compare(
+    candidate: Annotated[str, typer.Option(help="Version to evaluate: models:/NAME/VERSION.")],
+    baseline: Annotated[
+        str, typer.Option(help="Version to beat: models:/NAME@ALIAS or NAME/VERSION.")
+    ] = DEFAULT_BASELINE,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Logged events with a propensity column; default: the simulated school."),
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Move 'champion' to the candidate if it passes.")
+    ] = False,
+    estimator: Annotated[Estimator, typer.Option(help="Off-policy estimator.")] = Estimator.dr,
+    exploration: Annotated[
+        Exploration, typer.Option(help="Policy to evaluate: greedy top-1 or softmax(score/T).")
+    ] = Exploration.greedy,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Softmax temperature T (with --exploration softmax).")
+    ] = 0.05,
+    objective: Annotated[Objective, typer.Option(help="Ranking objective.")] = (
+        Objective.max_success
+    ),
+    target: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Target success of target_band.")
+    ] = 0.7,
+    alpha: Annotated[
+        float | None, typer.Option(min=0.0, help="Exploration width (default: each model's).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Evaluate only decisions at or after this ISO time.")
+    ] = None,
+    min_ess: Annotated[
+        float, typer.Option(min=0.0, help="Smallest effective sample size that may promote.")
+    ] = DEFAULT_MIN_ESS,
+    n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimate candidate and baseline off-policy, log the comparison, gate promotion."""
+    import os
+
+    from rich.console import Console
+
+    from skbandit.exceptions import SkbanditError
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    console = Console()
+    options = CompareOptions(
+        candidate=candidate, baseline=baseline, events=events, items=items, promote=promote,
+        estimator=estimator.value, exploration=exploration.value, temperature=temperature,
+        objective=objective.value, target=target, alpha=alpha, since=since, min_ess=min_ess,
+        n_bootstrap=n_bootstrap, seed=seed,
+    )
+    try:
+        result = run_compare(options, console)
+    except SkbanditError as error:
+        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(_json(result))
+    else:
+        _print(console, result, options)
+
+
+def run_compare(options: CompareOptions, console: Console) -> Comparison:
+    """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
+    from serve import registry
+    from skbandit import schema
+
+    tracking_uri = registry.configure_tracking()
+    events, items, rows, source = _load_decisions(options, console)
+    cand_ref = registry.parse_model_ref(options.candidate)
+    base_ref = registry.parse_model_ref(options.baseline)
+    cand_pipe, cand_version = registry.load_pipeline(cand_ref)
+    base_pipe, base_version = registry.load_pipeline(base_ref)
+    with console.status("scoring both policies on the logged decisions"):
+        cand = _estimate(cand_pipe, events, items, rows, options, "candidate")
+        base = _estimate(base_pipe, events, items, rows, options, "baseline")
+    passes, reason = promotion_gate(cand, base, options.min_ess)
+    run_id, promoted = _log_and_move(options, cand, base, cand_version, base_version,
+                                     passes, reason, source, len(rows), tracking_uri)
+    first = events[schema.TIMESTAMP].iloc[rows[0]]
+    notes = tuple(_in_sample_note(version, first) for version in (cand_version, base_version)
+                  if _in_sample_note(version, first))
+    return Comparison(cand, base, str(cand_version.version), str(base_version.version),
+                      cand_version.name, passes, reason, promoted, run_id, len(rows), notes)
+
+
+def _in_sample_note(version, first_decision) -> str:
+    """A warning when the evaluated decisions overlap what ``version`` was trained on."""
+    import pandas as pd
+
+    from train.model_logging import TRAINED_UNTIL_TAG
+
+    until = version.tags.get(TRAINED_UNTIL_TAG)
+    if not until or pd.Timestamp(until) < first_decision:
+        return ""
+    return (f"v{version.version} was trained on events up to {until}, which overlap the "
+            "evaluated decisions, so its estimate is optimistic; evaluate later events with "
+            "--since")
+
+
+def promotion_gate(candidate, baseline, min_ess=DEFAULT_MIN_ESS) -> tuple[bool, str]:
+    """Whether the candidate may replace the baseline, and why (one sentence).
+
+    Parameters
+    ----------
+    candidate, baseline : PolicyValueEstimate
+    min_ess : float
+        Smallest effective sample size of the candidate's estimate that may promote.
+
+    Returns
+    -------
+    passes : bool
+        True when ``candidate.ci_low > baseline.value`` and the candidate's effective
+        sample size is at least ``min_ess``.
+    reason : str
+    """
+    import math
+
+    if not math.isfinite(candidate.ci_low):
+        return False, "the candidate's interval is undefined (no bootstrap resample overlapped)"
+    if candidate.effective_sample_size < min_ess:
+        ess = candidate.effective_sample_size
+        return False, (f"the candidate's effective sample size {ess:.0f} is below --min-ess "
+                       f"{min_ess:g}, so its interval cannot be trusted (evaluate a softmax "
+                       "policy or log more exploration)")
+    verb = "beats" if candidate.ci_low > baseline.value else "does not beat"
+    return candidate.ci_low > baseline.value, (
+        f"the candidate's lower bound {candidate.ci_low:.4f} {verb} the baseline's estimate "
+        f"{baseline.value:.4f}")
+
+
+# --- steps -------------------------------------------------------------------------------
+
+
+def _load_decisions(options: CompareOptions, console: Console):
+    """Events (known items only), items, the decisions to evaluate and the data source."""
+    import numpy as np
+    import pandas as pd
+
+    from serve.datasets import load_school
+    from skbandit import schema
+    from skbandit.exceptions import SkbanditError
+
+    events, items, source = load_school(options.events, options.items)
+    if schema.PROPENSITY not in events.columns:
+        raise SkbanditError(
+            f"{source} has no {schema.PROPENSITY!r} column (the logging policy's probability "
+            "of each shown item), so off-policy estimates are impossible; log propensities "
+            "when serving or evaluate on the simulated school")
+    known = events[schema.ITEM_ID].isin(items[schema.ITEM_ID])
+    if not known.all():
+        console.print(f"[yellow]skipped {int((~known).sum())} events whose item is not in the "
+                      "items table[/yellow]")
+    events = events[known].sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    selected = events[schema.PROPENSITY].notna().to_numpy()
+    if options.since is not None:
+        try:
+            since = pd.Timestamp(options.since)
+        except ValueError as error:
+            raise SkbanditError(f"--since {options.since!r} is not an ISO time ({error}); "
+                                "use e.g. 2024-03-01") from None
+        since = since.tz_localize("UTC") if since.tzinfo is None else since
+        selected = selected & (events[schema.TIMESTAMP] >= since).to_numpy()
+    if not selected.any():
+        raise SkbanditError(f"no logged decisions with a propensity to evaluate in {source}"
+                            f"{' since ' + options.since if options.since else ''}; check "
+                            "--events/--since")
+    return events, items, np.flatnonzero(selected), source
+
+
+def _estimate(pipeline, events, items, rows, options: CompareOptions, role: str):
+    from skbandit import ope_targets
+    from skbandit.exceptions import SkbanditError
+
+    policy = ope_targets.linucb_policy(
+        pipeline, alpha=options.alpha, objective=options.objective, target=options.target,
+        exploration=options.exploration, temperature=options.temperature)
+    inputs = ope_targets.off_policy_inputs(
+        events, items, policy, reward_model=ope_targets.linucb_reward_model(pipeline),
+        rows=rows)
+    if not inputs.target_propensity.any():
+        raise SkbanditError(
+            f"no overlap: the {role} policy never chooses an item the logging policy showed "
+            f"in the {len(rows)} logged decisions, so its value cannot be estimated; use "
+            "--exploration softmax or events logged with more exploration")
+    return inputs.estimate(options.estimator, n_bootstrap=options.n_bootstrap,
+                           confidence=options.confidence, rng=options.seed)
+
+
+def _log_and_move(options, cand, base, cand_version, base_version, passes, reason, source,
+                  n_decisions, tracking_uri):
+    """One MLflow run with params, metrics and the plot; then the aliases. Returns run id."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from serve import registry
+    from train.plots import plt
+
+    registry.use_experiment(registry.EVALUATION_EXPERIMENT)
+    client = MlflowClient()
+    name = cand_version.name
+    previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
+    promoted = options.promote and passes
+    with mlflow.start_run(run_name=f"compare v{cand_version.version} vs "
+                                   f"{base_version.name} v{base_version.version}") as run:
+        mlflow.log_params({
+            "candidate": f"{name}/{cand_version.version}",
+            "baseline": f"{base_version.name}/{base_version.version}",
+            "candidate_ref": options.candidate, "baseline_ref": options.baseline,
+            "estimator": options.estimator, "exploration": options.exploration,
+            "temperature": options.temperature, "objective": options.objective,
+            "target": options.target, "alpha": "model" if options.alpha is None
+            else options.alpha, "since": options.since or "", "min_ess": options.min_ess,
+            "n_bootstrap": options.n_bootstrap, "confidence": options.confidence,
+            "seed": options.seed, "data_source": source, "n_decisions": n_decisions,
+            "promote_requested": options.promote,
+        })
+        for role, estimate in (("candidate", cand), ("baseline", base)):
+            mlflow.log_metrics({f"{role}_{key}": value for key, value in _numbers(estimate).items()
+                                if value == value})  # NaN bounds are not logged
+        figure = _interval_plot(cand, base, cand_version, base_version, options)
+        mlflow.log_figure(figure, PLOT_PATH)
+        plt.close(figure)
+        client.set_registered_model_alias(name, CHALLENGER_ALIAS, cand_version.version)
+        if promoted:
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, cand_version.version)
+        mlflow.log_metric("promoted", float(promoted))
+        mlflow.set_tags({"gate_passed": str(passes), "gate_reason": reason,
+                         "previous_champion": previous or "", "promoted": str(promoted)})
+    return run.info.run_id, promoted
+
+
+def _numbers(estimate) -> dict[str, float]:
+    return {"value": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
+            "ess": estimate.effective_sample_size, "max_weight": estimate.max_weight}
+
+
+def _interval_plot(cand, base, cand_version, base_version, options):
+    from train.plots import plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
+    labels = [f"baseline v{base_version.version}", f"candidate v{cand_version.version}"]
+    for y, estimate in enumerate((base, cand)):
+        low, high = estimate.ci_low, estimate.ci_high
+        ax.errorbar(estimate.value, y, xerr=[[estimate.value - low], [high - estimate.value]],
+                    fmt="o", capsize=6, color=f"C{y}")
+    ax.axvline(base.value, color="grey", linestyle="--", linewidth=0.8,
+               label="baseline estimate (the bar to beat)")
+    ax.set_yticks([0, 1], labels)
+    ax.set_ylim(-0.7, 1.7)
+    ax.set_xlabel(f"estimated success rate ({options.estimator}, "
+                  f"{options.confidence:.0%} bootstrap interval)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _print(console: Console, result: Comparison, options: CompareOptions) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
+                        f"{result.n_decisions:,} logged decisions)")
+    for column in ("policy", "version", "estimate", f"{options.confidence:.0%} interval",
+                   "ESS", "max weight"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for role, estimate, version in (("candidate", result.candidate, result.candidate_version),
+                                    ("baseline", result.baseline, result.baseline_version)):
+        table.add_row(role, version, f"{estimate.value:.4f}",
+                      f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
+                      f"{estimate.effective_sample_size:,.0f}", f"{estimate.max_weight:.3g}")
+    console.print(table)
+    for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
+        if estimate.warning:
+            console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
+    console.print(f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} "
+                  f"v{result.candidate_version}", highlight=False)
+    if result.promoted:
+        verdict = (f"[green]promoted:[/green] {CHAMPION_ALIAS!r} -> v{result.candidate_version} "
+                   f"because {result.reason}")
+    elif options.promote:
+        verdict = f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move"
+    else:
+        verdict = (f"not promoted (no --promote); the gate would "
+                   f"{'pass' if result.passes else 'fail'}: {result.reason}")
+    console.print(verdict, highlight=False, soft_wrap=True)
+    console.print(f"run id {result.run_id}", highlight=False)
+
+
+def _json(result: Comparison) -> str:
+    import json
+    from dataclasses import asdict
+
+    payload = asdict(result)
+    return json.dumps(payload, indent=2, default=str)
