@@ -71,8 +71,12 @@ TemperatureOpt = Annotated[
     float, typer.Option(min=0.0, help="Softmax temperature T (> 0; with --exploration softmax).")
 ]
 ObjectiveOpt = Annotated[
-    Objective,
-    typer.Option(help="max_success: highest success; target_band: success nearest --target."),
+    Objective | None,
+    typer.Option(
+        help="target_band: success nearest --target (the serving default, see the README's "
+        "simulation study); max_success: highest expected success.",
+        show_default=False,
+    ),
 ]
 TargetOpt = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Target success of --objective target_band.")
@@ -119,7 +123,7 @@ def trace(
     items: ItemsOpt = None,
     exploration: ExplorationOpt = Exploration.greedy,
     temperature: TemperatureOpt = 0.05,
-    objective: ObjectiveOpt = Objective.max_success,
+    objective: ObjectiveOpt = None,
     target: TargetOpt = 0.7,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -153,7 +157,7 @@ def compare_recs(
     items: ItemsOpt = None,
     exploration: ExplorationOpt = Exploration.greedy,
     temperature: TemperatureOpt = 0.05,
-    objective: ObjectiveOpt = Objective.max_success,
+    objective: ObjectiveOpt = None,
     target: TargetOpt = 0.7,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -168,7 +172,7 @@ def compare_recs(
         pipeline, info = _load_model(model)
         rule = rule_recommendations(week, top_k)
         rl = rl_recommendations(pipeline, week, top_k, settings)
-        compared = comparison(rule, rl)
+        compared = comparison(rule, rl, settings)
         if as_json:
             _print_json(render.compare_payload(week, rule, rl, compared, info, settings))
         else:
@@ -200,7 +204,8 @@ def _settings(exploration, temperature, objective, target, seed):
         raise SkbanditError(
             f"--temperature must be > 0 with --exploration softmax, got {temperature:g}"
         )
-    return PolicySettings(exploration.value, temperature, objective.value, target, seed)
+    objective = PolicySettings.objective if objective is None else objective.value
+    return PolicySettings(exploration.value, temperature, objective, target, seed)
 
 
 def _student_week(events, items, student_id, topic, time_window):

@@ -35,7 +35,7 @@ from serve.model_files import (
 )
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import rank_requests
+from skbandit.policy import SERVING_OBJECTIVE, rank_requests
 
 MAX_REQUEST_ROWS = 10_000
 """Requests with more candidate rows than this are refused with HTTP 400."""
@@ -69,7 +69,7 @@ def default_params(pipeline) -> dict:
     return {
         "alpha": float(pipeline[-1].alpha),
         "top_k": 5,
-        "objective": "max_success",
+        "objective": SERVING_OBJECTIVE,
         "target": 0.7,
         "exploration": "greedy",
         "temperature": 0.05,

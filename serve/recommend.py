@@ -15,7 +15,7 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import candidate_frame, item_context, student_context
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import rank_linucb, rank_rule_based
+from skbandit.policy import SERVING_OBJECTIVE, rank_linucb, rank_rule_based
 
 RECENT_ITEMS_EXCLUDED = 10
 """Items the student answered in their last this-many attempts are not recommended again."""
@@ -108,7 +108,7 @@ class PolicySettings:
 
     exploration: str = "greedy"
     temperature: float = 0.05
-    objective: str = "max_success"
+    objective: str = SERVING_OBJECTIVE
     target: float = 0.7
     seed: int = 0
 
@@ -117,7 +117,7 @@ class PolicySettings:
         return asdict(self)
 
     def describe(self) -> str | None:
-        """One line for people, or None for the default (greedy, max_success)."""
+        """One line for people, or None for the default (greedy, the serving objective)."""
         if self == PolicySettings():
             return None
         how = (
@@ -155,8 +155,16 @@ def rule_recommendations(week: StudentWeek, top_k: int) -> pd.DataFrame:
     return rank_rule_based(week.candidates, top_k=top_k)
 
 
-def comparison(rule: pd.DataFrame, rl: pd.DataFrame) -> dict:
+def comparison(
+    rule: pd.DataFrame, rl: pd.DataFrame, settings: PolicySettings | None = None
+) -> dict:
     """Overlap of the two lists and, for each RL item the rule lacks, why the bandit chose it."""
+    settings = settings or PolicySettings()
+    exploited = (
+        f"expected success nearer the {settings.target:.0%} target than the rule's picks"
+        if settings.objective == "target_band"
+        else "higher expected success than the rule's picks"
+    )
     rule_items = set(rule[schema.ITEM_ID])
     only_rl = rl[~rl[schema.ITEM_ID].isin(rule_items)]
     why = [
@@ -167,7 +175,7 @@ def comparison(rule: pd.DataFrame, rl: pd.DataFrame) -> dict:
             "why": (
                 "exploration bonus lifted it into the list"
                 if row[schema.IS_EXPLORATION]
-                else "higher expected success than the rule's picks"
+                else exploited
             ),
         }
         for row in only_rl.to_dict("records")

@@ -7,9 +7,11 @@ Every estimator takes plain arrays, one entry per logged decision ``i`` (a conte
 - ``logged_propensity``: ``mu(a_i | x_i)`` in ``(0, 1]``;
 - ``target_propensity``: ``pi(a_i | x_i)`` in ``[0, 1]``, the probability that the
   *target* policy chooses the logged action in the logged context (see
-  :func:`logged_action_probability`);
+  :func:`skbandit.ope_targets.off_policy_inputs` or
+  :func:`skbandit.logged_decisions.logged_action_probability`);
 - for the doubly robust estimator, a reward model ``q(x, a)`` evaluated at the logged
-  action and in expectation under the target policy (see :func:`policy_expected_reward`);
+  action and in expectation under the target policy (see
+  :func:`skbandit.logged_decisions.policy_expected_reward`);
 - for replay, ``match``: whether the deterministic target chooses the logged action.
 
 Each estimate is a ratio of two sample means, ``mean(numerator) / mean(denominator)``,
@@ -211,7 +213,7 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
         ``q(x_i, a_i)``: the reward model at the logged action.
     reward_model_target : array-like of shape (n,)
         ``sum_a pi(a | x_i) q(x_i, a)``: the model's expected reward under the target
-        policy (see :func:`policy_expected_reward`).
+        policy (see :func:`skbandit.logged_decisions.policy_expected_reward`).
     n_bootstrap, confidence, rng
         See :func:`replay`.
 
@@ -280,67 +282,6 @@ def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_
 def estimates_frame(estimates):
     """One row per :class:`PolicyValueEstimate`, columns named after its fields."""
     return pd.DataFrame([asdict(estimate) for estimate in estimates])
-
-
-def logged_action_probability(candidate_decision_ids, candidate_item_ids, candidate_probs,
-                              logged_decision_ids, logged_item_ids):
-    """The target policy's probability of each logged action, from per-decision tables.
-
-    Parameters
-    ----------
-    candidate_decision_ids, candidate_item_ids, candidate_probs : array-like of shape (m,)
-        The target policy's choice distribution, one row per (decision, candidate item).
-        Each (decision, item) pair appears once and each decision's probabilities sum
-        to at most 1.
-    logged_decision_ids, logged_item_ids : array-like of shape (n,)
-        The logged decision and the item the logging policy chose.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        ``pi(a_i | x_i)``; 0 where the logged item is not among the target's candidates.
-
-    Examples
-    --------
-    >>> logged_action_probability([1, 1, 2, 2], ["a", "b", "a", "c"], [0.9, 0.1, 0.5, 0.5],
-    ...                           [2, 1], ["c", "d"]).tolist()
-    [0.5, 0.0]
-    """
-    table = _candidate_table(candidate_decision_ids, candidate_item_ids, candidate_probs)
-    logged = _logged_table(logged_decision_ids, logged_item_ids, table)
-    merged = logged.merge(table, on=["decision", "item"], how="left", validate="many_to_one")
-    return merged["prob"].fillna(0.0).to_numpy(dtype=np.float64)
-
-
-def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_rewards,
-                           logged_decision_ids):
-    """``sum_a pi(a | x) q(x, a)`` for each logged decision (the DR model term).
-
-    Parameters
-    ----------
-    candidate_decision_ids, candidate_probs : array-like of shape (m,)
-        The target's choice distribution, as in :func:`logged_action_probability`.
-    candidate_rewards : array-like of shape (m,)
-        The reward model ``q(x, a)`` for each candidate row.
-    logged_decision_ids : array-like of shape (n,)
-        The logged decisions, in the order of the other estimator inputs.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-
-    Examples
-    --------
-    >>> policy_expected_reward([1, 1, 2], [0.5, 0.5, 1.0], [0.2, 0.6, 0.9], [2, 1]).tolist()
-    [0.9, 0.4]
-    """
-    table = _candidate_table(candidate_decision_ids, np.arange(len(candidate_probs)),
-                             candidate_probs)
-    table["value"] = table["prob"] * _vector("candidate_rewards", candidate_rewards, len(table))
-    per_decision = table.groupby("decision", sort=False)["value"].sum().rename("expected")
-    logged = _logged_table(logged_decision_ids, None, table)
-    merged = logged.join(per_decision, on="decision")
-    return merged["expected"].to_numpy(dtype=np.float64)
 
 
 # --- internals -------------------------------------------------------------------------
@@ -458,59 +399,3 @@ def _in_range(name, values, *, low_open, advice):
             f"{name} must lie in {interval} ({advice}); {outside.sum()} values are outside, "
             f"first {values[first]!r} at row {first}"
         )
-
-
-def _candidate_table(decision_ids, item_ids, probs):
-    """Validated long table ``decision, item, prob`` of a policy's choice distribution."""
-    probs = _vector("candidate_probs", probs)
-    table = pd.DataFrame({
-        "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
-        "item": _column("candidate_item_ids", item_ids, len(probs)),
-        "prob": probs,
-    })
-    _in_range("candidate_probs", probs, low_open=False,
-              advice="a probability of choosing the candidate")
-    duplicated = table.duplicated(["decision", "item"])
-    if duplicated.any():
-        row = table[duplicated].iloc[0]
-        raise SkbanditError(f"candidate item {row['item']!r} appears twice in decision "
-                            f"{row['decision']!r}; give each (decision, item) pair once")
-    sums = table.groupby("decision", sort=False)["prob"].sum()
-    if (sums > 1.0 + 1e-9).any():
-        raise SkbanditError(
-            f"candidate probabilities of decision {sums.idxmax()!r} sum to {sums.max():.6g}, "
-            "expected at most 1 (one chosen action per decision, not top-k marginals)"
-        )
-    return table
-
-
-def _logged_table(decision_ids, item_ids, table):
-    """Logged ``decision`` (and ``item``) columns; every decision must have candidates."""
-    decisions = np.atleast_1d(np.asarray(decision_ids))
-    n = len(decisions)
-    if n == 0:
-        raise SkbanditError("logged_decision_ids is empty; off-policy evaluation needs "
-                            "logged rows")
-    logged = pd.DataFrame({"decision": _column("logged_decision_ids", decisions, n)})
-    if item_ids is not None:
-        logged["item"] = _column("logged_item_ids", item_ids, n)
-    unknown = ~logged["decision"].isin(table["decision"])
-    if unknown.any():
-        raise SkbanditError(
-            f"{unknown.sum()} logged decisions have no candidate table, e.g. "
-            f"{logged['decision'][unknown].iloc[0]!r}; score the target policy on every "
-            "logged decision"
-        )
-    return logged
-
-
-def _column(name, values, n):
-    """A one-dimensional id column of length ``n`` without missing values."""
-    array = np.asarray(values)
-    if array.ndim != 1 or len(array) != n:
-        raise SkbanditError(f"{name} has shape {array.shape}, expected ({n},) "
-                            "(one entry per row of the table it belongs to)")
-    column = pd.Series(array)
-    if column.isna().any():
-        raise SkbanditError(f"{name} has {column.isna().sum()} missing ids; drop those rows")
-    return column

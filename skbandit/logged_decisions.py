@@ -1,4 +1,5 @@
-"""The logged decisions rebuilt from events: candidate sets and contexts, chunk by chunk.
+"""The logged decisions: candidate sets and contexts rebuilt from events, chunk by chunk, and
+a target policy's probabilities of the logged actions from its candidate tables.
 
 To evaluate a target policy on a logged event, the estimators need the decision as the
 logging policy saw it. :func:`logged_decisions` rebuilds it from the events alone:
@@ -13,6 +14,13 @@ logging policy saw it. :func:`logged_decisions` rebuilds it from the events alon
 
 The frame of ``n_events x items_per_topic`` rows can be large, so it comes in chunks of
 about ``chunk_rows`` rows, each holding whole decisions.
+
+The way back, from a target policy's choice distribution over each decision's candidates
+(a long table of decision, item, probability) to the estimator inputs of the logged
+actions: :func:`logged_action_probability` (``pi(a_i | x_i)``) and
+:func:`policy_expected_reward` (``sum_a pi(a | x_i) q(x_i, a)``, for doubly robust). For a
+target policy given as a callable, :func:`skbandit.ope_targets.off_policy_inputs` computes
+both chunk by chunk.
 
 Notes
 -----
@@ -103,6 +111,70 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
         yield pd.DataFrame(frame)
 
 
+# --- the target's probabilities of logged actions, from candidate tables ------------
+
+
+def logged_action_probability(candidate_decision_ids, candidate_item_ids, candidate_probs,
+                              logged_decision_ids, logged_item_ids):
+    """The target policy's probability of each logged action, from per-decision tables.
+
+    Parameters
+    ----------
+    candidate_decision_ids, candidate_item_ids, candidate_probs : array-like of shape (m,)
+        The target policy's choice distribution, one row per (decision, candidate item).
+        Each (decision, item) pair appears once and each decision's probabilities sum
+        to at most 1.
+    logged_decision_ids, logged_item_ids : array-like of shape (n,)
+        The logged decision and the item the logging policy chose.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``pi(a_i | x_i)``; 0 where the logged item is not among the target's candidates.
+
+    Examples
+    --------
+    >>> logged_action_probability([1, 1, 2, 2], ["a", "b", "a", "c"], [0.9, 0.1, 0.5, 0.5],
+    ...                           [2, 1], ["c", "d"]).tolist()
+    [0.5, 0.0]
+    """
+    table = _candidate_table(candidate_decision_ids, candidate_item_ids, candidate_probs)
+    logged = _logged_table(logged_decision_ids, logged_item_ids, table)
+    merged = logged.merge(table, on=["decision", "item"], how="left", validate="many_to_one")
+    return merged["prob"].fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_rewards,
+                           logged_decision_ids):
+    """``sum_a pi(a | x) q(x, a)`` for each logged decision (the DR model term).
+
+    Parameters
+    ----------
+    candidate_decision_ids, candidate_probs : array-like of shape (m,)
+        The target's choice distribution, as in :func:`logged_action_probability`.
+    candidate_rewards : array-like of shape (m,)
+        The reward model ``q(x, a)`` for each candidate row.
+    logged_decision_ids : array-like of shape (n,)
+        The logged decisions, in the order of the other estimator inputs.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> policy_expected_reward([1, 1, 2], [0.5, 0.5, 1.0], [0.2, 0.6, 0.9], [2, 1]).tolist()
+    [0.9, 0.4]
+    """
+    table = _candidate_table(candidate_decision_ids, np.arange(len(candidate_probs)),
+                             candidate_probs)
+    table["value"] = table["prob"] * _numbers("candidate_rewards", candidate_rewards, len(table))
+    per_decision = table.groupby("decision", sort=False)["value"].sum().rename("expected")
+    logged = _logged_table(logged_decision_ids, None, table)
+    merged = logged.join(per_decision, on="decision")
+    return merged["expected"].to_numpy(dtype=np.float64)
+
+
 # --- internals -------------------------------------------------------------------------
 
 
@@ -181,3 +253,83 @@ def _chunk_bounds(counts, chunk_rows):
     total = np.cumsum(counts)
     cuts = np.searchsorted(total, np.arange(chunk_rows, total[-1], chunk_rows), side="left")
     return np.unique(np.r_[0, cuts + 1, len(counts)].clip(0, len(counts)))
+
+
+def _candidate_table(decision_ids, item_ids, probs):
+    """Validated long table ``decision, item, prob`` of a policy's choice distribution."""
+    probs = _numbers("candidate_probs", probs)
+    table = pd.DataFrame({
+        "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
+        "item": _column("candidate_item_ids", item_ids, len(probs)),
+        "prob": probs,
+    })
+    outside = (probs < 0.0) | (probs > 1.0)
+    if outside.any():
+        first = np.flatnonzero(outside)[0]
+        raise SkbanditError(
+            f"candidate_probs must lie in [0, 1] (a probability of choosing the candidate); "
+            f"{outside.sum()} values are outside, first {probs[first]!r} at row {first}")
+    duplicated = table.duplicated(["decision", "item"])
+    if duplicated.any():
+        row = table[duplicated].iloc[0]
+        raise SkbanditError(f"candidate item {row['item']!r} appears twice in decision "
+                            f"{row['decision']!r}; give each (decision, item) pair once")
+    sums = table.groupby("decision", sort=False)["prob"].sum()
+    if (sums > 1.0 + 1e-9).any():
+        raise SkbanditError(
+            f"candidate probabilities of decision {sums.idxmax()!r} sum to {sums.max():.6g}, "
+            "expected at most 1 (one chosen action per decision, not top-k marginals)"
+        )
+    return table
+
+
+def _logged_table(decision_ids, item_ids, table):
+    """Logged ``decision`` (and ``item``) columns; every decision must have candidates."""
+    decisions = np.atleast_1d(np.asarray(decision_ids))
+    n = len(decisions)
+    if n == 0:
+        raise SkbanditError("logged_decision_ids is empty; off-policy evaluation needs "
+                            "logged rows")
+    logged = pd.DataFrame({"decision": _column("logged_decision_ids", decisions, n)})
+    if item_ids is not None:
+        logged["item"] = _column("logged_item_ids", item_ids, n)
+    unknown = ~logged["decision"].isin(table["decision"])
+    if unknown.any():
+        raise SkbanditError(
+            f"{unknown.sum()} logged decisions have no candidate table, e.g. "
+            f"{logged['decision'][unknown].iloc[0]!r}; score the target policy on every "
+            "logged decision"
+        )
+    return logged
+
+
+def _column(name, values, n):
+    """A one-dimensional id column of length ``n`` without missing values."""
+    array = np.asarray(values)
+    if array.ndim != 1 or len(array) != n:
+        raise SkbanditError(f"{name} has shape {array.shape}, expected ({n},) "
+                            "(one entry per row of the table it belongs to)")
+    column = pd.Series(array)
+    if column.isna().any():
+        raise SkbanditError(f"{name} has {column.isna().sum()} missing ids; drop those rows")
+    return column
+
+
+def _numbers(name, values, n=None):
+    """A finite float vector of length ``n`` (any non-zero length when ``n`` is None)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise SkbanditError(f"{name} must be numeric; could not convert it ({err})") from err
+    if array.ndim != 1:
+        raise SkbanditError(f"{name} must be one-dimensional; got shape {array.shape}")
+    if n is None and len(array) == 0:
+        raise SkbanditError(f"{name} is empty; off-policy evaluation needs logged rows")
+    if n is not None and len(array) != n:
+        raise SkbanditError(f"{name} has {len(array)} entries but the candidate table has {n} "
+                            "rows; pass one entry per candidate row")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        raise SkbanditError(f"{name} has {len(bad)} missing or infinite values (first at "
+                            f"row {bad[0]}); drop or fill those rows first")
+    return array

@@ -12,6 +12,9 @@ A target policy is any callable ``policy(candidates) -> probs``: ``candidates`` 
 the policy shows each row's item first (summing to 1 per decision). :func:`linucb_policy`,
 :func:`rule_policy`, :func:`uniform_policy` and :func:`logging_policy` build them.
 
+:func:`promotion_gate` decides from two such estimates whether a candidate model may replace
+the baseline (``python -m train.evaluate compare --promote``).
+
 Example
 -------
 >>> from skbandit.simulation import SchoolConfig, simulate_school
@@ -36,7 +39,7 @@ from skbandit.logged_decisions import (
     decision_positions,
     logged_decisions,
 )
-from skbandit.policy import EXPLORATIONS, OBJECTIVES, _score
+from skbandit.policy import EXPLORATIONS, OBJECTIVES, score_candidates
 from skbandit.school_env import DECISION_ID
 from skbandit.simulation import logging_policy_probabilities
 
@@ -44,6 +47,12 @@ ESTIMATORS = ("dr", "snips", "ips", "replay")
 """Estimator names accepted by :meth:`OffPolicyInputs.estimate`."""
 PROBABILITY_TOLERANCE = 1e-6
 """How far a decision's target probabilities may sum from 1."""
+DEFAULT_MIN_ESS = 100.0
+"""Smallest effective sample size of the candidate's estimate that may promote it.
+
+``tests/test_ope_validation.py`` shows that percentile-bootstrap intervals of SNIPS and DR
+under-cover when only a few dozen logged decisions carry the weight.
+"""
 
 TargetPolicy = Callable[[pd.DataFrame], np.ndarray]
 RowValues = Callable[[pd.DataFrame], np.ndarray]
@@ -78,7 +87,7 @@ def linucb_policy(pipeline, *, alpha=None, objective="max_success", target=0.7,
                             f"{temperature!r}")
 
     def probabilities(candidates):
-        score = _score(pipeline, candidates, alpha, objective, target)["score"]
+        score = score_candidates(pipeline, candidates, alpha, objective, target).score
         groups = _Groups(candidates[DECISION_ID].to_numpy())
         top = groups.spread(np.maximum.reduceat(score, groups.starts))
         if exploration == "softmax":
@@ -256,6 +265,47 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
         expectations=sums,
         n_candidates=sizes,
     )
+
+
+# --- promotion ---------------------------------------------------------------------------
+
+
+def promotion_gate(candidate, baseline, min_ess=DEFAULT_MIN_ESS) -> tuple[bool, str]:
+    """Whether the candidate may replace the baseline, and why (one sentence).
+
+    Parameters
+    ----------
+    candidate, baseline : PolicyValueEstimate
+        Off-policy estimates of the two target policies on the same logged decisions.
+    min_ess : float, default=DEFAULT_MIN_ESS
+        Smallest effective sample size of the candidate's estimate that may promote.
+
+    Returns
+    -------
+    passes : bool
+        True when ``candidate.ci_low > baseline.value`` and the candidate's effective
+        sample size is at least ``min_ess``.
+    reason : str
+
+    Examples
+    --------
+    >>> from skbandit.evaluation import PolicyValueEstimate
+    >>> cand = PolicyValueEstimate("dr", 0.80, 0.75, 0.85, 1000, 500.0, 3.0)
+    >>> base = PolicyValueEstimate("dr", 0.70, 0.60, 0.80, 1000, 500.0, 3.0)
+    >>> promotion_gate(cand, base)
+    (True, "the candidate's lower bound 0.7500 beats the baseline's estimate 0.7000")
+    """
+    if not np.isfinite(candidate.ci_low):
+        return False, "the candidate's interval is undefined (no bootstrap resample overlapped)"
+    if candidate.effective_sample_size < min_ess:
+        ess = candidate.effective_sample_size
+        return False, (f"the candidate's effective sample size {ess:.0f} is below --min-ess "
+                       f"{min_ess:g}, so its interval cannot be trusted (evaluate a softmax "
+                       "policy or log more exploration)")
+    verb = "beats" if candidate.ci_low > baseline.value else "does not beat"
+    return candidate.ci_low > baseline.value, (
+        f"the candidate's lower bound {candidate.ci_low:.4f} {verb} the baseline's estimate "
+        f"{baseline.value:.4f}")
 
 
 # --- internals -------------------------------------------------------------------------

@@ -23,7 +23,13 @@ unchosen (ties are broken uniformly at random, so it is ``1 / number tied``); fo
 is the item's softmax probability among the items not yet chosen. For slot 1 this is the
 plain probability that off-policy evaluation of a single shown item needs; the full
 first-slot distribution is :func:`action_probabilities`.
+
+Every LinUCB ranking here, and the off-policy target policies of
+:mod:`skbandit.ope_targets`, score candidates through one function,
+:func:`score_candidates`.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,6 +40,15 @@ from skbandit.features import validate_model_input
 
 OBJECTIVES = ("max_success", "target_band")
 """Objectives accepted by :func:`rank_linucb`."""
+SERVING_OBJECTIVE = "target_band"
+"""The objective the product serves by default (``rank_linucb`` itself keeps ``"max_success"``).
+
+The simulation study (README, "What the simulation study shows") found that maximising
+success teaches less than the rule-based baseline (LinUCB max-success: -1.30 [-1.42, -1.18]
+logits of learning gain per student against the rule), while the target band at 0.7 beats
+the rule on learning gain (+0.39 [+0.33, +0.45]). Serving (``serve/``) and the
+champion/challenger gate (``python -m train.evaluate compare``) default to it.
+"""
 EXPLORATIONS = ("greedy", "softmax")
 """Exploration modes accepted by :func:`rank_linucb`."""
 DEFAULT_SEED = 0
@@ -46,6 +61,79 @@ HIGH_CONFIDENCE = 0.1
 """Uncertainty below which a non-exploring recommendation says "High confidence"."""
 MODERATE_CONFIDENCE = 0.25
 """Uncertainty below which it says "Moderate confidence" (else "Low confidence")."""
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """What a LinUCB pipeline makes of each candidate (arrays in the candidates' row order).
+
+    Attributes
+    ----------
+    expected : ndarray of shape (n_candidates,)
+        The model's mean clipped to [0, 1] (``expected_reward``).
+    uncertainty : ndarray of shape (n_candidates,)
+        The exploration bonus ``alpha * sqrt(x' A^-1 x)``.
+    base : ndarray of shape (n_candidates,)
+        The bonus-free objective: ``expected`` for ``"max_success"``,
+        ``-|expected - target|`` for ``"target_band"``.
+    score : ndarray of shape (n_candidates,)
+        ``base + uncertainty``: what the rankings maximise.
+    """
+
+    expected: np.ndarray
+    uncertainty: np.ndarray
+    base: np.ndarray
+    score: np.ndarray
+
+
+def score_candidates(pipeline, candidates, alpha=None, objective="max_success", target=0.7
+                     ) -> CandidateScores:
+    """Score every candidate row with a fitted pipeline: the one scoring path of the policies.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        From :func:`skbandit.features.make_pipeline`, fitted.
+    candidates : DataFrame of shape (n_candidates, ...)
+        ``item_id`` and ``schema.MODEL_INPUT`` (other columns are ignored).
+    alpha : float, optional
+        Exploration width; default the model's ``alpha``.
+    objective : {"max_success", "target_band"}, default="max_success"
+    target : float, default=0.7
+        Target success probability of ``"target_band"``.
+
+    Returns
+    -------
+    CandidateScores
+
+    Notes
+    -----
+    ``expected = clip(theta' x, 0, 1)`` and ``uncertainty = alpha * sqrt(x' A^-1 x)``
+    (Li et al. 2010); the objectives are described in the module docstring.
+
+    Examples
+    --------
+    With ``"target_band"`` the score is minus the distance to the target, plus the bonus:
+
+    >>> import pandas as pd
+    >>> from skbandit.features import make_pipeline, partial_fit_pipeline
+    >>> row = pd.DataFrame({"item_id": ["a"], "mastery": [0.6], "recent_accuracy": [0.5],
+    ...                     "recent_speed": [0.5], "help_tendency": [0.1],
+    ...                     "skill_gap": [0.2], "difficulty": [0.0], "discrimination": [1.0],
+    ...                     "item_attempts": [0.0], "item_accuracy": [0.5]})
+    >>> pipe = partial_fit_pipeline(make_pipeline(), row, [1.0])
+    >>> scores = score_candidates(pipe, row, objective="target_band", target=0.7)
+    >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.uncertainty[0])
+    True
+    """
+    _check_choice("objective", objective, OBJECTIVES)
+    X, model = _transform(pipeline, candidates)
+    alpha = model.alpha if alpha is None else float(alpha)
+    mean, std = model.predict(X, return_std=True)
+    expected = np.clip(mean, 0.0, 1.0)
+    uncertainty = alpha * std
+    base = expected if objective == "max_success" else -np.abs(expected - target)
+    return CandidateScores(expected, uncertainty, base, base + uncertainty)
 
 
 def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="max_success",
@@ -81,15 +169,15 @@ def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="
     _check_choice("objective", objective, OBJECTIVES)
     _check_choice("exploration", exploration, EXPLORATIONS)
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
-    scored = _score(pipeline, candidates, alpha, objective, target)
+    scored = score_candidates(pipeline, candidates, alpha, objective, target)
     k = _check_top_k(top_k, len(candidates))
     if exploration == "greedy":
-        chosen, propensity = _greedy(scored["score"], k, rng)
+        chosen, propensity = _greedy(scored.score, k, rng)
     else:
-        chosen, propensity = _softmax_draw(scored["score"], k, rng, temperature)
-    explore = _exploration_flags(scored["base"], k)[chosen]
-    expected = scored["expected"][chosen]
-    uncertainty = scored["uncertainty"][chosen]
+        chosen, propensity = _softmax_draw(scored.score, k, rng, temperature)
+    explore = _exploration_flags(scored.base, k)[chosen]
+    expected = scored.expected[chosen]
+    uncertainty = scored.uncertainty[chosen]
     ability = irt.mastery_to_logit(candidates[schema.MASTERY].to_numpy(np.float64)[chosen])
     difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)[chosen]
     reasons = [_reason(e, u, x, d - a)
@@ -113,7 +201,7 @@ def action_probabilities(pipeline, candidates, alpha=None, objective="max_succes
     """
     _check_choice("objective", objective, OBJECTIVES)
     _check_choice("exploration", exploration, EXPLORATIONS)
-    score = _score(pipeline, candidates, alpha, objective, target)["score"]
+    score = score_candidates(pipeline, candidates, alpha, objective, target).score
     if exploration == "softmax":
         return _softmax(score, temperature)
     top = (score == score.max()).astype(np.float64)
@@ -189,26 +277,26 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
                             f"per student and candidate item)")
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     _check_top_k(top_k, len(frame))
-    scored = _score(pipeline, frame, alpha, objective, target)
+    scored = score_candidates(pipeline, frame, alpha, objective, target)
     rank = np.zeros(len(frame), dtype=np.int64)
     propensity = np.ones(len(frame))
     explore = np.zeros(len(frame), dtype=bool)
     groups = pd.factorize(frame[schema.USER_ID])[0]
     order = np.argsort(groups, kind="stable")
     for rows in np.split(order, np.flatnonzero(np.diff(groups[order])) + 1):
-        score = scored["score"][rows]
+        score = scored.score[rows]
         if exploration == "greedy":
             chosen, prob = _greedy(score, len(rows), rng)
         else:
             chosen, prob = _softmax_draw(score, len(rows), rng, temperature)
         rank[rows[chosen]] = np.arange(1, len(rows) + 1)
         propensity[rows[chosen]] = prob
-        explore[rows] = _exploration_flags(scored["base"][rows], top_k)
+        explore[rows] = _exploration_flags(scored.base[rows], top_k)
     return pd.DataFrame({
         schema.USER_ID: frame[schema.USER_ID].to_numpy(),
         schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
-        schema.EXPECTED_REWARD: scored["expected"], schema.UNCERTAINTY: scored["uncertainty"],
-        schema.UCB: scored["expected"] + scored["uncertainty"], schema.RANK: rank,
+        schema.EXPECTED_REWARD: scored.expected, schema.UNCERTAINTY: scored.uncertainty,
+        schema.UCB: scored.expected + scored.uncertainty, schema.RANK: rank,
         "recommended": rank <= top_k, schema.IS_EXPLORATION: explore & (rank <= top_k),
         schema.PROPENSITY: propensity,
     }, index=frame.index)
@@ -261,18 +349,6 @@ def _transform(pipeline, candidates):
         raise SkbanditError("the model has not been trained (no coef_); warm-start it with "
                             "`python -m train.warmstart` or partial_fit_pipeline first")
     return pipeline[:-1].transform(candidates), model
-
-
-def _score(pipeline, candidates, alpha, objective, target):
-    """Expected reward, uncertainty, the score and the bonus-free score of each candidate."""
-    X, model = _transform(pipeline, candidates)
-    alpha = model.alpha if alpha is None else float(alpha)
-    mean, std = model.predict(X, return_std=True)
-    expected = np.clip(mean, 0.0, 1.0)
-    uncertainty = alpha * std
-    base = expected if objective == "max_success" else -np.abs(expected - target)
-    return {"expected": expected, "uncertainty": uncertainty, "base": base,
-            "score": base + uncertainty}
 
 
 def _greedy(score, k, rng):

@@ -9,14 +9,21 @@ A policy is run against the school like this (vectorised over the students who a
         outcome = env.step(chosen)          # correct, latency, help + ground truth
     events, truth = env.history(policy="my-policy")
 
+Fast policies (the simulation study, the logging policy) use the same loop on arrays, with
+no pandas per step: :meth:`SchoolEnv.candidate_arrays` gives the candidates as a
+:class:`CandidateArrays` (item indices, the raw model-input matrix, the true success
+probabilities) and :meth:`SchoolEnv.step_indices` takes one item index per decision and
+returns a :class:`StepOutcome`. The DataFrame methods are built on these two.
+
 A **step** is one ``slot_seconds`` time slot (2 minutes by default) of the school year: the
 students whose next attempt falls into the slot act, at most one attempt each. Decisions in a
 step are numbered ``0..n-1`` (``decision_id``) in the order of :meth:`SchoolEnv.acting`.
 
-Context (identical to :mod:`skbandit.context`'s definitions, computed incrementally):
-student features use every earlier attempt of the student; item features
-(``item_attempts``, ``item_accuracy``) count the attempts of earlier steps, so the attempts
-of other students in the same 2-minute slot are not yet visible (a lag below one slot).
+Context (identical to :mod:`skbandit.context`'s definitions, computed incrementally by
+:class:`~skbandit.school_context.SchoolContext`): student features use every earlier attempt
+of the student; item features (``item_attempts``, ``item_accuracy``) count the attempts of
+earlier steps, so the attempts of other students in the same 2-minute slot are not yet
+visible (a lag below one slot).
 
 Outcomes: the true success probability is the 2PL model with the item's hidden effect,
 ``p = p_correct_2pl(theta, b_true + hidden, a)``; latency is lognormal (longer when ``p`` is
@@ -24,25 +31,18 @@ low, a heavy tail); help is more likely when ``p`` is low; after the attempt the
 ability on the topic grows by ``rate * exp(-((p - peak) / width)**2 / 2)``.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
 from skbandit import schema
-from skbandit.context import (
-    COLD_START_MIN_EVENTS,
-    DEFAULT_HELP_TENDENCY,
-    DEFAULT_MASTERY,
-    DEFAULT_RECENT_ACCURACY,
-    DEFAULT_RECENT_SPEED,
-    RECENT_SPEED_SCALE_MS,
-    RECENT_WINDOW,
-    SKILL_TARGET,
-)
 from skbandit.data import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
 from skbandit.irt import p_correct_2pl
 from skbandit.school import SchoolConfig, World, build_world, default_school_config
+from skbandit.school_context import SchoolContext
 
 DECISION_ID = "decision_id"
 """Column numbering the decisions of the current step (0..n-1)."""
@@ -54,6 +54,83 @@ TRUTH_COLUMNS = (P_TRUE, ABILITY_BEFORE, ABILITY_AFTER)
 
 _RECORD_FIELDS = ("session", "student", "item", "time", "correct", "latency", "help",
                   "p_true", "before", "after", "propensity")
+
+
+@dataclass(frozen=True)
+class CandidateArrays:
+    """The current step's candidates as arrays: one row per (decision, candidate item).
+
+    The rows are those of :meth:`SchoolEnv.candidates`, in the same order: grouped by
+    decision in ``decision`` order, every decision with at least one row.
+
+    Attributes
+    ----------
+    decision : ndarray of int of shape (n_rows,)
+        Decision of each row, ``0..n_decisions-1`` (non-decreasing).
+    item : ndarray of int of shape (n_rows,)
+        Item index into the world's item arrays (``env.world.item_ids[item]`` is the id).
+    X : ndarray of float64 of shape (n_rows, len(columns))
+        Raw model input: the columns ``columns`` (all of ``schema.MODEL_INPUT`` in order
+        unless fewer were asked for).
+    p_true : ndarray of shape (n_rows,)
+        True success probability of the item for the decision's student now (ground
+        truth for oracles and regret; never a policy's input).
+    n_decisions : int
+        Decisions of the step.
+    columns : tuple of str
+        Names of ``X``'s columns.
+
+    Examples
+    --------
+    >>> env = SchoolEnv(SchoolConfig(n_students=10, seed=0))
+    >>> cands = env.candidate_arrays()
+    >>> cands.X.shape == (len(env.candidates()), len(schema.MODEL_INPUT))
+    True
+    """
+
+    decision: np.ndarray
+    item: np.ndarray
+    X: np.ndarray
+    p_true: np.ndarray
+    n_decisions: int
+    columns: tuple[str, ...] = schema.MODEL_INPUT
+
+    def column(self, name: str) -> np.ndarray:
+        """Raw model-input column ``name`` (one of :attr:`columns`) of every row."""
+        if name not in self.columns:
+            raise SkbanditError(f"no column {name!r} in these candidate arrays (they hold "
+                                f"{self.columns}); ask env.candidate_arrays() for it")
+        return self.X[:, self.columns.index(name)]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What happened at each decision of one step; every array has shape (n_decisions,).
+
+    Attributes
+    ----------
+    student, item : ndarray of int
+        Student index (``env.world.user_ids[student]``) and the item index shown.
+    timestamp : ndarray of float
+        Epoch seconds of the attempt.
+    correct, help_requested : ndarray of bool
+    latency_ms : ndarray of float
+        Whole milliseconds.
+    p_true : ndarray of float
+        True success probability of the attempt.
+    ability_before, ability_after : ndarray of float
+        The student's true ability (logits) on the item's topic around the attempt.
+    """
+
+    student: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray
+    correct: np.ndarray
+    latency_ms: np.ndarray
+    help_requested: np.ndarray
+    p_true: np.ndarray
+    ability_before: np.ndarray
+    ability_after: np.ndarray
 
 
 class SchoolEnv:
@@ -84,18 +161,8 @@ class SchoolEnv:
         self.items = self.world.items
         self.true_items = self.world.true_items
         w = self.world
-        n, n_topics = len(w.user_ids), len(w.topics)
         self.ability = w.ability0.copy()
-        self._n = np.zeros(n, np.int64)
-        self._c = np.zeros(n, np.int64)
-        self._n_topic = np.zeros((n, n_topics), np.int64)
-        self._c_topic = np.zeros((n, n_topics), np.int64)
-        self._recent_correct = np.full((n, RECENT_WINDOW), np.nan)
-        self._recent_latency = np.full((n, RECENT_WINDOW), np.nan)
-        self._help_sum = np.zeros(n)
-        self._help_n = np.zeros(n, np.int64)
-        self._item_n = np.zeros(len(w.item_ids), np.int64)
-        self._item_c = np.zeros(len(w.item_ids), np.int64)
+        self._context = SchoolContext(len(w.user_ids), len(w.topics), len(w.item_ids))
         self._item_index = pd.Index(w.item_ids)
         self._next_session = 0
         self._active = np.empty(0, np.int64)
@@ -135,8 +202,51 @@ class SchoolEnv:
 
     def student_context(self) -> pd.DataFrame:
         """Student context of each decision (``schema.STUDENT_CONTEXT`` and ``N_PRIOR``)."""
-        ctx = self._context_arrays()
+        ctx = self._context.student_columns(self._acting_students(), self._acting_topics())
         return pd.DataFrame({DECISION_ID: np.arange(self.n_decisions), **ctx})
+
+    @property
+    def slot_start(self) -> float:
+        """Epoch seconds at which the current step's time slot begins (inf when done)."""
+        return np.inf if self.done else self._slot * self.config.slot_seconds
+
+    def candidate_arrays(self, columns=schema.MODEL_INPUT) -> CandidateArrays:
+        """Candidates of every decision as arrays (no pandas): see :class:`CandidateArrays`.
+
+        Parameters
+        ----------
+        columns : sequence of str, default ``schema.MODEL_INPUT``
+            Raw model-input columns to put in ``X``, in this order; asking for fewer
+            computes only those (the logging policy needs just mastery and difficulty).
+
+        Returns
+        -------
+        CandidateArrays
+            The rows of :meth:`candidates`; by default ``X`` equals
+            ``candidates()[list(schema.MODEL_INPUT)]``, and ``p_true`` equals
+            :meth:`true_success_probability` of those rows.
+        """
+        columns = tuple(columns)
+        unknown = [name for name in columns if name not in schema.MODEL_INPUT]
+        if unknown:
+            raise SkbanditError(f"unknown candidate columns {unknown} (expected names from "
+                                f"schema.MODEL_INPUT: {schema.MODEL_INPUT})")
+        rows, item = self._candidate_index()
+        student = self._context.student_columns(
+            self._acting_students(), self._acting_topics(),
+            [c for c in columns if c in schema.STUDENT_CONTEXT])
+        w, ctx = self.world, self._context
+        item_columns = {
+            schema.DIFFICULTY: lambda: w.difficulty_published[item],
+            schema.DISCRIMINATION: lambda: w.discrimination_published[item],
+            schema.ITEM_ATTEMPTS: lambda: ctx.item_attempts(item),
+            schema.ITEM_ACCURACY: lambda: ctx.item_accuracy(item),
+        }
+        X = np.empty((rows.size, len(columns)))
+        for j, name in enumerate(columns):
+            X[:, j] = student[name][rows] if name in student else item_columns[name]()
+        p_true = self._p_true(self._acting_students()[rows], item)
+        return CandidateArrays(rows, item, X, p_true, self.n_decisions, columns)
 
     def candidates(self) -> pd.DataFrame:
         """Candidates of every decision: the topic's items without drift-flagged ones.
@@ -145,22 +255,19 @@ class SchoolEnv:
         -------
         DataFrame
             ``decision_id`` followed by ``schema.CANDIDATE_COLUMNS``; one row per
-            (decision, item), grouped by decision in ``decision_id`` order.
+            (decision, item), grouped by decision in ``decision_id`` order (the rows of
+            :meth:`candidate_arrays`).
         """
-        rows, item = self._candidate_index()
-        ctx = self._context_arrays()
-        w = self.world
+        cands = self.candidate_arrays()
+        rows, item, w = cands.decision, cands.item, self.world
         frame = {
             DECISION_ID: rows,
-            schema.USER_ID: w.user_ids[w.session_student[self._active[self._acting]]][rows],
+            schema.USER_ID: w.user_ids[self._acting_students()][rows],
             schema.ITEM_ID: w.item_ids[item],
             schema.TOPIC: w.topics[w.item_topic[item]],
         }
-        frame.update({col: ctx[col][rows] for col in schema.STUDENT_CONTEXT})
-        frame[schema.DIFFICULTY] = w.difficulty_published[item]
-        frame[schema.DISCRIMINATION] = w.discrimination_published[item]
-        frame[schema.ITEM_ATTEMPTS] = self._item_n[item]
-        frame[schema.ITEM_ACCURACY] = (self._item_c[item] + 1.0) / (self._item_n[item] + 2.0)
+        frame.update(zip(schema.MODEL_INPUT, cands.X.T, strict=True))
+        frame[schema.ITEM_ATTEMPTS] = frame[schema.ITEM_ATTEMPTS].astype(np.int64)
         return pd.DataFrame(frame)
 
     def true_success_probability(self, candidates: pd.DataFrame | None = None) -> np.ndarray:
@@ -208,21 +315,55 @@ class SchoolEnv:
             help_requested, p_true, ability_before, ability_after``.
         """
         item_ids = np.asarray(item_ids, dtype=object).ravel()
-        if item_ids.size != self.n_decisions:
-            raise SkbanditError(
-                f"step expected one item per decision ({self.n_decisions}); "
-                f"got {item_ids.size}"
-            )
-        item = self._lookup(item_ids)
-        topic = self.world.session_topic[self._active[self._acting]]
-        wrong = (self.world.item_topic[item] != topic) | self.world.drift[item]
-        if wrong.any():
-            bad = np.flatnonzero(wrong)[0]
-            raise SkbanditError(
-                f"decision {bad}: item '{item_ids[bad]}' is not a candidate (expected a "
-                f"non-drift item of topic {self.world.topics[topic[bad]]})"
-            )
-        return self._step_indices(item, propensity, as_frame=True)
+        self._check_count(item_ids.size)
+        acting = self.acting()
+        out = self.step_indices(self._lookup(item_ids), propensity)
+        return acting.assign(**{
+            schema.ITEM_ID: self.world.item_ids[out.item],
+            schema.CORRECT: out.correct.astype(np.int64),
+            schema.LATENCY_MS: out.latency_ms.astype(np.int64),
+            schema.HELP_REQUESTED: out.help_requested,
+            P_TRUE: out.p_true, ABILITY_BEFORE: out.ability_before,
+            ABILITY_AFTER: out.ability_after,
+        })
+
+    def step_indices(self, item, propensity=None) -> StepOutcome:
+        """:meth:`step` with item indices: the array interface, no pandas.
+
+        Parameters
+        ----------
+        item : array-like of int of shape (n_decisions,)
+            Index (into ``env.world.item_ids``) of the item shown at each decision, in
+            decision order, e.g. ``cands.item[rows]`` for rows of :meth:`candidate_arrays`;
+            it must be a non-drift item of the decision's topic.
+        propensity : array-like of shape (n_decisions,), optional
+            As in :meth:`step`.
+
+        Returns
+        -------
+        StepOutcome
+            The outcome of every decision (the school then moves to its next step).
+        """
+        cfg, w = self.config, self.world
+        item = self._check_items(np.asarray(item).ravel())
+        sess = self._active[self._acting]
+        s, t = w.session_student[sess], self._time[self._acting]
+        attempt = w.attempt0[sess] + self._j[self._acting]
+        p = self._p_true(s, item)
+        correct = w.noise["correct"][attempt] < p
+        latency = self._latency_ms(s, p, attempt)
+        help_ = w.noise["help"][attempt] < expit(w.help_logit[s] + cfg.help_struggle * (0.5 - p))
+        before = self.ability[s, w.item_topic[item]]
+        after = before + learning_gain(p, cfg)
+        self.ability[s, w.item_topic[item]] = after
+        self._context.update(s, w.item_topic[item], item, correct, latency, help_)
+        prop = (np.full(s.size, np.nan) if propensity is None
+                else np.asarray(propensity, dtype=np.float64).reshape(s.size))
+        values = (sess, s, item, t, correct, latency, help_, p, before, after, prop)
+        for name, value in zip(_RECORD_FIELDS, values, strict=True):
+            self._records[name].append(value)
+        self._finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
+        return StepOutcome(s, item, t, correct, latency, help_, p, before, after)
 
     def history(self, policy: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Everything logged so far, sorted by timestamp.
@@ -266,7 +407,7 @@ class SchoolEnv:
                               ABILITY_AFTER: rec["after"]})
         return events, truth
 
-    # --- array interface (used by the logging policy; no pandas per step) -----------------
+    # --- internals -------------------------------------------------------------------
 
     def _acting_students(self) -> np.ndarray:
         return self.world.session_student[self._active[self._acting]]
@@ -279,35 +420,6 @@ class SchoolEnv:
         table = self.world.topic_items[self._acting_topics()]
         rows, cols = np.nonzero(table >= 0)
         return rows, table[rows, cols]
-
-    def _mastery(self) -> np.ndarray:
-        """Observed mastery of each decision's student on the decision's topic."""
-        s, k = self._acting_students(), self._acting_topics()
-        n, n_topic = self._n[s], self._n_topic[s, k]
-        overall = (self._c[s] + 1.0) / (n + 2.0)
-        on_topic = (self._c_topic[s, k] + 1.0) / (n_topic + 2.0)
-        return np.where(n < COLD_START_MIN_EVENTS, DEFAULT_MASTERY,
-                        np.where(n_topic >= COLD_START_MIN_EVENTS, on_topic, overall))
-
-    def _context_arrays(self) -> dict[str, np.ndarray]:
-        s = self._acting_students()
-        n = self._n[s]
-        cold = n < COLD_START_MIN_EVENTS
-        mastery = self._mastery()
-        recent = self._recent_correct[s]
-        known = ~np.isnan(recent)
-        accuracy = np.nansum(recent, axis=1) / np.maximum(known.sum(axis=1), 1)
-        speed = np.clip(_row_nanmedian(self._recent_latency[s]) / RECENT_SPEED_SCALE_MS, 0, 1)
-        help_ = self._help_sum[s] / np.maximum(self._help_n[s], 1)
-        return {
-            schema.MASTERY: mastery,
-            schema.RECENT_ACCURACY: np.where(cold, DEFAULT_RECENT_ACCURACY, accuracy),
-            schema.RECENT_SPEED: np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed),
-            schema.HELP_TENDENCY: np.where(cold | (self._help_n[s] == 0),
-                                           DEFAULT_HELP_TENDENCY, help_),
-            schema.SKILL_GAP: np.maximum(0.0, SKILL_TARGET - mastery),
-            schema.N_PRIOR: n,
-        }
 
     def _p_true(self, student, item) -> np.ndarray:
         w = self.world
@@ -322,34 +434,28 @@ class SchoolEnv:
             raise SkbanditError(f"unknown item_id '{unknown}' (expected an id from env.items)")
         return item
 
-    def _step_indices(self, item, propensity=None, as_frame=False):
-        """Apply one step given item indices (aligned with the decisions)."""
-        cfg, w = self.config, self.world
-        sess = self._active[self._acting]
-        s, t = w.session_student[sess], self._time[self._acting]
-        attempt = w.attempt0[sess] + self._j[self._acting]
-        p = self._p_true(s, item)
-        correct = w.noise["correct"][attempt] < p
-        latency = self._latency_ms(s, p, attempt)
-        help_ = w.noise["help"][attempt] < expit(w.help_logit[s] + cfg.help_struggle * (0.5 - p))
-        before = self.ability[s, w.item_topic[item]]
-        gain = learning_gain(p, cfg)
-        self.ability[s, w.item_topic[item]] = before + gain
-        self._update_context(s, w.item_topic[item], item, correct, latency, help_)
-        prop = (np.full(s.size, np.nan) if propensity is None
-                else np.asarray(propensity, dtype=np.float64).reshape(s.size))
-        values = (sess, s, item, t, correct, latency, help_, p, before, before + gain, prop)
-        for name, value in zip(_RECORD_FIELDS, values, strict=True):
-            self._records[name].append(value)
-        frame = None
-        if as_frame:
-            frame = self.acting().assign(**{
-                schema.ITEM_ID: w.item_ids[item], schema.CORRECT: correct.astype(np.int64),
-                schema.LATENCY_MS: latency.astype(np.int64), schema.HELP_REQUESTED: help_,
-                P_TRUE: p, ABILITY_BEFORE: before, ABILITY_AFTER: before + gain,
-            })
-        self._finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
-        return frame
+    def _check_count(self, n_items: int) -> None:
+        if n_items != self.n_decisions:
+            raise SkbanditError(
+                f"step expected one item per decision ({self.n_decisions}); got {n_items}"
+            )
+
+    def _check_items(self, item: np.ndarray) -> np.ndarray:
+        """``item`` if it holds one candidate item index per decision, else an error."""
+        w = self.world
+        self._check_count(item.size)
+        if item.size and (item.min() < 0 or item.max() >= w.item_ids.size):
+            raise SkbanditError(f"item indices must be in 0..{w.item_ids.size - 1} (into "
+                                f"env.world.item_ids); found {item.min()}..{item.max()}")
+        topic = w.session_topic[self._active[self._acting]]
+        wrong = (w.item_topic[item] != topic) | w.drift[item]
+        if wrong.any():
+            bad = np.flatnonzero(wrong)[0]
+            raise SkbanditError(
+                f"decision {bad}: item '{w.item_ids[item[bad]]}' is not a candidate (expected "
+                f"a non-drift item of topic {w.topics[topic[bad]]})"
+            )
+        return item
 
     def _latency_ms(self, student, p, attempt) -> np.ndarray:
         cfg, noise = self.config, self.world.noise
@@ -358,20 +464,6 @@ class SchoolEnv:
         tail = noise["tail"][attempt]
         log_s = log_s + np.where(tail < 0.03, -np.log(tail / 0.03), 0.0)  # heavy tail
         return np.clip(np.round(np.exp(log_s) * 1000.0), 2000.0, LATENCY_CAP_MS)
-
-    def _update_context(self, s, k, item, correct, latency, help_):
-        slot = self._n[s] % RECENT_WINDOW
-        self._recent_correct[s, slot] = correct
-        self._recent_latency[s, slot] = latency
-        self._n[s] += 1
-        self._c[s] += correct
-        self._n_topic[s, k] += 1
-        self._c_topic[s, k] += correct
-        self._help_sum[s] += help_
-        self._help_n[s] += 1
-        n_items = len(self._item_n)
-        self._item_n += np.bincount(item, minlength=n_items)
-        self._item_c += np.bincount(item, weights=correct, minlength=n_items).astype(np.int64)
 
     # --- time ----------------------------------------------------------------------------
 
@@ -416,17 +508,6 @@ def learning_gain(p, config: SchoolConfig) -> np.ndarray:
     """
     z = (np.asarray(p, dtype=np.float64) - config.learning_peak) / config.learning_width
     return config.learning_rate * np.exp(-0.5 * z**2)
-
-
-def _row_nanmedian(matrix: np.ndarray) -> np.ndarray:
-    """Median of each row ignoring NaN (NaN for an all-NaN row), without warnings."""
-    ordered = np.sort(matrix, axis=1)
-    count = (~np.isnan(matrix)).sum(axis=1)
-    lo = np.clip((count - 1) // 2, 0, None)
-    hi = np.clip(count // 2, 0, None)
-    low = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
-    high = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
-    return np.where(count > 0, (low + high) / 2.0, np.nan)
 
 
 def _to_utc(seconds: np.ndarray) -> pd.DatetimeIndex:

@@ -164,18 +164,28 @@ def simulate_school(config: SchoolConfig | None = None) -> SimulatedSchool:
     env = SchoolEnv(config)
     cfg = env.config
     rng = np.random.default_rng(env.policy_seed)
-    published = env.world.difficulty_published
     while not env.done:
-        table = env.world.topic_items[env._acting_topics()]
-        difficulty = np.where(table >= 0, published[table], np.nan)
-        mastery = env._mastery()
+        cands = env.candidate_arrays(columns=(schema.MASTERY, schema.DIFFICULTY))
+        first, position = _decision_positions(cands.decision, cands.n_decisions)
+        difficulty = np.full((cands.n_decisions, position.max() + 1), np.nan)
+        difficulty[cands.decision, position] = cands.column(schema.DIFFICULTY)
+        mastery = cands.column(schema.MASTERY)[first]
         probs = rule_epsilon_probabilities(mastery, difficulty, cfg.epsilon, cfg.top_k)
         column = _sample_columns(probs, rng)
-        rows = np.arange(table.shape[0])
-        env._step_indices(table[rows, column], propensity=probs[rows, column])
+        decisions = np.arange(cands.n_decisions)
+        env.step_indices(cands.item[first + column], propensity=probs[decisions, column])
     events, truth = env.history(policy=logging_policy_name(cfg.epsilon))
     return SimulatedSchool(events=events, items=env.items, truth=truth,
                            true_items=env.true_items, config=cfg)
+
+
+def _decision_positions(decision: np.ndarray, n_decisions: int):
+    """First row of each decision, and each row's position within its decision.
+
+    ``decision`` is sorted (as in :class:`~skbandit.school_env.CandidateArrays`).
+    """
+    first = np.searchsorted(decision, np.arange(n_decisions))
+    return first, np.arange(decision.size) - first[decision]
 
 
 def _sample_columns(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -3,24 +3,10 @@
 Every policy plays a whole school (:class:`~skbandit.school_env.SchoolEnv`) on its own, for
 several seeds; a seed fixes the school and every attempt's random draws, so on one seed all
 policies face the same students, timetable and outcome noise (common random numbers). At
-each step all acting students choose at once: a policy scores every candidate row of the
-step in one vectorised pass and picks one row per decision (:func:`group_argmax`, ties
-broken at random).
+each step all acting students choose at once, on the environment's array interface
+(:meth:`SchoolEnv.candidate_arrays` -> one row per decision -> :meth:`SchoolEnv.step_indices`).
 
-Policies (:data:`POLICIES`):
-
-- ``oracle``: the item with the highest *true* success probability (knows the simulator);
-- ``oracle_learning``: the item with the highest true learning gain (success probability
-  closest to the simulator's ``learning_peak``);
-- ``linucb_default`` / ``linucb_seed``: LinUCB (objective ``"max_success"``) on the default
-  or the seed's features, starting from the prior and learning online from its own choices
-  (one ``partial_fit`` per step on the chosen rows);
-- ``linucb_target_band``: LinUCB on the default features ranking by
-  ``-|expected - target| + bonus`` (objective ``"target_band"``);
-- ``rule``: the seed's rule, top-1 by :func:`skbandit.irt.rule_distance` on observed mastery;
-- ``thompson``: a non-contextual bandit, Beta-Bernoulli Thompson sampling on each item's own
-  successes and failures (no student context);
-- ``random``: a uniformly random candidate.
+The policies are in :mod:`skbandit.study_policies` (:data:`POLICIES`).
 
 Metrics per run (one policy on one seed), over the ``n`` decisions of the run:
 
@@ -39,15 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline
 from skbandit.school import SchoolConfig, school_days
-from skbandit.school_env import SchoolEnv
+from skbandit.school_env import CandidateArrays, SchoolEnv
+from skbandit.study_policies import POLICIES, Policy, make_policy
 
-POLICIES = ("oracle", "oracle_learning", "linucb_default", "linucb_seed", "linucb_target_band",
-            "rule", "thompson", "random")
-"""Policy names understood by :func:`make_policy`, in the order of the study's tables."""
 BASELINES = ("rule", "thompson")
 """Policies that the paired differences (``<metric>_vs_<baseline>``) compare against."""
 RUN_METRICS = ("success_rate", "expected_success", "cumulative_regret", "regret_per_decision",
@@ -96,178 +78,6 @@ def quick_study_config() -> StudyConfig:
     return StudyConfig(n_students=60, seeds=(0, 1), days=15, n_bins=10, n_jobs=1)
 
 
-@dataclass
-class Step:
-    """One step's candidates in array form, one row per (decision, item), sorted by decision.
-
-    Attributes
-    ----------
-    decision, item : ndarray of int of shape (n_rows,)
-        Decision (``0..n_decisions-1``) and item index (into the world's item arrays).
-    X : ndarray of shape (n_rows, 9)
-        Raw model input, the columns ``schema.MODEL_INPUT``.
-    p_true : ndarray of shape (n_rows,)
-        True success probability (only the oracles may look at it).
-    n_decisions : int
-    """
-
-    decision: np.ndarray
-    item: np.ndarray
-    X: np.ndarray
-    p_true: np.ndarray
-    n_decisions: int
-
-    def column(self, name):
-        """Raw model-input column ``name`` of every row."""
-        return self.X[:, schema.MODEL_INPUT.index(name)]
-
-
-def observe(env: SchoolEnv) -> Step:
-    """The current step's candidates; ``X`` equals ``env.candidates()[MODEL_INPUT]``.
-
-    Uses the environment's array interface (no pandas per step), like the logging policy.
-    """
-    rows, item = env._candidate_index()
-    ctx = env._context_arrays()
-    w = env.world
-    attempts = env._item_n[item]
-    X = np.column_stack([
-        *(ctx[name][rows] for name in schema.STUDENT_CONTEXT),
-        w.difficulty_published[item], w.discrimination_published[item],
-        attempts, (env._item_c[item] + 1.0) / (attempts + 2.0),
-    ]).astype(np.float64)
-    p_true = env._p_true(env._acting_students()[rows], item)
-    return Step(rows, item, X, p_true, env.n_decisions)
-
-
-def group_argmax(score, group, n_groups, rng):
-    """Row of the highest ``score`` in each group (ties broken uniformly at random by ``rng``).
-
-    ``group`` (shape ``(n_rows,)``) must be sorted with every group ``0..n_groups-1``
-    non-empty, as :func:`observe` gives it. Returns the chosen row of each group in order.
-
-    >>> rng = np.random.default_rng(0)
-    >>> group_argmax(np.array([1.0, 3.0, 2.0, 5.0]), np.array([0, 0, 1, 1]), 2, rng).tolist()
-    [1, 3]
-    """
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    if starts.size != n_groups or group[starts[-1]] != n_groups - 1 or (np.diff(group) < 0).any():
-        raise SkbanditError(f"expected candidate rows sorted by decision with at least one per "
-                            f"decision 0..{n_groups - 1}; found {starts.size} groups")
-    best = np.maximum.reduceat(score, starts)
-    key = np.where(score == best[group], rng.random(score.size), -1.0)
-    hits = np.flatnonzero(key == np.maximum.reduceat(key, starts)[group])
-    return hits[np.r_[True, group[hits][1:] != group[hits][:-1]]]  # one per group
-
-
-class Policy:
-    """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes."""
-
-    def choose(self, step: Step, rng: np.random.Generator) -> np.ndarray:
-        """Row index (into ``step``) chosen for each decision: the best ``score``."""
-        return group_argmax(self.score(step, rng), step.decision, step.n_decisions, rng)
-
-    def update(self, step: Step, rows: np.ndarray, reward: np.ndarray) -> None:
-        """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
-
-
-class RandomPolicy(Policy):
-    """A uniformly random candidate."""
-
-    def score(self, step, rng):
-        return np.zeros(step.decision.size)
-
-
-class RulePolicy(Policy):
-    """The seed's rule: the item whose difficulty is closest to the observed mastery."""
-
-    def score(self, step, rng):
-        return -irt.rule_distance(step.column(schema.MASTERY), step.column(schema.DIFFICULTY))
-
-
-class OraclePolicy(Policy):
-    """Knows the truth: max true success, or (``peak`` given) true success closest to it."""
-
-    def __init__(self, peak=None):
-        self.peak = peak
-
-    def score(self, step, rng):
-        return step.p_true if self.peak is None else -np.abs(step.p_true - self.peak)
-
-
-class ThompsonPolicy(Policy):
-    """Beta-Bernoulli Thompson sampling per item (non-contextual).
-
-    Each item's success probability has the posterior ``Beta(1 + s, 1 + f)`` of its own
-    successes ``s`` and failures ``f`` under this policy; every candidate row draws one
-    sample and the highest draw wins.
-    """
-
-    def __init__(self, n_items):
-        self.successes = np.zeros(n_items)
-        self.failures = np.zeros(n_items)
-
-    def score(self, step, rng):
-        return rng.beta(1.0 + self.successes[step.item], 1.0 + self.failures[step.item])
-
-    def update(self, step, rows, reward):
-        n = self.successes.size
-        self.successes += np.bincount(step.item[rows], weights=reward, minlength=n)
-        self.failures += np.bincount(step.item[rows], weights=1.0 - reward, minlength=n)
-
-
-class LinUCBPolicy(Policy):
-    """LinUCB on a :func:`skbandit.features.make_pipeline` pipeline, learning online.
-
-    Scores like :func:`skbandit.policy.rank_linucb` (greedy): ``expected = clip(mean, 0, 1)``,
-    ``bonus = alpha * std``; ``"max_success"`` ranks by ``expected + bonus``,
-    ``"target_band"`` by ``-|expected - target| + bonus``. Before the first update the model
-    is its prior (``mean = 0``, ``std = sqrt(x'x / l2)``). The features are the pipeline's
-    own stateless feature function applied to the raw matrix (``X`` already holds
-    ``schema.MODEL_INPUT`` in order, so the ColumnTransformer's column selection is skipped).
-    """
-
-    def __init__(self, feature_set="default", alpha=1.0, objective="max_success", target=0.7,
-                 l2=1.0):
-        self.pipeline = make_pipeline(feature_set, alpha=alpha, l2=l2)
-        self.feature_set, self.objective, self.target = feature_set, objective, target
-        frame = pd.DataFrame(np.full((1, len(schema.MODEL_INPUT)), 0.5),
-                             columns=list(schema.MODEL_INPUT))
-        features = self.pipeline.named_steps["features"].fit(frame)
-        self._transform = features.named_transformers_[feature_set].transform
-        self._features = None
-
-    def score(self, step, rng):
-        Z = self._features = self._transform(step.X)
-        model = self.pipeline[-1]
-        if hasattr(model, "coef_"):
-            mean, std = model.predict(Z, return_std=True)
-        else:
-            mean, std = np.zeros(len(Z)), np.sqrt((Z**2).sum(axis=1) / model.l2)
-        expected = np.clip(mean, 0.0, 1.0)
-        base = expected if self.objective == "max_success" else -np.abs(expected - self.target)
-        return base + model.alpha * std
-
-    def update(self, step, rows, reward):
-        self.pipeline[-1].partial_fit(self._features[rows], reward)
-
-
-def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
-    """A fresh policy called ``name`` (one of :data:`POLICIES`) for ``env``."""
-    linucb = {"linucb_default": ("default", "max_success"), "linucb_seed": ("seed", "max_success"),
-              "linucb_target_band": ("default", "target_band")}
-    if name in linucb:
-        feature_set, objective = linucb[name]
-        return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
-    simple = {"oracle": lambda: OraclePolicy(),
-              "oracle_learning": lambda: OraclePolicy(peak=env.config.learning_peak),
-              "rule": RulePolicy, "random": RandomPolicy,
-              "thompson": lambda: ThompsonPolicy(len(env.world.item_ids))}
-    if name not in simple:
-        raise SkbanditError(f"unknown policy {name!r} (expected one of {POLICIES})")
-    return simple[name]()
-
-
 def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
                days: int | None = None) -> pd.DataFrame:
     """Play ``policy`` against ``env`` until the year (or ``days`` school days) is over.
@@ -277,27 +87,29 @@ def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
     """
     stop = _stop_seconds(env.config, days)
     trace = {name: [] for name in TRACE_COLUMNS}
-    while not env.done and env._slot * env.config.slot_seconds < stop:
-        step = observe(env)
-        rows = policy.choose(step, rng)
-        if rows.shape != (step.n_decisions,) or (step.decision[rows] != np.arange(rows.size)).any():
-            raise SkbanditError(f"{type(policy).__name__} chose rows outside their decisions' "
-                                "candidates (expected one candidate row per decision)")
-        starts = np.flatnonzero(np.r_[True, step.decision[1:] != step.decision[:-1]])
-        best = np.maximum.reduceat(step.p_true, starts)
-        students = env._acting_students()
-        env._step_indices(step.item[rows])
-        outcome = {key: env._records[key][-1] for key in ("correct", "p_true", "before", "after")}
-        reward = outcome["correct"].astype(np.float64)
-        policy.update(step, rows, reward)
-        values = (students, outcome["p_true"], best - step.p_true[rows], reward,
-                  outcome["after"] - outcome["before"])
+    while not env.done and env.slot_start < stop:
+        cands = env.candidate_arrays()
+        rows = policy.choose(cands, rng)
+        _check_choice(policy, cands, rows)
+        starts = np.flatnonzero(np.r_[True, cands.decision[1:] != cands.decision[:-1]])
+        best = np.maximum.reduceat(cands.p_true, starts)
+        outcome = env.step_indices(cands.item[rows])
+        reward = outcome.correct.astype(np.float64)
+        policy.update(cands, rows, reward)
+        values = (outcome.student, outcome.p_true, best - cands.p_true[rows], reward,
+                  outcome.ability_after - outcome.ability_before)
         for name, value in zip(TRACE_COLUMNS, values, strict=True):
             trace[name].append(value)
     if not trace["student"]:
         raise SkbanditError(f"nobody practised in the first {days} school days (expected at "
                             "least one attempt); use more days or students")
     return pd.DataFrame({name: np.concatenate(parts) for name, parts in trace.items()})
+
+
+def _check_choice(policy: Policy, cands: CandidateArrays, rows: np.ndarray) -> None:
+    if rows.shape != (cands.n_decisions,) or (cands.decision[rows] != np.arange(rows.size)).any():
+        raise SkbanditError(f"{type(policy).__name__} chose rows outside their decisions' "
+                            "candidates (expected one candidate row per decision)")
 
 
 def _stop_seconds(config: SchoolConfig, days):
@@ -360,7 +172,8 @@ class StudyResult:
         :data:`RUN_METRICS`. ``summary``: one row per (policy, metric) with ``mean, ci_low,
         ci_high, n_seeds`` (95 % t-interval over seeds), for :data:`RUN_METRICS` and the
         paired differences ``<metric>_vs_<baseline>``. ``curves``: every run's curves
-        (:func:`summarise_trace`) with ``policy, seed``.
+        (:func:`summarise_trace`) with ``policy, seed``, sorted by policy (in
+        ``config.policies`` order), seed and bin.
     config : StudyConfig
     """
 
@@ -393,12 +206,20 @@ def run_study(config: StudyConfig | None = None, on_done=None) -> StudyResult:
         results.append((metrics, curves))
         if on_done is not None:
             on_done(metrics["policy"], metrics["seed"])
-    order = {name: i for i, name in enumerate(config.policies)}
-    runs = pd.DataFrame([m for m, _ in results]).sort_values(
-        ["policy", "seed"], key=lambda col: col.map(order) if col.name == "policy" else col,
-        ignore_index=True)
-    curves = pd.concat([c for _, c in results], ignore_index=True)
+    runs = _sorted(pd.DataFrame([m for m, _ in results]), ["policy", "seed"], config.policies)
+    curves = _sorted(pd.concat([c for _, c in results], ignore_index=True),
+                     ["policy", "seed", "bin"], config.policies)
     return StudyResult(runs, summarise_runs(runs), curves, config)
+
+
+def _sorted(frame: pd.DataFrame, by: list[str], policies) -> pd.DataFrame:
+    """``frame`` sorted by ``by``, ``policy`` in ``policies`` order.
+
+    Parallel workers finish in any order; the study's result must not depend on it.
+    """
+    order = {name: i for i, name in enumerate(policies)}
+    return frame.sort_values(by, key=lambda col: col.map(order) if col.name == "policy" else col,
+                             ignore_index=True)
 
 
 def summarise_runs(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

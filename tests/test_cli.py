@@ -253,6 +253,22 @@ def test_compare_recs_overlap_and_why_lines(store_env):
     assert FOOTER.search(text) is not None
 
 
+def test_default_objective_is_the_serving_target_band(store_env):
+    """Unless told otherwise the bandit ranks by closeness to the target success band."""
+    from skbandit.policy import SERVING_OBJECTIVE
+
+    args = ("compare-recs", "--student-id", STUDENT, "--topic", TOPIC, "--time-window", WEEK,
+            *store_env.school.options, "--json")  # fmt: skip
+    default = json.loads(ok(*args).stdout)
+    explicit = json.loads(ok(*args, "--objective", SERVING_OBJECTIVE).stdout)
+    greedy_max = json.loads(ok(*args, "--objective", "max_success").stdout)
+    ids = [[r[schema.ITEM_ID] for r in p["linucb"]] for p in (default, explicit, greedy_max)]
+    assert SERVING_OBJECTIVE == "target_band"
+    assert ids[0] == ids[1] and ids[0] != ids[2]
+    exploited = [w["why"] for w in default["rl_only"] if "bonus" not in w["why"]]
+    assert all("target" in why for why in exploited)
+
+
 def test_models_lists_versions_with_aliases(store_env):
     text = ok("models").output
     rows = table_rows(

@@ -1,4 +1,5 @@
-"""Off-policy estimators: exact identities, coverage on a synthetic bandit, diagnostics, errors.
+"""Off-policy estimators: exact identities, coverage on a synthetic bandit, diagnostics, errors
+(and the candidate-table lookups of ``skbandit.logged_decisions`` that feed them).
 
 The synthetic bandit has 5 arms and 40 context types drawn uniformly; the success
 probability of arm ``a`` in context ``m`` is ``expit(z_m . theta_a + b_a)``, so a policy's
@@ -23,12 +24,11 @@ from skbandit.evaluation import (
     estimate_all,
     estimates_frame,
     ips,
-    logged_action_probability,
-    policy_expected_reward,
     replay,
     snips,
 )
 from skbandit.exceptions import SkbanditError
+from skbandit.logged_decisions import logged_action_probability, policy_expected_reward
 
 N_ARMS, N_CONTEXTS, EPSILON = 5, 40, 0.3
 
@@ -277,7 +277,7 @@ def test_estimate_all_orders_estimators_and_frames_them():
     assert [e.name for e in estimate_all(r, mu, pi, n_bootstrap=0)] == ["ips", "snips"]
 
 
-# --- candidate tables -------------------------------------------------------------------------
+# --- candidate tables (skbandit.logged_decisions) --------------------------------------------
 
 def test_logged_action_probability_recovers_the_logging_propensities(bandit):
     mu = bandit.epsilon_greedy()

@@ -8,9 +8,11 @@ from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.data import validate_events, validate_items
 from skbandit.exceptions import SkbanditError
+from skbandit.school_context import SchoolContext
 from skbandit.school_env import learning_gain
 from skbandit.simulation import (
     DECISION_ID,
+    P_TRUE,
     TRUTH_COLUMNS,
     SchoolConfig,
     SchoolEnv,
@@ -130,6 +132,28 @@ def test_env_context_follows_the_documented_definitions_by_hand():
         assert item.loc[first_item, schema.ITEM_ATTEMPTS] == n_first
 
 
+def test_school_context_counts_by_hand():
+    ctx = SchoolContext(n_students=2, n_topics=2, n_items=3)
+    one = np.array([0])
+    latencies = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 240_000.0, 480_000.0]
+    for m, latency in enumerate(latencies):  # 7 attempts of student 0 at item 2 of topic 1
+        ctx.update(one, one + 1, one + 2, np.array([m % 2 == 0]), np.array([latency]),
+                   np.array([m == 0]))
+    cols = ctx.student_columns(np.array([0, 0, 1]), np.array([1, 0, 1]))
+    # on topic 1: 4 of 7 correct -> (4 + 1) / (7 + 2); topic 0 unseen -> overall, the same
+    np.testing.assert_allclose(cols[schema.MASTERY], [5 / 9, 5 / 9, 0.5])
+    # the last 5 attempts (m = 2..6): correct 1, 0, 1, 0, 1; median latency 5000 ms
+    np.testing.assert_allclose(cols[schema.RECENT_ACCURACY], [0.6, 0.6, 0.5])
+    np.testing.assert_allclose(cols[schema.RECENT_SPEED], [5000 / 240_000] * 2 + [0.5])
+    np.testing.assert_allclose(cols[schema.HELP_TENDENCY], [1 / 7, 1 / 7, 0.1])
+    np.testing.assert_array_equal(cols[schema.N_PRIOR], [7, 7, 0])
+    # two attempts at item 0 in one step count together; unseen items have accuracy 1/2
+    ctx.update(np.array([0, 1]), np.array([0, 0]), np.array([0, 0]), np.array([True, False]),
+               np.array([1000.0, 1000.0]), np.array([False, False]))
+    np.testing.assert_array_equal(ctx.item_attempts(np.arange(3)), [2, 0, 7])
+    np.testing.assert_allclose(ctx.item_accuracy(np.arange(3)), [2 / 4, 1 / 2, 5 / 9])
+
+
 def test_env_student_context_equals_the_offline_context_builder():
     env = _small_env(n_students=30, seed=5)
     shown = []
@@ -166,6 +190,49 @@ def test_env_interface_checks_and_truth():
     out = env.step(best[schema.ITEM_ID])
     np.testing.assert_allclose(out["p_true"], best["p"])
     assert (out["ability_after"] > out["ability_before"]).all()
+
+
+def test_candidate_arrays_can_hold_fewer_columns():
+    env = _small_env(n_students=20, seed=2)
+    full = env.candidate_arrays()
+    some = env.candidate_arrays(columns=(schema.DIFFICULTY, schema.MASTERY))
+    assert some.X.shape == (len(full.item), 2)
+    np.testing.assert_array_equal(some.column(schema.MASTERY), full.column(schema.MASTERY))
+    np.testing.assert_array_equal(some.column(schema.DIFFICULTY), full.column(schema.DIFFICULTY))
+    np.testing.assert_array_equal(some.p_true, full.p_true)
+    with pytest.raises(SkbanditError, match="no column 'skill_gap'"):
+        some.column(schema.SKILL_GAP)
+    with pytest.raises(SkbanditError, match="unknown candidate columns"):
+        env.candidate_arrays(columns=("grade",))
+
+
+def test_step_indices_is_step_on_item_indices():
+    by_id, by_index = _small_env(n_students=20, seed=4), _small_env(n_students=20, seed=4)
+    for _ in range(6):
+        cands = by_index.candidate_arrays()
+        last = np.searchsorted(cands.decision, np.arange(cands.n_decisions), side="right") - 1
+        frame = by_id.step(by_id.world.item_ids[cands.item[last]])
+        out = by_index.step_indices(cands.item[last])
+        np.testing.assert_array_equal(frame[schema.CORRECT], out.correct.astype(np.int64))
+        np.testing.assert_array_equal(frame[schema.LATENCY_MS], out.latency_ms)
+        np.testing.assert_array_equal(frame[P_TRUE], out.p_true)
+        np.testing.assert_array_equal(frame["ability_after"], out.ability_after)
+        np.testing.assert_array_equal(by_index.world.user_ids[out.student], frame[schema.USER_ID])
+    pd.testing.assert_frame_equal(by_id.history()[0], by_index.history()[0])
+
+
+def test_step_indices_refuses_an_item_outside_the_candidates():
+    env = _small_env(n_students=20, seed=2)
+    cands = env.candidate_arrays()
+    first = np.searchsorted(cands.decision, np.arange(cands.n_decisions))
+    other_topic = np.flatnonzero(env.world.item_topic != env.world.item_topic[cands.item[0]])[0]
+    with pytest.raises(SkbanditError, match=r"decision 0: .* is not a candidate"):
+        env.step_indices(np.r_[other_topic, cands.item[first][1:]])
+    with pytest.raises(SkbanditError, match="item indices must be in"):
+        env.step_indices(np.full(cands.n_decisions, len(env.world.item_ids)))
+    with pytest.raises(SkbanditError, match="one item per decision"):
+        env.step_indices(cands.item[first][:-1] if cands.n_decisions > 1 else [])
+    assert env.n_steps == 0  # nothing happened
 
 
 def test_learning_is_largest_in_the_moderate_band(small_school):

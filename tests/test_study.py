@@ -1,5 +1,9 @@
 """The simulation study: policies in the online school, metrics, and the ``simulate`` job."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,20 +13,20 @@ from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.policy import rank_linucb
 from skbandit.school import SchoolConfig
-from skbandit.school_env import DECISION_ID, SchoolEnv
+from skbandit.school_env import DECISION_ID, CandidateArrays, SchoolEnv
 from skbandit.study import (
-    POLICIES,
     RUN_METRICS,
-    LinUCBPolicy,
-    Step,
     StudyConfig,
-    ThompsonPolicy,
     confidence_interval,
-    group_argmax,
-    make_policy,
-    observe,
     quick_study_config,
     run_study,
+)
+from skbandit.study_policies import (
+    POLICIES,
+    LinUCBPolicy,
+    ThompsonPolicy,
+    group_argmax,
+    make_policy,
 )
 
 SMALL = SchoolConfig(n_students=40, seed=2)
@@ -49,13 +53,13 @@ def test_group_argmax_refuses_a_decision_without_candidates():
         group_argmax(np.ones(2), np.array([0, 2]), 3, np.random.default_rng(0))
 
 
-def test_observe_equals_the_public_candidate_frame():
+def test_candidate_arrays_equal_the_public_candidate_frame():
     env, rng = SchoolEnv(SMALL), np.random.default_rng(0)
     policy = make_policy("random", env, StudyConfig())
     for _ in range(30):  # after some steps the contexts and item counts are not trivial
-        step = observe(env)
+        step = env.candidate_arrays()
         env.step(env.world.item_ids[step.item[policy.choose(step, rng)]])
-    step, frame = observe(env), env.candidates()
+    step, frame = env.candidate_arrays(), env.candidates()
     np.testing.assert_array_equal(step.decision, frame[DECISION_ID])
     np.testing.assert_array_equal(env.world.item_ids[step.item], frame[schema.ITEM_ID])
     np.testing.assert_allclose(step.X, frame[list(schema.MODEL_INPUT)].to_numpy(np.float64))
@@ -67,7 +71,7 @@ def test_policies_only_choose_among_their_decisions_candidates(name):
     env, rng = SchoolEnv(SMALL), np.random.default_rng(1)
     policy = make_policy(name, env, StudyConfig())
     for _ in range(40):
-        step, frame = observe(env), env.candidates()
+        step, frame = env.candidate_arrays(), env.candidates()
         rows = policy.choose(step, rng)
         chosen = env.world.item_ids[step.item[rows]]
         allowed = frame.groupby(DECISION_ID)[schema.ITEM_ID].agg(set)
@@ -81,11 +85,11 @@ def test_linucb_policy_chooses_what_rank_linucb_ranks_first(objective):
     env, rng = SchoolEnv(SMALL), np.random.default_rng(2)
     policy = LinUCBPolicy("default", alpha=0.5, objective=objective)
     for _ in range(60):
-        step = observe(env)
+        step = env.candidate_arrays()
         rows = policy.choose(step, rng)
         outcome = env.step(env.world.item_ids[step.item[rows]])
         policy.update(step, rows, outcome[schema.CORRECT].to_numpy(np.float64))
-    step, frame = observe(env), env.candidates()
+    step, frame = env.candidate_arrays(), env.candidates()
     rows = policy.choose(step, rng)
     for decision in range(step.n_decisions):
         ranked = rank_linucb(policy.pipeline, frame[frame[DECISION_ID] == decision], top_k=1,
@@ -94,7 +98,7 @@ def test_linucb_policy_chooses_what_rank_linucb_ranks_first(objective):
 
 
 def test_thompson_counts_each_items_own_successes_and_failures():
-    step = Step(decision=np.array([0, 0, 1, 1]), item=np.array([3, 5, 3, 7]),
+    step = CandidateArrays(decision=np.array([0, 0, 1, 1]), item=np.array([3, 5, 3, 7]),
                 X=np.zeros((4, len(schema.MODEL_INPUT))), p_true=np.zeros(4), n_decisions=2)
     policy = ThompsonPolicy(n_items=8)
     policy.update(step, np.array([0, 3]), np.array([1.0, 0.0]))
@@ -144,6 +148,14 @@ def test_curves_end_at_the_runs_totals(quick_study):
     np.testing.assert_allclose(last["cumulative_regret"], runs["cumulative_regret"])
     np.testing.assert_allclose(last["learning_gain"], runs["learning_gain"])
     np.testing.assert_array_equal(last["decisions"], runs["n_decisions"])
+
+
+def test_curves_are_sorted_by_policy_seed_and_bin_whatever_the_finishing_order():
+    config = StudyConfig(n_students=20, seeds=(5, 4), days=3, policies=("random", "rule"),
+                         n_bins=3, n_jobs=2)
+    curves = run_study(config).curves
+    keys = list(zip(curves["policy"], curves["seed"], curves["bin"], strict=True))
+    assert keys == [(p, s, b) for p in ("random", "rule") for s in (4, 5) for b in range(3)]
 
 
 def test_days_stops_the_year_after_that_many_school_days():
@@ -224,3 +236,22 @@ def test_simulate_command_bad_option_is_one_line_exit_1(evaluation_app, flag):
     assert result.exit_code == 1
     assert f"{flag} must be at least 1; found 0" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"]])
+def test_evaluate_help_does_not_import_the_heavy_libraries(args):
+    script = (
+        "import sys\n"
+        "from train.evaluate import app\n"
+        "try:\n"
+        f"    app({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('mlflow', 'matplotlib', 'skbandit.study')\n"
+        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "simulate" in result.stdout or "--quick" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "imported: []", result.stdout

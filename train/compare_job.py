@@ -5,19 +5,21 @@ Both registered versions are scored as target policies on the logged decisions (
 (doubly robust by default, each model serving as its own reward model), logged as a run of
 the ``skbandit-evaluation`` experiment with a plot of the intervals, and the candidate gets
 the ``challenger`` alias. With ``--promote`` the ``champion`` alias moves to the candidate
-only when
+only when :func:`skbandit.ope_targets.promotion_gate` passes:
 
 1. the candidate's lower confidence bound beats the baseline's point estimate, and
 2. the candidate's effective sample size is at least ``--min-ess`` (the validation in
    ``tests/test_ope_validation.py`` shows that percentile-bootstrap intervals of SNIPS and
    DR under-cover when only a few dozen logged decisions carry the weight).
 
-Heavy imports happen inside :func:`compare`, so ``--help`` is instant.
+Both policies rank by ``--objective``, by default the one the product serves
+(:data:`skbandit.policy.SERVING_OBJECTIVE`). Heavy imports happen inside :func:`compare`
+(the defaults that live in ``skbandit`` are read lazily), so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,7 +35,6 @@ CHALLENGER_ALIAS = "challenger"
 CHAMPION_ALIAS = "champion"
 DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
 PLOT_PATH = "plots/policy_values.png"
-DEFAULT_MIN_ESS = 100.0
 
 
 class Estimator(StrEnum):
@@ -58,6 +59,20 @@ class Objective(StrEnum):
     target_band = "target_band"
 
 
+def _serving_objective() -> Objective:
+    """``skbandit.policy.SERVING_OBJECTIVE``, imported only when a default is needed."""
+    from skbandit.policy import SERVING_OBJECTIVE
+
+    return Objective(SERVING_OBJECTIVE)
+
+
+def _default_min_ess() -> float:
+    """``skbandit.ope_targets.DEFAULT_MIN_ESS``, imported only when a default is needed."""
+    from skbandit.ope_targets import DEFAULT_MIN_ESS
+
+    return DEFAULT_MIN_ESS
+
+
 @dataclass(frozen=True)
 class CompareOptions:
     """Everything the comparison was asked to do (logged as run parameters)."""
@@ -70,11 +85,11 @@ class CompareOptions:
     estimator: str = "dr"
     exploration: str = "greedy"
     temperature: float = 0.05
-    objective: str = "max_success"
+    objective: str = field(default_factory=lambda: _serving_objective().value)
     target: float = 0.7
     alpha: float | None = None
     since: str | None = None
-    min_ess: float = DEFAULT_MIN_ESS
+    min_ess: float = field(default_factory=_default_min_ess)
     n_bootstrap: int = 1000
     confidence: float = 0.95
     seed: int = 0
@@ -119,9 +134,11 @@ def compare(
     temperature: Annotated[
         float, typer.Option(min=0.0, help="Softmax temperature T (with --exploration softmax).")
     ] = 0.05,
-    objective: Annotated[Objective, typer.Option(help="Ranking objective.")] = (
-        Objective.max_success
-    ),
+    objective: Annotated[
+        Objective | None,
+        typer.Option(help="Ranking objective (default: the served one, "
+                     "skbandit.policy.SERVING_OBJECTIVE)."),
+    ] = None,
     target: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Target success of target_band.")
     ] = 0.7,
@@ -132,8 +149,10 @@ def compare(
         str | None, typer.Option(help="Evaluate only decisions at or after this ISO time.")
     ] = None,
     min_ess: Annotated[
-        float, typer.Option(min=0.0, help="Smallest effective sample size that may promote.")
-    ] = DEFAULT_MIN_ESS,
+        float | None,
+        typer.Option(min=0.0, help="Smallest effective sample size that may promote "
+                     "(default: skbandit.ope_targets.DEFAULT_MIN_ESS)."),
+    ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -150,7 +169,8 @@ def compare(
     options = CompareOptions(
         candidate=candidate, baseline=baseline, events=events, items=items, promote=promote,
         estimator=estimator.value, exploration=exploration.value, temperature=temperature,
-        objective=objective.value, target=target, alpha=alpha, since=since, min_ess=min_ess,
+        objective=(objective or _serving_objective()).value, target=target, alpha=alpha,
+        since=since, min_ess=_default_min_ess() if min_ess is None else min_ess,
         n_bootstrap=n_bootstrap, seed=seed,
     )
     try:
@@ -168,6 +188,7 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
     """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
     from serve import registry
     from skbandit import schema
+    from skbandit.ope_targets import promotion_gate
 
     tracking_uri = registry.configure_tracking()
     events, items, rows, source = _load_decisions(options, console)
@@ -200,37 +221,6 @@ def _in_sample_note(version, first_decision) -> str:
     return (f"v{version.version} was trained on events up to {until}, which overlap the "
             "evaluated decisions, so its estimate is optimistic; evaluate later events with "
             "--since")
-
-
-def promotion_gate(candidate, baseline, min_ess=DEFAULT_MIN_ESS) -> tuple[bool, str]:
-    """Whether the candidate may replace the baseline, and why (one sentence).
-
-    Parameters
-    ----------
-    candidate, baseline : PolicyValueEstimate
-    min_ess : float
-        Smallest effective sample size of the candidate's estimate that may promote.
-
-    Returns
-    -------
-    passes : bool
-        True when ``candidate.ci_low > baseline.value`` and the candidate's effective
-        sample size is at least ``min_ess``.
-    reason : str
-    """
-    import math
-
-    if not math.isfinite(candidate.ci_low):
-        return False, "the candidate's interval is undefined (no bootstrap resample overlapped)"
-    if candidate.effective_sample_size < min_ess:
-        ess = candidate.effective_sample_size
-        return False, (f"the candidate's effective sample size {ess:.0f} is below --min-ess "
-                       f"{min_ess:g}, so its interval cannot be trusted (evaluate a softmax "
-                       "policy or log more exploration)")
-    verb = "beats" if candidate.ci_low > baseline.value else "does not beat"
-    return candidate.ci_low > baseline.value, (
-        f"the candidate's lower bound {candidate.ci_low:.4f} {verb} the baseline's estimate "
-        f"{baseline.value:.4f}")
 
 
 # --- steps -------------------------------------------------------------------------------

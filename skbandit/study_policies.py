@@ -1,0 +1,177 @@
+"""The simulation study's online policies: vectorised over one step's candidates.
+
+A policy sees one step of the school as :class:`~skbandit.school_env.CandidateArrays` (every
+candidate row of every acting student), scores all rows in one pass and picks one row per
+decision (:func:`group_argmax`, ties broken at random); after the step it may learn from
+the rewards of the rows it chose.
+
+Policies (:data:`POLICIES`, built by :func:`make_policy`):
+
+- ``oracle``: the item with the highest *true* success probability (knows the simulator);
+- ``oracle_learning``: the item with the highest true learning gain (success probability
+  closest to the simulator's ``learning_peak``);
+- ``linucb_default`` / ``linucb_seed``: LinUCB (objective ``"max_success"``) on the default
+  or the seed's features, starting from the prior and learning online from its own choices
+  (one ``partial_fit`` per step on the chosen rows);
+- ``linucb_target_band``: LinUCB on the default features ranking by
+  ``-|expected - target| + bonus`` (objective ``"target_band"``);
+- ``rule``: the seed's rule, top-1 by :func:`skbandit.irt.rule_distance` on observed mastery;
+- ``thompson``: a non-contextual bandit, Beta-Bernoulli Thompson sampling on each item's own
+  successes and failures (no student context);
+- ``random``: a uniformly random candidate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from skbandit import irt, schema
+from skbandit.exceptions import SkbanditError
+from skbandit.features import make_pipeline
+from skbandit.school_env import CandidateArrays, SchoolEnv
+
+if TYPE_CHECKING:
+    from skbandit.study import StudyConfig
+
+POLICIES = ("oracle", "oracle_learning", "linucb_default", "linucb_seed", "linucb_target_band",
+            "rule", "thompson", "random")
+"""Policy names understood by :func:`make_policy`, in the order of the study's tables."""
+
+
+def group_argmax(score, group, n_groups, rng):
+    """Row of the highest ``score`` in each group (ties broken uniformly at random by ``rng``).
+
+    ``group`` (shape ``(n_rows,)``) must be sorted with every group ``0..n_groups-1``
+    non-empty, as ``CandidateArrays.decision`` is. Returns the chosen row of each group in
+    order.
+
+    >>> rng = np.random.default_rng(0)
+    >>> group_argmax(np.array([1.0, 3.0, 2.0, 5.0]), np.array([0, 0, 1, 1]), 2, rng).tolist()
+    [1, 3]
+    """
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    if starts.size != n_groups or group[starts[-1]] != n_groups - 1 or (np.diff(group) < 0).any():
+        raise SkbanditError(f"expected candidate rows sorted by decision with at least one per "
+                            f"decision 0..{n_groups - 1}; found {starts.size} groups")
+    best = np.maximum.reduceat(score, starts)
+    key = np.where(score == best[group], rng.random(score.size), -1.0)
+    hits = np.flatnonzero(key == np.maximum.reduceat(key, starts)[group])
+    return hits[np.r_[True, group[hits][1:] != group[hits][:-1]]]  # one per group
+
+
+class Policy:
+    """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes."""
+
+    def choose(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
+        """Row index (into ``cands``) chosen for each decision: the best ``score``."""
+        return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
+
+    def update(self, cands: CandidateArrays, rows: np.ndarray, reward: np.ndarray) -> None:
+        """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
+
+
+class RandomPolicy(Policy):
+    """A uniformly random candidate."""
+
+    def score(self, cands, rng):
+        return np.zeros(cands.decision.size)
+
+
+class RulePolicy(Policy):
+    """The seed's rule: the item whose difficulty is closest to the observed mastery."""
+
+    def score(self, cands, rng):
+        return -irt.rule_distance(cands.column(schema.MASTERY), cands.column(schema.DIFFICULTY))
+
+
+class OraclePolicy(Policy):
+    """Knows the truth: max true success, or (``peak`` given) true success closest to it."""
+
+    def __init__(self, peak=None):
+        self.peak = peak
+
+    def score(self, cands, rng):
+        return cands.p_true if self.peak is None else -np.abs(cands.p_true - self.peak)
+
+
+class ThompsonPolicy(Policy):
+    """Beta-Bernoulli Thompson sampling per item (non-contextual).
+
+    Each item's success probability has the posterior ``Beta(1 + s, 1 + f)`` of its own
+    successes ``s`` and failures ``f`` under this policy; every candidate row draws one
+    sample and the highest draw wins.
+    """
+
+    def __init__(self, n_items):
+        self.successes = np.zeros(n_items)
+        self.failures = np.zeros(n_items)
+
+    def score(self, cands, rng):
+        return rng.beta(1.0 + self.successes[cands.item], 1.0 + self.failures[cands.item])
+
+    def update(self, cands, rows, reward):
+        n = self.successes.size
+        self.successes += np.bincount(cands.item[rows], weights=reward, minlength=n)
+        self.failures += np.bincount(cands.item[rows], weights=1.0 - reward, minlength=n)
+
+
+class LinUCBPolicy(Policy):
+    """LinUCB on a :func:`skbandit.features.make_pipeline` pipeline, learning online.
+
+    Scores like :func:`skbandit.policy.rank_linucb` (greedy): ``expected = clip(mean, 0, 1)``,
+    ``bonus = alpha * std``; ``"max_success"`` ranks by ``expected + bonus``,
+    ``"target_band"`` by ``-|expected - target| + bonus``. Before the first update the model
+    is its prior (``mean = 0``, ``std = sqrt(x'x / l2)``). The features are the pipeline's
+    own stateless feature function applied to the raw matrix (``X`` already holds
+    ``schema.MODEL_INPUT`` in order, so the ColumnTransformer's column selection is skipped).
+    """
+
+    def __init__(self, feature_set="default", alpha=1.0, objective="max_success", target=0.7,
+                 l2=1.0):
+        self.pipeline = make_pipeline(feature_set, alpha=alpha, l2=l2)
+        self.feature_set, self.objective, self.target = feature_set, objective, target
+        frame = pd.DataFrame(np.full((1, len(schema.MODEL_INPUT)), 0.5),
+                             columns=list(schema.MODEL_INPUT))
+        features = self.pipeline.named_steps["features"].fit(frame)
+        self._transform = features.named_transformers_[feature_set].transform
+        self._features = None
+
+    def score(self, cands, rng):
+        if cands.columns != schema.MODEL_INPUT:
+            raise SkbanditError(f"LinUCBPolicy needs X with the columns schema.MODEL_INPUT; "
+                                f"found {cands.columns}")
+        Z = self._features = self._transform(cands.X)
+        model = self.pipeline[-1]
+        if hasattr(model, "coef_"):
+            mean, std = model.predict(Z, return_std=True)
+        else:
+            mean, std = np.zeros(len(Z)), np.sqrt((Z**2).sum(axis=1) / model.l2)
+        expected = np.clip(mean, 0.0, 1.0)
+        base = expected if self.objective == "max_success" else -np.abs(expected - self.target)
+        return base + model.alpha * std
+
+    def update(self, cands, rows, reward):
+        self.pipeline[-1].partial_fit(self._features[rows], reward)
+
+
+def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
+    """A fresh policy called ``name`` (one of :data:`POLICIES`) for ``env``.
+
+    ``config`` (a :class:`skbandit.study.StudyConfig`) gives LinUCB's ``alpha`` and
+    ``target``.
+    """
+    linucb = {"linucb_default": ("default", "max_success"), "linucb_seed": ("seed", "max_success"),
+              "linucb_target_band": ("default", "target_band")}
+    if name in linucb:
+        feature_set, objective = linucb[name]
+        return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
+    simple = {"oracle": lambda: OraclePolicy(),
+              "oracle_learning": lambda: OraclePolicy(peak=env.config.learning_peak),
+              "rule": RulePolicy, "random": RandomPolicy,
+              "thompson": lambda: ThompsonPolicy(len(env.world.item_ids))}
+    if name not in simple:
+        raise SkbanditError(f"unknown policy {name!r} (expected one of {POLICIES})")
+    return simple[name]()
