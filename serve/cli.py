@@ -15,11 +15,12 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from serve.choices import Exploration, Objective
 
 app = typer.Typer(
     name="skbandit",
@@ -47,20 +48,6 @@ ItemsOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 DEFAULT_MODEL = "skbandit-linucb@champion"
-
-
-class Exploration(StrEnum):
-    """How the bandit picks among candidates."""
-
-    greedy = "greedy"
-    softmax = "softmax"
-
-
-class Objective(StrEnum):
-    """What the bandit's ranking maximises."""
-
-    max_success = "max_success"
-    target_band = "target_band"
 
 
 ExplorationOpt = Annotated[

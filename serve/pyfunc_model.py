@@ -35,6 +35,7 @@ from serve.model_files import (
 )
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
+from skbandit.features import model_input_array
 from skbandit.policy import SERVING_OBJECTIVE, rank_requests
 
 MAX_REQUEST_ROWS = 10_000
@@ -154,26 +155,28 @@ def check_request(frame) -> pd.DataFrame:
     changed = {}
     for column in (schema.USER_ID, schema.ITEM_ID):
         ids = frame[column]
-        _no_nulls(ids.isna().to_numpy(), column, "a string id")
+        _no_nulls(np.asarray(ids.array.isna()), column, "a string id")
         if not pd.api.types.is_string_dtype(ids):
             changed[column] = ids.astype(str)
     values = _numeric_values(frame)
-    _no_nulls(np.isnan(values), None, "a finite number")
-    _first_bad(np.isinf(values), "must be a finite number", values)
+    if not np.isfinite(values).all():
+        _no_nulls(np.isnan(values), None, "a finite number")
+        _first_bad(np.isinf(values), "must be a finite number", values)
     _first_bad((values < _LOW) | (values > _HIGH), "must lie in [{low}, {high}]", values)
+    dtypes = frame.dtypes
     for j, column in enumerate(schema.MODEL_INPUT):
-        if frame[column].dtype != np.float64:
+        if dtypes[column] != np.float64:
             changed[column] = values[:, j]
     return frame.assign(**changed) if changed else frame
 
 
 def _numeric_values(frame: pd.DataFrame) -> np.ndarray:
     """The model inputs as a float array; a non-number is named with its column and row."""
-    numeric = frame[list(schema.MODEL_INPUT)]
     try:
-        return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+        return model_input_array(frame)
     except (TypeError, ValueError):
         pass
+    numeric = frame[list(schema.MODEL_INPUT)]
     for column in schema.MODEL_INPUT:
         coerced = pd.to_numeric(numeric[column], errors="coerce")
         not_numbers = (coerced.isna() & numeric[column].notna()).to_numpy()

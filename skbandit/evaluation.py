@@ -117,7 +117,7 @@ def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None):
     >>> replay([1, 0, 1, 0], [True, True, True, False], n_bootstrap=0).value
     0.6666666666666666
     """
-    rewards = _vector("rewards", rewards)
+    rewards = finite_vector("rewards", rewards)
     match = _boolean("match", match, len(rewards))
     if not match.any():
         raise SkbanditError(
@@ -234,8 +234,8 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
     1.0
     """
     rewards, weights = _weighted("dr", rewards, logged_propensity, target_propensity)
-    q_logged = _vector("reward_model_logged", reward_model_logged, len(rewards))
-    q_target = _vector("reward_model_target", reward_model_target, len(rewards))
+    q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
+    q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
     terms = q_target + weights * (rewards - q_logged)
     return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng)
 
@@ -350,9 +350,9 @@ def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
 
 def _weighted(name, rewards, logged_propensity, target_propensity):
     """Validated rewards and importance weights ``pi / mu``."""
-    rewards = _vector("rewards", rewards)
-    mu = _vector("logged_propensity", logged_propensity, len(rewards))
-    pi = _vector("target_propensity", target_propensity, len(rewards))
+    rewards = finite_vector("rewards", rewards)
+    mu = finite_vector("logged_propensity", logged_propensity, len(rewards))
+    pi = finite_vector("target_propensity", target_propensity, len(rewards))
     _in_range("logged_propensity", mu, low_open=True,
               advice="it is the logging policy's probability of the logged action")
     _in_range("target_propensity", pi, low_open=False,
@@ -360,8 +360,11 @@ def _weighted(name, rewards, logged_propensity, target_propensity):
     return rewards, pi / mu
 
 
-def _vector(name, values, n=None):
-    """A finite float vector of length ``n`` (any non-zero length when ``n`` is None)."""
+def finite_vector(name, values, n=None, *, rows="rewards has {n} entries"):
+    """A finite float vector of length ``n`` (any non-zero length when ``n`` is None).
+
+    ``rows`` says, in the length error, what ``n`` counts (formatted with ``n``).
+    """
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -371,8 +374,8 @@ def _vector(name, values, n=None):
     if n is None and len(array) == 0:
         raise SkbanditError(f"{name} is empty; off-policy evaluation needs logged rows")
     if n is not None and len(array) != n:
-        raise SkbanditError(f"{name} has {len(array)} entries but rewards has {n}; "
-                            "pass one entry per logged decision")
+        raise SkbanditError(f"{name} has {len(array)} entries but {rows.format(n=n)}; "
+                            "pass one entry per row")
     bad = np.flatnonzero(~np.isfinite(array))
     if len(bad):
         raise SkbanditError(f"{name} has {len(bad)} missing or infinite values (first at "
@@ -382,7 +385,7 @@ def _vector(name, values, n=None):
 
 def _boolean(name, values, n):
     """A boolean vector of length ``n`` from bools or 0/1 numbers."""
-    array = _vector(name, values, n)
+    array = finite_vector(name, values, n)
     if not np.isin(array, (0.0, 1.0)).all():
         raise SkbanditError(f"{name} must be boolean (or 0/1); got values such as "
                             f"{array[~np.isin(array, (0.0, 1.0))][0]!r}")

@@ -40,6 +40,7 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.context import DEFAULT_DISCRIMINATION, historical_contexts
+from skbandit.evaluation import finite_vector
 from skbandit.exceptions import SkbanditError
 from skbandit.school_env import DECISION_ID
 
@@ -168,7 +169,9 @@ def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_re
     """
     table = _candidate_table(candidate_decision_ids, np.arange(len(candidate_probs)),
                              candidate_probs)
-    table["value"] = table["prob"] * _numbers("candidate_rewards", candidate_rewards, len(table))
+    table["value"] = table["prob"] * finite_vector(
+        "candidate_rewards", candidate_rewards, len(table), rows="the candidate table has {n} rows"
+    )
     per_decision = table.groupby("decision", sort=False)["value"].sum().rename("expected")
     logged = _logged_table(logged_decision_ids, None, table)
     merged = logged.join(per_decision, on="decision")
@@ -257,7 +260,7 @@ def _chunk_bounds(counts, chunk_rows):
 
 def _candidate_table(decision_ids, item_ids, probs):
     """Validated long table ``decision, item, prob`` of a policy's choice distribution."""
-    probs = _numbers("candidate_probs", probs)
+    probs = finite_vector("candidate_probs", probs)
     table = pd.DataFrame({
         "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
         "item": _column("candidate_item_ids", item_ids, len(probs)),
@@ -315,21 +318,3 @@ def _column(name, values, n):
     return column
 
 
-def _numbers(name, values, n=None):
-    """A finite float vector of length ``n`` (any non-zero length when ``n`` is None)."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise SkbanditError(f"{name} must be numeric; could not convert it ({err})") from err
-    if array.ndim != 1:
-        raise SkbanditError(f"{name} must be one-dimensional; got shape {array.shape}")
-    if n is None and len(array) == 0:
-        raise SkbanditError(f"{name} is empty; off-policy evaluation needs logged rows")
-    if n is not None and len(array) != n:
-        raise SkbanditError(f"{name} has {len(array)} entries but the candidate table has {n} "
-                            "rows; pass one entry per candidate row")
-    bad = np.flatnonzero(~np.isfinite(array))
-    if len(bad):
-        raise SkbanditError(f"{name} has {len(bad)} missing or infinite values (first at "
-                            f"row {bad[0]}); drop or fill those rows first")
-    return array

@@ -26,7 +26,9 @@ first-slot distribution is :func:`action_probabilities`.
 
 Every LinUCB ranking here, and the off-policy target policies of
 :mod:`skbandit.ope_targets`, score candidates through one function,
-:func:`score_candidates`.
+:func:`score_candidates` (features by :func:`skbandit.features.transform_features`). The
+``reason`` texts and :func:`~skbandit.explanations.explain` live in
+:mod:`skbandit.explanations`.
 """
 
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ import pandas as pd
 
 from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import validate_model_input
+from skbandit.explanations import linucb_reasons, rule_reasons
+from skbandit.features import candidate_features
 
 OBJECTIVES = ("max_success", "target_band")
 """Objectives accepted by :func:`rank_linucb`."""
@@ -53,14 +56,6 @@ EXPLORATIONS = ("greedy", "softmax")
 """Exploration modes accepted by :func:`rank_linucb`."""
 DEFAULT_SEED = 0
 """Seed of the generator used when none is passed (rankings are then reproducible)."""
-MATCH_LOGITS = 0.5
-"""An item within this many logits of the student's ability is a "good difficulty match"."""
-STRETCH_LOGITS = 1.5
-"""An item up to this many logits harder than the student is "slightly challenging"."""
-HIGH_CONFIDENCE = 0.1
-"""Uncertainty below which a non-exploring recommendation says "High confidence"."""
-MODERATE_CONFIDENCE = 0.25
-"""Uncertainty below which it says "Moderate confidence" (else "Low confidence")."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ def score_candidates(pipeline, candidates, alpha=None, objective="max_success", 
     True
     """
     _check_choice("objective", objective, OBJECTIVES)
-    X, model = _transform(pipeline, candidates)
+    X, model = candidate_features(pipeline, candidates)
     alpha = model.alpha if alpha is None else float(alpha)
     mean, std = model.predict(X, return_std=True)
     expected = np.clip(mean, 0.0, 1.0)
@@ -180,9 +175,7 @@ def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="
     uncertainty = scored.uncertainty[chosen]
     ability = irt.mastery_to_logit(candidates[schema.MASTERY].to_numpy(np.float64)[chosen])
     difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)[chosen]
-    reasons = [_reason(e, u, x, d - a)
-               for e, u, x, d, a in zip(expected, uncertainty, explore, difficulty, ability,
-                                        strict=True)]
+    reasons = linucb_reasons(expected, uncertainty, explore, difficulty - ability)
     return _output(candidates, chosen, expected, uncertainty, expected + uncertainty, explore,
                    propensity, reasons)
 
@@ -239,8 +232,7 @@ def rank_rule_based(candidates, top_k=5):
     ability = irt.mastery_to_logit(mastery)
     expected = np.broadcast_to(irt.p_correct_2pl(ability, difficulty, discrimination),
                                mastery.shape)[chosen]
-    reasons = [f"Rule: closest difficulty to your level; {_difficulty_phrase(d)}"
-               for d in (difficulty - ability)[chosen]]
+    reasons = rule_reasons((difficulty - ability)[chosen])
     nan = np.full(k, np.nan)
     return _output(candidates, chosen, expected, nan, nan, np.zeros(k, dtype=bool),
                    np.ones(k), reasons)
@@ -281,9 +273,8 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
     rank = np.zeros(len(frame), dtype=np.int64)
     propensity = np.ones(len(frame))
     explore = np.zeros(len(frame), dtype=bool)
-    groups = pd.factorize(frame[schema.USER_ID])[0]
-    order = np.argsort(groups, kind="stable")
-    for rows in np.split(order, np.flatnonzero(np.diff(groups[order])) + 1):
+    user_ids = frame[schema.USER_ID].to_numpy()
+    for rows in _student_rows(user_ids):
         score = scored.score[rows]
         if exploration == "greedy":
             chosen, prob = _greedy(score, len(rows), rng)
@@ -293,7 +284,7 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
         propensity[rows[chosen]] = prob
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
     return pd.DataFrame({
-        schema.USER_ID: frame[schema.USER_ID].to_numpy(),
+        schema.USER_ID: user_ids,
         schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
         schema.EXPECTED_REWARD: scored.expected, schema.UNCERTAINTY: scored.uncertainty,
         schema.UCB: scored.expected + scored.uncertainty, schema.RANK: rank,
@@ -302,53 +293,19 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
     }, index=frame.index)
 
 
-def explain(pipeline, candidates, alpha=None):
-    """Per-feature contributions ``theta_j * x_j`` of every candidate's score.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-        Fitted features + LinUCB pipeline.
-    candidates : DataFrame of shape (n_candidates, ...)
-    alpha : float, optional
-        Exploration width of the bonus; default the model's.
-
-    Returns
-    -------
-    DataFrame of shape (n_candidates, n_features + 4)
-        ``item_id``, one column per feature (names from ``get_feature_names_out``), then
-        ``prediction`` (their sum, the unclipped mean), ``bonus`` (``alpha * std``) and
-        ``ucb`` (``clip(prediction, 0, 1) + bonus``), indexed like ``candidates``.
-    """
-    X, model = _transform(pipeline, candidates)
-    alpha = model.alpha if alpha is None else alpha
-    mean, std = model.predict(X, return_std=True)
-    names = pipeline[:-1].get_feature_names_out()
-    out = pd.DataFrame(np.asarray(X, dtype=np.float64) * model.coef_, columns=names,
-                       index=candidates.index)
-    out.insert(0, schema.ITEM_ID, candidates[schema.ITEM_ID].to_numpy())
-    out["prediction"] = mean
-    out["bonus"] = alpha * std
-    out[schema.UCB] = np.clip(mean, 0.0, 1.0) + alpha * std
-    return out
-
-
 # --- scoring and selection ---------------------------------------------------------------
 
 
-def _transform(pipeline, candidates):
-    if len(candidates) == 0:
-        raise SkbanditError("no candidate items to rank (expected at least one row); the "
-                            "caller should say why, e.g. all items drift-flagged or recent")
-    if schema.ITEM_ID not in candidates.columns:
-        raise SkbanditError(f"candidates are missing column {schema.ITEM_ID!r}; build them "
-                            "with skbandit.context.candidate_frame")
-    validate_model_input(candidates)
-    model = pipeline[-1]
-    if not hasattr(model, "coef_"):
-        raise SkbanditError("the model has not been trained (no coef_); warm-start it with "
-                            "`python -m train.warmstart` or partial_fit_pipeline first")
-    return pipeline[:-1].transform(candidates), model
+def _student_rows(user_ids):
+    """Row positions of each student, students in order of first appearance.
+
+    A request for one student (the usual case) is one group without hashing the ids.
+    """
+    if np.all(user_ids == user_ids[0]):
+        return [np.arange(len(user_ids))]
+    groups = pd.factorize(user_ids)[0]
+    order = np.argsort(groups, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
 
 
 def _greedy(score, k, rng):
@@ -395,25 +352,6 @@ def _exploration_flags(base, k):
 
 
 # --- output ------------------------------------------------------------------------------
-
-
-def _reason(expected, uncertainty, is_exploration, offset):
-    """Short human text; ``offset`` is difficulty minus the student's ability (logits)."""
-    if is_exploration:
-        head = "Exploring: little data on items like this"
-    else:
-        level = ("High" if uncertainty < HIGH_CONFIDENCE
-                 else "Moderate" if uncertainty < MODERATE_CONFIDENCE else "Low")
-        head = f"{level} confidence: {expected:.0%} expected success"
-    return f"{head}; {_difficulty_phrase(offset)}"
-
-
-def _difficulty_phrase(offset):
-    if abs(offset) <= MATCH_LOGITS:
-        return "good difficulty match"
-    if offset < 0:
-        return "builds confidence"
-    return "slightly challenging for growth" if offset <= STRETCH_LOGITS else "a stretch item"
 
 
 def _output(candidates, chosen, expected, uncertainty, ucb, explore, propensity, reasons):

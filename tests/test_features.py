@@ -142,3 +142,46 @@ def test_missing_column_and_nan_are_clear_errors():
         features.make_pipeline("fancy")
     with pytest.raises(SkbanditError, match="feature set"):
         features.feature_set_of(LinUCB())
+
+
+def _random_raw(rng, n):
+    """Raw rows over the whole valid range, columns shuffled, extra id and int columns."""
+    frame = pd.DataFrame({
+        "mastery": rng.uniform(0, 1, n), "recent_accuracy": rng.uniform(0, 1, n),
+        "recent_speed": rng.uniform(0, 1, n), "help_tendency": rng.uniform(0, 1, n),
+        "skill_gap": rng.uniform(0, 0.8, n), "difficulty": rng.normal(0, 2, n),
+        "discrimination": rng.uniform(0.2, 3, n), "item_attempts": rng.integers(0, 500, n),
+        "item_accuracy": rng.uniform(0, 1, n),
+    })
+    frame.insert(0, "item_id", [f"i{j}" for j in range(n)])
+    return frame[rng.permutation(frame.columns)]
+
+
+@pytest.mark.parametrize("feature_set", features.FEATURE_SETS)
+@pytest.mark.parametrize("n", [1, 2, 57])
+def test_fast_path_equals_the_column_transformer(feature_set, n):
+    rng = np.random.default_rng(n)
+    pipe = features.make_pipeline(feature_set)
+    features.partial_fit_pipeline(pipe, _random_raw(rng, 30), rng.integers(0, 2, 30) * 1.0)
+    assert features.feature_function(pipe) is getattr(features, f"{feature_set}_features")
+    for _ in range(5):
+        raw = _random_raw(rng, n)
+        fast = features.transform_features(pipe, raw)
+        assert fast.dtype == np.float64 and fast.flags.c_contiguous
+        np.testing.assert_allclose(fast, pipe[:-1].transform(raw), rtol=0, atol=1e-12)
+        assert features.model_input_array(raw).shape == (n, len(schema.MODEL_INPUT))
+
+
+def test_changed_feature_steps_take_the_column_transformer_path():
+    rng = np.random.default_rng(0)
+    raw = _random_raw(rng, 5)
+    pipe = features.partial_fit_pipeline(features.make_pipeline(), raw, np.ones(5))
+    assert features.feature_function(features.make_pipeline()) is None  # unfitted
+    pandas_out = pickle.loads(pickle.dumps(pipe)).set_output(transform="pandas")
+    assert features.feature_function(pandas_out) is None
+    assert isinstance(features.transform_features(pandas_out, raw), pd.DataFrame)
+    other = pickle.loads(pickle.dumps(pipe))
+    other[0].transformers_[0][1].set_params(kw_args={})
+    assert features.feature_function(other) is None
+    np.testing.assert_allclose(features.transform_features(other, raw),
+                               features.transform_features(pipe, raw), atol=1e-12)

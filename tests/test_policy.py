@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from skbandit import irt, policy, schema
 from skbandit.exceptions import SkbanditError
+from skbandit.explanations import explain
 from skbandit.features import SEED_FEATURES, make_pipeline, partial_fit_pipeline
 from skbandit.linucb import STATE_VERSION, LinUCB
 
@@ -175,7 +176,7 @@ def test_rule_based_orders_by_logit_distance_and_drops_drift():
 
 def test_explain_contributions_sum_to_the_prediction(trained):
     cands = _candidates([-1.0, 0.0, 1.5], mastery=0.7, item_attempts=30.0, item_accuracy=0.6)
-    table = policy.explain(trained, cands)
+    table = explain(trained, cands)
     names = list(trained[:-1].get_feature_names_out())
     assert list(table.columns) == ["item_id", *names, "prediction", "bonus", "ucb"]
     assert table.index.equals(cands.index)
@@ -199,7 +200,7 @@ def test_bad_input_is_a_clear_error(trained):
     with pytest.raises(SkbanditError, match="top_k"):
         policy.rank_linucb(trained, _candidates([0.0]), top_k=0)
     with pytest.raises(SkbanditError, match="missing columns"):
-        policy.explain(trained, _candidates([0.0]).drop(columns="mastery"))
+        explain(trained, _candidates([0.0]).drop(columns="mastery"))
 
 
 @pytest.mark.parametrize("exploration", policy.EXPLORATIONS)
@@ -222,3 +223,17 @@ def test_rank_requests_ranks_each_student_like_rank_linucb(trained, exploration)
         assert top["item_id"].tolist() == alone["item_id"].tolist()
         np.testing.assert_allclose(top["ucb"], alone["ucb"])
         assert top["is_exploration"].tolist() == alone["is_exploration"].tolist()
+
+
+@pytest.mark.parametrize("exploration", policy.EXPLORATIONS)
+def test_rank_requests_for_one_student_is_rank_linucb_of_every_row(trained, exploration):
+    cands = _candidates([-1.5, -0.5, 0.0, 0.5, 2.0, 0.0], mastery=0.6)
+    out = policy.rank_requests(trained, cands, top_k=2, exploration=exploration,
+                               temperature=0.1, rng=np.random.default_rng(8))
+    full = policy.rank_linucb(trained, cands, top_k=len(cands), exploration=exploration,
+                              temperature=0.1, rng=np.random.default_rng(8))
+    ranked = out.sort_values("rank")
+    assert ranked["item_id"].tolist() == full["item_id"].tolist()
+    np.testing.assert_array_equal(ranked["propensity"], full["propensity"])
+    np.testing.assert_array_equal(ranked["ucb"], full["ucb"])
+    assert ranked["recommended"].tolist() == [True, True, False, False, False, False]

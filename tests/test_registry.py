@@ -17,6 +17,7 @@ from serve.pyfunc_model import (
 )
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
+from skbandit.features import feature_function
 
 
 @pytest.mark.parametrize(
@@ -66,6 +67,8 @@ def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
             np.testing.assert_array_equal(value, _state(other)[key])
     assert version.version == "1" or int(version.version) == 1
     assert version.tags["events_trained"] == str(len(tracking.school.events))
+    for loaded in (fast, slow):  # a served version scores through the feature fast path
+        assert feature_function(loaded) is not None
 
 
 def test_resolve_version_errors_say_what_to_do(tracking):

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from serve.choices import Exploration, Objective
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -43,20 +45,6 @@ class Estimator(StrEnum):
     dr = "dr"
     snips = "snips"
     ips = "ips"
-
-
-class Exploration(StrEnum):
-    """How the evaluated policies pick the first item."""
-
-    greedy = "greedy"
-    softmax = "softmax"
-
-
-class Objective(StrEnum):
-    """What the evaluated policies maximise."""
-
-    max_success = "max_success"
-    target_band = "target_band"
 
 
 def _serving_objective() -> Objective:
@@ -136,8 +124,9 @@ def compare(
     ] = 0.05,
     objective: Annotated[
         Objective | None,
-        typer.Option(help="Ranking objective (default: the served one, "
-                     "skbandit.policy.SERVING_OBJECTIVE)."),
+        typer.Option(
+            help="Ranking objective (default: the served one, skbandit.policy.SERVING_OBJECTIVE)."
+        ),
     ] = None,
     target: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Target success of target_band.")
@@ -150,8 +139,11 @@ def compare(
     ] = None,
     min_ess: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Smallest effective sample size that may promote "
-                     "(default: skbandit.ope_targets.DEFAULT_MIN_ESS)."),
+        typer.Option(
+            min=0.0,
+            help="Smallest effective sample size that may promote "
+            "(default: skbandit.ope_targets.DEFAULT_MIN_ESS).",
+        ),
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
@@ -167,11 +159,21 @@ def compare(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     console = Console()
     options = CompareOptions(
-        candidate=candidate, baseline=baseline, events=events, items=items, promote=promote,
-        estimator=estimator.value, exploration=exploration.value, temperature=temperature,
-        objective=(objective or _serving_objective()).value, target=target, alpha=alpha,
-        since=since, min_ess=_default_min_ess() if min_ess is None else min_ess,
-        n_bootstrap=n_bootstrap, seed=seed,
+        candidate=candidate,
+        baseline=baseline,
+        events=events,
+        items=items,
+        promote=promote,
+        estimator=estimator.value,
+        exploration=exploration.value,
+        temperature=temperature,
+        objective=(objective or _serving_objective()).value,
+        target=target,
+        alpha=alpha,
+        since=since,
+        min_ess=_default_min_ess() if min_ess is None else min_ess,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
     )
     try:
         result = run_compare(options, console)
@@ -200,13 +202,37 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
         cand = _estimate(cand_pipe, events, items, rows, options, "candidate")
         base = _estimate(base_pipe, events, items, rows, options, "baseline")
     passes, reason = promotion_gate(cand, base, options.min_ess)
-    run_id, promoted = _log_and_move(options, cand, base, cand_version, base_version,
-                                     passes, reason, source, len(rows), tracking_uri)
+    run_id, promoted = _log_and_move(
+        options,
+        cand,
+        base,
+        cand_version,
+        base_version,
+        passes,
+        reason,
+        source,
+        len(rows),
+        tracking_uri,
+    )
     first = events[schema.TIMESTAMP].iloc[rows[0]]
-    notes = tuple(_in_sample_note(version, first) for version in (cand_version, base_version)
-                  if _in_sample_note(version, first))
-    return Comparison(cand, base, str(cand_version.version), str(base_version.version),
-                      cand_version.name, passes, reason, promoted, run_id, len(rows), notes)
+    notes = tuple(
+        _in_sample_note(version, first)
+        for version in (cand_version, base_version)
+        if _in_sample_note(version, first)
+    )
+    return Comparison(
+        cand,
+        base,
+        str(cand_version.version),
+        str(base_version.version),
+        cand_version.name,
+        passes,
+        reason,
+        promoted,
+        run_id,
+        len(rows),
+        notes,
+    )
 
 
 def _in_sample_note(version, first_decision) -> str:
@@ -218,9 +244,11 @@ def _in_sample_note(version, first_decision) -> str:
     until = version.tags.get(TRAINED_UNTIL_TAG)
     if not until or pd.Timestamp(until) < first_decision:
         return ""
-    return (f"v{version.version} was trained on events up to {until}, which overlap the "
-            "evaluated decisions, so its estimate is optimistic; evaluate later events with "
-            "--since")
+    return (
+        f"v{version.version} was trained on events up to {until}, which overlap the "
+        "evaluated decisions, so its estimate is optimistic; evaluate later events with "
+        "--since"
+    )
 
 
 # --- steps -------------------------------------------------------------------------------
@@ -240,25 +268,31 @@ def _load_decisions(options: CompareOptions, console: Console):
         raise SkbanditError(
             f"{source} has no {schema.PROPENSITY!r} column (the logging policy's probability "
             "of each shown item), so off-policy estimates are impossible; log propensities "
-            "when serving or evaluate on the simulated school")
+            "when serving or evaluate on the simulated school"
+        )
     known = events[schema.ITEM_ID].isin(items[schema.ITEM_ID])
     if not known.all():
-        console.print(f"[yellow]skipped {int((~known).sum())} events whose item is not in the "
-                      "items table[/yellow]")
+        console.print(
+            f"[yellow]skipped {int((~known).sum())} events whose item is not in the "
+            "items table[/yellow]"
+        )
     events = events[known].sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     selected = events[schema.PROPENSITY].notna().to_numpy()
     if options.since is not None:
         try:
             since = pd.Timestamp(options.since)
         except ValueError as error:
-            raise SkbanditError(f"--since {options.since!r} is not an ISO time ({error}); "
-                                "use e.g. 2024-03-01") from None
+            raise SkbanditError(
+                f"--since {options.since!r} is not an ISO time ({error}); use e.g. 2024-03-01"
+            ) from None
         since = since.tz_localize("UTC") if since.tzinfo is None else since
         selected = selected & (events[schema.TIMESTAMP] >= since).to_numpy()
     if not selected.any():
-        raise SkbanditError(f"no logged decisions with a propensity to evaluate in {source}"
-                            f"{' since ' + options.since if options.since else ''}; check "
-                            "--events/--since")
+        raise SkbanditError(
+            f"no logged decisions with a propensity to evaluate in {source}"
+            f"{' since ' + options.since if options.since else ''}; check "
+            "--events/--since"
+        )
     return events, items, np.flatnonzero(selected), source
 
 
@@ -267,22 +301,42 @@ def _estimate(pipeline, events, items, rows, options: CompareOptions, role: str)
     from skbandit.exceptions import SkbanditError
 
     policy = ope_targets.linucb_policy(
-        pipeline, alpha=options.alpha, objective=options.objective, target=options.target,
-        exploration=options.exploration, temperature=options.temperature)
+        pipeline,
+        alpha=options.alpha,
+        objective=options.objective,
+        target=options.target,
+        exploration=options.exploration,
+        temperature=options.temperature,
+    )
     inputs = ope_targets.off_policy_inputs(
-        events, items, policy, reward_model=ope_targets.linucb_reward_model(pipeline),
-        rows=rows)
+        events, items, policy, reward_model=ope_targets.linucb_reward_model(pipeline), rows=rows
+    )
     if not inputs.target_propensity.any():
         raise SkbanditError(
             f"no overlap: the {role} policy never chooses an item the logging policy showed "
             f"in the {len(rows)} logged decisions, so its value cannot be estimated; use "
-            "--exploration softmax or events logged with more exploration")
-    return inputs.estimate(options.estimator, n_bootstrap=options.n_bootstrap,
-                           confidence=options.confidence, rng=options.seed)
+            "--exploration softmax or events logged with more exploration"
+        )
+    return inputs.estimate(
+        options.estimator,
+        n_bootstrap=options.n_bootstrap,
+        confidence=options.confidence,
+        rng=options.seed,
+    )
 
 
-def _log_and_move(options, cand, base, cand_version, base_version, passes, reason, source,
-                  n_decisions, tracking_uri):
+def _log_and_move(
+    options,
+    cand,
+    base,
+    cand_version,
+    base_version,
+    passes,
+    reason,
+    source,
+    n_decisions,
+    tracking_uri,
+):
     """One MLflow run with params, metrics and the plot; then the aliases. Returns run id."""
     import mlflow
     from mlflow import MlflowClient
@@ -295,23 +349,39 @@ def _log_and_move(options, cand, base, cand_version, base_version, passes, reaso
     name = cand_version.name
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
     promoted = options.promote and passes
-    with mlflow.start_run(run_name=f"compare v{cand_version.version} vs "
-                                   f"{base_version.name} v{base_version.version}") as run:
-        mlflow.log_params({
-            "candidate": f"{name}/{cand_version.version}",
-            "baseline": f"{base_version.name}/{base_version.version}",
-            "candidate_ref": options.candidate, "baseline_ref": options.baseline,
-            "estimator": options.estimator, "exploration": options.exploration,
-            "temperature": options.temperature, "objective": options.objective,
-            "target": options.target, "alpha": "model" if options.alpha is None
-            else options.alpha, "since": options.since or "", "min_ess": options.min_ess,
-            "n_bootstrap": options.n_bootstrap, "confidence": options.confidence,
-            "seed": options.seed, "data_source": source, "n_decisions": n_decisions,
-            "promote_requested": options.promote,
-        })
+    with mlflow.start_run(
+        run_name=f"compare v{cand_version.version} vs {base_version.name} v{base_version.version}"
+    ) as run:
+        mlflow.log_params(
+            {
+                "candidate": f"{name}/{cand_version.version}",
+                "baseline": f"{base_version.name}/{base_version.version}",
+                "candidate_ref": options.candidate,
+                "baseline_ref": options.baseline,
+                "estimator": options.estimator,
+                "exploration": options.exploration,
+                "temperature": options.temperature,
+                "objective": options.objective,
+                "target": options.target,
+                "alpha": "model" if options.alpha is None else options.alpha,
+                "since": options.since or "",
+                "min_ess": options.min_ess,
+                "n_bootstrap": options.n_bootstrap,
+                "confidence": options.confidence,
+                "seed": options.seed,
+                "data_source": source,
+                "n_decisions": n_decisions,
+                "promote_requested": options.promote,
+            }
+        )
         for role, estimate in (("candidate", cand), ("baseline", base)):
-            mlflow.log_metrics({f"{role}_{key}": value for key, value in _numbers(estimate).items()
-                                if value == value})  # NaN bounds are not logged
+            mlflow.log_metrics(
+                {
+                    f"{role}_{key}": value
+                    for key, value in _numbers(estimate).items()
+                    if value == value
+                }
+            )  # NaN bounds are not logged
         figure = _interval_plot(cand, base, cand_version, base_version, options)
         mlflow.log_figure(figure, PLOT_PATH)
         plt.close(figure)
@@ -319,14 +389,25 @@ def _log_and_move(options, cand, base, cand_version, base_version, passes, reaso
         if promoted:
             client.set_registered_model_alias(name, CHAMPION_ALIAS, cand_version.version)
         mlflow.log_metric("promoted", float(promoted))
-        mlflow.set_tags({"gate_passed": str(passes), "gate_reason": reason,
-                         "previous_champion": previous or "", "promoted": str(promoted)})
+        mlflow.set_tags(
+            {
+                "gate_passed": str(passes),
+                "gate_reason": reason,
+                "previous_champion": previous or "",
+                "promoted": str(promoted),
+            }
+        )
     return run.info.run_id, promoted
 
 
 def _numbers(estimate) -> dict[str, float]:
-    return {"value": estimate.value, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
-            "ess": estimate.effective_sample_size, "max_weight": estimate.max_weight}
+    return {
+        "value": estimate.value,
+        "ci_low": estimate.ci_low,
+        "ci_high": estimate.ci_high,
+        "ess": estimate.effective_sample_size,
+        "max_weight": estimate.max_weight,
+    }
 
 
 def _interval_plot(cand, base, cand_version, base_version, options):
@@ -336,14 +417,26 @@ def _interval_plot(cand, base, cand_version, base_version, options):
     labels = [f"baseline v{base_version.version}", f"candidate v{cand_version.version}"]
     for y, estimate in enumerate((base, cand)):
         low, high = estimate.ci_low, estimate.ci_high
-        ax.errorbar(estimate.value, y, xerr=[[estimate.value - low], [high - estimate.value]],
-                    fmt="o", capsize=6, color=f"C{y}")
-    ax.axvline(base.value, color="grey", linestyle="--", linewidth=0.8,
-               label="baseline estimate (the bar to beat)")
+        ax.errorbar(
+            estimate.value,
+            y,
+            xerr=[[estimate.value - low], [high - estimate.value]],
+            fmt="o",
+            capsize=6,
+            color=f"C{y}",
+        )
+    ax.axvline(
+        base.value,
+        color="grey",
+        linestyle="--",
+        linewidth=0.8,
+        label="baseline estimate (the bar to beat)",
+    )
     ax.set_yticks([0, 1], labels)
     ax.set_ylim(-0.7, 1.7)
-    ax.set_xlabel(f"estimated success rate ({options.estimator}, "
-                  f"{options.confidence:.0%} bootstrap interval)")
+    ax.set_xlabel(
+        f"estimated success rate ({options.estimator}, {options.confidence:.0%} bootstrap interval)"
+    )
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
@@ -354,32 +447,53 @@ def _interval_plot(cand, base, cand_version, base_version, options):
 def _print(console: Console, result: Comparison, options: CompareOptions) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
-                        f"{result.n_decisions:,} logged decisions)")
-    for column in ("policy", "version", "estimate", f"{options.confidence:.0%} interval",
-                   "ESS", "max weight"):
+    table = Table(
+        title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
+        f"{result.n_decisions:,} logged decisions)"
+    )
+    for column in (
+        "policy",
+        "version",
+        "estimate",
+        f"{options.confidence:.0%} interval",
+        "ESS",
+        "max weight",
+    ):
         table.add_column(column, justify="left" if column == "policy" else "right")
-    for role, estimate, version in (("candidate", result.candidate, result.candidate_version),
-                                    ("baseline", result.baseline, result.baseline_version)):
-        table.add_row(role, version, f"{estimate.value:.4f}",
-                      f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
-                      f"{estimate.effective_sample_size:,.0f}", f"{estimate.max_weight:.3g}")
+    for role, estimate, version in (
+        ("candidate", result.candidate, result.candidate_version),
+        ("baseline", result.baseline, result.baseline_version),
+    ):
+        table.add_row(
+            role,
+            version,
+            f"{estimate.value:.4f}",
+            f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
+            f"{estimate.effective_sample_size:,.0f}",
+            f"{estimate.max_weight:.3g}",
+        )
     console.print(table)
     for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
         if estimate.warning:
             console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
-    console.print(f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} "
-                  f"v{result.candidate_version}", highlight=False)
+    console.print(
+        f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} v{result.candidate_version}",
+        highlight=False,
+    )
     if result.promoted:
-        verdict = (f"[green]promoted:[/green] {CHAMPION_ALIAS!r} -> v{result.candidate_version} "
-                   f"because {result.reason}")
+        verdict = (
+            f"[green]promoted:[/green] {CHAMPION_ALIAS!r} -> v{result.candidate_version} "
+            f"because {result.reason}"
+        )
     elif options.promote:
         verdict = f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move"
     else:
-        verdict = (f"not promoted (no --promote); the gate would "
-                   f"{'pass' if result.passes else 'fail'}: {result.reason}")
+        verdict = (
+            f"not promoted (no --promote); the gate would "
+            f"{'pass' if result.passes else 'fail'}: {result.reason}"
+        )
     console.print(verdict, highlight=False, soft_wrap=True)
     console.print(f"run id {result.run_id}", highlight=False)
 
