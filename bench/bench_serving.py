@@ -21,19 +21,19 @@ nothing.
 
 import argparse
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import requests
 
+from serve.local_server import model_server
 from skbandit import schema
 from skbandit.simulation import SchoolConfig, simulate_school
 
@@ -122,63 +122,17 @@ def _run(command, env) -> None:
 # --------------------------------------------------------------------------- REST
 def _bench_rest(env, tmp: Path, n_requests: int) -> dict:
     names = ("skbandit-linucb", "identity", "identity-signed")
-    servers = {name: _start(name, env, tmp) for name in names}
-    try:
-        for url, process, log in servers.values():
-            _wait(url, process, log)
+    with ExitStack() as servers:
+        urls = {
+            name: servers.enter_context(
+                model_server(f"models:/{name}@champion", env, tmp / f"{name}.log", workers=1)
+            )
+            for name in names
+        }
         session = requests.Session()
-        results = {}
-        for n_rows in (1, 100):
-            body = _payload(n_rows)
-            urls = {name: url for name, (url, _, _) in servers.items()}
-            results[n_rows] = _alternate(session, urls, body, n_requests)
-        return results
-    finally:
-        for _, process, _ in servers.values():
-            _stop(process)
-
-
-def _start(name: str, env, tmp: Path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = tmp / f"{name}.log"
-    command = [
-        "mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", str(port), "-w", "1",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return f"http://127.0.0.1:{port}", process, log
-
-
-def _wait(url: str, process, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server for {url} exited:\n{log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"server for {url} not up after {timeout:.0f}s")
-
-
-def _stop(process) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
+        return {
+            n_rows: _alternate(session, urls, _payload(n_rows), n_requests) for n_rows in (1, 100)
+        }
 
 
 def _payload(n_rows: int) -> str:

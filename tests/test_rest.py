@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,74 +16,22 @@ import requests
 
 from serve import recommend, registry
 from serve.datasets import load_school
+from serve.local_server import model_server
 from serve.pyfunc_model import MAX_REQUEST_ROWS, LinUCBModel, default_params
 from skbandit import schema
 
 pytestmark = pytest.mark.slow
 
 MODEL_URI = "models:/skbandit-linucb@champion"
-START_TIMEOUT_S = 240
 REQUEST_COLUMNS = [schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_ping(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"server not up after {START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Terminate the server's process group (uvicorn workers included), then kill if needed."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def server(trained_store, tmp_path_factory):
     """``mlflow models serve -m models:/skbandit-linucb@champion --env-manager local``."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        **trained_store.env,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = ["mlflow", "models", "serve", "-m", MODEL_URI, "--env-manager", "local"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stop() reaches the workers
-        )
-    try:
-        wait_for_ping(url, process, log)
+    with model_server(MODEL_URI, {**os.environ, **trained_store.env}, log) as url:
         yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")
