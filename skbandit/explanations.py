@@ -2,15 +2,15 @@
 
 The reasons are what ``reason`` says in the rankings of :mod:`skbandit.policy` (the CLI
 shows them; the REST output has no reason column and never builds them). They combine the
-model's confidence with how the item's difficulty compares to the student's ability on the
-IRT logit scale (``offset = difficulty - ability``, ``ability = logit(mastery)``):
+model's confidence with how hard the item is for this student:
 
 - exploring (in the top-k only because of the bonus): "Exploring: little data on items like
   this"; otherwise "High", "Moderate" or "Low confidence" by the uncertainty (below
   :data:`HIGH_CONFIDENCE`, below :data:`MODERATE_CONFIDENCE`, else) and the expected success;
-- "good difficulty match" within :data:`MATCH_LOGITS` of the student, "builds confidence"
-  when easier, "slightly challenging for growth" up to :data:`STRETCH_LOGITS` harder, else
-  "a stretch item".
+- for LinUCB the difficulty phrase follows the expected success the table shows
+  (:func:`success_phrase`), so the words never contradict the number; for the rule-based
+  order, which has no model, it follows the IRT gap between the item's difficulty and the
+  student's ability (:func:`difficulty_phrase`, ``offset = difficulty - logit(mastery)``).
 
 :func:`explain` splits a LinUCB score into ``theta_j * x_j`` per feature.
 """
@@ -25,13 +25,19 @@ MATCH_LOGITS = 0.5
 """An item within this many logits of the student's ability is a "good difficulty match"."""
 STRETCH_LOGITS = 1.5
 """An item up to this many logits harder than the student is "slightly challenging"."""
+EASY_SUCCESS = 0.85
+"""Expected success from which a LinUCB item "builds confidence"."""
+MATCH_SUCCESS = 0.6
+"""Expected success from which (up to :data:`EASY_SUCCESS`) it is a "good difficulty match"."""
+STRETCH_SUCCESS = 0.4
+"""Expected success from which (up to :data:`MATCH_SUCCESS`) it is "slightly challenging"."""
 HIGH_CONFIDENCE = 0.1
 """Uncertainty below which a non-exploring recommendation says "High confidence"."""
 MODERATE_CONFIDENCE = 0.25
 """Uncertainty below which it says "Moderate confidence" (else "Low confidence")."""
 
 
-def linucb_reasons(expected, uncertainty, is_exploration, offset):
+def linucb_reasons(expected, uncertainty, is_exploration):
     """One reason per shown LinUCB item (arrays of equal length, in slot order).
 
     Parameters
@@ -39,8 +45,6 @@ def linucb_reasons(expected, uncertainty, is_exploration, offset):
     expected, uncertainty : array-like of shape (k,)
         ``expected_reward`` and ``uncertainty`` of the shown items.
     is_exploration : array-like of bool, shape (k,)
-    offset : array-like of shape (k,)
-        ``difficulty - ability`` in logits.
 
     Returns
     -------
@@ -48,11 +52,26 @@ def linucb_reasons(expected, uncertainty, is_exploration, offset):
 
     Examples
     --------
-    >>> linucb_reasons([0.7], [0.05], [False], [-1.0])
-    ['High confidence: 70% expected success; builds confidence']
+    >>> linucb_reasons([0.7], [0.05], [False])
+    ['High confidence: 70% expected success; good difficulty match']
     """
-    return [f"{_confidence(e, u, x)}; {difficulty_phrase(d)}"
-            for e, u, x, d in zip(expected, uncertainty, is_exploration, offset, strict=True)]
+    return [f"{_confidence(e, u, x)}; {success_phrase(e)}"
+            for e, u, x in zip(expected, uncertainty, is_exploration, strict=True)]
+
+
+def success_phrase(expected):
+    """How hard an item is for the student, judged by its expected success.
+
+    >>> [success_phrase(p) for p in (0.9, 0.7)]
+    ['builds confidence', 'good difficulty match']
+    >>> [success_phrase(p) for p in (0.5, 0.2)]
+    ['slightly challenging for growth', 'a stretch item']
+    """
+    if expected >= EASY_SUCCESS:
+        return "builds confidence"
+    if expected >= MATCH_SUCCESS:
+        return "good difficulty match"
+    return "slightly challenging for growth" if expected >= STRETCH_SUCCESS else "a stretch item"
 
 
 def rule_reasons(offset):

@@ -173,9 +173,7 @@ def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="
     explore = _exploration_flags(scored.base, k)[chosen]
     expected = scored.expected[chosen]
     uncertainty = scored.uncertainty[chosen]
-    ability = irt.mastery_to_logit(candidates[schema.MASTERY].to_numpy(np.float64)[chosen])
-    difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)[chosen]
-    reasons = linucb_reasons(expected, uncertainty, explore, difficulty - ability)
+    reasons = linucb_reasons(expected, uncertainty, explore)
     return _output(candidates, chosen, expected, uncertainty, expected + uncertainty, explore,
                    propensity, reasons)
 

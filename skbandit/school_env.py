@@ -25,35 +25,39 @@ of the student; item features (``item_attempts``, ``item_accuracy``) count the a
 earlier steps, so the attempts of other students in the same 2-minute slot are not yet
 visible (a lag below one slot).
 
-Outcomes: the true success probability is the 2PL model with the item's hidden effect,
-``p = p_correct_2pl(theta, b_true + hidden, a)``; latency is lognormal (longer when ``p`` is
-low, a heavy tail); help is more likely when ``p`` is low; after the attempt the student's
-ability on the topic grows by ``rate * exp(-((p - peak) / width)**2 / 2)``.
+The pieces live in their own modules: outcomes (correctness, latency, help, learning) in
+:mod:`skbandit.school_outcomes`, the clock of slots and sessions in
+:mod:`skbandit.school_timetable`, and the log behind :meth:`SchoolEnv.history` in
+:mod:`skbandit.school_records`.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from skbandit import schema
-from skbandit.data import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
-from skbandit.irt import p_correct_2pl
 from skbandit.school import SchoolConfig, World, build_world, default_school_config
 from skbandit.school_context import SchoolContext
+from skbandit.school_outcomes import (
+    StepOutcome,
+    draw_attempt,
+    learning_gain,
+    success_probability,
+)
+from skbandit.school_records import (  # noqa: F401  (TRUTH_COLUMNS is re-exported)
+    ABILITY_AFTER,
+    ABILITY_BEFORE,
+    P_TRUE,
+    TRUTH_COLUMNS,
+    SchoolRecords,
+    to_utc,
+)
+from skbandit.school_timetable import SchoolTimetable
 
 DECISION_ID = "decision_id"
 """Column numbering the decisions of the current step (0..n-1)."""
-P_TRUE = "p_true"
-"""True success probability of an attempt (ground truth, never in events)."""
-ABILITY_BEFORE = "ability_before"
-ABILITY_AFTER = "ability_after"
-TRUTH_COLUMNS = (P_TRUE, ABILITY_BEFORE, ABILITY_AFTER)
-
-_RECORD_FIELDS = ("session", "student", "item", "time", "correct", "latency", "help",
-                  "p_true", "before", "after", "propensity")
 
 
 @dataclass(frozen=True)
@@ -103,36 +107,6 @@ class CandidateArrays:
         return self.X[:, self.columns.index(name)]
 
 
-@dataclass(frozen=True)
-class StepOutcome:
-    """What happened at each decision of one step; every array has shape (n_decisions,).
-
-    Attributes
-    ----------
-    student, item : ndarray of int
-        Student index (``env.world.user_ids[student]``) and the item index shown.
-    timestamp : ndarray of float
-        Epoch seconds of the attempt.
-    correct, help_requested : ndarray of bool
-    latency_ms : ndarray of float
-        Whole milliseconds.
-    p_true : ndarray of float
-        True success probability of the attempt.
-    ability_before, ability_after : ndarray of float
-        The student's true ability (logits) on the item's topic around the attempt.
-    """
-
-    student: np.ndarray
-    item: np.ndarray
-    timestamp: np.ndarray
-    correct: np.ndarray
-    latency_ms: np.ndarray
-    help_requested: np.ndarray
-    p_true: np.ndarray
-    ability_before: np.ndarray
-    ability_after: np.ndarray
-
-
 class SchoolEnv:
     """A simulated school that policies are run against online.
 
@@ -164,25 +138,21 @@ class SchoolEnv:
         self.ability = w.ability0.copy()
         self._context = SchoolContext(len(w.user_ids), len(w.topics), len(w.item_ids))
         self._item_index = pd.Index(w.item_ids)
-        self._next_session = 0
-        self._active = np.empty(0, np.int64)
-        self._time = np.empty(0)
-        self._j = np.empty(0, np.int64)
-        self._records = {name: [] for name in _RECORD_FIELDS}
+        self._timetable = SchoolTimetable(w, self.config.slot_seconds)
+        self._records = SchoolRecords(w)
         self.n_steps = 0
-        self._advance()
 
     # --- what happens now ----------------------------------------------------------------
 
     @property
     def done(self) -> bool:
         """True when the school year is over (no student acts any more)."""
-        return self._acting.size == 0
+        return self._timetable.acting.size == 0
 
     @property
     def n_decisions(self) -> int:
         """Decisions in the current step."""
-        return int(self._acting.size)
+        return int(self._timetable.acting.size)
 
     def acting(self) -> pd.DataFrame:
         """The decisions of the current step.
@@ -192,12 +162,12 @@ class SchoolEnv:
         DataFrame
             ``decision_id, user_id, topic, timestamp`` (UTC), one row per acting student.
         """
-        sess = self._active[self._acting]
+        sess = self._timetable.sessions
         return pd.DataFrame({
             DECISION_ID: np.arange(sess.size),
             schema.USER_ID: self.world.user_ids[self.world.session_student[sess]],
             schema.TOPIC: self.world.topics[self.world.session_topic[sess]],
-            schema.TIMESTAMP: _to_utc(self._time[self._acting]),
+            schema.TIMESTAMP: to_utc(self._timetable.times),
         })
 
     def student_context(self) -> pd.DataFrame:
@@ -208,7 +178,7 @@ class SchoolEnv:
     @property
     def slot_start(self) -> float:
         """Epoch seconds at which the current step's time slot begins (inf when done)."""
-        return np.inf if self.done else self._slot * self.config.slot_seconds
+        return self._timetable.slot_start
 
     def candidate_arrays(self, columns=schema.MODEL_INPUT) -> CandidateArrays:
         """Candidates of every decision as arrays (no pandas): see :class:`CandidateArrays`.
@@ -344,25 +314,22 @@ class SchoolEnv:
         StepOutcome
             The outcome of every decision (the school then moves to its next step).
         """
-        cfg, w = self.config, self.world
+        w = self.world
         item = self._check_items(np.asarray(item).ravel())
-        sess = self._active[self._acting]
-        s, t = w.session_student[sess], self._time[self._acting]
-        attempt = w.attempt0[sess] + self._j[self._acting]
+        sess = self._timetable.sessions
+        s, t = w.session_student[sess], self._timetable.times
+        attempt = w.attempt0[sess] + self._timetable.attempts
         p = self._p_true(s, item)
-        correct = w.noise["correct"][attempt] < p
-        latency = self._latency_ms(s, p, attempt)
-        help_ = w.noise["help"][attempt] < expit(w.help_logit[s] + cfg.help_struggle * (0.5 - p))
+        correct, latency, help_ = draw_attempt(w, s, p, attempt)
         before = self.ability[s, w.item_topic[item]]
-        after = before + learning_gain(p, cfg)
+        after = before + learning_gain(p, self.config)
         self.ability[s, w.item_topic[item]] = after
         self._context.update(s, w.item_topic[item], item, correct, latency, help_)
         prop = (np.full(s.size, np.nan) if propensity is None
                 else np.asarray(propensity, dtype=np.float64).reshape(s.size))
-        values = (sess, s, item, t, correct, latency, help_, p, before, after, prop)
-        for name, value in zip(_RECORD_FIELDS, values, strict=True):
-            self._records[name].append(value)
-        self._finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
+        self._records.append(sess, s, item, t, correct, latency, help_, p, before, after, prop)
+        self._timetable.finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
+        self.n_steps += 1
         return StepOutcome(s, item, t, correct, latency, help_, p, before, after)
 
     def history(self, policy: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -380,40 +347,15 @@ class SchoolEnv:
         truth : DataFrame
             Aligned with ``events``: ``p_true, ability_before, ability_after``.
         """
-        rec = {k: np.concatenate(v) if v else np.empty(0) for k, v in self._records.items()}
-        order = np.argsort(rec["time"], kind="stable")
-        rec = {k: v[order] for k, v in rec.items()}
-        w = self.world
-        student = rec["student"].astype(np.int64)
-        item = rec["item"].astype(np.int64)
-        users = w.user_ids[student]
-        number = w.session_number[rec["session"].astype(np.int64)]
-        events = pd.DataFrame({
-            schema.USER_ID: users,
-            schema.ITEM_ID: w.item_ids[item],
-            schema.TOPIC: w.topics[w.item_topic[item]],
-            schema.TIMESTAMP: _to_utc(rec["time"]),
-            schema.CORRECT: rec["correct"].astype(np.int64),
-            schema.LATENCY_MS: rec["latency"].astype(np.int64),
-            schema.HELP_REQUESTED: rec["help"].astype(bool),
-            schema.ACTION_SEQUENCE_ID: pd.Series(users, dtype=object) + "-"
-            + pd.Series(number, dtype=str).str.zfill(3),
-        })
-        if not np.isnan(rec["propensity"]).any():
-            events[schema.PROPENSITY] = rec["propensity"]
-        if policy is not None:
-            events[schema.POLICY] = policy
-        truth = pd.DataFrame({P_TRUE: rec["p_true"], ABILITY_BEFORE: rec["before"],
-                              ABILITY_AFTER: rec["after"]})
-        return events, truth
+        return self._records.frames(policy)
 
     # --- internals -------------------------------------------------------------------
 
     def _acting_students(self) -> np.ndarray:
-        return self.world.session_student[self._active[self._acting]]
+        return self.world.session_student[self._timetable.sessions]
 
     def _acting_topics(self) -> np.ndarray:
-        return self.world.session_topic[self._active[self._acting]]
+        return self.world.session_topic[self._timetable.sessions]
 
     def _candidate_index(self):
         """(decision row, item index) of every candidate, grouped by decision."""
@@ -424,8 +366,7 @@ class SchoolEnv:
     def _p_true(self, student, item) -> np.ndarray:
         w = self.world
         theta = self.ability[student, w.item_topic[item]]
-        return p_correct_2pl(theta, w.difficulty_true[item] + w.hidden_effect[item],
-                             w.discrimination[item])
+        return success_probability(w, theta, item)
 
     def _lookup(self, item_ids) -> np.ndarray:
         item = self._item_index.get_indexer(np.asarray(item_ids, dtype=object))
@@ -447,7 +388,7 @@ class SchoolEnv:
         if item.size and (item.min() < 0 or item.max() >= w.item_ids.size):
             raise SkbanditError(f"item indices must be in 0..{w.item_ids.size - 1} (into "
                                 f"env.world.item_ids); found {item.min()}..{item.max()}")
-        topic = w.session_topic[self._active[self._acting]]
+        topic = w.session_topic[self._timetable.sessions]
         wrong = (w.item_topic[item] != topic) | w.drift[item]
         if wrong.any():
             bad = np.flatnonzero(wrong)[0]
@@ -456,61 +397,3 @@ class SchoolEnv:
                 f"a non-drift item of topic {w.topics[topic[bad]]})"
             )
         return item
-
-    def _latency_ms(self, student, p, attempt) -> np.ndarray:
-        cfg, noise = self.config, self.world.noise
-        log_s = (np.log(cfg.latency_median_s) + self.world.speed[student]
-                 + cfg.latency_hardness * (0.6 - p) + cfg.latency_sigma * noise["latency"][attempt])
-        tail = noise["tail"][attempt]
-        log_s = log_s + np.where(tail < 0.03, -np.log(tail / 0.03), 0.0)  # heavy tail
-        return np.clip(np.round(np.exp(log_s) * 1000.0), 2000.0, LATENCY_CAP_MS)
-
-    # --- time ----------------------------------------------------------------------------
-
-    def _finish_step(self, next_time):
-        slot_end = (self._slot + 1) * self.config.slot_seconds
-        self._time[self._acting] = np.maximum(next_time, slot_end)
-        self._j[self._acting] += 1
-        keep = self._j < self.world.session_length[self._active]
-        self._active, self._time, self._j = self._active[keep], self._time[keep], self._j[keep]
-        self.n_steps += 1
-        self._advance()
-
-    def _advance(self):
-        """Find the next slot in which somebody acts (opening sessions as time passes)."""
-        w, width = self.world, self.config.slot_seconds
-        starts = w.session_start
-        while True:
-            current = np.floor(self._time / width).min() if self._time.size else np.inf
-            if self._next_session < starts.size:
-                upcoming = np.floor(starts[self._next_session] / width)
-                if upcoming <= current:
-                    stop = np.searchsorted(starts, (upcoming + 1) * width)
-                    new = np.arange(self._next_session, stop)
-                    self._next_session = stop
-                    self._active = np.concatenate([self._active, new])
-                    self._time = np.concatenate([self._time, starts[new]])
-                    self._j = np.concatenate([self._j, np.zeros(new.size, np.int64)])
-                    continue
-            break
-        if not np.isfinite(current):
-            self._acting = np.empty(0, np.int64)
-            return
-        self._slot = current
-        self._acting = np.flatnonzero(np.floor(self._time / width) == current)
-
-
-def learning_gain(p, config: SchoolConfig) -> np.ndarray:
-    """Ability gain of one attempt whose true success probability is ``p``.
-
-    ``rate * exp(-((p - peak) / width)**2 / 2)``: largest in the moderate band around
-    ``learning_peak`` (0.7), little for items far too easy or far too hard.
-    """
-    z = (np.asarray(p, dtype=np.float64) - config.learning_peak) / config.learning_width
-    return config.learning_rate * np.exp(-0.5 * z**2)
-
-
-def _to_utc(seconds: np.ndarray) -> pd.DatetimeIndex:
-    """Seconds since the epoch -> UTC timestamps (millisecond precision)."""
-    ms = np.round(np.asarray(seconds, dtype=np.float64) * 1000.0).astype(np.int64)
-    return pd.to_datetime(ms, unit="ms", utc=True).as_unit("ns")

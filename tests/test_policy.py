@@ -99,12 +99,14 @@ def test_is_exploration_only_when_the_bonus_put_the_item_in_the_top_k():
     np.testing.assert_allclose(recs["uncertainty"], [1.4, 0.6])
     assert recs["reason"].iloc[0].startswith("Exploring: little data on items like this")
     assert recs["reason"].iloc[1].startswith("Low confidence: 70% expected success")
-    assert "builds confidence" in recs["reason"].iloc[1]
+    assert recs["reason"].iloc[1].endswith("good difficulty match")  # 70 % expected success
     # without a bonus nothing is exploration and the order is by expected success
     greedy = policy.rank_linucb(pipe, cands, top_k=2, alpha=0.0)
     assert greedy["item_id"].tolist() == ["i0", "i1"]
     assert not greedy["is_exploration"].any()
-    assert greedy["reason"].iloc[0] == "High confidence: 70% expected success; builds confidence"
+    assert greedy["reason"].iloc[0] == (
+        "High confidence: 70% expected success; good difficulty match"
+    )
 
 
 def test_target_band_prefers_items_near_the_target():

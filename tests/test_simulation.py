@@ -235,6 +235,21 @@ def test_step_indices_refuses_an_item_outside_the_candidates():
     assert env.n_steps == 0  # nothing happened
 
 
+def test_timetable_plays_every_session_attempt_once_inside_its_slot():
+    env = _small_env(n_students=15, seed=3)
+    slot, n_attempts = env.config.slot_seconds, 0
+    while not env.done:
+        start = env.slot_start
+        cands = env.candidate_arrays()
+        out = env.step_indices(cands.item[np.searchsorted(cands.decision,
+                                                          np.arange(cands.n_decisions))])
+        assert np.unique(out.student).size == out.student.size  # one attempt per student
+        assert ((out.timestamp >= start) & (out.timestamp < start + slot)).all()
+        assert env.slot_start >= start + slot
+        n_attempts += out.student.size
+    assert n_attempts == env.world.session_length.sum() == len(env.history()[0])
+
+
 def test_learning_is_largest_in_the_moderate_band(small_school):
     cfg = default_school_config()
     assert learning_gain(0.7, cfg) > 4 * learning_gain(0.97, cfg)
