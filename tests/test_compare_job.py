@@ -9,10 +9,14 @@ database, so aliases moved by one test never leak into another.
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import typer
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -181,3 +185,29 @@ def test_help_lists_the_options():
     result = CliRunner().invoke(app, ["compare", "--help"])
     assert result.exit_code == 0
     assert "--promote" in result.output and "--estimator" in result.output
+
+
+def test_help_states_the_defaults_that_skbandit_defines():
+    """The help names the defaults in words, so it must not drift from the constants."""
+    command = typer.main.get_command(app).commands["compare"]
+    helps = {param.name: param.help for param in command.params}
+    assert f"(default: {SERVING_OBJECTIVE}, the objective serving uses)" in helps["objective"]
+    assert f"(default: {DEFAULT_MIN_ESS:g})" in helps["min_ess"]
+
+
+def test_compare_help_does_not_import_the_heavy_libraries():
+    script = (
+        "import sys\n"
+        "from train.evaluate import app\n"
+        "try:\n"
+        "    app(['compare', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('mlflow', 'matplotlib', 'pandas', 'skbandit.ope_targets')\n"
+        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--min-ess" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "imported: []", result.stdout

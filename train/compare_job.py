@@ -13,8 +13,9 @@ only when :func:`skbandit.ope_targets.promotion_gate` passes:
    DR under-cover when only a few dozen logged decisions carry the weight).
 
 Both policies rank by ``--objective``, by default the one the product serves
-(:data:`skbandit.policy.SERVING_OBJECTIVE`). Heavy imports happen inside :func:`compare`
-(the defaults that live in ``skbandit`` are read lazily), so ``--help`` is instant.
+(:data:`skbandit.policy.SERVING_OBJECTIVE`). The table, JSON and plot are built by
+:mod:`train.compare_report`. Heavy imports happen inside functions (the defaults that live in
+``skbandit`` are read lazily), so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from serve.choices import Exploration, Objective
+from train import compare_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -125,7 +127,7 @@ def compare(
     objective: Annotated[
         Objective | None,
         typer.Option(
-            help="Ranking objective (default: the served one, skbandit.policy.SERVING_OBJECTIVE)."
+            help="Ranking objective (default: target_band, the objective serving uses)."
         ),
     ] = None,
     target: Annotated[
@@ -141,8 +143,7 @@ def compare(
         float | None,
         typer.Option(
             min=0.0,
-            help="Smallest effective sample size that may promote "
-            "(default: skbandit.ope_targets.DEFAULT_MIN_ESS).",
+            help="Smallest effective sample size that may promote (default: 100).",
         ),
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
@@ -181,9 +182,9 @@ def compare(
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None
     if as_json:
-        typer.echo(_json(result))
+        typer.echo(compare_report.comparison_json(result))
     else:
-        _print(console, result, options)
+        compare_report.print_comparison(console, result, options)
 
 
 def run_compare(options: CompareOptions, console: Console) -> Comparison:
@@ -382,7 +383,7 @@ def _log_and_move(
                     if value == value
                 }
             )  # NaN bounds are not logged
-        figure = _interval_plot(cand, base, cand_version, base_version, options)
+        figure = compare_report.interval_plot(cand, base, cand_version, base_version, options)
         mlflow.log_figure(figure, PLOT_PATH)
         plt.close(figure)
         client.set_registered_model_alias(name, CHALLENGER_ALIAS, cand_version.version)
@@ -408,99 +409,3 @@ def _numbers(estimate) -> dict[str, float]:
         "ess": estimate.effective_sample_size,
         "max_weight": estimate.max_weight,
     }
-
-
-def _interval_plot(cand, base, cand_version, base_version, options):
-    from train.plots import plt
-
-    fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
-    labels = [f"baseline v{base_version.version}", f"candidate v{cand_version.version}"]
-    for y, estimate in enumerate((base, cand)):
-        low, high = estimate.ci_low, estimate.ci_high
-        ax.errorbar(
-            estimate.value,
-            y,
-            xerr=[[estimate.value - low], [high - estimate.value]],
-            fmt="o",
-            capsize=6,
-            color=f"C{y}",
-        )
-    ax.axvline(
-        base.value,
-        color="grey",
-        linestyle="--",
-        linewidth=0.8,
-        label="baseline estimate (the bar to beat)",
-    )
-    ax.set_yticks([0, 1], labels)
-    ax.set_ylim(-0.7, 1.7)
-    ax.set_xlabel(
-        f"estimated success rate ({options.estimator}, {options.confidence:.0%} bootstrap interval)"
-    )
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
-# --- output ------------------------------------------------------------------------------
-
-
-def _print(console: Console, result: Comparison, options: CompareOptions) -> None:
-    from rich.table import Table
-
-    table = Table(
-        title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
-        f"{result.n_decisions:,} logged decisions)"
-    )
-    for column in (
-        "policy",
-        "version",
-        "estimate",
-        f"{options.confidence:.0%} interval",
-        "ESS",
-        "max weight",
-    ):
-        table.add_column(column, justify="left" if column == "policy" else "right")
-    for role, estimate, version in (
-        ("candidate", result.candidate, result.candidate_version),
-        ("baseline", result.baseline, result.baseline_version),
-    ):
-        table.add_row(
-            role,
-            version,
-            f"{estimate.value:.4f}",
-            f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
-            f"{estimate.effective_sample_size:,.0f}",
-            f"{estimate.max_weight:.3g}",
-        )
-    console.print(table)
-    for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
-        if estimate.warning:
-            console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
-    for note in result.notes:
-        console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
-    console.print(
-        f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} v{result.candidate_version}",
-        highlight=False,
-    )
-    if result.promoted:
-        verdict = (
-            f"[green]promoted:[/green] {CHAMPION_ALIAS!r} -> v{result.candidate_version} "
-            f"because {result.reason}"
-        )
-    elif options.promote:
-        verdict = f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move"
-    else:
-        verdict = (
-            f"not promoted (no --promote); the gate would "
-            f"{'pass' if result.passes else 'fail'}: {result.reason}"
-        )
-    console.print(verdict, highlight=False, soft_wrap=True)
-    console.print(f"run id {result.run_id}", highlight=False)
-
-
-def _json(result: Comparison) -> str:
-    import json
-    from dataclasses import asdict
-
-    payload = asdict(result)
-    return json.dumps(payload, indent=2, default=str)

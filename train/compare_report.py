@@ -1,0 +1,120 @@
+"""What ``python -m train.evaluate compare`` shows: the rich table, the JSON and the plot.
+
+:mod:`train.compare_job` runs the comparison and hands its :class:`~train.compare_job.Comparison`
+here. rich and matplotlib are imported inside the functions, so importing this module costs
+nothing and ``--help`` stays instant; so are the alias names, because ``train.compare_job``
+imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from rich.console import Console
+
+    from train.compare_job import CompareOptions, Comparison
+
+
+def interval_plot(cand, base, cand_version, base_version, options) -> Figure:
+    """Both estimates with their bootstrap intervals; the baseline value is the bar to beat."""
+    from train.plots import plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
+    labels = [f"baseline v{base_version.version}", f"candidate v{cand_version.version}"]
+    for y, estimate in enumerate((base, cand)):
+        low, high = estimate.ci_low, estimate.ci_high
+        ax.errorbar(
+            estimate.value,
+            y,
+            xerr=[[estimate.value - low], [high - estimate.value]],
+            fmt="o",
+            capsize=6,
+            color=f"C{y}",
+        )
+    ax.axvline(
+        base.value,
+        color="grey",
+        linestyle="--",
+        linewidth=0.8,
+        label="baseline estimate (the bar to beat)",
+    )
+    ax.set_yticks([0, 1], labels)
+    ax.set_ylim(-0.7, 1.7)
+    ax.set_xlabel(
+        f"estimated success rate ({options.estimator}, {options.confidence:.0%} bootstrap interval)"
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def print_comparison(console: Console, result: Comparison, options: CompareOptions) -> None:
+    """The table of both estimates, their warnings, the alias that moved and the verdict."""
+    from rich.table import Table
+
+    from train.compare_job import CHALLENGER_ALIAS
+
+    table = Table(
+        title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
+        f"{result.n_decisions:,} logged decisions)"
+    )
+    for column in (
+        "policy",
+        "version",
+        "estimate",
+        f"{options.confidence:.0%} interval",
+        "ESS",
+        "max weight",
+    ):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for role, estimate, version in (
+        ("candidate", result.candidate, result.candidate_version),
+        ("baseline", result.baseline, result.baseline_version),
+    ):
+        table.add_row(
+            role,
+            version,
+            f"{estimate.value:.4f}",
+            f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
+            f"{estimate.effective_sample_size:,.0f}",
+            f"{estimate.max_weight:.3g}",
+        )
+    console.print(table)
+    for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
+        if estimate.warning:
+            console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
+    console.print(
+        f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} v{result.candidate_version}",
+        highlight=False,
+    )
+    console.print(_verdict(result, options), highlight=False, soft_wrap=True)
+    console.print(f"run id {result.run_id}", highlight=False)
+
+
+def _verdict(result: Comparison, options: CompareOptions) -> str:
+    """Whether ``champion`` moved, and why (rich markup)."""
+    from train.compare_job import CHAMPION_ALIAS
+
+    if result.promoted:
+        return (
+            f"[green]promoted:[/green] {CHAMPION_ALIAS!r} -> v{result.candidate_version} "
+            f"because {result.reason}"
+        )
+    if options.promote:
+        return f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move"
+    return (
+        f"not promoted (no --promote); the gate would "
+        f"{'pass' if result.passes else 'fail'}: {result.reason}"
+    )
+
+
+def comparison_json(result: Comparison) -> str:
+    """The whole :class:`~train.compare_job.Comparison` as indented JSON."""
+    import json
+    from dataclasses import asdict
+
+    payload = asdict(result)
+    return json.dumps(payload, indent=2, default=str)
