@@ -5,6 +5,9 @@ Append new fixtures at the end (several test modules share this file).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +88,36 @@ def store_env(monkeypatch, trained_store) -> TrainedStore:
     for name in ("SKBANDIT_EVENTS", "SKBANDIT_ITEMS", "SKBANDIT_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return trained_store
+
+
+HelpRunner = Callable[[str, list[str], tuple[str, ...]], tuple[str, list[str]]]
+
+
+@pytest.fixture
+def help_in_fresh_interpreter() -> HelpRunner:
+    """Run ``<module>.app(args)`` (a ``--help`` call) in a new interpreter.
+
+    Returns what it printed and which of ``heavy`` were imported by then, so a test can
+    assert that ``--help`` stays instant (no mlflow, pandas, ... at import time).
+    """
+
+    def run(module: str, args: list[str], heavy: tuple[str, ...]) -> tuple[str, list[str]]:
+        script = (
+            "import sys\n"
+            f"from {module} import app\n"
+            "try:\n"
+            f"    app({args!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print('imported:', ','.join(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        *printed, last = result.stdout.strip().splitlines()
+        imported = last.removeprefix("imported:").strip()
+        return "\n".join(printed), imported.split(",") if imported else []
+
+    return run

@@ -434,22 +434,12 @@ def test_bad_choice_is_a_usage_error_not_a_traceback(store_env):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["trace", "--help"], ["compare-recs", "--help"]])
-def test_help_does_not_import_mlflow(args):
-    code = (
-        "import sys\n"
-        "from serve.cli import app\n"
-        "try:\n"
-        f"    app({args!r}, prog_name='skbandit')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules)\n"
-        "print('HEAVY=' + ','.join(heavy))\n"
+def test_help_does_not_import_mlflow(args, help_in_fresh_interpreter):
+    printed, imported = help_in_fresh_interpreter(
+        "serve.cli", args, ("mlflow", "sklearn", "pandas")
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    assert "Usage:" in out
-    assert out.strip().splitlines()[-1] == "HEAVY="
+    assert "Usage:" in printed
+    assert imported == [], printed
 
 
 def test_python_m_serve_help_lists_the_commands():

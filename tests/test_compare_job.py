@@ -9,9 +9,6 @@ database, so aliases moved by one test never leak into another.
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -195,19 +192,8 @@ def test_help_states_the_defaults_that_skbandit_defines():
     assert f"(default: {DEFAULT_MIN_ESS:g})" in helps["min_ess"]
 
 
-def test_compare_help_does_not_import_the_heavy_libraries():
-    script = (
-        "import sys\n"
-        "from train.evaluate import app\n"
-        "try:\n"
-        "    app(['compare', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('mlflow', 'matplotlib', 'pandas', 'skbandit.ope_targets')\n"
-        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1], timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "--min-ess" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "imported: []", result.stdout
+def test_compare_help_does_not_import_the_heavy_libraries(help_in_fresh_interpreter):
+    heavy = ("mlflow", "matplotlib", "pandas", "skbandit.ope_targets")
+    printed, imported = help_in_fresh_interpreter("train.evaluate", ["compare", "--help"], heavy)
+    assert "--min-ess" in printed
+    assert imported == [], printed

@@ -1,8 +1,5 @@
 """The simulation study: policies in the online school, metrics, and the ``simulate`` job."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -239,19 +236,8 @@ def test_simulate_command_bad_option_is_one_line_exit_1(evaluation_app, flag):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"]])
-def test_evaluate_help_does_not_import_the_heavy_libraries(args):
-    script = (
-        "import sys\n"
-        "from train.evaluate import app\n"
-        "try:\n"
-        f"    app({args!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('mlflow', 'matplotlib', 'skbandit.study')\n"
-        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1], timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "simulate" in result.stdout or "--quick" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "imported: []", result.stdout
+def test_evaluate_help_does_not_import_the_heavy_libraries(args, help_in_fresh_interpreter):
+    heavy = ("mlflow", "matplotlib", "skbandit.study")
+    printed, imported = help_in_fresh_interpreter("train.evaluate", args, heavy)
+    assert "simulate" in printed or "--quick" in printed
+    assert imported == [], printed

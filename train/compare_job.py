@@ -217,9 +217,9 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
     )
     first = events[schema.TIMESTAMP].iloc[rows[0]]
     notes = tuple(
-        _in_sample_note(version, first)
-        for version in (cand_version, base_version)
-        if _in_sample_note(version, first)
+        note
+        for note in (_in_sample_note(version, first) for version in (cand_version, base_version))
+        if note
     )
     return Comparison(
         cand,
