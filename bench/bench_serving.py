@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from serve.local_server import model_server
 from skbandit import schema
-from skbandit.simulation import SchoolConfig, simulate_school
+from skbandit.sim.generate import SchoolConfig, simulate_school
+from tests.support.local_server import model_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHOOL = SchoolConfig(n_students=200, seed=3, attempts_per_student=80)
@@ -96,9 +96,9 @@ def _log_identity(tmp: Path, env: dict[str, str]) -> None:
         import mlflow
         import pandas as pd
         from mlflow.models import infer_signature
-        from serve import registry
-        registry.configure_tracking()
-        registry.use_experiment("bench-identity")
+        from adapters import registry, tracking
+        tracking.configure_tracking()
+        tracking.use_experiment("bench-identity")
         split = json.loads({_payload(3)!r})["dataframe_split"]
         example = pd.DataFrame(split["data"], columns=split["columns"])
         for name, signature in (("identity", None), ("identity-signed", infer_signature(example))):

@@ -7,7 +7,7 @@ is the issue's budget (under 60 s on a 2-core machine).
 import time
 from dataclasses import replace
 
-from skbandit.simulation import default_school_config, simulate_school
+from skbandit.sim.generate import default_school_config, simulate_school
 
 SIZES = (("100k", 1_000), ("1M", 10_000))
 """(label, students): the default school has ~100 attempts per student."""

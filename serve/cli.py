@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from serve.choices import Exploration, Objective
+from skbandit.ranking_settings import Exploration, Objective
 
 app = typer.Typer(
     name="skbandit",
@@ -173,7 +173,8 @@ def models(
 ) -> None:
     """List the registered versions of a model with aliases, training size and metrics."""
     with _one_line_errors():
-        from serve import registry, render
+        from adapters import registry
+        from serve import render
 
         _configure_tracking()
         versions = registry.list_versions(name)
@@ -196,7 +197,7 @@ def _settings(exploration, temperature, objective, target, seed):
 
 
 def _student_week(events, items, student_id, topic, time_window):
-    from serve.datasets import load_school
+    from adapters.datasets import load_school
     from serve.recommend import parse_week, student_week, whole_history
 
     event_table, item_table, _ = load_school(events, items)
@@ -208,18 +209,18 @@ def _configure_tracking() -> None:
     """Point mlflow at the store; refuse a SQLite store that does not exist (yet)."""
     import logging
 
-    from serve import registry
+    from adapters import registry, tracking
     from skbandit.exceptions import SkbanditError
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO chatter on the CLI
-    uri = registry.configure_tracking()
-    database = registry.sqlite_path(uri)
+    uri = tracking.configure_tracking()
+    database = tracking.sqlite_path(uri)
     if database is not None and not database.is_file():
         raise SkbanditError(f"no MLflow store at {database}; {registry.TRAIN_HINT}")
 
 
 def _load_model(text: str):
-    from serve import registry
+    from adapters import registry
 
     _configure_tracking()
     ref = registry.parse_model_ref(text)

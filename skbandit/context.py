@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from skbandit import schema
-from skbandit.data import LATENCY_CAP_MS
+from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
 
 COLD_START_MIN_EVENTS = 3

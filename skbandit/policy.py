@@ -25,7 +25,7 @@ plain probability that off-policy evaluation of a single shown item needs; the f
 first-slot distribution is :func:`action_probabilities`.
 
 Every LinUCB ranking here, and the off-policy target policies of
-:mod:`skbandit.ope_targets`, score candidates through one function,
+:mod:`skbandit.ope.targets`, score candidates through one function,
 :func:`score_candidates` (features by :func:`skbandit.features.transform_features`). The
 ``reason`` texts and :func:`~skbandit.explanations.explain` live in
 :mod:`skbandit.explanations`.

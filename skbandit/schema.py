@@ -15,6 +15,7 @@ HELP_REQUESTED = "help_requested"  # optional bool
 ACTION_SEQUENCE_ID = "action_sequence_id"  # optional str
 PROPENSITY = "propensity"  # optional: P(logging policy showed this item), in (0, 1]
 POLICY = "policy"  # optional: logging policy name/version
+DECISION_ID = "decision_id"  # optional: the decision an event answers
 
 EVENT_REQUIRED = (USER_ID, ITEM_ID, TIMESTAMP, CORRECT)  # plus TOPIC or SKILL_IDS
 EVENT_OPTIONAL = (LATENCY_MS, HELP_REQUESTED, ACTION_SEQUENCE_ID, PROPENSITY, POLICY)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from skbandit.simulation import SchoolConfig, simulate_school
+from skbandit.sim.generate import SchoolConfig, simulate_school
 
 SMALL_SCHOOL = SchoolConfig(n_students=60, seed=3, attempts_per_student=80, items_per_topic=(8, 15))
 """About 4,300 events over 24 topics; the demo student ABC123 practises 7.RP.A.1 in 2024-W01

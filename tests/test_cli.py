@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from serve import recommend, registry
+from adapters import registry, tracking
+from adapters.datasets import load_school
+from serve import recommend
 from serve.cli import app
-from serve.datasets import load_school
 from skbandit import schema
 
 STUDENT, TOPIC, WEEK, OTHER_WEEK = "ABC123", "7.RP.A.1", "2024-W01", "2024-W14"
@@ -66,7 +67,7 @@ def table_rows(output: str, header: tuple[str, ...]) -> list[list[str]]:
 @pytest.fixture
 def expected_rl(store_env):
     """What ``trace --use-rl`` must show, computed in-process from the same store and data."""
-    registry.configure_tracking()
+    tracking.configure_tracking()
     pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb"))
     school = store_env.school
     events, items, _ = load_school(school.events_path, school.items_path)

@@ -17,12 +17,12 @@ import typer
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from serve import registry
-from serve.datasets import write_school
-from skbandit.evaluation import PolicyValueEstimate
-from skbandit.ope_targets import DEFAULT_MIN_ESS, promotion_gate
+from adapters import tracking as tracking_store
+from adapters.datasets import write_school
+from skbandit.ope.estimators import PolicyValueEstimate
+from skbandit.ope.gate import DEFAULT_MIN_ESS, promotion_gate
 from skbandit.policy import SERVING_OBJECTIVE
-from skbandit.simulation import SchoolConfig, simulate_school
+from skbandit.sim.generate import SchoolConfig, simulate_school
 from train.compare_job import PLOT_PATH
 from train.evaluate import app
 from train.warmstart import app as warmstart_app
@@ -57,7 +57,7 @@ def tracking(store, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("COLUMNS", "160")
-    registry.configure_tracking()
+    tracking_store.configure_tracking()
     return data
 
 
@@ -77,7 +77,7 @@ def test_compare_sets_challenger_logs_a_run_and_leaves_champion(tracking):
     assert "Off-policy comparison" in result.output and "candidate" in result.output
     assert "not promoted (no --promote)" in result.output
     assert _aliases()["challenger"] == "2" and _aliases()["champion"] == "1"
-    experiment = mlflow.get_experiment_by_name(registry.EVALUATION_EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(tracking_store.EVALUATION_EXPERIMENT)
     runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
     assert len(runs) == 1
     run = runs[0]
@@ -155,7 +155,7 @@ def test_missing_propensity_is_one_line_and_moves_nothing(tracking, tmp_path):
     assert "has no 'propensity' column" in result.output
     assert "Traceback" not in result.output
     assert _aliases() == before
-    assert mlflow.get_experiment_by_name(registry.EVALUATION_EXPERIMENT) is None
+    assert mlflow.get_experiment_by_name(tracking_store.EVALUATION_EXPERIMENT) is None
 
 
 @pytest.mark.parametrize("reference", [f"models:/{NAME}/9", f"models:/{NAME}@nobody", "other/1"])
@@ -193,7 +193,7 @@ def test_help_states_the_defaults_that_skbandit_defines():
 
 
 def test_compare_help_does_not_import_the_heavy_libraries(help_in_fresh_interpreter):
-    heavy = ("mlflow", "matplotlib", "pandas", "skbandit.ope_targets")
+    heavy = ("mlflow", "matplotlib", "pandas", "skbandit.ope.targets")
     printed, imported = help_in_fresh_interpreter("train.evaluate", ["compare", "--help"], heavy)
     assert "--min-ess" in printed
     assert imported == [], printed

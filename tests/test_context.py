@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbandit import context, schema
-from skbandit.data import LATENCY_CAP_MS
+from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")

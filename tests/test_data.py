@@ -1,14 +1,13 @@
-"""Loaders and validators of the canonical event and item tables (skbandit.data)."""
+"""Loaders and validators of the canonical event and item tables (skbandit.cleaning)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from adapters.datasets import read_events, read_items
 from skbandit import schema
-from skbandit.data import (
+from skbandit.cleaning import (
     LATENCY_CAP_MS,
-    read_events,
-    read_items,
     unknown_items,
     validate_events,
     validate_items,

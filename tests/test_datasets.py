@@ -1,11 +1,11 @@
-"""Where the CLI and the warm-start job find their data (serve.datasets)."""
+"""Where the CLI and the warm-start job find their data (adapters.datasets)."""
 
 import pytest
 
-from serve import datasets
+from adapters import datasets
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.simulation import SchoolConfig
+from skbandit.sim.generate import SchoolConfig
 
 TINY = SchoolConfig(n_students=15, seed=0, start_date="2024-01-02", end_date="2024-01-12",
                     attempts_per_student=20)
@@ -65,4 +65,4 @@ def test_repo_cache_is_used_without_the_environment_variable(monkeypatch):
     monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
     folder = datasets.default_school_dir()
     assert folder.parts[-2:] == (".cache", "default-school")
-    assert (folder.parent.parent / "serve" / "datasets.py").is_file()
+    assert (folder.parent.parent / "adapters" / "datasets.py").is_file()

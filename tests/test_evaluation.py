@@ -1,5 +1,5 @@
 """Off-policy estimators: exact identities, coverage on a synthetic bandit, diagnostics, errors
-(and the candidate-table lookups of ``skbandit.logged_decisions`` that feed them).
+(and the candidate-table lookups of ``skbandit.ope.decisions`` that feed them).
 
 The synthetic bandit has 5 arms and 40 context types drawn uniformly; the success
 probability of arm ``a`` in context ``m`` is ``expit(z_m . theta_a + b_a)``, so a policy's
@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.special import expit, softmax
 
-from skbandit import evaluation
-from skbandit.evaluation import (
+from skbandit.exceptions import SkbanditError
+from skbandit.ope import estimators as evaluation
+from skbandit.ope.decisions import logged_action_probability, policy_expected_reward
+from skbandit.ope.estimators import (
     PolicyValueEstimate,
     doubly_robust,
     estimate_all,
@@ -27,8 +29,6 @@ from skbandit.evaluation import (
     replay,
     snips,
 )
-from skbandit.exceptions import SkbanditError
-from skbandit.logged_decisions import logged_action_probability, policy_expected_reward
 
 N_ARMS, N_CONTEXTS, EPSILON = 5, 40, 0.3
 
@@ -277,7 +277,7 @@ def test_estimate_all_orders_estimators_and_frames_them():
     assert [e.name for e in estimate_all(r, mu, pi, n_bootstrap=0)] == ["ips", "snips"]
 
 
-# --- candidate tables (skbandit.logged_decisions) --------------------------------------------
+# --- candidate tables (skbandit.ope.decisions) --------------------------------------------
 
 def test_logged_action_probability_recovers_the_logging_propensities(bandit):
     mu = bandit.epsilon_greedy()

@@ -39,12 +39,14 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from skbandit import logged_decisions, ope_targets, schema
+from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.features import make_pipeline, partial_fit_pipeline
 from skbandit.irt import p_correct_2pl
+from skbandit.ope import decisions as logged_decisions
+from skbandit.ope import targets as ope_targets
 from skbandit.policy import action_probabilities, rank_linucb, rank_requests
-from skbandit.simulation import DECISION_ID, SchoolConfig, simulate_school
+from skbandit.sim.generate import DECISION_ID, SchoolConfig, simulate_school
 
 SEEDS = range(6)
 N_BOOTSTRAP = 500

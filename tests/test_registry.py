@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from serve import registry
-from serve.pyfunc_model import (
+from adapters import registry
+from adapters import tracking as tracking_store
+from adapters.pyfunc_model import (
     MAX_REQUEST_ROWS,
     LinUCBModel,
     check_params,
@@ -41,14 +42,14 @@ def test_parse_model_ref_refuses_garbage(text):
 
 
 def test_sqlite_path():
-    assert str(registry.sqlite_path("sqlite:////tmp/s/mlflow.db")) == "/tmp/s/mlflow.db"
-    assert str(registry.sqlite_path("sqlite:///rel/mlflow.db")) == "rel/mlflow.db"
-    assert registry.sqlite_path("http://127.0.0.1:5000") is None
+    assert str(tracking_store.sqlite_path("sqlite:////tmp/s/mlflow.db")) == "/tmp/s/mlflow.db"
+    assert str(tracking_store.sqlite_path("sqlite:///rel/mlflow.db")) == "rel/mlflow.db"
+    assert tracking_store.sqlite_path("http://127.0.0.1:5000") is None
 
 
 @pytest.fixture
 def tracking(store_env):
-    registry.configure_tracking()
+    tracking_store.configure_tracking()
     return store_env
 
 

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import requests
 
-from serve import recommend, registry
-from serve.datasets import load_school
-from serve.local_server import model_server
-from serve.pyfunc_model import MAX_REQUEST_ROWS, LinUCBModel, default_params
+from adapters import registry, tracking
+from adapters.datasets import load_school
+from adapters.pyfunc_model import MAX_REQUEST_ROWS, LinUCBModel, default_params
+from serve import recommend
 from skbandit import schema
+from tests.support.local_server import model_server
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def server(trained_store, tmp_path_factory):
 def pipeline(trained_store):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", trained_store.tracking_uri)
-        registry.configure_tracking()
+        tracking.configure_tracking()
         pipeline, _ = registry.load_pipeline(registry.parse_model_ref(MODEL_URI))
     return pipeline
 

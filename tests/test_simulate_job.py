@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from adapters.datasets import read_events, read_items
 from skbandit import schema
-from skbandit.data import read_events, read_items
 from train.simulate import app
 
 

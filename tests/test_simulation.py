@@ -5,22 +5,21 @@ import pandas as pd
 import pytest
 
 from skbandit import schema
+from skbandit.cleaning import validate_events, validate_items
 from skbandit.context import historical_contexts
-from skbandit.data import validate_events, validate_items
 from skbandit.exceptions import SkbanditError
-from skbandit.school_context import SchoolContext
-from skbandit.school_env import learning_gain
-from skbandit.simulation import (
+from skbandit.logging_policy import logging_policy_probabilities, rule_epsilon_probabilities
+from skbandit.sim.env import learning_gain
+from skbandit.sim.generate import (
     DECISION_ID,
     P_TRUE,
     TRUTH_COLUMNS,
     SchoolConfig,
     SchoolEnv,
     default_school_config,
-    logging_policy_probabilities,
-    rule_epsilon_probabilities,
     simulate_school,
 )
+from skbandit.sim.running_context import SchoolContext
 
 # A month around the winter break: quick to simulate, still crosses 2024-W01.
 SMALL = SchoolConfig(n_students=60, seed=7, start_date="2023-12-11", end_date="2024-01-19",

@@ -9,22 +9,16 @@ from typer.testing import CliRunner
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.policy import rank_linucb
-from skbandit.school import SchoolConfig
-from skbandit.school_env import DECISION_ID, CandidateArrays, SchoolEnv
-from skbandit.study import (
-    RUN_METRICS,
-    StudyConfig,
-    confidence_interval,
-    quick_study_config,
-    run_study,
-)
-from skbandit.study_policies import (
-    POLICIES,
+from skbandit.sim.env import DECISION_ID, CandidateArrays, SchoolEnv
+from skbandit.sim.world import SchoolConfig
+from skbandit.study.config import POLICIES, StudyConfig, quick_study_config
+from skbandit.study.policies import (
     LinUCBPolicy,
     ThompsonPolicy,
     group_argmax,
     make_policy,
 )
+from skbandit.study.runner import RUN_METRICS, confidence_interval, run_study
 
 SMALL = SchoolConfig(n_students=40, seed=2)
 
@@ -156,8 +150,8 @@ def test_curves_are_sorted_by_policy_seed_and_bin_whatever_the_finishing_order()
 
 
 def test_days_stops_the_year_after_that_many_school_days():
-    from skbandit.school import school_days
-    from skbandit.study import run_policy
+    from skbandit.sim.world import school_days
+    from skbandit.study.runner import run_policy
 
     def decisions(days):
         env = SchoolEnv(SMALL)
@@ -208,7 +202,7 @@ def evaluation_app(monkeypatch, tmp_path):
 def test_simulate_command_logs_metrics_and_plots(evaluation_app, tmp_path):
     import mlflow
 
-    from serve.registry import EVALUATION_EXPERIMENT
+    from adapters.tracking import EVALUATION_EXPERIMENT
 
     out = tmp_path / "out"
     result = CliRunner().invoke(evaluation_app, ["simulate", "--quick", "--out-dir", str(out)])
@@ -237,7 +231,7 @@ def test_simulate_command_bad_option_is_one_line_exit_1(evaluation_app, flag):
 
 @pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"]])
 def test_evaluate_help_does_not_import_the_heavy_libraries(args, help_in_fresh_interpreter):
-    heavy = ("mlflow", "matplotlib", "skbandit.study")
+    heavy = ("mlflow", "matplotlib", "skbandit.study.runner")
     printed, imported = help_in_fresh_interpreter("train.evaluate", args, heavy)
     assert "simulate" in printed or "--quick" in printed
     assert imported == [], printed

@@ -15,10 +15,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from serve import datasets, registry
+from adapters import datasets, registry, tracking
 from skbandit import schema
-from skbandit.simulation import SchoolConfig, simulate_school
-from train import job
+from skbandit.sim.generate import SchoolConfig, simulate_school
+from train import warmstart_job as job
 from train.warmstart import app
 
 NAME = registry.DEFAULT_MODEL_NAME
@@ -88,13 +88,13 @@ def env(monkeypatch, store):
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.delenv(datasets.ENV_EVENTS, raising=False)
     monkeypatch.delenv(datasets.ENV_ITEMS, raising=False)
-    registry.configure_tracking()
+    tracking.configure_tracking()
     yield MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
     reset_mlflow_uris()
 
 
 def runs(client):
-    experiment = client.get_experiment_by_name(registry.WARMSTART_EXPERIMENT)
+    experiment = client.get_experiment_by_name(tracking.WARMSTART_EXPERIMENT)
     return {run.info.run_id: run for run in client.search_runs([experiment.experiment_id])}
 
 

@@ -1,11 +1,11 @@
 """``python -m train.evaluate compare``: off-policy champion/challenger gate.
 
 Both registered versions are scored as target policies on the logged decisions (see
-:mod:`skbandit.ope_targets`); their values are estimated with one off-policy estimator
+:mod:`skbandit.ope.targets`); their values are estimated with one off-policy estimator
 (doubly robust by default, each model serving as its own reward model), logged as a run of
 the ``skbandit-evaluation`` experiment with a plot of the intervals, and the candidate gets
 the ``challenger`` alias. With ``--promote`` the ``champion`` alias moves to the candidate
-only when :func:`skbandit.ope_targets.promotion_gate` passes:
+only when :func:`skbandit.ope.gate.promotion_gate` passes:
 
 1. the candidate's lower confidence bound beats the baseline's point estimate, and
 2. the candidate's effective sample size is at least ``--min-ess`` (the validation in
@@ -20,24 +20,27 @@ Both policies rank by ``--objective``, by default the one the product serves
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from serve.choices import Exploration, Objective
+from skbandit.ranking_settings import Exploration, Objective
 from train import compare_report
+from train.comparison import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DEFAULT_BASELINE,
+    CompareOptions,
+    Comparison,
+    default_min_ess,
+    serving_objective,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from skbandit.evaluation import PolicyValueEstimate
-
-CHALLENGER_ALIAS = "challenger"
-CHAMPION_ALIAS = "champion"
-DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
 PLOT_PATH = "plots/policy_values.png"
 
 
@@ -47,59 +50,6 @@ class Estimator(StrEnum):
     dr = "dr"
     snips = "snips"
     ips = "ips"
-
-
-def _serving_objective() -> Objective:
-    """``skbandit.policy.SERVING_OBJECTIVE``, imported only when a default is needed."""
-    from skbandit.policy import SERVING_OBJECTIVE
-
-    return Objective(SERVING_OBJECTIVE)
-
-
-def _default_min_ess() -> float:
-    """``skbandit.ope_targets.DEFAULT_MIN_ESS``, imported only when a default is needed."""
-    from skbandit.ope_targets import DEFAULT_MIN_ESS
-
-    return DEFAULT_MIN_ESS
-
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """Everything the comparison was asked to do (logged as run parameters)."""
-
-    candidate: str
-    baseline: str = DEFAULT_BASELINE
-    events: Path | None = None
-    items: Path | None = None
-    promote: bool = False
-    estimator: str = "dr"
-    exploration: str = "greedy"
-    temperature: float = 0.05
-    objective: str = field(default_factory=lambda: _serving_objective().value)
-    target: float = 0.7
-    alpha: float | None = None
-    since: str | None = None
-    min_ess: float = field(default_factory=_default_min_ess)
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The outcome: both estimates, the gate's verdict and what moved."""
-
-    candidate: PolicyValueEstimate
-    baseline: PolicyValueEstimate
-    candidate_version: str
-    baseline_version: str
-    model_name: str
-    passes: bool
-    reason: str
-    promoted: bool
-    run_id: str
-    n_decisions: int
-    notes: tuple[str, ...] = ()
 
 
 def compare(
@@ -168,11 +118,11 @@ def compare(
         estimator=estimator.value,
         exploration=exploration.value,
         temperature=temperature,
-        objective=(objective or _serving_objective()).value,
+        objective=(objective or serving_objective()).value,
         target=target,
         alpha=alpha,
         since=since,
-        min_ess=_default_min_ess() if min_ess is None else min_ess,
+        min_ess=default_min_ess() if min_ess is None else min_ess,
         n_bootstrap=n_bootstrap,
         seed=seed,
     )
@@ -189,11 +139,11 @@ def compare(
 
 def run_compare(options: CompareOptions, console: Console) -> Comparison:
     """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
-    from serve import registry
+    from adapters import registry, tracking
     from skbandit import schema
-    from skbandit.ope_targets import promotion_gate
+    from skbandit.ope.gate import promotion_gate
 
-    tracking_uri = registry.configure_tracking()
+    tracking_uri = tracking.configure_tracking()
     events, items, rows, source = _load_decisions(options, console)
     cand_ref = registry.parse_model_ref(options.candidate)
     base_ref = registry.parse_model_ref(options.baseline)
@@ -240,7 +190,7 @@ def _in_sample_note(version, first_decision) -> str:
     """A warning when the evaluated decisions overlap what ``version`` was trained on."""
     import pandas as pd
 
-    from train.model_logging import TRAINED_UNTIL_TAG
+    from adapters.model_logging import TRAINED_UNTIL_TAG
 
     until = version.tags.get(TRAINED_UNTIL_TAG)
     if not until or pd.Timestamp(until) < first_decision:
@@ -260,7 +210,7 @@ def _load_decisions(options: CompareOptions, console: Console):
     import numpy as np
     import pandas as pd
 
-    from serve.datasets import load_school
+    from adapters.datasets import load_school
     from skbandit import schema
     from skbandit.exceptions import SkbanditError
 
@@ -298,8 +248,8 @@ def _load_decisions(options: CompareOptions, console: Console):
 
 
 def _estimate(pipeline, events, items, rows, options: CompareOptions, role: str):
-    from skbandit import ope_targets
     from skbandit.exceptions import SkbanditError
+    from skbandit.ope import targets as ope_targets
 
     policy = ope_targets.linucb_policy(
         pipeline,
@@ -342,10 +292,10 @@ def _log_and_move(
     import mlflow
     from mlflow import MlflowClient
 
-    from serve import registry
+    from adapters import tracking
     from train.plots import plt
 
-    registry.use_experiment(registry.EVALUATION_EXPERIMENT)
+    tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
     client = MlflowClient()
     name = cand_version.name
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)

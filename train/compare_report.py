@@ -1,9 +1,8 @@
 """What ``python -m train.evaluate compare`` shows: the rich table, the JSON and the plot.
 
-:mod:`train.compare_job` runs the comparison and hands its :class:`~train.compare_job.Comparison`
+:mod:`train.compare_job` runs the comparison and hands its :class:`~train.comparison.Comparison`
 here. rich and matplotlib are imported inside the functions, so importing this module costs
-nothing and ``--help`` stays instant; so are the alias names, because ``train.compare_job``
-imports this module.
+nothing and ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import Console
 
-    from train.compare_job import CompareOptions, Comparison
+    from train.comparison import CompareOptions, Comparison
 
 
 def interval_plot(cand, base, cand_version, base_version, options) -> Figure:
@@ -53,7 +52,7 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
     """The table of both estimates, their warnings, the alias that moved and the verdict."""
     from rich.table import Table
 
-    from train.compare_job import CHALLENGER_ALIAS
+    from train.comparison import CHALLENGER_ALIAS
 
     table = Table(
         title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
@@ -96,7 +95,7 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
 
 def _verdict(result: Comparison, options: CompareOptions) -> str:
     """Whether ``champion`` moved, and why (rich markup)."""
-    from train.compare_job import CHAMPION_ALIAS
+    from train.comparison import CHAMPION_ALIAS
 
     if result.promoted:
         return (
@@ -112,7 +111,7 @@ def _verdict(result: Comparison, options: CompareOptions) -> str:
 
 
 def comparison_json(result: Comparison) -> str:
-    """The whole :class:`~train.compare_job.Comparison` as indented JSON."""
+    """The whole :class:`~train.comparison.Comparison` as indented JSON."""
     import json
     from dataclasses import asdict
 

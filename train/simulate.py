@@ -21,9 +21,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def simulate_to(out: Path, students: int | None, seed: int | None) -> str:
     """Simulate, write ``events.parquet`` and ``items.parquet`` and return a summary line."""
-    from serve.datasets import write_school
+    from adapters.datasets import write_school
     from skbandit import schema
-    from skbandit.simulation import default_school_config, simulate_school
+    from skbandit.sim.generate import default_school_config, simulate_school
 
     if students is not None and students < 1:
         raise SkbanditError(f"--students must be at least 1; found {students}")

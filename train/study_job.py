@@ -1,6 +1,6 @@
 """``python -m train.evaluate simulate``: the simulation study, logged to MLflow.
 
-Runs every policy of :mod:`skbandit.study` online in simulated schools (one per seed),
+Runs every policy of :mod:`skbandit.study.runner` online in simulated schools (one per seed),
 prints a table of success rate, cumulative regret against the oracle and learning gain with
 95 % intervals over seeds, and logs the parameters, every figure as a metric
 (``<policy>/<metric>``, ``..._ci_low``, ``..._ci_high``), the regret and learning curves (PNG)
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import Console
 
-    from skbandit.study import StudyConfig, StudyResult
+    from skbandit.study.config import StudyConfig
+    from skbandit.study.runner import StudyResult
 
 LABELS = {
     "oracle": "oracle (max true success)", "oracle_learning": "oracle (max true learning)",
@@ -100,7 +101,7 @@ def simulate(
 def study_config(seeds, students, days, alpha, target, jobs, quick) -> StudyConfig:
     """The study asked for: the default (or ``--quick``) study with the options given."""
     from skbandit.exceptions import SkbanditError
-    from skbandit.study import StudyConfig, quick_study_config
+    from skbandit.study.config import StudyConfig, quick_study_config
 
     for flag, value in (("--seeds", seeds), ("--students", students), ("--days", days)):
         if value is not None and value < 1:
@@ -119,7 +120,7 @@ def study_config(seeds, students, days, alpha, target, jobs, quick) -> StudyConf
 def _run_with_progress(config: StudyConfig, console: Console, quiet: bool):
     from rich.progress import Progress
 
-    from skbandit.study import run_study
+    from skbandit.study.runner import run_study
 
     started = time.perf_counter()
     total = len(config.policies) * len(config.seeds)
@@ -133,10 +134,10 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
     """Log one MLflow run with params, metrics, plots and tables; return its id."""
     import mlflow
 
-    from serve import registry
+    from adapters import tracking
 
-    registry.configure_tracking()
-    registry.use_experiment(registry.EVALUATION_EXPERIMENT)
+    tracking.configure_tracking()
+    tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
     figures = {"regret.png": regret_figure(result.curves),
                "learning_curves.png": learning_figure(result.curves)}
     tables = {"summary.csv": result.summary, "runs.csv": result.runs, "curves.csv": result.curves}
@@ -215,7 +216,7 @@ def curve_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from skbandit.study import confidence_interval
+    from skbandit.study.runner import confidence_interval
 
     order = {name: i for i, name in enumerate(LABELS)}
     curves = curves.sort_values(["policy", "bin"], key=lambda col: col.map(order)

@@ -7,7 +7,7 @@ store (``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it).
 ``--from NAME@ALIAS`` continues a registered version: pass the full history (old and new
 events); events up to the version's ``trained_until`` tag are context only, so the result is
 the model trained on everything. A file with only the new events also works, but its
-contexts then start from nothing (see :mod:`train.job`).
+contexts then start from nothing (see :mod:`train.warmstart_job`).
 
 Exit codes: 0 registered; 1 bad options, bad data or an unreachable store (one line, the run
 marked FAILED, nothing registered); 130 interrupted (the run marked KILLED).
@@ -16,7 +16,6 @@ marked FAILED, nothing registered); 130 interrupted (the run marked KILLED).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -25,23 +24,6 @@ import typer
 from skbandit.exceptions import SkbanditError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-@dataclass(frozen=True)
-class WarmstartOptions:
-    """Everything the job was asked to do (logged as run parameters)."""
-
-    events: Path | None = None
-    items: Path | None = None
-    model_name: str = "skbandit-linucb"
-    alias: str = "champion"
-    from_model: str | None = None
-    alpha: float | None = None
-    l2: float | None = None
-    feature_set: str | None = None
-    batch_size: int = 10_000
-    max_events: int | None = None
-    seed: int | None = None
 
 
 @app.command()
@@ -91,7 +73,7 @@ def main(
     """Replay a history of attempts into LinUCB, log it to MLflow and register a version."""
     from rich.console import Console
 
-    from train.job import run_warmstart
+    from train.warmstart_job import WarmstartOptions, run_warmstart
 
     console = Console()
     options = WarmstartOptions(

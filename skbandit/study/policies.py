@@ -1,6 +1,6 @@
 """The simulation study's online policies: vectorised over one step's candidates.
 
-A policy sees one step of the school as :class:`~skbandit.school_env.CandidateArrays` (every
+A policy sees one step of the school as :class:`~skbandit.sim.env.CandidateArrays` (every
 candidate row of every acting student), scores all rows in one pass and picks one row per
 decision (:func:`group_argmax`, ties broken at random); after the step it may learn from
 the rewards of the rows it chose.
@@ -23,22 +23,14 @@ Policies (:data:`POLICIES`, built by :func:`make_policy`):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
-from skbandit.school_env import CandidateArrays, SchoolEnv
-
-if TYPE_CHECKING:
-    from skbandit.study import StudyConfig
-
-POLICIES = ("oracle", "oracle_learning", "linucb_default", "linucb_seed", "linucb_target_band",
-            "rule", "thompson", "random")
-"""Policy names understood by :func:`make_policy`, in the order of the study's tables."""
+from skbandit.sim.env import CandidateArrays, SchoolEnv
+from skbandit.study.config import POLICIES, StudyConfig
 
 
 def group_argmax(score, group, n_groups, rng):
@@ -160,7 +152,7 @@ class LinUCBPolicy(Policy):
 def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
     """A fresh policy called ``name`` (one of :data:`POLICIES`) for ``env``.
 
-    ``config`` (a :class:`skbandit.study.StudyConfig`) gives LinUCB's ``alpha`` and
+    ``config`` (a :class:`skbandit.study.config.StudyConfig`) gives LinUCB's ``alpha`` and
     ``target``.
     """
     linucb = {"linucb_default": ("default", "max_success"), "linucb_seed": ("seed", "max_success"),

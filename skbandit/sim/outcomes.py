@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from skbandit.data import LATENCY_CAP_MS
+from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.irt import p_correct_2pl
-from skbandit.school import SchoolConfig, World
+from skbandit.sim.world import SchoolConfig, World
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The simulated school's log: every attempt so far, turned into events and ground truth.
 
 :class:`SchoolRecords` collects the attempts of each step of
-:class:`~skbandit.school_env.SchoolEnv` as arrays and builds, on request, the canonical
+:class:`~skbandit.sim.env.SchoolEnv` as arrays and builds, on request, the canonical
 events (what a real school would have logged) and the aligned ground truth (what only the
 simulator knows), both sorted by timestamp.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from skbandit import schema
-from skbandit.school import World
+from skbandit.sim.world import World
 
 P_TRUE = "p_true"
 """True success probability of an attempt (ground truth, never in events)."""
@@ -33,7 +33,7 @@ class SchoolRecords:
 
     Examples
     --------
-    >>> from skbandit.school import SchoolConfig, build_world
+    >>> from skbandit.sim.world import SchoolConfig, build_world
     >>> records = SchoolRecords(build_world(SchoolConfig(n_students=10, seed=0),
     ...                                     np.random.default_rng(0)))
     >>> events, truth = records.frames()

@@ -1,6 +1,6 @@
 """The simulated school's running context: per-student and per-item counts, updated per step.
 
-:class:`SchoolContext` is what :class:`~skbandit.school_env.SchoolEnv` knows about its
+:class:`SchoolContext` is what :class:`~skbandit.sim.env.SchoolEnv` knows about its
 students and items from the attempts so far. It computes the same features as
 :mod:`skbandit.context` (whose constants it uses), but incrementally: the counts grow with
 every step instead of being rebuilt from the event log.

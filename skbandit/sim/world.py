@@ -3,7 +3,7 @@
 :func:`build_world` draws everything that does not depend on which items a policy shows:
 the items' true IRT parameters and hidden effects, the published items table, the students'
 latent abilities and habits, the timetable of practice sessions over the school year and
-the per-attempt noise. :class:`~skbandit.school_env.SchoolEnv` then plays policies against
+the per-attempt noise. :class:`~skbandit.sim.env.SchoolEnv` then plays policies against
 it. Because the noise is drawn per attempt slot (not per step), two policies run on the same
 world see the same random numbers (common random numbers), which makes their comparison
 less noisy.

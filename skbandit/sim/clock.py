@@ -1,8 +1,8 @@
 """The simulated school's clock: which sessions are open and who acts in the current slot.
 
 :class:`SchoolTimetable` walks through the school year one ``slot_seconds`` time slot at a
-time for :class:`~skbandit.school_env.SchoolEnv`. Sessions (drawn by
-:func:`~skbandit.school.build_world`, sorted by start time) open when the clock reaches
+time for :class:`~skbandit.sim.env.SchoolEnv`. Sessions (drawn by
+:func:`~skbandit.sim.world.build_world`, sorted by start time) open when the clock reaches
 their start; the students whose next attempt falls into the current slot act, at most one
 attempt each. After a step, :meth:`SchoolTimetable.finish_step` moves each acting session's
 next attempt to when the student is ready again (never before the next slot), closes the
@@ -12,7 +12,7 @@ somebody acts.
 
 import numpy as np
 
-from skbandit.school import World
+from skbandit.sim.world import World
 
 
 class SchoolTimetable:
@@ -34,7 +34,7 @@ class SchoolTimetable:
 
     Examples
     --------
-    >>> from skbandit.school import SchoolConfig, build_world
+    >>> from skbandit.sim.world import SchoolConfig, build_world
     >>> config = SchoolConfig(n_students=10, seed=0)
     >>> timetable = SchoolTimetable(build_world(config, np.random.default_rng(0)),
     ...                             config.slot_seconds)

@@ -1,7 +1,7 @@
-"""Canonical event and item tables: loaders, type coercion and validation.
+"""Canonical event and item tables: type coercion, validation and cleaning.
 
-Every engine reads learning events and items through this module, so every engine sees
-the same types and the same cleaning:
+Every engine validates learning events and items through this module (files are read by
+:mod:`adapters.datasets`), so every engine sees the same types and the same cleaning:
 
 **events** (one row per attempt)
     ``user_id`` str, ``item_id`` str, ``topic`` str (or ``skill_ids``, a list of str whose
@@ -29,7 +29,6 @@ column, what was expected and what was found.
 
 import ast
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,9 +39,8 @@ from skbandit.exceptions import SkbanditError
 LATENCY_CAP_MS = 30 * 60 * 1000
 """Latencies above 30 minutes are clipped to 30 minutes (real logs reach 1e9 ms)."""
 
-SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv")
 
-_STRING_COLUMNS = (
+STRING_COLUMNS = (
     schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.ACTION_SEQUENCE_ID, schema.POLICY,
 )
 
@@ -299,7 +297,7 @@ def validate_events(
     _require(df, source, schema.EVENT_REQUIRED, "event")
     df = _derive_topic(df.copy(), source)
     df[schema.TIMESTAMP] = _coerce_timestamp(df, source)
-    for col in _STRING_COLUMNS:
+    for col in STRING_COLUMNS:
         if col in df.columns:
             df[col] = _as_str(df[col])
     df = _drop_missing(df, report, (schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.TIMESTAMP))
@@ -382,44 +380,6 @@ def validate_items(
     df = df.reset_index(drop=True)
     report.n_rows_out = len(df)
     return df, report
-
-
-# --- files -------------------------------------------------------------------------------
-
-
-def _read_table(path) -> pd.DataFrame:
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise SkbanditError(
-            f"{path}: unsupported file format '{path.suffix or '(none)'}' "
-            f"(expected one of {', '.join(SUPPORTED_SUFFIXES)})"
-        )
-    if not path.is_file():
-        raise SkbanditError(f"{path}: no such file (expected a {suffix} file; check the path)")
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS})
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SkbanditError(f"{path}: could not read as {suffix} ({first_line})") from exc
-
-
-def read_events(path) -> tuple[pd.DataFrame, CleaningReport]:
-    """Read and validate an events file (``.parquet``/``.pq`` or ``.csv`` by suffix).
-
-    See :func:`validate_events` for the rules; errors name ``path``.
-    """
-    return validate_events(_read_table(path), source=str(path))
-
-
-def read_items(path) -> tuple[pd.DataFrame, CleaningReport]:
-    """Read and validate an items file (``.parquet``/``.pq`` or ``.csv`` by suffix).
-
-    See :func:`validate_items` for the rules; errors name ``path``.
-    """
-    return validate_items(_read_table(path), source=str(path))
 
 
 def unknown_items(events: pd.DataFrame, items: pd.DataFrame) -> int:

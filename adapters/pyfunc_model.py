@@ -27,7 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
-from serve.model_files import (
+from adapters.model_format import (
     CONFIG_ARTIFACT,
     STATE_ARTIFACT,
     load_pipeline_files,

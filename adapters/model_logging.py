@@ -8,7 +8,7 @@ import warnings
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from serve import registry
+from adapters import tracking
 from skbandit import schema
 from skbandit.features import feature_set_of
 
@@ -27,7 +27,7 @@ def git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=registry.REPO_ROOT,
+            cwd=tracking.REPO_ROOT,
             capture_output=True,
             text=True,
             check=True,
@@ -48,14 +48,14 @@ def request_example(history):
 def log_pipeline(pipeline, history):
     """Log ``pipeline`` to the active run as a models-from-code pyfunc model; return its info.
 
-    The model is ``serve/model_code.py`` (no pickled code) with the pipeline's ``config.json``
-    and ``state.npz`` as artifacts, the ``skbandit`` and ``serve`` packages as code, pinned
+    The model is ``adapters/model_code.py`` (no pickled code) with the pipeline's ``config.json``
+    and ``state.npz`` as artifacts, the ``skbandit`` and ``adapters`` packages as code, pinned
     pip requirements, a signature and a small input example taken from ``history``.
     """
     import mlflow
     from mlflow.models import infer_signature
 
-    from serve.pyfunc_model import LinUCBModel, default_params, save_pipeline
+    from adapters.pyfunc_model import LinUCBModel, default_params, save_pipeline
 
     example = request_example(history)
     params = default_params(pipeline)
@@ -66,9 +66,9 @@ def log_pipeline(pipeline, history):
         signature = infer_signature(example, adapter.score(example, params), params=params)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(registry.REPO_ROOT / "serve" / "model_code.py"),
+            python_model=str(tracking.REPO_ROOT / "adapters" / "model_code.py"),
             artifacts=save_pipeline(pipeline, Path(tmp)),
-            code_paths=[str(registry.REPO_ROOT / "skbandit"), str(registry.REPO_ROOT / "serve")],
+            code_paths=[str(tracking.REPO_ROOT / "skbandit"), str(tracking.REPO_ROOT / "adapters")],
             pip_requirements=pip_requirements(),
             signature=signature,
             input_example=(example, params),

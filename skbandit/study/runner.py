@@ -1,12 +1,12 @@
 """Simulation study: ranking policies run online in the simulated school, scored by the truth.
 
-Every policy plays a whole school (:class:`~skbandit.school_env.SchoolEnv`) on its own, for
+Every policy plays a whole school (:class:`~skbandit.sim.env.SchoolEnv`) on its own, for
 several seeds; a seed fixes the school and every attempt's random draws, so on one seed all
 policies face the same students, timetable and outcome noise (common random numbers). At
 each step all acting students choose at once, on the environment's array interface
 (:meth:`SchoolEnv.candidate_arrays` -> one row per decision -> :meth:`SchoolEnv.step_indices`).
 
-The policies are in :mod:`skbandit.study_policies` (:data:`POLICIES`).
+The policies are in :mod:`skbandit.study.policies` (:data:`POLICIES`).
 
 Metrics per run (one policy on one seed), over the ``n`` decisions of the run:
 
@@ -26,9 +26,10 @@ import pandas as pd
 from scipy import stats
 
 from skbandit.exceptions import SkbanditError
-from skbandit.school import SchoolConfig, school_days
-from skbandit.school_env import CandidateArrays, SchoolEnv
-from skbandit.study_policies import POLICIES, Policy, make_policy
+from skbandit.sim.env import CandidateArrays, SchoolEnv
+from skbandit.sim.world import SchoolConfig, school_days
+from skbandit.study.config import POLICIES, StudyConfig
+from skbandit.study.policies import Policy, make_policy
 
 BASELINES = ("rule", "thompson")
 """Policies that the paired differences (``<metric>_vs_<baseline>``) compare against."""
@@ -39,43 +40,6 @@ TRACE_COLUMNS = ("student", "p_chosen", "regret", "correct", "gain")
 """Columns of :func:`run_policy`'s per-decision trace."""
 PAIRED_METRICS = ("success_rate", "cumulative_regret", "learning_gain")
 """Metrics also reported as paired differences to :data:`BASELINES` on the same seed."""
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """What the study runs (the defaults are the documented study, ~6 min on 2 cores).
-
-    Parameters
-    ----------
-    n_students : int
-        Students of every simulated school (``SchoolConfig(n_students, seed)``).
-    seeds : tuple of int
-        One school (and one outcome noise) per seed.
-    days : int or None
-        Stop after this many school days (None: the whole school year, 180 days).
-    alpha, target : float
-        LinUCB exploration width; target success of ``linucb_target_band``.
-    policies : tuple of str
-        Names from :data:`POLICIES`.
-    n_bins : int
-        Points of the learning and regret curves (bins of equally many decisions).
-    n_jobs : int
-        Runs in parallel (joblib processes; 1 runs in this process).
-    """
-
-    n_students: int = 2000
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    days: int | None = None
-    alpha: float = 1.0
-    target: float = 0.7
-    policies: tuple[str, ...] = POLICIES
-    n_bins: int = 40
-    n_jobs: int = 2
-
-
-def quick_study_config() -> StudyConfig:
-    """A few-second study for tests and CI: 60 students, 15 school days, 2 seeds."""
-    return StudyConfig(n_students=60, seeds=(0, 1), days=15, n_bins=10, n_jobs=1)
 
 
 def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,

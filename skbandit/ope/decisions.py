@@ -5,7 +5,7 @@ To evaluate a target policy on a logged event, the estimators need the decision 
 logging policy saw it. :func:`logged_decisions` rebuilds it from the events alone:
 
 - candidates: the non-drift items of the event's topic, in items-table order (what
-  :meth:`skbandit.school_env.SchoolEnv.candidates` and the rule+epsilon logging policy use);
+  :meth:`skbandit.sim.env.SchoolEnv.candidates` and the rule+epsilon logging policy use);
 - student context: :func:`skbandit.context.historical_contexts` at the event (events of the
   student strictly before it);
 - item context of *every* candidate: attempts and smoothed accuracy of the item by anyone
@@ -19,7 +19,7 @@ The way back, from a target policy's choice distribution over each decision's ca
 (a long table of decision, item, probability) to the estimator inputs of the logged
 actions: :func:`logged_action_probability` (``pi(a_i | x_i)``) and
 :func:`policy_expected_reward` (``sum_a pi(a | x_i) q(x_i, a)``, for doubly robust). For a
-target policy given as a callable, :func:`skbandit.ope_targets.off_policy_inputs` computes
+target policy given as a callable, :func:`skbandit.ope.targets.off_policy_inputs` computes
 both chunk by chunk.
 
 Notes
@@ -40,9 +40,8 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.context import DEFAULT_DISCRIMINATION, historical_contexts
-from skbandit.evaluation import finite_vector
 from skbandit.exceptions import SkbanditError
-from skbandit.school_env import DECISION_ID
+from skbandit.ope.estimators import finite_vector
 
 EVENT_ROW = "event_row"
 """Column of a candidate chunk: position of the decision's event in ``events``."""
@@ -101,7 +100,7 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
         r, c = np.nonzero(padded >= 0)
         item, event = padded[r, c], selected[lo:hi][r]
         attempts, correct = stats.before(item, event)
-        frame = {DECISION_ID: lo + r, EVENT_ROW: event, schema.USER_ID: users[event],
+        frame = {schema.DECISION_ID: lo + r, EVENT_ROW: event, schema.USER_ID: users[event],
                  schema.ITEM_ID: table.item_ids[item], schema.TOPIC: table.topics[item]}
         frame.update({name: values[event] for name, values in student.items()})
         frame[schema.DIFFICULTY] = table.difficulty[item]

@@ -2,11 +2,11 @@
 
 Logging the model by this file's path (rather than a pickled object) keeps every registered
 version free of pickled code; the pipeline itself is rebuilt from ``config.json`` and
-``state.npz`` in :meth:`serve.pyfunc_model.LinUCBModel.load_context`.
+``state.npz`` in :meth:`adapters.pyfunc_model.LinUCBModel.load_context`.
 """
 
 from mlflow.models import set_model
 
-from serve.pyfunc_model import LinUCBModel
+from adapters.pyfunc_model import LinUCBModel
 
 set_model(LinUCBModel())

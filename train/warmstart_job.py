@@ -3,7 +3,7 @@
 Everything after the tracking store is configured happens inside one MLflow run. The run
 ends ``FINISHED`` only after the new version is registered and the alias points at it; any
 error ends it ``FAILED`` (an interruption ``KILLED``) with a ``failure_reason`` tag, and
-nothing is registered and no alias moves (see :func:`train.model_logging.register_version`).
+nothing is registered and no alias moves (see :func:`adapters.model_logging.register_version`).
 
 Continuing a version (``--from``): the continued model's version carries the timestamp of
 the last event it learned (``trained_until``). The events file is replayed in time order;
@@ -23,24 +23,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.data.pandas_dataset import PandasDataset
 
-from serve import datasets, registry
+from adapters import datasets, registry, tracking
+from adapters.model_logging import TRAINED_UNTIL_TAG, log_pipeline, register_version, version_tags
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
 from skbandit.progressive import ReplayResult, model_features, replay_history
 from train import plots
 from train.history import History, prepare_history
-from train.model_logging import TRAINED_UNTIL_TAG, log_pipeline, register_version, version_tags
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from train.warmstart import WarmstartOptions
 
 SUMMARY_METRICS = (
     "bandit_log_loss",
@@ -56,6 +55,23 @@ DATASET_SCHEMA_ROWS = 1_000
 about 40 s per million events)."""
 FAILURE_REASON_TAG = "failure_reason"
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class WarmstartOptions:
+    """Everything the job was asked to do (logged as run parameters)."""
+
+    events: Path | None = None
+    items: Path | None = None
+    model_name: str = "skbandit-linucb"
+    alias: str = "champion"
+    from_model: str | None = None
+    alpha: float | None = None
+    l2: float | None = None
+    feature_set: str | None = None
+    batch_size: int = 10_000
+    max_events: int | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -109,8 +125,8 @@ def run_warmstart(options: WarmstartOptions, console: Console) -> WarmstartResul
     check_options(options)
     timer = StageTimer()
     with timer("tracking"):
-        tracking_uri = registry.configure_tracking()
-        registry.use_experiment(registry.WARMSTART_EXPERIMENT)
+        tracking_uri = tracking.configure_tracking()
+        tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
         run = mlflow.start_run()
     try:
         version, history, result = _train_and_register(options, console, timer)

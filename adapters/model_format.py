@@ -1,6 +1,6 @@
 """A registered version's two files: ``config.json`` and ``state.npz`` (no pickled code).
 
-Kept apart from :mod:`serve.pyfunc_model` so that reading a version (the CLI) does not
+Kept apart from :mod:`adapters.pyfunc_model` so that reading a version (the CLI) does not
 import ``mlflow.pyfunc``.
 """
 

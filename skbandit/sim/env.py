@@ -20,15 +20,15 @@ students whose next attempt falls into the slot act, at most one attempt each. D
 step are numbered ``0..n-1`` (``decision_id``) in the order of :meth:`SchoolEnv.acting`.
 
 Context (identical to :mod:`skbandit.context`'s definitions, computed incrementally by
-:class:`~skbandit.school_context.SchoolContext`): student features use every earlier attempt
+:class:`~skbandit.sim.running_context.SchoolContext`): student features use every earlier attempt
 of the student; item features (``item_attempts``, ``item_accuracy``) count the attempts of
 earlier steps, so the attempts of other students in the same 2-minute slot are not yet
 visible (a lag below one slot).
 
 The pieces live in their own modules: outcomes (correctness, latency, help, learning) in
-:mod:`skbandit.school_outcomes`, the clock of slots and sessions in
-:mod:`skbandit.school_timetable`, and the log behind :meth:`SchoolEnv.history` in
-:mod:`skbandit.school_records`.
+:mod:`skbandit.sim.outcomes`, the clock of slots and sessions in
+:mod:`skbandit.sim.clock`, and the log behind :meth:`SchoolEnv.history` in
+:mod:`skbandit.sim.records`.
 """
 
 from dataclasses import dataclass
@@ -38,15 +38,14 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.school import SchoolConfig, World, build_world, default_school_config
-from skbandit.school_context import SchoolContext
-from skbandit.school_outcomes import (
+from skbandit.sim.clock import SchoolTimetable
+from skbandit.sim.outcomes import (
     StepOutcome,
     draw_attempt,
     learning_gain,
     success_probability,
 )
-from skbandit.school_records import (  # noqa: F401  (TRUTH_COLUMNS is re-exported)
+from skbandit.sim.records import (  # noqa: F401  (TRUTH_COLUMNS is re-exported)
     ABILITY_AFTER,
     ABILITY_BEFORE,
     P_TRUE,
@@ -54,9 +53,10 @@ from skbandit.school_records import (  # noqa: F401  (TRUTH_COLUMNS is re-export
     SchoolRecords,
     to_utc,
 )
-from skbandit.school_timetable import SchoolTimetable
+from skbandit.sim.running_context import SchoolContext
+from skbandit.sim.world import SchoolConfig, World, build_world, default_school_config
 
-DECISION_ID = "decision_id"
+DECISION_ID = schema.DECISION_ID
 """Column numbering the decisions of the current step (0..n-1)."""
 
 

@@ -1,10 +1,10 @@
 """Target policies scored on logged decisions: the inputs of the off-policy estimators.
 
-The estimators of :mod:`skbandit.evaluation` need, for every logged decision ``i``, the
+The estimators of :mod:`skbandit.ope.estimators` need, for every logged decision ``i``, the
 target policy's probability of the logged item ``pi(a_i | x_i)`` and, for doubly robust, a
 reward model at the logged item and in expectation under the target.
 :func:`off_policy_inputs` scores a target policy on the decisions that
-:func:`skbandit.logged_decisions.logged_decisions` rebuilds, chunk by chunk, and returns
+:func:`skbandit.ope.decisions.logged_decisions` rebuilds, chunk by chunk, and returns
 :class:`OffPolicyInputs`, whose :meth:`~OffPolicyInputs.estimate` runs one estimator.
 
 A target policy is any callable ``policy(candidates) -> probs``: ``candidates`` is one chunk
@@ -17,7 +17,7 @@ the baseline (``python -m train.evaluate compare --promote``).
 
 Example
 -------
->>> from skbandit.simulation import SchoolConfig, simulate_school
+>>> from skbandit.sim.generate import SchoolConfig, simulate_school
 >>> school = simulate_school(SchoolConfig(n_students=10, seed=1, end_date="2023-09-30"))
 >>> inputs = off_policy_inputs(school.events, school.items, uniform_policy())
 >>> bool(((inputs.target_propensity > 0) & (inputs.target_propensity < 1)).all())
@@ -30,30 +30,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from skbandit import evaluation, schema
+from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.irt import rule_distance
-from skbandit.logged_decisions import (
+from skbandit.logging_policy import logging_policy_probabilities
+from skbandit.ope import estimators as evaluation
+from skbandit.ope.decisions import (
     CHUNK_ROWS,
     IS_LOGGED,
     decision_positions,
     logged_decisions,
 )
 from skbandit.policy import EXPLORATIONS, OBJECTIVES, score_candidates
-from skbandit.school_env import DECISION_ID
-from skbandit.simulation import logging_policy_probabilities
 
 ESTIMATORS = ("dr", "snips", "ips", "replay")
 """Estimator names accepted by :meth:`OffPolicyInputs.estimate`."""
 PROBABILITY_TOLERANCE = 1e-6
 """How far a decision's target probabilities may sum from 1."""
-DEFAULT_MIN_ESS = 100.0
-"""Smallest effective sample size of the candidate's estimate that may promote it.
-
-``tests/test_ope_validation.py`` shows that percentile-bootstrap intervals of SNIPS and DR
-under-cover when only a few dozen logged decisions carry the weight.
-"""
-
 TargetPolicy = Callable[[pd.DataFrame], np.ndarray]
 RowValues = Callable[[pd.DataFrame], np.ndarray]
 
@@ -88,7 +81,7 @@ def linucb_policy(pipeline, *, alpha=None, objective="max_success", target=0.7,
 
     def probabilities(candidates):
         score = score_candidates(pipeline, candidates, alpha, objective, target).score
-        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         top = groups.spread(np.maximum.reduceat(score, groups.starts))
         if exploration == "softmax":
             weights = np.exp((score - top) / temperature)
@@ -109,7 +102,7 @@ def rule_policy() -> TargetPolicy:
     def probabilities(candidates):
         distance = rule_distance(candidates[schema.MASTERY].to_numpy(np.float64),
                                  candidates[schema.DIFFICULTY].to_numpy(np.float64))
-        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         closest = distance == groups.spread(np.minimum.reduceat(distance, groups.starts))
         position = np.arange(len(distance))
         first = np.minimum.reduceat(np.where(closest, position, len(distance)), groups.starts)
@@ -122,14 +115,14 @@ def uniform_policy() -> TargetPolicy:
     """Every candidate of a decision equally likely."""
 
     def probabilities(candidates):
-        groups = _Groups(candidates[DECISION_ID].to_numpy())
+        groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         return 1.0 / groups.spread(groups.sizes).astype(np.float64)
 
     return probabilities
 
 
 def logging_policy(epsilon=0.1, top_k=5) -> TargetPolicy:
-    """The simulated school's rule+epsilon logging policy (see :mod:`skbandit.simulation`)."""
+    """The simulated school's rule+epsilon logging policy (see :mod:`skbandit.sim.generate`)."""
 
     def probabilities(candidates):
         return logging_policy_probabilities(candidates, epsilon=epsilon, top_k=top_k)
@@ -156,9 +149,9 @@ class OffPolicyInputs:
     Attributes
     ----------
     rewards, logged_propensity, target_propensity : ndarray of shape (n,)
-        See :func:`skbandit.evaluation.ips`.
+        See :func:`skbandit.ope.estimators.ips`.
     reward_model_logged, reward_model_target : ndarray of shape (n,) or None
-        See :func:`skbandit.evaluation.doubly_robust` (None without a reward model).
+        See :func:`skbandit.ope.estimators.doubly_robust` (None without a reward model).
     match : ndarray of bool of shape (n,) or None
         Whether the target's choice is the logged item; only for a deterministic target.
     expectations : dict of str to ndarray of shape (n,)
@@ -222,7 +215,7 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
         Row-value functions ``v(candidates) -> values`` whose expectation under the target
         is returned per decision (e.g. the simulator's true success probability).
     contexts, rows, chunk_rows
-        See :func:`skbandit.logged_decisions.logged_decisions`.
+        See :func:`skbandit.ope.decisions.logged_decisions`.
 
     Returns
     -------
@@ -241,8 +234,8 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
     sizes = np.zeros(n, dtype=np.int64)
     for chunk in logged_decisions(events, items, contexts=contexts, rows=selected,
                                   chunk_rows=chunk_rows):
-        groups = _Groups(chunk[DECISION_ID].to_numpy())
-        ids = chunk[DECISION_ID].to_numpy()[groups.starts]
+        groups = _Groups(chunk[schema.DECISION_ID].to_numpy())
+        ids = chunk[schema.DECISION_ID].to_numpy()[groups.starts]
         probs = _checked_probabilities(policy(chunk), groups)
         logged = chunk[IS_LOGGED].to_numpy()
         out["target"][ids] = np.add.reduceat(probs * logged, groups.starts)
@@ -265,47 +258,6 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
         expectations=sums,
         n_candidates=sizes,
     )
-
-
-# --- promotion ---------------------------------------------------------------------------
-
-
-def promotion_gate(candidate, baseline, min_ess=DEFAULT_MIN_ESS) -> tuple[bool, str]:
-    """Whether the candidate may replace the baseline, and why (one sentence).
-
-    Parameters
-    ----------
-    candidate, baseline : PolicyValueEstimate
-        Off-policy estimates of the two target policies on the same logged decisions.
-    min_ess : float, default=DEFAULT_MIN_ESS
-        Smallest effective sample size of the candidate's estimate that may promote.
-
-    Returns
-    -------
-    passes : bool
-        True when ``candidate.ci_low > baseline.value`` and the candidate's effective
-        sample size is at least ``min_ess``.
-    reason : str
-
-    Examples
-    --------
-    >>> from skbandit.evaluation import PolicyValueEstimate
-    >>> cand = PolicyValueEstimate("dr", 0.80, 0.75, 0.85, 1000, 500.0, 3.0)
-    >>> base = PolicyValueEstimate("dr", 0.70, 0.60, 0.80, 1000, 500.0, 3.0)
-    >>> promotion_gate(cand, base)
-    (True, "the candidate's lower bound 0.7500 beats the baseline's estimate 0.7000")
-    """
-    if not np.isfinite(candidate.ci_low):
-        return False, "the candidate's interval is undefined (no bootstrap resample overlapped)"
-    if candidate.effective_sample_size < min_ess:
-        ess = candidate.effective_sample_size
-        return False, (f"the candidate's effective sample size {ess:.0f} is below --min-ess "
-                       f"{min_ess:g}, so its interval cannot be trusted (evaluate a softmax "
-                       "policy or log more exploration)")
-    verb = "beats" if candidate.ci_low > baseline.value else "does not beat"
-    return candidate.ci_low > baseline.value, (
-        f"the candidate's lower bound {candidate.ci_low:.4f} {verb} the baseline's estimate "
-        f"{baseline.value:.4f}")
 
 
 # --- internals -------------------------------------------------------------------------

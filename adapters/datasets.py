@@ -1,4 +1,4 @@
-"""Where the command lines and the warm-start job find their data.
+"""Reading data files: where the command lines and the warm-start job find their data.
 
 Explicit ``--events``/``--items`` paths win, then the ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS``
 environment variables, then the embedded default: a simulated school generated on first use
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from skbandit.data import read_events, read_items
+from skbandit.cleaning import STRING_COLUMNS, CleaningReport, validate_events, validate_items
 from skbandit.exceptions import SkbanditError
-from skbandit.simulation import default_school_config, simulate_school
+from skbandit.sim.generate import default_school_config, simulate_school
 
 EVENTS_FILE = "events.parquet"
 ITEMS_FILE = "items.parquet"
@@ -24,6 +24,7 @@ CONFIG_FILE = "school.json"
 ENV_DATA_DIR = "SKBANDIT_DATA_DIR"
 ENV_EVENTS = "SKBANDIT_EVENTS"
 ENV_ITEMS = "SKBANDIT_ITEMS"
+SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 def default_school_dir(seed: int | None = None) -> Path:
@@ -99,6 +100,42 @@ def load_school(events_path=None, items_path=None, seed: int | None = None):
     events, _ = read_events(events_path)
     items, _ = read_items(items_path)
     return events, items, f"{events_path} + {items_path}"
+
+
+def _read_table(path) -> pd.DataFrame:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise SkbanditError(
+            f"{path}: unsupported file format '{path.suffix or '(none)'}' "
+            f"(expected one of {', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    if not path.is_file():
+        raise SkbanditError(f"{path}: no such file (expected a {suffix} file; check the path)")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS})
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SkbanditError(f"{path}: could not read as {suffix} ({first_line})") from exc
+
+
+def read_events(path) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read and validate an events file (``.parquet``/``.pq`` or ``.csv`` by suffix).
+
+    See :func:`validate_events` for the rules; errors name ``path``.
+    """
+    return validate_events(_read_table(path), source=str(path))
+
+
+def read_items(path) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read and validate an items file (``.parquet``/``.pq`` or ``.csv`` by suffix).
+
+    See :func:`validate_items` for the rules; errors name ``path``.
+    """
+    return validate_items(_read_table(path), source=str(path))
+
 
 
 def _config_dict(config) -> dict:

@@ -7,11 +7,11 @@ Every estimator takes plain arrays, one entry per logged decision ``i`` (a conte
 - ``logged_propensity``: ``mu(a_i | x_i)`` in ``(0, 1]``;
 - ``target_propensity``: ``pi(a_i | x_i)`` in ``[0, 1]``, the probability that the
   *target* policy chooses the logged action in the logged context (see
-  :func:`skbandit.ope_targets.off_policy_inputs` or
-  :func:`skbandit.logged_decisions.logged_action_probability`);
+  :func:`skbandit.ope.targets.off_policy_inputs` or
+  :func:`skbandit.ope.decisions.logged_action_probability`);
 - for the doubly robust estimator, a reward model ``q(x, a)`` evaluated at the logged
   action and in expectation under the target policy (see
-  :func:`skbandit.logged_decisions.policy_expected_reward`);
+  :func:`skbandit.ope.decisions.policy_expected_reward`);
 - for replay, ``match``: whether the deterministic target chooses the logged action.
 
 Each estimate is a ratio of two sample means, ``mean(numerator) / mean(denominator)``,
@@ -213,7 +213,7 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
         ``q(x_i, a_i)``: the reward model at the logged action.
     reward_model_target : array-like of shape (n,)
         ``sum_a pi(a | x_i) q(x_i, a)``: the model's expected reward under the target
-        policy (see :func:`skbandit.logged_decisions.policy_expected_reward`).
+        policy (see :func:`skbandit.ope.decisions.policy_expected_reward`).
     n_bootstrap, confidence, rng
         See :func:`replay`.
 

@@ -1,0 +1,1 @@
+"""The simulation study: policies played against simulated schools, summarised over seeds."""
