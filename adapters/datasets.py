@@ -2,18 +2,21 @@
 
 Explicit ``--events``/``--items`` paths win, then the ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS``
 environment variables, then the embedded default: a simulated school generated on first use
-into a cache directory (``$SKBANDIT_DATA_DIR``, else ``<repo>/.cache/default-school``) and
-read back through the same loaders as real data.
+into a cache directory (``$SKBANDIT_DATA_DIR``, else ``<project folder>/.cache/default-school``,
+the project folder as in :mod:`adapters.paths`: the checkout you work in, else
+``~/.skbandit``) and read back through the same loaders as real data.
 """
 
 import json
 import os
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from adapters import paths
+from adapters.ingest_output import read_calibration
 from skbandit.cleaning import STRING_COLUMNS, CleaningReport, validate_events, validate_items
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import default_school_config, simulate_school
@@ -30,8 +33,7 @@ SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv")
 def default_school_dir(seed: int | None = None) -> Path:
     """The cache directory of the default school (a ``seed-S`` subfolder for other seeds)."""
     base = os.environ.get(ENV_DATA_DIR)
-    repo_root = Path(__file__).resolve().parent.parent
-    root = Path(base) if base else repo_root / ".cache" / "default-school"
+    root = Path(base) if base else paths.project_dir() / ".cache" / "default-school"
     if seed is None or seed == default_school_config().seed:
         return root
     return root / f"seed-{seed}"
@@ -66,8 +68,38 @@ def load_default_school(seed: int | None = None) -> tuple[pd.DataFrame, pd.DataF
     return events, items
 
 
+@dataclass
+class LoadedSchool:
+    """The loaded tables, where they came from, and what cleaning did to them.
+
+    Attributes
+    ----------
+    events, items : DataFrame
+    source : str
+        The two paths, or ``default-school(seed=S)``.
+    event_report, item_report : CleaningReport or None
+        The cleaning counts of the files (None for the default school, written clean).
+    calibration : dict or None
+        The calibration window stored in an ingested ``items.parquet``
+        (:func:`adapters.ingest_output.read_calibration`), else None.
+    """
+
+    events: pd.DataFrame
+    items: pd.DataFrame
+    source: str
+    event_report: CleaningReport | None = None
+    item_report: CleaningReport | None = None
+    calibration: dict | None = None
+
+
 def load_school(events_path=None, items_path=None, seed: int | None = None):
-    """Resolve and load ``(events, items, source)``.
+    """Resolve and load ``(events, items, source)`` (see :func:`load_school_reports`)."""
+    loaded = load_school_reports(events_path, items_path, seed)
+    return loaded.events, loaded.items, loaded.source
+
+
+def load_school_reports(events_path=None, items_path=None, seed: int | None = None):
+    """Resolve and load the tables with their cleaning reports.
 
     Parameters
     ----------
@@ -79,9 +111,7 @@ def load_school(events_path=None, items_path=None, seed: int | None = None):
 
     Returns
     -------
-    events, items : DataFrame
-    source : str
-        Where the data came from (the two paths, or ``default-school(seed=S)``).
+    LoadedSchool
     """
     if events_path is None and items_path is None:
         events_path, items_path = os.environ.get(ENV_EVENTS), os.environ.get(ENV_ITEMS)
@@ -96,10 +126,11 @@ def load_school(events_path=None, items_path=None, seed: int | None = None):
     if events_path is None:
         events, items = load_default_school(seed)
         used = default_school_config().seed if seed is None else seed
-        return events, items, f"default-school(seed={used})"
-    events, _ = read_events(events_path)
-    items, _ = read_items(items_path)
-    return events, items, f"{events_path} + {items_path}"
+        return LoadedSchool(events, items, f"default-school(seed={used})")
+    events, event_report = read_events(events_path)
+    items, item_report = read_items(items_path)
+    return LoadedSchool(events, items, f"{events_path} + {items_path}", event_report,
+                        item_report, read_calibration(items_path))
 
 
 def _read_table(path) -> pd.DataFrame:
@@ -135,7 +166,6 @@ def read_items(path) -> tuple[pd.DataFrame, CleaningReport]:
     See :func:`validate_items` for the rules; errors name ``path``.
     """
     return validate_items(_read_table(path), source=str(path))
-
 
 
 def _config_dict(config) -> dict:

@@ -1,81 +1,79 @@
 """The MLflow model behind the registry and ``mlflow models serve``: a thin skbandit adapter.
 
-A version stores no pickled code: ``config.json`` (feature set and estimator parameters)
-and ``state.npz`` (the LinUCB sufficient statistics) rebuild the pipeline.
+A version stores no code: ``config.json`` (feature set and estimator parameters) and
+``state.npz`` (the LinUCB sufficient statistics) rebuild the pipeline, and the installed
+:mod:`adapters.model_flavor` builds this class around it when mlflow loads the version.
 
 REST request: one row per (student, candidate item) with ``user_id``, ``item_id`` and the
 raw context columns ``skbandit.schema.MODEL_INPUT``. Optional ``params``: ``alpha``,
-``top_k``, ``objective``, ``target``, ``exploration``, ``temperature``, ``seed``. Response:
-one record per request row, in request order, with ``expected_reward``, ``uncertainty``,
-``ucb``, ``rank`` (within the student), ``recommended`` (rank <= top_k),
-``is_exploration``, ``propensity`` and ``model_version``.
+``top_k``, ``objective``, ``target``, ``exploration``, ``temperature``, ``epsilon``,
+``seed``, ``topic`` (defaults: :data:`skbandit.ranking_settings.REST_SETTINGS`, softmax with
+an epsilon floor of 0.1; no seed). Response: one record per request row, in request order,
+with ``expected_reward``, ``uncertainty``, ``ucb``, ``rank`` (within the student),
+``recommended`` (rank <= top_k), ``is_exploration``, ``propensity`` (of the row's slot),
+``first_slot_propensity``, ``model_version`` and ``decision_id`` (one per student).
+
+Draws come from a generator seeded from OS entropy once per server process; a request
+``seed`` >= 0 makes its draw reproducible and its decision is logged as ``seeded``. Every
+decision is appended to the decision log (:mod:`adapters.decision_log`,
+``$SKBANDIT_DECISION_LOG``; ``off`` disables logging) and committed before the response is
+returned; when the log cannot be written the request is answered with HTTP 503 and nothing
+is served.
 
 Every bad request (a missing column, a wrong type, a null, an out-of-range value or
-parameter, an empty frame, more than ``MAX_REQUEST_ROWS`` rows) is answered with HTTP 400
-and a one-line message; nothing reaches the client as a stack trace.
+parameter, an empty frame, more than ``MAX_REQUEST_ROWS`` rows: the checks of
+:mod:`adapters.rest_requests`) is answered with HTTP 400 and a one-line message. Any other
+failure is a bug on the server's side: it is logged with its traceback and answered with
+HTTP 500 and a short message, never a stack trace or a file path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-import math
-from pathlib import Path
+import os
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import BAD_REQUEST
+from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE
 
-from adapters.model_format import (
-    CONFIG_ARTIFACT,
-    STATE_ARTIFACT,
-    load_pipeline_files,
-    save_pipeline,
+from adapters.model_format import load_pipeline_files, save_pipeline  # re-exported
+from adapters.rest_requests import (  # MAX_REQUEST_ROWS, default_params: re-exported
+    MAX_REQUEST_ROWS,
+    check_params,
+    check_request,
+    check_topic,
+    default_params,
 )
-from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import model_input_array
-from skbandit.policy import SERVING_OBJECTIVE, rank_requests
-
-MAX_REQUEST_ROWS = 10_000
-"""Requests with more candidate rows than this are refused with HTTP 400."""
+from skbandit.policy import rank_requests
+from skbandit.ranking_settings import SETTING_NAMES
 
 UNREGISTERED = "unregistered"
-REGISTERED_META_FILE = "registered_model_meta"  # written by mlflow when it loads models:/ URIs
-
-PROBABILITY_COLUMNS = (
-    schema.MASTERY,
-    schema.RECENT_ACCURACY,
-    schema.RECENT_SPEED,
-    schema.HELP_TENDENCY,
-    schema.SKILL_GAP,
-    schema.ITEM_ACCURACY,
+LOGGING_OFF = "off"
+"""``SKBANDIT_DECISION_LOG=off`` serves without logging decisions (said once in the log)."""
+INTERNAL_ERROR_MESSAGE = (
+    "internal error while scoring the request (a bug on the server's side, not in the "
+    "request); the server log has the details"
 )
-"""Model inputs that are probabilities or normalised values: each must lie in [0, 1]."""
-REQUEST_COLUMNS = (schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT)
-_LOW = np.array(
-    [
-        0.0 if c in (*PROBABILITY_COLUMNS, schema.ITEM_ATTEMPTS) else -math.inf
-        for c in schema.MODEL_INPUT
-    ]
-)
-_HIGH = np.array([1.0 if c in PROBABILITY_COLUMNS else math.inf for c in schema.MODEL_INPUT])
+"""What the client is told about an unexpected failure (HTTP 500)."""
 
 _logger = logging.getLogger(__name__)
+_NOT_LOGGING = contextvars.ContextVar("skbandit_decisions_not_logged", default=False)
 
 
-def default_params(pipeline) -> dict:
-    """The request ``params`` and their defaults (alpha defaults to the trained model's)."""
-    return {
-        "alpha": float(pipeline[-1].alpha),
-        "top_k": 5,
-        "objective": SERVING_OBJECTIVE,
-        "target": 0.7,
-        "exploration": "greedy",
-        "temperature": 0.05,
-        "seed": 0,
-    }
+@contextlib.contextmanager
+def decisions_not_logged():
+    """No decision is logged inside this block: MLflow's check of the input example when a
+    version is logged calls ``predict``, and that is not a served decision."""
+    token = _NOT_LOGGING.set(True)
+    try:
+        yield
+    finally:
+        _NOT_LOGGING.reset(token)
 
 
 class LinUCBModel(mlflow.pyfunc.PythonModel):
@@ -83,6 +81,11 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
 
     pipeline = None
     model_version = UNREGISTERED
+    decision_log = None
+    """Where :meth:`predict` logs decisions: a DecisionLog, False for none, or None to
+    resolve from ``$SKBANDIT_DECISION_LOG`` at the first request."""
+    _rng = None
+    _rng_pid = None
 
     @classmethod
     def from_pipeline(cls, pipeline, model_version: str = UNREGISTERED) -> LinUCBModel:
@@ -91,185 +94,84 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         model.pipeline, model.model_version = pipeline, model_version
         return model
 
-    def load_context(self, context) -> None:
-        artifacts = context.artifacts
-        self.pipeline = load_pipeline_files(artifacts[CONFIG_ARTIFACT], artifacts[STATE_ARTIFACT])
-        self.model_version = _registered_version(Path(artifacts[CONFIG_ARTIFACT]).parent.parent)
-
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        """Score a request; any problem becomes an HTTP 400 with a one-line message."""
+        """Score a request: a bad request is an HTTP 400, anything else an HTTP 500.
+
+        Only a :class:`~skbandit.exceptions.SkbanditError` (something the client can fix)
+        becomes a 400 with its one-line message. Any other exception is logged here with its
+        traceback and the client gets a 500 with :data:`INTERNAL_ERROR_MESSAGE`, so that a
+        bug shows in monitoring instead of passing for the client's fault.
+        """
+        params = {**default_params(self.pipeline), **(params or {})}
         try:
-            return self.score(model_input, {**default_params(self.pipeline), **(params or {})})
+            frame = check_request(model_input)
+            settings, seed = check_params(params)
+            topic = check_topic(params)
+            scored = self._rank(frame, settings, seed)
+            decision_ids, decisions, candidates = self._decisions(frame, scored, settings, seed,
+                                                                  topic)
         except SkbanditError as error:
             raise MlflowException(str(error), error_code=BAD_REQUEST) from None
-        except Exception as error:  # never a stack trace for the client; keep it in the log
+        except Exception:
             _logger.exception("unexpected error while scoring a request")
-            raise MlflowException(
-                f"could not score the request ({type(error).__name__}: {error}); check it "
-                f"against the schema in the README",
-                error_code=BAD_REQUEST,
-            ) from None
+            raise MlflowException(INTERNAL_ERROR_MESSAGE, error_code=INTERNAL_ERROR) from None
+        log = None if _NOT_LOGGING.get() else self._log()
+        if log:
+            try:
+                log.append_rows(decisions, candidates)
+            except SkbanditError as error:
+                _logger.error("%s", error)
+                raise MlflowException(str(error), error_code=TEMPORARILY_UNAVAILABLE) from None
+        scored["decision_id"] = decision_ids
+        return scored
 
     def score(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
         """Rank each student's candidate rows; one output row per input row, in input order."""
-        frame = check_request(frame)
-        top_k, alpha, target, temperature, seed = check_params(params)
-        scored = rank_requests(
-            self.pipeline,
-            frame,
-            top_k=top_k,
-            alpha=alpha,
-            objective=params["objective"],
-            target=target,
-            exploration=params["exploration"],
-            temperature=temperature,
-            rng=np.random.default_rng(seed),
-        )
+        settings, seed = check_params(params)
+        return self._rank(check_request(frame), settings, seed)
+
+    def _rank(self, frame, settings, seed):
+        rng = self._generator() if seed is None else np.random.default_rng(seed)
+        scored = rank_requests(self.pipeline, frame, settings, rng=rng)
         scored["model_version"] = self.model_version
         return scored
 
+    def _decisions(self, frame, scored, settings, seed, topic):
+        from adapters.decision_log import served_decisions
 
-def check_request(frame) -> pd.DataFrame:
-    """The request frame with string ids, or a SkbanditError saying what is wrong with it.
+        values = {name: getattr(settings, name) for name in SETTING_NAMES}
+        values["alpha"] = float(self.pipeline[-1].alpha if settings.alpha is None
+                                else settings.alpha)
+        values = {k: v.value if hasattr(v, "value") else v for k, v in values.items()}
+        return served_decisions(frame, scored, settings={**values, "seed": seed},
+                                seeded=seed is not None, model_version=self.model_version,
+                                topic=topic)
 
-    The common case (mlflow has already converted the columns to the signature's types) is a
-    few vectorised checks; only a failing request pays for finding the offending cell.
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise SkbanditError(
-            f"request must be a table (dataframe_split or dataframe_records), got "
-            f"{type(frame).__name__}"
-        )
-    if len(frame) == 0:
-        raise SkbanditError("request has no rows (expected one row per student and candidate item)")
-    if len(frame) > MAX_REQUEST_ROWS:
-        raise SkbanditError(
-            f"request has {len(frame)} rows; at most {MAX_REQUEST_ROWS} candidate rows are "
-            "accepted per request: split it"
-        )
-    missing = [column for column in REQUEST_COLUMNS if column not in frame.columns]
-    if missing:
-        raise SkbanditError(
-            f"request is missing columns {missing} (expected {list(REQUEST_COLUMNS)})"
-        )
-    changed = {}
-    for column in (schema.USER_ID, schema.ITEM_ID):
-        ids = frame[column]
-        _no_nulls(np.asarray(ids.array.isna()), column, "a string id")
-        if not pd.api.types.is_string_dtype(ids):
-            changed[column] = ids.astype(str)
-    values = _numeric_values(frame)
-    if not np.isfinite(values).all():
-        _no_nulls(np.isnan(values), None, "a finite number")
-        _first_bad(np.isinf(values), "must be a finite number", values)
-    _first_bad((values < _LOW) | (values > _HIGH), "must lie in [{low}, {high}]", values)
-    dtypes = frame.dtypes
-    for j, column in enumerate(schema.MODEL_INPUT):
-        if dtypes[column] != np.float64:
-            changed[column] = values[:, j]
-    return frame.assign(**changed) if changed else frame
+    def _generator(self) -> np.random.Generator:
+        """This process's generator, seeded from OS entropy (a forked worker gets its own)."""
+        if self._rng is None or self._rng_pid != os.getpid():
+            self._rng, self._rng_pid = np.random.default_rng(), os.getpid()
+        return self._rng
 
+    def _log(self):
+        if self.decision_log is None:
+            from adapters.decision_log import ENV_VAR, DecisionLog
 
-def _numeric_values(frame: pd.DataFrame) -> np.ndarray:
-    """The model inputs as a float array; a non-number is named with its column and row."""
-    try:
-        return model_input_array(frame)
-    except (TypeError, ValueError):
-        pass
-    numeric = frame[list(schema.MODEL_INPUT)]
-    for column in schema.MODEL_INPUT:
-        coerced = pd.to_numeric(numeric[column], errors="coerce")
-        not_numbers = (coerced.isna() & numeric[column].notna()).to_numpy()
-        if not_numbers.any():
-            row = int(np.flatnonzero(not_numbers)[0])
-            raise SkbanditError(
-                f"column {column!r} must be numeric; row {row} has {numeric[column].iloc[row]!r}"
-            )
-    raise SkbanditError(f"columns {list(schema.MODEL_INPUT)} must be numeric")
-
-
-def _first_bad(bad: np.ndarray, problem: str, values: np.ndarray) -> None:
-    if not bad.any():
-        return
-    row, j = (int(k[0]) for k in np.nonzero(bad))
-    column = schema.MODEL_INPUT[j]
-    problem = problem.format(low=_LOW[j], high=_HIGH[j])
-    raise SkbanditError(f"column {column!r} {problem}; row {row} has {values[row, j]}")
-
-
-def check_params(params: dict) -> tuple[int, float, float, float, int]:
-    """``top_k, alpha, target, temperature, seed`` checked; SkbanditError names a bad one."""
-    top_k, seed = params["top_k"], params["seed"]
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise SkbanditError(f"param top_k must be a positive integer, got {top_k!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise SkbanditError(f"param seed must be a non-negative integer, got {seed!r}")
-    alpha = _number(params, "alpha", 0.0, math.inf)
-    target = _number(params, "target", 0.0, 1.0)
-    temperature = _number(params, "temperature", 0.0, math.inf)
-    if temperature == 0.0:
-        raise SkbanditError("param temperature must be > 0, got 0")
-    return int(top_k), alpha, target, temperature, int(seed)
-
-
-def _number(params: dict, name: str, low: float, high: float) -> float:
-    value = params[name]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SkbanditError(f"param {name} must be a number, got {value!r}") from None
-    if not low <= number <= high:
-        raise SkbanditError(f"param {name} must lie in [{low}, {high}], got {value!r}")
-    return number
-
-
-def _no_nulls(nulls: np.ndarray, column: str | None, expected: str) -> None:
-    """Refuse nulls; ``nulls`` is a mask of one column, or of the model inputs (2-D)."""
-    if not nulls.any():
-        return
-    if nulls.ndim == 2:
-        row, j = (int(k[0]) for k in np.nonzero(nulls))
-        column = schema.MODEL_INPUT[j]
-    else:
-        row = int(np.flatnonzero(nulls)[0])
-    raise SkbanditError(f"column {column!r} has a null in row {row} (expected {expected})")
-
-
-def _registered_version(model_dir: Path) -> str:
-    """``NAME/VERSION`` of the registry entry this model was loaded as, if any.
-
-    mlflow writes ``registered_model_meta`` when it resolves a ``models:/`` URI (alias or
-    version), so that file names exactly the version being served; otherwise the registry
-    is asked for a version built from this model's run.
-    """
-    meta = _read_meta(model_dir / REGISTERED_META_FILE)
-    if meta.get("model_name") and meta.get("model_version"):
-        return f"{meta['model_name']}/{meta['model_version']}"
-    try:
-        run_id = mlflow.models.Model.load(model_dir).run_id
-        versions = mlflow.MlflowClient().search_model_versions(f"run_id = '{run_id}'")
-    except Exception:  # serving must not fail because the registry is out of reach
-        return UNREGISTERED
-    if not versions:
-        return UNREGISTERED
-    return f"{versions[0].name}/{versions[0].version}"
-
-
-def _read_meta(path: Path) -> dict[str, str]:
-    """The ``key: value`` lines of mlflow's small registered-model metadata file."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return {}
-    pairs = (line.partition(":") for line in lines)
-    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
+            if os.environ.get(ENV_VAR, "").strip().lower() == LOGGING_OFF:
+                _logger.warning("decision logging is off (%s=off): served decisions are not "
+                                "recorded", ENV_VAR)
+                self.decision_log = False
+            else:
+                self.decision_log = DecisionLog()
+                _logger.info("logging decisions to %s", self.decision_log.display_url)
+        return self.decision_log
 
 
 __all__ = [
+    "INTERNAL_ERROR_MESSAGE",
     "MAX_REQUEST_ROWS",
     "LinUCBModel",
-    "check_params",
-    "check_request",
+    "decisions_not_logged",
     "default_params",
     "load_pipeline_files",
     "save_pipeline",

@@ -1,18 +1,24 @@
 """The model registry: model references, resolving and loading a registered version, listing.
 
 mlflow is imported inside the functions that need it, so that ``--help`` of every command
-stays instant. Where the store is: :mod:`adapters.tracking`.
+stays instant. Where the store is: :mod:`adapters.tracking`; the private MLflow shortcuts used
+here (with their public fallbacks): :mod:`adapters.mlflow_internals`.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from adapters import mlflow_internals
+from adapters.tracking import raise_if_unreachable, redact_uri
 from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
@@ -23,6 +29,12 @@ DEFAULT_MODEL_NAME = "skbandit-linucb"
 DEFAULT_ALIAS = "champion"
 
 TRAIN_HINT = "run `python -m train.warmstart` to train and register one"
+PENDING_TAG = "pending"
+"""Set on a version while it is being registered, removed as the last step."""
+CHECKSUM_TAG = "sha256"
+"""A version's ``{stored file: sha256}`` (JSON), recorded at registration."""
+DATA_SUBPATH = Path("data", "skbandit")
+"""Where a version's config.json and state.npz are (``adapters.model_format.DATA_FOLDER``)."""
 
 
 @dataclass(frozen=True)
@@ -66,123 +78,184 @@ def parse_model_ref(text: str) -> ModelRef:
     return ModelRef(match["name"], alias=alias, version=version)
 
 
-def _registry_store():
-    """The model-registry store alone.
-
-    ``MlflowClient()`` also builds the tracking store, whose SQLAlchemy models cost about a
-    second to import; reading the registry needs none of it.
-    """
-    from mlflow.tracking._model_registry.utils import _get_store
-
-    return _get_store()
-
-
 def resolve_version(ref: ModelRef) -> ModelVersion:
-    """The registry entry behind ``ref``; a one-line SkbanditError if there is none."""
+    """The complete registry entry behind ``ref``; a one-line SkbanditError if there is none.
+
+    A version whose registration was interrupted (tagged ``pending``) is never returned: an
+    alias that was moved onto one resolves to the version it pointed at before.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    store = _registry_store()
+    store = mlflow_internals.registry_store()
     try:
         store.get_registered_model(ref.name)
-    except MlflowException:
+    except MlflowException as error:
+        raise_if_unreachable(error)
         raise SkbanditError(
-            f"no registered model {ref.name!r} in {mlflow.get_registry_uri()}; {TRAIN_HINT}"
+            f"no registered model {ref.name!r} in {redact_uri(mlflow.get_registry_uri())}; "
+            f"{TRAIN_HINT}"
         ) from None
     try:
         if ref.version is not None:
-            return store.get_model_version(ref.name, ref.version)
-        return store.get_model_version_by_alias(ref.name, ref.alias)
-    except MlflowException:
+            version = store.get_model_version(ref.name, ref.version)
+        else:
+            version = store.get_model_version_by_alias(ref.name, ref.alias)
+    except MlflowException as error:
+        raise_if_unreachable(error)
         what = f"version {ref.version}" if ref.version else f"alias {ref.alias!r}"
         raise SkbanditError(
             f"model {ref.name!r} has no {what}; see `skbandit models` for what exists, "
             f"or {TRAIN_HINT}"
         ) from None
+    pending = pending_info(version)
+    if pending is None:
+        return version
+    previous = pending.get("aliases", {}).get(ref.alias) if ref.alias else None
+    if previous:
+        return resolve_version(ModelRef(ref.name, version=str(previous)))
+    raise SkbanditError(
+        f"{ref} is version {version.version}, whose registration was interrupted (tag "
+        f"{PENDING_TAG}); the next `python -m train.warmstart` removes it: use another version "
+        "(see `skbandit models`)"
+    )
+
+
+def registry_version(name: str, number: str) -> ModelVersion:
+    """Version ``number`` of ``name`` (any state); a one-line SkbanditError if missing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_internals.registry_store().get_model_version(name, number)
+    except MlflowException as error:
+        raise_if_unreachable(error)
+        raise SkbanditError(f"model {name!r} has no version {number}; {TRAIN_HINT}") from None
+
+
+def pending_info(version: ModelVersion) -> dict | None:
+    """What an interrupted registration recorded (``run_id``, ``aliases`` before), or None
+    for a complete version."""
+    text = (version.tags or {}).get(PENDING_TAG)
+    if text is None:
+        return None
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def load_pipeline(ref: ModelRef) -> tuple[Pipeline, ModelVersion]:
     """Load the fitted skbandit pipeline of a registered version, and the version itself.
 
-    Reads the version's two small artifacts (``config.json``, ``state.npz``, see
-    :mod:`adapters.model_format`) rather than going through ``mlflow.pyfunc.load_model``: the
-    same pipeline, without importing ``mlflow.pyfunc``, putting the model's copied code on
-    ``sys.path`` or checking pip requirements (together about two seconds per CLI call).
+    Reads the version's ``config.json`` and ``state.npz`` (see :mod:`adapters.model_format`)
+    after checking every stored file against the checksums recorded at registration. Never
+    goes through ``mlflow.pyfunc.load_model``: nothing stored with a version is executed, and
+    a version that cannot be read this way is refused with a one-line error.
     """
-    from mlflow.exceptions import MlflowException
-
-    from adapters.model_format import CONFIG_FILE, STATE_FILE, load_pipeline_files
+    from adapters.model_format import load_pipeline_dir
 
     version = resolve_version(ref)
+    what = f"{version.name} version {version.version}"
+    with _model_folder(version) as folder:
+        verify_stored_files(version, folder)
+        return load_pipeline_dir(folder / DATA_SUBPATH, what), version
+
+
+def verify_registered(ref: ModelRef) -> ModelVersion:
+    """The version behind ``ref`` after checking its stored files (for a server to call
+    before it lets mlflow load ``models:/NAME/VERSION``: a modified ``MLmodel`` could
+    otherwise point mlflow at stored code)."""
+    version = resolve_version(ref)
+    with _model_folder(version) as folder:
+        verify_stored_files(version, folder)
+    return version
+
+
+def download_verified(version: ModelVersion, dst_path: str) -> str:
+    """Download a version's model folder into ``dst_path`` and check it against the recorded
+    checksums; return the folder (for ``mlflow.pyfunc.load_model``: check before mlflow
+    reads ``MLmodel``)."""
+    from mlflow.artifacts import download_artifacts
+
+    folder = download_artifacts(f"models:/{version.name}/{version.version}", dst_path=dst_path)
+    verify_stored_files(version, Path(folder))
+    return folder
+
+
+def verify_stored_files(version: ModelVersion, folder: Path) -> None:
+    """Refuse a pending version, one without recorded checksums (registered before
+    checksums existed) or one whose stored files changed since registration."""
+    from adapters.model_format import RETRAIN_HINT, verify_checksums
+
+    what = f"{version.name} version {version.version}"
+    if pending_info(version) is not None:
+        raise SkbanditError(
+            f"refusing to load {what}: its registration was interrupted (tag {PENDING_TAG}); "
+            "the next `python -m train.warmstart` removes it"
+        )
+    recorded = (version.tags or {}).get(CHECKSUM_TAG)
     try:
-        folder = _download(f"{_artifact_root(version)}/artifacts")
-        return load_pipeline_files(folder / CONFIG_FILE, folder / STATE_FILE), version
-    except (MlflowException, OSError, KeyError, ValueError):
-        pass  # not the layout adapters.model_code writes: let pyfunc find the files
-    return _load_with_pyfunc(version), version
+        expected = json.loads(recorded) if recorded else None
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict):
+        raise SkbanditError(
+            f"cannot load {what}: it has no {CHECKSUM_TAG} tag, so it was registered by an "
+            f"older skbandit that stored code with the model; {RETRAIN_HINT}"
+        )
+    verify_checksums(folder, expected, what)
 
 
-def _artifact_root(version: ModelVersion) -> str:
-    """Where the version's model files are (``file://...`` for a local store)."""
+def stored_checksums(source: str) -> dict[str, str]:
+    """sha256 of every file of the logged model at ``source`` (``models:/m-...``)."""
+    from adapters.model_format import file_checksums
+
+    with _model_folder_at(_location_of(source)) as folder:
+        return file_checksums(folder)
+
+
+@contextmanager
+def _model_folder(version: ModelVersion) -> Iterator[Path]:
     source = getattr(version, "storage_location", None) or version.source
-    if source.startswith("models:/m-"):  # an MLflow 3 logged model: look up its location
-        location = _logged_model_location(source.removeprefix("models:/"))
-        if location:
-            return location
-        from mlflow import MlflowClient
+    with _model_folder_at(_location_of(source)) as folder:
+        yield folder
 
-        return MlflowClient().get_model_version_download_uri(version.name, version.version)
+
+def _location_of(source: str) -> str:
+    """Where a model's folder is (``file://...`` for a local store)."""
+    if source.startswith("models:/m-"):  # an MLflow 3 logged model: look up its location
+        return mlflow_internals.logged_model_location(source.removeprefix("models:/"))
     return source
 
 
-def _logged_model_location(model_id: str) -> str | None:
-    """A logged model's artifact location read straight from a SQL store, else None.
+@contextmanager
+def _model_folder_at(location: str) -> Iterator[Path]:
+    """The model folder: a local store's in place, a remote store's downloaded (and removed)."""
+    folder = _local_folder(location)
+    if folder is not None:
+        yield folder
+        return
+    import tempfile
 
-    Saves building the tracking store for one lookup; any other store (or any surprise in
-    the table) falls back to the client.
-    """
-    try:
-        from sqlalchemy import text
+    from mlflow.artifacts import download_artifacts
 
-        engine = _registry_store().engine
-        with engine.connect() as connection:
-            row = connection.execute(
-                text("SELECT artifact_location FROM logged_models WHERE model_id = :id"),
-                {"id": model_id},
-            ).first()
-    except Exception:  # not a SQL store, or another schema: use the client instead
-        return None
-    return row[0] if row else None
+    with tempfile.TemporaryDirectory(prefix="skbandit-model-") as tmp:
+        yield Path(download_artifacts(artifact_uri=location, dst_path=tmp))
 
 
-def _download(uri: str) -> Path:
-    """A local folder with the files at ``uri`` (no copy for a local ``file://`` store)."""
+def _local_folder(uri: str) -> Path | None:
+    """The folder of a local ``file://`` URI (or plain path) that exists, else None."""
     parsed = urlparse(uri)
     if parsed.scheme == "file" and not parsed.netloc:
         from urllib.request import url2pathname
 
         folder = Path(url2pathname(parsed.path))
-        if folder.is_dir():
-            return folder
-    from mlflow.artifacts import download_artifacts
-
-    return Path(download_artifacts(artifact_uri=uri))
-
-
-def _load_with_pyfunc(version: ModelVersion) -> Pipeline:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = mlflow.pyfunc.load_model(
-            f"models:/{version.name}/{version.version}", suppress_warnings=True
-        )
-        return model.unwrap_python_model().pipeline
-    except (MlflowException, OSError, AttributeError) as error:
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise SkbanditError(
-            f"cannot load {version.name} version {version.version} ({first_line}); {TRAIN_HINT}"
-        ) from None
+    elif not parsed.scheme:
+        folder = Path(uri)
+    else:
+        return None
+    return folder if folder.is_dir() else None
 
 
 def version_info(version: ModelVersion, ref: ModelRef, pipeline: Pipeline) -> dict:
@@ -203,18 +276,22 @@ def list_versions(name: str) -> list[dict]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    store = _registry_store()
+    store = mlflow_internals.registry_store()
     try:
         aliases = store.get_registered_model(name).aliases
-    except MlflowException:
+    except MlflowException as error:
+        raise_if_unreachable(error)
         raise SkbanditError(
-            f"no registered model {name!r} in {mlflow.get_registry_uri()}; {TRAIN_HINT}"
+            f"no registered model {name!r} in {redact_uri(mlflow.get_registry_uri())}; "
+            f"{TRAIN_HINT}"
         ) from None
     by_version: dict[str, list[str]] = {}
     for alias, number in aliases.items():
         by_version.setdefault(str(number), []).append(alias)
     rows = []
     for version in store.search_model_versions(f"name = '{name}'"):
+        if pending_info(version) is not None:
+            continue  # an interrupted registration: not a version anyone can use
         tags = version.tags
         rows.append(
             {

@@ -1,8 +1,8 @@
-"""Benchmark serving (issue 5, Performance): REST latency and ``trace`` cold start.
+"""Benchmark serving (issues 5 and 10): REST latency, decision logging, ``trace`` cold start.
 
 Run from the repository root::
 
-    python -m bench.bench_serving             # about two minutes
+    python -m bench.bench_serving             # a few minutes
     python -m bench.bench_serving --quick     # fewer requests and trace runs
 
 It builds everything in a temporary directory: a small simulated school, a store trained
@@ -15,8 +15,14 @@ served with
 requests alternate between them, so load from other processes on this shared machine hits
 both alike. Then ``python -m serve trace ... --use-rl`` is timed as a fresh process, taking
 turns with ``python -c "import mlflow, sklearn"``. Targets: REST p50 within 1.5x of the
-identity model's, trace within 1.5x of the import. This script prints tables and asserts
-nothing.
+identity model's, trace within 1.5x of the import.
+
+Decision logging (issue 10): ``skbandit-linucb`` is served twice, with the decision log on
+and with ``SKBANDIT_DECISION_LOG=off``, the requests alternating (target: logging adds at
+most 1 ms to the p50 of a 100-row request). Then 4 processes append 100-candidate decisions
+to one SQLite log as fast as they can, as 4 server workers would (target: >= 2,000
+decisions/s), with the default ``synchronous=NORMAL`` and with ``?synchronous=full``. This
+script prints tables and asserts nothing.
 """
 
 import argparse
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from adapters.rest_requests import check_params, default_params
 from skbandit import schema
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from tests.support.local_server import model_server
@@ -66,8 +73,14 @@ def main():
         _log_identity(tmp, env)
         rest = _bench_rest(env, tmp, n_requests)
         trace = _bench_trace(env, events, items, n_trace)
+        step = _bench_log_step(tmp / "log-step", 100 if args.quick else 400)
+        throughput = {sync: _bench_log_throughput(tmp / f"log-{sync}", sync, 4, 3.0 if
+                                                  args.quick else 8.0)
+                      for sync in ("normal", "full")}
     _print_rest(rest, n_requests)
     _print_trace(trace)
+    _print_log_step(step)
+    _print_throughput(throughput)
 
 
 def _environment(tmp: Path) -> dict[str, str]:
@@ -75,6 +88,7 @@ def _environment(tmp: Path) -> dict[str, str]:
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "SKBANDIT_DECISION_LOG": str(tmp / "decisions.db"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "COLUMNS": "120",
     }
@@ -120,14 +134,20 @@ def _run(command, env) -> None:
 
 
 # --------------------------------------------------------------------------- REST
+NO_LOG = "skbandit-linucb, no log"
+
+
 def _bench_rest(env, tmp: Path, n_requests: int) -> dict:
-    names = ("skbandit-linucb", "identity", "identity-signed")
+    served = {"skbandit-linucb": ("skbandit-linucb", env),
+              NO_LOG: ("skbandit-linucb", {**env, "SKBANDIT_DECISION_LOG": "off"}),
+              "identity": ("identity", env), "identity-signed": ("identity-signed", env)}
     with ExitStack() as servers:
         urls = {
-            name: servers.enter_context(
-                model_server(f"models:/{name}@champion", env, tmp / f"{name}.log", workers=1)
+            label: servers.enter_context(
+                model_server(f"models:/{name}@champion", server_env,
+                             tmp / f"{label.replace(' ', '')}.log", workers=1)
             )
-            for name in names
+            for label, (name, server_env) in served.items()
         }
         session = requests.Session()
         return {
@@ -178,6 +198,106 @@ def _print_rest(results: dict, n_requests: int) -> None:
                 f"| {n_rows} | {name} | {p50 * 1e3:.2f} | {p95 * 1e3:.2f} | "
                 f"{1 / values.mean():.0f} | {p50 / identity_p50:.2f}x |"
             )
+    for n_rows, by_model in results.items():
+        added = np.percentile(by_model["skbandit-linucb"], 50) - np.percentile(by_model[NO_LOG],
+                                                                               50)
+        print(f"\ndecision logging adds {added * 1e3:+.2f} ms to the p50 of a {n_rows}-row "
+              "request (target: at most 1 ms for 100 rows)")
+
+
+# ------------------------------------------------------------------ log throughput
+WRITER = """
+import datetime, sys, time
+import numpy as np
+from adapters.decision_log import DecisionLog, new_decision_ids
+from skbandit import schema
+log, seconds, n = DecisionLog(sys.argv[1]), float(sys.argv[2]), 100
+rng = np.random.default_rng()
+inputs = rng.random((n, len(schema.MODEL_INPUT))).tolist()
+items = [f"I{k}" for k in range(n)]
+start = float(sys.argv[3]) if len(sys.argv) > 3 else time.time()  # all writers together
+count, end = 0, start + seconds
+def append():
+    decision_id = new_decision_ids(1)[0]
+    decision = [(decision_id, datetime.datetime.now(datetime.UTC), "u", "t", "m", "1", "{}",
+                 False, "I0")]
+    candidates = [(decision_id, item, *values, 1 if k == 0 else None, 1 / n,
+                   0.5 if k == 0 else None) for k, (item, values) in enumerate(zip(items, inputs))]
+    log.append_rows(decision, candidates)
+
+
+append()  # connect and import before the clock starts
+time.sleep(max(0.0, start - time.time()))
+while time.time() < end:
+    append()
+    count += 1
+print(count)
+"""
+
+
+def _bench_log_step(folder: Path, n: int) -> dict:
+    """In process, interleaved: a 100-row predict with and without logging, and the logging
+    step alone (building the rows and the committed append), in seconds."""
+    import json as json_module
+
+    import pandas as pd
+
+    from adapters.decision_log import DecisionLog
+    from adapters.pyfunc_model import LinUCBModel
+    from skbandit.features import make_pipeline, partial_fit_pipeline
+
+    split = json_module.loads(_payload(100))["dataframe_split"]
+    frame = pd.DataFrame(split["data"], columns=split["columns"])
+    pipeline = partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], 50))
+    logged, unlogged = (LinUCBModel.from_pipeline(pipeline, "bench/1") for _ in range(2))
+    logged.decision_log, unlogged.decision_log = DecisionLog(str(folder / "d.db")), False
+    times = {"predict, logged": [], "predict, not logged": [], "logging step": []}
+    for _ in range(n):
+        for label, model in (("predict, logged", logged), ("predict, not logged", unlogged)):
+            start = time.perf_counter()
+            model.predict(None, frame)
+            times[label].append(time.perf_counter() - start)
+        settings, _ = check_params(default_params(pipeline))
+        scored = logged._rank(frame, settings, None)
+        start = time.perf_counter()
+        _, decisions, candidates = logged._decisions(frame, scored, settings, None, None)
+        logged.decision_log.append_rows(decisions, candidates)
+        times["logging step"].append(time.perf_counter() - start)
+    return {label: np.asarray(values) for label, values in times.items()}
+
+
+def _print_log_step(step: dict) -> None:
+    print("\nIn process, 100-row request, interleaved (median ms)")
+    print("| what | p50 ms | p95 ms |")
+    print("|---|---:|---:|")
+    for label, values in step.items():
+        print(f"| {label} | {np.percentile(values, 50) * 1e3:.2f} | "
+              f"{np.percentile(values, 95) * 1e3:.2f} |")
+
+
+def _bench_log_throughput(folder: Path, sync: str, n_writers: int, seconds: float) -> float:
+    """Decisions per second that ``n_writers`` processes append to one SQLite log."""
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'decisions.db'}?synchronous={sync}"
+    first = subprocess.run([sys.executable, "-c", WRITER, url, "0.1"], cwd=REPO_ROOT,
+                           capture_output=True, text=True)  # creates the tables
+    if first.returncode != 0:
+        sys.exit(f"log writer failed:\n{first.stderr[-2000:]}")
+    start = str(time.time() + 30.0)  # after every writer has imported (slow on a busy machine)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(seconds), start],
+                                cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+               for _ in range(n_writers)]
+    counts = [int(w.communicate()[0].strip() or 0) for w in writers]
+    return sum(counts) / seconds
+
+
+def _print_throughput(throughput: dict) -> None:
+    print("\nDecision log throughput: 4 processes appending 100-candidate decisions to one "
+          "SQLite log (WAL)")
+    print("| synchronous | decisions/s |")
+    print("|---|---:|")
+    for sync, rate in throughput.items():
+        print(f"| {sync} | {rate:.0f} |")
 
 
 # -------------------------------------------------------------------------- trace

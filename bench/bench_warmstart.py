@@ -39,7 +39,7 @@ STAGES = {
     "metrics": "final metrics, log stepped + final metrics",
     "plots": "four matplotlib PNGs",
     "dataset": "mlflow.log_input of the event table",
-    "model": "mlflow.pyfunc.log_model (models from code)",
+    "model": "mlflow.pyfunc.log_model (data + installed loader module)",
     "register": "register the version, tags, alias",
 }
 

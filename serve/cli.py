@@ -46,29 +46,41 @@ EventsOpt = Annotated[
 ItemsOpt = Annotated[
     Path | None, typer.Option(envvar="SKBANDIT_ITEMS", help="Items file (parquet or CSV).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")
+]
 DEFAULT_MODEL = "skbandit-linucb@champion"
 
 
 ExplorationOpt = Annotated[
     Exploration,
-    typer.Option(help="greedy: top-k by UCB; softmax: draw the k items from softmax(score/T)."),
+    typer.Option(
+        help="greedy: the k best scores (score = the --objective plus the uncertainty bonus); "
+        "softmax: draw the k items from softmax(score / T)."
+    ),
 ]
 TemperatureOpt = Annotated[
-    float, typer.Option(min=0.0, help="Softmax temperature T (> 0; with --exploration softmax).")
+    float,
+    typer.Option(
+        help="Softmax temperature T, at least 0.01 (used only with --exploration softmax)."
+    ),
 ]
 ObjectiveOpt = Annotated[
     Objective | None,
     typer.Option(
-        help="target_band: success nearest --target (the serving default, see the README's "
-        "simulation study); max_success: highest expected success.",
+        help="target_band: success nearest --target (the serving default, see "
+        "docs/study.md); max_success: highest expected success.",
         show_default=False,
     ),
 ]
 TargetOpt = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Target success of --objective target_band.")
 ]
-SeedOpt = Annotated[int, typer.Option(min=0, help="Seed of tie-breaks and softmax draws.")]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Seed of tie-breaks and draws, to reproduce a ranking "
+                 "(default: unseeded, from OS entropy).", show_default=False),
+]
 
 
 @contextmanager
@@ -85,6 +97,12 @@ def _one_line_errors():
     except Exception as error:  # e.g. an unreachable tracking server: still one line
         if os.environ.get("SKBANDIT_DEBUG"):
             raise
+        from adapters.tracking import raise_if_unreachable
+
+        try:
+            raise_if_unreachable(error)
+        except SkbanditError as unreachable:
+            _fail(str(unreachable))
         first_line = (str(error).strip().splitlines() or [""])[0]
         _fail(
             f"unexpected {type(error).__name__}: {first_line} "
@@ -94,16 +112,22 @@ def _one_line_errors():
 
 def _fail(message: str) -> None:
     """One line on stderr (flattened, so it never wraps into a block) and exit code 1."""
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    from adapters.tracking import redact_text
+
+    typer.echo(f"error: {' '.join(redact_text(message).split())}", err=True)
     raise typer.Exit(1)
 
 
 @app.command()
 def trace(
+    ctx: typer.Context,
     student_id: StudentOpt,
     topic: TopicOpt,
     time_window: WindowOpt = None,
-    use_rl: Annotated[bool, typer.Option("--use-rl", help="Recommend with the bandit.")] = False,
+    use_rl: Annotated[
+        bool,
+        typer.Option("--use-rl", metavar="", help="Recommend with the bandit (else the rule)."),
+    ] = False,
     model: ModelOpt = DEFAULT_MODEL,
     top_k: TopKOpt = 5,
     events: EventsOpt = None,
@@ -112,7 +136,13 @@ def trace(
     temperature: TemperatureOpt = 0.05,
     objective: ObjectiveOpt = None,
     target: TargetOpt = 0.7,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
+    log_decision: Annotated[
+        bool,
+        typer.Option("--log-decision", metavar="",
+                     help="With --use-rl: record the decision in the decision log "
+                     "(SKBANDIT_DECISION_LOG, default mlruns/decisions.db)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a student's attempts on a topic in a week, their context, and what comes next."""
@@ -120,15 +150,21 @@ def trace(
         from serve import render
         from serve.recommend import rl_recommendations, rule_recommendations
 
-        settings = _settings(exploration, temperature, objective, target, seed)
+        settings = _settings(exploration, temperature, objective, target, top_k, seed)
+        if not use_rl:
+            _warn_unused(ctx, "model", "exploration", "temperature", "objective", "target",
+                         "seed")
         week = _student_week(events, items, student_id, topic, time_window)
         if use_rl:
             pipeline, info = _load_model(model)
-            recs = rl_recommendations(pipeline, week, top_k, settings)
+            recs = rl_recommendations(pipeline, week, settings)
         else:
             recs, info, settings = rule_recommendations(week, top_k), None, None
+        decision_id = _log_decision(log_decision, use_rl, pipeline if use_rl else None, week,
+                                    recs, settings, info)
         if as_json:
-            _print_json(render.trace_payload(week, recs, info, settings))
+            payload = render.trace_payload(week, recs, info, settings)
+            _print_json(payload if decision_id is None else {**payload, "decision_id": decision_id})
         else:
             render.print_trace(week, recs, info, settings)
 
@@ -146,7 +182,7 @@ def compare_recs(
     temperature: TemperatureOpt = 0.05,
     objective: ObjectiveOpt = None,
     target: TargetOpt = 0.7,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rule-based and LinUCB recommendations side by side, with their overlap."""
@@ -154,11 +190,11 @@ def compare_recs(
         from serve import render
         from serve.recommend import comparison, rl_recommendations, rule_recommendations
 
-        settings = _settings(exploration, temperature, objective, target, seed)
+        settings = _settings(exploration, temperature, objective, target, top_k, seed)
         week = _student_week(events, items, student_id, topic, time_window)
         pipeline, info = _load_model(model)
         rule = rule_recommendations(week, top_k)
-        rl = rl_recommendations(pipeline, week, top_k, settings)
+        rl = rl_recommendations(pipeline, week, settings)
         compared = comparison(rule, rl, settings)
         if as_json:
             _print_json(render.compare_payload(week, rule, rl, compared, info, settings))
@@ -169,6 +205,13 @@ def compare_recs(
 @app.command()
 def models(
     name: Annotated[str, typer.Option(help="Registered model name.")] = "skbandit-linucb",
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", metavar="",
+            help="All columns (time, updates, feature set, Brier, run id); needs ~140 columns.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List the registered versions of a model with aliases, training size and metrics."""
@@ -181,27 +224,87 @@ def models(
         if as_json:
             _print_json(versions)
         else:
-            render.print_versions(name, versions)
+            render.print_versions(name, versions, wide=wide)
 
 
-def _settings(exploration, temperature, objective, target, seed):
-    from serve.recommend import PolicySettings
+@app.command()
+def serve(
+    model: Annotated[
+        str, typer.Option(envvar="SKBANDIT_MODEL", help="Registered model: models:/NAME@ALIAS, "
+                          "NAME@ALIAS or NAME/VERSION.")
+    ] = f"models:/{DEFAULT_MODEL}",
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Another Host name clients may use (repeatable); localhost, "
+                     "127.0.0.1 and ::1 are always allowed."),
+    ] = None,
+) -> None:
+    """Serve a registered version over REST (POST /invocations), logging every decision."""
+    with _one_line_errors():
+        import logging
+
+        from serve.app import run
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        run(model, host, port, workers, allowed_host or (), echo=lambda m: typer.echo(m, err=True))
+
+
+def _log_decision(asked, use_rl, pipeline, week, recs, settings, info):
+    """Record ``trace``'s LinUCB decision when ``--log-decision`` asks; its id, else None."""
     from skbandit.exceptions import SkbanditError
 
-    if exploration is Exploration.softmax and not temperature > 0:
-        raise SkbanditError(
-            f"--temperature must be > 0 with --exploration softmax, got {temperature:g}"
-        )
-    objective = PolicySettings.objective if objective is None else objective.value
-    return PolicySettings(exploration.value, temperature, objective, target, seed)
+    if not asked:
+        return None
+    if not use_rl:
+        raise SkbanditError("--log-decision records a bandit decision: add --use-rl")
+    from serve.decisions import log_decision
+
+    decision_id = log_decision(pipeline, week, recs, settings, info)
+    typer.echo(f"decision {decision_id} logged", err=True)
+    return decision_id
+
+
+def _settings(exploration, temperature, objective, target, top_k, seed):
+    """The options as checked settings; a bad one is named as its option (``--temperature``)."""
+    from serve.recommend import PolicySettings
+    from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
+
+    options = {"exploration": exploration, "temperature": temperature, "target": target,
+               "top_k": top_k}
+    if objective is not None:
+        options["objective"] = objective
+    ranking = RankingSettings.from_values(options, label="--{}", base=SERVING_SETTINGS)
+    return PolicySettings(ranking, seed)
+
+
+def _warn_unused(ctx: typer.Context, *names: str) -> None:
+    """Warn (stderr) about bandit options given on the command line without ``--use-rl``."""
+    sources = {name: ctx.get_parameter_source(name) for name in names}
+    # by name: typer may bring its own copy of click's ParameterSource enum
+    given = [f"--{name.replace('_', '-')}" for name, source in sources.items()
+             if getattr(source, "name", None) == "COMMANDLINE"]
+    if given:
+        verb = "is" if len(given) == 1 else "are"
+        typer.echo(f"warning: {', '.join(given)} {verb} only used with --use-rl; showing the "
+                   "rule-based list", err=True)
 
 
 def _student_week(events, items, student_id, topic, time_window):
-    from adapters.datasets import load_school
-    from serve.recommend import parse_week, student_week, whole_history
+    from adapters.datasets import load_school_reports
+    from serve.recommend import check_window, parse_week, student_week, whole_history
 
-    event_table, item_table, _ = load_school(events, items)
+    loaded = load_school_reports(events, items)
+    for report in (loaded.event_report, loaded.item_report):  # nothing dropped silently
+        if report is not None and report.summary().count(";"):
+            typer.echo(f"data: {report.summary()}", err=True)
+    event_table, item_table = loaded.events, loaded.items
     window = parse_week(time_window) if time_window else whole_history(event_table)
+    if time_window:
+        check_window(event_table, window)
     return student_week(event_table, item_table, student_id, topic, window)
 
 
@@ -213,7 +316,7 @@ def _configure_tracking() -> None:
     from skbandit.exceptions import SkbanditError
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO chatter on the CLI
-    uri = tracking.configure_tracking()
+    uri = tracking.configure_tracking(create=False)  # read-only: create no folder or database
     database = tracking.sqlite_path(uri)
     if database is not None and not database.is_file():
         raise SkbanditError(f"no MLflow store at {database}; {registry.TRAIN_HINT}")

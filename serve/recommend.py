@@ -6,7 +6,7 @@ Everything here returns plain data (dicts and DataFrames); ``serve.cli`` prints 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
@@ -15,10 +15,14 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import candidate_frame, item_context, student_context
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import SERVING_OBJECTIVE, rank_linucb, rank_rule_based
+from skbandit.explanations import ranking_reasons
+from skbandit.policy import rank_linucb, rank_rule_based, score_candidates
+from skbandit.ranking_settings import SERVING_SETTINGS, Exploration, Objective, RankingSettings
 
 RECENT_ITEMS_EXCLUDED = 10
 """Items the student answered in their last this-many attempts are not recommended again."""
+SIMILAR_IDS = 3
+"""How many close known student ids an unknown id is answered with."""
 
 
 @dataclass
@@ -56,6 +60,40 @@ def whole_history(events: pd.DataFrame) -> Window:
     return Window("all", events[schema.TIMESTAMP].min(), last + pd.Timedelta(seconds=1))
 
 
+def check_window(events: pd.DataFrame, window: Window) -> None:
+    """Refuse a week that lies wholly outside the events, naming the data's date range."""
+    if events.empty:
+        return
+    first, last = events[schema.TIMESTAMP].min(), events[schema.TIMESTAMP].max()
+    if window.end > first and window.start <= last:
+        return
+    raise SkbanditError(
+        f"time window {window.label} ({window.start:%Y-%m-%d} to "
+        f"{window.end - timedelta(days=1):%Y-%m-%d}) is outside the data, which runs from "
+        f"{first:%Y-%m-%d} ({_iso_week(first)}) to {last:%Y-%m-%d} ({_iso_week(last)}); pick "
+        "a week in that range or leave out --time-window"
+    )
+
+
+def _iso_week(stamp: pd.Timestamp) -> str:
+    year, week, _ = stamp.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def similar_student_ids(events: pd.DataFrame, user_id: str, n: int = SIMILAR_IDS) -> list[str]:
+    """Known ids that look like ``user_id``: case-insensitive matches first, then close ones.
+
+    >>> frame = pd.DataFrame({"user_id": ["ABC123", "ABD123", "XYZ999"]})
+    >>> similar_student_ids(frame, "abc123")
+    ['ABC123', 'ABD123']
+    """
+    known = pd.unique(events[schema.USER_ID].astype(str))
+    same = [k for k in known if k.casefold() == user_id.casefold()]
+    folded = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(user_id.casefold(), list(folded), n=n, cutoff=0.6)
+    return list(dict.fromkeys(same + [folded[c] for c in close]))[:n]
+
+
 def check_topic(items: pd.DataFrame, topic: str) -> None:
     """Refuse a topic the items table does not know, naming the closest known topics."""
     known = sorted(items[schema.TOPIC].unique())
@@ -76,6 +114,7 @@ class StudentWeek:
     context: dict
     known_student: bool
     candidates: pd.DataFrame = field(repr=False)
+    similar_ids: tuple[str, ...] = ()
 
 
 def student_week(events, items, user_id: str, topic: str, window: Window) -> StudentWeek:
@@ -99,70 +138,94 @@ def student_week(events, items, user_id: str, topic: str, window: Window) -> Stu
             f"no eligible items for topic {topic!r}: its {n_items} items are drift-flagged or "
             f"among the student's last {RECENT_ITEMS_EXCLUDED} attempts"
         )
-    return StudentWeek(user_id, topic, window, in_window, context, not mine.empty, candidates)
+    similar = () if not mine.empty else tuple(similar_student_ids(events, user_id))
+    return StudentWeek(user_id, topic, window, in_window, context, not mine.empty, candidates,
+                       similar)
 
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """How the bandit ranks: exploration mode, objective and their knobs (see skbandit.policy)."""
+    """How the bandit ranks for ``trace`` and ``compare-recs``: the settings and their seed.
 
-    exploration: str = "greedy"
-    temperature: float = 0.05
-    objective: str = SERVING_OBJECTIVE
-    target: float = 0.7
-    seed: int = 0
+    ``ranking`` (a :class:`~skbandit.ranking_settings.RankingSettings`) is checked when it
+    is built; ``seed`` seeds the tie-breaks and softmax draws (None: unseeded, OS entropy).
+    """
+
+    ranking: RankingSettings = SERVING_SETTINGS
+    seed: int | None = None
 
     def as_dict(self) -> dict:
         """The settings for ``--json``."""
-        return asdict(self)
+        ranking = self.ranking
+        return {
+            "exploration": ranking.exploration.value,
+            "temperature": ranking.temperature,
+            "objective": ranking.objective.value,
+            "target": ranking.target,
+            "seed": self.seed,
+        }
 
     def describe(self) -> str | None:
         """One line for people, or None for the default (greedy, the serving objective)."""
-        if self == PolicySettings():
+        if self.as_dict() == PolicySettings().as_dict():
             return None
+        ranking = self.ranking
         how = (
-            f"softmax exploration (temperature {self.temperature:g}, seed {self.seed})"
-            if self.exploration == "softmax"
+            f"softmax exploration (temperature {ranking.temperature:g}"
+            + ("" if self.seed is None else f", seed {self.seed}") + ")"
+            if ranking.exploration is Exploration.softmax
             else "greedy ranking"
         )
         goal = (
-            f"objective target_band (target {self.target:.0%})"
-            if self.objective == "target_band"
+            f"objective target_band (target {ranking.target:.0%})"
+            if ranking.objective is Objective.target_band
             else "objective max_success"
         )
         return f"Policy: {how}, {goal}"
 
 
 def rl_recommendations(
-    pipeline, week: StudentWeek, top_k: int, settings: PolicySettings | None = None
+    pipeline, week: StudentWeek, settings: PolicySettings | None = None
 ) -> pd.DataFrame:
-    """LinUCB's top-k for the student's candidates (ties and draws from a seeded generator)."""
+    """LinUCB's top-k for the student's candidates (ties and draws from a seeded generator).
+
+    Each row also has the item's ``difficulty`` and a ``reason`` saying what sets it apart
+    (:func:`skbandit.explanations.ranking_reasons`).
+    """
     settings = settings or PolicySettings()
-    return rank_linucb(
-        pipeline,
-        week.candidates,
-        top_k=top_k,
-        rng=np.random.default_rng(settings.seed),
-        objective=settings.objective,
-        target=settings.target,
-        exploration=settings.exploration,
-        temperature=settings.temperature,
+    ranking = settings.ranking
+    recs = rank_linucb(
+        pipeline, week.candidates, ranking, rng=np.random.default_rng(settings.seed)
     )
+    base = score_candidates(pipeline, week.candidates, ranking).base
+    target = ranking.target if ranking.objective is Objective.target_band else None
+    cold = int(week.context.get(schema.N_PRIOR, 0)) == 0
+    recs[schema.REASON] = ranking_reasons(pipeline, week.candidates, recs, base, target=target,
+                                          cold_start=cold)
+    return _with_difficulty(recs, week.candidates)
 
 
 def rule_recommendations(week: StudentWeek, top_k: int) -> pd.DataFrame:
-    """The rule-based baseline's top-k for the same candidates."""
-    return rank_rule_based(week.candidates, top_k=top_k)
+    """The rule-based baseline's top-k for the same candidates (with each item's difficulty)."""
+    return _with_difficulty(rank_rule_based(week.candidates, top_k=top_k), week.candidates)
+
+
+def _with_difficulty(recs: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    """``recs`` with the item's IRT ``difficulty`` after ``item_id``."""
+    difficulty = candidates.set_index(schema.ITEM_ID)[schema.DIFFICULTY]
+    recs.insert(recs.columns.get_loc(schema.ITEM_ID) + 1, schema.DIFFICULTY,
+                recs[schema.ITEM_ID].map(difficulty).to_numpy(np.float64))
+    return recs
 
 
 def comparison(
     rule: pd.DataFrame, rl: pd.DataFrame, settings: PolicySettings | None = None
 ) -> dict:
     """Overlap of the two lists and, for each RL item the rule lacks, why the bandit chose it."""
-    settings = settings or PolicySettings()
+    ranking = (settings or PolicySettings()).ranking
     exploited = (
-        f"expected success nearer the {settings.target:.0%} target than the rule's picks"
-        if settings.objective == "target_band"
+        f"expected success nearer the {ranking.target:.0%} target than the rule's picks"
+        if ranking.objective is Objective.target_band
         else "higher expected success than the rule's picks"
     )
     rule_items = set(rule[schema.ITEM_ID])

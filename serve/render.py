@@ -1,4 +1,8 @@
-"""How the CLI shows things: rich tables for people, plain dicts for ``--json``."""
+"""How the CLI shows things: rich tables for people, plain dicts for ``--json``.
+
+Every table fits an 80-column terminal: long texts (the reasons) are printed under the
+table, one wrapped line per item, and ``models`` keeps its widest columns for ``--wide``.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +63,35 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return out.to_dict("records")
 
 
+def _print_student_notes(console: Console, week) -> None:
+    """Say when the student is unknown (and which known ids look like it)."""
+    if week.known_student:
+        return
+    console.print(
+        f"[yellow]note: no attempts by {week.user_id} yet, so the context is the cold-start "
+        "default and the ranking is generic until they have attempts[/yellow]"
+    )
+    similar = getattr(week, "similar_ids", ())
+    if similar:
+        console.print(f"[yellow]did you mean: {', '.join(similar)}?[/yellow]")
+
+
+def _difficulty(row: dict) -> str:
+    value = row.get(schema.DIFFICULTY)
+    return "" if value is None or pd.isna(value) else f"{value:+.2f}"
+
+
+def _print_reasons(console: Console, recs: pd.DataFrame) -> None:
+    """``Why:`` then one wrapped line per item, aligned after its rank."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column()
+    for row in recs.to_dict("records"):
+        grid.add_row(f"{row[schema.RANK]}.", row[schema.REASON])
+    console.print("Why:")
+    console.print(grid)
+
+
 def trace_payload(week, recs: pd.DataFrame, info: dict | None, settings=None) -> dict:
     """Everything ``trace`` prints, as a dict for ``--json``."""
     columns = [c for c in ATTEMPT_COLUMNS if c in week.attempts.columns]
@@ -86,8 +119,7 @@ def print_trace(week, recs: pd.DataFrame, info: dict | None, settings=None) -> N
     """The attempts in the window, the student's context, then the recommendations."""
     console = _console()
     console.print(f"Student {week.user_id} | topic {week.topic} | window {week.window.label}")
-    if not week.known_student:
-        console.print("[yellow]note: unknown student; using the cold-start context[/yellow]")
+    _print_student_notes(console, week)
     _print_attempts(console, week.attempts)
     _print_context(console, week.context)
     if info is None:
@@ -132,36 +164,47 @@ def _print_rule_list(console: Console, recs: pd.DataFrame) -> None:
         Rule("Rule-based Recommendations (topic filter, sort by difficulty)", characters="━")
     )
     table = Table()
-    for column in ("Rank", "Item", "IRT expected", "Reason"):
+    for column in ("Rank", "Item", "Difficulty", "IRT expected"):
         table.add_column(column)
     for row in recs.to_dict("records"):
         table.add_row(
             str(row[schema.RANK]),
             str(row[schema.ITEM_ID]),
+            _difficulty(row),
             _percent(row[schema.EXPECTED_REWARD]),
-            row[schema.REASON],
         )
     console.print(table)
+    _print_reasons(console, recs)
 
 
 def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) -> None:
     console.print(Rule("RL-Powered Recommendations (LinUCB Bandit)", characters="━"))
     table = Table()
-    for column in ("Rank", "Item", "Expected", "Uncertainty", "Mode", "Reason"):
+    for column in ("Rank", "Item", "Difficulty", "Expected", "Uncertainty", "Mode"):
         table.add_column(column)
     for row in recs.to_dict("records"):
         table.add_row(
             str(row[schema.RANK]),
             str(row[schema.ITEM_ID]),
+            _difficulty(row),
             _percent(row[schema.EXPECTED_REWARD]),
             f"±{row[schema.UNCERTAINTY]:.0%}",
             "Explore" if row[schema.IS_EXPLORATION] else "Exploit",
-            row[schema.REASON],
         )
     console.print(table)
+    _print_reasons(console, recs)
     _print_settings(console, settings)
     console.print(_model_footer(info))
     console.print(Rule(characters="━"))
+
+
+COMPARISON_COLUMNS = ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.",
+                      "LinUCB est.", "±", "Mode")
+ESTIMATES_NOTE = (
+    "IRT est.: success chance from mastery and difficulty alone. LinUCB est.: the "
+    "bandit's learned estimate, which also weighs recent accuracy, speed, help use and "
+    "how others did on the item, so the same item can get two different numbers."
+)
 
 
 def compare_payload(week, rule, rl, compared: dict, info: dict, settings=None) -> dict:
@@ -182,34 +225,27 @@ def compare_payload(week, rule, rl, compared: dict, info: dict, settings=None) -
 def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) -> None:
     """Both lists in one table, the overlap, and why the bandit picked what the rule did not."""
     console = _console()
-    if not week.known_student:
-        console.print("[yellow]note: unknown student; using the cold-start context[/yellow]")
+    _print_student_notes(console, week)
     table = Table(
         title=f"Rule-based vs LinUCB: {week.user_id} on {week.topic} ({week.window.label})"
     )
-    for column in (
-        "Rank",
-        "Rule-based",
-        "IRT expected",
-        "LinUCB",
-        "Expected",
-        "Uncertainty",
-        "Mode",
-    ):
+    for column in COMPARISON_COLUMNS:
         table.add_column(column)
     for rank in range(max(len(rule), len(rl))):
-        left = rule.iloc[rank] if rank < len(rule) else None
-        right = rl.iloc[rank] if rank < len(rl) else None
+        left = rule.iloc[rank].to_dict() if rank < len(rule) else None
+        right = rl.iloc[rank].to_dict() if rank < len(rl) else None
         table.add_row(
             str(rank + 1),
-            "" if left is None else str(left[schema.ITEM_ID]),
-            "" if left is None else _percent(left[schema.EXPECTED_REWARD]),
-            "" if right is None else str(right[schema.ITEM_ID]),
-            "" if right is None else _percent(right[schema.EXPECTED_REWARD]),
-            "" if right is None else f"±{right[schema.UNCERTAINTY]:.0%}",
-            "" if right is None else ("Explore" if right[schema.IS_EXPLORATION] else "Exploit"),
+            *(("",) * 3 if left is None else (
+                str(left[schema.ITEM_ID]), _difficulty(left),
+                _percent(left[schema.EXPECTED_REWARD]))),
+            *(("",) * 5 if right is None else (
+                str(right[schema.ITEM_ID]), _difficulty(right),
+                _percent(right[schema.EXPECTED_REWARD]), f"±{right[schema.UNCERTAINTY]:.0%}",
+                "Explore" if right[schema.IS_EXPLORATION] else "Exploit")),
         )
     console.print(table)
+    console.print(ESTIMATES_NOTE)
     console.print(f"Overlap: {compared['n_overlap']} of {len(rl)} items")
     for why in compared["rl_only"]:
         console.print(
@@ -220,34 +256,43 @@ def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) 
     console.print(_model_footer(info))
 
 
-def print_versions(name: str, versions: list[dict]) -> None:
-    """The registered versions of a model, newest first."""
+VERSION_COLUMNS = ("Version", "Aliases", "Created", "Events", "Log-loss", "AUC")
+WIDE_VERSION_COLUMNS = ("Version", "Aliases", "Created", "Events", "Updates", "Feature set",
+                        "Log-loss", "AUC", "Brier", "Run")
+LOG_LOSS_KEYS = ("log_loss", "bandit_log_loss")
+AUC_KEYS = ("auc", "bandit_auc")
+BRIER_KEYS = ("brier", "bandit_brier")
+
+
+def print_versions(name: str, versions: list[dict], wide: bool = False) -> None:
+    """The registered versions of a model, newest first.
+
+    The default columns fit 80 columns (creation date only); ``wide`` adds the time, the
+    updates, the feature set, the Brier score and the run id.
+    """
+    columns = WIDE_VERSION_COLUMNS if wide else VERSION_COLUMNS
     table = Table(title=f"Registered versions of {name}")
-    for column in (
-        "Version",
-        "Aliases",
-        "Created",
-        "Events",
-        "Updates",
-        "Feature set",
-        "Log-loss",
-        "AUC",
-    ):
-        table.add_column(column)
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("Created", "Run"))
     for row in versions:
         metrics = row["metrics"]
-        table.add_row(
-            str(row["version"]),
-            ", ".join(row["aliases"]),
-            row["created"],
-            f"{row['events_trained']:,}",
-            f"{row['updates']:,}",
-            row["feature_set"],
-            _metric(metrics.get("bandit_log_loss")),
-            _metric(metrics.get("bandit_auc")),
-        )
+        cells = {
+            "Version": str(row["version"]),
+            "Aliases": ", ".join(row["aliases"]),
+            "Created": row["created"] if wide else row["created"][:10],
+            "Events": f"{row['events_trained']:,}",
+            "Updates": f"{row['updates']:,}",
+            "Feature set": row["feature_set"],
+            "Log-loss": _metric(metrics, LOG_LOSS_KEYS),
+            "AUC": _metric(metrics, AUC_KEYS),
+            "Brier": _metric(metrics, BRIER_KEYS),
+            "Run": str(row.get("run_id", "")),
+        }
+        table.add_row(*(cells[column] for column in columns))
     _console().print(table)
 
 
-def _metric(value: float | None) -> str:
+def _metric(metrics: dict, keys: tuple[str, ...]) -> str:
+    """The first of ``keys`` the version has (short tag names first), to 4 decimals."""
+    value = next((metrics[key] for key in keys if key in metrics), None)
     return "" if value is None else f"{value:.4f}"

@@ -22,7 +22,9 @@ Cleaning rules (each counted in a :class:`CleaningReport`, nothing is dropped si
 - naive timestamps are taken as UTC; events are sorted by timestamp (stable).
 
 Values that cannot be cleaned without guessing (``correct`` outside {0, 1}, a propensity
-outside (0, 1], an unparseable timestamp, a missing column) raise
+outside (0, 1], an unparseable timestamp or one outside :data:`TIMESTAMP_RANGE`, a
+difficulty outside [-10, 10], a discrimination outside (0, 10], a guessing outside [0, 1),
+a missing column) raise
 :class:`~skbandit.exceptions.SkbanditError` with a one-line message naming the source, the
 column, what was expected and what was found.
 """
@@ -38,6 +40,13 @@ from skbandit.exceptions import SkbanditError
 
 LATENCY_CAP_MS = 30 * 60 * 1000
 """Latencies above 30 minutes are clipped to 30 minutes (real logs reach 1e9 ms)."""
+MAX_ABS_DIFFICULTY = 10.0
+"""Item difficulty (IRT b, logits) must lie in [-10, 10]: beyond, P(correct) is 1 or 0 to
+four decimals for every student, and huge values overflow the features."""
+MAX_DISCRIMINATION = 10.0
+"""Item discrimination (IRT a) must lie in (0, 10]."""
+TIMESTAMP_RANGE = (pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2262-04-11", tz="UTC"))
+"""Timestamps must lie in pandas' nanosecond range (about years 1678 to 2262)."""
 
 
 STRING_COLUMNS = (
@@ -127,12 +136,45 @@ def _require(df, source, columns, what):
             )
 
 
+def clean_id(value) -> str | None:
+    """One id as a clean string: integral numbers lose their ``.0``, text is stripped.
+
+    >>> clean_id(280.0), clean_id(7), clean_id(" q12 "), clean_id(float("nan"))
+    ('280', '7', 'q12', None)
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return None
+        if float(value).is_integer() and abs(value) < 2**63:
+            return str(int(value))
+    return str(value)
+
+
+def clean_ids(values: pd.Series) -> pd.Series:
+    """Ids of any type as clean strings (object dtype), missing values kept as ``None``.
+
+    Each distinct value is converted once, so a million rows over a few thousand ids are
+    cheap. Integral floats (ids of a column with gaps, read from CSV) become ``'280'``.
+
+    >>> clean_ids(pd.Series([280.0, None, 281.0])).tolist()
+    ['280', None, '281']
+    """
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        return values.astype(str).astype(object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([clean_id(v) for v in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
 def _as_str(values: pd.Series) -> pd.Series:
-    """Strings with missing values kept missing (ints read from CSV become '123')."""
-    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
-        return values.astype(object).where(values.notna(), None)
-    out = values.astype(object).where(values.notna(), None)
-    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
+    """Strings with missing values kept missing (ints and floats become '123')."""
+    return clean_ids(values)
 
 
 def _numeric(df, source, column, expected) -> pd.Series:
@@ -147,9 +189,18 @@ def _numeric(df, source, column, expected) -> pd.Series:
 
 
 def _skill_list(value) -> list[str]:
-    """``skill_ids`` as a list of str (from a list, array, JSON-ish or ';'/','-separated)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
+    """``skill_ids`` as a list of str (from a list, array, number, JSON-ish or ';'/','-separated).
+
+    >>> _skill_list(280.0), _skill_list("[1, 2]"), _skill_list(np.array([3.0, 4.0]))
+    (['280'], ['1', '2'], ['3', '4'])
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if type(value) is list and all(type(v) is str for v in value):  # the common case, fast
+        return [v for v in (x.strip() for x in value) if v]
+    if not isinstance(value, (str, list, tuple)):
+        single = clean_id(value)
+        return [single] if single else []
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -159,7 +210,7 @@ def _skill_list(value) -> list[str]:
                 value = text.strip("[]").replace("'", "").replace('"', "").split(",")
         else:
             value = text.replace(";", ",").split(",")
-    items = [str(v).strip() for v in list(value)]
+    items = [clean_id(v) for v in list(value)]
     return [v for v in items if v]
 
 
@@ -211,6 +262,14 @@ def _coerce_timestamp(df, source) -> pd.Series:
     bad = raw.notna() & ts.isna()
     if bad.any():
         _fail(source, schema.TIMESTAMP, "a datetime or ISO-8601 string", raw[bad])
+    beyond = ts.notna() & ((ts < TIMESTAMP_RANGE[0]) | (ts > TIMESTAMP_RANGE[1]))
+    if beyond.any():
+        row = beyond.index[np.flatnonzero(beyond.to_numpy())[0]]
+        raise SkbanditError(
+            f"{source}: column '{schema.TIMESTAMP}' row {row} has {raw.loc[row]}, outside the "
+            f"supported range {TIMESTAMP_RANGE[0].date()} to {TIMESTAMP_RANGE[1].date()} "
+            f"({int(beyond.sum())} rows); fix or drop those rows"
+        )
     return ts.astype("datetime64[ns, UTC]")
 
 
@@ -261,9 +320,10 @@ def _derive_topic(df, source) -> pd.DataFrame:
     if schema.TOPIC not in df.columns and schema.SKILL_IDS not in df.columns:
         _require(df, source, (*schema.EVENT_REQUIRED, schema.TOPIC), "event")
     if schema.SKILL_IDS in df.columns:
-        skills = df[schema.SKILL_IDS].map(_skill_list)
+        lists = [_skill_list(v) for v in df[schema.SKILL_IDS].to_numpy(dtype=object)]
+        skills = pd.Series(lists, index=df.index, dtype=object)
         df[schema.SKILL_IDS] = skills
-        derived = skills.map(lambda s: s[0] if s else None)
+        derived = pd.Series([s[0] if s else None for s in lists], index=df.index, dtype=object)
         topic = df[schema.TOPIC] if schema.TOPIC in df.columns else derived
         df = df.assign(**{schema.TOPIC: topic.where(topic.notna(), derived)})
     return df
@@ -351,15 +411,15 @@ def validate_items(
     for col in (schema.ITEM_ID, schema.TOPIC):
         df[col] = _as_str(df[col])
     df = _drop_missing(df, report, (schema.ITEM_ID, schema.TOPIC))
-    finite = "a finite number (logit scale)"
-    df[schema.DIFFICULTY] = _numeric(df, source, schema.DIFFICULTY, finite)
-    bad = ~np.isfinite(df[schema.DIFFICULTY])
+    difficulty = f"a number in [-{MAX_ABS_DIFFICULTY}, {MAX_ABS_DIFFICULTY}] (logit scale)"
+    df[schema.DIFFICULTY] = _numeric(df, source, schema.DIFFICULTY, difficulty)
+    bad = ~(df[schema.DIFFICULTY].abs() <= MAX_ABS_DIFFICULTY)
     if bad.any():
-        _fail(source, schema.DIFFICULTY, finite, df.loc[bad, schema.DIFFICULTY])
+        _fail(source, schema.DIFFICULTY, difficulty, df.loc[bad, schema.DIFFICULTY])
     _fill_default(df, report, schema.DISCRIMINATION, 1.0)
-    positive = "a positive number"
+    positive = f"a number in (0, {MAX_DISCRIMINATION}]"
     df[schema.DISCRIMINATION] = _numeric(df, source, schema.DISCRIMINATION, positive)
-    bad = ~(df[schema.DISCRIMINATION] > 0)
+    bad = ~((df[schema.DISCRIMINATION] > 0) & (df[schema.DISCRIMINATION] <= MAX_DISCRIMINATION))
     if bad.any():
         _fail(source, schema.DISCRIMINATION, positive, df.loc[bad, schema.DISCRIMINATION])
     if schema.GUESSING in df.columns:

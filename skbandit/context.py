@@ -1,13 +1,17 @@
 """Student and item context at a decision time, built from canonical learning events.
 
-A context at time ``t`` uses only events **strictly before** ``t``: an event with the same
-timestamp as the decision is not "before" it, so a tie never leaks the outcome being
-predicted. :func:`student_context` and :func:`item_context` answer one decision;
-:func:`historical_contexts` computes the same values at every logged event at once (sorted
-prefix sums and lagged windows, no Python loop per event) for warm-starting a model, and
-agrees exactly with the per-decision functions. :func:`candidate_frame` joins one student's
-context to the eligible items of a topic, one row per candidate, with the raw columns the
-feature pipeline reads (``schema.CANDIDATE_COLUMNS``).
+A context at time ``t`` uses only events **completed strictly before** ``t``: an event's
+completion time is ``timestamp + latency_ms`` (its start when the latency is missing), so an
+attempt still in progress at ``t`` (started, not yet submitted) is invisible, and an event
+completed at the decision's own timestamp is not "before" it, so a tie never leaks the
+outcome being predicted. (:func:`recent_item_ids` is the exception: an attempt in progress
+is recent, so it counts by its start.) :func:`student_context` and :func:`item_context`
+answer one decision; :func:`historical_contexts` computes the same values at every logged
+event at once (sorted prefix sums and lagged windows, no Python loop per event) for
+warm-starting a model, and agrees exactly with the per-decision functions.
+:func:`candidate_frame` joins one student's context to the eligible items of a topic, one
+row per candidate, with the raw columns the feature pipeline reads
+(``schema.CANDIDATE_COLUMNS``).
 
 Definitions (``n`` earlier events of the student, ``c`` of them correct):
 
@@ -26,7 +30,13 @@ Definitions (``n`` earlier events of the student, ``c`` of them correct):
 
 A student with fewer than ``COLD_START_MIN_EVENTS`` earlier events (including an unknown
 student) is in cold start and gets the ``DEFAULT_*`` values for all student features.
-The order of earlier events is by timestamp, ties kept in the events' row order.
+The order of earlier events ("the last ``RECENT_WINDOW``") is by completion time, ties kept
+in the events' row order.
+
+For other engines (the Spark job mirrors this): with ``done = timestamp + latency_ms``
+(``latency_ms`` missing -> 0), the earlier events of a decision at ``t`` by student ``u``
+are ``{e : e.user_id = u and e.done < t}``; topic counts add ``e.topic = topic``; item
+counts are ``{e : e.item_id = i and e.done < t}``.
 """
 
 import numpy as np
@@ -84,8 +94,8 @@ def student_context(events, user_id, topic, at=None, mastery_table=None):
     topic : str
         The topic the decision is about (topic-level mastery).
     at : datetime-like, optional
-        Decision time; only events strictly before it count. ``None`` uses every event.
-        A naive time is taken as UTC.
+        Decision time; only events completed strictly before it count. ``None`` uses
+        every event. A naive time is taken as UTC.
     mastery_table : DataFrame, optional
         Rows ``user_id, skill, mastery_mean``; when it has a non-missing row for
         ``(user_id, topic)`` its (last) ``mastery_mean`` replaces the event-based mastery
@@ -107,17 +117,18 @@ def student_context(events, user_id, topic, at=None, mastery_table=None):
     (0.6666666666666666, 0.75, 4)
     """
     mask = events[schema.USER_ID].to_numpy() == user_id
+    done = _done_ns(events)
     if at is not None:
-        mask &= _utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)
+        mask &= done < _utc_ns_scalar(at)
     mine = events.loc[mask]
-    mine = mine.iloc[np.argsort(_utc_ns(mine[schema.TIMESTAMP]), kind="stable")]
+    mine = mine.iloc[np.argsort(done[mask], kind="stable")]
     correct = mine[schema.CORRECT].to_numpy(dtype=np.float64)
     on_topic = mine[schema.TOPIC].to_numpy() == topic
     n = len(mine)
     latency = _float_column(mine, schema.LATENCY_MS)[-RECENT_WINDOW:] if n else np.empty(0)
     lags = np.full((1, RECENT_WINDOW), np.nan)
     lags[0, : len(latency)] = latency
-    values = _student_values(
+    values = student_features(
         n=np.array([n]), n_correct=np.array([correct.sum()]),
         n_topic=np.array([on_topic.sum()]), n_topic_correct=np.array([correct[on_topic].sum()]),
         recent_correct=np.array([correct[-RECENT_WINDOW:].sum()]),
@@ -147,7 +158,7 @@ def item_context(events, items, at=None):
         ``drift_flag``); a missing discrimination is ``DEFAULT_DISCRIMINATION``, a missing
         drift flag is False.
     at : datetime-like, optional
-        Only events strictly before it count; ``None`` uses every event.
+        Only events completed strictly before it count; ``None`` uses every event.
 
     Returns
     -------
@@ -155,7 +166,7 @@ def item_context(events, items, at=None):
         One row per item in ``items`` order, columns ``ITEM_CONTEXT_COLUMNS``.
     """
     if at is not None:
-        events = events.loc[_utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)]
+        events = events.loc[_done_ns(events) < _utc_ns_scalar(at)]
     stats = events.groupby(schema.ITEM_ID, sort=False)[schema.CORRECT].agg(["size", "sum"])
     out = _item_static(items)
     attempts = stats["size"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
@@ -216,7 +227,10 @@ def candidate_frame(student_ctx, items_ctx, topic, recent_item_ids=(), exclude_r
         out[name] = float(student_ctx[name])
     for name in schema.ITEM_CONTEXT:
         out[name] = rows[name].to_numpy(dtype=np.float64)
-    return out[list(schema.CANDIDATE_COLUMNS)]
+    guessing = [schema.GUESSING] if schema.GUESSING in rows.columns else []  # for the 3PL
+    for name in guessing:
+        out[name] = rows[name].to_numpy(dtype=np.float64)
+    return out[[*schema.CANDIDATE_COLUMNS, *guessing]]
 
 
 # --- every logged event ------------------------------------------------------------------
@@ -251,88 +265,154 @@ def historical_contexts(events, items):
         raise SkbanditError(
             f"events mention {int((item_row < 0).sum())} attempts on items not in the item "
             f"table, e.g. {unknown}; add them to items or drop those events first")
-    ts = _utc_ns(events[schema.TIMESTAMP])
+    ts, done = _utc_ns(events[schema.TIMESTAMP]), _done_ns(events)
     correct = events[schema.CORRECT].to_numpy(dtype=np.float64)
     user = pd.factorize(events[schema.USER_ID])[0]
     topic = pd.factorize(events[schema.TOPIC])[0]
     item = pd.factorize(events[schema.ITEM_ID])[0]
 
-    order, start, tie = _prior_ranges(user, ts)
-    n = (tie - start).astype(np.float64)
+    order, start, end = _completed_ranges(user, ts, done)
     csum = _prefix(correct[order])
     help_ = _float_column(events, schema.HELP_REQUESTED)[order]
-    recent_lo = np.maximum(start, tie - RECENT_WINDOW)
+    recent_lo = np.maximum(start, end - RECENT_WINDOW)
     by_user = dict(
-        n=n, n_correct=csum[tie] - csum[start],
-        recent_correct=csum[tie] - csum[recent_lo],
-        latency_lags=_lags(_float_column(events, schema.LATENCY_MS)[order], start, tie),
-        help_sum=_window_sum(np.nan_to_num(help_), start, tie),
-        help_known=_window_sum((~np.isnan(help_)).astype(np.float64), start, tie),
+        n=(end - start).astype(np.float64), n_correct=csum[end] - csum[start],
+        recent_correct=csum[end] - csum[recent_lo],
+        latency_lags=_lags(_float_column(events, schema.LATENCY_MS)[order], start, end),
+        help_sum=_window_sum(np.nan_to_num(help_), start, end),
+        help_known=_window_sum((~np.isnan(help_)).astype(np.float64), start, end),
     )
-    by_user = {k: _unsort(v, order) for k, v in by_user.items()}
 
-    t_order, t_start, t_tie = _prior_ranges(user.astype(np.int64) * (topic.max() + 1) + topic, ts)
+    t_order, t_start, t_end = _completed_ranges(
+        user.astype(np.int64) * (topic.max() + 1) + topic, ts, done)
     tsum = _prefix(correct[t_order])
-    n_topic = _unsort((t_tie - t_start).astype(np.float64), t_order)
-    n_topic_correct = _unsort(tsum[t_tie] - tsum[t_start], t_order)
+    n_topic = (t_end - t_start).astype(np.float64)
+    n_topic_correct = tsum[t_end] - tsum[t_start]
 
-    i_order, i_start, i_tie = _prior_ranges(item, ts)
+    i_order, i_start, i_end = _completed_ranges(item, ts, done)
     isum = _prefix(correct[i_order])
-    attempts = _unsort((i_tie - i_start).astype(np.float64), i_order)
-    item_correct = _unsort(isum[i_tie] - isum[i_start], i_order)
+    attempts = (i_end - i_start).astype(np.float64)
+    item_correct = isum[i_end] - isum[i_start]
 
-    values = _student_values(n_topic=n_topic, n_topic_correct=n_topic_correct, **by_user)
+    values = student_features(n_topic=n_topic, n_topic_correct=n_topic_correct, **by_user)
     out = pd.DataFrame(values, index=events.index)
-    for name in (schema.DIFFICULTY, schema.DISCRIMINATION):
+    guessing = [schema.GUESSING] if schema.GUESSING in static.columns else []  # for the 3PL
+    for name in (schema.DIFFICULTY, schema.DISCRIMINATION, *guessing):
         out[name] = static[name].to_numpy(dtype=np.float64)[item_row]
     out[schema.ITEM_ATTEMPTS] = attempts
     out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
     out[schema.N_PRIOR] = by_user["n"].astype(np.int64)
-    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+    return out[[*schema.MODEL_INPUT, schema.N_PRIOR, *guessing]]
 
 
 # --- shared arithmetic -------------------------------------------------------------------
 
 
-def _student_values(n, n_correct, n_topic, n_topic_correct, recent_correct, latency_lags,
-                    help_sum, help_known):
-    """Student features from per-decision counts (arrays, one entry per decision)."""
-    cold = n < COLD_START_MIN_EVENTS
-    topic_level = n_topic >= COLD_START_MIN_EVENTS
-    mastery = np.where(topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0),
-                       (n_correct + 1.0) / (n + 2.0))
-    mastery = np.where(cold, DEFAULT_MASTERY, mastery)
-    n_recent = np.minimum(n, RECENT_WINDOW)
-    recent = np.where(cold, DEFAULT_RECENT_ACCURACY, recent_correct / np.maximum(n_recent, 1))
-    median = _row_nanmedian(np.minimum(latency_lags, LATENCY_CAP_MS))
-    speed = np.clip(median / RECENT_SPEED_SCALE_MS, 0.0, 1.0)
-    speed = np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed)
-    help_ = np.where(cold | (help_known == 0), DEFAULT_HELP_TENDENCY,
-                     help_sum / np.maximum(help_known, 1))
-    return {
-        schema.MASTERY: mastery, schema.RECENT_ACCURACY: recent, schema.RECENT_SPEED: speed,
-        schema.HELP_TENDENCY: help_, schema.SKILL_GAP: np.maximum(0.0, SKILL_TARGET - mastery),
-    }
+def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, latency_lags,
+                     help_sum, help_known, names=schema.STUDENT_CONTEXT):
+    """Student-context features from a student's counts: the one definition of them.
 
+    Used by :func:`student_context`, :func:`historical_contexts` and the simulated school's
+    running context (:class:`skbandit.sim.running_context.SchoolContext`). Every argument is
+    an array with one entry per decision; the definitions are in the module docstring.
 
-def _prior_ranges(group, ts):
-    """Sort by (group, time) keeping row order on ties; each row's earlier rows' range.
+    Parameters
+    ----------
+    n, n_correct : ndarray of shape (n_decisions,)
+        The student's earlier attempts and how many were correct.
+    n_topic, n_topic_correct : ndarray of shape (n_decisions,)
+        The same on the decision's topic.
+    recent_correct : ndarray of shape (n_decisions,)
+        Correct attempts among the latest ``min(n, RECENT_WINDOW)``.
+    latency_lags : ndarray of shape (n_decisions, RECENT_WINDOW)
+        Latencies (ms) of the latest ``RECENT_WINDOW`` attempts in any order, NaN where
+        unknown or where there are fewer attempts.
+    help_sum, help_known : ndarray of shape (n_decisions,)
+        Help requests, and attempts whose help flag is known.
+    names : sequence of str, default ``schema.STUDENT_CONTEXT``
+        Only these features are computed; an input that none of them reads may be None.
 
-    Returns ``order`` and, per sorted position ``j``, ``start[j]`` (first position of its
-    group) and ``tie[j]`` (first position of its group with the same timestamp): the rows
-    strictly before row ``order[j]`` in its group are the sorted positions
-    ``start[j] .. tie[j] - 1``.
+    Returns
+    -------
+    dict of str to ndarray of shape (n_decisions,)
+        ``names`` in order.
+
+    Examples
+    --------
+    Ten attempts, 6 correct (2 of 2 on the topic: too few for topic-level mastery):
+
+    >>> one = lambda v: np.array([v], dtype=float)
+    >>> features = student_features(one(10), one(6), one(2), one(2), one(4),
+    ...                             np.full((1, RECENT_WINDOW), 60_000.0), one(1), one(10))
+    >>> {k: round(float(v[0]), 4) for k, v in features.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'mastery': 0.5833, 'recent_accuracy': 0.8, 'recent_speed': 0.25, 'help_tendency': 0.1,
+     'skill_gap': 0.2167}
     """
-    order = np.lexsort((ts, group))
-    g, t = group[order], ts[order]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = g[1:] != g[:-1]
-    new_tie = new_group.copy()
-    new_tie[1:] |= t[1:] != t[:-1]
-    pos = np.arange(len(order))
-    start = np.maximum.accumulate(np.where(new_group, pos, 0))
-    tie = np.maximum.accumulate(np.where(new_tie, pos, 0))
-    return order, start, tie
+    cold = n < COLD_START_MIN_EVENTS
+
+    def mastery():
+        topic_level = n_topic >= COLD_START_MIN_EVENTS
+        value = np.where(topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0),
+                         (n_correct + 1.0) / (n + 2.0))
+        return np.where(cold, DEFAULT_MASTERY, value)
+
+    def recent_accuracy():
+        n_recent = np.minimum(n, RECENT_WINDOW)
+        return np.where(cold, DEFAULT_RECENT_ACCURACY, recent_correct / np.maximum(n_recent, 1))
+
+    def recent_speed():
+        median = _row_nanmedian(np.minimum(latency_lags, LATENCY_CAP_MS))
+        speed = np.clip(median / RECENT_SPEED_SCALE_MS, 0.0, 1.0)
+        return np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed)
+
+    def help_tendency():
+        return np.where(cold | (help_known == 0), DEFAULT_HELP_TENDENCY,
+                        help_sum / np.maximum(help_known, 1))
+
+    known = {schema.MASTERY: mastery, schema.RECENT_ACCURACY: recent_accuracy,
+             schema.RECENT_SPEED: recent_speed, schema.HELP_TENDENCY: help_tendency}
+    out = {}
+    for name in names:
+        if name == schema.SKILL_GAP:
+            level = out[schema.MASTERY] if schema.MASTERY in out else mastery()
+            out[name] = np.maximum(0.0, SKILL_TARGET - level)
+        elif name in known:
+            out[name] = known[name]()
+        else:
+            raise SkbanditError(f"unknown student feature {name!r} (expected names from "
+                                f"schema.STUDENT_CONTEXT: {schema.STUDENT_CONTEXT})")
+    return out
+
+
+def _completed_ranges(group, ts, done):
+    """Rows sorted by (group, completion time); each row's range of earlier-completed rows.
+
+    Returns ``order`` (rows sorted by group, then ``done``, ties in row order) and, for
+    every row ``i`` in input order, ``start[i]`` (first sorted position of its group) and
+    ``end[i]`` (first sorted position of its group completed at or after ``ts[i]``): the
+    rows of its group completed strictly before row ``i`` started are the sorted positions
+    ``start[i] .. end[i] - 1``.
+
+    >>> order, start, end = _completed_ranges(np.array([0, 0, 0]), np.array([0, 10, 20]),
+    ...                                       np.array([15, 12, 25]))
+    >>> order.tolist(), start.tolist(), end.tolist()
+    ([1, 0, 2], [0, 0, 0], [0, 0, 2])
+    """
+    order = np.lexsort((done, group))
+    group = np.asarray(group, dtype=np.int64)
+    # rank both time arrays jointly so that (group, time) packs into one sortable integer
+    _, rank = np.unique(np.concatenate([done[order], ts]), return_inverse=True)
+    width = np.int64(rank.max() + 2)
+    sorted_key = group[order] * width + rank[: len(order)]
+    end = np.searchsorted(sorted_key, group * width + rank[len(order):], side="left")
+    start = np.searchsorted(sorted_key, group * width, side="left")
+    return order, start, end
+
+
+def _done_ns(events):
+    """Completion time of every event (ns): timestamp plus latency (0 when missing)."""
+    latency = np.nan_to_num(_float_column(events, schema.LATENCY_MS), nan=0.0)
+    return _utc_ns(events[schema.TIMESTAMP]) + np.round(latency * 1e6).astype(np.int64)
 
 
 def _prefix(values):
@@ -364,12 +444,6 @@ def _row_nanmedian(matrix):
     rows = np.arange(len(srt))
     median = (srt[rows, lo] + srt[rows, hi]) / 2.0
     return np.where(count > 0, median, np.nan)
-
-
-def _unsort(sorted_values, order):
-    out = np.empty_like(sorted_values)
-    out[order] = sorted_values
-    return out
 
 
 def _float_column(frame, name):
@@ -404,6 +478,8 @@ def _item_static(items):
     drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
              if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
     out[schema.DRIFT_FLAG] = drift
+    if schema.GUESSING in items.columns:  # optional 3PL c, carried only where the table has it
+        out[schema.GUESSING] = items[schema.GUESSING].to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 
 

@@ -5,19 +5,30 @@ vector ``x`` (student and item features), the expected reward is ``θᵀx`` and 
 bonus is ``alpha * sqrt(xᵀA⁻¹x)``.
 """
 
+import math
+import operator
+import warnings
 from numbers import Real
 from typing import ClassVar
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_n_features,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from skbandit.exceptions import SkbanditError
 
 STATE_VERSION = 1
 _STATE_ARRAYS = ("A", "b", "A_inv", "coef")
 _STATE_SCALARS = ("alpha", "l2", "forgetting", "n_updates", "n_features_in", "state_version")
+# Single rows update A⁻¹ by rank one; every this-many-th row refactors A, bounding the drift.
+_REFACTOR_EVERY = 64
 
 
 class LinUCB(RegressorMixin, BaseEstimator):
@@ -29,12 +40,16 @@ class LinUCB(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     alpha : float, default=1.0
-        Exploration width: :meth:`predict_uncertainty` returns ``alpha * sqrt(xᵀA⁻¹x)`` and
-        the upper confidence bound is ``predict(X) + predict_uncertainty(X)``. ``0`` is greedy.
+        LinUCB's exploration width, the ``α`` of Li et al. (2010), **not** Ridge's
+        ``alpha``: :meth:`predict_uncertainty` returns ``alpha * sqrt(xᵀA⁻¹x)`` and the upper
+        confidence bound is ``predict(X) + predict_uncertainty(X)``. It never changes the
+        fitted mean; ``0`` is greedy.
 
     l2 : float, default=1.0
-        Ridge strength ``λ > 0``; a fresh model has ``A = λ I``, ``b = 0`` (``A = I`` with the
-        default, as in Li et al.).
+        Ridge strength ``λ > 0``. The mean is the ridge fit
+        ``sklearn.linear_model.Ridge(alpha=l2, fit_intercept=False)`` on the same rows and
+        weights, i.e. scikit-learn's ``Ridge.alpha`` is this ``l2``. A fresh model has
+        ``A = λ I``, ``b = 0`` (``A = I`` with the default, as in Li et al.).
 
     forgetting : float in (0, 1], default=1.0
         Discount ``γ`` applied **per observed row** (not per call), for drifting students and
@@ -54,11 +69,13 @@ class LinUCB(RegressorMixin, BaseEstimator):
         ``Σ w y x`` (discounted when ``forgetting < 1``).
 
     A_inv_ : ndarray of shape (n_features, n_features)
-        Cached ``A⁻¹`` (exactly symmetric), recomputed from ``A_`` by a Cholesky factorisation
-        after every update, so it never drifts from ``A_``.
+        Cached ``A⁻¹`` (exactly symmetric). Recomputed from ``A_`` by a Cholesky
+        factorisation after every batch and every 64th row; a single row in between updates
+        it by rank one (see Notes), so it stays within rounding of ``inv(A_)``.
 
     coef_ : ndarray of shape (n_features,)
-        ``θ = A⁻¹ b``, solved with the Cholesky factor of ``A_``.
+        ``θ = A⁻¹ b``, solved with the Cholesky factor of ``A_`` (updated by recursive least
+        squares for a single row in between).
 
     n_updates_ : int
         Number of rows observed (whatever their weight).
@@ -87,21 +104,24 @@ class LinUCB(RegressorMixin, BaseEstimator):
     ``BayesianRidge`` it contains no noise term.
 
     Numerics: ``A`` and ``b`` are sums, so each call adds a batch with one BLAS product
-    (``XᵀX`` through ``syrk``), refactors ``A`` by Cholesky (``O(d³)``, tiny for a handful of
-    features and cheaper than the Python overhead for one row) and caches ``A⁻¹`` and ``θ``.
-    A cached inverse rather than a Cholesky factor is kept because scoring ``K`` candidates
-    is then one matrix product, ``((X @ A⁻¹) * X).sum(1)``; nothing is inverted per
-    prediction. Tiny negative quadratic forms from rounding are clipped to 0 before the root.
+    (``XᵀX`` through ``syrk``), refactors ``A`` by Cholesky (``O(d³)``) and caches ``A⁻¹``
+    and ``θ``. One row (the online loop's update, with ``forgetting == 1``) instead updates
+    the cache in ``O(d²)``, as the LinUCB literature does: with ``u = A⁻¹x``,
+    ``A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu)`` (Sherman–Morrison) and
+    ``θ ← θ + u (y − xᵀθ) / (1 + xᵀu)``; every 64th row refactors ``A`` so rounding cannot
+    accumulate. A cached inverse rather than a Cholesky factor is kept because scoring ``K``
+    candidates is then one matrix product, ``((X @ A⁻¹) * X).sum(1)``; nothing is inverted
+    per prediction. Tiny negative quadratic forms from rounding are clipped to 0 before the
+    root.
 
-    Input is validated before anything is changed: bad input raises and leaves a fitted
-    model exactly as it was. Lean path: when ``X`` is already a non-empty 2-D float64
-    ``ndarray`` (of the fitted width and with no fitted feature names, except in ``fit``) and
-    ``y`` a matching 1-D float64 ``ndarray`` with no sample weights, ``fit``, ``partial_fit``,
-    ``predict`` and ``predict_uncertainty`` skip scikit-learn's generic ``validate_data``
-    (about 60 µs per call) and only check finiteness with one sum; the result is identical.
-    Anything else, including non-finite input, takes the full validation path and its
-    error messages. This keeps an online choose–observe–update loop above 10,000
-    decisions per second.
+    Input is validated before anything is changed: bad input raises and leaves the model
+    exactly as it was (a failed ``fit`` keeps the earlier fit). Input that needs no
+    conversion (a finite 2-D float64 ``ndarray`` and, when fitting without weights, a
+    matching 1-D float64 ``ndarray`` ``y``) skips the generic steps of scikit-learn's
+    ``validate_data`` with the same effects (see ``_validate_plain``). ``fit`` validates the
+    parameters on every call; ``partial_fit``, which an online loop calls once per
+    observation, validates them on its first call and again whenever ``get_params()``
+    changes (through ``set_params`` or by assigning an attribute).
 
     References
     ----------
@@ -129,7 +149,7 @@ class LinUCB(RegressorMixin, BaseEstimator):
         "forgetting": [Interval(Real, 0, 1, closed="right")],
     }
 
-    def __init__(self, alpha=1.0, l2=1.0, forgetting=1.0):
+    def __init__(self, *, alpha=1.0, l2=1.0, forgetting=1.0):
         self.alpha = alpha
         self.l2 = l2
         self.forgetting = forgetting
@@ -156,12 +176,12 @@ class LinUCB(RegressorMixin, BaseEstimator):
         """
         return self._update(X, y, sample_weight, reset=True)
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of observations to the model (fit a fresh one on the first call).
 
         One call with a batch gives the same state as the same rows one call at a time, and
-        (with ``forgetting == 1``) the order of batches does not matter.
+        (with ``forgetting == 1``) the order of batches does not matter. The parameters are
+        validated on the first call and after any change to ``get_params()``, not per call.
 
         Parameters
         ----------
@@ -177,68 +197,57 @@ class LinUCB(RegressorMixin, BaseEstimator):
         self : LinUCB
             The updated model.
         """
+        self._validate_params_once()
         first_call = not hasattr(self, "n_features_in_")
         return self._update(X, y, sample_weight, reset=first_call)
 
+    def _validate_params_once(self):
+        """``_validate_params()`` unless the parameters are the objects validated last time.
+
+        Assigning a parameter (directly or through ``set_params``) binds a new object, so
+        comparing identities notices every change; validation is skipped, as in
+        ``_fit_context``, under ``sklearn.set_config(skip_parameter_validation=True)``.
+        """
+        current = [getattr(self, name) for name in self._parameter_constraints]
+        last = getattr(self, "_validated_params", None)
+        if last is not None and all(map(operator.is_, current, last)):
+            return
+        if get_config()["skip_parameter_validation"]:
+            return
+        self._validate_params()
+        self._validated_params = current
+
     def _update(self, X, y, sample_weight, reset):
-        """Validate, compute the new state on the side, then commit it in one step."""
-        lean = None if sample_weight is not None else self._lean_Xy(X, y, reset)
-        if lean is not None:
-            X, y = lean
-            new_state = self._accumulate(*self._start(X.shape[1], reset), X, y, None)
-        else:
-            saved = {k: v for k, v in vars(self).items() if k.endswith("_")}
-            try:
-                X, y, sample_weight = self._validate_fit_input(X, y, sample_weight, reset)
-                new_state = self._accumulate(
-                    *self._start(X.shape[1], reset), X, y, sample_weight
-                )
-            except BaseException:
-                # validate_data may already have set n_features_in_ / feature_names_in_.
-                for key in [k for k in vars(self) if k.endswith("_")]:
-                    delattr(self, key)
-                vars(self).update(saved)
-                raise
-        if reset and lean is not None:  # what validate_data(reset=True) does for an ndarray
-            self.n_features_in_ = X.shape[1]
-            vars(self).pop("feature_names_in_", None)
+        """Validate, compute the new state on the side, then commit it in one step.
+
+        On ``reset`` the input is validated against a blank estimator, which receives what
+        ``validate_data`` records about ``X`` (``n_features_in_``, ``feature_names_in_``);
+        ``self`` changes only below, once every check and the arithmetic have passed.
+        """
+        record = type(self)() if reset else self
+        X, y, sample_weight = _validate_fit_input(record, X, y, sample_weight, reset)
+        state = self._new_state(X, y, sample_weight, reset)
         n_before = 0 if reset else self.n_updates_
-        self.A_, self.b_, self.A_inv_, self.coef_ = new_state
+        if reset:
+            self.n_features_in_ = record.n_features_in_
+            if hasattr(record, "feature_names_in_"):
+                self.feature_names_in_ = record.feature_names_in_
+            else:
+                vars(self).pop("feature_names_in_", None)
+        self.A_, self.b_, self.A_inv_, self.coef_ = state
         self.n_updates_ = n_before + X.shape[0]
         return self
 
-    def _start(self, n_features, reset):
-        """``(A, b)`` to add the batch to: the prior for a fresh model, else the state."""
+    def _new_state(self, X, y, sample_weight, reset):
+        """``(A, b, A_inv, coef)`` with the validated rows added; ``self`` is left unchanged."""
         if reset:
-            return float(self.l2) * np.eye(n_features), np.zeros(n_features)
-        return self.A_, self.b_
-
-    def _validate_fit_input(self, X, y, sample_weight, reset):
-        if y is not None:
-            y_arr = np.asarray(y)
-            if y_arr.dtype.kind in "USV":
-                raise SkbanditError(
-                    f"y must hold numeric rewards, but it has dtype {y_arr.dtype} "
-                    f"(for example {y_arr.ravel()[:1].tolist()}); convert the rewards to "
-                    "numbers (e.g. correct = 0/1) before fitting"
-                )
-            if y_arr.dtype.kind == "O":
-                try:
-                    y = y_arr.astype(np.float64)
-                except (TypeError, ValueError) as err:
-                    raise SkbanditError(
-                        f"y must hold numeric rewards, but it contains non-numeric values "
-                        f"({err}); convert the rewards to numbers before fitting"
-                    ) from err
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=np.float64, y_numeric=True, accept_sparse=False
-        )
-        y = np.asarray(y, dtype=np.float64)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        return X, y, sample_weight
+            d = X.shape[1]
+            return self._accumulate(float(self.l2) * np.eye(d), np.zeros(d), X, y, sample_weight)
+        one_row = X.shape[0] == 1 and float(self.forgetting) == 1.0
+        if one_row and (self.n_updates_ + 1) % _REFACTOR_EVERY:
+            weight = 1.0 if sample_weight is None else float(sample_weight[0])
+            return self._add_row(X[0], float(y[0]), weight)
+        return self._accumulate(self.A_, self.b_, X, y, sample_weight)
 
     def _accumulate(self, A0, b0, X, y, sample_weight):
         """Return ``(A, b, A_inv, coef)`` after adding rows ``X`` to ``(A0, b0)``."""
@@ -259,12 +268,30 @@ class LinUCB(RegressorMixin, BaseEstimator):
             A = A0 + Xs.T @ Xs
             A = (A + A.T) * 0.5  # exactly symmetric whatever path BLAS took
             b = b0 + X.T @ yw
-        if not (np.isfinite(A).all() and np.isfinite(b).all()):
-            raise SkbanditError(
-                "the update overflowed (A or b is no longer finite): the features or rewards "
-                "are too large; scale them (e.g. StandardScaler) before fitting"
-            )
+        _check_finite(A, b)
         A_inv, coef = _cholesky_inverse_and_solve(A, b)
+        return A, b, A_inv, coef
+
+    def _add_row(self, x, y, weight):
+        """Return ``(A, b, A_inv, coef)`` after one row, by a rank-one update (``O(d²)``).
+
+        With ``s = √w x``, ``u = A⁻¹ s`` and ``v = u / √(1 + sᵀu)``: ``A⁻¹ ← A⁻¹ − v vᵀ``
+        (Sherman–Morrison, exactly symmetric) and ``θ ← θ + u (√w y − sᵀθ) / (1 + sᵀu)``
+        (recursive least squares), instead of refactorising ``A``.
+        """
+        root = math.sqrt(weight)
+        s = x if weight == 1.0 else root * x
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            A = self.A_ + s[:, None] * s  # s sᵀ, exactly symmetric
+            b = self.b_ + (weight * y) * x
+            u = self.A_inv_ @ s
+            denominator = 1.0 + float(s @ u)  # >= 1 up to rounding: A⁻¹ is positive definite
+            root_denominator = math.sqrt(denominator) if denominator > 0.0 else math.nan
+            v = u / root_denominator
+            A_inv = self.A_inv_ - v[:, None] * v
+            coef = self.coef_ + u * ((root * y - float(s @ self.coef_)) / denominator)
+        # A_inv cannot overflow (v vᵀ ⪯ A⁻¹) once the denominator is finite and positive
+        _check_finite(A, b, coef.sum() + root_denominator)
         return A, b, A_inv, coef
 
     # --------------------------------------------------------------- prediction
@@ -314,38 +341,12 @@ class LinUCB(RegressorMixin, BaseEstimator):
         return np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)
 
     def _validate_X_predict(self, X):
-        lean = self._lean_X(X)
-        if lean is not None:
-            return lean
+        if hasattr(self, "coef_"):
+            plain = _validate_plain(self, X, reset=False)
+            if plain is not None:
+                return plain
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64, accept_sparse=False)
-
-    def _lean_X(self, X, reset=False):
-        """``X`` if it needs no conversion, only a finiteness check; else ``None``.
-
-        ``X`` must be a non-empty 2-D float64 ``ndarray`` and, unless ``reset``, have the
-        fitted width with no fitted feature names; anything else (lists, frames, memmaps,
-        other dtypes, NaN, a wrong width) takes scikit-learn's full validation path.
-        """
-        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2 and X.size):
-            return None
-        if not reset and (
-            X.shape[1] != getattr(self, "n_features_in_", -1) or "feature_names_in_" in vars(self)
-        ):
-            return None
-        return X if np.isfinite(X.sum()) else None
-
-    def _lean_Xy(self, X, y, reset):
-        X = self._lean_X(X, reset)
-        if (
-            X is None
-            or type(y) is not np.ndarray
-            or y.dtype != np.float64
-            or y.shape != (X.shape[0],)
-            or not np.isfinite(y.sum())
-        ):
-            return None
-        return X, y
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -426,14 +427,108 @@ class LinUCB(RegressorMixin, BaseEstimator):
         return cls().set_state(state)
 
 
+def _validate_fit_input(estimator, X, y, sample_weight, reset):
+    """``(X, y, sample_weight)`` validated as float64 arrays, recorded on ``estimator``."""
+    if sample_weight is None:
+        plain = _validate_plain(estimator, X, y, reset=reset)
+        if plain is not None:
+            return (*plain, None)
+    if y is not None:
+        y = _numeric_rewards(y)
+    X, y = validate_data(
+        estimator, X, y, reset=reset, dtype=np.float64, y_numeric=True, accept_sparse=False
+    )
+    y = np.asarray(y, dtype=np.float64)
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    return X, y, sample_weight
+
+
+def _numeric_rewards(y):
+    """``y`` itself, or as float64 if it is an object array; strings raise ``SkbanditError``."""
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind in "USV":
+        raise SkbanditError(
+            f"y must hold numeric rewards, but it has dtype {y_arr.dtype} "
+            f"(for example {y_arr.ravel()[:1].tolist()}); convert the rewards to "
+            "numbers (e.g. correct = 0/1) before fitting"
+        )
+    if y_arr.dtype.kind != "O":
+        return y
+    try:
+        return y_arr.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise SkbanditError(
+            f"y must hold numeric rewards, but it contains non-numeric values "
+            f"({err}); convert the rewards to numbers before fitting"
+        ) from err
+
+
+def _validate_plain(estimator, X, y="no_validation", *, reset):
+    """``validate_data(estimator, X, y, reset=reset)`` for input needing no conversion.
+
+    The online loop's fast path. It takes only a finite, non-empty, 2-D float64
+    ``np.ndarray`` ``X`` and (unless ``y`` is ``"no_validation"``) a finite 1-D float64
+    ``np.ndarray`` ``y`` of matching length, which ``check_X_y`` would return unchanged, and
+    for them has exactly ``validate_data``'s effects: an ndarray has no feature names, so
+    ``reset`` drops ``feature_names_in_`` and otherwise a model fitted with names gets
+    scikit-learn's warning; scikit-learn's own ``_check_n_features`` sets the feature count
+    or raises its error (it is only skipped when it would do nothing). What it leaves out
+    costs more than an online update and cannot matter here: the tag lookup and asking
+    narwhals whether ``X`` is a dataframe. Any other input returns ``None``, having changed
+    nothing, and the caller uses ``validate_data``. ``tests/test_linucb.py`` checks that
+    both have the same effects.
+    """
+    if not (
+        type(X) is np.ndarray
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.size
+        and math.isfinite(X.sum())
+    ):
+        return None
+    no_y = isinstance(y, str) and y == "no_validation"
+    if not no_y and not (
+        type(y) is np.ndarray
+        and y.dtype == np.float64
+        and y.shape == (X.shape[0],)
+        and math.isfinite(y.sum())
+    ):
+        return None
+    if reset:
+        vars(estimator).pop("feature_names_in_", None)
+    elif hasattr(estimator, "feature_names_in_"):
+        warnings.warn(
+            "X does not have valid feature names, but "
+            f"{type(estimator).__name__} was fitted with feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+    if reset or X.shape[1] != getattr(estimator, "n_features_in_", X.shape[1]):
+        _check_n_features(estimator, X, reset=reset)  # sets the count, or raises its error
+    return X if no_y else (X, y)
+
+
+def _check_finite(A, b, extra=0.0):
+    # the sums are finite iff every entry is, barring entries within a factor d² of the
+    # float64 limit, which are just as unusable
+    if not math.isfinite(A.sum() + b.sum() + extra):
+        raise SkbanditError(
+            "the update overflowed (A or b is no longer finite): the features or rewards "
+            "are too large; scale them (e.g. StandardScaler) before fitting"
+        )
+
+
 def _cholesky_inverse_and_solve(A, b):
     """``(A⁻¹, A⁻¹b)`` for symmetric positive definite ``A`` from its Cholesky factor.
 
     ``A = L Lᵀ`` (numpy's ``cholesky``, which also rejects a non positive definite ``A``),
     ``A⁻¹ = L⁻ᵀ L⁻¹`` and ``θ = L⁻ᵀ (L⁻¹ b)``, so the error grows with ``cond(L) = √cond(A)``
-    per factor. Only numpy's LAPACK is used: on a loaded machine SciPy's separately bundled
-    OpenBLAS (``potri``, ``potrs``, ``solve_triangular``) wakes a second thread pool even for
-    8 x 8 matrices and stalls for milliseconds.
+    per factor. Only numpy's LAPACK is used: SciPy's separately bundled OpenBLAS (``potri``,
+    ``potrs``, ``solve_triangular``) wakes a second thread pool even for 8 x 8 matrices,
+    which stalls on a loaded machine.
     """
     try:
         L = np.linalg.cholesky(A)

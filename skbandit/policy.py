@@ -20,14 +20,18 @@ uncertainty bonus (or, for softmax, the random draw) put it there.
 ``propensity`` is the probability that the item was chosen *in its slot given the items in
 earlier slots*: for greedy ranking it is 1 unless the item tied on score with others still
 unchosen (ties are broken uniformly at random, so it is ``1 / number tied``); for softmax it
-is the item's softmax probability among the items not yet chosen. For slot 1 this is the
-plain probability that off-policy evaluation of a single shown item needs; the full
-first-slot distribution is :func:`action_probabilities`.
+is the item's softmax probability among the items not yet chosen; with ``epsilon > 0`` the
+shown slots mix in ``epsilon`` uniform (:mod:`skbandit.exploration`, the REST default). For
+slot 1 this is the plain probability that off-policy evaluation of a single shown item
+needs; the full first-slot distribution is :func:`action_probabilities`.
 
-Every LinUCB ranking here, and the off-policy target policies of
-:mod:`skbandit.ope.targets`, score candidates through one function,
-:func:`score_candidates` (features by :func:`skbandit.features.transform_features`). The
-``reason`` texts and :func:`~skbandit.explanations.explain` live in
+How to rank (``alpha``, ``objective``, ``target``, ``exploration``, ``temperature``,
+``top_k``) is one :class:`~skbandit.ranking_settings.RankingSettings`, checked when it is
+built. Every LinUCB score, here, in the off-policy target policies of
+:mod:`skbandit.ope.targets` and in the simulation study's online policy, comes from one
+function, :func:`linucb_scores` (features by :func:`skbandit.features.transform_features`).
+The product serves :data:`SERVING_OBJECTIVE` (``"target_band"``); ``RankingSettings()``
+keeps ``"max_success"``. The ``reason`` texts and :func:`~skbandit.explanations.explain` live in
 :mod:`skbandit.explanations`.
 """
 
@@ -39,23 +43,22 @@ import pandas as pd
 from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import linucb_reasons, rule_reasons
+from skbandit.exploration import draw_order, first_slot_probabilities
 from skbandit.features import candidate_features
+from skbandit.ranking_settings import (
+    EXPLORATIONS,
+    OBJECTIVES,
+    SERVING_OBJECTIVE,
+    Objective,
+    RankingSettings,
+    as_settings,
+)
 
-OBJECTIVES = ("max_success", "target_band")
-"""Objectives accepted by :func:`rank_linucb`."""
-SERVING_OBJECTIVE = "target_band"
-"""The objective the product serves by default (``rank_linucb`` itself keeps ``"max_success"``).
-
-The simulation study (README, "What the simulation study shows") found that maximising
-success teaches less than the rule-based baseline (LinUCB max-success: -1.30 [-1.42, -1.18]
-logits of learning gain per student against the rule), while the target band at 0.7 beats
-the rule on learning gain (+0.39 [+0.33, +0.45]). Serving (``serve/``) and the
-champion/challenger gate (``python -m train.evaluate compare``) default to it.
-"""
-EXPLORATIONS = ("greedy", "softmax")
-"""Exploration modes accepted by :func:`rank_linucb`."""
-DEFAULT_SEED = 0
-"""Seed of the generator used when none is passed (rankings are then reproducible)."""
+__all__ = [
+    "EXPLORATIONS", "OBJECTIVES", "SERVING_OBJECTIVE", "CandidateScores",
+    "RankingSettings", "action_probabilities", "linucb_scores", "rank_linucb",
+    "rank_requests", "rank_rule_based", "score_candidates",
+]
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,58 @@ class CandidateScores:
     score: np.ndarray
 
 
-def score_candidates(pipeline, candidates, alpha=None, objective="max_success", target=0.7
+def linucb_scores(model, X, settings: RankingSettings) -> CandidateScores:
+    """The LinUCB objective score of feature rows: the one formula every ranking uses.
+
+    Serving (:func:`score_candidates`), the simulation study's online policy
+    (:class:`skbandit.study.policies.LinUCBPolicy`) and the off-policy targets
+    (:func:`skbandit.ope.targets.linucb_policy`) all score through this function.
+
+    Parameters
+    ----------
+    model : LinUCB
+        Fitted, or not yet fitted: then it is its prior, ``mean = 0`` and
+        ``std = sqrt(x'x / l2)`` (``A = l2 * I``, ``b = 0``).
+    X : ndarray of shape (n_rows, n_features)
+        Feature rows (the pipeline's transformed input).
+    settings : RankingSettings
+        ``alpha`` (None: the model's), ``objective`` and ``target``.
+
+    Returns
+    -------
+    CandidateScores
+
+    Notes
+    -----
+    ``expected = clip(theta' x, 0, 1)`` and ``uncertainty = alpha * sqrt(x' A^-1 x)``
+    (Li et al. 2010); ``score = expected + uncertainty`` for ``"max_success"`` and
+    ``-|expected - target| + uncertainty`` for ``"target_band"``.
+
+    Examples
+    --------
+    The prior of a model with ``l2 = 4`` and ``alpha = 2``: the bonus is ``2 * |x| / 2``.
+
+    >>> from skbandit.linucb import LinUCB
+    >>> scores = linucb_scores(LinUCB(alpha=2.0, l2=4.0), np.array([[3.0, 4.0]]),
+    ...                        RankingSettings(objective="target_band", target=0.5))
+    >>> float(scores.uncertainty[0]), float(scores.score[0])
+    (5.0, 4.5)
+    """
+    alpha = model.alpha if settings.alpha is None else settings.alpha
+    if hasattr(model, "coef_"):
+        mean, std = model.predict(X, return_std=True)
+    else:
+        mean, std = np.zeros(len(X)), np.sqrt((X**2).sum(axis=1) / model.l2)
+    expected = np.clip(mean, 0.0, 1.0)
+    uncertainty = alpha * std
+    if settings.objective is Objective.max_success:
+        base = expected
+    else:
+        base = -np.abs(expected - settings.target)
+    return CandidateScores(expected, uncertainty, base, base + uncertainty)
+
+
+def score_candidates(pipeline, candidates, settings: RankingSettings | None = None
                      ) -> CandidateScores:
     """Score every candidate row with a fitted pipeline: the one scoring path of the policies.
 
@@ -91,20 +145,13 @@ def score_candidates(pipeline, candidates, alpha=None, objective="max_success", 
         From :func:`skbandit.features.make_pipeline`, fitted.
     candidates : DataFrame of shape (n_candidates, ...)
         ``item_id`` and ``schema.MODEL_INPUT`` (other columns are ignored).
-    alpha : float, optional
-        Exploration width; default the model's ``alpha``.
-    objective : {"max_success", "target_band"}, default="max_success"
-    target : float, default=0.7
-        Target success probability of ``"target_band"``.
+    settings : RankingSettings, optional
+        ``alpha``, ``objective`` and ``target`` are used; default ``RankingSettings()``.
 
     Returns
     -------
     CandidateScores
-
-    Notes
-    -----
-    ``expected = clip(theta' x, 0, 1)`` and ``uncertainty = alpha * sqrt(x' A^-1 x)``
-    (Li et al. 2010); the objectives are described in the module docstring.
+        From :func:`linucb_scores` of the pipeline's features.
 
     Examples
     --------
@@ -117,22 +164,19 @@ def score_candidates(pipeline, candidates, alpha=None, objective="max_success", 
     ...                     "skill_gap": [0.2], "difficulty": [0.0], "discrimination": [1.0],
     ...                     "item_attempts": [0.0], "item_accuracy": [0.5]})
     >>> pipe = partial_fit_pipeline(make_pipeline(), row, [1.0])
-    >>> scores = score_candidates(pipe, row, objective="target_band", target=0.7)
+    >>> band = RankingSettings(objective="target_band", target=0.7)
+    >>> scores = score_candidates(pipe, row, band)
     >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.uncertainty[0])
     True
     """
-    _check_choice("objective", objective, OBJECTIVES)
-    X, model = candidate_features(pipeline, candidates)
-    alpha = model.alpha if alpha is None else float(alpha)
-    mean, std = model.predict(X, return_std=True)
-    expected = np.clip(mean, 0.0, 1.0)
-    uncertainty = alpha * std
-    base = expected if objective == "max_success" else -np.abs(expected - target)
-    return CandidateScores(expected, uncertainty, base, base + uncertainty)
+    settings = as_settings(settings)
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused below
+        X, model = candidate_features(pipeline, candidates)
+        scores = linucb_scores(model, X, settings)
+    return _require_finite(scores, candidates)
 
 
-def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="max_success",
-                target=0.7, exploration="greedy", temperature=0.05):
+def rank_linucb(pipeline, candidates, settings: RankingSettings | None = None, rng=None):
     """Rank candidates with a fitted features + LinUCB pipeline.
 
     Parameters
@@ -141,35 +185,27 @@ def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="
         From :func:`skbandit.features.make_pipeline`, fitted.
     candidates : DataFrame of shape (n_candidates, ...)
         ``schema.CANDIDATE_COLUMNS`` (at least ``item_id`` and ``schema.MODEL_INPUT``).
-    top_k : int, default=5
-        Number of items to show (fewer if there are fewer candidates).
+    settings : RankingSettings, optional
+        ``top_k`` items are shown (fewer if there are fewer candidates), ranked by
+        ``objective`` (with ``alpha`` and ``target``); ``exploration`` is a deterministic
+        top-k by score (``"greedy"``) or top-k drawn without replacement from
+        ``softmax(score / temperature)``. Default ``RankingSettings()`` (greedy,
+        ``"max_success"``, top 5).
     rng : numpy.random.Generator, optional
-        Breaks ties (greedy) or draws items (softmax); default
-        ``np.random.default_rng(DEFAULT_SEED)``.
-    alpha : float, optional
-        Exploration width; default the model's ``alpha``.
-    objective : {"max_success", "target_band"}, default="max_success"
-    target : float, default=0.7
-        Target success probability of ``"target_band"``.
-    exploration : {"greedy", "softmax"}, default="greedy"
-        Deterministic top-k by score, or top-k drawn without replacement from
-        ``softmax(score / temperature)``.
-    temperature : float, default=0.05
+        Breaks ties (greedy) and draws items (softmax, epsilon); default a new generator
+        seeded from OS entropy (pass a seeded one to reproduce a ranking).
 
     Returns
     -------
     DataFrame of shape (min(top_k, n_candidates), 8)
         ``schema.RECOMMENDATION_COLUMNS``.
     """
-    _check_choice("objective", objective, OBJECTIVES)
-    _check_choice("exploration", exploration, EXPLORATIONS)
-    rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
-    scored = score_candidates(pipeline, candidates, alpha, objective, target)
-    k = _check_top_k(top_k, len(candidates))
-    if exploration == "greedy":
-        chosen, propensity = _greedy(scored.score, k, rng)
-    else:
-        chosen, propensity = _softmax_draw(scored.score, k, rng, temperature)
+    settings = as_settings(settings)
+    rng = np.random.default_rng() if rng is None else rng
+    scored = score_candidates(pipeline, candidates, settings)
+    k = _shown(settings.top_k, len(candidates))
+    chosen, propensity = draw_order(scored.score, k, k, rng, settings)
+    _require_positive(propensity, settings)
     explore = _exploration_flags(scored.base, k)[chosen]
     expected = scored.expected[chosen]
     uncertainty = scored.uncertainty[chosen]
@@ -178,25 +214,22 @@ def rank_linucb(pipeline, candidates, top_k=5, rng=None, alpha=None, objective="
                    propensity, reasons)
 
 
-def action_probabilities(pipeline, candidates, alpha=None, objective="max_success", target=0.7,
-                         exploration="greedy", temperature=0.05):
+def action_probabilities(pipeline, candidates, settings: RankingSettings | None = None):
     """Probability that :func:`rank_linucb` puts each candidate in the first slot.
 
-    Same parameters as :func:`rank_linucb`. For greedy ranking the probability is shared
-    equally by the candidates tied at the top score (usually one, with probability 1).
+    Same parameters as :func:`rank_linucb` (``top_k`` plays no part). For greedy ranking
+    the probability is shared equally by the candidates tied at the top score (usually
+    one, with probability 1); ``epsilon`` mixes in ``epsilon / n_candidates`` each
+    (:func:`skbandit.exploration.first_slot_probabilities`).
 
     Returns
     -------
     ndarray of shape (n_candidates,)
         In the candidates' row order; sums to 1.
     """
-    _check_choice("objective", objective, OBJECTIVES)
-    _check_choice("exploration", exploration, EXPLORATIONS)
-    score = score_candidates(pipeline, candidates, alpha, objective, target).score
-    if exploration == "softmax":
-        return _softmax(score, temperature)
-    top = (score == score.max()).astype(np.float64)
-    return top / top.sum()
+    settings = as_settings(settings)
+    score = score_candidates(pipeline, candidates, settings).score
+    return first_slot_probabilities(score, settings)
 
 
 def rank_rule_based(candidates, top_k=5):
@@ -204,14 +237,15 @@ def rank_rule_based(candidates, top_k=5):
 
     Items are ordered by :func:`skbandit.irt.rule_distance` (``|difficulty - ability|`` on the
     logit scale), ties in candidate order; drift-flagged rows are dropped if the frame has a
-    ``drift_flag`` column. ``expected_reward`` is the 2PL probability from mastery,
-    difficulty and discrimination; ``uncertainty`` and ``ucb`` are NaN, ``is_exploration``
-    False and ``propensity`` 1.
+    ``drift_flag`` column. ``expected_reward`` is the 3PL probability from mastery,
+    difficulty, discrimination and ``guessing`` (where the candidates carry it; else the
+    2PL); ``uncertainty`` and ``ucb`` are NaN, ``is_exploration`` False and ``propensity`` 1.
 
     Parameters
     ----------
     candidates : DataFrame of shape (n_candidates, ...)
-        ``item_id``, ``mastery``, ``difficulty`` and optionally ``discrimination``.
+        ``item_id``, ``mastery``, ``difficulty`` and optionally ``discrimination`` and
+        ``guessing``.
     top_k : int, default=5
 
     Returns
@@ -221,14 +255,15 @@ def rank_rule_based(candidates, top_k=5):
     """
     if schema.DRIFT_FLAG in candidates.columns:
         candidates = candidates.loc[~candidates[schema.DRIFT_FLAG].fillna(False).astype(bool)]
-    k = _check_top_k(top_k, len(candidates))
+    k = _shown(RankingSettings(top_k=top_k).top_k, len(candidates))  # checks top_k
     mastery = candidates[schema.MASTERY].to_numpy(np.float64)
     difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)
     discrimination = (candidates[schema.DISCRIMINATION].to_numpy(np.float64)
                       if schema.DISCRIMINATION in candidates.columns else 1.0)
     chosen = np.argsort(irt.rule_distance(mastery, difficulty), kind="stable")[:k]
     ability = irt.mastery_to_logit(mastery)
-    expected = np.broadcast_to(irt.p_correct_2pl(ability, difficulty, discrimination),
+    expected = np.broadcast_to(irt.p_correct_3pl(ability, difficulty, discrimination,
+                                                 irt.guessing_of(candidates)),
                                mastery.shape)[chosen]
     reasons = rule_reasons((difficulty - ability)[chosen])
     nan = np.full(k, np.nan)
@@ -236,8 +271,11 @@ def rank_rule_based(candidates, top_k=5):
                    np.ones(k), reasons)
 
 
-def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max_success",
-                  target=0.7, exploration="greedy", temperature=0.05):
+FIRST_SLOT_PROPENSITY = "first_slot_propensity"
+"""Column of :func:`rank_requests`: probability of each row being ranked first."""
+
+
+def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=None):
     """Rank every student's candidate rows of a batch request (used by the model server).
 
     The rows are scored in one pass; each student's rows (grouped by ``user_id``) are then
@@ -246,7 +284,7 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
 
     Parameters
     ----------
-    pipeline, top_k, rng, alpha, objective, target, exploration, temperature
+    pipeline, settings, rng
         As in :func:`rank_linucb`.
     frame : DataFrame of shape (n_rows, ...)
         One row per (student, candidate item): ``user_id``, ``item_id`` and
@@ -254,40 +292,42 @@ def rank_requests(pipeline, frame, top_k=5, rng=None, alpha=None, objective="max
 
     Returns
     -------
-    DataFrame of shape (n_rows, 9)
+    DataFrame of shape (n_rows, 10)
         In request order with ``frame``'s index: ``user_id``, ``item_id``,
         ``expected_reward``, ``uncertainty``, ``ucb``, ``rank`` (1.. within the student),
-        ``recommended`` (``rank <= top_k``), ``is_exploration`` and ``propensity`` (of the
-        row's slot given the earlier slots, as in :func:`rank_linucb`).
+        ``recommended`` (``rank <= top_k``), ``is_exploration``, ``propensity`` (of the
+        row's slot given the earlier slots, as in :func:`rank_linucb`) and
+        ``first_slot_propensity`` (probability of being ranked first, as in
+        :func:`action_probabilities`).
     """
-    _check_choice("objective", objective, OBJECTIVES)
-    _check_choice("exploration", exploration, EXPLORATIONS)
+    settings = as_settings(settings)
     if schema.USER_ID not in frame.columns:
         raise SkbanditError(f"request is missing column {schema.USER_ID!r} (expected one row "
                             f"per student and candidate item)")
-    rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
-    _check_top_k(top_k, len(frame))
-    scored = score_candidates(pipeline, frame, alpha, objective, target)
+    rng = np.random.default_rng() if rng is None else rng
+    top_k = settings.top_k
+    _shown(top_k, len(frame))
+    scored = score_candidates(pipeline, frame, settings)
     rank = np.zeros(len(frame), dtype=np.int64)
     propensity = np.ones(len(frame))
+    first = np.ones(len(frame))
     explore = np.zeros(len(frame), dtype=bool)
     user_ids = frame[schema.USER_ID].to_numpy()
     for rows in _student_rows(user_ids):
         score = scored.score[rows]
-        if exploration == "greedy":
-            chosen, prob = _greedy(score, len(rows), rng)
-        else:
-            chosen, prob = _softmax_draw(score, len(rows), rng, temperature)
+        chosen, prob = draw_order(score, len(rows), top_k, rng, settings)
         rank[rows[chosen]] = np.arange(1, len(rows) + 1)
         propensity[rows[chosen]] = prob
+        first[rows] = first_slot_probabilities(score, settings)
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
+    _require_positive(propensity[rank <= top_k], settings)
     return pd.DataFrame({
         schema.USER_ID: user_ids,
         schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
         schema.EXPECTED_REWARD: scored.expected, schema.UNCERTAINTY: scored.uncertainty,
         schema.UCB: scored.expected + scored.uncertainty, schema.RANK: rank,
         "recommended": rank <= top_k, schema.IS_EXPLORATION: explore & (rank <= top_k),
-        schema.PROPENSITY: propensity,
+        schema.PROPENSITY: propensity, FIRST_SLOT_PROPENSITY: first,
     }, index=frame.index)
 
 
@@ -306,42 +346,6 @@ def _student_rows(user_ids):
     return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
 
 
-def _greedy(score, k, rng):
-    """Top-k by score, ties broken at random; propensity ``1 / (number still tied)``."""
-    order = np.lexsort((rng.random(len(score)), -score))
-    ranked = score[order]
-    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]
-    tie_end = np.minimum.accumulate(np.where(last_of_tie, np.arange(len(score)),
-                                             len(score))[::-1])[::-1]
-    still_tied = tie_end - np.arange(len(score)) + 1
-    return order[:k], 1.0 / still_tied[:k]
-
-
-def _softmax_draw(score, k, rng, temperature):
-    """k draws without replacement, each from the softmax over the items left.
-
-    Uses the Gumbel-top-k trick: sorting ``score / temperature + Gumbel noise`` gives
-    exactly the order of sequential softmax draws without replacement (Plackett-Luce), and
-    each slot's propensity is the item's weight over the weights not yet drawn.
-    """
-    weights = _softmax(score, temperature)
-    with np.errstate(divide="ignore"):
-        keys = np.log(weights) + rng.gumbel(size=len(score))
-    order = np.argsort(-keys, kind="stable")
-    remaining = np.cumsum(weights[order][::-1])[::-1]  # weight not yet drawn, per slot
-    prob = weights[order] / np.maximum(remaining, np.finfo(np.float64).tiny)
-    return order[:k], np.minimum(prob[:k], 1.0)
-
-
-def _softmax(score, temperature):
-    if not temperature > 0:
-        raise SkbanditError(f"temperature must be > 0 for softmax exploration, got "
-                            f"{temperature!r}")
-    z = (score - np.max(score)) / temperature
-    weights = np.exp(z)
-    return weights / weights.sum()
-
-
 def _exploration_flags(base, k):
     """True where at least k candidates have a strictly better bonus-free score."""
     ranked = np.sort(base)[::-1]
@@ -350,6 +354,30 @@ def _exploration_flags(base, k):
 
 
 # --- output ------------------------------------------------------------------------------
+
+
+def _require_finite(scores: CandidateScores, candidates) -> CandidateScores:
+    """No NaN or infinity reaches a ranking (or a JSON answer): refuse, naming the item."""
+    finite = np.isfinite(scores.score) & np.isfinite(scores.expected)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        item = candidates[schema.ITEM_ID].to_numpy()[row] if schema.ITEM_ID in candidates \
+            else row
+        raise SkbanditError(
+            f"cannot rank: candidate {item!r} scores {scores.score[row]} (expected a finite "
+            "score); its inputs are outside their documented ranges or the model is corrupt"
+        )
+    return scores
+
+
+def _require_positive(propensity, settings: RankingSettings) -> None:
+    """A shown item never carries propensity 0 (or NaN): off-policy evaluation divides by it."""
+    if not (np.asarray(propensity) > 0).all():
+        raise SkbanditError(
+            f"softmax at temperature {settings.temperature} gives a shown item probability 0 "
+            "(the scores are too far apart for it); raise the temperature"
+        )
+
 
 
 def _output(candidates, chosen, expected, uncertainty, ucb, explore, propensity, reasons):
@@ -365,15 +393,9 @@ def _output(candidates, chosen, expected, uncertainty, ucb, explore, propensity,
     })  # keys in schema.RECOMMENDATION_COLUMNS order
 
 
-def _check_top_k(top_k, n_candidates):
+def _shown(top_k, n_candidates):
+    """How many of ``n_candidates`` are shown for a checked ``top_k``; none is an error."""
     if n_candidates == 0:
         raise SkbanditError("no candidate items to rank (expected at least one row); the "
                             "caller should say why, e.g. all items drift-flagged or recent")
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise SkbanditError(f"top_k must be a positive integer, got {top_k!r}")
-    return min(int(top_k), n_candidates)
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise SkbanditError(f"unknown {name} {value!r} (expected one of {allowed})")
+    return min(top_k, n_candidates)

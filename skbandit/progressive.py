@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from skbandit import schema
-from skbandit.irt import mastery_to_logit, p_correct_2pl
+from skbandit.irt import guessing_of, mastery_to_logit, p_correct_3pl
 
 PROBABILITY_FLOOR = 1e-3
 """Forecasts are clipped to ``[floor, 1 - floor]`` for log-loss (a linear model leaves [0, 1])."""
@@ -31,6 +31,9 @@ PREDICTORS = ("bandit", "global_rate", "irt")
 FIRST_BATCH = 100
 """Batches start this small and double up to ``batch_size``: a fresh model's forecasts are
 uninformative, so small early batches let it learn before it has to predict many events."""
+
+MIN_SCORED_EVENTS = 1_000
+"""Below this many scored events the metrics are reported with a warning (too noisy)."""
 
 
 def batch_slices(n: int, batch_size: int, first: int = FIRST_BATCH) -> list[slice]:
@@ -58,10 +61,17 @@ class ReplayResult:
     predictions : DataFrame
         One row per replayed event: the outcome and each predictor's forecast, and the
         bandit's uncertainty, all made before the event was learned.
+    first_batch : int
+        Scored events predicted by an untrained model (the first batch of a fresh model;
+        0 when the model had learned before its first scored prediction).
+    n_unscored : int
+        Events learned but not scored (``score_from``: e.g. the item-calibration window).
     """
 
     history: pd.DataFrame
     predictions: pd.DataFrame
+    first_batch: int = 0
+    n_unscored: int = 0
     _final: dict[str, float] | None = field(default=None, init=False, repr=False)
 
     def final_metrics(self) -> dict[str, float]:
@@ -70,13 +80,42 @@ class ReplayResult:
             self._final = prediction_metrics(self.predictions)
         return dict(self._final)
 
+    def metrics_after_first_batch(self) -> dict[str, float] | None:
+        """The metrics without the untrained first batch (None if there is none, or nothing
+        after it)."""
+        if not self.first_batch or len(self.predictions) <= self.first_batch:
+            return None
+        return prediction_metrics(self.predictions.iloc[self.first_batch:])
+
+    def caveats(self) -> list[str]:
+        """Warnings a reader of the metrics needs: too few events, an untrained first batch."""
+        notes = []
+        n = len(self.predictions)
+        if n < MIN_SCORED_EVENTS:
+            notes.append(f"only {n:,} events were scored (fewer than {MIN_SCORED_EVENTS:,}): "
+                         "the metrics are noisy; compare predictors with care")
+        after = self.metrics_after_first_batch()
+        if after is not None:
+            before = self.final_metrics()
+            notes.append(
+                f"the first {self.first_batch:,} events were predicted by an untrained model; "
+                f"without them bandit log-loss {after['bandit_log_loss']:.3f} (with "
+                f"{before['bandit_log_loss']:.3f}), IRT {after['irt_log_loss']:.3f}, global "
+                f"rate {after['global_rate_log_loss']:.3f}")
+        return notes
+
 
 def irt_prediction(contexts: pd.DataFrame) -> np.ndarray:
-    """IRT-only success probability from the student's mastery and the item's parameters."""
-    return p_correct_2pl(
+    """IRT-only success probability from the student's mastery and the item's parameters.
+
+    The 3PL probability: the item's ``guessing`` is used where the contexts carry it
+    (:func:`skbandit.irt.p_correct_3pl`), else 0 (the 2PL).
+    """
+    return p_correct_3pl(
         mastery_to_logit(contexts[schema.MASTERY].to_numpy()),
         contexts[schema.DIFFICULTY].to_numpy(dtype=np.float64),
         contexts[schema.DISCRIMINATION].to_numpy(dtype=np.float64),
+        guessing_of(contexts),
     )
 
 
@@ -89,6 +128,7 @@ def replay_history(
     prior_success_rate: float = 0.5,
     on_batch: Callable[[int], None] | None = None,
     features: np.ndarray | None = None,
+    score_from: int = 0,
 ) -> ReplayResult:
     """Predict-then-learn over ``contexts`` in row order (callers sort by time).
 
@@ -108,6 +148,9 @@ def replay_history(
         Called with the number of events in each finished batch (for progress bars).
     features : ndarray of shape (n_events, n_features), optional
         ``model_features(pipeline, contexts)`` when the caller already computed it.
+    score_from : int, default=0
+        Events before this row are learned but not scored: no prediction, no metric (the
+        events whose outcomes calibrated the item difficulties, for example).
 
     Returns
     -------
@@ -115,6 +158,8 @@ def replay_history(
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     estimator = pipeline[-1]
+    score_from = min(max(int(score_from), 0), len(rewards))
+    fresh = not hasattr(estimator, "n_features_in_") and score_from == 0
     if features is None:
         features = model_features(pipeline, contexts)
     irt = irt_prediction(contexts)
@@ -124,7 +169,15 @@ def replay_history(
     global_rate = np.empty(len(rewards))
     successes, seen = prior_success_rate, 1.0
     rows = []
-    for batch in batch_slices(len(rewards), batch_size, first=FIRST_BATCH):
+    for batch in _split_at(batch_slices(len(rewards), batch_size, first=FIRST_BATCH),
+                           score_from):
+        if batch.stop <= score_from:  # learn only
+            estimator.partial_fit(features[batch], rewards[batch])
+            successes += rewards[batch].sum()
+            seen += batch.stop - batch.start
+            if on_batch is not None:
+                on_batch(batch.stop - batch.start)
+            continue
         if hasattr(estimator, "n_features_in_"):
             bandit[batch], std = estimator.predict(features[batch], return_std=True)
             width[batch] = estimator.alpha * std
@@ -141,8 +194,23 @@ def replay_history(
         rows.append({"events_seen": batch.stop, **metrics})
         if on_batch is not None:
             on_batch(batch.stop - batch.start)
-    predictions = _predictions_frame(rewards, bandit, global_rate, irt, width, slice(None))
-    return ReplayResult(history=pd.DataFrame(rows), predictions=predictions)
+    predictions = _predictions_frame(rewards, bandit, global_rate, irt, width,
+                                     slice(score_from, None))
+    first = min(FIRST_BATCH, batch_size, len(rewards)) if fresh else 0
+    return ReplayResult(history=pd.DataFrame(rows), predictions=predictions,
+                        first_batch=first, n_unscored=score_from)
+
+
+def _split_at(slices: list[slice], cut: int) -> list[slice]:
+    """The batch holding row ``cut`` split in two, so no batch straddles ``cut``.
+
+    >>> [(s.start, s.stop) for s in _split_at([slice(0, 4), slice(4, 8)], 2)]
+    [(0, 2), (2, 4), (4, 8)]
+    """
+    out = []
+    for s in slices:
+        out += [slice(s.start, cut), slice(cut, s.stop)] if s.start < cut < s.stop else [s]
+    return out
 
 
 def model_features(pipeline, contexts: pd.DataFrame) -> np.ndarray:

@@ -65,7 +65,8 @@ def small_school(tmp_path_factory) -> SchoolFiles:
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory, small_school) -> TrainedStore:
-    """``python -m train.warmstart --events E --items I`` into a temporary SQLite store."""
+    """``python -m train.warmstart --events E --items I`` into a temporary SQLite store (the
+    first version gets both aliases)."""
     import mlflow
 
     from train.warmstart import app as warmstart_app
@@ -74,9 +75,8 @@ def trained_store(tmp_path_factory, small_school) -> TrainedStore:
     store = TrainedStore(f"sqlite:///{folder / 'mlflow.db'}", small_school)
     result = CliRunner(env=store.env).invoke(warmstart_app, small_school.options)
     assert result.exit_code == 0, result.output
-    mlflow.MlflowClient(store.tracking_uri).set_registered_model_alias(
-        MODEL_NAME, "challenger", "1"
-    )
+    aliases = mlflow.MlflowClient(store.tracking_uri).get_registered_model(MODEL_NAME).aliases
+    assert aliases == {"champion": 1, "challenger": 1}, aliases
     return store
 
 
@@ -121,3 +121,17 @@ def help_in_fresh_interpreter() -> HelpRunner:
         return "\n".join(printed), imported.split(",") if imported else []
 
     return run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def decision_log_outside_the_repo(tmp_path_factory):
+    """Decisions served by in-process models go to a temporary log, never the repo's mlruns/."""
+    import os
+
+    if os.environ.get("SKBANDIT_DECISION_LOG"):
+        yield
+        return
+    folder = tmp_path_factory.mktemp("decision-log")
+    os.environ["SKBANDIT_DECISION_LOG"] = str(folder / "decisions.db")
+    yield
+    os.environ.pop("SKBANDIT_DECISION_LOG", None)

@@ -18,7 +18,7 @@ from serve.cli import app
 from skbandit import schema
 
 STUDENT, TOPIC, WEEK, OTHER_WEEK = "ABC123", "7.RP.A.1", "2024-W01", "2024-W14"
-RL_HEADER = ("Rank", "Item", "Expected", "Uncertainty", "Mode", "Reason")
+RL_HEADER = ("Rank", "Item", "Difficulty", "Expected", "Uncertainty", "Mode")
 FOOTER = re.compile(
     r"^Bandit: (?P<updates>[\d,]+) updates \| Alpha: (?P<alpha>\d+\.\d+) \| Model: LinUCB \| "
     r"(?P<name>[\w-]+) v(?P<version>\d+) \((?P<alias>[\w, ]+)\)$",
@@ -72,7 +72,7 @@ def expected_rl(store_env):
     school = store_env.school
     events, items, _ = load_school(school.events_path, school.items_path)
     week = recommend.student_week(events, items, STUDENT, TOPIC, recommend.parse_week(WEEK))
-    return pipeline, recommend.rl_recommendations(pipeline, week, 5)
+    return pipeline, recommend.rl_recommendations(pipeline, week)  # default top 5
 
 
 def test_trace_rl_table_matches_the_seed_layout_and_the_model(store_env, expected_rl):
@@ -95,11 +95,12 @@ def test_trace_rl_table_matches_the_seed_layout_and_the_model(store_env, expecte
         assert row == [
             str(rec[schema.RANK]),
             rec[schema.ITEM_ID],
+            f"{rec[schema.DIFFICULTY]:+.2f}",
             f"{rec[schema.EXPECTED_REWARD]:.0%}",
             f"±{rec[schema.UNCERTAINTY]:.0%}",
             "Explore" if rec[schema.IS_EXPLORATION] else "Exploit",
-            rec[schema.REASON],
         ]
+        assert f"{rec[schema.RANK]}. {rec[schema.REASON]}" in result.output
     footer = FOOTER.search(result.output)
     assert footer is not None, result.output
     assert footer["updates"] == f"{pipeline[-1].n_updates_:,}"
@@ -152,6 +153,8 @@ def test_softmax_exploration_shows_its_propensities(store_env):
         "0.2",
         "--objective",
         "target_band",
+        "--seed",
+        "3",
         *store_env.school.options,
     )
     payload = json.loads(ok(*args).stdout)
@@ -160,9 +163,9 @@ def test_softmax_exploration_shows_its_propensities(store_env):
     propensity = [rec[schema.PROPENSITY] for rec in payload["recommendations"]]
     assert all(0.0 < p <= 1.0 for p in propensity)
     assert min(propensity) < 1.0
-    assert json.loads(ok(*args).stdout) == payload  # seeded: the same draw again
+    assert json.loads(ok(*args).stdout) == payload  # --seed: the same draw again
     text = ok(*[a for a in args if a != "--json"]).output
-    assert "Policy: softmax exploration (temperature 0.2, seed 0)" in text
+    assert "Policy: softmax exploration (temperature 0.2, seed 3)" in text
     assert "objective target_band (target 70%)" in text
 
 
@@ -220,9 +223,9 @@ def test_trace_without_rl_shows_the_rule_based_list(store_env):
         *store_env.school.options,
     )
     assert "Rule-based Recommendations" in result.output
-    rows = table_rows(result.output, ("Rank", "Item", "IRT expected", "Reason"))
+    rows = table_rows(result.output, ("Rank", "Item", "Difficulty", "IRT expected"))
     assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]
-    assert all(row[3].startswith("Rule: closest difficulty") for row in rows)
+    assert result.output.count(". Rule: closest difficulty") == 5
     assert "Bandit:" not in result.output
 
 
@@ -242,9 +245,11 @@ def test_compare_recs_overlap_and_why_lines(store_env):
     assert [w["item_id"] for w in payload["rl_only"]] == [i for i in rl if i not in rule]
     text = ok(*args).output
     rows = table_rows(
-        text, ("Rank", "Rule-based", "IRT expected", "LinUCB", "Expected", "Uncertainty", "Mode")
+        text, ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.", "LinUCB est.",
+               "±", "Mode")
     )
-    assert [row[1] for row in rows] == rule and [row[3] for row in rows] == rl
+    assert [row[1] for row in rows] == rule and [row[4] for row in rows] == rl
+    assert "IRT est.: success chance from mastery and difficulty alone" in text
     assert f"Overlap: {len(payload['overlap'])} of {len(rl)} items" in text
     for why in payload["rl_only"]:
         line = next(line for line in text.splitlines() if line.strip().startswith(why["item_id"]))
@@ -256,16 +261,21 @@ def test_compare_recs_overlap_and_why_lines(store_env):
 
 def test_default_objective_is_the_serving_target_band(store_env):
     """Unless told otherwise the bandit ranks by closeness to the target success band."""
-    from skbandit.policy import SERVING_OBJECTIVE
-
     args = ("compare-recs", "--student-id", STUDENT, "--topic", TOPIC, "--time-window", WEEK,
             *store_env.school.options, "--json")  # fmt: skip
     default = json.loads(ok(*args).stdout)
-    explicit = json.loads(ok(*args, "--objective", SERVING_OBJECTIVE).stdout)
+    explicit = json.loads(ok(*args, "--objective", "target_band", "--target", "0.7").stdout)
     greedy_max = json.loads(ok(*args, "--objective", "max_success").stdout)
     ids = [[r[schema.ITEM_ID] for r in p["linucb"]] for p in (default, explicit, greedy_max)]
-    assert SERVING_OBJECTIVE == "target_band"
     assert ids[0] == ids[1] and ids[0] != ids[2]
+
+    def scores(payload, score):
+        return [score(r[schema.EXPECTED_REWARD], r[schema.UNCERTAINTY]) for r in payload["linucb"]]
+
+    band = scores(default, lambda expected, bonus: -abs(expected - 0.7) + bonus)
+    assert band == sorted(band, reverse=True)
+    ucb = scores(greedy_max, lambda expected, bonus: expected + bonus)
+    assert ucb == sorted(ucb, reverse=True)
     exploited = [w["why"] for w in default["rl_only"] if "bonus" not in w["why"]]
     assert all("target" in why for why in exploited)
 
@@ -274,7 +284,7 @@ def test_models_lists_versions_with_aliases(store_env):
     text = ok("models").output
     rows = table_rows(
         text,
-        ("Version", "Aliases", "Created", "Events", "Updates", "Feature set", "Log-loss", "AUC"),
+        ("Version", "Aliases", "Created", "Events", "Log-loss", "AUC"),
     )
     assert rows[0][:2] == ["1", "challenger, champion"]
     assert rows[0][3] == f"{len(store_env.school.events):,}"
@@ -301,7 +311,8 @@ def test_model_by_version_number(store_env):
 def test_unknown_student_gets_the_cold_start_context(store_env):
     args = ("trace", "--student-id", "NOBODY", "--topic", TOPIC, "--use-rl")
     result = ok(*args, *store_env.school.options)
-    assert "note: unknown student; using the cold-start context" in result.output
+    assert "note: no attempts by NOBODY yet, so the context is the cold-start default" in \
+        result.output
     payload = json.loads(ok(*args, "--json", *store_env.school.options).stdout)
     assert payload["known_student"] is False and payload["attempts"] == []
     assert payload["context"][schema.MASTERY] == 0.5
@@ -425,7 +436,7 @@ def test_softmax_needs_a_positive_temperature(store_env):
         "0",
         *store_env.school.options,
     )
-    assert "--temperature must be > 0" in line
+    assert "--temperature must be at least 0.01" in line
 
 
 def test_bad_choice_is_a_usage_error_not_a_traceback(store_env):

@@ -180,3 +180,38 @@ def test_historical_contexts_of_no_events_is_empty():
     hist = context.historical_contexts(HAND.iloc[:0], ITEMS)
     assert hist.empty
     assert tuple(hist.columns) == (*schema.MODEL_INPUT, schema.N_PRIOR)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.just(np.nan), st.floats(0, 1e6)),
+                         min_size=context.RECENT_WINDOW, max_size=context.RECENT_WINDOW),
+                min_size=1, max_size=6))
+def test_row_nanmedian_is_numpys_nanmedian_without_warnings(rows):
+    matrix = np.array(rows, dtype=np.float64)
+    got = context._row_nanmedian(matrix)
+    for row, value in zip(matrix, got, strict=True):
+        known = row[~np.isnan(row)]
+        if known.size == 0:
+            assert np.isnan(value)
+        else:
+            assert value == np.median(known)
+
+
+def test_student_features_computes_only_what_is_asked_and_the_same_values():
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 12, 40).astype(float)
+    counts = dict(n=n, n_correct=np.floor(n * 0.6), n_topic=np.floor(n / 2),
+                  n_topic_correct=np.floor(n / 3),
+                  recent_correct=np.minimum(n, context.RECENT_WINDOW) // 2,
+                  latency_lags=rng.uniform(1e3, 4e5, (40, context.RECENT_WINDOW)),
+                  help_sum=np.floor(n / 4), help_known=n)
+    every = context.student_features(**counts)
+    assert list(every) == list(schema.STUDENT_CONTEXT)
+    gap = context.student_features(**{**counts, "recent_correct": None, "latency_lags": None},
+                                   names=[schema.SKILL_GAP])
+    assert list(gap) == [schema.SKILL_GAP]
+    np.testing.assert_array_equal(gap[schema.SKILL_GAP], every[schema.SKILL_GAP])
+    cold = n < context.COLD_START_MIN_EVENTS
+    assert (every[schema.MASTERY][cold] == context.DEFAULT_MASTERY).all()
+    with pytest.raises(SkbanditError, match="unknown student feature 'n_prior_events'"):
+        context.student_features(**counts, names=[schema.N_PRIOR])

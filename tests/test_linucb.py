@@ -1,5 +1,7 @@
 """LinUCB: oracles (Ridge, closed forms), hand-checkable maths, properties, bad input, state."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +13,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import validate_data
 
 from skbandit import LinUCB, SkbanditError
+from skbandit import linucb as linucb_module
 
 
 def _data(n=50, d=4, seed=0):
@@ -213,21 +217,21 @@ def test_integer_weights_equal_repeated_rows(problem, data):
         np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), atol=1e-9)
 
 
-def test_lean_path_equals_validated_path():
+def test_plain_path_equals_validated_path():
     X, y = _data(seed=12)
-    lean = LinUCB().fit(X[:10], y[:10]).partial_fit(X[10:], y[10:])  # float64 ndarrays
+    plain = LinUCB().fit(X[:10], y[:10]).partial_fit(X[10:], y[10:])  # float64 ndarrays
     slow = LinUCB().fit(X[:10], y[:10]).partial_fit(X[10:].tolist(), y[10:].tolist())
-    np.testing.assert_array_equal(lean.A_, slow.A_)
-    np.testing.assert_array_equal(lean.coef_, slow.coef_)
-    np.testing.assert_array_equal(lean.predict(X), slow.predict(X.tolist()))
-    lean_fit, slow_fit = LinUCB().fit(X, y), LinUCB().fit(X.tolist(), y.tolist())
-    _assert_same_state(_fitted_state(slow_fit), lean_fit)
+    np.testing.assert_array_equal(plain.A_, slow.A_)
+    np.testing.assert_array_equal(plain.coef_, slow.coef_)
+    np.testing.assert_array_equal(plain.predict(X), slow.predict(X.tolist()))
+    plain_fit, slow_fit = LinUCB().fit(X, y), LinUCB().fit(X.tolist(), y.tolist())
+    _assert_same_state(_fitted_state(slow_fit), plain_fit)
 
 
-def test_lean_fit_forgets_earlier_feature_names():
+def test_plain_fit_forgets_earlier_feature_names():
     X, y = _data(d=3, seed=15)
     model = LinUCB().fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
-    model.fit(X, y)  # a plain float64 ndarray takes the lean path
+    model.fit(X, y)  # a plain float64 ndarray takes the fast path
     assert not hasattr(model, "feature_names_in_") and model.n_features_in_ == 3
 
 
@@ -255,6 +259,7 @@ def _nan_y():
 
 BAD_INPUTS = {
     "nan in X": _nan_x,
+    "nan in one row": lambda: (_nan_x()[0][1:2], _GOOD_Y[:1], None),  # the rank-one update
     "inf in X": _inf_x,
     "nan in y": _nan_y,
     "wrong n_features": lambda: (_GOOD_X[:4, :2], _GOOD_Y[:4], None),
@@ -265,14 +270,17 @@ BAD_INPUTS = {
     "negative weight": lambda: (_GOOD_X[:2], _GOOD_Y[:2], np.array([1.0, -1.0])),
     "1-d X": lambda: (_GOOD_X[0], _GOOD_Y[:1], None),
     "overflowing X": lambda: (np.full((2, 3), 1e200), _GOOD_Y[:2], None),
+    "overflowing row": lambda: (np.full((1, 3), 1e200), _GOOD_Y[:1], None),
 }
 
 
-@pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize("case", BAD_INPUTS)
+@pytest.mark.parametrize(
+    ("case", "method"),
+    # a new width is not bad input for fit, which starts a fresh model of any width
+    [(c, m) for c in BAD_INPUTS for m in ("fit", "partial_fit")
+     if (c, m) != ("wrong n_features", "fit")],
+)
 def test_bad_input_raises_and_leaves_state_unchanged(case, method):
-    if case == "wrong n_features" and method == "fit":
-        return  # fit starts a fresh model of any width
     model = LinUCB().fit(_GOOD_X, _GOOD_Y)
     before = _fitted_state(model)
     X, y, w = BAD_INPUTS[case]()
@@ -281,24 +289,26 @@ def test_bad_input_raises_and_leaves_state_unchanged(case, method):
     _assert_same_state(before, model)
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS)
+# a first call may choose any width, so "wrong n_features" is not bad input here
+@pytest.mark.parametrize("case", [c for c in BAD_INPUTS if c != "wrong n_features"])
 def test_bad_first_partial_fit_leaves_model_unfitted(case):
     model = LinUCB()
     X, y, w = BAD_INPUTS[case]()
-    if case == "wrong n_features":
-        return  # a first call may choose any width
     with pytest.raises(ValueError):
         model.partial_fit(X, y, sample_weight=w)
     assert not [k for k in vars(model) if k.endswith("_")]
 
 
-def test_bad_fit_keeps_feature_names_of_the_fitted_model():
+@pytest.mark.parametrize("bad", [
+    pd.DataFrame({"x": [1.0, np.nan], "y": [0.0, 1.0]}),  # rejected by validate_data
+    np.full((2, 2), 1e200),  # passes the plain-input check, then overflows
+], ids=["frame with NaN", "overflowing ndarray"])
+def test_bad_fit_keeps_feature_names_of_the_fitted_model(bad):
     frame = pd.DataFrame(_GOOD_X, columns=["a", "b", "c"])
     model = LinUCB().fit(frame, _GOOD_Y)
     before = _fitted_state(model)
-    bad = pd.DataFrame({"x": [1.0, np.nan], "y": [0.0, 1.0]})
     with pytest.raises(ValueError):
-        model.fit(bad, [0.0, 1.0])
+        model.fit(bad, np.array([0.0, 1.0]))
     _assert_same_state(before, model)
     assert list(model.feature_names_in_) == ["a", "b", "c"]
 
@@ -325,7 +335,140 @@ def test_predict_rejects_bad_input(method):
         getattr(LinUCB(), method)(_GOOD_X)
 
 
+# ------------------------------------------------------------ plain-input fast path
+def _fitted_on(width, names):
+    X = _GOOD_X[:, :width]
+    return LinUCB().fit(pd.DataFrame(X, columns=list("abc"[:width])) if names else X, _GOOD_Y)
+
+
+# (model before the check, width of the plain X, reset)
+PLAIN_CASES = {
+    "first call": (LinUCB, 3, True),
+    "refit drops names": (lambda: _fitted_on(3, names=True), 2, True),
+    "same count": (lambda: _fitted_on(3, names=False), 3, False),
+    "changed count": (lambda: _fitted_on(3, names=False), 2, False),
+    "names at fit, none now": (lambda: _fitted_on(3, names=True), 3, False),
+    "names at fit, changed count": (lambda: _fitted_on(3, names=True), 2, False),
+    "unfitted, no reset": (LinUCB, 3, False),
+}
+
+
+def _effects(check, model):
+    """Fitted attributes afterwards, warnings, error and output of ``check(model)``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            output, error = check(model), None
+        except ValueError as err:
+            output, error = None, (type(err), str(err))
+    return _fitted_state(model), [(w.category, str(w.message)) for w in caught], error, output
+
+
+@pytest.mark.parametrize("with_y", [True, False], ids=["X and y", "X only"])
+@pytest.mark.parametrize("case", PLAIN_CASES)
+def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
+    make, width, reset = PLAIN_CASES[case]
+    X, y = _GOOD_X[:4, :width].copy(), _GOOD_Y[:4].copy()
+    args = (X, y) if with_y else (X,)
+    expected = _effects(lambda m: validate_data(m, *args, reset=reset, dtype=np.float64), make())
+    actual = _effects(lambda m: linucb_module._validate_plain(m, *args, reset=reset), make())
+    assert actual[0].keys() == expected[0].keys()
+    for key, value in expected[0].items():
+        np.testing.assert_array_equal(actual[0][key], value, err_msg=key)
+    assert actual[1:3] == expected[1:3]  # same warnings, same error
+    if expected[3] is not None:  # returned unchanged, without a copy
+        assert all(a is b for a, b in zip(actual[3] if with_y else [actual[3]], args,
+                                          strict=True))
+
+
+@pytest.mark.parametrize("X", [
+    _GOOD_X[:4].tolist(),
+    _GOOD_X[:4].astype(np.float32),
+    pd.DataFrame(_GOOD_X[:4], columns=["a", "b", "c"]),
+    _nan_x()[0],
+    _GOOD_X[0],
+    np.empty((0, 3)),
+], ids=["list", "float32", "frame", "NaN", "1-d", "empty"])
+def test_other_input_is_left_to_validate_data(X):
+    model = _fitted_on(3, names=True)
+    before = _fitted_state(model)
+    assert linucb_module._validate_plain(model, X, reset=True) is None
+    assert linucb_module._validate_plain(model, _GOOD_X[:4], [1.0] * 4, reset=True) is None
+    _assert_same_state(before, model)
+
+
+def test_changed_feature_names_are_refused_like_scikit_learn_does():
+    model = _fitted_on(3, names=True)
+    renamed = pd.DataFrame(_GOOD_X[:2], columns=["a", "b", "z"])
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.partial_fit(renamed, _GOOD_Y[:2])
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(renamed)
+
+
+# --------------------------------------------------------------- one-row updates
+def test_single_rows_update_the_inverse_by_rank_one_and_refactor_regularly():
+    X, y = _data(n=150, d=4, seed=16)
+    model = LinUCB(l2=0.5)
+    for i in range(len(y)):
+        model.partial_fit(X[i : i + 1], y[i : i + 1])
+        np.testing.assert_array_equal(model.A_inv_, model.A_inv_.T)
+        if model.n_updates_ % linucb_module._REFACTOR_EVERY == 0:  # exactly a refactorisation
+            A_inv, coef = linucb_module._cholesky_inverse_and_solve(model.A_, model.b_)
+            np.testing.assert_array_equal(model.A_inv_, A_inv)
+            np.testing.assert_array_equal(model.coef_, coef)
+    assert model.n_updates_ % linucb_module._REFACTOR_EVERY  # ends on a rank-one update
+    np.testing.assert_allclose(model.A_inv_, np.linalg.inv(model.A_), rtol=1e-12)
+    ridge = Ridge(alpha=0.5, fit_intercept=False).fit(X, y)
+    np.testing.assert_allclose(model.coef_, ridge.coef_, rtol=0, atol=1e-12)
+
+
+def test_a_weighted_single_row_equals_the_row_repeated():
+    X, y = _data(n=12, d=3, seed=17)
+    weighted = LinUCB().fit(X[:10], y[:10]).partial_fit(X[10:11], y[10:11], sample_weight=[3.0])
+    repeated = LinUCB().fit(X[:10], y[:10]).partial_fit(np.repeat(X[10:11], 3, axis=0),
+                                                      np.repeat(y[10:11], 3))
+    for name in ("A_", "b_", "A_inv_", "coef_"):
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name),
+                                   rtol=1e-12, atol=1e-14)
+
+
 # ---------------------------------------------------------------- sklearn plumbing
+def test_constructor_takes_keywords_only():
+    with pytest.raises(TypeError):
+        LinUCB(1.0)
+
+
+def test_partial_fit_validates_parameters_once_per_change(monkeypatch):
+    calls = []
+    validate = LinUCB._validate_params
+    monkeypatch.setattr(LinUCB, "_validate_params",
+                        lambda self: calls.append(self.get_params()) or validate(self))
+    model = LinUCB()
+    for i in range(5):
+        model.partial_fit(_GOOD_X[i : i + 1], _GOOD_Y[i : i + 1])
+    assert len(calls) == 1
+    model.set_params(alpha=0.5)
+    model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1]).partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    model.l2 = 3.0
+    model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1]).partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    assert [c["alpha"] for c in calls] == [1.0, 0.5, 0.5] and calls[-1]["l2"] == 3.0
+
+
+@pytest.mark.parametrize("change", [
+    lambda model: model.set_params(alpha=-1.0),
+    lambda model: setattr(model, "l2", 0.0),
+    lambda model: setattr(model, "forgetting", 1.5),
+], ids=["set_params", "assigned l2", "assigned forgetting"])
+def test_partial_fit_rejects_a_parameter_made_invalid_after_fitting(change):
+    model = LinUCB().partial_fit(_GOOD_X, _GOOD_Y)
+    before = _fitted_state(model)
+    change(model)
+    with pytest.raises(ValueError, match="parameter of LinUCB must be"):
+        model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    _assert_same_state(before, model)
+
+
 def test_clone_get_params_set_params():
     model = LinUCB(alpha=0.5, l2=2.0, forgetting=0.99).fit(_GOOD_X, _GOOD_Y)
     assert model.get_params() == {"alpha": 0.5, "l2": 2.0, "forgetting": 0.99}

@@ -46,6 +46,7 @@ from skbandit.irt import p_correct_2pl
 from skbandit.ope import decisions as logged_decisions
 from skbandit.ope import targets as ope_targets
 from skbandit.policy import action_probabilities, rank_linucb, rank_requests
+from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.generate import DECISION_ID, SchoolConfig, simulate_school
 
 SEEDS = range(6)
@@ -129,7 +130,7 @@ def test_every_logged_item_is_a_candidate_and_uniform_is_one_over_k(school):
 def test_chunking_does_not_change_the_inputs(school):
     school, contexts = school
     pipeline, rows = trained_on_first_half(school, contexts)
-    policy = ope_targets.linucb_policy(pipeline, exploration="softmax")
+    policy = ope_targets.linucb_policy(pipeline, RankingSettings(exploration="softmax"))
     model = ope_targets.linucb_reward_model(pipeline)
     big, small = (ope_targets.off_policy_inputs(school.events, school.items, policy,
                                                 reward_model=model, contexts=contexts, rows=rows,
@@ -141,16 +142,18 @@ def test_chunking_does_not_change_the_inputs(school):
 @pytest.mark.parametrize("settings", [
     {}, {"exploration": "softmax"}, {"objective": "target_band", "exploration": "softmax",
                                      "temperature": 0.02},
+    {"epsilon": 0.2}, {"objective": "target_band", "exploration": "softmax", "epsilon": 0.1},
 ])
 def test_vectorised_target_equals_action_probabilities_per_decision(school, settings):
     school, contexts = school
     pipeline, _ = trained_on_first_half(school, contexts)
     chunk = next(logged_decisions.logged_decisions(school.events, school.items, contexts=contexts,
                                               rows=[10, 500, 2000, 4000, 7000]))
-    probs = ope_targets.linucb_policy(pipeline, **settings)(chunk)
+    settings = RankingSettings(**settings)
+    probs = ope_targets.linucb_policy(pipeline, settings)(chunk)
     for rows in chunk.groupby(DECISION_ID).groups.values():
         one = chunk.loc[rows].reset_index(drop=True)
-        np.testing.assert_allclose(probs[rows], action_probabilities(pipeline, one, **settings),
+        np.testing.assert_allclose(probs[rows], action_probabilities(pipeline, one, settings),
                                    rtol=1e-9, atol=1e-15)
 
 
@@ -172,13 +175,14 @@ def test_ranking_propensities_are_the_first_and_later_slot_probabilities(school)
     chunk = next(logged_decisions.logged_decisions(school.events, school.items, contexts=contexts,
                                               rows=[3000]))
     candidates = chunk.drop(columns=[logged_decisions.IS_LOGGED]).reset_index(drop=True)
-    settings = {"exploration": "softmax", "temperature": 0.02, "objective": "target_band"}
-    first = action_probabilities(pipeline, candidates, **settings)
+    settings = RankingSettings(exploration="softmax", temperature=0.02, objective="target_band",
+                               top_k=2)
+    first = action_probabilities(pipeline, candidates, settings)
     rng = np.random.default_rng(5)
     position = pd.Series(np.arange(len(candidates)), index=candidates[schema.ITEM_ID])
     counts = np.zeros(len(candidates))
     for _ in range(DRAWS):
-        ranked = rank_linucb(pipeline, candidates, top_k=2, rng=rng, **settings)
+        ranked = rank_linucb(pipeline, candidates, settings, rng=rng)
         j, k = position[ranked[schema.ITEM_ID]].to_numpy()
         counts[j] += 1
         assert ranked[schema.PROPENSITY].iloc[0] == pytest.approx(first[j])
@@ -187,8 +191,7 @@ def test_ranking_propensities_are_the_first_and_later_slot_probabilities(school)
     observed = np.r_[counts[big], counts[~big].sum()]
     expected = np.r_[first[big], first[~big].sum()] * DRAWS
     assert chisquare(observed, expected).pvalue > 0.001
-    served = rank_requests(pipeline, candidates, top_k=2, rng=np.random.default_rng(1),
-                           **settings)
+    served = rank_requests(pipeline, candidates, settings, rng=np.random.default_rng(1))
     top = served[served[schema.RANK] == 1]
     assert top[schema.PROPENSITY].iloc[0] == pytest.approx(first[top.index[0]])
 
@@ -207,10 +210,10 @@ def coverage():
         targets = {
             "uniform": ope_targets.uniform_policy(),
             "rule": ope_targets.rule_policy(),
-            "linucb_band_softmax": ope_targets.linucb_policy(
-                pipeline, objective="target_band", exploration="softmax", temperature=0.05),
-            "linucb_softmax": ope_targets.linucb_policy(pipeline, exploration="softmax",
-                                                        temperature=0.05),
+            "linucb_band_softmax": ope_targets.linucb_policy(pipeline, RankingSettings(
+                objective="target_band", exploration="softmax", temperature=0.05)),
+            "linucb_softmax": ope_targets.linucb_policy(pipeline, RankingSettings(
+                exploration="softmax", temperature=0.05)),
         }
         for name, policy in targets.items():
             inputs = ope_targets.off_policy_inputs(

@@ -129,3 +129,41 @@ def test_precomputed_features_and_progress_callback():
     b = replay_history(pipeline, X, y, batch_size=200, features=model_features(pipeline, X))
     assert seen == [100, 200, 150]
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
+
+
+def test_unscored_events_are_learned_but_never_scored():
+    """``score_from``: the calibration window trains the model and stays out of the metrics."""
+    X, y = contexts(1_500, seed=6)
+    full, windowed = make_pipeline(), make_pipeline()
+    everything = replay_history(full, X, y, batch_size=400)
+    result = replay_history(windowed, X, y, batch_size=400, score_from=500)
+    np.testing.assert_allclose(windowed[-1].coef_, full[-1].coef_, rtol=1e-10, atol=1e-12)
+    assert (len(result.predictions), result.n_unscored, result.first_batch) == (1_000, 500, 0)
+    np.testing.assert_array_equal(result.predictions["reward"], y[500:])
+    # the scored events got the same forecasts as in the full replay (same model states)
+    np.testing.assert_allclose(result.predictions["bandit"].iloc[200:],
+                               everything.predictions["bandit"].iloc[700:])
+
+
+def test_metrics_without_the_untrained_first_batch_and_caveats():
+    X, y = contexts(600, seed=7)
+    result = replay_history(make_pipeline(), X, y, batch_size=200)
+    assert result.first_batch == 100
+    after = result.metrics_after_first_batch()
+    assert after == prediction_metrics(result.predictions.iloc[100:])
+    assert after["bandit_log_loss"] < result.final_metrics()["bandit_log_loss"]
+    caveats = result.caveats()
+    assert caveats[0].startswith("only 600 events were scored (fewer than 1,000)")
+    assert "the first 100 events were predicted by an untrained model" in caveats[1]
+    trained = replay_history(make_pipeline(), X, y, batch_size=200, score_from=100)
+    assert trained.first_batch == 0 and trained.metrics_after_first_batch() is None
+    straddled = replay_history(make_pipeline(), X, y, batch_size=200, score_from=50)
+    assert (straddled.predictions["bandit"].iloc[:50] != 0).all()  # learned rows 0-49 first
+
+
+def test_irt_baseline_uses_guessing_where_given():
+    X, _ = contexts(5, seed=8)
+    plain = progressive.irt_prediction(X)
+    guessed = progressive.irt_prediction(X.assign(guessing=[0.25, np.nan, 0.0, 0.5, 0.2]))
+    expected = plain + np.array([0.25, 0.0, 0.0, 0.5, 0.2]) * (1 - plain)
+    np.testing.assert_allclose(guessed, expected)

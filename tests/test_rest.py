@@ -93,7 +93,8 @@ def expected(pipeline, frame: pd.DataFrame, params: dict | None = None) -> pd.Da
 
 @pytest.mark.parametrize("encode", [split, records], ids=["dataframe_split", "dataframe_records"])
 def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, encode):
-    got = predictions(post(server, encode(request_frame)))
+    seeded = {"seed": 3}  # unseeded requests draw from the server's own generator
+    got = predictions(post(server, encode(request_frame, seeded)))
     assert len(got) == len(request_frame)
     assert list(got[schema.ITEM_ID]) == list(request_frame[schema.ITEM_ID])
     mean = np.clip(pipeline.predict(request_frame), 0.0, 1.0)
@@ -101,8 +102,9 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
     np.testing.assert_allclose(got[schema.EXPECTED_REWARD], mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UNCERTAINTY], width, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UCB], mean + width, rtol=0, atol=1e-12)
-    want = expected(pipeline, request_frame)
-    for column in (schema.RANK, schema.IS_EXPLORATION, "recommended", schema.PROPENSITY):
+    want = expected(pipeline, request_frame, seeded)
+    for column in (schema.RANK, schema.IS_EXPLORATION, "recommended", schema.PROPENSITY,
+                   "first_slot_propensity"):
         assert list(got[column]) == list(want[column]), column
     assert set(got["model_version"]) == {"skbandit-linucb/1"}
     for _, rows in got.groupby(schema.USER_ID):  # ranks are 1..n within each student
@@ -114,7 +116,8 @@ def test_params_alpha_and_top_k_are_honoured(server, pipeline, request_frame):
     wide = predictions(post(server, split(request_frame, {"alpha": 2.5, "top_k": 2})))
     np.testing.assert_allclose(wide[schema.UNCERTAINTY], base[schema.UNCERTAINTY] * 2.5, atol=1e-12)
     assert (wide.groupby(schema.USER_ID)["recommended"].sum() == 2).all()
-    flat = predictions(post(server, split(request_frame, {"alpha": 0.0})))
+    greedy_flat = {"alpha": 0.0, "exploration": "greedy", "epsilon": 0.0}  # no random draws
+    flat = predictions(post(server, split(request_frame, greedy_flat)))
     assert (flat[schema.UNCERTAINTY] == 0).all() and not flat[schema.IS_EXPLORATION].any()
     params = {"exploration": "softmax", "temperature": 0.1, "seed": 7}
     soft = predictions(post(server, split(request_frame, params)))
@@ -151,7 +154,7 @@ def bad_requests(request_frame) -> dict[str, tuple[object, str]]:
         "too many rows": (split(too_many), f"at most {MAX_REQUEST_ROWS}"),
         "top_k zero": (split(one, {"top_k": 0}), "top_k"),
         "negative alpha": (split(one, {"alpha": -1.0}), "alpha"),
-        "negative seed": (split(one, {"seed": -1}), "seed"),
+        "negative seed": (split(one, {"seed": -5}), "seed"),
         "unknown exploration": (split(one, {"exploration": "boltzmann"}), "exploration"),
         "target outside [0, 1]": (split(one, {"target": 2.0}), "target"),
     }

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.policy import rank_linucb
+from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import DECISION_ID, CandidateArrays, SchoolEnv
 from skbandit.sim.world import SchoolConfig
 from skbandit.study.config import POLICIES, StudyConfig, quick_study_config
@@ -83,8 +84,9 @@ def test_linucb_policy_chooses_what_rank_linucb_ranks_first(objective):
     step, frame = env.candidate_arrays(), env.candidates()
     rows = policy.choose(step, rng)
     for decision in range(step.n_decisions):
-        ranked = rank_linucb(policy.pipeline, frame[frame[DECISION_ID] == decision], top_k=1,
-                             objective=objective, rng=np.random.default_rng(0))
+        ranked = rank_linucb(policy.pipeline, frame[frame[DECISION_ID] == decision],
+                             RankingSettings(top_k=1, objective=objective),
+                             rng=np.random.default_rng(0))
         assert ranked[schema.ITEM_ID].iloc[0] == env.world.item_ids[step.item[rows[decision]]]
 
 

@@ -2,7 +2,8 @@
 
 One store per module (creating an MLflow SQLite store costs seconds): the default school
 (shrunk to a few weeks) is trained twice into it, and the failure tests run against it and
-check that the registry is exactly as before (versions 1 and 2, ``champion`` on 2). Tests
+check that the registry is exactly as before (versions 1 and 2, ``champion`` on 1 since the
+first run, ``challenger`` on 2). Tests
 that register something use their own model name.
 """
 
@@ -114,15 +115,18 @@ def pipeline_of(name, alias="champion"):
 # --- the default run -------------------------------------------------------------------------
 
 
-def test_default_runs_register_v1_then_v2_and_move_champion(env, store):
+def test_default_runs_register_challengers_and_only_the_first_becomes_champion(env, store):
     first, second = store["first"], store["second"]
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert "skbandit-linucb v1 (alias champion)" in first.output
-    assert "skbandit-linucb v2 (alias champion)" in second.output
+    assert "skbandit-linucb v1 (alias challenger)" in first.output
+    assert "skbandit-linucb v2 (alias challenger)" in second.output
+    said = "had no champion, so v1 is also 'champion' (first run)"
+    assert said in " ".join(first.output.split())
+    assert "also 'champion'" not in " ".join(second.output.split())
     assert f"cached in {store['folder'] / 'cache'}" in first.output
     assert "mlflow ui --backend-store-uri" in first.output
-    assert registry_state(env) == ([1, 2], {"champion": 2})
+    assert registry_state(env) == ([1, 2], {"champion": 1, "challenger": 2})
 
 
 def test_version_tags_describe_data_code_state_and_run(env, store):
@@ -154,7 +158,7 @@ def test_run_params_and_stepped_and_final_metrics(env, store):
     for predictor in PREDICTORS:
         for metric in ("log_loss", "brier", "auc"):
             steps = [m.step for m in env.get_metric_history(run.info.run_id,
-                                                            f"{predictor}_{metric}")]
+                                                            f"batch_{predictor}_{metric}")]
             assert steps == sorted(steps) and steps[-1] == events and steps[0] == 100
             assert f"final_{predictor}_{metric}" in run.data.metrics
     assert 0 < run.data.metrics["final_mean_uncertainty"]
@@ -163,11 +167,12 @@ def test_run_params_and_stepped_and_final_metrics(env, store):
 
 def test_plots_and_dataset_are_logged(env, store):
     run = env.get_run(version_of(env, NAME).run_id)
-    plots = {a.path.removeprefix("plots/") for a in env.list_artifacts(run.info.run_id, "plots")}
+    # at the top level: MLflow's run comparison shows only top-level files side by side
+    plots = {a.path for a in env.list_artifacts(run.info.run_id) if a.path.endswith(".png")}
     assert plots == PLOTS
-    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="plots")
     for name in PLOTS:
-        with open(f"{local}/{name}", "rb") as png:
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=name)
+        with open(local, "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
     (dataset_input,) = run.inputs.dataset_inputs
     dataset = dataset_input.dataset
@@ -218,12 +223,12 @@ def test_continuing_on_a_and_b_equals_training_on_both(env, files):
 
     n_a, n_all = len(pd.read_parquet(files["a"])), len(pd.read_parquet(files["all"]))
     assert f"{n_a:,} events up to" in result.output and "used as context only" in result.output
-    continued, direct = pipeline_of(a_then_b)[-1], pipeline_of(both)[-1]
+    continued, direct = pipeline_of(a_then_b, "challenger")[-1], pipeline_of(both)[-1]
     for attribute in ("A_", "b_", "coef_"):
         np.testing.assert_allclose(getattr(continued, attribute), getattr(direct, attribute),
                                    rtol=1e-10, atol=1e-10)
     assert continued.n_updates_ == direct.n_updates_ == n_all
-    version = version_of(env, a_then_b)
+    version = version_of(env, a_then_b, "challenger")
     assert int(version.version) == 2 and version.tags["n_updates"] == str(n_all)
     params = env.get_run(version.run_id).data.params
     assert params["context_only_events"] == str(n_a)
@@ -240,7 +245,7 @@ def test_continuing_on_b_only_computes_contexts_from_b(env, files):
     assert result.exit_code == 0, result.output
     assert "contexts are computed from these events only" in result.output
     n_a, n_b = len(pd.read_parquet(files["a"])), len(pd.read_parquet(files["b"]))
-    version = version_of(env, name)
+    version = version_of(env, name, "challenger")
     assert version.tags["n_updates"] == str(n_a + n_b)
     assert env.get_run(version.run_id).data.params["context_only_events"] == "0"
 
@@ -328,6 +333,7 @@ def test_bad_from_fails_the_run_and_moves_nothing(env, files, args, message):
         (("--feature-set", "fancy"),
          "unknown --feature-set 'fancy' (expected one of default, seed)"),
         (("--alias", "v3"), "--alias 'v3' is not a usable alias"),
+        (("--alias", "champion"), "champion moves only through the gate"),
         (("--events", "x.parquet"), "give --events and --items together"),
     ],
 )
@@ -402,3 +408,13 @@ def test_unreachable_tracking_server_is_one_line(env, files, monkeypatch):
     (line,) = error_lines(result)
     assert "127.0.0.1:9" in line and "nothing was registered" in line
     assert "Traceback" not in result.output
+
+
+def test_the_run_is_named_and_tagged_with_its_version_for_the_ui(env, store):
+    version = version_of(env, NAME)
+    run = env.get_run(version.run_id)
+    assert run.data.tags["mlflow.runName"].startswith("default-school(seed=1) · default features")
+    assert run.data.tags["registered_version"] == f"{NAME} v{version.version}"
+    experiment = env.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert version.tags["log_loss"] == f"{run.data.metrics['final_bandit_log_loss']:.4f}"

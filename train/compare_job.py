@@ -1,19 +1,24 @@
 """``python -m train.evaluate compare``: off-policy champion/challenger gate.
 
-Both registered versions are scored as target policies on the logged decisions (see
-:mod:`skbandit.ope.targets`); their values are estimated with one off-policy estimator
+Both registered versions are scored as target policies on the logged decisions: events
+rebuilt into decisions, or with ``--decisions`` the served decision log with the outcomes
+joined back (:mod:`train.compare_data`); their values are estimated with one off-policy estimator
 (doubly robust by default, each model serving as its own reward model), logged as a run of
-the ``skbandit-evaluation`` experiment with a plot of the intervals, and the candidate gets
-the ``challenger`` alias. With ``--promote`` the ``champion`` alias moves to the candidate
-only when :func:`skbandit.ope.gate.promotion_gate` passes:
+the ``skbandit-evaluation`` experiment with a plot of the intervals. Without ``--promote``
+no alias moves and the registry is not touched. ``--promote`` is the only way to move
+``champion`` (after a model's first version, see :mod:`train.warmstart`): the baseline must
+be the candidate model's current champion (a model without one is refused: there is
+nothing to compare against), the decision is recorded as ``gate.*`` tags on the candidate
+version (:data:`GATE_TAGS`) whether it promotes or refuses, and ``champion`` moves to the
+candidate only when :func:`skbandit.ope.gate.promotion_gate` passes:
 
-1. the candidate's lower confidence bound beats the baseline's point estimate, and
-2. the candidate's effective sample size is at least ``--min-ess`` (the validation in
-   ``tests/test_ope_validation.py`` shows that percentile-bootstrap intervals of SNIPS and
-   DR under-cover when only a few dozen logged decisions carry the weight).
+1. the student-bootstrap interval of the paired difference candidate - champion on the
+   same logged decisions lies above 0, and
+2. the effective sample size is at least ``--min-ess`` (chosen from the coverage table of
+   ``bench/bench_gate_coverage.py``; see :mod:`skbandit.ope.gate`).
 
 Both policies rank by ``--objective``, by default the one the product serves
-(:data:`skbandit.policy.SERVING_OBJECTIVE`). The table, JSON and plot are built by
+(:data:`skbandit.ranking_settings.SERVING_OBJECTIVE`). The table, JSON and plot are built by
 :mod:`train.compare_report`. Heavy imports happen inside functions (the defaults that live in
 ``skbandit`` are read lazily), so ``--help`` is instant.
 """
@@ -26,22 +31,25 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from skbandit.ranking_settings import Exploration, Objective
+from skbandit.ranking_settings import SERVING_OBJECTIVE, Exploration, Objective
 from train import compare_report
 from train.comparison import (
-    CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     DEFAULT_BASELINE,
     CompareOptions,
     Comparison,
     default_min_ess,
-    serving_objective,
 )
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 PLOT_PATH = "plots/policy_values.png"
+GATE_TAGS = ("gate.decision", "gate.estimate", "gate.ci_low", "gate.ci_high", "gate.ess",
+             "gate.estimator", "gate.reward", "gate.baseline", "gate.reason", "gate.run_id")
+"""Tags every ``--promote`` writes on the candidate version (decision: promoted/refused)."""
+REWARD = "correct"
+"""The reward every estimate is of: the first attempt at the served item was correct."""
 
 
 class Estimator(StrEnum):
@@ -59,7 +67,14 @@ def compare(
     ] = DEFAULT_BASELINE,
     events: Annotated[
         Path | None,
-        typer.Option(help="Logged events with a propensity column; default: the simulated school."),
+        typer.Option(help="Logged events with a propensity column (with --decisions: the "
+                     "outcomes to join); default: the simulated school."),
+    ] = None,
+    decisions: Annotated[
+        str | None,
+        typer.Option(help="Evaluate on the served decision log (URL, SQLite file or parquet "
+                     "export folder) joined to --events, using its candidate sets and "
+                     "propensities as served."),
     ] = None,
     items: Annotated[
         Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
@@ -77,7 +92,7 @@ def compare(
     objective: Annotated[
         Objective | None,
         typer.Option(
-            help="Ranking objective (default: target_band, the objective serving uses)."
+            help=f"Ranking objective (default: {SERVING_OBJECTIVE}, the objective serving uses)."
         ),
     ] = None,
     target: Annotated[
@@ -106,27 +121,29 @@ def compare(
     from rich.console import Console
 
     from skbandit.exceptions import SkbanditError
+    from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    console = Console()
-    options = CompareOptions(
-        candidate=candidate,
-        baseline=baseline,
-        events=events,
-        items=items,
-        promote=promote,
-        estimator=estimator.value,
-        exploration=exploration.value,
-        temperature=temperature,
-        objective=(objective or serving_objective()).value,
-        target=target,
-        alpha=alpha,
-        since=since,
-        min_ess=default_min_ess() if min_ess is None else min_ess,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-    )
+    console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
     try:
+        given = {"exploration": exploration, "temperature": temperature, "target": target,
+                 "alpha": alpha}
+        if objective is not None:
+            given["objective"] = objective
+        options = CompareOptions(
+            candidate=candidate,
+            baseline=baseline,
+            events=events,
+            items=items,
+            decisions=decisions,
+            promote=promote,
+            estimator=estimator.value,
+            ranking=RankingSettings.from_values(given, label="--{}", base=SERVING_SETTINGS),
+            since=since,
+            min_ess=default_min_ess() if min_ess is None else min_ess,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
         result = run_compare(options, console)
     except SkbanditError as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
@@ -140,50 +157,75 @@ def compare(
 def run_compare(options: CompareOptions, console: Console) -> Comparison:
     """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
     from adapters import registry, tracking
-    from skbandit import schema
-    from skbandit.ope.gate import promotion_gate
+    from skbandit.ope.gate import paired_difference, promotion_gate
+    from train.compare_data import load_logged
 
-    tracking_uri = tracking.configure_tracking()
-    events, items, rows, source = _load_decisions(options, console)
+    tracking.configure_tracking()
     cand_ref = registry.parse_model_ref(options.candidate)
     base_ref = registry.parse_model_ref(options.baseline)
+    if options.promote:
+        _require_champion(cand_ref.name)
+    logged = load_logged(options, console, cand_ref.name)
     cand_pipe, cand_version = registry.load_pipeline(cand_ref)
     base_pipe, base_version = registry.load_pipeline(base_ref)
+    if options.promote:
+        _require_baseline_is_champion(cand_version.name, base_version)
     with console.status("scoring both policies on the logged decisions"):
-        cand = _estimate(cand_pipe, events, items, rows, options, "candidate")
-        base = _estimate(base_pipe, events, items, rows, options, "baseline")
-    passes, reason = promotion_gate(cand, base, options.min_ess)
-    run_id, promoted = _log_and_move(
-        options,
-        cand,
-        base,
-        cand_version,
-        base_version,
-        passes,
-        reason,
-        source,
-        len(rows),
-        tracking_uri,
-    )
-    first = events[schema.TIMESTAMP].iloc[rows[0]]
+        cand, cand_inputs = _estimate(cand_pipe, logged, options, "candidate")
+        base, base_inputs = _estimate(base_pipe, logged, options, "baseline")
+        difference = paired_difference(
+            cand_inputs.terms(options.estimator), base_inputs.terms(options.estimator),
+            logged.students, estimator=options.estimator,
+            n_bootstrap=options.n_bootstrap, confidence=options.confidence, rng=options.seed)
+    passes, reason = promotion_gate(difference, options.min_ess)
     notes = tuple(
         note
-        for note in (_in_sample_note(version, first) for version in (cand_version, base_version))
+        for note in (_in_sample_note(version, logged.first)
+                     for version in (cand_version, base_version))
         if note
     )
-    return Comparison(
-        cand,
-        base,
-        str(cand_version.version),
-        str(base_version.version),
-        cand_version.name,
-        passes,
-        reason,
-        promoted,
-        run_id,
-        len(rows),
-        notes,
+    found = Comparison(
+        candidate=cand,
+        baseline=base,
+        difference=difference,
+        candidate_version=str(cand_version.version),
+        baseline_version=str(base_version.version),
+        model_name=cand_version.name,
+        baseline_model_name=base_version.name,
+        passes=passes,
+        reason=reason,
+        promoted=options.promote and passes,
+        run_id="",  # set once the run is logged
+        n_decisions=logged.n,
+        notes=notes,
     )
+    return _log_and_move(options, found, logged.source)
+
+
+def _require_champion(name: str) -> None:
+    """Refuse ``--promote`` when ``name`` has no champion: the gate compares against it."""
+    from adapters.model_logging import alias_holder
+    from skbandit.exceptions import SkbanditError
+
+    if alias_holder(name, CHAMPION_ALIAS) is None:
+        raise SkbanditError(
+            f"cannot --promote: {name} has no {CHAMPION_ALIAS!r} alias to compare against "
+            "(a model's first warm-start sets it); run python -m train.warmstart "
+            f"--model-name {name} once, or compare without --promote"
+        )
+
+
+def _require_baseline_is_champion(name: str, baseline) -> None:
+    from adapters.model_logging import alias_holder
+    from skbandit.exceptions import SkbanditError
+
+    champion = alias_holder(name, CHAMPION_ALIAS)
+    if baseline.name != name or str(baseline.version) != champion:
+        raise SkbanditError(
+            f"--promote decides against the current champion ({name} v{champion}) but "
+            f"--baseline is {baseline.name} v{baseline.version}; drop --baseline (it defaults "
+            "to the champion) or compare without --promote"
+        )
 
 
 def _in_sample_note(version, first_decision) -> str:
@@ -205,90 +247,34 @@ def _in_sample_note(version, first_decision) -> str:
 # --- steps -------------------------------------------------------------------------------
 
 
-def _load_decisions(options: CompareOptions, console: Console):
-    """Events (known items only), items, the decisions to evaluate and the data source."""
-    import numpy as np
-    import pandas as pd
-
-    from adapters.datasets import load_school
-    from skbandit import schema
-    from skbandit.exceptions import SkbanditError
-
-    events, items, source = load_school(options.events, options.items)
-    if schema.PROPENSITY not in events.columns:
-        raise SkbanditError(
-            f"{source} has no {schema.PROPENSITY!r} column (the logging policy's probability "
-            "of each shown item), so off-policy estimates are impossible; log propensities "
-            "when serving or evaluate on the simulated school"
-        )
-    known = events[schema.ITEM_ID].isin(items[schema.ITEM_ID])
-    if not known.all():
-        console.print(
-            f"[yellow]skipped {int((~known).sum())} events whose item is not in the "
-            "items table[/yellow]"
-        )
-    events = events[known].sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
-    selected = events[schema.PROPENSITY].notna().to_numpy()
-    if options.since is not None:
-        try:
-            since = pd.Timestamp(options.since)
-        except ValueError as error:
-            raise SkbanditError(
-                f"--since {options.since!r} is not an ISO time ({error}); use e.g. 2024-03-01"
-            ) from None
-        since = since.tz_localize("UTC") if since.tzinfo is None else since
-        selected = selected & (events[schema.TIMESTAMP] >= since).to_numpy()
-    if not selected.any():
-        raise SkbanditError(
-            f"no logged decisions with a propensity to evaluate in {source}"
-            f"{' since ' + options.since if options.since else ''}; check "
-            "--events/--since"
-        )
-    return events, items, np.flatnonzero(selected), source
-
-
-def _estimate(pipeline, events, items, rows, options: CompareOptions, role: str):
+def _estimate(pipeline, logged, options: CompareOptions, role: str):
     from skbandit.exceptions import SkbanditError
     from skbandit.ope import targets as ope_targets
 
-    policy = ope_targets.linucb_policy(
-        pipeline,
-        alpha=options.alpha,
-        objective=options.objective,
-        target=options.target,
-        exploration=options.exploration,
-        temperature=options.temperature,
-    )
-    inputs = ope_targets.off_policy_inputs(
-        events, items, policy, reward_model=ope_targets.linucb_reward_model(pipeline), rows=rows
-    )
+    policy = ope_targets.linucb_policy(pipeline, options.ranking)
+    inputs = logged.inputs(policy, ope_targets.linucb_reward_model(pipeline))
     if not inputs.target_propensity.any():
         raise SkbanditError(
             f"no overlap: the {role} policy never chooses an item the logging policy showed "
-            f"in the {len(rows)} logged decisions, so its value cannot be estimated; use "
+            f"in the {logged.n} logged decisions, so its value cannot be estimated; use "
             "--exploration softmax or events logged with more exploration"
         )
-    return inputs.estimate(
+    estimate = inputs.estimate(
         options.estimator,
         n_bootstrap=options.n_bootstrap,
         confidence=options.confidence,
         rng=options.seed,
     )
+    return estimate, inputs
 
 
-def _log_and_move(
-    options,
-    cand,
-    base,
-    cand_version,
-    base_version,
-    passes,
-    reason,
-    source,
-    n_decisions,
-    tracking_uri,
-):
-    """One MLflow run with params, metrics and the plot; then the aliases. Returns run id."""
+def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> Comparison:
+    """One MLflow run with params, metrics and the plot; then the aliases.
+
+    Returns ``result`` with the run's id.
+    """
+    import dataclasses
+
     import mlflow
     from mlflow import MlflowClient
 
@@ -297,35 +283,12 @@ def _log_and_move(
 
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
     client = MlflowClient()
-    name = cand_version.name
+    name, version = result.model_name, result.candidate_version
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
-    promoted = options.promote and passes
-    with mlflow.start_run(
-        run_name=f"compare v{cand_version.version} vs {base_version.name} v{base_version.version}"
-    ) as run:
-        mlflow.log_params(
-            {
-                "candidate": f"{name}/{cand_version.version}",
-                "baseline": f"{base_version.name}/{base_version.version}",
-                "candidate_ref": options.candidate,
-                "baseline_ref": options.baseline,
-                "estimator": options.estimator,
-                "exploration": options.exploration,
-                "temperature": options.temperature,
-                "objective": options.objective,
-                "target": options.target,
-                "alpha": "model" if options.alpha is None else options.alpha,
-                "since": options.since or "",
-                "min_ess": options.min_ess,
-                "n_bootstrap": options.n_bootstrap,
-                "confidence": options.confidence,
-                "seed": options.seed,
-                "data_source": source,
-                "n_decisions": n_decisions,
-                "promote_requested": options.promote,
-            }
-        )
-        for role, estimate in (("candidate", cand), ("baseline", base)):
+    baseline = f"{result.baseline_model_name} v{result.baseline_version}"
+    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}") as run:
+        mlflow.log_params(_run_params(options, result, source))
+        for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
             mlflow.log_metrics(
                 {
                     f"{role}_{key}": value
@@ -333,22 +296,74 @@ def _log_and_move(
                     if value == value
                 }
             )  # NaN bounds are not logged
-        figure = compare_report.interval_plot(cand, base, cand_version, base_version, options)
+        difference = result.difference
+        mlflow.log_metrics({f"difference_{key}": value for key, value in (
+            ("value", difference.value), ("ci_low", difference.ci_low),
+            ("ci_high", difference.ci_high), ("ess", difference.effective_sample_size),
+            ("students", float(difference.n_students))) if value == value})
+        figure = compare_report.interval_plot(result, options)
         mlflow.log_figure(figure, PLOT_PATH)
         plt.close(figure)
-        client.set_registered_model_alias(name, CHALLENGER_ALIAS, cand_version.version)
-        if promoted:
-            client.set_registered_model_alias(name, CHAMPION_ALIAS, cand_version.version)
-        mlflow.log_metric("promoted", float(promoted))
+        if options.promote:
+            if result.promoted:
+                client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            _record_decision(client, result, options, run.info.run_id)
+        mlflow.log_metric("promoted", float(result.promoted))
         mlflow.set_tags(
             {
-                "gate_passed": str(passes),
-                "gate_reason": reason,
+                "gate_passed": str(result.passes),
+                "gate_reason": result.reason,
                 "previous_champion": previous or "",
-                "promoted": str(promoted),
+                "promoted": str(result.promoted),
             }
         )
-    return run.info.run_id, promoted
+    return dataclasses.replace(result, run_id=run.info.run_id)
+
+
+def _record_decision(client, result: Comparison, options: CompareOptions, run_id: str) -> None:
+    """The gate's verdict as :data:`GATE_TAGS` on the candidate version."""
+    estimate = result.difference
+    values = {
+        "gate.decision": "promoted" if result.promoted else "refused",
+        "gate.estimate": f"{estimate.value:.6f}",
+        "gate.ci_low": f"{estimate.ci_low:.6f}",
+        "gate.ci_high": f"{estimate.ci_high:.6f}",
+        "gate.ess": f"{estimate.effective_sample_size:.1f}",
+        "gate.estimator": options.estimator,
+        "gate.reward": REWARD,
+        "gate.baseline": f"{result.baseline_model_name}/{result.baseline_version}",
+        "gate.reason": result.reason,
+        "gate.run_id": run_id,
+    }
+    for key in GATE_TAGS:
+        client.set_model_version_tag(result.model_name, result.candidate_version, key,
+                                     values[key])
+
+
+def _run_params(options: CompareOptions, result: Comparison, source: str) -> dict:
+    """What the comparison was asked to do and what it saw, as MLflow run parameters."""
+    ranking = options.ranking
+    return {
+        "candidate": f"{result.model_name}/{result.candidate_version}",
+        "baseline": f"{result.baseline_model_name}/{result.baseline_version}",
+        "candidate_ref": options.candidate,
+        "baseline_ref": options.baseline,
+        "estimator": options.estimator,
+        "exploration": ranking.exploration.value,
+        "temperature": ranking.temperature,
+        "objective": ranking.objective.value,
+        "target": ranking.target,
+        "alpha": "model" if ranking.alpha is None else ranking.alpha,
+        "since": options.since or "",
+        "min_ess": options.min_ess,
+        "n_bootstrap": options.n_bootstrap,
+        "confidence": options.confidence,
+        "seed": options.seed,
+        "data_source": source,
+        "decision_log": options.decisions or "",
+        "n_decisions": result.n_decisions,
+        "promote_requested": options.promote,
+    }
 
 
 def _numbers(estimate) -> dict[str, float]:

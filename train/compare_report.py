@@ -16,13 +16,14 @@ if TYPE_CHECKING:
     from train.comparison import CompareOptions, Comparison
 
 
-def interval_plot(cand, base, cand_version, base_version, options) -> Figure:
+def interval_plot(result: Comparison, options: CompareOptions) -> Figure:
     """Both estimates with their bootstrap intervals; the baseline value is the bar to beat."""
     from train.plots import plt
 
     fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
-    labels = [f"baseline v{base_version.version}", f"candidate v{cand_version.version}"]
-    for y, estimate in enumerate((base, cand)):
+    labels = [f"baseline v{result.baseline_version}", f"candidate v{result.candidate_version}"]
+    base = result.baseline
+    for y, estimate in enumerate((base, result.candidate)):
         low, high = estimate.ci_low, estimate.ci_high
         ax.errorbar(
             estimate.value,
@@ -52,10 +53,8 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
     """The table of both estimates, their warnings, the alias that moved and the verdict."""
     from rich.table import Table
 
-    from train.comparison import CHALLENGER_ALIAS
-
     table = Table(
-        title=f"Off-policy comparison ({options.estimator}, {options.exploration}, "
+        title=f"Off-policy comparison ({options.estimator}, {options.ranking.exploration}, "
         f"{result.n_decisions:,} logged decisions)"
     )
     for column in (
@@ -79,16 +78,19 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
             f"{estimate.effective_sample_size:,.0f}",
             f"{estimate.max_weight:.3g}",
         )
+    difference = result.difference
+    table.add_row("difference", f"{result.candidate_version} - {result.baseline_version}",
+                  f"{difference.value:+.4f}",
+                  f"[{difference.ci_low:+.4f}, {difference.ci_high:+.4f}]",
+                  f"{difference.effective_sample_size:,.0f}", "")
     console.print(table)
+    console.print(f"the gate decides on the difference; its interval resamples the "
+                  f"{difference.n_students:,} students", highlight=False)
     for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
         if estimate.warning:
             console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
-    console.print(
-        f"alias {CHALLENGER_ALIAS!r} -> {result.model_name} v{result.candidate_version}",
-        highlight=False,
-    )
     console.print(_verdict(result, options), highlight=False, soft_wrap=True)
     console.print(f"run id {result.run_id}", highlight=False)
 
@@ -103,9 +105,10 @@ def _verdict(result: Comparison, options: CompareOptions) -> str:
             f"because {result.reason}"
         )
     if options.promote:
-        return f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move"
+        return (f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move "
+                "(the refusal is recorded as gate.* tags on the candidate version)")
     return (
-        f"not promoted (no --promote); the gate would "
+        f"not promoted (no --promote, so no alias moved); the gate would "
         f"{'pass' if result.passes else 'fail'}: {result.reason}"
     )
 

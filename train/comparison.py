@@ -6,21 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skbandit.ranking_settings import Objective
+from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
 if TYPE_CHECKING:
     from skbandit.ope.estimators import PolicyValueEstimate
+    from skbandit.ope.gate import PairedDifference
 
 CHALLENGER_ALIAS = "challenger"
 CHAMPION_ALIAS = "champion"
 DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
-
-
-def serving_objective() -> Objective:
-    """``skbandit.policy.SERVING_OBJECTIVE``, imported only when a default is needed."""
-    from skbandit.policy import SERVING_OBJECTIVE
-
-    return Objective(SERVING_OBJECTIVE)
 
 
 def default_min_ess() -> float:
@@ -32,19 +26,21 @@ def default_min_ess() -> float:
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """Everything the comparison was asked to do (logged as run parameters)."""
+    """Everything the comparison was asked to do (logged as run parameters).
+
+    ``ranking`` is how both policies rank (``top_k`` plays no part: the target policies
+    are first-slot distributions); by default what the product serves.
+    """
 
     candidate: str
     baseline: str = DEFAULT_BASELINE
     events: Path | None = None
     items: Path | None = None
+    decisions: str | None = None
+    """The served decision log (URL, file or parquet export folder); None: rebuild from events."""
     promote: bool = False
     estimator: str = "dr"
-    exploration: str = "greedy"
-    temperature: float = 0.05
-    objective: str = field(default_factory=lambda: serving_objective().value)
-    target: float = 0.7
-    alpha: float | None = None
+    ranking: RankingSettings = SERVING_SETTINGS
     since: str | None = None
     min_ess: float = field(default_factory=default_min_ess)
     n_bootstrap: int = 1000
@@ -54,13 +50,20 @@ class CompareOptions:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The outcome: both estimates, the gate's verdict and what moved."""
+    """The outcome: both estimates, their paired difference (what the gate decides on), the
+    gate's verdict and what moved.
+
+    ``model_name`` is the candidate's registered model (where the aliases move),
+    ``baseline_model_name`` the baseline's; ``run_id`` is the MLflow run that logged it.
+    """
 
     candidate: PolicyValueEstimate
     baseline: PolicyValueEstimate
+    difference: PairedDifference
     candidate_version: str
     baseline_version: str
     model_name: str
+    baseline_model_name: str
     passes: bool
     reason: str
     promoted: bool

@@ -1,17 +1,21 @@
 """``python -m train.evaluate``: evidence that the bandit helps students.
 
 - ``simulate``: run policies online in the simulated school and compare them (train.study_job).
-- ``compare``: off-policy champion/challenger comparison on logged events, with gated
-  promotion (train.compare_job).
+- ``sweep``: every learning model x policy x seed, scored by a held-out post-test
+  (train.sweep_job).
+- ``compare``: off-policy champion/challenger comparison on logged events or the served
+  decision log (``--decisions``), with promotion only through the gate (train.compare_job).
 """
 
 import typer
 
 from train.compare_job import compare
 from train.study_job import simulate
+from train.sweep_job import sweep
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("simulate")(simulate)
+app.command("sweep")(sweep)
 app.command("compare")(compare)
 
 if __name__ == "__main__":

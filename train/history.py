@@ -37,6 +37,16 @@ class History:
     n_context_only: int
     data_hash: str
 
+    @property
+    def n_events(self) -> int:
+        """Number of learned events (an engine may keep only the first rows in ``events``)."""
+        return len(self.events)
+
+    @property
+    def trained_until(self) -> pd.Timestamp:
+        """Time of the last learned event."""
+        return self.events[schema.TIMESTAMP].max()
+
 
 def prepare_history(
     events: pd.DataFrame,

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 LABELS = {
     "oracle": "oracle (max true success)", "oracle_learning": "oracle (max true learning)",
     "linucb_default": "LinUCB, default features", "linucb_seed": "LinUCB, seed features",
-    "linucb_target_band": "LinUCB, target band", "rule": "rule-based (baseline)",
+    "linucb_target_band": "LinUCB, target band", "linucb_progress": "LinUCB, learning progress",
+    "irt_target": "IRT rule aimed at the target", "rule": "rule-based (baseline)",
     "thompson": "Thompson per item (non-contextual)", "random": "uniform random",
 }
 ZOOMED = ("oracle", "linucb_default", "linucb_seed", "thompson")
@@ -38,10 +39,12 @@ TABLE_METRICS = {
     "success_rate": ("success rate", "{:.3f}"),
     "cumulative_regret": ("cumulative regret", "{:,.0f}"),
     "learning_gain": ("learning gain / student", "{:.2f}"),
+    "posttest_end": ("post-test gain (points)", "{:.2f}"),
 }
 PAIRED_TABLE_METRICS = {
     "success_rate_vs_rule": ("Δ success vs rule", "{:+.3f}"),
     "learning_gain_vs_rule": ("Δ gain vs rule", "{:+.2f}"),
+    "posttest_end_vs_rule": ("Δ post-test vs rule", "{:+.2f}"),
     "success_rate_vs_thompson": ("Δ success vs Thompson", "{:+.3f}"),
     "cumulative_regret_vs_thompson": ("Δ regret vs Thompson", "{:+,.0f}"),
     "learning_gain_vs_thompson": ("Δ gain vs Thompson", "{:+.2f}"),
@@ -132,9 +135,7 @@ def _run_with_progress(config: StudyConfig, console: Console, quiet: bool):
 
 def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
     """Log one MLflow run with params, metrics, plots and tables; return its id."""
-    import mlflow
-
-    from adapters import tracking
+    from adapters import runs, tracking
 
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
@@ -143,25 +144,37 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
     tables = {"summary.csv": result.summary, "runs.csv": result.runs, "curves.csv": result.curves}
     params = {key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
               for key, value in asdict(result.config).items()}
-    with mlflow.start_run(run_name="simulation-study") as run:
-        mlflow.set_tag("study", "simulation")
-        mlflow.log_params(params)
-        mlflow.log_metrics(summary_metrics(result.summary) | {"wall_seconds": seconds})
+    with runs.tracked_run(run_name="simulation-study") as run_id:
+        runs.set_tag("study", "simulation")
+        runs.log_params(params)
+        runs.log_metrics(summary_metrics(result.summary) | {"wall_seconds": seconds})
         for name, figure in figures.items():
-            mlflow.log_figure(figure, f"plots/{name}")
+            runs.log_figure(figure, f"plots/{name}")
         for name, table in tables.items():
-            mlflow.log_text(table.to_csv(index=False), f"tables/{name}")
+            runs.log_text(table.to_csv(index=False), f"tables/{name}")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, figure in figures.items():
             figure.savefig(out_dir / name, dpi=120)
         for name, table in tables.items():
             table.to_csv(out_dir / name, index=False)
-    return run.info.run_id
+    return run_id
 
 
 def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
-    """``<policy>/<metric>`` (mean), ``..._ci_low`` and ``..._ci_high`` (finite values only)."""
+    """``<policy>/<metric>`` (mean), ``..._ci_low`` and ``..._ci_high`` (finite values only).
+
+    >>> import pandas as pd
+    >>> summary = pd.DataFrame({"policy": ["rule", "rule"], "metric": ["success", "regret"],
+    ...                         "mean": [0.645, 62745.0], "ci_low": [0.64, float("nan")],
+    ...                         "ci_high": [0.651, float("nan")]})
+    >>> for key, value in summary_metrics(summary).items():
+    ...     print(key, value)
+    rule/success 0.645
+    rule/success_ci_low 0.64
+    rule/success_ci_high 0.651
+    rule/regret 62745.0
+    """
     metrics = {}
     for row in summary.itertuples(index=False):
         key = f"{row.policy}/{row.metric}"

@@ -1,8 +1,9 @@
 """``python -m train.warmstart``: replay a history of attempts into a registered model version.
 
 With no arguments it trains on the embedded default school (generated on first use) and
-registers a new version of ``skbandit-linucb`` with alias ``champion`` in the embedded MLflow
-store (``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it).
+registers a new version of ``skbandit-linucb`` with alias ``challenger`` (the first version
+also gets ``champion``; afterwards only ``train.evaluate compare --promote`` moves it) in the
+embedded MLflow store (``mlruns/``; ``MLFLOW_TRACKING_URI`` overrides it).
 
 ``--from NAME@ALIAS`` continues a registered version: pass the full history (old and new
 events); events up to the version's ``trained_until`` tag are context only, so the result is
@@ -16,7 +17,7 @@ marked FAILED, nothing registered); 130 interrupted (the run marked KILLED).
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -26,17 +27,28 @@ from skbandit.exceptions import SkbanditError
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+class Engine(StrEnum):
+    """Where the job's data work runs."""
+
+    local = "local"
+    spark = "spark"
+
+
 @app.command()
 def main(
-    events: Annotated[
-        Path | None,
-        typer.Option(help="Events file (parquet or CSV); default: the simulated school."),
+    events: Annotated[  # str, not Path: Path("s3a://b/x") would lose a slash (Spark engine)
+        str | None,
+        typer.Option(help="Events file (parquet or CSV; with --engine spark a parquet file or "
+                     "directory, any URI Spark reads); default: the simulated school."),
     ] = None,
     items: Annotated[
-        Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
+        str | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
     ] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = "skbandit-linucb",
-    alias: Annotated[str, typer.Option(help="Alias to point at the new version.")] = "champion",
+    alias: Annotated[
+        str, typer.Option(help="Alias to point at the new version (not champion: the first "
+                          "version gets champion too; later, only compare --promote moves it).")
+    ] = "challenger",
     from_model: Annotated[
         str | None,
         typer.Option(
@@ -69,10 +81,30 @@ def main(
     seed: Annotated[
         int | None, typer.Option(help="Seed of the default school (default: its own).")
     ] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: pandas on this machine; spark: Apache Spark on "
+                             "parquet files or directories (needs the spark extra and Java 17, "
+                             "see the README).")
+    ] = Engine.local,
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL with --engine spark: local[*], local[2], "
+                          "spark://HOST:7077, yarn, k8s://...")
+    ] = "local[*]",
+    calibrate: Annotated[
+        str | None,
+        typer.Option(help="Re-estimate item difficulties from the events: rasch or 2pl "
+                     "(default: the items file's). The calibration window's events are "
+                     "learned but not scored."),
+    ] = None,
+    calibration_fraction: Annotated[
+        float, typer.Option(help="With --calibrate: share of the events, earliest first, "
+                            "used to calibrate.")
+    ] = 0.5,
 ) -> None:
     """Replay a history of attempts into LinUCB, log it to MLflow and register a version."""
     from rich.console import Console
 
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines in the terminal
     from train.warmstart_job import WarmstartOptions, run_warmstart
 
     console = Console()
@@ -88,27 +120,50 @@ def main(
         batch_size=batch_size,
         max_events=max_events,
         seed=seed,
+        engine=engine.value,
+        spark_master=spark_master,
+        calibrate=calibrate,
+        calibration_fraction=calibration_fraction,
     )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
+        if engine is Engine.spark:
+            from train.spark_warmstart import run_spark_warmstart as run_warmstart
         run_warmstart(options, console)
     except SkbanditError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        _print_error(console, str(error))
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print(
-            "[red]interrupted:[/red] nothing was registered and no alias moved; "
-            "the run is marked KILLED"
-        )
+    except KeyboardInterrupt as interrupt:
+        from adapters.model_logging import UNDO_FAILED
+
+        if UNDO_FAILED in getattr(interrupt, "__notes__", ()):
+            console.print(f"[red]interrupted:[/red] {UNDO_FAILED}", soft_wrap=True)
+        else:
+            console.print(
+                "[red]interrupted:[/red] nothing was registered and no alias moved; "
+                "the run is marked KILLED"
+            )
         raise typer.Exit(130) from None
     except Exception as error:  # e.g. an unreachable tracking server: one line, no traceback
-        console.print(
-            f"[red]error:[/red] {type(error).__name__}: {_first_line(error)}; nothing was "
-            "registered and no alias moved (check MLFLOW_TRACKING_URI and the data files)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_error(console, _unexpected(error))
         raise typer.Exit(1) from None
+
+
+def _unexpected(error: Exception) -> str:
+    from adapters.tracking import raise_if_unreachable
+
+    try:
+        raise_if_unreachable(error)
+    except SkbanditError as unreachable:
+        return f"{unreachable}; nothing was registered and no alias moved"
+    return (f"{type(error).__name__}: {_first_line(error)}; nothing was registered and no "
+            "alias moved (check MLFLOW_TRACKING_URI and the data files)")
+
+
+def _print_error(console, message: str) -> None:
+    from adapters.tracking import redact_text
+
+    console.print(f"[red]error:[/red] {redact_text(message)}", highlight=False, soft_wrap=True)
 
 
 def _first_line(error: BaseException) -> str:

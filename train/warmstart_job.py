@@ -19,6 +19,8 @@ evidence to A's, but it is not the A∪B model; the job says so and records
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,15 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow.data.pandas_dataset import PandasDataset
 
-from adapters import datasets, registry, tracking
-from adapters.model_logging import TRAINED_UNTIL_TAG, log_pipeline, register_version, version_tags
+from adapters import datasets, registry, runs, tracking
+from adapters.model_logging import (
+    CHAMPION_ALIAS,
+    TRAINED_UNTIL_TAG,
+    alias_holder,
+    aliases_for_new_version,
+    log_pipeline,
+    register_version,
+    remove_pending_versions,
+    signals_ignored,
+    version_tags,
+)
 from skbandit import schema
+from skbandit.calibration import CALIBRATION_FRACTION, METHODS
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
 from skbandit.progressive import ReplayResult, model_features, replay_history
-from train import plots
+from train import plots, training_data
 from train.history import History, prepare_history
 
 if TYPE_CHECKING:
@@ -50,10 +62,11 @@ SUMMARY_METRICS = (
     "bandit_auc",
     "irt_auc",
 )
-DATASET_SCHEMA_ROWS = 1_000
-"""Rows the logged dataset's schema is inferred from (mlflow scans every value otherwise:
-about 40 s per million events)."""
-FAILURE_REASON_TAG = "failure_reason"
+FAILURE_REASON_TAG = runs.FAILURE_REASON_TAG
+LOADING_MESSAGE = ("loading the default school (the first run generates it: about a minute, "
+                   "then it is cached)")
+REGISTERED_VERSION_TAG = "registered_version"
+"""Run tag naming the model version the run produced (``skbandit-linucb v3``)."""
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -64,7 +77,8 @@ class WarmstartOptions:
     events: Path | None = None
     items: Path | None = None
     model_name: str = "skbandit-linucb"
-    alias: str = "champion"
+    alias: str = "challenger"
+    """Alias of the new version; the model's first version also becomes ``champion``."""
     from_model: str | None = None
     alpha: float | None = None
     l2: float | None = None
@@ -72,6 +86,12 @@ class WarmstartOptions:
     batch_size: int = 10_000
     max_events: int | None = None
     seed: int | None = None
+    engine: str = "local"
+    """``local`` (pandas, one machine) or ``spark`` (:mod:`train.spark_warmstart`)."""
+    spark_master: str | None = None
+    calibrate: str | None = None
+    """``rasch`` or ``2pl``: re-estimate item difficulties from the events (None: as given)."""
+    calibration_fraction: float = CALIBRATION_FRACTION
 
 
 @dataclass
@@ -109,10 +129,17 @@ class WarmstartResult:
     history: History
     replay: ReplayResult
     seconds: dict[str, float]
+    alias_holder: str | None = None
+    """The version the alias points at when the job ends (another run may have moved it)."""
+    experiment_id: str = ""
 
 
-def run_warmstart(options: WarmstartOptions, console: Console) -> WarmstartResult:
+def run_warmstart(options: WarmstartOptions, console: Console,
+                  train_step=None) -> WarmstartResult:
     """Run the whole job and return what it registered.
+
+    ``train_step`` replaces :func:`_train_and_register` (same arguments and result): the
+    Spark engine passes its own (:func:`train.spark_warmstart.run_spark_warmstart`).
 
     Raises
     ------
@@ -120,27 +147,62 @@ def run_warmstart(options: WarmstartOptions, console: Console) -> WarmstartResul
         On bad options or bad data (one line: what, expected, found, what to do). The run is
         then marked FAILED and nothing is registered.
     """
-    import mlflow
-
     check_options(options)
     timer = StageTimer()
     with timer("tracking"):
         tracking_uri = tracking.configure_tracking()
-        tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
-        run = mlflow.start_run()
-    try:
-        version, history, result = _train_and_register(options, console, timer)
-    except KeyboardInterrupt:
-        _end_failed_run("interrupted before the model was registered", "KILLED")
-        raise
-    except BaseException as error:
-        _end_failed_run(_first_line(error), "FAILED")
-        raise
-    mlflow.end_run()
-    outcome = WarmstartResult(version, run.info.run_id, tracking_uri, history, result,
-                              timer.seconds)
+        experiment_id = tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
+        run_id = runs.start_run()
+    with sigterm_as_interrupt():
+        try:
+            _clean_up_after_killed_runs(experiment_id, options.model_name, console)
+            train = _train_and_register if train_step is None else train_step
+            version, history, result = train(options, console, timer)
+        except KeyboardInterrupt:
+            runs.end_failed_run("interrupted (SIGINT or SIGTERM) before the model was "
+                                "registered; nothing was registered", "KILLED")
+            raise
+        except BaseException as error:
+            runs.end_failed_run(_first_line(error), "FAILED")
+            raise
+        with signals_ignored():  # registered: an interrupt now must not contradict that
+            runs.end_run()
+    outcome = WarmstartResult(version, run_id, tracking_uri, history, result, timer.seconds,
+                              alias_holder(options.model_name, options.alias),
+                              experiment_id=experiment_id)
     _print_summary(console, options.alias, outcome)
     return outcome
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt like SIGINT (main thread only), so
+    ``kill`` cleans up exactly as Ctrl-C does: no version left, the run ended KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _clean_up_after_killed_runs(experiment_id: str, model_name: str, console: Console) -> None:
+    """End runs of this job whose process was killed, and remove the versions they left
+    half-registered (tagged ``pending``)."""
+    stale = runs.fail_stale_runs(experiment_id)
+    if stale:
+        console.print(f"[yellow]marked {len(stale)} earlier warm-start run(s) FAILED: their "
+                      "process ended without finishing them (killed)[/yellow]")
+    removed = remove_pending_versions(model_name, runs.run_is_running)
+    if removed:
+        console.print(f"[yellow]removed {model_name} version(s) {', '.join(removed)}: their "
+                      "registration was interrupted (tag pending); aliases restored[/yellow]")
 
 
 def check_options(options: WarmstartOptions) -> None:
@@ -157,6 +219,17 @@ def check_options(options: WarmstartOptions) -> None:
             f"--alias {options.alias!r} is not a usable alias (expected letters, digits, '_' "
             "or '-', not 'latest' or v<number>); pass for example --alias challenger"
         )
+    if options.alias == CHAMPION_ALIAS:
+        raise SkbanditError(
+            "--alias champion is refused: champion moves only through the gate (python -m "
+            "train.evaluate compare --promote), and a model's first version gets it "
+            "automatically; pass --alias challenger (the default) or another name"
+        )
+    if options.calibrate is not None and options.calibrate not in METHODS:
+        raise SkbanditError(
+            f"unknown --calibrate {options.calibrate!r} (expected one of {', '.join(METHODS)}); "
+            "pass --calibrate rasch or --calibrate 2pl"
+        )
     if not options.model_name.strip() or any(c in options.model_name for c in "@/:"):
         raise SkbanditError(
             f"--model-name {options.model_name!r} is not a usable model name (expected a "
@@ -166,47 +239,46 @@ def check_options(options: WarmstartOptions) -> None:
 
 
 def _train_and_register(options: WarmstartOptions, console: Console, timer: StageTimer):
-    import mlflow
-
     with timer("load"):
         continued = _load_continued(options.from_model, options.feature_set)
         pipeline = _starting_pipeline(options, continued)
-        events, items, source = datasets.load_school(
-            options.events, options.items, seed=options.seed
-        )
+        with console.status(LOADING_MESSAGE if options.events is None else "reading the data"):
+            data = training_data.load_training_data(
+                options.events, options.items, options.seed, calibrate_method=options.calibrate,
+                fraction=options.calibration_fraction, max_events=options.max_events)
+        events, items, source = data.events, data.items, data.source
     with timer("contexts"):
         history = _prepare(events, items, options, continued, source, console)
+        unscored = training_data.scored_from(history.events, data.calibrated_until)
+        training_data.print_data_report(console, data, unscored)
     with timer("params"):
         _log_params(options, pipeline, history, source)
+        runs.log_params(training_data.run_params(data, unscored))
+        runs.set_tag("mlflow.runName", run_name(source, feature_set_of(pipeline)))
     with timer("features"):
         features = model_features(pipeline, history.contexts)
     with timer("replay"):
-        result = _replay_with_progress(pipeline, history, features, options.batch_size, console)
+        result = _replay_with_progress(pipeline, history, features, options.batch_size, console,
+                                       score_from=unscored)
     with timer("metrics"):
         metrics = result.final_metrics()
         _log_metrics(result)
+        runs.log_metrics(training_data.run_metrics(data, result))
+        training_data.print_caveats(console, result)
     with timer("plots"):
         _log_plots(result, pipeline)
     with timer("dataset"):
-        _log_dataset(history, source)
+        runs.log_training_events(
+            history.events, source, digest=history.data_hash[:16], target=schema.CORRECT
+        )
     with timer("model"):
         info = log_pipeline(pipeline, history)
     with timer("register"):
-        tags = version_tags(pipeline, history, mlflow.active_run().info.run_id, metrics)
-        version = register_version(info.model_uri, options.model_name, options.alias, tags)
+        tags = version_tags(pipeline, history, runs.active_run_id(), metrics)
+        aliases = aliases_for_new_version(options.model_name, options.alias)
+        version = register_version(info.model_uri, options.model_name, aliases, tags)
+        runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
     return version, history, result
-
-
-def _end_failed_run(reason: str, status: str) -> None:
-    """Tag the active run with why it failed and end it; never masks the original error."""
-    import mlflow
-
-    for step in (lambda: mlflow.set_tag(FAILURE_REASON_TAG, reason[:5000]),
-                 lambda: mlflow.end_run(status)):
-        try:
-            step()
-        except Exception:  # the store may be the problem: keep the first error
-            pass
 
 
 def _first_line(error: BaseException) -> str:
@@ -282,17 +354,16 @@ def _prepare(events, items, options, continued, source: str, console: Console) -
 
 
 def _log_params(options: WarmstartOptions, pipeline, history: History, source: str) -> None:
-    import mlflow
-
     estimator = pipeline[-1]
-    mlflow.log_params(
+    runs.log_params(
         {
             "alpha": estimator.alpha,
             "l2": estimator.l2,
             "feature_set": feature_set_of(pipeline),
             "batch_size": options.batch_size,
             "data_source": source,
-            "event_count": len(history.events),
+            "event_count": history.n_events,
+            "engine": options.engine,
             "data_hash": history.data_hash,
             "from_model": options.from_model or "",
             "max_events": options.max_events or "",
@@ -303,36 +374,8 @@ def _log_params(options: WarmstartOptions, pipeline, history: History, source: s
     )
 
 
-class EventsDataset(PandasDataset):
-    """An event table whose schema is inferred from its first ``DATASET_SCHEMA_ROWS`` rows."""
-
-    @property
-    def schema(self):
-        import warnings
-
-        import mlflow
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            return mlflow.data.from_pandas(self.df.head(DATASET_SCHEMA_ROWS)).schema
-
-
-def _log_dataset(history: History, source: str) -> None:
-    """Log the learned events as the run's training input."""
-    import mlflow
-    from mlflow.data.sources import LocalArtifactDatasetSource
-
-    dataset = EventsDataset(
-        history.events,
-        source=LocalArtifactDatasetSource(source),
-        name="events",
-        digest=history.data_hash[:16],
-        targets=schema.CORRECT,
-    )
-    mlflow.log_input(dataset, context="training")
-
-
-def _replay_with_progress(pipeline, history: History, features, batch_size: int, console):
+def _replay_with_progress(pipeline, history: History, features, batch_size: int, console,
+                          score_from: int = 0):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
@@ -345,31 +388,42 @@ def _replay_with_progress(pipeline, history: History, features, batch_size: int,
             batch_size=batch_size,
             on_batch=lambda n: progress.advance(task, n),
             features=features,
+            score_from=score_from,
         )
 
 
 def _log_metrics(result: ReplayResult) -> None:
-    """Per-batch metrics with ``step`` = events seen, then the final ones (``final_*``)."""
-    import mlflow
-    from mlflow.entities import Metric
+    """Per-batch metrics ``batch_*`` (step = events seen), then the whole-replay ``final_*``.
 
-    client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
-    stamp = int(time.time() * 1000)
-    stepped = [
-        Metric(key, float(value), stamp, int(row["events_seen"]))
-        for row in result.history.to_dict("records")
-        for key, value in row.items()
-        if key != "events_seen" and pd.notna(value)
-    ]
-    for start in range(0, len(stepped), 1000):  # the tracking API takes 1,000 per call
-        client.log_batch(run_id, metrics=stepped[start : start + 1000])
+    The two are named apart because they differ: ``batch_bandit_log_loss`` at the last step
+    is the last batch alone, ``final_bandit_log_loss`` covers every replayed event (what
+    the terminal summary and the registered version show).
+    """
+    runs.log_metric_history(batch_metric_rows(result.history), step="events_seen")
     final = {f"final_{k}": v for k, v in result.final_metrics().items() if pd.notna(v)}
-    mlflow.log_metrics(final)
+    runs.log_metrics(final)
+
+
+def batch_metric_rows(history: pd.DataFrame) -> list[dict]:
+    """The per-batch history as metric rows: every column but ``events_seen`` as ``batch_*``."""
+    return history.rename(columns=lambda c: c if c == "events_seen" else f"batch_{c}").to_dict(
+        "records")
+
+
+def run_name(source: str, feature_set: str, when: pd.Timestamp | None = None) -> str:
+    """``<data> · <feature set> features · <UTC date and minute>``, the run's name in the UI.
+
+    >>> run_name("default-school(seed=1)", "default", pd.Timestamp("2026-01-02 03:04"))
+    'default-school(seed=1) · default features · 2026-01-02 03:04'
+    >>> run_name("/d/events.parquet + /d/items.parquet", "seed", pd.Timestamp("2026-01-02"))
+    'events.parquet · seed features · 2026-01-02 00:00'
+    """
+    when = pd.Timestamp.now(tz="UTC") if when is None else when
+    data = source.split(" + ")[0].rsplit("/", 1)[-1]
+    return f"{data} · {feature_set} features · {when:%Y-%m-%d %H:%M}"
 
 
 def _log_plots(result: ReplayResult, pipeline) -> None:
-    import mlflow
-
     names = pipeline[:-1].get_feature_names_out()
     for filename, draw in (
         ("progressive_validation.png", lambda: plots.progressive_validation(result.history)),
@@ -379,7 +433,7 @@ def _log_plots(result: ReplayResult, pipeline) -> None:
     ):
         figure = draw()
         try:
-            mlflow.log_figure(figure, f"plots/{filename}")
+            runs.log_figure(figure, filename)  # top level: MLflow compares only those
         finally:
             plots.plt.close(figure)
 
@@ -389,16 +443,37 @@ def _print_summary(console: Console, alias: str, outcome: WarmstartResult) -> No
 
     version, metrics = outcome.version, outcome.replay.final_metrics()
     table = Table(title="Warm-start finished", show_header=False)
-    table.add_row("model", f"{version.name} v{version.version} (alias {alias})")
-    table.add_row("events learned", f"{len(outcome.history.events):,}")
+    table.add_column(no_wrap=True)  # metric names exactly as in the MLflow UI
+    table.add_column()
+    if outcome.alias_holder in (None, str(version.version)):
+        table.add_row("model", f"{version.name} v{version.version} (alias {alias})")
+    else:
+        table.add_row("model", f"{version.name} v{version.version} (alias {alias} was set, "
+                      f"but a concurrent run has since moved it to v{outcome.alias_holder})")
+    table.add_row("events learned", f"{outcome.history.n_events:,}")
     if outcome.history.n_context_only:
         table.add_row("context-only events", f"{outcome.history.n_context_only:,}")
     if outcome.history.n_unknown_items:
         table.add_row("skipped (unknown item)", f"{outcome.history.n_unknown_items:,}")
     table.add_row("updates (total)", f"{int(version.tags['n_updates']):,}")
+    if outcome.replay.n_unscored:
+        table.add_row("learned, not scored", f"{outcome.replay.n_unscored:,} (calibration window)")
     for key in SUMMARY_METRICS:
-        table.add_row(key, f"{metrics[key]:.4f}")
+        table.add_row(f"final_{key}", f"{metrics[key]:.4f}")
+    after = outcome.replay.metrics_after_first_batch()
+    if after is not None:
+        table.add_row("final_after_first_batch_bandit_log_loss",
+                      f"{after['bandit_log_loss']:.4f}")
     table.add_row("run id", outcome.run_id)
-    table.add_row("tracking store", outcome.tracking_uri)
-    table.add_row("open the UI", f"mlflow ui --backend-store-uri {outcome.tracking_uri}")
     console.print(table)
+    if alias_holder(version.name, CHAMPION_ALIAS) == str(version.version):
+        console.print(f"{version.name} had no champion, so v{version.version} is also "
+                      f"'{CHAMPION_ALIAS}' (first run). Later versions get '{alias}' only; "
+                      "champion moves only with python -m train.evaluate compare --promote.",
+                      soft_wrap=True, highlight=False)
+    # outside the table so that a narrow terminal never cuts the commands
+    uri = tracking.redact_uri(outcome.tracking_uri)
+    console.print(f"Metric names are the ones the MLflow UI shows (batch_* are per batch).\n"
+                  f"Open the UI: mlflow ui --backend-store-uri {uri}\n"
+                  f"then browse {tracking.runs_page_hint(outcome.experiment_id)}",
+                  soft_wrap=True, highlight=False)

@@ -213,22 +213,30 @@ class _TopicTable:
 
 
 class _ItemStats:
-    """Attempts and correct answers on an item strictly before a logged event's time."""
+    """Attempts and correct answers on an item completed strictly before a logged event's time.
+
+    An attempt is completed at ``timestamp + latency_ms`` (its start when the latency is
+    missing), as in :mod:`skbandit.context`.
+    """
 
     def __init__(self, events, table):
         ts = pd.DatetimeIndex(pd.to_datetime(events[schema.TIMESTAMP], utc=True)).asi8
-        self.clock = np.unique(ts, return_inverse=True)[1].astype(np.int64)
-        self.width = int(self.clock.max(initial=0)) + 2
+        latency = (events[schema.LATENCY_MS].to_numpy(np.float64, na_value=np.nan)
+                   if schema.LATENCY_MS in events.columns else np.zeros(len(events)))
+        done = ts + np.round(np.nan_to_num(latency, nan=0.0) * 1e6).astype(np.int64)
+        rank = np.unique(np.concatenate([done, ts]), return_inverse=True)[1].astype(np.int64)
+        done_clock, self.clock = rank[: len(ts)], rank[len(ts):]
+        self.width = int(rank.max(initial=0)) + 2
         item = table.index.get_indexer(events[schema.ITEM_ID])
         known = item >= 0
-        keys = item[known] * self.width + self.clock[known]
+        keys = item[known] * self.width + done_clock[known]
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
         correct = events[schema.CORRECT].to_numpy(np.float64)[known][order]
         self.correct = np.r_[0.0, np.cumsum(correct)]
 
     def before(self, item, event):
-        """``(attempts, correct)`` on ``item`` strictly before each ``event``'s timestamp."""
+        """``(attempts, correct)`` on ``item`` completed strictly before each ``event``'s time."""
         lo = np.searchsorted(self.keys, item * self.width, side="left")
         hi = np.searchsorted(self.keys, item * self.width + self.clock[event], side="left")
         return (hi - lo).astype(np.float64), self.correct[hi] - self.correct[lo]

@@ -279,6 +279,36 @@ def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_
     return estimates
 
 
+def estimator_terms(estimator, rewards, logged_propensity, target_propensity,
+                    reward_model_logged=None, reward_model_target=None):
+    """Per-decision ``(numerator, denominator or None, weights)`` of one estimator.
+
+    The estimate is ``mean(numerator) / mean(denominator)`` (denominator None: 1), as in
+    :func:`ips`, :func:`snips` and :func:`doubly_robust`; the paired gate
+    (:func:`skbandit.ope.gate.paired_difference`) resamples these terms by student.
+
+    Examples
+    --------
+    >>> num, den, w = estimator_terms("snips", [1, 0], [0.5, 0.5], [1.0, 0.5])
+    >>> float(num.mean() / den.mean())
+    0.6666666666666666
+    """
+    rewards, weights = _weighted(estimator, rewards, logged_propensity, target_propensity)
+    if estimator == "ips":
+        return weights * rewards, None, weights
+    if estimator == "snips":
+        return weights * rewards, weights, weights
+    if estimator == "dr":
+        if reward_model_logged is None or reward_model_target is None:
+            raise SkbanditError("doubly robust needs a reward model at the logged action and "
+                                "under the target; pass both or choose ips/snips")
+        q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
+        q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
+        return q_target + weights * (rewards - q_logged), None, weights
+    raise SkbanditError(f"unknown estimator {estimator!r} for paired terms (expected ips, "
+                        "snips or dr)")
+
+
 def estimates_frame(estimates):
     """One row per :class:`PolicyValueEstimate`, columns named after its fields."""
     return pd.DataFrame([asdict(estimate) for estimate in estimates])

@@ -12,8 +12,9 @@ A target policy is any callable ``policy(candidates) -> probs``: ``candidates`` 
 the policy shows each row's item first (summing to 1 per decision). :func:`linucb_policy`,
 :func:`rule_policy`, :func:`uniform_policy` and :func:`logging_policy` build them.
 
-:func:`promotion_gate` decides from two such estimates whether a candidate model may replace
-the baseline (``python -m train.evaluate compare --promote``).
+:func:`skbandit.ope.gate.promotion_gate` decides from the paired difference of two such
+estimates (:meth:`OffPolicyInputs.terms`) whether a candidate model may replace the champion
+(``python -m train.evaluate compare --promote``).
 
 Example
 -------
@@ -41,7 +42,8 @@ from skbandit.ope.decisions import (
     decision_positions,
     logged_decisions,
 )
-from skbandit.policy import EXPLORATIONS, OBJECTIVES, score_candidates
+from skbandit.policy import score_candidates
+from skbandit.ranking_settings import Exploration, RankingSettings, as_settings
 
 ESTIMATORS = ("dr", "snips", "ips", "replay")
 """Estimator names accepted by :meth:`OffPolicyInputs.estimate`."""
@@ -54,16 +56,16 @@ RowValues = Callable[[pd.DataFrame], np.ndarray]
 # --- target policies ---------------------------------------------------------------------
 
 
-def linucb_policy(pipeline, *, alpha=None, objective="max_success", target=0.7,
-                  exploration="greedy", temperature=0.05) -> TargetPolicy:
+def linucb_policy(pipeline, settings: RankingSettings | None = None) -> TargetPolicy:
     """First-slot probabilities of :func:`skbandit.policy.rank_linucb`, for many decisions.
 
     Parameters
     ----------
     pipeline : Pipeline
         Fitted features + LinUCB pipeline.
-    alpha, objective, target, exploration, temperature
-        As in :func:`skbandit.policy.rank_linucb`.
+    settings : RankingSettings, optional
+        As in :func:`skbandit.policy.rank_linucb` (``top_k`` plays no part); default
+        ``RankingSettings()``.
 
     Returns
     -------
@@ -71,23 +73,20 @@ def linucb_policy(pipeline, *, alpha=None, objective="max_success", target=0.7,
         ``policy(candidates) -> probs``; per decision equal to
         :func:`skbandit.policy.action_probabilities` (greedy ties share the probability).
     """
-    for name, value, allowed in (("objective", objective, OBJECTIVES),
-                                 ("exploration", exploration, EXPLORATIONS)):
-        if value not in allowed:
-            raise SkbanditError(f"unknown {name} {value!r} (expected one of {allowed})")
-    if exploration == "softmax" and not temperature > 0:
-        raise SkbanditError(f"temperature must be > 0 for softmax exploration, got "
-                            f"{temperature!r}")
+    settings = as_settings(settings)
 
     def probabilities(candidates):
-        score = score_candidates(pipeline, candidates, alpha, objective, target).score
+        score = score_candidates(pipeline, candidates, settings).score
         groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         top = groups.spread(np.maximum.reduceat(score, groups.starts))
-        if exploration == "softmax":
-            weights = np.exp((score - top) / temperature)
+        if settings.exploration is Exploration.softmax:
+            weights = np.exp((score - top) / settings.temperature)
         else:
             weights = (score == top).astype(np.float64)
-        return weights / groups.spread(np.add.reduceat(weights, groups.starts))
+        probs = weights / groups.spread(np.add.reduceat(weights, groups.starts))
+        if settings.epsilon == 0.0:
+            return probs
+        return (1.0 - settings.epsilon) * probs + settings.epsilon / groups.spread(groups.sizes)
 
     return probabilities
 
@@ -194,6 +193,14 @@ class OffPolicyInputs:
                                     "randomises, so choose ips, snips or dr")
             return evaluation.replay(self.rewards, self.match, **boot)
         raise SkbanditError(f"unknown estimator {estimator!r} (expected one of {ESTIMATORS})")
+
+
+    def terms(self, estimator="dr"):
+        """Per-decision ``(numerator, denominator, weights)`` of ``estimator`` (see
+        :func:`skbandit.ope.estimators.estimator_terms`)."""
+        return evaluation.estimator_terms(estimator, self.rewards, self.logged_propensity,
+                                          self.target_propensity, self.reward_model_logged,
+                                          self.reward_model_target)
 
 
 def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=None,

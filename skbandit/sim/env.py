@@ -20,10 +20,10 @@ students whose next attempt falls into the slot act, at most one attempt each. D
 step are numbered ``0..n-1`` (``decision_id``) in the order of :meth:`SchoolEnv.acting`.
 
 Context (identical to :mod:`skbandit.context`'s definitions, computed incrementally by
-:class:`~skbandit.sim.running_context.SchoolContext`): student features use every earlier attempt
-of the student; item features (``item_attempts``, ``item_accuracy``) count the attempts of
-earlier steps, so the attempts of other students in the same 2-minute slot are not yet
-visible (a lag below one slot).
+:class:`~skbandit.sim.running_context.SchoolContext`), from completed attempts only (start
+plus latency): student features use every earlier attempt of the student; item features
+(``item_attempts``, ``item_accuracy``) count the attempts completed strictly before the
+decision's time, so an attempt in progress is never visible.
 
 The pieces live in their own modules: outcomes (correctness, latency, help, learning) in
 :mod:`skbandit.sim.outcomes`, the clock of slots and sessions in
@@ -39,7 +39,8 @@ import pandas as pd
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.clock import SchoolTimetable
-from skbandit.sim.outcomes import (
+from skbandit.sim.learning import StudentLearning, observed_probability
+from skbandit.sim.outcomes import (  # noqa: F401  (learning_gain is re-exported)
     StepOutcome,
     draw_attempt,
     learning_gain,
@@ -135,12 +136,17 @@ class SchoolEnv:
         self.items = self.world.items
         self.true_items = self.world.true_items
         w = self.world
-        self.ability = w.ability0.copy()
+        self.learning = StudentLearning(w.ability0, self.config)
         self._context = SchoolContext(len(w.user_ids), len(w.topics), len(w.item_ids))
         self._item_index = pd.Index(w.item_ids)
         self._timetable = SchoolTimetable(w, self.config.slot_seconds)
         self._records = SchoolRecords(w)
         self.n_steps = 0
+
+    @property
+    def ability(self) -> np.ndarray:
+        """Every student's true ability per topic now (logits; ``learning.ability``)."""
+        return self.learning.ability
 
     # --- what happens now ----------------------------------------------------------------
 
@@ -206,11 +212,12 @@ class SchoolEnv:
             self._acting_students(), self._acting_topics(),
             [c for c in columns if c in schema.STUDENT_CONTEXT])
         w, ctx = self.world, self._context
+        at = self._timetable.times[rows]
         item_columns = {
             schema.DIFFICULTY: lambda: w.difficulty_published[item],
             schema.DISCRIMINATION: lambda: w.discrimination_published[item],
-            schema.ITEM_ATTEMPTS: lambda: ctx.item_attempts(item),
-            schema.ITEM_ACCURACY: lambda: ctx.item_accuracy(item),
+            schema.ITEM_ATTEMPTS: lambda: ctx.item_attempts(item, at),
+            schema.ITEM_ACCURACY: lambda: ctx.item_accuracy(item, at),
         }
         X = np.empty((rows.size, len(columns)))
         for j, name in enumerate(columns):
@@ -319,16 +326,21 @@ class SchoolEnv:
         sess = self._timetable.sessions
         s, t = w.session_student[sess], self._timetable.times
         attempt = w.attempt0[sess] + self._timetable.attempts
+        opening = self._timetable.attempts == 0
+        if opening.any():
+            self.learning.forget(s[opening], t[opening])
         p = self._p_true(s, item)
         correct, latency, help_ = draw_attempt(w, s, p, attempt)
-        before = self.ability[s, w.item_topic[item]]
-        after = before + learning_gain(p, self.config)
-        self.ability[s, w.item_topic[item]] = after
-        self._context.update(s, w.item_topic[item], item, correct, latency, help_)
+        before, after = self.learning.learn(s, w.item_topic[item], p, correct,
+                                            w.noise["learn"][attempt])
+        self.learning.touch(s, t)
+        done = t + latency / 1000.0
+        self._context.update(s, w.item_topic[item], item, correct, latency, help_, done)
         prop = (np.full(s.size, np.nan) if propensity is None
                 else np.asarray(propensity, dtype=np.float64).reshape(s.size))
         self._records.append(sess, s, item, t, correct, latency, help_, p, before, after, prop)
-        self._timetable.finish_step(t + latency / 1000.0 + w.noise["think"][attempt])
+        self._timetable.finish_step(done + w.noise["think"][attempt])
+        self._context.release(self._timetable.slot_start)
         self.n_steps += 1
         return StepOutcome(s, item, t, correct, latency, help_, p, before, after)
 
@@ -365,8 +377,8 @@ class SchoolEnv:
 
     def _p_true(self, student, item) -> np.ndarray:
         w = self.world
-        theta = self.ability[student, w.item_topic[item]]
-        return success_probability(w, theta, item)
+        theta = self.learning.ability[student, w.item_topic[item]]
+        return observed_probability(success_probability(w, theta, item), self.config)
 
     def _lookup(self, item_ids) -> np.ndarray:
         item = self._item_index.get_indexer(np.asarray(item_ids, dtype=object))

@@ -4,7 +4,8 @@ Given the student's true ability ``theta`` on the item's topic, the true success
 is the 2PL model with the item's hidden effect, ``p = p_correct_2pl(theta, b_true + hidden,
 a)``. The attempt is correct when its uniform noise falls below ``p``; latency is lognormal
 (longer when ``p`` is low, with a heavy tail); help is more likely when ``p`` is low; after
-the attempt the student's ability on the topic grows by :func:`learning_gain`. All the
+the attempt the student's ability on the topic grows as the school's learning model says
+(:mod:`skbandit.sim.learning`; :func:`learning_gain` is the default Gaussian peak). All the
 randomness is the world's per-attempt noise, so equal attempts give equal outcomes.
 """
 
@@ -15,6 +16,7 @@ from scipy.special import expit
 
 from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.irt import p_correct_2pl
+from skbandit.sim.learning import gaussian_peak_gain
 from skbandit.sim.world import SchoolConfig, World
 
 
@@ -112,5 +114,4 @@ def learning_gain(p, config: SchoolConfig) -> np.ndarray:
     >>> float(learning_gain(config.learning_peak, config)) == config.learning_rate
     True
     """
-    z = (np.asarray(p, dtype=np.float64) - config.learning_peak) / config.learning_width
-    return config.learning_rate * np.exp(-0.5 * z**2)
+    return gaussian_peak_gain(p, config)

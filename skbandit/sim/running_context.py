@@ -1,29 +1,24 @@
 """The simulated school's running context: per-student and per-item counts, updated per step.
 
 :class:`SchoolContext` is what :class:`~skbandit.sim.env.SchoolEnv` knows about its
-students and items from the attempts so far. It computes the same features as
-:mod:`skbandit.context` (whose constants it uses), but incrementally: the counts grow with
-every step instead of being rebuilt from the event log.
+students and items from the attempts so far. It keeps the counts incrementally (they grow
+with every step instead of being rebuilt from the event log) and turns them into features
+with :func:`skbandit.context.student_features`, the function the offline context uses.
 
-Student features use every earlier attempt of the student. Item features (``item_attempts``,
-``item_accuracy``) count whole earlier steps, because :meth:`SchoolContext.update` adds one
-step's attempts at once: the attempts of other students in the same time slot are not yet
-visible (a lag below one slot).
+Like :mod:`skbandit.context`, the context counts only **completed** attempts (start plus
+latency). Student features use every earlier attempt of the student: a student's next attempt
+always starts after the previous one was submitted. Item features (``item_attempts``,
+``item_accuracy``) count the attempts completed strictly before each decision's time:
+:meth:`SchoolContext.update` queues an attempt with its completion time,
+:meth:`SchoolContext.release` moves the ones completed before a slot into the running counts,
+and the item methods add the queued ones completed before each row's ``at``. An attempt in
+progress is invisible.
 """
 
 import numpy as np
 
 from skbandit import schema
-from skbandit.context import (
-    COLD_START_MIN_EVENTS,
-    DEFAULT_HELP_TENDENCY,
-    DEFAULT_MASTERY,
-    DEFAULT_RECENT_ACCURACY,
-    DEFAULT_RECENT_SPEED,
-    RECENT_SPEED_SCALE_MS,
-    RECENT_WINDOW,
-    SKILL_TARGET,
-)
+from skbandit.context import RECENT_WINDOW, student_features
 
 STUDENT_COLUMNS = (*schema.STUDENT_CONTEXT, schema.N_PRIOR)
 """Columns :meth:`SchoolContext.student_columns` can compute."""
@@ -51,17 +46,13 @@ class SchoolContext:
     help_count : ndarray of int64 of shape (n_students,)
         Attempts with a known help flag (every attempt in the simulator).
     item_attempt_counts, item_correct_counts : ndarray of int64 of shape (n_items,)
-        Attempts (and correct ones) at each item in the steps so far.
+        Completed attempts (and correct ones) at each item released so far.
 
     Notes
     -----
-    With ``n`` attempts of the student, ``c`` of them correct, and ``n_k, c_k`` on the topic:
-    ``mastery`` is ``DEFAULT_MASTERY`` while ``n < COLD_START_MIN_EVENTS``, else
-    ``(c_k + 1) / (n_k + 2)`` once ``n_k >= COLD_START_MIN_EVENTS``, else ``(c + 1) / (n + 2)``;
-    ``skill_gap = max(0, SKILL_TARGET - mastery)``. ``recent_accuracy`` is the mean and
-    ``recent_speed`` the median latency over ``RECENT_SPEED_SCALE_MS`` (clipped to [0, 1]) of
-    the latest ``RECENT_WINDOW`` attempts; ``help_tendency`` the share of attempts with help.
-    Cold students get the ``DEFAULT_*`` values. ``item_accuracy = (c_i + 1) / (n_i + 2)``.
+    The student features are :func:`skbandit.context.student_features` of these counts (the
+    definitions are in :mod:`skbandit.context`); ``item_accuracy = (c_i + 1) / (n_i + 2)``
+    with ``n_i`` attempts at the item, ``c_i`` of them correct.
 
     Examples
     --------
@@ -87,6 +78,7 @@ class SchoolContext:
         self.help_count = np.zeros(n_students, np.int64)
         self.item_attempt_counts = np.zeros(n_items, np.int64)
         self.item_correct_counts = np.zeros(n_items, np.int64)
+        self._pending = (np.empty(0, np.int64), np.empty(0, bool), np.empty(0))
 
     def student_columns(self, student, topic, names=STUDENT_COLUMNS) -> dict[str, np.ndarray]:
         """Student-context columns ``names`` (from :data:`STUDENT_COLUMNS`) of each row.
@@ -103,35 +95,50 @@ class SchoolContext:
         dict of str to ndarray of shape (n_rows,)
         """
         s = student
-        n = self.attempts[s]
-        cold = n < COLD_START_MIN_EVENTS
-        mastery = (self._mastery(s, topic) if {schema.MASTERY, schema.SKILL_GAP} & set(names)
-                   else None)
-        compute = {
-            schema.MASTERY: lambda: mastery,
-            schema.RECENT_ACCURACY: lambda: self._recent_accuracy(s, cold),
-            schema.RECENT_SPEED: lambda: self._recent_speed(s, cold),
-            schema.HELP_TENDENCY: lambda: np.where(
-                cold | (self.help_count[s] == 0), DEFAULT_HELP_TENDENCY,
-                self.help_sum[s] / np.maximum(self.help_count[s], 1)),
-            schema.SKILL_GAP: lambda: np.maximum(0.0, SKILL_TARGET - mastery),
-            schema.N_PRIOR: lambda: n,
-        }
-        return {name: compute[name]() for name in names}
+        features = [name for name in names if name != schema.N_PRIOR]
+        # the ring buffers are gathered only for the features that read them
+        values = student_features(
+            n=self.attempts[s], n_correct=self.correct[s],
+            n_topic=self.topic_attempts[s, topic], n_topic_correct=self.topic_correct[s, topic],
+            recent_correct=(np.nansum(self.recent_correct[s], axis=1)
+                            if schema.RECENT_ACCURACY in features else None),
+            latency_lags=self.recent_latency_ms[s] if schema.RECENT_SPEED in features else None,
+            help_sum=self.help_sum[s], help_known=self.help_count[s], names=features,
+        ) if features else {}
+        return {name: self.attempts[s] if name == schema.N_PRIOR else values[name]
+                for name in names}
 
-    def item_attempts(self, item) -> np.ndarray:
-        """Attempts at each item in ``item`` (int array of its shape) in the steps so far."""
-        return self.item_attempt_counts[item]
+    def item_attempts(self, item, at=None) -> np.ndarray:
+        """Completed attempts at each item in ``item`` (int array of its shape).
 
-    def item_accuracy(self, item) -> np.ndarray:
+        ``at`` (epoch seconds, one per row) also counts the queued attempts completed
+        strictly before it; without it only the released counts.
+        """
+        return self.item_attempt_counts[item] + self._queued(item, at)[0]
+
+    def item_accuracy(self, item, at=None) -> np.ndarray:
         """Smoothed accuracy ``(correct + 1) / (attempts + 2)`` of each item in ``item``."""
-        return (self.item_correct_counts[item] + 1.0) / (self.item_attempt_counts[item] + 2.0)
+        extra_attempts, extra_correct = self._queued(item, at)
+        return ((self.item_correct_counts[item] + extra_correct + 1.0)
+                / (self.item_attempt_counts[item] + extra_attempts + 2.0))
 
-    def update(self, student, topic, item, correct, latency_ms, help_requested) -> None:
+    def _queued(self, item, at):
+        """Queued attempts (and correct ones) at each row's item completed before its ``at``."""
+        items, right, times = self._pending
+        if at is None or items.size == 0:
+            return 0, 0
+        item, at = np.asarray(item)[:, None], np.asarray(at)[:, None]
+        hit = (items[None, :] == item) & (times[None, :] < at)
+        return hit.sum(axis=1), (hit & right[None, :]).sum(axis=1)
+
+    def update(self, student, topic, item, correct, latency_ms, help_requested,
+               done=None) -> None:
         """Add one step's attempts; every argument is an array of shape (n_attempts,).
 
         A student attempts at most once per step (the per-student updates index by
-        ``student`` without accumulating repeats); items may repeat.
+        ``student`` without accumulating repeats); items may repeat. ``done`` (epoch
+        seconds) is each attempt's completion time: the item counts then wait for
+        :meth:`release`; without it they count at once.
         """
         s = student
         slot = self.attempts[s] % RECENT_WINDOW
@@ -143,36 +150,24 @@ class SchoolContext:
         self.topic_correct[s, topic] += correct
         self.help_sum[s] += help_requested
         self.help_count[s] += 1
+        if done is None:
+            self._count_items(item, correct)
+            return
+        items, right, times = self._pending
+        self._pending = (np.concatenate([items, item]),
+                         np.concatenate([right, np.asarray(correct, dtype=bool)]),
+                         np.concatenate([times, np.asarray(done, dtype=np.float64)]))
+
+    def release(self, now: float) -> None:
+        """Count the queued item attempts completed strictly before ``now`` (epoch seconds)."""
+        items, right, times = self._pending
+        ready = times < now
+        if ready.any():
+            self._count_items(items[ready], right[ready])
+            self._pending = (items[~ready], right[~ready], times[~ready])
+
+    def _count_items(self, item, correct) -> None:
         n_items = len(self.item_attempt_counts)
         self.item_attempt_counts += np.bincount(item, minlength=n_items)
         self.item_correct_counts += np.bincount(item, weights=correct,
                                                 minlength=n_items).astype(np.int64)
-
-    def _mastery(self, s, k) -> np.ndarray:
-        n, n_topic = self.attempts[s], self.topic_attempts[s, k]
-        overall = (self.correct[s] + 1.0) / (n + 2.0)
-        on_topic = (self.topic_correct[s, k] + 1.0) / (n_topic + 2.0)
-        return np.where(n < COLD_START_MIN_EVENTS, DEFAULT_MASTERY,
-                        np.where(n_topic >= COLD_START_MIN_EVENTS, on_topic, overall))
-
-    def _recent_accuracy(self, s, cold) -> np.ndarray:
-        recent = self.recent_correct[s]
-        known = ~np.isnan(recent)
-        accuracy = np.nansum(recent, axis=1) / np.maximum(known.sum(axis=1), 1)
-        return np.where(cold, DEFAULT_RECENT_ACCURACY, accuracy)
-
-    def _recent_speed(self, s, cold) -> np.ndarray:
-        median = _row_nanmedian(self.recent_latency_ms[s])
-        speed = np.clip(median / RECENT_SPEED_SCALE_MS, 0, 1)
-        return np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed)
-
-
-def _row_nanmedian(matrix: np.ndarray) -> np.ndarray:
-    """Median of each row ignoring NaN (NaN for an all-NaN row), without warnings."""
-    ordered = np.sort(matrix, axis=1)
-    count = (~np.isnan(matrix)).sum(axis=1)
-    lo = np.clip((count - 1) // 2, 0, None)
-    hi = np.clip(count // 2, 0, None)
-    low = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
-    high = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
-    return np.where(count > 0, (low + high) / 2.0, np.nan)

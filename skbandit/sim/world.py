@@ -76,8 +76,20 @@ class SchoolConfig:
     difficulty_sd, hidden_effect_sd, difficulty_noise_sd : float
         Item difficulty spread, hidden per-item effect (not in the published difficulty)
         and the estimation noise of the published difficulty.
+    learning_model : str
+        How students learn, one of :data:`skbandit.sim.learning.LEARNING_MODELS`
+        (``"gaussian_peak"``, the default, keeps the default school's events as before).
     learning_rate, learning_peak, learning_width : float
-        Ability gain per attempt, ``rate * exp(-((p - peak) / width)**2 / 2)``.
+        Gaussian peak gain per attempt, ``rate * exp(-((p - peak) / width)**2 / 2)``;
+        ``learning_rate`` is also the additive-factors gain.
+    gain_correct, gain_wrong : float
+        Performance factors: gains after a correct and after a wrong answer.
+    bkt_transit, bkt_step, bkt_guess, bkt_slip : float
+        Knowledge tracing: learning probability per attempt, its ability jump (logits), and
+        the guess and slip of the observed answers.
+    forgetting_half_life_days : float or None
+        Gains since the start of the year halve over this many days without practice
+        (None: no forgetting); combines with any learning model.
     latency_median_s, latency_sigma, latency_hardness : float
         Lognormal latency: median, log-sd and how much longer a hard item takes.
     help_rate, help_struggle : float
@@ -112,6 +124,14 @@ class SchoolConfig:
     learning_rate: float = 0.04
     learning_peak: float = 0.7
     learning_width: float = 0.15
+    learning_model: str = "gaussian_peak"
+    gain_correct: float = 0.05
+    gain_wrong: float = 0.01
+    bkt_transit: float = 0.05
+    bkt_step: float = 1.0
+    bkt_guess: float = 0.15
+    bkt_slip: float = 0.05
+    forgetting_half_life_days: float | None = None
     latency_median_s: float = 80.0
     latency_sigma: float = 0.7
     latency_hardness: float = 1.0
@@ -198,6 +218,7 @@ def build_world(config: SchoolConfig, rng: np.random.Generator) -> World:
         "tail": rng.random(n_attempts),
         "help": rng.random(n_attempts),
         "think": rng.uniform(5.0, 30.0, n_attempts),
+        "learn": rng.random(n_attempts),  # drawn last: the draws above do not change
     }
     return World(config=config, topics=topics, **items, **students, **sessions, noise=noise)
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 POLICIES = ("oracle", "oracle_learning", "linucb_default", "linucb_seed", "linucb_target_band",
-            "rule", "thompson", "random")
+            "linucb_progress", "irt_target", "rule", "thompson", "random")
 """Policy names understood by :func:`make_policy`, in the order of the study's tables."""
 
 
@@ -27,6 +27,10 @@ class StudyConfig:
         Points of the learning and regret curves (bins of equally many decisions).
     n_jobs : int
         Runs in parallel (joblib processes; 1 runs in this process).
+    learning : str
+        How the simulated students learn: a name from
+        :data:`skbandit.sim.learning.LEARNING_SCENARIOS` (default ``"peak_0.7"``, the
+        default school).
     """
 
     n_students: int = 2000
@@ -37,6 +41,7 @@ class StudyConfig:
     policies: tuple[str, ...] = POLICIES
     n_bins: int = 40
     n_jobs: int = 2
+    learning: str = "peak_0.7"
 
 
 def quick_study_config() -> StudyConfig:

@@ -8,13 +8,18 @@ the rewards of the rows it chose.
 Policies (:data:`POLICIES`, built by :func:`make_policy`):
 
 - ``oracle``: the item with the highest *true* success probability (knows the simulator);
-- ``oracle_learning``: the item with the highest true learning gain (success probability
-  closest to the simulator's ``learning_peak``);
+- ``oracle_learning``: the item with the highest expected true learning gain under the
+  school's learning model (:func:`skbandit.sim.learning.expected_gain`; for the Gaussian
+  peak, success probability closest to ``learning_peak``);
 - ``linucb_default`` / ``linucb_seed``: LinUCB (objective ``"max_success"``) on the default
   or the seed's features, starting from the prior and learning online from its own choices
   (one ``partial_fit`` per step on the chosen rows);
 - ``linucb_target_band``: LinUCB on the default features ranking by
   ``-|expected - target| + bonus`` (objective ``"target_band"``);
+- ``linucb_progress``: LinUCB aimed at a target success it learns from delayed,
+  learning-aligned rewards (learning progress, :class:`ProgressPolicy`);
+- ``irt_target``: the IRT rule aimed at the target band's target (2PL success at the
+  observed mastery closest to ``target``; no learning from data);
 - ``rule``: the seed's rule, top-1 by :func:`skbandit.irt.rule_distance` on observed mastery;
 - ``thompson``: a non-contextual bandit, Beta-Bernoulli Thompson sampling on each item's own
   successes and failures (no student context);
@@ -29,7 +34,11 @@ import pandas as pd
 from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
+from skbandit.learning_progress import HORIZON, PendingRewards, ProgressBands
+from skbandit.policy import linucb_scores
+from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import CandidateArrays, SchoolEnv
+from skbandit.sim.learning import expected_gain
 from skbandit.study.config import POLICIES, StudyConfig
 
 
@@ -55,7 +64,13 @@ def group_argmax(score, group, n_groups, rng):
 
 
 class Policy:
-    """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes."""
+    """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes.
+
+    ``columns`` are the model-input columns the policy reads (the environment computes
+    only those).
+    """
+
+    columns: tuple[str, ...] = schema.MODEL_INPUT
 
     def choose(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
         """Row index (into ``cands``) chosen for each decision: the best ``score``."""
@@ -64,9 +79,14 @@ class Policy:
     def update(self, cands: CandidateArrays, rows: np.ndarray, reward: np.ndarray) -> None:
         """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
 
+    def observe(self, cands: CandidateArrays, rows: np.ndarray, outcome) -> None:
+        """See the step's whole outcome (a :class:`~skbandit.sim.outcomes.StepOutcome`)."""
+
 
 class RandomPolicy(Policy):
     """A uniformly random candidate."""
+
+    columns = ()
 
     def score(self, cands, rng):
         return np.zeros(cands.decision.size)
@@ -75,18 +95,23 @@ class RandomPolicy(Policy):
 class RulePolicy(Policy):
     """The seed's rule: the item whose difficulty is closest to the observed mastery."""
 
+    columns = (schema.MASTERY, schema.DIFFICULTY)
+
     def score(self, cands, rng):
         return -irt.rule_distance(cands.column(schema.MASTERY), cands.column(schema.DIFFICULTY))
 
 
 class OraclePolicy(Policy):
-    """Knows the truth: max true success, or (``peak`` given) true success closest to it."""
+    """Knows the truth: max true success, or (``config`` given) max expected true learning
+    gain under the school's learning model (:func:`skbandit.sim.learning.expected_gain`)."""
 
-    def __init__(self, peak=None):
-        self.peak = peak
+    columns = ()
+
+    def __init__(self, config=None):
+        self.config = config
 
     def score(self, cands, rng):
-        return cands.p_true if self.peak is None else -np.abs(cands.p_true - self.peak)
+        return cands.p_true if self.config is None else expected_gain(cands.p_true, self.config)
 
 
 class ThompsonPolicy(Policy):
@@ -96,6 +121,8 @@ class ThompsonPolicy(Policy):
     successes ``s`` and failures ``f`` under this policy; every candidate row draws one
     sample and the highest draw wins.
     """
+
+    columns = ()
 
     def __init__(self, n_items):
         self.successes = np.zeros(n_items)
@@ -113,18 +140,19 @@ class ThompsonPolicy(Policy):
 class LinUCBPolicy(Policy):
     """LinUCB on a :func:`skbandit.features.make_pipeline` pipeline, learning online.
 
-    Scores like :func:`skbandit.policy.rank_linucb` (greedy): ``expected = clip(mean, 0, 1)``,
-    ``bonus = alpha * std``; ``"max_success"`` ranks by ``expected + bonus``,
-    ``"target_band"`` by ``-|expected - target| + bonus``. Before the first update the model
-    is its prior (``mean = 0``, ``std = sqrt(x'x / l2)``). The features are the pipeline's
-    own stateless feature function applied to the raw matrix (``X`` already holds
-    ``schema.MODEL_INPUT`` in order, so the ColumnTransformer's column selection is skipped).
+    Scores with :func:`skbandit.policy.linucb_scores`, the formula of
+    :func:`skbandit.policy.rank_linucb` (greedy): ``"max_success"`` ranks by
+    ``expected + bonus``, ``"target_band"`` by ``-|expected - target| + bonus``; before the
+    first update the model is its prior. The features are the pipeline's own stateless
+    feature function applied to the raw matrix (``X`` already holds ``schema.MODEL_INPUT``
+    in order, so the ColumnTransformer's column selection is skipped).
     """
 
     def __init__(self, feature_set="default", alpha=1.0, objective="max_success", target=0.7,
                  l2=1.0):
         self.pipeline = make_pipeline(feature_set, alpha=alpha, l2=l2)
-        self.feature_set, self.objective, self.target = feature_set, objective, target
+        self.feature_set = feature_set
+        self.settings = RankingSettings(objective=objective, target=target)
         frame = pd.DataFrame(np.full((1, len(schema.MODEL_INPUT)), 0.5),
                              columns=list(schema.MODEL_INPUT))
         features = self.pipeline.named_steps["features"].fit(frame)
@@ -136,17 +164,60 @@ class LinUCBPolicy(Policy):
             raise SkbanditError(f"LinUCBPolicy needs X with the columns schema.MODEL_INPUT; "
                                 f"found {cands.columns}")
         Z = self._features = self._transform(cands.X)
-        model = self.pipeline[-1]
-        if hasattr(model, "coef_"):
-            mean, std = model.predict(Z, return_std=True)
-        else:
-            mean, std = np.zeros(len(Z)), np.sqrt((Z**2).sum(axis=1) / model.l2)
-        expected = np.clip(mean, 0.0, 1.0)
-        base = expected if self.objective == "max_success" else -np.abs(expected - self.target)
-        return base + model.alpha * std
+        return linucb_scores(self.pipeline[-1], Z, self.settings).score
 
     def update(self, cands, rows, reward):
         self.pipeline[-1].partial_fit(self._features[rows], reward)
+
+
+class IrtTargetPolicy(Policy):
+    """The IRT rule aimed at a target: the item whose 2PL success at the observed mastery is
+    closest to ``target`` (no learning from data)."""
+
+    columns = (schema.MASTERY, schema.DIFFICULTY, schema.DISCRIMINATION)
+
+    def __init__(self, target=0.7):
+        self.target = target
+
+    def score(self, cands, rng):
+        p = irt.p_correct_2pl(irt.mastery_to_logit(cands.column(schema.MASTERY)),
+                              cands.column(schema.DIFFICULTY),
+                              cands.column(schema.DISCRIMINATION))
+        return -np.abs(p - self.target)
+
+
+class ProgressPolicy(LinUCBPolicy):
+    """LinUCB aimed at a target it learns: learning progress (:mod:`skbandit.learning_progress`).
+
+    Each decision draws a target from :class:`~skbandit.learning_progress.ProgressBands`
+    (Thompson sampling on the targets' delayed rewards) and ranks like ``"target_band"``
+    at that target: ``-|expected - target| + bonus``. LinUCB still learns success from
+    every answer; the bands learn from each decision's delayed reward, the ability change
+    that the student's next ``horizon`` answers on the topic suggest. Nothing it uses is
+    simulator truth.
+    """
+
+    def __init__(self, alpha=1.0, topic_of_item=None, horizon=HORIZON):
+        super().__init__("default", alpha, "target_band")
+        self.bands, self.pending = ProgressBands(), PendingRewards(horizon)
+        self.topic_of_item = topic_of_item
+        self._arm = None
+
+    def score(self, cands, rng):
+        self._arm = self.bands.draw(cands.n_decisions, rng)
+        Z = self._features = self._transform(cands.X)
+        scored = linucb_scores(self.pipeline[-1], Z, self.settings)
+        target = self.bands.targets[self._arm][cands.decision]
+        return -np.abs(scored.expected - target) + scored.uncertainty
+
+    def observe(self, cands, rows, outcome):
+        topic = self.topic_of_item[outcome.item]
+        difficulty = cands.column(schema.DIFFICULTY)[rows]
+        discrimination = cands.column(schema.DISCRIMINATION)[rows]
+        self.bands.update(*self.pending.observe(outcome.student, topic,
+                                                outcome.correct.astype(np.float64),
+                                                difficulty, discrimination))
+        self.pending.add(outcome.student, topic, self._arm, cands.column(schema.MASTERY)[rows])
 
 
 def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
@@ -161,8 +232,10 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
         feature_set, objective = linucb[name]
         return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
     simple = {"oracle": lambda: OraclePolicy(),
-              "oracle_learning": lambda: OraclePolicy(peak=env.config.learning_peak),
+              "oracle_learning": lambda: OraclePolicy(env.config),
               "rule": RulePolicy, "random": RandomPolicy,
+              "irt_target": lambda: IrtTargetPolicy(config.target),
+              "linucb_progress": lambda: ProgressPolicy(config.alpha, env.world.item_topic),
               "thompson": lambda: ThompsonPolicy(len(env.world.item_ids))}
     if name not in simple:
         raise SkbanditError(f"unknown policy {name!r} (expected one of {POLICIES})")

@@ -16,7 +16,11 @@ Metrics per run (one policy on one seed), over the ``n`` decisions of the run:
   what each policy showed them) and the max runs over the decision's candidates, so the
   ``oracle`` has regret 0 by construction; ``regret_per_decision`` is it divided by ``n``;
 - ``learning_gain``: growth of true ability (logits), ``sum(ability_after -
-  ability_before)`` divided by the number of students who practised.
+  ability_before)`` divided by the number of students who practised (the simulator's own
+  increments: a diagnostic, not the outcome);
+- ``posttest_mid``, ``posttest_end``: the held-out post-test gain (points of 100, mean over
+  the school's students) at mid-year and at the end (:mod:`skbandit.study.posttest`): the
+  outcome the study reports.
 """
 
 from dataclasses import dataclass
@@ -27,39 +31,70 @@ from scipy import stats
 
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.env import CandidateArrays, SchoolEnv
+from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig, school_days
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.policies import Policy, make_policy
+from skbandit.study.posttest import make_test_form, posttest_gain
 
 BASELINES = ("rule", "thompson")
 """Policies that the paired differences (``<metric>_vs_<baseline>``) compare against."""
 RUN_METRICS = ("success_rate", "expected_success", "cumulative_regret", "regret_per_decision",
-               "learning_gain")
+               "learning_gain", "posttest_mid", "posttest_end")
 """Per-run metrics of :func:`summarise_trace`."""
 TRACE_COLUMNS = ("student", "p_chosen", "regret", "correct", "gain")
 """Columns of :func:`run_policy`'s per-decision trace."""
-PAIRED_METRICS = ("success_rate", "cumulative_regret", "learning_gain")
+PAIRED_METRICS = ("success_rate", "cumulative_regret", "learning_gain", "posttest_end")
 """Metrics also reported as paired differences to :data:`BASELINES` on the same seed."""
 
 
+class Checkpoints:
+    """The students' true abilities at the start, mid-way and at the end of a run.
+
+    ``abilities[name]`` is filled when the clock passes ``times[name]`` (epoch seconds), or
+    at the end of the run for a time the run never reached.
+    """
+
+    def __init__(self, env: SchoolEnv, days: int | None):
+        calendar = school_days(env.config)
+        n_days = len(calendar) if days is None else min(days, len(calendar))
+        end = calendar[n_days - 1] + pd.Timedelta(days=1)
+        self.times = {"mid": calendar[n_days // 2].timestamp(), "end": end.timestamp()}
+        self.abilities = {"start": env.ability.copy()}
+
+    def observe(self, env: SchoolEnv) -> None:
+        for name, time in self.times.items():
+            if name not in self.abilities and env.slot_start >= time:
+                self.abilities[name] = env.learning.abilities_at(time)
+
+    def finish(self, env: SchoolEnv) -> None:
+        for name, time in self.times.items():
+            self.abilities.setdefault(name, env.learning.abilities_at(time))
+
+
 def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
-               days: int | None = None) -> pd.DataFrame:
+               days: int | None = None, checkpoints: Checkpoints | None = None
+               ) -> pd.DataFrame:
     """Play ``policy`` against ``env`` until the year (or ``days`` school days) is over.
 
     Returns a DataFrame with one row per decision in step order and the columns
-    :data:`TRACE_COLUMNS`: ``student, p_chosen, regret, correct, gain``.
+    :data:`TRACE_COLUMNS`: ``student, p_chosen, regret, correct, gain``. ``checkpoints``,
+    when given, records the abilities for the post-test as the clock passes its times.
     """
     stop = _stop_seconds(env.config, days)
     trace = {name: [] for name in TRACE_COLUMNS}
     while not env.done and env.slot_start < stop:
-        cands = env.candidate_arrays()
+        if checkpoints is not None:
+            checkpoints.observe(env)
+        cands = env.candidate_arrays(columns=policy.columns)
         rows = policy.choose(cands, rng)
         _check_choice(policy, cands, rows)
-        starts = np.flatnonzero(np.r_[True, cands.decision[1:] != cands.decision[:-1]])
+        starts = np.searchsorted(cands.decision, np.arange(cands.n_decisions))
         best = np.maximum.reduceat(cands.p_true, starts)
         outcome = env.step_indices(cands.item[rows])
         reward = outcome.correct.astype(np.float64)
         policy.update(cands, rows, reward)
+        policy.observe(cands, rows, outcome)
         values = (outcome.student, outcome.p_true, best - cands.p_true[rows], reward,
                   outcome.ability_after - outcome.ability_before)
         for name, value in zip(TRACE_COLUMNS, values, strict=True):
@@ -67,6 +102,8 @@ def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
     if not trace["student"]:
         raise SkbanditError(f"nobody practised in the first {days} school days (expected at "
                             "least one attempt); use more days or students")
+    if checkpoints is not None:
+        checkpoints.finish(env)
     return pd.DataFrame({name: np.concatenate(parts) for name, parts in trace.items()})
 
 
@@ -116,13 +153,28 @@ def run_one(name: str, seed: int, config: StudyConfig) -> tuple[dict, pd.DataFra
     """Run policy ``name`` on the school of ``seed``; its metrics and curves, labelled."""
     from threadpoolctl import threadpool_limits
 
-    env = SchoolEnv(SchoolConfig(n_students=config.n_students, seed=seed))
+    env = SchoolEnv(school_config(config, seed))
     policy = make_policy(name, env, config)
     rng = np.random.default_rng([seed, POLICIES.index(name)])
+    checkpoints = Checkpoints(env, config.days)
     with threadpool_limits(limits=1):  # small matrices: threaded BLAS only adds overhead
-        trace = run_policy(policy, env, rng, config.days)
+        trace = run_policy(policy, env, rng, config.days, checkpoints)
     metrics, curves = summarise_trace(trace, config.n_bins)
-    return {"policy": name, "seed": seed, **metrics}, curves.assign(policy=name, seed=seed)
+    form, start = make_test_form(env.world), checkpoints.abilities["start"]
+    for point in ("mid", "end"):
+        gains = posttest_gain(env.world, form, start, checkpoints.abilities[point])
+        metrics[f"posttest_{point}"] = float(gains.mean())
+    labels = {"policy": name, "seed": seed, "learning": config.learning}
+    return {**labels, **metrics}, curves.assign(**labels)
+
+
+def school_config(config: StudyConfig, seed: int) -> SchoolConfig:
+    """The school of ``seed`` under the study's learning scenario."""
+    if config.learning not in LEARNING_SCENARIOS:
+        raise SkbanditError(f"unknown learning scenario {config.learning!r} (expected one of "
+                            f"{tuple(LEARNING_SCENARIOS)})")
+    return SchoolConfig(n_students=config.n_students, seed=seed,
+                        **LEARNING_SCENARIOS[config.learning])
 
 
 @dataclass
@@ -232,3 +284,4 @@ def _check_config(config: StudyConfig):
                             f"{config.n_students} students and {len(config.seeds)} seeds")
     if config.days is not None:
         _stop_seconds(SchoolConfig(n_students=1), config.days)
+    school_config(config, 0)

@@ -1,7 +1,8 @@
-"""Run ``mlflow models serve`` for a registered model on 127.0.0.1, for tests and benchmarks.
+"""Run a model server on 127.0.0.1 for tests and benchmarks: ``mlflow models serve``
+(:func:`model_server`) or ``skbandit serve`` (:func:`skbandit_server`).
 
 The server runs in its own process group so that stopping it also stops its uvicorn
-workers; :func:`model_server` always stops it, whatever happens inside the ``with`` block.
+workers; both context managers always stop it, whatever happens inside the ``with`` block.
 """
 
 from __future__ import annotations
@@ -54,6 +55,30 @@ def model_server(
                "-h", HOST, "-p", str(port)]  # fmt: skip
     if workers is not None:
         command += ["-w", str(workers)]
+    with _running(command, env, log_path, port, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def skbandit_server(
+    model_uri: str,
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    workers: int = 1,
+    extra: tuple[str, ...] = (),
+    timeout: float = START_TIMEOUT_S,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``skbandit serve --model MODEL_URI`` on a free port; yield (base URL, process)."""
+    port = free_port()
+    command = [sys.executable, "-m", "serve", "serve", "--model", model_uri, "--host", HOST,
+               "--port", str(port), "--workers", str(workers), *extra]  # fmt: skip
+    with _running(command, env, log_path, port, timeout) as running:
+        yield running
+
+
+@contextmanager
+def _running(command, env, log_path: Path, port: int, timeout: float):
     path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -66,7 +91,7 @@ def model_server(
     url = f"http://{HOST}:{port}"
     try:
         _wait_for_ping(url, process, log_path, timeout)
-        yield url
+        yield url, process
     finally:
         _stop(process)
 
@@ -91,6 +116,10 @@ def _wait_for_ping(url: str, process: subprocess.Popen, log_path: Path, timeout:
 def _stop(process: subprocess.Popen) -> None:
     """Terminate the server's process group, then kill it if it lingers."""
     if process.poll() is not None:
+        try:  # the server itself is gone (killed by the test): its workers may linger
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         return
     try:
         os.killpg(process.pid, signal.SIGTERM)

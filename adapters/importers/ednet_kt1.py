@@ -1,0 +1,112 @@
+"""EdNet-KT1: one ``u{user}.csv`` per student plus the contents table ``questions.csv``.
+
+Source: the EdNet README, https://github.com/riiid/ednet (sections "KT1" and
+"Contents / Questions"), Choi et al., "EdNet: A Large-Scale Hierarchical Dataset in
+Education", arXiv:1912.03072. KT1 columns: ``timestamp`` ("the moment the question was
+given", Unix milliseconds), ``solving_id`` (one learning session = one bundle), ``question_id``
+(``q{integer}``), ``user_answer`` (``a``-``d``), ``elapsed_time`` (ms spent). Questions:
+``question_id, bundle_id, explanation_id, correct_answer, part, tags, deployed_at`` with
+``tags`` ``;``-separated integers (``-1`` where untagged).
+
+What we do with it:
+
+- the student is the file name (``u123.csv`` -> ``u123``), or a ``user_id`` column when a
+  combined file has one; folders are read whole (KT1 has 784,309 files);
+- ``correct = user_answer == correct_answer``; answers to questions missing from
+  ``questions.csv`` and rows without an answer are dropped (counted);
+- a bundle's questions are given together (same passage) and answered together, and their
+  ``timestamp`` is when each was given: every question of one bundle (user, ``solving_id``)
+  gets the bundle's first timestamp, so no question's context holds the outcome of a
+  bundle-mate answered at the same time (counted);
+- ``skill_ids`` are the question's ``tags`` (the first is the topic; ``-1`` means none, and
+  such rows are dropped by validation); ``elapsed_time`` is the latency;
+  ``user-solving_id`` is the action sequence. EdNet has no hint column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adapters.importers import RawImport
+from adapters.importers._read import expand, header, numbers, read_table
+from skbandit import schema
+from skbandit.cleaning import clean_ids
+from skbandit.exceptions import SkbanditError
+from skbandit.import_rules import ImportReport, drop_rows
+
+FORMAT = "ednet-kt1"
+LOG_REQUIRED = ("timestamp", "solving_id", "question_id", "user_answer")
+LOG_OPTIONAL = ("elapsed_time", "user_id")
+QUESTION_REQUIRED = ("question_id", "correct_answer", "tags")
+TEXT = ("question_id", "user_answer", "user_id", "solving_id", "correct_answer", "tags")
+
+
+def load(paths: list[Path]) -> RawImport:
+    """Read KT1 student files and the questions table (files or folders, any order)."""
+    files = expand(paths, FORMAT)
+    questions = [p for p in files if _is_questions(p)]
+    logs = [p for p in files if p not in questions]
+    if len(questions) != 1 or not logs:
+        raise SkbanditError(
+            f"{FORMAT}: expected the student files u*.csv and one questions.csv (columns "
+            f"{', '.join(QUESTION_REQUIRED)}); found {len(logs)} student files and "
+            f"{len(questions)} questions tables; pass e.g. KT1/ contents/questions.csv"
+        )
+    report = ImportReport(FORMAT, sources=[str(p) for p in files])
+    raw = pd.concat([_read_log(p) for p in logs], ignore_index=True)
+    report.rows_read = len(raw)
+    table = read_table(questions[0], FORMAT, QUESTION_REQUIRED, text_columns=TEXT,
+                       layout="the contents/questions.csv layout")
+    table = table.drop_duplicates("question_id").set_index("question_id")
+    where = str(logs[0]) if len(logs) == 1 else f"{len(logs)} student files"
+    raw = drop_rows(raw, ~raw["question_id"].isin(table.index), report,
+                    "answers dropped: question not in questions.csv")
+    answer = raw["user_answer"].fillna("").str.strip().str.lower()
+    raw = drop_rows(raw, (answer == "").to_numpy(), report, "rows dropped: no answer")
+    return RawImport(_events(raw, table, where, report), report)
+
+
+def _is_questions(path: Path) -> bool:
+    """A student file is named ``u{digits}``; anything else is checked by its header."""
+    if path.stem[:1] == "u" and path.stem[1:].isdigit():
+        return False
+    return "correct_answer" in header(path, FORMAT)
+
+
+def _read_log(path: Path) -> pd.DataFrame:
+    frame = read_table(path, FORMAT, LOG_REQUIRED, LOG_OPTIONAL, text_columns=TEXT,
+                       layout="the KT1 layout")
+    if "user_id" not in frame:
+        frame["user_id"] = path.stem
+    return frame
+
+
+def _events(raw: pd.DataFrame, table: pd.DataFrame, where: str, report) -> pd.DataFrame:
+    given = numbers(raw["timestamp"], FORMAT, where, "timestamp")
+    user, bundle = clean_ids(raw["user_id"]), clean_ids(raw["solving_id"])
+    start = pd.Series(given).groupby([user.to_numpy(), bundle.to_numpy()]).transform("min")
+    report.count("bundle questions moved to their bundle's first timestamp",
+                 (start.to_numpy() != given).sum())
+    key = raw["question_id"].to_numpy()
+    answer = raw["user_answer"].str.strip().str.lower().to_numpy()
+    right = table["correct_answer"].str.strip().str.lower().reindex(key).to_numpy()
+    events = pd.DataFrame({
+        schema.USER_ID: user.to_numpy(),
+        schema.ITEM_ID: key,
+        schema.SKILL_IDS: _tags(table["tags"]).reindex(key).to_numpy(),
+        schema.TIMESTAMP: pd.to_datetime(start.to_numpy(), unit="ms", utc=True),
+        schema.CORRECT: (answer == right).astype(np.int64),
+        schema.ACTION_SEQUENCE_ID: (user + "-" + bundle.fillna("")).to_numpy(),
+    })
+    if "elapsed_time" in raw:
+        events[schema.LATENCY_MS] = numbers(raw["elapsed_time"], FORMAT, where, "elapsed_time")
+    return events
+
+
+def _tags(tags: pd.Series) -> pd.Series:
+    """``'179;53;183'`` -> ``['179', '53', '183']``; ``-1`` (untagged) -> ``[]``."""
+    split = tags.fillna("").astype(str).str.split(";")
+    return split.map(lambda parts: [t.strip() for t in parts if t.strip() not in ("", "-1")])

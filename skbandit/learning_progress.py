@@ -1,0 +1,226 @@
+"""Learning progress: which target success teaches most, measured on later attempts.
+
+The target band objective ranks items by closeness to a fixed target success (0.7), which
+bakes in where learning peaks. Learning progress learns the target from data instead, in
+the spirit of ZPDES / RiARiT (Clement, Roy, Oudeyer & Lopes 2015, "Multi-Armed Bandits for
+Intelligent Tutoring Systems", JEDM 7(2)): the arms are the target successes
+:data:`TARGETS`; the reward of a decision is a **delayed, learning-aligned reward**, how
+much better the student does on their next ``horizon`` attempts on the same topic than the
+student's ability at the decision predicted, on the ability (logit) scale:
+
+``reward = sum_j a_j (correct_j - p_j) / sum_j a_j^2 p_j (1 - p_j)``,
+``p_j = p_2pl(theta_t, b_j, a_j)``
+
+where ``theta_t = mastery_to_logit(mastery)`` is the student's observed ability at the
+decision and ``j`` runs over the next attempts on the topic (their items' published
+difficulty ``b_j`` and discrimination ``a_j``). This is one Fisher-scoring step: the change
+of ability since the decision that the later answers suggest. Practice that teaches raises
+later successes above the prediction; on the logit scale an equal ability gain scores the
+same at every target (in probability points, gains near p = 0.5 would look larger). Nothing
+here needs the simulator's truth: the same reward is computed from logged events
+(:func:`delayed_rewards`).
+
+:class:`ProgressBands` keeps each target's mean reward and draws a target per decision by
+Thompson sampling on a normal posterior (exploration across targets); :class:`PendingRewards`
+turns an online stream of attempts into finished delayed rewards; :func:`progress_target`
+estimates the best target from logged events (for ranking with the ``"learning_progress"``
+objective, which ranks like the target band at that learned target).
+
+>>> bands = ProgressBands()
+>>> bands.update(np.array([2, 2, 5]), np.array([0.1, 0.3, -0.1]))
+>>> float(bands.best_target())
+0.6
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from skbandit.irt import mastery_to_logit, p_correct_2pl
+
+TARGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Target successes the learning-progress objective chooses among."""
+HORIZON = 5
+"""Later attempts on the topic behind one delayed reward."""
+PRIOR_SD = 0.5
+"""Prior standard deviation of a target's mean reward (and of one reward before data)."""
+_MIN_INFORMATION = 1e-6
+
+
+class ProgressBands:
+    """Mean delayed reward of each target in :data:`TARGETS`; Thompson draws among them.
+
+    Attributes
+    ----------
+    count, total, total_sq : ndarray of shape (len(TARGETS),)
+        Rewards seen per target, their sum and sum of squares.
+    """
+
+    def __init__(self, targets=TARGETS):
+        self.targets = np.asarray(targets, dtype=np.float64)
+        self.count = np.zeros(self.targets.size)
+        self.total = np.zeros(self.targets.size)
+        self.total_sq = np.zeros(self.targets.size)
+
+    def update(self, arm, reward) -> None:
+        """Add finished rewards: ``arm`` indexes :attr:`targets`."""
+        arm, reward = np.asarray(arm, dtype=np.int64), np.asarray(reward, dtype=np.float64)
+        n = self.targets.size
+        self.count += np.bincount(arm, minlength=n)
+        self.total += np.bincount(arm, weights=reward, minlength=n)
+        self.total_sq += np.bincount(arm, weights=reward**2, minlength=n)
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation of every target's mean reward.
+
+        A normal model with prior ``N(0, PRIOR_SD^2)`` and the pooled reward variance.
+        """
+        n = self.count.sum()
+        pooled = (self.total_sq.sum() / n - (self.total.sum() / n) ** 2) if n > 1 else 0.0
+        noise = max(pooled, PRIOR_SD**2)
+        precision = 1.0 / PRIOR_SD**2 + self.count / noise
+        return (self.total / noise) / precision, np.sqrt(1.0 / precision)
+
+    def draw(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """One arm per decision, each the best of a posterior draw (Thompson sampling)."""
+        mean, sd = self.posterior()
+        return np.argmax(mean + sd * rng.standard_normal((size, mean.size)), axis=1)
+
+    def best_target(self) -> float:
+        """The target with the highest posterior mean reward."""
+        return float(self.targets[np.argmax(self.posterior()[0])])
+
+
+class PendingRewards:
+    """Decisions waiting for their delayed reward, per (student, topic).
+
+    :meth:`add` opens a decision with its arm and the student's ability then;
+    :meth:`observe` adds an attempt's residual to every open decision of its student and
+    topic and returns the ones that reached ``horizon`` attempts.
+    """
+
+    def __init__(self, horizon: int = HORIZON):
+        self.horizon = horizon
+        self._open = defaultdict(list)
+
+    def observe(self, student, topic, correct, difficulty, discrimination):
+        """Residuals of one step's attempts; returns finished ``(arms, rewards)`` arrays."""
+        arms, rewards = [], []
+        for s, t, c, b, a in zip(student.tolist(), topic.tolist(), correct.tolist(),
+                                 difficulty.tolist(), discrimination.tolist(), strict=True):
+            entries = self._open.get((s, t))
+            if not entries:
+                continue
+            keep = []
+            for entry in entries:  # [arm, theta, score, information, attempts]
+                p = float(p_correct_2pl(entry[1], b, a))
+                entry[2] += a * (c - p)
+                entry[3] += a * a * p * (1.0 - p)
+                entry[4] += 1
+                if entry[4] >= self.horizon:
+                    arms.append(entry[0])
+                    rewards.append(entry[2] / max(entry[3], _MIN_INFORMATION))
+                else:
+                    keep.append(entry)
+            self._open[(s, t)] = keep
+        return np.asarray(arms, dtype=np.int64), np.asarray(rewards, dtype=np.float64)
+
+    def add(self, student, topic, arm, mastery) -> None:
+        """Open one decision per row (after :meth:`observe` of the same step)."""
+        theta = mastery_to_logit(np.asarray(mastery, dtype=np.float64))
+        for s, t, k, th in zip(student.tolist(), topic.tolist(), arm.tolist(), theta.tolist(),
+                               strict=True):
+            self._open[(s, t)].append([k, th, 0.0, 0.0, 0])
+
+
+def delayed_rewards(student, topic, correct, mastery, difficulty, discrimination,
+                    horizon: int = HORIZON) -> np.ndarray:
+    """The delayed reward of every logged attempt (NaN when fewer than ``horizon`` follow).
+
+    Parameters
+    ----------
+    student, topic : array-like of shape (n,)
+        Keys of the attempts, in time order.
+    correct : array-like of shape (n,)
+    mastery : array-like of shape (n,)
+        The student's observed mastery at each attempt (its context).
+    difficulty, discrimination : array-like of shape (n,)
+        Published parameters of each attempt's item.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    A student who keeps succeeding on items predicted at 0.5 has reward ``0.5 / 0.25 = 2``
+    logits:
+
+    >>> r = delayed_rewards([0] * 4, [0] * 4, [1, 1, 1, 1], [0.5] * 4, [0.0] * 4, [1.0] * 4,
+    ...                     horizon=2)
+    >>> r.tolist()[:2], bool(np.isnan(r[2:]).all())
+    ([2.0, 2.0], True)
+    """
+    student = pd.factorize(np.asarray(student))[0]
+    topic = pd.factorize(np.asarray(topic))[0]
+    order = np.lexsort((np.arange(student.size), topic, student))  # time order within a key
+    key = (student * (topic.max(initial=0) + 1) + topic)[order]
+    correct = np.asarray(correct, dtype=np.float64)[order]
+    theta = mastery_to_logit(np.asarray(mastery, dtype=np.float64))[order]
+    b = np.asarray(difficulty, dtype=np.float64)[order]
+    a = np.asarray(discrimination, dtype=np.float64)[order]
+    n = key.size
+    score, information, complete = np.zeros(n), np.zeros(n), np.ones(n, dtype=bool)
+    for k in range(1, horizon + 1):
+        later = np.minimum(np.arange(n) + k, max(n - 1, 0))
+        ok = (np.arange(n) + k < n) & (key[later] == key)
+        p = p_correct_2pl(theta, b[later], a[later])
+        score += np.where(ok, a[later] * (correct[later] - p), 0.0)
+        information += np.where(ok, a[later] ** 2 * p * (1.0 - p), 0.0)
+        complete &= ok
+    out = np.full(n, np.nan)
+    out[order] = np.where(complete, score / np.maximum(information, _MIN_INFORMATION), np.nan)
+    return out
+
+
+def progress_target(events, items, horizon: int = HORIZON) -> tuple[float, ProgressBands]:
+    """The target success that taught most in logged events, and the bands behind it.
+
+    Every logged attempt is an arm: the target in :data:`TARGETS` nearest to the 2PL
+    success of its item at the student's observed mastery then (from
+    :func:`skbandit.context.historical_contexts`); its reward is :func:`delayed_rewards`.
+    Logged choices were not randomised over targets, so the estimate is only as good as
+    the logging policy's spread of difficulties (its exploration).
+
+    Parameters
+    ----------
+    events : DataFrame
+        Canonical events, in any order.
+    items : DataFrame
+        The items table (published ``difficulty`` and ``discrimination``).
+
+    Returns
+    -------
+    target : float
+        :meth:`ProgressBands.best_target`.
+    bands : ProgressBands
+    """
+    from skbandit import schema
+    from skbandit.context import historical_contexts
+
+    events = events.sort_values(schema.TIMESTAMP, kind="stable")
+    ctx = historical_contexts(events, items)
+    mastery = ctx[schema.MASTERY].to_numpy()
+    b = ctx[schema.DIFFICULTY].to_numpy()
+    a = ctx[schema.DISCRIMINATION].to_numpy()
+    reward = delayed_rewards(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
+                             events[schema.CORRECT].to_numpy(), mastery, b, a, horizon)
+    bands = ProgressBands()
+    p = p_correct_2pl(mastery_to_logit(mastery), b, a)
+    arm = np.argmin(np.abs(p[:, None] - bands.targets[None, :]), axis=1)
+    known = ~np.isnan(reward)
+    bands.update(arm[known], reward[known])
+    return bands.best_target(), bands

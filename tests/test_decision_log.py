@@ -1,0 +1,246 @@
+"""The decision log: round trip, append-only, durable under kill -9, faults as clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from adapters import decision_log
+from adapters.decision_log import DecisionLog
+from adapters.pyfunc_model import LinUCBModel
+from skbandit import schema
+from skbandit.exceptions import SkbanditError
+from skbandit.features import make_pipeline, partial_fit_pipeline
+from tests.support.local_server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def request(n_students=2, n_items=6, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_students * n_items
+    return pd.DataFrame({
+        schema.USER_ID: np.repeat([f"u{k}" for k in range(n_students)], n_items),
+        schema.ITEM_ID: [f"i{j}" for j in range(n)],
+        **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
+    })
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    frame = request(4, 6, seed=1)
+    return partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], len(frame) // 2))
+
+
+def model(pipeline, log, version="skbandit-linucb/3") -> LinUCBModel:
+    served = LinUCBModel.from_pipeline(pipeline, version)
+    served.decision_log = log
+    return served
+
+
+def test_served_decisions_round_trip_and_join_the_response(pipeline, tmp_path):
+    log = DecisionLog(f"sqlite:///{tmp_path / 'log' / 'decisions.db'}")
+    frame = request()
+    out = model(pipeline, log).predict(None, frame, {"topic": "7.RP.A.1", "top_k": 2})
+    seeded = model(pipeline, log, "other/1").predict(None, frame, {"seed": 5})
+    decisions, candidates = log.read()
+    assert len(decisions) == 4 and len(candidates) == 4 * 6
+    assert decisions["logged_at"].dt.tz is not None
+    mine = decisions[decisions["model_name"] == "skbandit-linucb"]
+    assert set(mine["decision_id"]) == set(out["decision_id"])  # one decision per student
+    assert mine["topic"].tolist() == ["7.RP.A.1"] * 2 and not mine["seeded"].any()
+    assert decisions.loc[decisions["model_name"] == "other", "seeded"].all()
+    settings = json.loads(mine["settings"].iloc[0])
+    assert settings["epsilon"] == 0.1 and settings["top_k"] == 2 and settings["seed"] is None
+    joined = out.merge(candidates, on=["decision_id", schema.ITEM_ID])
+    assert len(joined) == len(out)  # every response row is a logged candidate
+    np.testing.assert_allclose(joined["propensity_y"], joined["first_slot_propensity"])
+    shown = joined[joined["recommended"]]
+    assert (shown["served_rank"] == shown[schema.RANK]).all()
+    np.testing.assert_allclose(shown["slot_propensity"], shown["propensity_x"])
+    assert joined.loc[~joined["recommended"], "served_rank"].isna().all()
+    first = joined[joined[schema.RANK] == 1].set_index("decision_id")[schema.ITEM_ID]
+    assert (mine.set_index("decision_id")["served_item_id"] == first).all()
+    logged_inputs = joined.merge(frame, on=[schema.USER_ID, schema.ITEM_ID])
+    for column in schema.MODEL_INPUT:  # the model inputs are logged exactly
+        np.testing.assert_array_equal(logged_inputs[column + "_x"], logged_inputs[column + "_y"])
+    assert candidates.groupby("decision_id")["propensity"].sum().round(12).eq(1).all()
+    only, _ = log.read(model_name="other")
+    assert set(only["decision_id"]) == set(seeded["decision_id"])
+    later, later_candidates = log.read(since=pd.Timestamp.now(tz="UTC") + pd.Timedelta("1h"))
+    assert later.empty and later_candidates.empty
+    log.export_parquet(tmp_path / "export")
+    exported = pd.read_parquet(tmp_path / "export" / "decision_candidates.parquet")
+    pd.testing.assert_frame_equal(exported, candidates, check_dtype=False)
+
+
+def test_the_log_is_append_only(pipeline, tmp_path):
+    path = tmp_path / "decisions.db"
+    model(pipeline, DecisionLog(str(path))).predict(None, request())
+    with sqlite3.connect(path) as connection:
+        for statement in ("UPDATE decisions SET user_id = 'x'", "DELETE FROM decision_candidates"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                connection.execute(statement)
+    assert len(DecisionLog(str(path)).read()[1]) == 12
+
+
+def test_a_locked_log_is_a_503_and_nothing_is_served(pipeline, tmp_path, monkeypatch):
+    monkeypatch.setattr(decision_log, "BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "decisions.db"
+    log = DecisionLog(str(path))
+    served = model(pipeline, log)
+    served.predict(None, request())
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(MlflowException) as caught:
+            served.predict(None, request())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert caught.value.get_http_status_code() == 503
+    assert "is unavailable (database is locked)" in caught.value.message
+    assert "\n" not in caught.value.message
+    assert len(log.read()[0]) == 2  # only the first request's decisions
+
+
+def test_reading_a_missing_or_corrupt_log_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "nowhere" / "decisions.db"
+    with pytest.raises(SkbanditError, match="no decision log at"):
+        DecisionLog(str(missing)).read()
+    assert not missing.parent.exists()  # reading creates nothing
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database " * 400)
+    with pytest.raises(SkbanditError, match=r"cannot read decision log .*file is not a database"):
+        DecisionLog(str(corrupt)).read()
+
+
+def test_default_location_is_beside_the_mlflow_store(tmp_path, monkeypatch):
+    monkeypatch.delenv(decision_log.ENV_VAR, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    assert DecisionLog().url == f"sqlite:///{tmp_path / 'store' / 'decisions.db'}"
+    monkeypatch.setenv(decision_log.ENV_VAR, "postgresql://u:secret@db.example/log")
+    assert "secret" not in DecisionLog().display_url
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import pandas as pd
+    from adapters.decision_log import DecisionLog, new_decision_ids
+    from skbandit import schema
+    log = DecisionLog(sys.argv[1])
+    n = int(sys.argv[2])
+    rng = np.random.default_rng(int(sys.argv[3]))
+    while True:
+        decision_id = new_decision_ids(1)[0]
+        decisions = pd.DataFrame({
+            "decision_id": [decision_id], "logged_at": [pd.Timestamp.now(tz="UTC")],
+            "user_id": ["u"], "topic": ["t"], "model_name": ["m"], "model_version": ["1"],
+            "settings": ["{}"], "seeded": [False], "served_item_id": ["i0"]})
+        candidates = pd.DataFrame({
+            "decision_id": decision_id, "item_id": [f"i{k}" for k in range(n)],
+            **{c: rng.random(n) for c in schema.MODEL_INPUT},
+            "served_rank": pd.array([1] + [None] * (n - 1), dtype="Int64"),
+            "propensity": np.full(n, 1 / n), "slot_propensity": [1 / n] + [np.nan] * (n - 1)})
+        log.append(decisions, candidates)
+        print(decision_id, flush=True)
+""")
+
+
+def test_kill_9_after_a_commit_loses_nothing_and_leaves_no_partial_decision(tmp_path):
+    """Two writers at once; each is killed with SIGKILL mid-stream (often mid-transaction)."""
+    path = tmp_path / "decisions.db"
+    n_candidates = 200
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(n_candidates), str(k)],
+                         stdout=subprocess.PIPE, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+        for k in range(2)
+    ]
+    acknowledged = []
+    try:
+        for writer in writers:  # wait for a few commits, then kill without warning
+            acknowledged += [writer.stdout.readline().strip() for _ in range(15)]
+        for writer in writers:
+            writer.send_signal(signal.SIGKILL)
+    finally:
+        for writer in writers:
+            writer.kill()
+            acknowledged += [line.strip() for line in writer.stdout if line.strip()]
+            writer.wait()
+    decisions, candidates = DecisionLog(str(path)).read()
+    assert set(acknowledged) <= set(decisions["decision_id"])  # every acknowledged commit
+    sizes = candidates.groupby("decision_id").size()
+    assert set(sizes.index) == set(decisions["decision_id"])  # no decision without candidates
+    assert (sizes == n_candidates).all()  # and no partial candidate set
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway local PostgreSQL server (skipped, with the reason, where it cannot start)."""
+    from tests.support.postgres import Unavailable, local_postgres
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_postgres())
+        except Unavailable as reason:
+            pytest.skip(str(reason))
+        yield url
+
+
+def test_the_same_log_works_on_postgresql(pipeline, postgres_url):
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    log = DecisionLog(postgres_url)
+    out = model(pipeline, log).predict(None, request(), {"topic": "T"})
+    decisions, candidates = log.read()
+    assert set(decisions["decision_id"]) == set(out["decision_id"])
+    assert len(candidates) == len(out) and decisions["topic"].eq("T").all()
+    assert str(decisions["logged_at"].dt.tz) == "UTC"
+    with pytest.raises(SQLAlchemyError, match="append-only"), log._engine.begin() as connection:
+        connection.execute(text("DELETE FROM decisions"))
+    unreachable = DecisionLog(postgres_url.rsplit(":", 1)[0] + f":{free_port()}/postgres")
+    with pytest.raises(MlflowException) as caught:
+        model(pipeline, unreachable).predict(None, request())
+    assert caught.value.get_http_status_code() == 503
+    assert "is unavailable" in caught.value.message
+
+
+def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serve.cli import app
+
+    monkeypatch.setenv(decision_log.ENV_VAR, str(tmp_path / "cli.db"))
+    args = ["trace", "--student-id", "ABC123", "--topic", "7.RP.A.1", "--time-window",
+            "2024-W01", "--use-rl", "--exploration", "softmax", "--json", "--log-decision",
+            *store_env.school.options]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    decisions, candidates = DecisionLog(str(tmp_path / "cli.db")).read()
+    assert decisions["decision_id"].tolist() == [payload["decision_id"]]
+    assert decisions["served_item_id"].iloc[0] == payload["recommendations"][0][schema.ITEM_ID]
+    assert not decisions["seeded"].iloc[0] and decisions["model_version"].iloc[0] == "1"
+    shown = candidates.dropna(subset=["served_rank"]).sort_values("served_rank")
+    assert shown[schema.ITEM_ID].tolist() == [r[schema.ITEM_ID]
+                                             for r in payload["recommendations"]]
+    np.testing.assert_allclose(shown["slot_propensity"],
+                               [r[schema.PROPENSITY] for r in payload["recommendations"]])
+    assert candidates["propensity"].sum() == pytest.approx(1.0)
+    refused = CliRunner().invoke(app, [a for a in args if a != "--use-rl"])
+    assert refused.exit_code == 1 and "add --use-rl" in refused.output

@@ -1,0 +1,81 @@
+"""The served model's answers to bad and broken requests, in process (no server).
+
+A request the client got wrong is an HTTP 400 with a one-line message; any other failure is
+a bug on the server's side: logged with its traceback, answered with an HTTP 500 whose
+message has no stack trace, no exception text and no file path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from adapters import pyfunc_model
+from adapters.pyfunc_model import INTERNAL_ERROR_MESSAGE, LinUCBModel
+from adapters.rest_requests import check_params, default_params
+from skbandit import schema
+from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.ranking_settings import SERVING_SETTINGS
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 8
+    return pd.DataFrame({
+        schema.USER_ID: np.repeat(["u1", "u2"], n // 2),
+        schema.ITEM_ID: [f"i{j}" for j in range(n)],
+        **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
+    })
+
+
+@pytest.fixture(scope="module")
+def model(frame) -> LinUCBModel:
+    pipeline = partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], 4))
+    return LinUCBModel.from_pipeline(pipeline, "skbandit-linucb/3")
+
+
+def test_params_become_the_served_settings_and_a_seed(model):
+    served, _ = check_params({})
+    assert served.objective == SERVING_SETTINGS.objective
+    settings, _ = check_params(default_params(model.pipeline))
+    assert settings == replace(served, alpha=model.pipeline[-1].alpha)
+    settings, seed = check_params({"exploration": "softmax", "temperature": 0.2, "seed": 4})
+    assert settings == replace(served, exploration="softmax", temperature=0.2)
+    assert seed == 4
+
+
+def test_a_bad_request_is_a_400_with_the_reason(model, frame):
+    with pytest.raises(MlflowException) as caught:
+        model.predict(None, frame, {"objective": "max_fun"})
+    assert caught.value.get_http_status_code() == 400
+    assert caught.value.message.startswith("unknown param objective 'max_fun'")
+
+
+def test_an_unexpected_error_is_a_500_logged_on_the_server_not_shown(model, frame, monkeypatch,
+                                                                     caplog):
+    def broken(*args, **kwargs):
+        raise KeyError("/srv/skbandit/secret/path.py: a bug")
+
+    monkeypatch.setattr(pyfunc_model, "rank_requests", broken)
+    with caplog.at_level(logging.ERROR, logger=pyfunc_model.__name__), \
+            pytest.raises(MlflowException) as caught:
+        model.predict(None, frame)
+    error = caught.value
+    assert error.get_http_status_code() == 500
+    assert error.message == INTERNAL_ERROR_MESSAGE
+    assert "secret" not in error.serialize_as_json() and "Traceback" not in str(error)
+    assert error.__cause__ is None and error.__suppress_context__
+    logged = [record for record in caplog.records if record.exc_info]
+    assert len(logged) == 1 and isinstance(logged[0].exc_info[1], KeyError)
+
+
+def test_a_good_request_after_a_broken_one_still_works(model, frame):
+    out = model.predict(None, frame, {"top_k": 2})
+    assert out["model_version"].unique().tolist() == ["skbandit-linucb/3"]
+    assert out.groupby(schema.USER_ID)["recommended"].sum().tolist() == [2, 2]

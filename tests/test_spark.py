@@ -1,0 +1,307 @@
+"""The Spark engine against the local engine, on one small school with the awkward cases.
+
+One Spark session (``local[2]``) and one temporary MLflow store serve the whole module: the
+local engine trains on ``events.parquet``, the Spark engine on the same rows split over a
+directory of two parquet files, and the two registered versions, their runs and the batch
+scores are compared. The events have ties in time within a student, missing latencies and
+help flags, latencies above the cap, exact duplicate rows, attempts on unknown items and a
+file order that is not time order. Skipped, saying what to install, without pyspark or Java.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from adapters import datasets, registry, tracking
+from adapters import spark as spark_io
+from skbandit import schema
+from skbandit.exceptions import SkbanditError
+from skbandit.features import make_pipeline
+from skbandit.sim.generate import SchoolConfig, simulate_school
+from train import spark_contexts, spark_engine
+from train.history import prepare_history
+from train.spark_warmstart import read_items
+from train.warmstart import app as warmstart_app
+
+try:
+    spark_io.check_spark_installed()
+except SkbanditError as missing:
+    pytest.skip(f"Spark engine tests skipped: {missing}", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+SCHOOL = SchoolConfig(n_students=60, seed=5, attempts_per_student=50)
+BATCH_SIZE = 500
+LOCAL, SPARK = "local-engine", "spark-engine"
+TEST_CONF = {  # a small session that starts fast: few shuffle partitions, quick JIT only
+    "spark.sql.shuffle.partitions": "4",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+RTOL = 1e-9
+
+
+def awkward_events(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The school's events with every case the engines must treat alike."""
+    events = events.copy()
+    ts = events[schema.TIMESTAMP].to_numpy().copy()
+    previous = events.groupby(schema.USER_ID).cumcount().to_numpy() > 0
+    for i in rng.choice(np.flatnonzero(previous), 300, replace=False):  # ties in time
+        earlier = np.flatnonzero(events[schema.USER_ID].to_numpy()[:i] ==
+                                 events[schema.USER_ID].iat[i])
+        ts[i] = ts[earlier[-1]]
+    events[schema.TIMESTAMP] = ts
+    events[schema.LATENCY_MS] = events[schema.LATENCY_MS].astype("float64")
+    events.loc[rng.random(len(events)) < 0.1, schema.LATENCY_MS] = np.nan
+    events.loc[rng.random(len(events)) < 0.02, schema.LATENCY_MS] = 4e6  # above the cap
+    events[schema.HELP_REQUESTED] = events[schema.HELP_REQUESTED].astype("float64")
+    events.loc[rng.random(len(events)) < 0.1, schema.HELP_REQUESTED] = np.nan
+    unknown = events.iloc[:15].assign(**{schema.ITEM_ID: "NOT-AN-ITEM"})
+    duplicates = events.iloc[rng.choice(len(events), 25, replace=False)]
+    events = pd.concat([events, duplicates, unknown], ignore_index=True)
+    return events.sample(frac=1.0, random_state=1).reset_index(drop=True)  # not time order
+
+
+@pytest.fixture(scope="module")
+def school(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spark-school")
+    simulated = simulate_school(SCHOOL)
+    events = awkward_events(simulated.events, np.random.default_rng(0))
+    parts = folder / "events"
+    parts.mkdir()
+    half = len(events) // 2
+    events.to_parquet(folder / "events.parquet", index=False)
+    events.iloc[:half].to_parquet(parts / "part-0.parquet", index=False)
+    events.iloc[half:].to_parquet(parts / "part-1.parquet", index=False)
+    simulated.items.to_parquet(folder / "items.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def session():
+    spark = spark_io.start_session("local[2]", conf=TEST_CONF)
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, school, session):
+    """Both engines trained on the school into one temporary store (models LOCAL, SPARK)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    common = ["--items", school / "items.parquet", "--batch-size", BATCH_SIZE]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        mp.setenv("COLUMNS", "200")
+        local = invoke("--events", school / "events.parquet", "--model-name", LOCAL, *common)
+        spark = invoke("--events", school / "events", "--model-name", SPARK, "--engine", "spark",
+                       "--spark-master", "local[2]", *common)
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    assert local.exit_code == 0, local.output
+    assert spark.exit_code == 0, spark.output
+    return uri
+
+
+@pytest.fixture
+def client(monkeypatch, store):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("COLUMNS", "200")
+    tracking.configure_tracking()
+    yield mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+def invoke(*args):
+    return CliRunner().invoke(warmstart_app, [str(a) for a in args])
+
+
+def version(client, name):
+    (only,) = client.search_model_versions(f"name = '{name}'")
+    return only
+
+
+def pipeline(name):
+    return registry.load_pipeline(registry.ModelRef(name, version="1"))[0]
+
+
+def assert_close(spark_value, local_value, what):
+    np.testing.assert_allclose(spark_value, local_value, rtol=RTOL, atol=0, err_msg=what)
+
+
+# --- contexts ----------------------------------------------------------------------------------
+
+
+def test_contexts_equal_the_local_definitions_exactly(school, session):
+    events, _ = datasets.read_events(school / "events.parquet")
+    items, _ = datasets.read_items(school / "items.parquet")
+    local = prepare_history(events, items).contexts
+    raw = spark_io.read_parquet(session, str(school / "events"), "events")
+    spark_items = read_items(session, school / "items.parquet")[0]
+    frame = spark_contexts.historical_contexts(spark_contexts.clean_events(raw, "events"),
+                                               spark_items).toPandas()
+    frame = frame.sort_values([spark_contexts.TS, spark_io.ROW_ORDER]).reset_index(drop=True)
+    assert len(frame) == len(local) > 2000
+    for name in (*schema.MODEL_INPUT, schema.N_PRIOR):
+        np.testing.assert_array_equal(frame[name].to_numpy(), local[name].to_numpy(),
+                                      err_msg=name)
+
+
+# --- the registered model and its run ----------------------------------------------------------
+
+
+def test_spark_learns_the_local_state(client):
+    local, spark = pipeline(LOCAL)[-1], pipeline(SPARK)[-1]
+    assert spark.n_updates_ == local.n_updates_ > 2000
+    assert_close(spark.A_, local.A_, "A")
+    assert_close(spark.b_, local.b_, "b")
+    np.testing.assert_array_less(
+        np.linalg.norm(spark.coef_ - local.coef_), RTOL * np.linalg.norm(local.coef_))
+
+
+def test_spark_run_logs_what_the_local_run_logs(client):
+    local, spark = version(client, LOCAL), version(client, SPARK)
+    local_run, spark_run = client.get_run(local.run_id), client.get_run(spark.run_id)
+    assert spark_run.info.status == "FINISHED"
+    params = dict(spark_run.data.params)
+    assert params.pop("engine") == "spark" and local_run.data.params["engine"] == "local"
+    assert params.pop("spark_master") == "local[2]"
+    settings = {k: params.pop(k) for k in list(params) if k.startswith("spark_")}
+    assert {"spark_version", "spark_default_parallelism"} <= set(settings)
+    expected = {k: v for k, v in local_run.data.params.items() if k != "engine"}
+    items = expected.pop("data_source").split(" + ")[1]
+    assert params.pop("data_source").endswith(f"events + {items}")
+    assert params == expected
+    assert set(spark_run.data.metrics) == set(local_run.data.metrics)
+    for key, value in local_run.data.metrics.items():
+        assert_close(spark_run.data.metrics[key], value, key)
+        steps = [client.get_metric_history(run.info.run_id, key) for run in (spark_run, local_run)]
+        assert [m.step for m in steps[0]] == [m.step for m in steps[1]]
+        assert_close([m.value for m in steps[0]], [m.value for m in steps[1]], key)
+    different = {"run_id", "git_commit", "sha256"}  # the model files differ in their run
+    different |= {k for k in local.tags if k.startswith("metric.")}  # compared above
+    assert {k: v for k, v in spark.tags.items() if k not in different} == \
+        {k: v for k, v in local.tags.items() if k not in different}
+    (spark_input,), (local_input,) = (run.inputs.dataset_inputs for run in (spark_run, local_run))
+    for field in ("name", "digest", "schema", "profile"):
+        assert getattr(spark_input.dataset, field) == getattr(local_input.dataset, field), field
+    artifacts = [{a.path for a in client.list_artifacts(run.info.run_id)}
+                 for run in (spark_run, local_run)]
+    assert artifacts[0] == artifacts[1]
+    assert len([path for path in artifacts[0] if path.endswith(".png")]) >= 4
+    registered = [client.get_registered_model(name).aliases for name in (SPARK, LOCAL)]
+    assert registered[0] == registered[1]
+
+
+def test_registered_versions_rank_candidates_identically(client, school):
+    from serve.recommend import rl_recommendations, student_week, whole_history
+
+    events, _ = datasets.read_events(school / "events.parquet")
+    items, _ = datasets.read_items(school / "items.parquet")
+    local, spark = pipeline(LOCAL), pipeline(SPARK)
+    pairs = events[[schema.USER_ID, schema.TOPIC]].drop_duplicates().sample(25, random_state=2)
+    for user, topic in pairs.itertuples(index=False):
+        week = student_week(events, items, user, topic, whole_history(events))
+        ours, theirs = rl_recommendations(spark, week), rl_recommendations(local, week)
+        assert list(ours[schema.ITEM_ID]) == list(theirs[schema.ITEM_ID]), (user, topic)
+
+
+# --- batch scoring -----------------------------------------------------------------------------
+
+
+def test_batch_scores_equal_the_in_process_ranking(client, school, session, tmp_path):
+    from serve.recommend import rl_recommendations, student_week, whole_history
+    from train.batch_score import run_batch_score
+
+    out = tmp_path / "recs"
+    result = run_batch_score(f"{SPARK}/1", str(school / "events"),
+                             str(school / "items.parquet"), out, top_k=3, master="local[2]")
+    recs = pd.read_parquet(out)
+    events, _ = datasets.read_events(school / "events.parquet")
+    items, _ = datasets.read_items(school / "items.parquet")
+    pairs = events[[schema.USER_ID, schema.TOPIC]].drop_duplicates()
+    assert result.pairs == len(recs.groupby([schema.USER_ID, schema.TOPIC])) == len(pairs)
+    assert result.rows == len(recs) and (recs["model_version"] == f"{SPARK}/1").all()
+    model = pipeline(SPARK)
+    for user, topic in pairs.sample(30, random_state=3).itertuples(index=False):
+        week = student_week(events, items, user, topic, whole_history(events))
+        expected = rl_recommendations(model, week, _top(3))
+        got = recs[(recs[schema.USER_ID] == user) & (recs[schema.TOPIC] == topic)]
+        got = got.sort_values(schema.RANK)
+        assert list(got[schema.ITEM_ID]) == list(expected[schema.ITEM_ID]), (user, topic)
+        np.testing.assert_allclose(got[schema.UCB], expected[schema.UCB], rtol=1e-12)
+
+
+def _top(k):
+    from dataclasses import replace
+
+    from serve.recommend import PolicySettings
+
+    settings = PolicySettings()
+    return replace(settings, ranking=replace(settings.ranking, top_k=k))
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def _mixed_schemas(folder, events):
+    events.iloc[:100].to_parquet(folder / "part-0.parquet", index=False)
+    events.iloc[100:200].drop(columns=[schema.LATENCY_MS]).to_parquet(
+        folder / "part-1.parquet", index=False)
+
+
+BAD_INPUTS = {
+    "missing-column": (lambda folder, ev: ev.drop(columns=[schema.CORRECT]).to_parquet(
+        folder / "part-0.parquet", index=False), None, "missing column 'correct'"),
+    "mixed-schemas": (_mixed_schemas, None, "mixed schemas across parquet files"),
+    "empty-directory": (lambda folder, ev: None, None, "holds no parquet files"),
+    "unreachable-master": (lambda folder, ev: ev.to_parquet(folder / "part-0.parquet"),
+                           "spark://127.0.0.1:9", "cannot reach the Spark master"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_the_run_in_one_line_and_registers_nothing(client, school, tmp_path,
+                                                                   case):
+    write, master, message = BAD_INPUTS[case]
+    folder = tmp_path / "events"
+    folder.mkdir()
+    write(folder, pd.read_parquet(school / "events.parquet"))
+    name = f"bad-{case}"
+    before = {run.info.run_id for run in _runs(client)}
+    result = invoke("--events", folder, "--items", school / "items.parquet", "--engine", "spark",
+                    "--spark-master", master or "local[2]", "--model-name", name)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert "Traceback" not in result.output
+    (failed,) = [run for run in _runs(client) if run.info.run_id not in before]
+    assert failed.info.status == "FAILED"
+    assert message in failed.data.tags["failure_reason"]
+    assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def _runs(client):
+    experiment = client.get_experiment_by_name(tracking.WARMSTART_EXPERIMENT)
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_forgetting_below_one_is_refused_with_a_reason():
+    with pytest.raises(SkbanditError, match=r"forgetting=0\.99; use --engine local"):
+        spark_engine.check_estimator(make_pipeline(forgetting=0.99))
+
+
+def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_path):
+    events = pd.read_parquet(school / "events.parquet").head(50)
+    events.to_parquet(tmp_path / "ns.parquet", index=False)
+    events.assign(**{schema.TIMESTAMP: events[schema.TIMESTAMP].astype("datetime64[us, UTC]")}
+                  ).to_parquet(tmp_path / "us.parquet", index=False)
+    ts = [spark_contexts.clean_events(spark_io.read_parquet(session, str(tmp_path / f), "e"), "e")
+          .orderBy(spark_io.ROW_ORDER).select(spark_contexts.TS).toPandas()[spark_contexts.TS]
+          for f in ("ns.parquet", "us.parquet")]
+    assert ts[0].tolist() == ts[1].tolist()
+    assert int(ts[0].iloc[0]) == events[schema.TIMESTAMP].iloc[0].value

@@ -1,0 +1,195 @@
+"""``python -m train.batch_score``: nightly top-k recommendations for a whole school, on Spark.
+
+Every (student, topic) pair that occurs in the events is ranked with a registered version,
+exactly as the in-process ranking does it for one student (``skbandit trace``): the context
+after all events (:func:`skbandit.context.student_context`), the topic's items with their
+attempt evidence, the student's last ``RECENT_ITEMS_EXCLUDED`` items left out, then
+:func:`skbandit.policy.rank_linucb` with a generator seeded by ``--seed`` for every pair. The
+ranking runs per student on the executors (``applyInPandas``), so the school never has to fit
+on one machine. The output is a parquet directory, one row per shown item: ``user_id, topic,
+rank, item_id, expected_reward, uncertainty, ucb, is_exploration, propensity, reason,
+model_version``.
+
+Example::
+
+    python -m train.batch_score --model models:/skbandit-linucb@champion \\
+        --events events/ --items items.parquet --out recs/ --top-k 5
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skbandit.exceptions import SkbanditError
+from skbandit.ranking_settings import Objective
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+RECENT_ITEMS_EXCLUDED = 10
+"""As serving: items of the student's last this-many attempts are not recommended again."""
+OUTPUT_SCHEMA = ("user_id string, topic string, rank long, item_id string, "
+                 "expected_reward double, uncertainty double, ucb double, "
+                 "is_exploration boolean, propensity double, reason string, "
+                 "model_version string")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch-scoring run wrote."""
+
+    out: str
+    model: str
+    rows: int
+    students: int
+    pairs: int
+
+
+def score_school(session, pipeline, model_version: str, events_path, items_path, settings,
+                 seed: int = 0):
+    """The recommendations DataFrame (lazy): top-k per (student, topic), see the module doc."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from adapters.spark import ROW_ORDER, read_parquet
+    from skbandit import schema
+    from skbandit.context import candidate_frame, recent_item_ids, student_context
+    from skbandit.policy import rank_linucb
+    from train.spark_contexts import TS, check_events, clean_events
+    from train.spark_warmstart import read_items
+
+    raw = read_parquet(session, events_path, "events")
+    items = read_items(session, items_path)[0]
+    events = clean_events(raw, str(events_path))
+    check_events(raw, events, items, str(events_path))
+    items_ctx = _item_context(events, items)
+    columns = [schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
+               schema.LATENCY_MS, schema.HELP_REQUESTED]
+
+    def rank_student(mine: pd.DataFrame) -> pd.DataFrame:
+        mine = mine.sort_values([TS, ROW_ORDER]).reset_index(drop=True)
+        mine[schema.TIMESTAMP] = pd.to_datetime(mine[TS].to_numpy(np.int64), unit="ns",
+                                                utc=True)
+        user = mine[schema.USER_ID].iloc[0]
+        recent = recent_item_ids(mine, user, n_last=RECENT_ITEMS_EXCLUDED)
+        out = []
+        for topic in pd.unique(mine[schema.TOPIC]):
+            context = student_context(mine, user, topic)
+            candidates = candidate_frame(context, items_ctx, topic, recent_item_ids=recent)
+            if candidates.empty:
+                continue  # every item of the topic is drift-flagged or recent
+            ranked = rank_linucb(pipeline, candidates, settings, rng=np.random.default_rng(seed))
+            out.append(ranked.assign(**{schema.USER_ID: user, schema.TOPIC: topic}))
+        if not out:
+            return pd.DataFrame({name: [] for name in _output_columns()})
+        frame = pd.concat(out, ignore_index=True).assign(model_version=model_version)
+        text = ["user_id", "topic", "item_id", "reason", "model_version"]
+        return frame[_output_columns()].astype(dict.fromkeys(text, object))  # see below
+
+    return (events.select(*columns).groupBy(schema.USER_ID)
+            .applyInPandas(rank_student, OUTPUT_SCHEMA)
+            .withColumn("rank", F.col("rank").cast("long")))
+
+
+# pandas 3 builds Arrow-backed ``str`` columns, which pyspark 4.x cannot send back
+# ("Cannot convert pyarrow.lib.ChunkedArray"): text goes back as ``object`` columns.
+
+
+def _output_columns() -> list[str]:
+    return [name.split()[0] for name in OUTPUT_SCHEMA.split(", ")]
+
+
+def _item_context(events, items):
+    """:func:`skbandit.context.item_context` after all events, counted on Spark."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from skbandit import schema
+
+    stats = (events.groupBy(schema.ITEM_ID)
+             .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c")).toPandas()
+             .set_index(schema.ITEM_ID))
+    out = items[[schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
+                 schema.DRIFT_FLAG]].reset_index(drop=True)
+    out = out.astype({schema.DIFFICULTY: np.float64, schema.DISCRIMINATION: np.float64,
+                      schema.DRIFT_FLAG: bool})
+    attempts = stats["n"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    correct = stats["c"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    out[schema.ITEM_ATTEMPTS] = attempts
+    out[schema.ITEM_ACCURACY] = (correct + 1.0) / (attempts + 2.0)
+    return out
+
+
+def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
+                    objective: str | None = None, seed: int = 0, master: str = "local[*]",
+                    overwrite: bool = False) -> BatchResult:
+    """Load the version, score the school on Spark and write the parquet directory."""
+    from adapters import registry, spark, tracking
+    from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
+
+    values = {"top_k": top_k} | ({} if objective is None else {"objective": objective})
+    settings = RankingSettings.from_values(values, label="--{}", base=SERVING_SETTINGS)
+    spark.check_spark_installed()
+    target = Path(str(out))
+    if target.exists() and not overwrite:
+        raise SkbanditError(f"--out {out} already exists; pass --overwrite to replace it or "
+                            "choose another directory")
+    tracking.configure_tracking()
+    pipeline, version = registry.load_pipeline(registry.parse_model_ref(model))
+    label = f"{version.name}/{version.version}"
+    session = spark.start_session(master, app_name="skbandit-batch-score")
+    recs = score_school(session, pipeline, label, events, items, settings, seed)
+    recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
+    written = session.read.parquet(str(out))
+    counts = written.selectExpr("count(*) AS rows", "count(DISTINCT user_id) AS students",
+                                "count(DISTINCT user_id, topic) AS pairs").first()
+    return BatchResult(str(out), label, counts["rows"], counts["students"], counts["pairs"])
+
+
+@app.command()
+def main(
+    out: Annotated[Path, typer.Option(help="Output directory (parquet).")],
+    events: Annotated[str, typer.Option(
+        envvar="SKBANDIT_EVENTS", help="Events: a parquet file or directory.")],
+    items: Annotated[str, typer.Option(
+        envvar="SKBANDIT_ITEMS", help="Items: a parquet file or directory.")],
+    model: Annotated[str, typer.Option(
+        envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."
+    )] = "skbandit-linucb@champion",
+    top_k: Annotated[int, typer.Option(min=1, help="Items per student and topic.")] = 5,
+    objective: Annotated[Objective | None, typer.Option(
+        help="Ranking objective (default: the serving objective, target_band).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the tie-breaks, as in `skbandit trace`.")] = 0,
+    spark_master: Annotated[str, typer.Option(
+        help="Spark master URL: local[*], spark://HOST:7077, yarn, k8s://...")] = "local[*]",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Write the top-k items for every (student, topic) of a school with a registered version."""
+    from rich.console import Console
+
+    console = Console()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        result = run_batch_score(model, events, items, out, top_k=top_k,
+                                 objective=None if objective is None else objective.value,
+                                 seed=seed, master=spark_master, overwrite=overwrite)
+    except SkbanditError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as error:  # Spark or store errors: one line, no traceback
+        text = str(error).strip().splitlines()
+        console.print(f"[red]error:[/red] {type(error).__name__}: "
+                      f"{text[0] if text else 'no message'}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
+                  f"pairs of {result.students:,} students with {result.model} to {result.out}",
+                  soft_wrap=True)
+
+
+if __name__ == "__main__":
+    app()
