@@ -135,7 +135,29 @@ def start_session(master: str, *, app_name: str = "skbandit", driver_memory: str
         raise SkbanditError(f"could not start Spark with master {master}: {_first_line(error)}; "
                             "check --spark-master and that Java 17 works") from error
     spark.sparkContext.setLogLevel("ERROR")
+    if not _LOCAL_MASTER.match(master):
+        ship_code(spark)
     return spark
+
+
+def ship_code(spark: SparkSession) -> Path:
+    """Zip this project's packages and add them to the executors' Python path.
+
+    The executors run the project's functions (feature code, context arithmetic), so they
+    need ``skbandit``, ``adapters`` and ``train``; their Python needs the third-party
+    packages (numpy, pandas, pyarrow, scipy, scikit-learn) installed.
+    """
+    import tempfile
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="skbandit-code-")) / "skbandit-code.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in ("skbandit", "adapters", "train"):
+            for file in sorted((root / package).rglob("*.py")):
+                archive.write(file, file.relative_to(root).as_posix())
+    spark.sparkContext.addPyFile(str(target))
+    return target
 
 
 def session_settings(spark: SparkSession) -> dict[str, str]:

@@ -110,7 +110,9 @@ def child(engine: str, events: str, items: str, out: str, master: str, memory: s
         from adapters.spark import start_session
         from train.spark_warmstart import run_spark_warmstart
 
-        start_session(master, driver_memory=memory)  # the job reuses it
+        java_options = os.environ.get("BENCH_JAVA_OPTIONS", "")
+        conf = {"spark.driver.extraJavaOptions": java_options} if java_options else {}
+        start_session(master, driver_memory=memory, conf=conf)  # the job reuses it
         session_seconds = time.perf_counter() - start
         result = run_spark_warmstart(options, console)
     else:
@@ -183,10 +185,10 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def run_once(engine: str, paths: dict, master: str, memory: str) -> dict:
+def run_once(engine: str, paths: dict, master: str, memory: str, java_options: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
-               "MLFLOW_DISABLE_TELEMETRY": "true"}
+               "MLFLOW_DISABLE_TELEMETRY": "true", "BENCH_JAVA_OPTIONS": java_options}
         out = Path(tmp) / "report.json"
         events = paths["dir"] if engine == "spark" else paths["file"]
         args = [sys.executable, "-m", "bench.bench_spark", "--child", engine, str(events),
@@ -204,7 +206,7 @@ def run_once(engine: str, paths: dict, master: str, memory: str) -> dict:
     return report
 
 
-def print_table(reports: list[dict], master: str, memory: str) -> None:
+def print_table(reports: list[dict], master: str, memory: str, java_options: str) -> None:
     print(f"\n| events | engine | {' | '.join(('session', *STAGES))} | total s | peak GB "
           "(python / JVM / workers) |")
     print("|" + "---|" * (len(STAGES) + 5))
@@ -217,7 +219,8 @@ def print_table(reports: list[dict], master: str, memory: str) -> None:
         gb = {k: v / 2**30 for k, v in r["peak"].items()}
         print(f"| {r['events']:,} | {r['engine']} | {' | '.join(cells)} | {r['total']:.1f} | "
               f"{gb['total']:.2f} ({gb['python']:.2f} / {gb['jvm']:.2f} / {gb['workers']:.2f}) |")
-    print(f"\nSpark: master {master}, driver memory {memory}; load average "
+    print(f"\nSpark: master {master}, driver memory {memory}, Java options "
+          f"{java_options or '(none)'}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (wall times suffer "
           "when the machine is shared).")
     _closing_lines(reports)
@@ -257,6 +260,8 @@ def main() -> None:
     parser.add_argument("--force-local", action="store_true",
                         help=f"run the local engine above {LOCAL_LIMIT:,} events too")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".cache" / "bench-spark")
+    parser.add_argument("--java-options", default="",
+                        help="spark.driver.extraJavaOptions, e.g. -XX:TieredStopAtLevel=1")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -273,10 +278,10 @@ def main() -> None:
                       "--force-local runs it)")
                 continue
             print(f"running {engine} on {paths['events']:,} events ...", flush=True)
-            report = run_once(engine, paths, args.master, args.driver_memory)
+            report = run_once(engine, paths, args.master, args.driver_memory, args.java_options)
             report["size"] = paths["events"]
             reports.append(report)
-    print_table(reports, args.master, args.driver_memory)
+    print_table(reports, args.master, args.driver_memory, args.java_options)
 
 
 if __name__ == "__main__":

@@ -239,15 +239,27 @@ class LinUCB(RegressorMixin, BaseEstimator):
         return self
 
     def _new_state(self, X, y, sample_weight, reset):
-        """``(A, b, A_inv, coef)`` with the validated rows added; ``self`` is left unchanged."""
-        if reset:
-            d = X.shape[1]
-            return self._accumulate(float(self.l2) * np.eye(d), np.zeros(d), X, y, sample_weight)
-        one_row = X.shape[0] == 1 and float(self.forgetting) == 1.0
-        if one_row and (self.n_updates_ + 1) % _REFACTOR_EVERY:
-            weight = 1.0 if sample_weight is None else float(sample_weight[0])
-            return self._add_row(X[0], float(y[0]), weight)
-        return self._accumulate(self.A_, self.b_, X, y, sample_weight)
+        """``(A, b, A_inv, coef)`` with the validated rows added; ``self`` is left unchanged.
+
+        The input is finite and so is the state, so a non-finite number can only come from an
+        overflow, which numpy is told to raise.
+        """
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+                if reset:
+                    d = X.shape[1]
+                    A0, b0 = float(self.l2) * np.eye(d), np.zeros(d)
+                    return self._accumulate(A0, b0, X, y, sample_weight)
+                one_row = X.shape[0] == 1 and float(self.forgetting) == 1.0
+                if one_row and (self.n_updates_ + 1) % _REFACTOR_EVERY:
+                    weight = 1.0 if sample_weight is None else sample_weight[0]
+                    return self._add_row(X[0], y[0], weight)
+                return self._accumulate(self.A_, self.b_, X, y, sample_weight)
+        except FloatingPointError as err:
+            raise SkbanditError(
+                f"the update overflowed ({err}): the features or rewards are too large; "
+                "scale them (e.g. StandardScaler) before fitting"
+            ) from err
 
     def _accumulate(self, A0, b0, X, y, sample_weight):
         """Return ``(A, b, A_inv, coef)`` after adding rows ``X`` to ``(A0, b0)``."""
@@ -264,11 +276,9 @@ class LinUCB(RegressorMixin, BaseEstimator):
             Xs, yw = X, y
         else:
             Xs, yw = X * np.sqrt(weights)[:, None], weights * y
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            A = A0 + Xs.T @ Xs
-            A = (A + A.T) * 0.5  # exactly symmetric whatever path BLAS took
-            b = b0 + X.T @ yw
-        _check_finite(A, b)
+        A = A0 + Xs.T @ Xs
+        A = (A + A.T) * 0.5  # exactly symmetric whatever path BLAS took
+        b = b0 + X.T @ yw
         A_inv, coef = _cholesky_inverse_and_solve(A, b)
         return A, b, A_inv, coef
 
@@ -277,21 +287,18 @@ class LinUCB(RegressorMixin, BaseEstimator):
 
         With ``s = √w x``, ``u = A⁻¹ s`` and ``v = u / √(1 + sᵀu)``: ``A⁻¹ ← A⁻¹ − v vᵀ``
         (Sherman–Morrison, exactly symmetric) and ``θ ← θ + u (√w y − sᵀθ) / (1 + sᵀu)``
-        (recursive least squares), instead of refactorising ``A``.
+        (recursive least squares), instead of refactorising ``A``. ``y`` and ``weight`` are
+        numpy scalars, so that an overflow raises even in the scalar arithmetic.
         """
-        root = math.sqrt(weight)
+        root = np.sqrt(weight)
         s = x if weight == 1.0 else root * x
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            A = self.A_ + s[:, None] * s  # s sᵀ, exactly symmetric
-            b = self.b_ + (weight * y) * x
-            u = self.A_inv_ @ s
-            denominator = 1.0 + float(s @ u)  # >= 1 up to rounding: A⁻¹ is positive definite
-            root_denominator = math.sqrt(denominator) if denominator > 0.0 else math.nan
-            v = u / root_denominator
-            A_inv = self.A_inv_ - v[:, None] * v
-            coef = self.coef_ + u * ((root * y - float(s @ self.coef_)) / denominator)
-        # A_inv cannot overflow (v vᵀ ⪯ A⁻¹) once the denominator is finite and positive
-        _check_finite(A, b, coef.sum() + root_denominator)
+        A = self.A_ + s[:, None] * s  # s sᵀ, exactly symmetric
+        b = self.b_ + (weight * y) * x
+        u = self.A_inv_ @ s
+        denominator = 1.0 + s @ u  # >= 1 up to rounding: A⁻¹ is positive definite
+        v = u / np.sqrt(denominator)
+        A_inv = self.A_inv_ - v[:, None] * v
+        coef = self.coef_ + u * ((root * y - s @ self.coef_) / denominator)
         return A, b, A_inv, coef
 
     # --------------------------------------------------------------- prediction
@@ -509,16 +516,6 @@ def _validate_plain(estimator, X, y="no_validation", *, reset):
     if reset or X.shape[1] != getattr(estimator, "n_features_in_", X.shape[1]):
         _check_n_features(estimator, X, reset=reset)  # sets the count, or raises its error
     return X if no_y else (X, y)
-
-
-def _check_finite(A, b, extra=0.0):
-    # the sums are finite iff every entry is, barring entries within a factor d² of the
-    # float64 limit, which are just as unusable
-    if not math.isfinite(A.sum() + b.sum() + extra):
-        raise SkbanditError(
-            "the update overflowed (A or b is no longer finite): the features or rewards "
-            "are too large; scale them (e.g. StandardScaler) before fitting"
-        )
 
 
 def _cholesky_inverse_and_solve(A, b):

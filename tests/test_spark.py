@@ -305,3 +305,30 @@ def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_pa
           for f in ("ns.parquet", "us.parquet")]
     assert ts[0].tolist() == ts[1].tolist()
     assert int(ts[0].iloc[0]) == events[schema.TIMESTAMP].iloc[0].value
+
+
+def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, monkeypatch):
+    """Beyond PLOT_ROWS the metrics are pooled on Spark (weighted means, Spark ML's AUC)."""
+    from skbandit.progressive import replay_history
+
+    events, _ = datasets.read_events(school / "events.parquet")
+    items, _ = datasets.read_items(school / "items.parquet")
+    history = prepare_history(events, items)
+    local = replay_history(make_pipeline(), history.contexts,
+                           history.events[schema.CORRECT].to_numpy(), batch_size=BATCH_SIZE)
+    starts = spark_engine.batch_starts(len(history.events), BATCH_SIZE)
+    frame = local.predictions.assign(
+        batch=np.searchsorted(starts, np.arange(len(local.predictions)), side="right") - 1)
+    monkeypatch.setattr(spark_engine, "PLOT_ROWS", 1_000)
+    pooled = spark_engine.replay_result(session.createDataFrame(frame), len(frame),
+                                        first_batch=local.first_batch)
+    assert isinstance(pooled, spark_engine.SparkReplayResult) and local.first_batch == 100
+    assert 900 < len(pooled.predictions) < 1_100  # a sample for the calibration plot
+    for mine, theirs in ((pooled.final_metrics(), local.final_metrics()),
+                         (pooled.metrics_after_first_batch(), local.metrics_after_first_batch())):
+        assert list(mine) == list(theirs)
+        for key, value in theirs.items():
+            assert_close(mine[key], value, key)
+    assert list(pooled.history.columns) == list(local.history.columns)
+    assert_close(pooled.history.to_numpy(dtype=float), local.history.to_numpy(dtype=float),
+                 "history")

@@ -83,3 +83,16 @@ def test_local_engine_and_serving_never_import_pyspark():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=ROOT, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_cluster_runs_ship_the_project_code_to_the_executors():
+    import zipfile
+    from types import SimpleNamespace
+
+    added = []
+    fake = SimpleNamespace(sparkContext=SimpleNamespace(addPyFile=added.append))
+    archive = spark.ship_code(fake)
+    assert added == [str(archive)]
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"skbandit/context.py", "train/spark_contexts.py", "train/spark_engine.py",
+            "adapters/spark.py", "train/__init__.py"} <= names

@@ -45,6 +45,7 @@ EVENT_COLUMNS = (*_KEYS, TS, ROW_ORDER, schema.CORRECT, schema.LATENCY_MS, schem
 """The columns of :func:`clean_events`' result."""
 _MISSING, _RAW_LATENCY = "_missing", "_raw_latency"
 _DONE, _KEY, _KIND = "_done", "_key", "_kind"
+BUCKET = "_bucket"
 
 
 def clean_events(raw: DataFrame, source: str) -> DataFrame:
@@ -172,12 +173,29 @@ def check_events(raw: DataFrame, events: DataFrame, items: pd.DataFrame,
     return report, int(out["unknown"] or 0)
 
 
-def historical_contexts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
-    """Every known event's model input from strictly earlier events (:data:`CONTEXT_COLUMNS`)."""
+def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None) -> DataFrame:
+    """Every known event's model input from strictly earlier events (:data:`CONTEXT_COLUMNS`).
+
+    With ``buckets = (bounds, labels)`` each row also gets ``_bucket``: the label of the
+    time range ``bounds`` puts its start in (see :func:`train.spark_engine.time_buckets`).
+    """
     types = {schema.USER_ID: "string", schema.ITEM_ID: "string", TS: "long", ROW_ORDER: "long",
-             schema.N_PRIOR: "long"}
-    out_schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in CONTEXT_COLUMNS)
-    return window_counts(events, items).mapInPandas(_contexts_of_batches, out_schema)
+             schema.N_PRIOR: "long", BUCKET: "long"}
+    columns = [*CONTEXT_COLUMNS, *([BUCKET] if buckets is not None else [])]
+    out_schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in columns)
+
+    def contexts_of_batches(batches):
+        for counts in batches:
+            out = counts[[schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER]].astype(
+                {schema.USER_ID: object, schema.ITEM_ID: object})  # pyspark 4, pandas 3
+            out[schema.CORRECT] = counts[schema.CORRECT].to_numpy(dtype=np.float64)
+            out = pd.concat([out, model_input(counts)], axis=1)
+            if buckets is not None:
+                bounds, labels = buckets
+                out[BUCKET] = labels[np.searchsorted(bounds, out[TS].to_numpy(), side="right")]
+            yield out
+
+    return window_counts(events, items).mapInPandas(contexts_of_batches, out_schema)
 
 
 def window_counts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
@@ -266,14 +284,6 @@ def model_input(counts: pd.DataFrame) -> pd.DataFrame:
     out[schema.ITEM_ACCURACY] = (f["_item_correct"] + 1.0) / (f["_attempts"] + 2.0)
     out[schema.N_PRIOR] = f["_n"].astype(np.int64)
     return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
-
-
-def _contexts_of_batches(batches):
-    for counts in batches:
-        out = counts[[schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER]].astype(
-            {schema.USER_ID: object, schema.ITEM_ID: object})  # pyspark 4 and pandas 3 strings
-        out[schema.CORRECT] = counts[schema.CORRECT].to_numpy(dtype=np.float64)
-        yield pd.concat([out, model_input(counts)], axis=1)
 
 
 def _topic_column(raw: DataFrame, source: str):

@@ -45,7 +45,7 @@ from skbandit.progressive import (
     irt_prediction,
     prediction_metrics,
 )
-from train.spark_contexts import TS
+from train.spark_contexts import BUCKET, TS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -117,21 +117,46 @@ def check_estimator(pipeline) -> None:
             f"events), but this model has forgetting={forgetting}; use --engine local")
 
 
-def time_order(contexts: DataFrame, n_rows: int, *, max_events: int | None,
+def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Time ranges of about equal size, and a label per range that Spark hashes to its index.
+
+    ``repartition(n, label)`` then puts range ``p`` in partition ``p``: the contexts arrive
+    in time order, partition by partition, without a range partitioner (which would run the
+    whole context computation once more just to sample it). Returns ``(bounds, labels)``:
+    ``n - 1`` bounds in int64 nanoseconds (a start ``t`` falls in range
+    ``searchsorted(bounds, t, "right")``) and ``n`` int64 labels.
+    """
+    from pyspark.sql import functions as F
+
+    spark = events.sparkSession
+    n = max(spark.sparkContext.defaultParallelism, math.ceil(n_rows / ROWS_PER_PARTITION))
+    quantiles = events.approxQuantile(TS, [k / n for k in range(1, n)], 1.0 / (10 * n))
+    bounds = np.unique(np.array([int(q) for q in quantiles], dtype=np.int64))
+    n = len(bounds) + 1
+    ids = spark.range(0, 64 * n).select("id", F.expr(f"pmod(hash(id), {n})").alias("p"))
+    first = {}
+    for row in ids.collect():
+        first.setdefault(row["p"], row["id"])
+    if len(first) < n:  # practically impossible with 64 candidates per partition
+        raise SkbanditError(f"could not label {n} time partitions; pass fewer events per run")
+    return bounds, np.array([first[p] for p in range(n)], dtype=np.int64)
+
+
+def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
                learned_until_ns: int | None, calibrated_until_ns: int | None = None
                ) -> TimeOrder:
-    """Sort, persist and count the contexts (one job); positions follow from the offsets.
+    """Partition by time bucket, sort, persist and count the contexts (one job).
 
-    Events at or before ``learned_until_ns`` are context only; learned events at or before
-    ``calibrated_until_ns`` are learned but not scored.
+    ``contexts`` carry :func:`time_buckets` labels (``_bucket``); positions follow from the
+    partition sizes. Events at or before ``learned_until_ns`` are context only; learned
+    events at or before ``calibrated_until_ns`` are learned but not scored.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    spark = contexts.sparkSession
-    n_parts = max(spark.sparkContext.defaultParallelism, math.ceil(n_rows / ROWS_PER_PARTITION))
-    frame = (contexts.repartitionByRange(n_parts, TS, ROW_ORDER)
+    frame = (contexts.repartition(n_buckets, BUCKET).drop(BUCKET)
              .sortWithinPartitions(TS, ROW_ORDER).persist(StorageLevel.MEMORY_AND_DISK))
+
     def until(ns):
         return (F.lit(False) if ns is None else F.col(TS) <= F.lit(ns)).cast("long")
 
@@ -286,13 +311,18 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
 
 
 def replay_result(predicted: DataFrame, n_scored: int, first_batch: int = 0,
-                  n_unscored: int = 0) -> SparkReplayResult:
+                  n_unscored: int = 0) -> ReplayResult:
     """Per-batch metrics, final metrics and the predictions for the calibration plot.
 
-    Each batch's metrics are :func:`skbandit.progressive.prediction_metrics` of its rows;
-    over all rows (and without the first batch, when ``first_batch``), log-loss, Brier score
-    and mean uncertainty are their event-weighted means and AUC is Spark ML's exact area.
+    Each batch's metrics are :func:`skbandit.progressive.prediction_metrics` of its rows.
+    Up to :data:`PLOT_ROWS` scored events the predictions come to the driver and the result
+    is a plain :class:`ReplayResult`, computed as the local engine computes it. Beyond, over
+    all rows (and without the first batch, when ``first_batch``), log-loss, Brier score and
+    mean uncertainty are the batches' event-weighted means and AUC is Spark ML's exact
+    (unbinned) area, and ``predictions`` is a seeded sample.
     """
+    if n_scored <= PLOT_ROWS:  # the driver holds them all: the local engine's own arithmetic
+        return _replay_on_driver(predicted.toPandas(), first_batch, n_unscored)
     keys = list(prediction_metrics(pd.DataFrame(
         {"reward": [0.0, 1.0], "uncertainty": 0.0, **dict.fromkeys(PREDICTORS, 0.5)})))
 
@@ -314,6 +344,16 @@ def replay_result(predicted: DataFrame, n_scored: int, first_batch: int = 0,
         fraction=PLOT_ROWS / n_scored, seed=0)
     plotted = sample.drop("batch").toPandas()
     return SparkReplayResult(history, plotted, final, after, first_batch, n_unscored)
+
+
+def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) -> ReplayResult:
+    frame = frame.sort_values("batch", kind="stable").reset_index(drop=True)
+    rows, seen = [], n_unscored
+    for _, batch in frame.groupby("batch", sort=True):
+        seen += len(batch)
+        rows.append({"events_seen": seen, **prediction_metrics(batch)})
+    return ReplayResult(history=pd.DataFrame(rows), predictions=frame.drop(columns="batch"),
+                        first_batch=first_batch, n_unscored=n_unscored)
 
 
 def _pooled(predicted: DataFrame, rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:

@@ -230,9 +230,10 @@ def _time_order(events, items, rows: int, unknown: int, max_events, learned_unti
                             "one attempt on a known item")
     until_ns = None if learned_until is None else pd.Timestamp(learned_until).value
     calibrated_ns = None if calibrated_until is None else pd.Timestamp(calibrated_until).value
-    order = engine.time_order(contexts.historical_contexts(events, items), rows - unknown,
-                              max_events=max_events, learned_until_ns=until_ns,
-                              calibrated_until_ns=calibrated_ns)
+    buckets = engine.time_buckets(events, rows - unknown)
+    order = engine.time_order(contexts.historical_contexts(events, items, buckets),
+                              len(buckets[1]), max_events=max_events,
+                              learned_until_ns=until_ns, calibrated_until_ns=calibrated_ns)
     if order.n_learned <= 0:
         order.frame.unpersist()
         raise SkbanditError(f"no events after {learned_until.isoformat()}, where the continued "
