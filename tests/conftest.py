@@ -136,9 +136,3 @@ def decision_log_outside_the_repo(tmp_path_factory):
     yield
     os.environ.pop("SKBANDIT_DECISION_LOG", None)
 
-
-@pytest.fixture(autouse=True)
-def no_registry_uri_leaks_between_tests(monkeypatch):
-    """``mlflow.set_registry_uri`` exports ``MLFLOW_REGISTRY_URI``; undo it after each test so
-    a later test's subprocesses (``mlflow models serve``) follow their own tracking store."""
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
