@@ -38,8 +38,8 @@ BASE_STUDENTS = 10_000
 STAGES = ("load", "contexts", "features", "params", "replay", "metrics", "plots", "dataset",
           "model", "register")
 LOCAL_LIMIT = 10_000_000
-"""Sizes above this are not run on the local engine unless --force-local (see the memory
-line: it would need more than this machine's 24 GB)."""
+"""Sizes above this are not run on the local engine unless --force-local (the memory line
+extrapolates its ceiling from the smaller sizes)."""
 CLUSTER_CORES = 32
 CLUSTER_EVENTS = 500_000_000
 
