@@ -2,11 +2,14 @@
 
 One *decision* is one ranking served to one student: the ``decisions`` table holds when, for
 whom, by which model version with which settings, whether the draw was seeded, and the item
-served first (the action off-policy evaluation uses). ``decision_candidates`` holds every
-eligible candidate with its model inputs (:data:`skbandit.schema.MODEL_INPUT`), its served
-rank (null if not shown), ``propensity`` (probability of being served *first* under the
-logged policy) and ``slot_propensity`` (probability of its served slot given the earlier
-slots; null if not shown).
+served first (the action off-policy evaluation uses). Its candidate set is one row of
+``decision_candidate_sets``: every eligible candidate with its model inputs
+(:data:`skbandit.schema.MODEL_INPUT`), its served rank (null if not shown), ``propensity``
+(probability of being served *first* under the logged policy) and ``slot_propensity``
+(probability of its served slot given the earlier slots; null if not shown), stored as
+arrays (little-endian float64/int32 bytes; item ids and input column names as JSON) so that
+a decision is one small row. :meth:`DecisionLog.read` and :meth:`DecisionLog.export_parquet`
+give them back as a table with one row per candidate.
 
 Where: ``DecisionLog(url)``; ``url=None`` takes ``$SKBANDIT_DECISION_LOG`` (a SQLAlchemy URL or
 a file path), else ``decisions.db`` beside the embedded MLflow store (``<mlruns>/decisions.db``).
@@ -40,6 +43,8 @@ from skbandit.exceptions import SkbanditError
 
 ENV_VAR = "SKBANDIT_DECISION_LOG"
 DEFAULT_FILE = "decisions.db"
+READ_CHUNK = 20_000
+"""Candidate sets unpacked at a time when reading (bounds the raw rows held at once)."""
 BUSY_TIMEOUT_S = 5.0
 """How long a writer waits for another writer's lock before the log counts as unavailable."""
 DECISION_COLUMNS = (
@@ -114,11 +119,15 @@ class DecisionLog:
         ``decisions`` has :data:`DECISION_COLUMNS`, ``candidates`` has
         :data:`CANDIDATE_COLUMNS` (each candidate's ``decision_id`` among the decisions').
         """
-        self.append_rows(_rows(decisions, DECISION_COLUMNS, "decisions"),
-                         _rows(candidates, CANDIDATE_COLUMNS, "candidates"))
+        from adapters.candidate_sets import pack_frame
 
-    def append_rows(self, decision_rows: list[tuple], candidate_rows: list[tuple]) -> None:
-        """:meth:`append` for rows already as tuples in the columns' order (the server's path)."""
+        _require_columns(candidates, CANDIDATE_COLUMNS, "candidates")
+        self.append_rows(_rows(decisions, DECISION_COLUMNS, "decisions"),
+                         pack_frame(candidates, schema.MODEL_INPUT))
+
+    def append_rows(self, decision_rows: list[tuple], candidate_sets: list[tuple]) -> None:
+        """:meth:`append` for decision rows as tuples in :data:`DECISION_COLUMNS` order and
+        their candidate sets packed by :func:`adapters.candidate_sets.pack` (the server's path)."""
         if not decision_rows:
             return
         from sqlalchemy.exc import SQLAlchemyError
@@ -129,8 +138,9 @@ class DecisionLog:
             engine = self._writable_engine()
             with engine.begin() as connection:
                 decision_tables.insert(connection, decision_tables.DECISIONS, decision_rows)
-                if candidate_rows:
-                    decision_tables.insert(connection, decision_tables.CANDIDATES, candidate_rows)
+                if candidate_sets:
+                    decision_tables.insert(connection, decision_tables.CANDIDATE_SETS,
+                                           candidate_sets)
         except SQLAlchemyError as error:
             raise SkbanditError(
                 f"decision log {self.display_url} is unavailable ({_first_line(error)}); the "
@@ -154,34 +164,43 @@ class DecisionLog:
         -------
         decisions, candidates : DataFrame
             Columns :data:`DECISION_COLUMNS` (``logged_at`` a UTC timestamp) and
-            :data:`CANDIDATE_COLUMNS`; candidates in logged order within each decision.
+            :data:`CANDIDATE_COLUMNS` (``decision_id`` and ``item_id`` categoricals);
+            candidates grouped by decision, in the order the decisions were written, and in
+            logged order within each decision.
         """
-        from sqlalchemy import select
+        from sqlalchemy import Text, select, type_coerce
         from sqlalchemy.exc import SQLAlchemyError
 
         from adapters import decision_tables as t
+        from adapters.candidate_sets import unpack
 
         engine = self._readable_engine()
-        query = select(t.DECISIONS)
+        filters = []
         if model_name is not None:
-            query = query.where(t.DECISIONS.c.model_name == model_name)
+            filters.append(t.DECISIONS.c.model_name == model_name)
         if since is not None:
-            query = query.where(t.DECISIONS.c.logged_at >= _utc(since).to_pydatetime())
-        chosen = query.with_only_columns(t.DECISIONS.c.decision_id)
-        candidates_query = (
-            select(t.CANDIDATES).where(t.CANDIDATES.c.decision_id.in_(chosen))
-            .order_by(t.CANDIDATES.c.row_id)
-        )
+            filters.append(t.DECISIONS.c.logged_at >= _utc(since).to_pydatetime())
+        order = (t.DECISIONS.c.logged_at, t.DECISIONS.c.decision_id)
+        # logged_at as the driver gives it: parsed once per column below, not once per row
+        query = select(*(type_coerce(c, Text) if c.name == "logged_at" else c
+                         for c in t.DECISIONS.c)).where(*filters).order_by(*order)
+        sets_query = select(t.CANDIDATE_SETS)  # in the order written: no join, no sort
+        if filters:
+            chosen = select(t.DECISIONS.c.decision_id).where(*filters)
+            sets_query = sets_query.where(t.CANDIDATE_SETS.c.decision_id.in_(chosen))
         try:
             with engine.connect() as connection:
-                decisions = pd.read_sql(query.order_by(t.DECISIONS.c.logged_at), connection)
-                candidates = pd.read_sql(candidates_query, connection)
+                decisions = _frame(connection.execute(query).all(),
+                                   [c.name for c in t.DECISIONS.c])
+                result = connection.execute(sets_query)
+                candidates = unpack(result.partitions(READ_CHUNK), schema.MODEL_INPUT,
+                                    defaults={schema.GUESSING: 0.0})
         except SQLAlchemyError as error:
             raise SkbanditError(
                 f"cannot read decision log {self.display_url} ({_first_line(error)}); expected "
                 "a database written by skbandit: check the path, or restore it from a backup"
             ) from None
-        return _typed_decisions(decisions), _typed_candidates(candidates)
+        return _typed_decisions(decisions), candidates
 
     def export_parquet(self, out_dir) -> None:
         """Write ``decisions.parquet`` and ``decision_candidates.parquet`` into ``out_dir``."""
@@ -228,7 +247,8 @@ class DecisionLog:
 def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dict,
                      seeded: bool, model_version: str, topic: str | None
                      ) -> tuple[np.ndarray, list[tuple], list[tuple]]:
-    """The decisions of one ranked request: a decision id per row and the rows to log.
+    """The decisions of one ranked request: a decision id per row, the decision rows and
+    the packed candidate sets to log.
 
     ``frame`` is the checked request, ``ranked`` its :func:`skbandit.policy.rank_requests`
     output (same row order); ``settings`` the ranking settings as plain values and
@@ -238,6 +258,7 @@ def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dic
     import datetime
     import json
 
+    from adapters.candidate_sets import pack
     from skbandit.features import model_input_array
     from skbandit.policy import FIRST_SLOT_PROPENSITY
 
@@ -246,23 +267,25 @@ def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dic
     row_ids = ids[codes]
     rank = ranked[schema.RANK].to_numpy()
     shown = ranked["recommended"].to_numpy()
-    items = frame[schema.ITEM_ID].tolist()
+    items = frame[schema.ITEM_ID].to_numpy(dtype=object)
     name, _, number = model_version.partition("/")
     now = datetime.datetime.now(datetime.UTC)
     text = json.dumps(settings, sort_keys=True)
     first = np.flatnonzero(rank == 1)
-    served = dict(zip(codes[first].tolist(), (items[i] for i in first), strict=True))
+    served = dict(zip(codes[first].tolist(), items[first].tolist(), strict=True))
     decisions = [(ids[k], now, str(student), topic, name, number, text, seeded, served[k])
                  for k, student in enumerate(students)]
-    served_rank = np.where(shown, rank, 0).tolist()
-    slot = np.where(shown, ranked[schema.PROPENSITY].to_numpy(), np.nan).tolist()
-    candidates = [
-        (d, item, *values, r or None, p, None if s != s else s)
-        for d, item, values, r, p, s in zip(
-            row_ids.tolist(), items, model_input_array(frame).tolist(), served_rank,
-            ranked[FIRST_SLOT_PROPENSITY].tolist(), slot, strict=True)
-    ]
-    return row_ids, decisions, candidates
+    served_rank = np.where(shown, rank, 0)
+    slot = np.where(shown, ranked[schema.PROPENSITY].to_numpy(), np.nan)
+    first_slot = ranked[FIRST_SLOT_PROPENSITY].to_numpy()
+    inputs = model_input_array(frame)
+    candidate_sets = []
+    for k in range(len(students)):
+        rows = np.flatnonzero(codes == k)
+        candidate_sets.append(pack(str(ids[k]), items[rows].tolist(), inputs[rows],
+                                   schema.MODEL_INPUT, served_rank[rows], first_slot[rows],
+                                   slot[rows]))
+    return row_ids, decisions, candidate_sets
 
 
 def new_decision_ids(n: int) -> list[str]:
@@ -274,10 +297,7 @@ def new_decision_ids(n: int) -> list[str]:
 
 def _rows(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> list[tuple]:
     """The frame's rows as tuples of plain Python values in ``columns`` order (NaN as None)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SkbanditError(f"{what} to log is missing columns {missing} (expected "
-                            f"{list(columns)})")
+    _require_columns(frame, columns, what)
     values = []
     for column in columns:
         series = frame[column]
@@ -295,6 +315,19 @@ def _rows(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> list[tupl
     return list(zip(*values, strict=True))
 
 
+def _frame(rows, names: list[str]) -> pd.DataFrame:
+    """A frame of fetched rows, built column by column (much faster than from records)."""
+    columns = list(zip(*rows, strict=True)) or [()] * len(names)
+    return pd.DataFrame(dict(zip(names, columns, strict=True)))
+
+
+def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SkbanditError(f"{what} to log is missing columns {missing} (expected "
+                            f"{list(columns)})")
+
+
 def _utc(value) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -302,16 +335,8 @@ def _utc(value) -> pd.Timestamp:
 
 def _typed_decisions(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[list(DECISION_COLUMNS)].copy()
-    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, format="ISO8601")
     frame["seeded"] = frame["seeded"].astype(bool)
-    return frame.reset_index(drop=True)
-
-
-def _typed_candidates(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame[list(CANDIDATE_COLUMNS)].copy()
-    frame["served_rank"] = frame["served_rank"].astype("Int64")
-    for column in (*schema.MODEL_INPUT, "propensity", "slot_propensity"):
-        frame[column] = frame[column].astype(np.float64)
     return frame.reset_index(drop=True)
 
 

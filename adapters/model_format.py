@@ -24,6 +24,7 @@ import skbandit
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
+from skbandit.learning_progress import ProgressBands, attach_bands, learned_bands
 from skbandit.linucb import LinUCB
 
 CONFIG_FILE, STATE_FILE = "config.json", "state.npz"
@@ -33,6 +34,10 @@ STATE_FORMAT = 2
 """Version of the stored layout. 1: models-from-code with ``code/`` copies (before issue 11,
 no longer loaded); 2: data only, loaded by :mod:`adapters.model_flavor`."""
 RETRAIN_HINT = "retrain it with `python -m train.warmstart` (this skbandit cannot load it)"
+LEARNING_PROGRESS = "learning_progress"
+"""Key of ``config.json`` holding the learning-progress bands the version learned (and their
+best ``target``); versions written before it was kept have none and still load, but refuse
+the ``learning_progress`` objective (:func:`skbandit.learning_progress.learned_target`)."""
 IGNORED_FILES = frozenset({"registered_model_meta"})
 """Files MLflow itself adds to a downloaded model folder (not part of what was stored)."""
 
@@ -46,6 +51,9 @@ def save_pipeline(pipeline, directory: Path) -> Path:
         "skbandit_version": skbandit.__version__,
         "state_format": STATE_FORMAT,
     }
+    bands = learned_bands(pipeline)
+    if bands is not None:
+        config[LEARNING_PROGRESS] = bands.as_dict()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     np.savez(directory / STATE_FILE, **estimator.get_state())
@@ -80,6 +88,12 @@ def load_pipeline_files(config_path, state_path, what: str = "the model"):
     example = pd.DataFrame({column: [0.5] for column in schema.MODEL_INPUT})
     pipeline[0].fit(example)  # the feature maps are stateless; fitting fixes the columns
     _check_agrees(pipeline, config["feature_set"], what)
+    if LEARNING_PROGRESS in config:
+        try:
+            attach_bands(pipeline, ProgressBands.from_dict(config[LEARNING_PROGRESS]))
+        except SkbanditError as error:
+            raise SkbanditError(f"cannot load {what}: config.json's {LEARNING_PROGRESS} is "
+                                f"malformed ({error}); {RETRAIN_HINT}") from None
     return pipeline
 
 

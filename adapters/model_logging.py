@@ -58,13 +58,27 @@ def request_example(history):
     return ids.join(rows[list(schema.MODEL_INPUT)])
 
 
+def optional_inputs(inputs):
+    """The inferred input schema with :data:`adapters.rest_requests.OPTIONAL_INPUTS` optional.
+
+    A request may leave ``guessing`` out (it then means 0), so the signature must not make
+    MLflow refuse such a request before the model sees it.
+    """
+    from mlflow.types import ColSpec, Schema
+
+    from adapters.rest_requests import OPTIONAL_INPUTS
+
+    return Schema([ColSpec(spec.type, spec.name, required=spec.name not in OPTIONAL_INPUTS)
+                   for spec in inputs.inputs])
+
+
 def log_pipeline(pipeline, history):
     """Log ``pipeline`` to the active run as data read by installed code; return its info.
 
     The model's ``MLmodel`` names the loader :mod:`adapters.model_flavor` and ``data/skbandit/``
     holds ``config.json`` and ``state.npz``; no Python file, pickle or local path is stored.
-    Pinned pip requirements, a signature and a small input example (from ``history``) come
-    with it.
+    Pinned pip requirements, a signature (``guessing`` optional) and a small input example
+    (from ``history``) come with it.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -79,6 +93,7 @@ def log_pipeline(pipeline, history):
         # mlflow hints that integer columns cannot hold missing values: the output's rank never does
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, adapter.score(example, params), params=params)
+        signature.inputs = optional_inputs(signature.inputs)
         return mlflow.pyfunc.log_model(
             name="model",
             loader_module=LOADER_MODULE,

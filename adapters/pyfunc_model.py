@@ -8,7 +8,9 @@ REST request: one row per (student, candidate item) with ``user_id``, ``item_id`
 raw context columns ``skbandit.schema.MODEL_INPUT``. Optional ``params``: ``alpha``,
 ``top_k``, ``objective``, ``target``, ``exploration``, ``temperature``, ``epsilon``,
 ``seed``, ``topic`` (defaults: :data:`skbandit.ranking_settings.REST_SETTINGS`, softmax with
-an epsilon floor of 0.1; no seed). Response: one record per request row, in request order,
+an epsilon floor of 0.1; no seed). ``objective="learning_progress"`` aims at the target the
+version learned from its training events (``target`` is then ignored); a version stored
+without one answers it with HTTP 400. Response: one record per request row, in request order,
 with ``expected_reward``, ``uncertainty``, ``ucb``, ``rank`` (within the student),
 ``recommended`` (rank <= top_k), ``is_exploration``, ``propensity`` (of the row's slot),
 ``first_slot_propensity``, ``model_version`` and ``decision_id`` (one per student).
@@ -49,7 +51,7 @@ from adapters.rest_requests import (  # MAX_REQUEST_ROWS, default_params: re-exp
     default_params,
 )
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import rank_requests
+from skbandit.policy import rank_requests, resolve_objective
 from skbandit.ranking_settings import SETTING_NAMES
 
 UNREGISTERED = "unregistered"
@@ -106,6 +108,7 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         try:
             frame = check_request(model_input)
             settings, seed = check_params(params)
+            settings = resolve_objective(self.pipeline, settings)  # logs the target used
             topic = check_topic(params)
             scored = self._rank(frame, settings, seed)
             decision_ids, decisions, candidates = self._decisions(frame, scored, settings, seed,

@@ -5,6 +5,11 @@
 :class:`~skbandit.ranking_settings.RankingSettings` and a seed. Both raise a one-line
 :class:`~skbandit.exceptions.SkbanditError` for anything the client got wrong, which
 :class:`adapters.pyfunc_model.LinUCBModel` answers with HTTP 400.
+
+``guessing`` (the item's 3PL c) is the one optional model input: a request without the
+column, or with a blank in it, means ``c = 0`` (the 2PL), so clients written before it was
+added, stored input examples and versions whose signature lacks it keep working (MLflow
+drops a column its signature does not name, and this module then fills in 0).
 """
 
 from __future__ import annotations
@@ -35,7 +40,12 @@ PROBABILITY_COLUMNS = (
     schema.ITEM_ACCURACY,
 )
 """Model inputs that are probabilities or normalised values: each must lie in [0, 1]."""
+OPTIONAL_INPUTS = {schema.GUESSING: 0.0}
+"""Model inputs a request may leave out (or blank), with the value they then take."""
 REQUEST_COLUMNS = (schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT)
+"""Every column a request row can carry."""
+REQUIRED_COLUMNS = tuple(c for c in REQUEST_COLUMNS if c not in OPTIONAL_INPUTS)
+"""The columns a request must have."""
 MAX_ITEM_ATTEMPTS = 1e9
 """``item_attempts`` must lie in [0, 1e9]."""
 RANGES = {
@@ -43,11 +53,13 @@ RANGES = {
     schema.DIFFICULTY: (-MAX_ABS_DIFFICULTY, MAX_ABS_DIFFICULTY),
     schema.DISCRIMINATION: (0.0, MAX_DISCRIMINATION),  # 0 itself excluded (_OPEN_LOW)
     schema.ITEM_ATTEMPTS: (0.0, MAX_ITEM_ATTEMPTS),
+    schema.GUESSING: (0.0, 1.0),  # 1 itself excluded (_OPEN_HIGH)
 }
 """The documented range of every model input (the items loader checks the same bounds)."""
 _LOW = np.array([RANGES.get(c, (-math.inf, math.inf))[0] for c in schema.MODEL_INPUT])
 _HIGH = np.array([RANGES.get(c, (-math.inf, math.inf))[1] for c in schema.MODEL_INPUT])
 _OPEN_LOW = np.array([c == schema.DISCRIMINATION for c in schema.MODEL_INPUT])
+_OPEN_HIGH = np.array([c == schema.GUESSING for c in schema.MODEL_INPUT])
 
 
 def default_params(pipeline) -> dict:
@@ -118,11 +130,13 @@ def check_request(frame) -> pd.DataFrame:
             f"request has {len(frame)} rows; at most {MAX_REQUEST_ROWS} candidate rows are "
             "accepted per request: split it"
         )
-    missing = [column for column in REQUEST_COLUMNS if column not in frame.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise SkbanditError(
-            f"request is missing columns {missing} (expected {list(REQUEST_COLUMNS)})"
+            f"request is missing columns {missing} (expected {list(REQUIRED_COLUMNS)}, and "
+            f"optionally {list(OPTIONAL_INPUTS)})"
         )
+    frame = _with_optional_inputs(frame)
     changed = {}
     for column in (schema.USER_ID, schema.ITEM_ID):
         ids = frame[column]
@@ -133,13 +147,26 @@ def check_request(frame) -> pd.DataFrame:
     if not np.isfinite(values).all():
         _no_nulls(np.isnan(values), None, "a finite number")
         _first_bad(np.isinf(values), "must be a finite number", values)
-    outside = (values < _LOW) | (values > _HIGH) | (_OPEN_LOW & (values == _LOW))
-    _first_bad(outside, "must lie in {bracket}{low}, {high}]", values)
+    outside = ((values < _LOW) | (values > _HIGH) | (_OPEN_LOW & (values == _LOW))
+               | (_OPEN_HIGH & (values == _HIGH)))
+    _first_bad(outside, "must lie in {interval}", values)
     dtypes = frame.dtypes
     for j, column in enumerate(schema.MODEL_INPUT):
         if dtypes[column] != np.float64:
             changed[column] = values[:, j]
     return frame.assign(**changed) if changed else frame
+
+
+def _with_optional_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every :data:`OPTIONAL_INPUTS` column, its default where absent or blank
+    (the frame itself when nothing is missing)."""
+    filled = {}
+    for column, default in OPTIONAL_INPUTS.items():
+        if column not in frame.columns:
+            filled[column] = default
+        elif frame[column].isna().any():
+            filled[column] = frame[column].where(frame[column].notna(), default)
+    return frame.assign(**filled) if filled else frame
 
 
 def _numeric_values(frame: pd.DataFrame) -> np.ndarray:
@@ -165,7 +192,9 @@ def _first_bad(bad: np.ndarray, problem: str, values: np.ndarray) -> None:
         return
     row, j = (int(k[0]) for k in np.nonzero(bad))
     column = schema.MODEL_INPUT[j]
-    problem = problem.format(low=_LOW[j], high=_HIGH[j], bracket="(" if _OPEN_LOW[j] else "[")
+    interval = (f"{'(' if _OPEN_LOW[j] else '['}{_LOW[j]}, {_HIGH[j]}"
+                f"{')' if _OPEN_HIGH[j] else ']'}")
+    problem = problem.format(interval=interval)
     raise SkbanditError(f"column {column!r} {problem}; row {row} has {values[row, j]}")
 
 

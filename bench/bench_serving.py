@@ -209,20 +209,22 @@ def _print_rest(results: dict, n_requests: int) -> None:
 WRITER = """
 import datetime, sys, time
 import numpy as np
+from adapters.candidate_sets import pack
 from adapters.decision_log import DecisionLog, new_decision_ids
 from skbandit import schema
 log, seconds, n = DecisionLog(sys.argv[1]), float(sys.argv[2]), 100
 rng = np.random.default_rng()
-inputs = rng.random((n, len(schema.MODEL_INPUT))).tolist()
+inputs = rng.random((n, len(schema.MODEL_INPUT)))
 items = [f"I{k}" for k in range(n)]
+rank = np.r_[1, np.zeros(n - 1, dtype=int)]
+first_slot, slot = np.full(n, 1 / n), np.r_[0.5, np.full(n - 1, np.nan)]
 start = float(sys.argv[3]) if len(sys.argv) > 3 else time.time()  # all writers together
 count, end = 0, start + seconds
 def append():
     decision_id = new_decision_ids(1)[0]
     decision = [(decision_id, datetime.datetime.now(datetime.UTC), "u", "t", "m", "1", "{}",
                  False, "I0")]
-    candidates = [(decision_id, item, *values, 1 if k == 0 else None, 1 / n,
-                   0.5 if k == 0 else None) for k, (item, values) in enumerate(zip(items, inputs))]
+    candidates = [pack(decision_id, items, inputs, schema.MODEL_INPUT, rank, first_slot, slot)]
     log.append_rows(decision, candidates)
 
 

@@ -36,6 +36,7 @@ STAGES = {
     "params": "log run parameters",
     "features": "feature pipeline transform",
     "replay": "progressive validation: predict, learn, per-batch metrics",
+    "progress": "learning-progress bands (the learned target) from delayed rewards",
     "metrics": "final metrics, log stepped + final metrics",
     "plots": "four matplotlib PNGs",
     "dataset": "mlflow.log_input of the event table",

@@ -181,16 +181,16 @@ def _host_name(host: str) -> str:
 
 def build_app(model, allowed_hosts=LOOPBACK_HOSTS):
     """MLflow's scoring app for a loaded pyfunc ``model``, behind :class:`Guard`."""
-    from mlflow.pyfunc import scoring_server
+    from adapters.scoring_app import scoring_app
 
-    return Guard(scoring_server.init(model), allowed_hosts)
+    return Guard(scoring_app(model), allowed_hosts)
 
 
 def create_app():
     """The app factory each uvicorn worker calls: the model at ``$SKBANDIT_SERVE_MODEL_PATH``."""
-    import mlflow
+    from adapters.scoring_app import load_served_model
 
-    model = mlflow.pyfunc.load_model(os.environ[ENV_MODEL_PATH])
+    model = load_served_model(os.environ[ENV_MODEL_PATH])
     hosts = [h for h in os.environ.get(ENV_ALLOWED_HOSTS, "").split(",") if h]
     return build_app(model, hosts or LOOPBACK_HOSTS)
 

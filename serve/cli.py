@@ -69,7 +69,8 @@ ObjectiveOpt = Annotated[
     Objective | None,
     typer.Option(
         help="target_band: success nearest --target (the serving default, see "
-        "docs/study.md); max_success: highest expected success.",
+        "docs/evidence.md); learning_progress: success nearest the target the model "
+        "learned from its training events; max_success: highest expected success.",
         show_default=False,
     ),
 ]
@@ -157,6 +158,7 @@ def trace(
         week = _student_week(events, items, student_id, topic, time_window)
         if use_rl:
             pipeline, info = _load_model(model)
+            settings = settings.for_model(pipeline)  # learning_progress: the learned target
             recs = rl_recommendations(pipeline, week, settings)
         else:
             recs, info, settings = rule_recommendations(week, top_k), None, None
@@ -193,6 +195,7 @@ def compare_recs(
         settings = _settings(exploration, temperature, objective, target, top_k, seed)
         week = _student_week(events, items, student_id, topic, time_window)
         pipeline, info = _load_model(model)
+        settings = settings.for_model(pipeline)
         rule = rule_recommendations(week, top_k)
         rl = rl_recommendations(pipeline, week, settings)
         compared = comparison(rule, rl, settings)

@@ -16,8 +16,14 @@ from skbandit import schema
 from skbandit.context import candidate_frame, item_context, student_context
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import ranking_reasons
-from skbandit.policy import rank_linucb, rank_rule_based, score_candidates
-from skbandit.ranking_settings import SERVING_SETTINGS, Exploration, Objective, RankingSettings
+from skbandit.policy import rank_linucb, rank_rule_based, resolve_objective, score_candidates
+from skbandit.ranking_settings import (
+    SERVING_SETTINGS,
+    TARGET_OBJECTIVES,
+    Exploration,
+    Objective,
+    RankingSettings,
+)
 
 RECENT_ITEMS_EXCLUDED = 10
 """Items the student answered in their last this-many attempts are not recommended again."""
@@ -154,6 +160,10 @@ class PolicySettings:
     ranking: RankingSettings = SERVING_SETTINGS
     seed: int | None = None
 
+    def for_model(self, pipeline) -> PolicySettings:
+        """These settings with the model's learned target (``learning_progress``)."""
+        return PolicySettings(resolve_objective(pipeline, self.ranking), self.seed)
+
     def as_dict(self) -> dict:
         """The settings for ``--json``."""
         ranking = self.ranking
@@ -176,9 +186,10 @@ class PolicySettings:
             if ranking.exploration is Exploration.softmax
             else "greedy ranking"
         )
+        learned = "learned " if ranking.objective is Objective.learning_progress else ""
         goal = (
-            f"objective target_band (target {ranking.target:.0%})"
-            if ranking.objective is Objective.target_band
+            f"objective {ranking.objective.value} ({learned}target {ranking.target:.0%})"
+            if ranking.objective in TARGET_OBJECTIVES
             else "objective max_success"
         )
         return f"Policy: {how}, {goal}"
@@ -193,12 +204,12 @@ def rl_recommendations(
     (:func:`skbandit.explanations.ranking_reasons`).
     """
     settings = settings or PolicySettings()
-    ranking = settings.ranking
+    ranking = resolve_objective(pipeline, settings.ranking)
     recs = rank_linucb(
         pipeline, week.candidates, ranking, rng=np.random.default_rng(settings.seed)
     )
     base = score_candidates(pipeline, week.candidates, ranking).base
-    target = ranking.target if ranking.objective is Objective.target_band else None
+    target = ranking.target if ranking.objective in TARGET_OBJECTIVES else None
     cold = int(week.context.get(schema.N_PRIOR, 0)) == 0
     recs[schema.REASON] = ranking_reasons(pipeline, week.candidates, recs, base, target=target,
                                           cold_start=cold)
@@ -225,7 +236,7 @@ def comparison(
     ranking = (settings or PolicySettings()).ranking
     exploited = (
         f"expected success nearer the {ranking.target:.0%} target than the rule's picks"
-        if ranking.objective is Objective.target_band
+        if ranking.objective in TARGET_OBJECTIVES
         else "higher expected success than the rule's picks"
     )
     rule_items = set(rule[schema.ITEM_ID])

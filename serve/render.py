@@ -201,7 +201,8 @@ def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) 
 COMPARISON_COLUMNS = ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.",
                       "LinUCB est.", "±", "Mode")
 ESTIMATES_NOTE = (
-    "IRT est.: success chance from mastery and difficulty alone. LinUCB est.: the "
+    "IRT est.: success chance from mastery and the item's IRT parameters alone (3PL: "
+    "with its guessing floor where it has one). LinUCB est.: the "
     "bandit's learned estimate, which also weighs recent accuracy, speed, help use and "
     "how others did on the item, so the same item can get two different numbers."
 )

@@ -27,6 +27,9 @@ Definitions (``n`` earlier events of the student, ``c`` of them correct):
 - ``skill_gap``: ``max(0, SKILL_TARGET - mastery)`` (the seed's definition).
 - ``item_attempts``: earlier attempts on the item by anyone; ``item_accuracy``:
   ``(correct + 1) / (attempts + 2)`` over them.
+- ``difficulty``, ``discrimination`` and ``guessing`` are the item table's IRT b, a and c; a
+  missing discrimination is ``DEFAULT_DISCRIMINATION``, a missing guessing (no column, or a
+  blank) is 0 (the 2PL).
 
 A student with fewer than ``COLD_START_MIN_EVENTS`` earlier events (including an unknown
 student) is in cold start and gets the ``DEFAULT_*`` values for all student features.
@@ -45,6 +48,7 @@ import pandas as pd
 from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
+from skbandit.irt import guessing_of
 
 COLD_START_MIN_EVENTS = 3
 """A student with fewer earlier events than this gets the cold-start defaults."""
@@ -72,7 +76,7 @@ MASTERY_TABLE_MEAN = "mastery_mean"
 """Mastery column of an optional mastery table."""
 
 ITEM_CONTEXT_COLUMNS = (
-    schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
+    schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING,
     schema.DRIFT_FLAG, schema.ITEM_ATTEMPTS, schema.ITEM_ACCURACY,
 )
 """Columns of :func:`item_context`'s result."""
@@ -155,8 +159,9 @@ def item_context(events, items, at=None):
         Canonical events.
     items : DataFrame
         Item table (``item_id, topic, difficulty`` and optionally ``discrimination``,
-        ``drift_flag``); a missing discrimination is ``DEFAULT_DISCRIMINATION``, a missing
-        drift flag is False.
+        ``guessing``, ``drift_flag``); a missing discrimination is
+        ``DEFAULT_DISCRIMINATION``, a missing guessing 0 (the 2PL), a missing drift flag
+        False.
     at : datetime-like, optional
         Only events completed strictly before it count; ``None`` uses every event.
 
@@ -227,10 +232,7 @@ def candidate_frame(student_ctx, items_ctx, topic, recent_item_ids=(), exclude_r
         out[name] = float(student_ctx[name])
     for name in schema.ITEM_CONTEXT:
         out[name] = rows[name].to_numpy(dtype=np.float64)
-    guessing = [schema.GUESSING] if schema.GUESSING in rows.columns else []  # for the 3PL
-    for name in guessing:
-        out[name] = rows[name].to_numpy(dtype=np.float64)
-    return out[[*schema.CANDIDATE_COLUMNS, *guessing]]
+    return out[list(schema.CANDIDATE_COLUMNS)]
 
 
 # --- every logged event ------------------------------------------------------------------
@@ -252,7 +254,7 @@ def historical_contexts(events, items):
 
     Returns
     -------
-    DataFrame of shape (n_events, 10)
+    DataFrame of shape (n_events, 11)
         Columns ``schema.MODEL_INPUT`` and ``n_prior_events``, index ``events.index``.
     """
     static = _item_static(items)
@@ -296,13 +298,12 @@ def historical_contexts(events, items):
 
     values = student_features(n_topic=n_topic, n_topic_correct=n_topic_correct, **by_user)
     out = pd.DataFrame(values, index=events.index)
-    guessing = [schema.GUESSING] if schema.GUESSING in static.columns else []  # for the 3PL
-    for name in (schema.DIFFICULTY, schema.DISCRIMINATION, *guessing):
+    for name in (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING):
         out[name] = static[name].to_numpy(dtype=np.float64)[item_row]
     out[schema.ITEM_ATTEMPTS] = attempts
     out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
     out[schema.N_PRIOR] = by_user["n"].astype(np.int64)
-    return out[[*schema.MODEL_INPUT, schema.N_PRIOR, *guessing]]
+    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
 
 
 # --- shared arithmetic -------------------------------------------------------------------
@@ -478,8 +479,7 @@ def _item_static(items):
     drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
              if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
     out[schema.DRIFT_FLAG] = drift
-    if schema.GUESSING in items.columns:  # optional 3PL c, carried only where the table has it
-        out[schema.GUESSING] = items[schema.GUESSING].to_numpy(dtype=np.float64, na_value=np.nan)
+    out[schema.GUESSING] = guessing_of(items)  # blank or absent: 0, the 2PL
     return out
 
 

@@ -42,13 +42,17 @@ FEW_ATTEMPTS = 20
 
 FEATURE_GLOSSARY = {
     "intercept": ("baseline", "constant 1: the model's baseline success for every item"),
-    "p_irt": ("IRT chance", "IRT probability of success, sigmoid(discrimination * gap)"),
-    "info": ("IRT information", "p_irt * (1 - p_irt): largest for items at the student's level"),
+    "p_irt": ("IRT chance", "3PL probability of success, guessing + (1 - guessing) * "
+              "sigmoid(discrimination * gap) (guessing 0 when the item has none: the 2PL)"),
+    "info": ("IRT information", "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
+             "* gap), the slope of p_irt per logit (p_irt * (1 - p_irt) without guessing): "
+             "largest for items at the student's level"),
     "ability": ("ability", "the student's mastery on the logit scale, logit(mastery)"),
     "gap": ("ability - difficulty", "ability minus the item's IRT difficulty (logits)"),
     "item_evidence": ("item's own record",
-                      "how much better the item is answered than its difficulty says, "
-                      "shrunk toward 0 for items with few attempts"),
+                      "how much better the item is answered than its difficulty says (its "
+                      "accuracy above guessing, in logits), shrunk toward 0 for items with "
+                      "few attempts"),
     "item_evidence_x_info": ("item record x information", "item_evidence * info"),
     "mastery": ("mastery", "estimated probability the student has mastered the topic"),
     "recent_accuracy": ("recent accuracy", "share of the student's recent answers correct "

@@ -5,7 +5,8 @@ The raw input has one row per (student, candidate item) with the columns
 ``x`` that the shared LinUCB model scores with ``theta' x``:
 
 ``"seed"``
-    The seed design's eight features, unchanged so that it can be reproduced and compared:
+    The seed design's eight features, unchanged (``guessing`` is not used) so that it can be
+    reproduced and compared:
     ``mastery, recent_accuracy, recent_speed, help_tendency, skill_gap, difficulty,
     mastery_x_difficulty, abs_mastery_minus_difficulty``. Its two flaws: mastery is a
     probability while IRT difficulty is a logit, so the products compare unlike scales; and
@@ -17,23 +18,35 @@ The raw input has one row per (student, candidate item) with the columns
     Student and item on one scale: mastery becomes an IRT ability on the logit scale,
     ``ability = irt.mastery_to_logit(mastery)``, and ``gap = ability - difficulty``. The
     expected reward is a probability, so the features are chosen to let a *linear* model
-    predict ``P(correct)``: the IRT prediction ``p_irt = sigmoid(discrimination * gap)`` is
-    the main term, and corrections enter through a first-order expansion around it. A shift
-    ``delta`` of the item's or the student's logit changes the probability by about
-    ``info * delta`` with ``info = p_irt * (1 - p_irt)``, so each correction appears both
-    alone and multiplied by ``info``:
+    predict ``P(correct)``: the IRT prediction is the main term, the 3PL probability
 
-    - ``item_evidence = w * (logit(item_accuracy) + discrimination * difficulty)``: how much
-      better the item is answered than its published difficulty says for an average
-      (ability 0) student, shrunk by ``w = attempts / (attempts + ITEM_EVIDENCE_PRIOR)``, so
-      the model can discover hidden per-item effects that the difficulty does not show
-      (0 for an item nobody has tried);
+        ``p_irt = c + (1 - c) * s``,  ``s = sigmoid(discrimination * gap)``,
+
+    with ``c`` the item's ``guessing`` (0 when the item has none: then ``p_irt = s``, the
+    2PL), and corrections enter through a first-order expansion around it. A shift
+    ``delta`` of the item's or the student's logit ``z = discrimination * gap`` changes the
+    probability by about ``info * delta`` with
+
+        ``info = dp_irt/dz = (1 - c) * s * (1 - s)``  (``= (p_irt - c) * (1 - p_irt) / (1 - c)``),
+
+    which is ``p_irt * (1 - p_irt)`` when ``c = 0``. Each correction appears both alone and
+    multiplied by ``info``:
+
+    - ``item_evidence = w * (logit((item_accuracy - c) / (1 - c)) + discrimination *
+      difficulty)``: how much better the item is answered than its published parameters say
+      for an average (ability 0) student, on the logit scale of ``s`` (the guessing floor
+      taken off the item's accuracy, which is clipped to ``[ACCURACY_EPS, 1 - ACCURACY_EPS]``
+      first), shrunk by ``w = attempts / (attempts + ITEM_EVIDENCE_PRIOR)``, so the model can
+      discover hidden per-item effects that the difficulty does not show (0 for an item
+      nobody has tried);
     - each of ``recent_accuracy, recent_speed, help_tendency, skill_gap``, centred at its
       cold-start default (so a cold-start student is ranked by IRT alone), alone, times
       ``info`` and times ``gap``: every student feature changes the ranking among items.
 
     That is 19 features (listed by :data:`DEFAULT_FEATURES`), including an ``intercept``.
     ``ability`` and ``gap`` are kept and ``difficulty`` dropped: it is their difference.
+    With ``c = 0`` every feature equals, to the last bit, the 2PL value it had before
+    ``guessing`` became a model input, so versions trained before it keep their meaning.
 
 Both transformers are stateless, pickle (module-level functions) and support
 ``get_feature_names_out`` and ``set_output(transform="pandas")``.
@@ -72,7 +85,8 @@ FEATURE_SETS = ("default", "seed")
 ITEM_EVIDENCE_PRIOR = 20.0
 """Attempts at which an item's own accuracy gets half weight in ``item_evidence``."""
 ACCURACY_EPS = 0.01
-"""``item_accuracy`` is clipped to ``[ACCURACY_EPS, 1 - ACCURACY_EPS]`` before the logit."""
+"""``item_accuracy`` above guessing is clipped to ``[ACCURACY_EPS, 1 - ACCURACY_EPS]`` before
+the logit."""
 
 STUDENT_CENTRES = {
     schema.RECENT_ACCURACY: DEFAULT_RECENT_ACCURACY,
@@ -102,7 +116,7 @@ def seed_features(X):
 
     Parameters
     ----------
-    X : DataFrame or array-like of shape (n_samples, 9)
+    X : DataFrame or array-like of shape (n_samples, 10)
         Raw columns in ``schema.MODEL_INPUT`` order.
 
     Returns
@@ -120,7 +134,7 @@ def default_features(X):
 
     Parameters
     ----------
-    X : DataFrame or array-like of shape (n_samples, 9)
+    X : DataFrame or array-like of shape (n_samples, 10)
         Raw columns in ``schema.MODEL_INPUT`` order.
 
     Returns
@@ -130,18 +144,31 @@ def default_features(X):
     c = _raw_columns(X)
     ability = irt.mastery_to_logit(c[schema.MASTERY])
     gap = ability - c[schema.DIFFICULTY]
-    a = c[schema.DISCRIMINATION]
-    p = expit(a * gap)
-    info = p * (1.0 - p)
+    a, guess = c[schema.DISCRIMINATION], _guessing(c[schema.GUESSING])
+    s = expit(a * gap)
+    # with guess = 0 these are bit-for-bit the 2PL's p = s and info = p * (1 - p)
+    p = guess + (1.0 - guess) * s
+    info = (1.0 - guess) * s * (1.0 - s)
     attempts = np.maximum(c[schema.ITEM_ATTEMPTS], 0.0)
     weight = attempts / (attempts + ITEM_EVIDENCE_PRIOR)
-    accuracy = np.clip(c[schema.ITEM_ACCURACY], ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    above_guess = (c[schema.ITEM_ACCURACY] - guess) / (1.0 - guess)
+    accuracy = np.clip(above_guess, ACCURACY_EPS, 1.0 - ACCURACY_EPS)
     evidence = weight * (logit(accuracy) + a * c[schema.DIFFICULTY])
     student = [c[name] - centre for name, centre in STUDENT_CENTRES.items()]
     return np.column_stack([
         np.ones_like(p), p, info, ability, gap, evidence, evidence * info,
         *student, *(s * info for s in student), *(s * gap for s in student),
     ])
+
+
+def _guessing(values):
+    """The ``guessing`` column, refused unless every value lies in [0, 1) (the 3PL's c)."""
+    bad = ~((values >= 0.0) & (values < 1.0))
+    if bad.any():
+        raise SkbanditError(f"model input column {schema.GUESSING!r} must lie in [0, 1) (the "
+                            f"3PL guessing parameter, 0 for none); row {int(np.argmax(bad))} "
+                            f"has {values[np.argmax(bad)]}")
+    return values
 
 
 def _seed_names(transformer, input_features):
@@ -320,7 +347,7 @@ def model_input_array(X):
 
     Returns
     -------
-    ndarray of shape (n_samples, 9)
+    ndarray of shape (n_samples, 10)
     """
     return np.column_stack([X[name].to_numpy(dtype=np.float64, na_value=np.nan)
                             for name in schema.MODEL_INPUT])

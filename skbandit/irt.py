@@ -8,6 +8,8 @@ logit scale so that it can be compared with an item's difficulty.
 import numpy as np
 from scipy.special import expit, logit
 
+from skbandit.schema import GUESSING
+
 MASTERY_EPS = 0.02
 """Mastery is clipped to ``[MASTERY_EPS, 1 - MASTERY_EPS]`` before the logit (finite values)."""
 
@@ -52,10 +54,16 @@ def p_correct_3pl(ability, difficulty, discrimination=1.0, guessing=None):
 
 
 def guessing_of(frame) -> np.ndarray:
-    """The ``guessing`` column of an items or candidates frame, 0.0 where missing or absent."""
-    if "guessing" not in getattr(frame, "columns", ()):
+    """The ``guessing`` column of an items or candidates frame, 0.0 where missing or absent.
+
+    >>> import pandas as pd
+    >>> guessing_of(pd.DataFrame({"guessing": pd.array([0.25, None], dtype="Float64")})).tolist()
+    [0.25, 0.0]
+    """
+    if GUESSING not in getattr(frame, "columns", ()):
         return np.zeros(len(frame))
-    return np.nan_to_num(np.asarray(frame["guessing"], dtype=np.float64))
+    values = frame[GUESSING].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isnan(values), 0.0, values)
 
 
 def rule_distance(mastery, difficulty):

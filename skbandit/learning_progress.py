@@ -39,12 +39,16 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from skbandit import schema
+from skbandit.exceptions import SkbanditError
 from skbandit.irt import mastery_to_logit, p_correct_2pl
 
 TARGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Target successes the learning-progress objective chooses among."""
 HORIZON = 5
 """Later attempts on the topic behind one delayed reward."""
+MASTERY_STRATA = 20
+"""Bins of observed mastery within which logged rewards are compared (:func:`progress_bands`)."""
 PRIOR_SD = 0.5
 """Prior standard deviation of a target's mean reward (and of one reward before data)."""
 _MIN_INFORMATION = 1e-6
@@ -90,8 +94,48 @@ class ProgressBands:
         return np.argmax(mean + sd * rng.standard_normal((size, mean.size)), axis=1)
 
     def best_target(self) -> float:
-        """The target with the highest posterior mean reward."""
-        return float(self.targets[np.argmax(self.posterior()[0])])
+        """The target whose mean reward is highest at its lower bound (posterior mean minus
+        one posterior standard deviation), among the targets with rewards.
+
+        Pessimism, the usual rule for choosing from logged data (Jin, Yang & Wang 2021, "Is
+        Pessimism Provably Efficient for Offline RL?"): a logging policy rarely shows some
+        targets, and the highest posterior *mean* would often be one of those by chance (a
+        winner's curse); a target nobody practised is chosen only when none has a reward.
+        """
+        mean, sd = self.posterior()
+        bound = mean - sd
+        if self.count.any():
+            bound = np.where(self.count > 0, bound, -np.inf)
+        return float(self.targets[np.argmax(bound)])
+
+    def as_dict(self) -> dict:
+        """The bands as plain lists (stored with a model version, see :meth:`from_dict`)."""
+        return {"targets": self.targets.tolist(), "count": self.count.tolist(),
+                "total": self.total.tolist(), "total_sq": self.total_sq.tolist(),
+                "target": self.best_target()}
+
+    @classmethod
+    def from_dict(cls, values) -> ProgressBands:
+        """Bands from :meth:`as_dict`; a malformed mapping raises SkbanditError.
+
+        >>> ProgressBands.from_dict(ProgressBands().as_dict()).count.tolist()
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        """
+        try:
+            bands = cls(np.asarray(values["targets"], dtype=np.float64))
+            for name in ("count", "total", "total_sq"):
+                column = np.asarray(values[name], dtype=np.float64)
+                if column.shape != bands.targets.shape or not np.isfinite(column).all():
+                    raise ValueError(name)
+                setattr(bands, name, column)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SkbanditError(
+                f"learning-progress bands need finite 'targets', 'count', 'total' and "
+                f"'total_sq' lists of one length; found a problem with {error}") from None
+        if bands.targets.ndim != 1 or not ((bands.targets >= 0) & (bands.targets <= 1)).all():
+            raise SkbanditError(f"learning-progress targets must be success probabilities in "
+                                f"[0, 1]; found {bands.targets.tolist()}")
+        return bands
 
 
 class PendingRewards:
@@ -189,11 +233,8 @@ def delayed_rewards(student, topic, correct, mastery, difficulty, discrimination
 def progress_target(events, items, horizon: int = HORIZON) -> tuple[float, ProgressBands]:
     """The target success that taught most in logged events, and the bands behind it.
 
-    Every logged attempt is an arm: the target in :data:`TARGETS` nearest to the 2PL
-    success of its item at the student's observed mastery then (from
-    :func:`skbandit.context.historical_contexts`); its reward is :func:`delayed_rewards`.
-    Logged choices were not randomised over targets, so the estimate is only as good as
-    the logging policy's spread of difficulties (its exploration).
+    Computes every event's context (:func:`skbandit.context.historical_contexts`) and
+    calls :func:`progress_bands`.
 
     Parameters
     ----------
@@ -208,19 +249,101 @@ def progress_target(events, items, horizon: int = HORIZON) -> tuple[float, Progr
         :meth:`ProgressBands.best_target`.
     bands : ProgressBands
     """
-    from skbandit import schema
     from skbandit.context import historical_contexts
 
     events = events.sort_values(schema.TIMESTAMP, kind="stable")
-    ctx = historical_contexts(events, items)
-    mastery = ctx[schema.MASTERY].to_numpy()
-    b = ctx[schema.DIFFICULTY].to_numpy()
-    a = ctx[schema.DISCRIMINATION].to_numpy()
-    reward = delayed_rewards(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
-                             events[schema.CORRECT].to_numpy(), mastery, b, a, horizon)
-    bands = ProgressBands()
+    bands = progress_bands(events, historical_contexts(events, items), horizon=horizon)
+    return bands.best_target(), bands
+
+
+def progress_bands(events, contexts, bands: ProgressBands | None = None,
+                   horizon: int = HORIZON) -> ProgressBands:
+    """Add the delayed rewards of logged events to ``bands`` (new bands when None).
+
+    Every event is an arm: the target in :data:`TARGETS` nearest to the 2PL success of its
+    item at the student's observed mastery then; its reward is :func:`delayed_rewards`
+    (events with fewer than ``horizon`` later attempts on the topic add nothing), centred
+    on the mean reward of the events at the same observed mastery (:data:`MASTERY_STRATA`
+    bins). Logged choices were not randomised over targets: which target an item hits
+    depends on the student's observed mastery, and an over-estimated mastery (a lucky
+    streak) both picks the high targets and predicts later answers too high (regression to
+    the mean), which without the centring makes easy practice look useless. The estimate
+    is still only as good as the logging policy's spread of difficulties at each mastery
+    (its exploration).
+
+    Parameters
+    ----------
+    events : DataFrame of shape (n_events, ...)
+        Canonical events in time order (``user_id``, ``topic``, ``correct``).
+    contexts : DataFrame of shape (n_events, ...)
+        Each event's context, row for row: ``mastery``, ``difficulty`` and
+        ``discrimination`` (as the warm-start job computes them).
+    bands : ProgressBands, optional
+        Bands to continue (a continued model version's).
+    """
+    mastery = contexts[schema.MASTERY].to_numpy(np.float64)
+    b = contexts[schema.DIFFICULTY].to_numpy(np.float64)
+    a = contexts[schema.DISCRIMINATION].to_numpy(np.float64)
+    reward = logged_rewards(events, contexts, horizon)
+    bands = ProgressBands() if bands is None else bands
     p = p_correct_2pl(mastery_to_logit(mastery), b, a)
     arm = np.argmin(np.abs(p[:, None] - bands.targets[None, :]), axis=1)
     known = ~np.isnan(reward)
-    bands.update(arm[known], reward[known])
-    return bands.best_target(), bands
+    stratum = np.clip((mastery * MASTERY_STRATA).astype(np.int64), 0, MASTERY_STRATA - 1)[known]
+    total = np.bincount(stratum, weights=reward[known], minlength=MASTERY_STRATA)
+    count = np.bincount(stratum, minlength=MASTERY_STRATA)
+    bands.update(arm[known], reward[known] - (total / np.maximum(count, 1))[stratum])
+    return bands
+
+
+def logged_rewards(events, contexts, horizon: int = HORIZON) -> np.ndarray:
+    """:func:`delayed_rewards` of logged events, row for row (NaN: too few later attempts).
+
+    ``events`` are canonical events in time order and ``contexts`` their contexts row for
+    row (``mastery``, ``difficulty``, ``discrimination``), as in :func:`progress_bands`.
+    The champion/challenger gate's ``--reward progress`` scores each decision by it.
+    """
+    return delayed_rewards(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
+                           events[schema.CORRECT].to_numpy(),
+                           contexts[schema.MASTERY].to_numpy(np.float64),
+                           contexts[schema.DIFFICULTY].to_numpy(np.float64),
+                           contexts[schema.DISCRIMINATION].to_numpy(np.float64), horizon)
+
+
+# --- the bands a model version learned ---------------------------------------------------
+
+LEARNED_BANDS = "learning_progress_"
+"""Attribute of a fitted pipeline holding the :class:`ProgressBands` its version learned."""
+UNAVAILABLE = ("objective learning_progress needs the target a model version learned from "
+               "its training events, and this version has {}; retrain it with "
+               "`python -m train.warmstart` (which stores the learned target), or ask for "
+               "objective target_band")
+
+
+def attach_bands(pipeline, bands: ProgressBands):
+    """Store ``bands`` with a fitted pipeline (saved with its version); return the pipeline."""
+    setattr(pipeline, LEARNED_BANDS, bands)
+    return pipeline
+
+
+def learned_bands(pipeline) -> ProgressBands | None:
+    """The bands stored with ``pipeline`` (None for a version trained without them)."""
+    return getattr(pipeline, LEARNED_BANDS, None)
+
+
+def learned_target(pipeline) -> float:
+    """The target success ``pipeline``'s version learned; SkbanditError when it has none.
+
+    >>> from sklearn.pipeline import Pipeline
+    >>> learned_target(Pipeline([("noop", "passthrough")]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    skbandit.exceptions.SkbanditError: objective learning_progress needs ... none stored ...
+    """
+    bands = learned_bands(pipeline)
+    if bands is None:
+        raise SkbanditError(UNAVAILABLE.format("none stored (trained before it was kept)"))
+    if not bands.count.any():
+        raise SkbanditError(UNAVAILABLE.format(
+            f"no delayed reward (no student had {HORIZON} later attempts on a topic)"))
+    return bands.best_target()

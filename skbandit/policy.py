@@ -12,6 +12,11 @@ LinUCB scores every candidate at once: ``expected_reward`` is the model's mean c
 - ``"target_band"``: ``score = -|expected_reward - target| + uncertainty``; without the bonus,
   ``-|expected_reward - target|``. Maximising success favours easy items that teach little;
   this keeps students in a productive success band.
+- ``"learning_progress"``: the target band at the target the model version *learned* from
+  its training events (which target success was followed by the largest ability gains,
+  :mod:`skbandit.learning_progress`) instead of an assumed one; :func:`resolve_objective`
+  reads it from the pipeline. A version stored without it refuses this objective with a
+  one-line error saying to retrain.
 
 ``is_exploration`` is True when the item would not be in the top-k by the objective without
 the bonus: at least ``k`` candidates beat it strictly on the bonus-free score, so only the
@@ -35,7 +40,7 @@ keeps ``"max_success"``. The ``reason`` texts and :func:`~skbandit.explanations.
 :mod:`skbandit.explanations`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -45,6 +50,7 @@ from skbandit.exceptions import SkbanditError
 from skbandit.explanations import linucb_reasons, rule_reasons
 from skbandit.exploration import draw_order, first_slot_probabilities
 from skbandit.features import candidate_features
+from skbandit.learning_progress import learned_target
 from skbandit.ranking_settings import (
     EXPLORATIONS,
     OBJECTIVES,
@@ -57,7 +63,7 @@ from skbandit.ranking_settings import (
 __all__ = [
     "EXPLORATIONS", "OBJECTIVES", "SERVING_OBJECTIVE", "CandidateScores",
     "RankingSettings", "action_probabilities", "linucb_scores", "rank_linucb",
-    "rank_requests", "rank_rule_based", "score_candidates",
+    "rank_requests", "rank_rule_based", "resolve_objective", "score_candidates",
 ]
 
 
@@ -73,7 +79,7 @@ class CandidateScores:
         The exploration bonus ``alpha * sqrt(x' A^-1 x)``.
     base : ndarray of shape (n_candidates,)
         The bonus-free objective: ``expected`` for ``"max_success"``,
-        ``-|expected - target|`` for ``"target_band"``.
+        ``-|expected - target|`` for ``"target_band"`` and ``"learning_progress"``.
     score : ndarray of shape (n_candidates,)
         ``base + uncertainty``: what the rankings maximise.
     """
@@ -84,7 +90,7 @@ class CandidateScores:
     score: np.ndarray
 
 
-def linucb_scores(model, X, settings: RankingSettings) -> CandidateScores:
+def linucb_scores(model, X, settings: RankingSettings, target=None) -> CandidateScores:
     """The LinUCB objective score of feature rows: the one formula every ranking uses.
 
     Serving (:func:`score_candidates`), the simulation study's online policy
@@ -99,7 +105,11 @@ def linucb_scores(model, X, settings: RankingSettings) -> CandidateScores:
     X : ndarray of shape (n_rows, n_features)
         Feature rows (the pipeline's transformed input).
     settings : RankingSettings
-        ``alpha`` (None: the model's), ``objective`` and ``target``.
+        ``alpha`` (None: the model's), ``objective`` and ``target`` (for
+        ``"learning_progress"`` already the learned one, see :func:`resolve_objective`).
+    target : float or ndarray of shape (n_rows,), optional
+        Replaces ``settings.target`` for the objectives that aim at a target; the
+        simulation study's learning-progress policy gives each row its decision's target.
 
     Returns
     -------
@@ -109,7 +119,8 @@ def linucb_scores(model, X, settings: RankingSettings) -> CandidateScores:
     -----
     ``expected = clip(theta' x, 0, 1)`` and ``uncertainty = alpha * sqrt(x' A^-1 x)``
     (Li et al. 2010); ``score = expected + uncertainty`` for ``"max_success"`` and
-    ``-|expected - target| + uncertainty`` for ``"target_band"``.
+    ``-|expected - target| + uncertainty`` for ``"target_band"`` and
+    ``"learning_progress"``.
 
     Examples
     --------
@@ -131,12 +142,32 @@ def linucb_scores(model, X, settings: RankingSettings) -> CandidateScores:
     if settings.objective is Objective.max_success:
         base = expected
     else:
-        base = -np.abs(expected - settings.target)
+        base = -np.abs(expected - (settings.target if target is None else target))
     return CandidateScores(expected, uncertainty, base, base + uncertainty)
 
 
-def score_candidates(pipeline, candidates, settings: RankingSettings | None = None
-                     ) -> CandidateScores:
+def resolve_objective(pipeline, settings: RankingSettings | None) -> RankingSettings:
+    """``settings`` with the learned target in ``target`` when the objective is
+    ``"learning_progress"``; any other settings unchanged.
+
+    Scoring (:func:`score_candidates`) resolves on its own; callers that also record or
+    show the settings resolve first, so that the target they report is the one used.
+
+    Raises
+    ------
+    SkbanditError
+        ``"learning_progress"`` asked of a version stored without a learned target
+        (:func:`skbandit.learning_progress.learned_target`).
+    """
+    settings = as_settings(settings)
+    if settings.objective is not Objective.learning_progress:
+        return settings
+    learned = learned_target(pipeline)
+    return settings if learned == settings.target else replace(settings, target=learned)
+
+
+def score_candidates(pipeline, candidates, settings: RankingSettings | None = None,
+                     features=None) -> CandidateScores:
     """Score every candidate row with a fitted pipeline: the one scoring path of the policies.
 
     Parameters
@@ -146,7 +177,13 @@ def score_candidates(pipeline, candidates, settings: RankingSettings | None = No
     candidates : DataFrame of shape (n_candidates, ...)
         ``item_id`` and ``schema.MODEL_INPUT`` (other columns are ignored).
     settings : RankingSettings, optional
-        ``alpha``, ``objective`` and ``target`` are used; default ``RankingSettings()``.
+        ``alpha``, ``objective`` and ``target`` are used (``"learning_progress"`` with the
+        pipeline's learned target, :func:`resolve_objective`); default
+        ``RankingSettings()``.
+    features : ndarray, optional
+        The checked feature rows of ``candidates``, ``candidate_features(pipeline,
+        candidates)[0]``, when the caller already has them (off-policy evaluation shares them
+        between versions with the same feature set, :class:`skbandit.ope.targets.SharedFeatures`).
 
     Returns
     -------
@@ -162,16 +199,17 @@ def score_candidates(pipeline, candidates, settings: RankingSettings | None = No
     >>> row = pd.DataFrame({"item_id": ["a"], "mastery": [0.6], "recent_accuracy": [0.5],
     ...                     "recent_speed": [0.5], "help_tendency": [0.1],
     ...                     "skill_gap": [0.2], "difficulty": [0.0], "discrimination": [1.0],
-    ...                     "item_attempts": [0.0], "item_accuracy": [0.5]})
+    ...                     "guessing": [0.0], "item_attempts": [0.0], "item_accuracy": [0.5]})
     >>> pipe = partial_fit_pipeline(make_pipeline(), row, [1.0])
     >>> band = RankingSettings(objective="target_band", target=0.7)
     >>> scores = score_candidates(pipe, row, band)
     >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.uncertainty[0])
     True
     """
-    settings = as_settings(settings)
+    settings = resolve_objective(pipeline, settings)
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused below
-        X, model = candidate_features(pipeline, candidates)
+        X, model = ((features, pipeline[-1]) if features is not None
+                    else candidate_features(pipeline, candidates))
         scores = linucb_scores(model, X, settings)
     return _require_finite(scores, candidates)
 

@@ -23,7 +23,7 @@ EVENT_OPTIONAL = (LATENCY_MS, HELP_REQUESTED, ACTION_SEQUENCE_ID, PROPENSITY, PO
 # --- items: one row per practice item --------------------------------------------------
 DIFFICULTY = "difficulty"  # IRT b, logit scale
 DISCRIMINATION = "discrimination"  # IRT a, default 1.0
-GUESSING = "guessing"  # optional IRT c
+GUESSING = "guessing"  # optional IRT c in [0, 1); a model input, 0 when an item has none
 DRIFT_FLAG = "drift_flag"  # optional bool; flagged items are never recommended
 
 ITEM_REQUIRED = (ITEM_ID, TOPIC, DIFFICULTY)
@@ -43,7 +43,7 @@ STUDENT_CONTEXT = (MASTERY, RECENT_ACCURACY, RECENT_SPEED, HELP_TENDENCY, SKILL_
 ITEM_ATTEMPTS = "item_attempts"  # earlier attempts on the item, by anyone
 ITEM_ACCURACY = "item_accuracy"  # smoothed success rate of those attempts
 
-ITEM_CONTEXT = (DIFFICULTY, DISCRIMINATION, ITEM_ATTEMPTS, ITEM_ACCURACY)
+ITEM_CONTEXT = (DIFFICULTY, DISCRIMINATION, GUESSING, ITEM_ATTEMPTS, ITEM_ACCURACY)
 
 # One row per (student, candidate item): what the pipeline's ColumnTransformer reads.
 MODEL_INPUT = STUDENT_CONTEXT + ITEM_CONTEXT

@@ -249,7 +249,7 @@ def test_compare_recs_overlap_and_why_lines(store_env):
                "±", "Mode")
     )
     assert [row[1] for row in rows] == rule and [row[4] for row in rows] == rl
-    assert "IRT est.: success chance from mastery and difficulty alone" in text
+    assert "IRT est.: success chance from mastery and the item's IRT parameters alone" in text
     assert f"Overlap: {len(payload['overlap'])} of {len(rl)} items" in text
     for why in payload["rl_only"]:
         line = next(line for line in text.splitlines() if line.strip().startswith(why["item_id"]))

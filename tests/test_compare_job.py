@@ -11,6 +11,7 @@ import json
 import shutil
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -120,28 +121,10 @@ def test_a_version_never_beats_itself_and_the_refusal_is_tagged(tracking):
     assert tags["gate.run_id"] == payload["run_id"]
 
 
-def test_promote_moves_champion_when_the_gate_passes(tracking, monkeypatch):
-    """The mechanics of a promotion: champion moves, the version is tagged.
-
-    On this school no pair of versions passes the real gate: the log comes from the rule
-    policy, with which version 1 (150 events, alpha 20) barely overlaps (its effective sample
-    size is 11-18 at every setting tried, so the paired difference's interval is wide and
-    the ESS threshold refuses). The rule itself is tested in ``test_gate_rule_by_hand`` and
-    validated by ``bench/bench_gate_coverage.py``; here the verdict is forced to "pass".
-    """
-    from skbandit.ope import gate
-
-    monkeypatch.setattr(gate, "promotion_gate", lambda difference, min_ess: (True, "forced"))
-    result = _compare("--candidate", f"models:/{NAME}/2", "--promote", "--exploration", "softmax",
-                      "--temperature", "0.15", "--objective", "max_success", "--estimator", "dr",
-                      "--seed", "0", "--json", *tracking)
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
-    assert payload["passes"] and payload["promoted"], payload["reason"]
-    assert _aliases() == {"champion": "2", "challenger": "1", "trained-all": "2"}
-    tags = _gate_tags(2)
-    assert tags["gate.decision"] == "promoted" and tags["gate.estimator"] == "dr"
-    assert float(tags["gate.estimate"]) == pytest.approx(payload["difference"]["value"], abs=1e-6)
+# A promotion by the real gate (champion moves, the version is tagged ``promoted`` with the
+# estimate, interval and ESS) is shown in tests/test_deploy.py
+# (test_the_gate_promotes_a_better_challenger_on_its_own): on this rule-logged school no pair
+# of versions passes the gate honestly (version 1's effective sample size is 11-18).
 
 
 def test_low_effective_sample_size_blocks_promotion(tracking):
@@ -286,3 +269,55 @@ def test_decisions_without_events_or_of_another_model_is_one_line(tracking, tmp_
         result = _compare("--candidate", f"models:/{NAME}/2", *args)
         assert result.exit_code == 1, result.output
         assert result.output.startswith("error: ") and message in result.output
+
+
+def test_reward_progress_judges_the_delayed_learning_reward_and_is_tagged(tracking):
+    """``--reward progress``: only decisions with five later attempts on their topic count,
+    the estimates are of the learning reward (logits, not a success rate), and the gate's
+    tags and the run say which reward promoted."""
+    from adapters.datasets import load_school
+    from skbandit.context import historical_contexts
+    from skbandit.learning_progress import logged_rewards
+
+    common = ("--candidate", f"models:/{NAME}/2", "--promote", "--min-ess", "0",
+              "--estimator", "ips", "--json", *tracking)
+    success = json.loads(_compare(*common).stdout)
+    result = _compare(*common, "--reward", "progress")
+    assert result.exit_code == 0, result.output
+    progress = json.loads(result.stdout)
+    events, items, _ = load_school(tracking[1], tracking[3])
+    events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    rewards = logged_rewards(events, historical_contexts(events, items))
+    known = int(np.isfinite(rewards[events["propensity"].notna().to_numpy()]).sum())
+    assert progress["n_decisions"] == known < success["n_decisions"]
+    assert progress["difference"]["n_decisions"] == known
+    assert progress["baseline"]["value"] != pytest.approx(success["baseline"]["value"])
+    tags = _gate_tags(2)
+    assert tags["gate.reward"] == "progress"
+    run = mlflow.get_run(progress["run_id"])
+    assert run.data.params["reward"] == "progress"
+
+
+def test_reward_progress_on_the_served_log_reads_the_later_attempts(tracking, tmp_path):
+    from adapters.datasets import load_school
+    from tests.support.served_log import served_log, write_export
+
+    events, items, _ = load_school(tracking[1], tracking[3])
+    events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    rows = np.arange(len(events) // 2, len(events))
+    decisions, candidates = served_log(events, items, rows)
+    folder = write_export(decisions, candidates, tmp_path / "export")
+    outcomes = events.iloc[rows].drop(columns="propensity").assign(
+        decision_id=decisions["decision_id"].to_numpy())
+    outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    served = ("--candidate", f"models:/{NAME}/2", "--exploration", "softmax", "--reward",
+              "progress", "--decisions", str(folder),
+              "--events", str(tmp_path / "outcomes.parquet"))
+    refused = _compare(*served)
+    assert refused.exit_code == 1 and "--reward progress with --decisions needs --items" in \
+        refused.output
+    result = _compare(*served, "--items", tracking[3], "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout[result.stdout.index("{"):])
+    by_student = outcomes.groupby(["user_id", "topic"]).cumcount(ascending=False)
+    assert payload["n_decisions"] == int((by_student >= 5).sum())  # five later attempts

@@ -122,6 +122,20 @@ def test_candidate_frame_filters_topic_drift_and_recent():
     assert context.candidate_frame(ctx, items, "no-such-topic").empty
 
 
+def test_every_context_carries_guessing_as_0_where_an_item_has_none():
+    """The 3PL c is a model input (issue 12): given, blank (0) or no column at all (0)."""
+    at = T0 + pd.Timedelta(hours=5)
+    ctx = context.student_context(HAND, "u", "t1", at=at)
+    with_c = ITEMS.assign(guessing=[0.25, None, 0.39, np.nan, 0.2])
+    for items, expected in ((with_c, [0.25, 0.39]), (ITEMS, [0.0, 0.0])):
+        cands = context.candidate_frame(ctx, context.item_context(HAND, items, at=at), "t1")
+        assert cands[schema.GUESSING].tolist() == expected  # items i0 and i2
+        assert cands[schema.GUESSING].dtype == np.float64
+    hist = context.historical_contexts(HAND, with_c)
+    assert hist[schema.GUESSING].tolist() == [0.25, 0.0, 0.0, 0.39, 0.2, 0.25]
+    assert context.historical_contexts(HAND, ITEMS)[schema.GUESSING].eq(0.0).all()
+
+
 def test_unknown_item_in_events_is_a_clear_error():
     ev = HAND.assign(item_id=HAND["item_id"].replace({"i4": "ghost"}))
     with pytest.raises(SkbanditError, match="ghost"):

@@ -72,7 +72,8 @@ def test_served_decisions_round_trip_and_join_the_response(pipeline, tmp_path):
     np.testing.assert_allclose(shown["slot_propensity"], shown["propensity_x"])
     assert joined.loc[~joined["recommended"], "served_rank"].isna().all()
     first = joined[joined[schema.RANK] == 1].set_index("decision_id")[schema.ITEM_ID]
-    assert (mine.set_index("decision_id")["served_item_id"] == first).all()
+    served_first = mine.set_index("decision_id")["served_item_id"]
+    assert (served_first.sort_index() == first.sort_index()).all()
     logged_inputs = joined.merge(frame, on=[schema.USER_ID, schema.ITEM_ID])
     for column in schema.MODEL_INPUT:  # the model inputs are logged exactly
         np.testing.assert_array_equal(logged_inputs[column + "_x"], logged_inputs[column + "_y"])
@@ -90,7 +91,8 @@ def test_the_log_is_append_only(pipeline, tmp_path):
     path = tmp_path / "decisions.db"
     model(pipeline, DecisionLog(str(path))).predict(None, request())
     with sqlite3.connect(path) as connection:
-        for statement in ("UPDATE decisions SET user_id = 'x'", "DELETE FROM decision_candidates"):
+        for statement in ("UPDATE decisions SET user_id = 'x'",
+                          "DELETE FROM decision_candidate_sets"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 connection.execute(statement)
     assert len(DecisionLog(str(path)).read()[1]) == 12
@@ -244,3 +246,26 @@ def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkey
     assert candidates["propensity"].sum() == pytest.approx(1.0)
     refused = CliRunner().invoke(app, [a for a in args if a != "--use-rl"])
     assert refused.exit_code == 1 and "add --use-rl" in refused.output
+
+
+def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
+    """A set packed before a model input existed reads with that input null (guessing: 0, its
+    documented default), the others intact."""
+    from adapters.candidate_sets import pack
+
+    log = DecisionLog(str(tmp_path / "decisions.db"))
+    older = [c for c in schema.MODEL_INPUT if c not in (schema.DIFFICULTY, schema.GUESSING)]
+    older.append("retired_input")
+    inputs = np.arange(3 * len(older), dtype=float).reshape(3, len(older))
+    decision = ("d-old", pd.Timestamp.now(tz="UTC").to_pydatetime(), "u", "t", "m", "1", "{}",
+                False, "a")
+    log.append_rows([decision], [pack("d-old", ["a", "b", "c"], inputs, older, [1, 0, 0],
+                                      [0.8, 0.1, 0.1], [0.8, np.nan, np.nan])])
+    _, candidates = log.read()
+    assert candidates["item_id"].tolist() == ["a", "b", "c"]
+    assert candidates[schema.DIFFICULTY].isna().all()
+    assert (candidates[schema.GUESSING] == 0.0).all()
+    for k, column in enumerate(older[:-1]):
+        np.testing.assert_array_equal(candidates[column], inputs[:, k])
+    assert "retired_input" not in candidates.columns
+    assert candidates["served_rank"].tolist() == [1, pd.NA, pd.NA]

@@ -361,3 +361,21 @@ def test_errors_are_one_line():
     with pytest.raises(SkbanditError) as info:
         ips([1, 0], [0.5, 0.0], [0.5, 0.5])
     assert "\n" not in str(info.value)
+
+
+def test_clustered_intervals_resample_whole_students():
+    """Ten identical rows per student carry one student's worth of information: the
+    student-resampling interval is about sqrt(10) times the row-resampling one."""
+    rng = np.random.default_rng(3)
+    per_student = rng.random(200) < 0.6
+    rewards = np.repeat(per_student.astype(float), 10)
+    students = np.repeat(np.arange(200), 10)
+    propensity = np.full(len(rewards), 0.5)
+    rows = evaluation.ips(rewards, propensity, propensity, n_bootstrap=2000, rng=1)
+    clustered = evaluation.ips(rewards, propensity, propensity, n_bootstrap=2000, rng=1,
+                               clusters=students)
+    assert clustered.value == rows.value
+    ratio = (clustered.ci_high - clustered.ci_low) / (rows.ci_high - rows.ci_low)
+    assert 2.5 < ratio < 3.8  # sqrt(10) = 3.16
+    with pytest.raises(SkbanditError, match="one label per row"):
+        evaluation.ips(rewards, propensity, propensity, clusters=students[:-1])

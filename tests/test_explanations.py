@@ -47,7 +47,7 @@ def _candidates(difficulty, mastery=0.5, attempts=0.0):
         "user_id": "u", "item_id": [f"i{j}" for j in range(n)], "topic": "t",
         "mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
         "help_tendency": 0.1, "skill_gap": 0.3, "difficulty": np.asarray(difficulty, float),
-        "discrimination": 1.0, "item_attempts": attempts, "item_accuracy": 0.5,
+        "discrimination": 1.0, "guessing": 0.0, "item_attempts": attempts, "item_accuracy": 0.5,
     })
 
 
@@ -182,3 +182,31 @@ def test_models_fits_80_columns_and_wide_shows_everything(store_env):
     assert wide.exit_code == 0, wide.output
     for column in ("Updates", "Feature set", "Brier", "Run"):
         assert column in wide.output
+
+
+# --- the 3PL guessing parameter (issue 12) ------------------------------------------------
+
+
+def test_irt_expected_uses_the_items_guessing_the_issues_79_percent(tmp_path):
+    """Issue 12: an item with b = 0.44 and c = 0.39 showed "IRT expected 66%" (the 2PL) where
+    the 3PL says about 79%. Mastery 6/8 = 0.75 puts the student where the 2PL says 66%."""
+    items = pd.DataFrame({"item_id": ["a", "b", *(f"p{k}" for k in range(6))],
+                          "topic": TOPIC, "difficulty": [0.44, 0.44, *[-1.0] * 6],
+                          "guessing": [0.39, None, *[None] * 6]})
+    events = pd.DataFrame({"user_id": "S1", "item_id": [f"p{k}" for k in range(6)],
+                           "topic": TOPIC, "correct": [1, 1, 0, 1, 1, 1],
+                           "timestamp": pd.date_range("2024-01-01", periods=6, freq="h",
+                                                      tz="UTC")})
+    items.to_csv(tmp_path / "items.csv", index=False)
+    events.to_csv(tmp_path / "events.csv", index=False)
+    text = _cli("trace", "--student-id", "S1", "--topic", TOPIC,
+                "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"))
+    rows = {line.split("│")[2].strip(): line.split("│")[4].strip()
+            for line in text.splitlines() if line.startswith("│ ") and "+0.44" in line}
+    assert rows == {"a": "79%", "b": "66%"}  # with the guessing floor, and the 2PL twin
+
+
+def test_the_glossary_says_p_irt_is_the_3pl():
+    assert feature_meaning("p_irt").startswith("3PL probability of success, guessing + (1 - "
+                                               "guessing) * sigmoid(discrimination * gap)")
+    assert "(1 - guessing) * s * (1 - s)" in feature_meaning("info")

@@ -19,7 +19,7 @@ COLD = {"mastery": 0.5, "recent_accuracy": DEFAULT_RECENT_ACCURACY,
 
 
 def _raw(n=3, **overrides):
-    base = dict(COLD, difficulty=0.0, discrimination=1.0, item_attempts=0.0,
+    base = dict(COLD, difficulty=0.0, discrimination=1.0, guessing=0.0, item_attempts=0.0,
                 item_accuracy=0.5)
     base.update(overrides)
     frame = pd.DataFrame({k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
@@ -100,7 +100,7 @@ def test_default_features_predict_success_better_than_seed():
     mastery = np.clip(expit(theta + rng.normal(0, 0.3, n)), 0.02, 0.98)
     raw = pd.DataFrame({"mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
                         "help_tendency": 0.1, "skill_gap": np.maximum(0, 0.8 - mastery),
-                        "difficulty": b[item], "discrimination": a[item],
+                        "difficulty": b[item], "discrimination": a[item], "guessing": 0.0,
                         "item_attempts": 500.0, "item_accuracy": acc[item]})
     train, test = slice(0, n // 2), slice(n // 2, n)
     brier = {}
@@ -150,7 +150,8 @@ def _random_raw(rng, n):
         "mastery": rng.uniform(0, 1, n), "recent_accuracy": rng.uniform(0, 1, n),
         "recent_speed": rng.uniform(0, 1, n), "help_tendency": rng.uniform(0, 1, n),
         "skill_gap": rng.uniform(0, 0.8, n), "difficulty": rng.normal(0, 2, n),
-        "discrimination": rng.uniform(0.2, 3, n), "item_attempts": rng.integers(0, 500, n),
+        "discrimination": rng.uniform(0.2, 3, n), "guessing": rng.uniform(0, 0.5, n),
+        "item_attempts": rng.integers(0, 500, n),
         "item_accuracy": rng.uniform(0, 1, n),
     })
     frame.insert(0, "item_id", [f"i{j}" for j in range(n)])
@@ -185,3 +186,71 @@ def test_changed_feature_steps_take_the_column_transformer_path():
     assert features.feature_function(other) is None
     np.testing.assert_allclose(features.transform_features(other, raw),
                                features.transform_features(pipe, raw), atol=1e-12)
+
+
+# --- the 3PL guessing parameter (issue 12) ------------------------------------------------
+
+
+def _two_pl_features(raw):
+    """The default features as they were before ``guessing`` was a model input (the 2PL)."""
+    from scipy.special import logit
+
+    c = {name: raw[name].to_numpy(np.float64) for name in schema.MODEL_INPUT}
+    ability = mastery_to_logit(c["mastery"])
+    gap = ability - c["difficulty"]
+    a = c["discrimination"]
+    p = expit(a * gap)
+    info = p * (1.0 - p)
+    attempts = np.maximum(c["item_attempts"], 0.0)
+    weight = attempts / (attempts + features.ITEM_EVIDENCE_PRIOR)
+    accuracy = np.clip(c["item_accuracy"], features.ACCURACY_EPS, 1 - features.ACCURACY_EPS)
+    evidence = weight * (logit(accuracy) + a * c["difficulty"])
+    student = [c[name] - centre for name, centre in features.STUDENT_CENTRES.items()]
+    return np.column_stack([np.ones_like(p), p, info, ability, gap, evidence, evidence * info,
+                            *student, *(s * info for s in student),
+                            *(s * gap for s in student)])
+
+
+def test_without_guessing_the_default_features_are_the_2pl_ones_bit_for_bit():
+    raw = _random_raw(np.random.default_rng(12), 500).assign(guessing=0.0)
+    np.testing.assert_array_equal(features.default_features(raw[list(schema.MODEL_INPUT)]),
+                                  _two_pl_features(raw))
+    seed = features.seed_features(raw[list(schema.MODEL_INPUT)])
+    lifted = raw.assign(guessing=0.3)
+    np.testing.assert_array_equal(features.seed_features(lifted[list(schema.MODEL_INPUT)]), seed)
+
+
+def test_guessing_lifts_p_irt_as_the_3pl_says_and_info_is_its_slope():
+    raw = _raw(5, mastery=[0.1, 0.3, 0.5, 0.7, 0.9], difficulty=[1.0, -0.5, 0.44, 0.0, 2.0],
+               discrimination=[0.7, 1.0, 1.0, 1.6, 2.2])
+    base = _transform("default", raw)
+    c = np.array([0.2, 0.25, 0.39, 0.1, 0.5])
+    lifted = _transform("default", raw.assign(guessing=c))
+    np.testing.assert_allclose(lifted["p_irt"], c + (1 - c) * base["p_irt"], rtol=1e-12)
+    assert (lifted["p_irt"] > base["p_irt"]).all()
+    # info is d p_irt / d(a * gap): a central difference over the item's difficulty
+    h = 1e-5
+    a = raw["discrimination"].to_numpy()
+    easier = _transform("default", raw.assign(guessing=c, difficulty=raw["difficulty"] - h))
+    harder = _transform("default", raw.assign(guessing=c, difficulty=raw["difficulty"] + h))
+    slope = (easier["p_irt"] - harder["p_irt"]).to_numpy() / (2 * h * a)
+    np.testing.assert_allclose(lifted["info"], slope, rtol=1e-6)
+    np.testing.assert_allclose(lifted["info"], (1 - c) * base["info"], rtol=1e-12)
+
+
+def test_an_item_answered_as_the_3pl_predicts_has_no_evidence():
+    b, a, c = 0.8, 1.3, 0.25
+    as_predicted = c + (1 - c) * expit(-a * b)  # an average (ability 0) student, 3PL
+    raw = _raw(2, difficulty=b, discrimination=a, guessing=c, item_attempts=1000.0,
+               item_accuracy=[as_predicted, 0.9])
+    evidence = _transform("default", raw)["item_evidence"].to_numpy()
+    assert evidence[0] == pytest.approx(0.0, abs=1e-9)
+    assert evidence[1] > 0.5  # answered far better than the 3PL says
+    unfloored = _transform("default", raw.assign(guessing=0.0))["item_evidence"].to_numpy()
+    assert unfloored[0] > 0.3  # the 2PL would credit the guessing floor to the item
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_guessing_outside_0_1_is_a_clear_error(value):
+    with pytest.raises(SkbanditError, match=r"'guessing' must lie in \[0, 1\).*row 1 has"):
+        features.default_features(_raw(2, guessing=[0.2, value])[list(schema.MODEL_INPUT)])

@@ -12,6 +12,7 @@ from skbandit import irt, policy, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import explain
 from skbandit.features import SEED_FEATURES, make_pipeline, partial_fit_pipeline
+from skbandit.learning_progress import ProgressBands, attach_bands
 from skbandit.linucb import STATE_VERSION, LinUCB
 from skbandit.ranking_settings import (
     SERVING_OBJECTIVE,
@@ -28,7 +29,7 @@ def _candidates(difficulty, mastery=0.5, **extra):
         "user_id": "u", "item_id": [f"i{j}" for j in range(n)], "topic": "t",
         "mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
         "help_tendency": 0.1, "skill_gap": np.maximum(0.0, 0.8 - np.asarray(mastery)),
-        "difficulty": difficulty, "discrimination": 1.0, "item_attempts": 0.0,
+        "difficulty": difficulty, "discrimination": 1.0, "guessing": 0.0, "item_attempts": 0.0,
         "item_accuracy": 0.5,
     }, index=np.arange(n) + 100)
     for name, value in extra.items():
@@ -71,7 +72,14 @@ def trained():
                       item_accuracy=rng.uniform(0.2, 0.8, 300))
     y = (rng.random(300) < irt.p_correct_2pl(irt.mastery_to_logit(raw["mastery"]),
                                              raw["difficulty"])).astype(float)
-    return partial_fit_pipeline(make_pipeline("default", alpha=0.5), raw, y)
+    pipe = partial_fit_pipeline(make_pipeline("default", alpha=0.5), raw, y)
+    return attach_bands(pipe, _bands_preferring(0.6))  # for objective learning_progress
+
+
+def _bands_preferring(target):
+    bands = ProgressBands()
+    bands.update(np.flatnonzero(np.isclose(bands.targets, target)), np.array([1.0]))
+    return bands
 
 
 @settings(max_examples=40, deadline=None)
@@ -282,6 +290,7 @@ def test_serving_study_and_off_policy_targets_score_alike(objective):
     for seed in range(3):  # learn online from its own choices, as in the study
         rows = study.choose(cands, np.random.default_rng(seed))
         study.update(cands, rows, (rng.random(rows.size) < 0.6).astype(float))
+    attach_bands(study.pipeline, _bands_preferring(0.6))  # served: the version's learned 0.6
     ranking = RankingSettings(objective=objective, target=0.6, exploration="softmax",
                               temperature=0.2)
     studied = study.score(cands, rng)

@@ -29,6 +29,7 @@ def contexts(n, seed=0):
         schema.SKILL_GAP: 0.0,
         schema.DIFFICULTY: rng.normal(0, 1, n),
         schema.DISCRIMINATION: rng.uniform(0.5, 2, n),
+        schema.GUESSING: 0.0,
         schema.ITEM_ATTEMPTS: rng.integers(0, 50, n).astype(float),
         schema.ITEM_ACCURACY: rng.uniform(0.1, 0.9, n),
     })

@@ -17,8 +17,9 @@ from mlflow.exceptions import MlflowException
 
 from adapters import pyfunc_model
 from adapters.pyfunc_model import INTERNAL_ERROR_MESSAGE, LinUCBModel
-from adapters.rest_requests import check_params, default_params
+from adapters.rest_requests import check_params, check_request, default_params
 from skbandit import schema
+from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline, partial_fit_pipeline
 from skbandit.ranking_settings import SERVING_SETTINGS
 
@@ -79,3 +80,44 @@ def test_a_good_request_after_a_broken_one_still_works(model, frame):
     out = model.predict(None, frame, {"top_k": 2})
     assert out["model_version"].unique().tolist() == ["skbandit-linucb/3"]
     assert out.groupby(schema.USER_ID)["recommended"].sum().tolist() == [2, 2]
+
+
+# --- guessing (the 3PL c) is optional: absent or blank means 0 ----------------------------
+
+
+def _scores(model, frame):
+    params = {"exploration": "greedy", "epsilon": 0.0, "seed": 0}
+    return model.score(frame, params).set_index(schema.ITEM_ID)
+
+
+def test_a_request_without_guessing_is_scored_as_guessing_0(model, frame):
+    without = frame.drop(columns=schema.GUESSING)
+    assert check_request(without)[schema.GUESSING].tolist() == [0.0] * len(frame)
+    blank = frame.assign(**{schema.GUESSING: [np.nan, None, *[0.0] * (len(frame) - 2)]})
+    assert check_request(blank)[schema.GUESSING].tolist() == [0.0] * len(frame)
+    zero = _scores(model, frame.assign(**{schema.GUESSING: 0.0}))
+    for request in (without, blank):
+        pd.testing.assert_frame_equal(_scores(model, request), zero)
+    served = model.predict(None, without, {"top_k": 2})  # the whole served path
+    assert len(served) == len(frame)
+
+
+def test_a_request_with_guessing_is_scored_with_the_3pl(model, frame):
+    from skbandit.features import transform_features
+
+    lifted = frame.assign(**{schema.GUESSING: 0.4})
+    checked = check_request(lifted)
+    assert checked[schema.GUESSING].tolist() == [0.4] * len(frame)
+    features = transform_features(model.pipeline, checked)
+    zero = transform_features(model.pipeline, check_request(frame.assign(guessing=0.0)))
+    p_irt = list(model.pipeline[:-1].get_feature_names_out()).index("p_irt")
+    np.testing.assert_allclose(features[:, p_irt], 0.4 + 0.6 * zero[:, p_irt])
+    assert not _scores(model, lifted)["expected_reward"].equals(
+        _scores(model, frame.assign(guessing=0.0))["expected_reward"])
+
+
+@pytest.mark.parametrize("value", [1.0, -0.01, 2.0])
+def test_guessing_outside_0_1_is_refused(frame, value):
+    bad = frame.assign(**{schema.GUESSING: [0.2, value, *[0.2] * (len(frame) - 2)]})
+    with pytest.raises(SkbanditError, match=r"column 'guessing' must lie in \[0.0, 1.0\); row 1"):
+        check_request(bad)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from skbandit import schema
+from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.policy import rank_linucb
 from skbandit.ranking_settings import RankingSettings
@@ -237,3 +237,26 @@ def test_evaluate_help_does_not_import_the_heavy_libraries(args, help_in_fresh_i
     printed, imported = help_in_fresh_interpreter("train.evaluate", args, heavy)
     assert "simulate" in printed or "--quick" in printed
     assert imported == [], printed
+
+
+def test_the_served_progress_policy_aims_at_a_target_logged_on_another_school():
+    from skbandit.learning_progress import TARGETS
+    from skbandit.study.history import RULE_TOP_K, _rule_epsilon, learned_target
+
+    target = learned_target(SMALL, days=5)
+    assert target in TARGETS and learned_target(SMALL, days=5) == target  # seeded
+    policy = make_policy("linucb_progress_served", SchoolEnv(SMALL), StudyConfig(days=5))
+    assert policy.settings.objective == "learning_progress" and policy.settings.target == target
+    env, rng = SchoolEnv(SMALL), np.random.default_rng(0)
+    in_top, n = 0, 0
+    for _ in range(40):  # the logging rule: one of its 5 closest items, 10 % anything
+        step = env.candidate_arrays()
+        rows = _rule_epsilon(step, rng)
+        assert (step.decision[rows] == np.arange(step.n_decisions)).all()
+        distance = irt.rule_distance(step.column(schema.MASTERY), step.column(schema.DIFFICULTY))
+        for d, row in enumerate(rows):
+            mine = distance[step.decision == d]
+            in_top += int((mine < distance[row]).sum() < RULE_TOP_K)
+            n += 1
+        env.step_indices(step.item[rows])
+    assert 0.85 < in_top / n < 1.0

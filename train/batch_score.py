@@ -110,6 +110,7 @@ def _item_context(events, items):
     from pyspark.sql import functions as F
 
     from skbandit import schema
+    from skbandit.irt import guessing_of
 
     stats = (events.groupBy(schema.ITEM_ID)
              .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c")).toPandas()
@@ -118,6 +119,7 @@ def _item_context(events, items):
                  schema.DRIFT_FLAG]].reset_index(drop=True)
     out = out.astype({schema.DIFFICULTY: np.float64, schema.DISCRIMINATION: np.float64,
                       schema.DRIFT_FLAG: bool})
+    out[schema.GUESSING] = guessing_of(items)  # blank or absent: 0, as item_context
     attempts = stats["n"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     correct = stats["c"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     out[schema.ITEM_ATTEMPTS] = attempts

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Logged:
-    """Decisions to evaluate: ``inputs(policy, reward_model)`` scores a target on them."""
+    """Decisions to evaluate: ``inputs([(policy, reward_model), ...])`` scores targets on them
+    (one :class:`~skbandit.ope.targets.OffPolicyInputs` each, in order)."""
 
     inputs: Callable
     students: np.ndarray
@@ -35,6 +36,8 @@ class Logged:
     n: int
     source: str
     join_summary: str = ""
+    progress: np.ndarray | None = None
+    """With ``--reward progress``: each decision's delayed learning reward (NaN: unknown)."""
 
 
 def load_logged(options: CompareOptions, console: Console, model_name: str) -> Logged:
@@ -49,7 +52,9 @@ def _rebuilt(options: CompareOptions, console: Console) -> Logged:
 
     from adapters.datasets import load_school
     from skbandit import schema
+    from skbandit.context import historical_contexts
     from skbandit.exceptions import SkbanditError
+    from skbandit.learning_progress import logged_rewards
     from skbandit.ope import targets
 
     events, items, source = load_school(options.events, options.items)
@@ -77,13 +82,18 @@ def _rebuilt(options: CompareOptions, console: Console) -> Logged:
             "--events/--since"
         )
     rows = np.flatnonzero(selected)
+    contexts = historical_contexts(events, items)  # once, for both policies
 
-    def inputs(policy, reward_model):
-        return targets.off_policy_inputs(events, items, policy, reward_model=reward_model,
-                                         rows=rows)
+    def inputs(policies):
+        return [targets.off_policy_inputs(events, items, policy, reward_model=reward_model,
+                                          contexts=contexts, rows=rows)
+                for policy, reward_model in policies]
 
+    progress = (logged_rewards(events, contexts)[rows] if options.reward == "progress"
+                else None)
     return Logged(inputs, events[schema.USER_ID].to_numpy()[rows],
-                  pd.Timestamp(events[schema.TIMESTAMP].iloc[rows[0]]), len(rows), source)
+                  pd.Timestamp(events[schema.TIMESTAMP].iloc[rows[0]]), len(rows), source,
+                  progress=progress)
 
 
 def _served(options: CompareOptions, console: Console, model_name: str) -> Logged:
@@ -107,11 +117,43 @@ def _served(options: CompareOptions, console: Console, model_name: str) -> Logge
             f"no outcome in {options.events} joins a decision of {model_name} in {source} "
             f"({report.summary()}); check that the events follow the served decisions")
 
-    def inputs(policy, reward_model):
-        return join.served_inputs(joined, candidates, policy, reward_model=reward_model)
+    rows = join.served_rows(joined, candidates)
 
+    def inputs(policies):
+        return join.served_inputs_of(joined, rows, policies)
+
+    progress = (_served_progress(joined, events, options) if options.reward == "progress"
+                else None)
     return Logged(inputs, joined[schema.USER_ID].to_numpy(), joined[join.LOGGED_AT].iloc[0],
-                  len(joined), source, report.summary())
+                  len(joined), source, report.summary(), progress)
+
+
+def _served_progress(joined, events, options: CompareOptions):
+    """Each joined decision's delayed learning reward, from its outcome and the attempts the
+    events file holds after it (needs the items table for their difficulties)."""
+    import numpy as np
+    import pandas as pd
+
+    from adapters.datasets import read_items
+    from skbandit import schema
+    from skbandit.context import historical_contexts
+    from skbandit.exceptions import SkbanditError
+    from skbandit.learning_progress import logged_rewards
+    from skbandit.ope import join
+
+    if options.items is None:
+        raise SkbanditError("--reward progress with --decisions needs --items: the delayed "
+                            "reward reads the difficulty of the attempts after each decision")
+    items, _ = read_items(options.items)
+    events = events[events[schema.ITEM_ID].isin(items[schema.ITEM_ID])]
+    events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    reward = logged_rewards(events, historical_contexts(events, items))
+    key = [schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP]
+    table = events[key].assign(_reward=reward).drop_duplicates(key)
+    outcomes = pd.DataFrame({schema.USER_ID: joined[schema.USER_ID],
+                             schema.ITEM_ID: joined[join.SERVED_ITEM],
+                             schema.TIMESTAMP: joined[join.OUTCOME_AT]}).reset_index(drop=True)
+    return outcomes.merge(table, on=key, how="left")["_reward"].to_numpy(np.float64)
 
 
 def read_decision_log(where: str):

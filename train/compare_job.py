@@ -17,6 +17,11 @@ candidate only when :func:`skbandit.ope.gate.promotion_gate` passes:
 2. the effective sample size is at least ``--min-ess`` (chosen from the coverage table of
    ``bench/bench_gate_coverage.py``; see :mod:`skbandit.ope.gate`).
 
+The estimates are of ``--reward``: ``correct`` (default; the served item's first attempt
+was correct) or ``progress``, the delayed learning reward of each decision computed from the
+logged attempts after it (:func:`skbandit.ope.gate.with_rewards`; decisions with fewer than
+five later attempts on the topic are left out); it is recorded as ``gate.reward``.
+
 Both policies rank by ``--objective``, by default the one the product serves
 (:data:`skbandit.ranking_settings.SERVING_OBJECTIVE`). The table, JSON and plot are built by
 :mod:`train.compare_report`. Heavy imports happen inside functions (the defaults that live in
@@ -48,8 +53,16 @@ PLOT_PATH = "plots/policy_values.png"
 GATE_TAGS = ("gate.decision", "gate.estimate", "gate.ci_low", "gate.ci_high", "gate.ess",
              "gate.estimator", "gate.reward", "gate.baseline", "gate.reason", "gate.run_id")
 """Tags every ``--promote`` writes on the candidate version (decision: promoted/refused)."""
-REWARD = "correct"
-"""The reward every estimate is of: the first attempt at the served item was correct."""
+
+
+class Reward(StrEnum):
+    """What the estimates are of (``gate.reward``; :data:`skbandit.ope.gate.REWARDS`)."""
+
+    correct = "correct"
+    """The first attempt at the served item was correct."""
+    progress = "progress"
+    """The delayed learning reward: the ability change (logits) the student's next five
+    attempts on the topic show (:func:`skbandit.learning_progress.logged_rewards`)."""
 
 
 class Estimator(StrEnum):
@@ -83,6 +96,12 @@ def compare(
         bool, typer.Option("--promote", help="Move 'champion' to the candidate if it passes.")
     ] = False,
     estimator: Annotated[Estimator, typer.Option(help="Off-policy estimator.")] = Estimator.dr,
+    reward: Annotated[
+        Reward,
+        typer.Option(help="What the policies are judged on: correct (success of the served "
+                     "item) or progress (the ability gain the student's next five attempts "
+                     "on the topic show; decisions without five are left out)."),
+    ] = Reward.correct,
     exploration: Annotated[
         Exploration, typer.Option(help="Policy to evaluate: greedy top-1 or softmax(score/T).")
     ] = Exploration.greedy,
@@ -138,6 +157,7 @@ def compare(
             decisions=decisions,
             promote=promote,
             estimator=estimator.value,
+            reward=reward.value,
             ranking=RankingSettings.from_values(given, label="--{}", base=SERVING_SETTINGS),
             since=since,
             min_ess=default_min_ess() if min_ess is None else min_ess,
@@ -156,6 +176,8 @@ def compare(
 
 def run_compare(options: CompareOptions, console: Console) -> Comparison:
     """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
+    import numpy as np
+
     from adapters import registry, tracking
     from skbandit.ope.gate import paired_difference, promotion_gate
     from train.compare_data import load_logged
@@ -171,11 +193,13 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
     if options.promote:
         _require_baseline_is_champion(cand_version.name, base_version)
     with console.status("scoring both policies on the logged decisions"):
-        cand, cand_inputs = _estimate(cand_pipe, logged, options, "candidate")
-        base, base_inputs = _estimate(base_pipe, logged, options, "baseline")
+        (cand, cand_inputs), (base, base_inputs) = _estimates(
+            {"candidate": cand_pipe, "baseline": base_pipe}, logged, options)
+        students = logged.students if logged.progress is None else \
+            logged.students[np.isfinite(logged.progress)]
         difference = paired_difference(
             cand_inputs.terms(options.estimator), base_inputs.terms(options.estimator),
-            logged.students, estimator=options.estimator,
+            students, estimator=options.estimator,
             n_bootstrap=options.n_bootstrap, confidence=options.confidence, rng=options.seed)
     passes, reason = promotion_gate(difference, options.min_ess)
     notes = tuple(
@@ -196,7 +220,7 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
         reason=reason,
         promoted=options.promote and passes,
         run_id="",  # set once the run is logged
-        n_decisions=logged.n,
+        n_decisions=logged.n if logged.progress is None else difference.n_decisions,
         notes=notes,
     )
     return _log_and_move(options, found, logged.source)
@@ -247,25 +271,38 @@ def _in_sample_note(version, first_decision) -> str:
 # --- steps -------------------------------------------------------------------------------
 
 
-def _estimate(pipeline, logged, options: CompareOptions, role: str):
+def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
+    """``(estimate, inputs)`` of each role's pipeline, scored in one pass over the decisions
+    (versions with the same feature set share each chunk's features)."""
     from skbandit.exceptions import SkbanditError
     from skbandit.ope import targets as ope_targets
+    from skbandit.ope.gate import with_rewards
 
-    policy = ope_targets.linucb_policy(pipeline, options.ranking)
-    inputs = logged.inputs(policy, ope_targets.linucb_reward_model(pipeline))
-    if not inputs.target_propensity.any():
-        raise SkbanditError(
-            f"no overlap: the {role} policy never chooses an item the logging policy showed "
-            f"in the {logged.n} logged decisions, so its value cannot be estimated; use "
-            "--exploration softmax or events logged with more exploration"
+    shared = ope_targets.SharedFeatures()
+    policies = [(ope_targets.linucb_policy(pipeline, options.ranking, shared),
+                 ope_targets.linucb_reward_model(pipeline, shared))
+                for pipeline in pipelines.values()]
+    results = []
+    for role, inputs in zip(pipelines, logged.inputs(policies), strict=True):
+        students = logged.students
+        if logged.progress is not None:
+            inputs, keep = with_rewards(inputs, logged.progress)
+            students = students[keep]
+        if not inputs.target_propensity.any():
+            raise SkbanditError(
+                f"no overlap: the {role} policy never chooses an item the logging policy "
+                f"showed in the {logged.n} logged decisions, so its value cannot be estimated; "
+                "use --exploration softmax or events logged with more exploration"
+            )
+        estimate = inputs.estimate(
+            options.estimator,
+            n_bootstrap=options.n_bootstrap,
+            confidence=options.confidence,
+            rng=options.seed,
+            clusters=students,
         )
-    estimate = inputs.estimate(
-        options.estimator,
-        n_bootstrap=options.n_bootstrap,
-        confidence=options.confidence,
-        rng=options.seed,
-    )
-    return estimate, inputs
+        results.append((estimate, inputs))
+    return results
 
 
 def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> Comparison:
@@ -330,7 +367,7 @@ def _record_decision(client, result: Comparison, options: CompareOptions, run_id
         "gate.ci_high": f"{estimate.ci_high:.6f}",
         "gate.ess": f"{estimate.effective_sample_size:.1f}",
         "gate.estimator": options.estimator,
-        "gate.reward": REWARD,
+        "gate.reward": options.reward,
         "gate.baseline": f"{result.baseline_model_name}/{result.baseline_version}",
         "gate.reason": result.reason,
         "gate.run_id": run_id,
@@ -349,6 +386,7 @@ def _run_params(options: CompareOptions, result: Comparison, source: str) -> dic
         "candidate_ref": options.candidate,
         "baseline_ref": options.baseline,
         "estimator": options.estimator,
+        "reward": options.reward,
         "exploration": ranking.exploration.value,
         "temperature": ranking.temperature,
         "objective": ranking.objective.value,

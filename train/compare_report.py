@@ -42,9 +42,9 @@ def interval_plot(result: Comparison, options: CompareOptions) -> Figure:
     )
     ax.set_yticks([0, 1], labels)
     ax.set_ylim(-0.7, 1.7)
-    ax.set_xlabel(
-        f"estimated success rate ({options.estimator}, {options.confidence:.0%} bootstrap interval)"
-    )
+    what = ("estimated success rate" if options.reward == "correct"
+            else "estimated learning reward (logits)")
+    ax.set_xlabel(f"{what} ({options.estimator}, {options.confidence:.0%} bootstrap interval)")
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
@@ -55,7 +55,7 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
 
     table = Table(
         title=f"Off-policy comparison ({options.estimator}, {options.ranking.exploration}, "
-        f"{result.n_decisions:,} logged decisions)"
+        f"reward {options.reward}, {result.n_decisions:,} logged decisions)"
     )
     for column in (
         "policy",

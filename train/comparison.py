@@ -40,6 +40,8 @@ class CompareOptions:
     """The served decision log (URL, file or parquet export folder); None: rebuild from events."""
     promote: bool = False
     estimator: str = "dr"
+    reward: str = "correct"
+    """``correct`` or ``progress`` (the delayed learning reward, :mod:`skbandit.ope.gate`)."""
     ranking: RankingSettings = SERVING_SETTINGS
     since: str | None = None
     min_ess: float = field(default_factory=default_min_ess)

@@ -27,6 +27,7 @@ from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS, CleaningReport
 from skbandit.context import RECENT_WINDOW, student_features
 from skbandit.exceptions import SkbanditError
+from skbandit.irt import guessing_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -40,6 +41,8 @@ COUNTS = ("_n", "_n_correct", "_n_topic", "_n_topic_correct", "_recent_correct",
 CONTEXT_COLUMNS = (schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT,
                    *schema.MODEL_INPUT, schema.N_PRIOR)
 """What :func:`historical_contexts` returns, one row per known event."""
+ITEM_PARAMETERS = (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING)
+"""The item table's IRT parameters, joined to every event."""
 _KEYS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
 EVENT_COLUMNS = (*_KEYS, TS, ROW_ORDER, schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED)
 """The columns of :func:`clean_events`' result."""
@@ -215,7 +218,8 @@ def window_counts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
 
     static = events.sparkSession.createDataFrame(items[[
         schema.ITEM_ID, schema.DIFFICULTY, schema.DISCRIMINATION]].astype(
-        {schema.DIFFICULTY: "float64", schema.DISCRIMINATION: "float64"}))
+        {schema.DIFFICULTY: "float64", schema.DISCRIMINATION: "float64"}).assign(
+        **{schema.GUESSING: guessing_of(items)}))  # blank or absent: 0, as the local engine
     df = events.join(F.broadcast(static), schema.ITEM_ID)  # unknown items are skipped
     latency_ns = F.rint(F.coalesce(F.col(schema.LATENCY_MS), F.lit(0.0)) * 1e6).cast("long")
     df = df.withColumn(_DONE, F.col(TS) + latency_ns)
@@ -258,9 +262,9 @@ def window_counts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
     out = both.where(kind == 0).select(
         schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT,
         *[F.col(c).cast("double").alias(c) for c in COUNTS if c != "_recent_correct"],
-        recent_correct.alias("_recent_correct"), *lags, schema.DIFFICULTY, schema.DISCRIMINATION)
+        recent_correct.alias("_recent_correct"), *lags, *ITEM_PARAMETERS)
     return out.select(schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT, *COUNTS,
-                      *LAGS, schema.DIFFICULTY, schema.DISCRIMINATION)
+                      *LAGS, *ITEM_PARAMETERS)
 
 
 def model_input(counts: pd.DataFrame) -> pd.DataFrame:
@@ -278,7 +282,7 @@ def model_input(counts: pd.DataFrame) -> pd.DataFrame:
         else np.empty((0, RECENT_WINDOW)),
         help_sum=f["_help_sum"], help_known=f["_help_known"])
     out = pd.DataFrame(values, index=counts.index)
-    for name in (schema.DIFFICULTY, schema.DISCRIMINATION):
+    for name in ITEM_PARAMETERS:
         out[name] = counts[name].to_numpy(dtype=np.float64)
     out[schema.ITEM_ATTEMPTS] = f["_attempts"]
     out[schema.ITEM_ACCURACY] = (f["_item_correct"] + 1.0) / (f["_attempts"] + 2.0)

@@ -46,6 +46,7 @@ from skbandit import schema
 from skbandit.calibration import CALIBRATION_FRACTION, METHODS
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
+from skbandit.learning_progress import attach_bands, learned_bands, progress_bands
 from skbandit.progressive import ReplayResult, model_features, replay_history
 from train import plots, training_data
 from train.history import History, prepare_history
@@ -260,6 +261,8 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
     with timer("replay"):
         result = _replay_with_progress(pipeline, history, features, options.batch_size, console,
                                        score_from=unscored)
+    with timer("progress"):
+        _learn_progress(pipeline, history)
     with timer("metrics"):
         metrics = result.final_metrics()
         _log_metrics(result)
@@ -279,6 +282,15 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
         version = register_version(info.model_uri, options.model_name, aliases, tags)
         runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
     return version, history, result
+
+
+def _learn_progress(pipeline, history: History) -> None:
+    """Store with the version which target success taught most in its training events (the
+    ``learning_progress`` objective's target), adding to a continued version's bands."""
+    bands = progress_bands(history.events, history.contexts, learned_bands(pipeline))
+    attach_bands(pipeline, bands)
+    if bands.count.any():
+        runs.log_metrics({"learned_target": bands.best_target()})
 
 
 def _first_line(error: BaseException) -> str:

@@ -41,6 +41,7 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import DEFAULT_DISCRIMINATION, historical_contexts
 from skbandit.exceptions import SkbanditError
+from skbandit.irt import guessing_of
 from skbandit.ope.estimators import finite_vector
 
 EVENT_ROW = "event_row"
@@ -61,7 +62,7 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
         Canonical events; every ``item_id`` must be in ``items``.
     items : DataFrame
         Item table (``item_id, topic, difficulty`` and optionally ``discrimination``,
-        ``drift_flag``).
+        ``guessing``, ``drift_flag``).
     contexts : DataFrame of shape (n_events, ...), optional
         :func:`skbandit.context.historical_contexts` of ``events`` (computed if omitted).
     rows : array-like of int or bool, optional
@@ -105,6 +106,7 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
         frame.update({name: values[event] for name, values in student.items()})
         frame[schema.DIFFICULTY] = table.difficulty[item]
         frame[schema.DISCRIMINATION] = table.discrimination[item]
+        frame[schema.GUESSING] = table.guessing[item]
         frame[schema.ITEM_ATTEMPTS] = attempts
         frame[schema.ITEM_ACCURACY] = (correct + 1.0) / (attempts + 2.0)
         frame[IS_LOGGED] = item == logged_item[event]
@@ -196,6 +198,7 @@ class _TopicTable:
         disc = (items[schema.DISCRIMINATION].to_numpy(np.float64, na_value=np.nan)
                 if schema.DISCRIMINATION in items.columns else np.full(len(items), np.nan))
         self.discrimination = np.where(np.isnan(disc), DEFAULT_DISCRIMINATION, disc)
+        self.guessing = guessing_of(items)
         drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
                  if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
         codes, self.topic_names = pd.factorize(items[schema.TOPIC])

@@ -84,7 +84,7 @@ class PolicyValueEstimate:
     warning: str | None = None
 
 
-def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None):
+def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None, clusters=None):
     """Replay estimate (Li et al. 2011): the mean reward on rows where the target agrees.
 
     Parameters
@@ -99,6 +99,9 @@ def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None):
         Coverage of the percentile interval.
     rng : numpy.random.Generator, int or None
         Source of the bootstrap resamples (an int seeds a new generator).
+    clusters : array-like of shape (n,), optional
+        A label per row (e.g. the student); the interval then resamples whole clusters
+        (rows of one student are correlated) instead of single rows.
 
     Returns
     -------
@@ -127,12 +130,12 @@ def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None):
         )
     indicator = match.astype(np.float64)
     return _estimate(
-        "replay", indicator * rewards, indicator, indicator, n_bootstrap, confidence, rng
-    )
+        "replay", indicator * rewards, indicator, indicator, n_bootstrap, confidence, rng,
+        clusters)
 
 
 def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, confidence=0.95,
-        rng=None):
+        rng=None, clusters=None):
     """Inverse propensity scoring (Horvitz–Thompson) estimate of the target's value.
 
     Parameters
@@ -143,7 +146,7 @@ def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, conf
         ``mu(a_i | x_i)`` in (0, 1]: the logging policy's probability of the logged action.
     target_propensity : array-like of shape (n,)
         ``pi(a_i | x_i)`` in [0, 1]: the target policy's probability of the logged action.
-    n_bootstrap, confidence, rng
+    n_bootstrap, confidence, rng, clusters
         See :func:`replay`.
 
     Returns
@@ -163,18 +166,19 @@ def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, conf
     0.75
     """
     rewards, weights = _weighted("ips", rewards, logged_propensity, target_propensity)
-    return _estimate("ips", weights * rewards, None, weights, n_bootstrap, confidence, rng)
+    return _estimate("ips", weights * rewards, None, weights, n_bootstrap, confidence, rng,
+                     clusters)
 
 
 def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
-          confidence=0.95, rng=None):
+          confidence=0.95, rng=None, clusters=None):
     """Self-normalised IPS estimate (Swaminathan & Joachims 2015).
 
     Parameters
     ----------
     rewards, logged_propensity, target_propensity
         See :func:`ips`.
-    n_bootstrap, confidence, rng
+    n_bootstrap, confidence, rng, clusters
         See :func:`replay`.
 
     Returns
@@ -198,11 +202,13 @@ def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
             "snips is undefined: the target policy gives probability 0 to every logged "
             "action (no overlap with the logging policy); check target_propensity"
         )
-    return _estimate("snips", weights * rewards, weights, weights, n_bootstrap, confidence, rng)
+    return _estimate("snips", weights * rewards, weights, weights, n_bootstrap, confidence,
+                     rng, clusters)
 
 
 def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_logged,
-                  reward_model_target, *, n_bootstrap=1000, confidence=0.95, rng=None):
+                  reward_model_target, *, n_bootstrap=1000, confidence=0.95, rng=None,
+                  clusters=None):
     """Doubly robust estimate (Dudík et al. 2011): model prediction plus IPS correction.
 
     Parameters
@@ -214,7 +220,7 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
     reward_model_target : array-like of shape (n,)
         ``sum_a pi(a | x_i) q(x_i, a)``: the model's expected reward under the target
         policy (see :func:`skbandit.ope.decisions.policy_expected_reward`).
-    n_bootstrap, confidence, rng
+    n_bootstrap, confidence, rng, clusters
         See :func:`replay`.
 
     Returns
@@ -237,7 +243,7 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
     q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
     q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
     terms = q_target + weights * (rewards - q_logged)
-    return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng)
+    return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng, clusters)
 
 
 def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_logged=None,
@@ -316,14 +322,18 @@ def estimates_frame(estimates):
 
 # --- internals -------------------------------------------------------------------------
 
-def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rng):
+def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rng,
+              clusters=None):
     """Point estimate ``mean(num) / mean(den)``, bootstrap interval and diagnostics."""
     n = len(numerator)
     den = 1.0 if denominator is None else denominator.mean()
     value = float(numerator.mean() / den)
-    ci_low, ci_high, n_dropped = _bootstrap_interval(
-        numerator, denominator, n_bootstrap, confidence, rng
-    )
+    if clusters is None:
+        ci_low, ci_high, n_dropped = _bootstrap_interval(
+            numerator, denominator, n_bootstrap, confidence, rng)
+    else:
+        ci_low, ci_high, n_dropped = _cluster_bootstrap_interval(
+            numerator, denominator, clusters, n_bootstrap, confidence, rng)
     total, total_sq = weights.sum(), np.square(weights).sum()
     ess = float(total**2 / total_sq) if total_sq > 0 else 0.0
     max_weight = float(weights.max())
@@ -349,11 +359,7 @@ def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
     ``BOOTSTRAP_CHUNK_ELEMENTS`` indices live in memory. Returns ``(low, high, dropped)``,
     where ``dropped`` counts resamples whose denominator was 0.
     """
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) \
-            or n_bootstrap < 0:
-        raise SkbanditError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
-    if not 0.0 < confidence < 1.0:
-        raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
+    _check_bootstrap(n_bootstrap, confidence)
     if n_bootstrap == 0:
         return np.nan, np.nan, 0
     rng = np.random.default_rng(rng)
@@ -370,12 +376,63 @@ def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
             den = denominator[idx].mean(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 stats[start:stop] = np.where(den > 0, num / den, np.nan)
+    return _percentile_interval(stats, confidence)
+
+
+def _check_bootstrap(n_bootstrap, confidence) -> None:
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) \
+            or n_bootstrap < 0:
+        raise SkbanditError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
+    if not 0.0 < confidence < 1.0:
+        raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
+
+
+def _cluster_bootstrap_interval(numerator, denominator, clusters, n_bootstrap, confidence, rng):
+    """:func:`_bootstrap_interval` resampling whole clusters: per cluster the sums of
+    ``num`` and ``den`` (row counts without a denominator), then ratio of resampled totals."""
+    _check_bootstrap(n_bootstrap, confidence)
+    if n_bootstrap == 0:
+        return np.nan, np.nan, 0
+    clusters = np.asarray(clusters)
+    if clusters.shape != numerator.shape:
+        raise SkbanditError(f"clusters must give one label per row ({len(numerator)}); got "
+                            f"shape {clusters.shape}")
+    codes = pd.factorize(clusters)[0]
+    den = np.ones(len(numerator)) if denominator is None else denominator
+    sums = np.column_stack([np.bincount(codes, numerator), np.bincount(codes, den)])
+    totals = resampled_totals(sums, n_bootstrap, rng)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stats = np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.nan)
+    return _percentile_interval(stats, confidence)
+
+
+def resampled_totals(sums, n_bootstrap, rng) -> np.ndarray:
+    """Column totals of ``sums`` (one row per cluster) over bootstrap resamples of its rows.
+
+    Returns an array of shape ``(n_bootstrap, sums.shape[1])``; resample counts are drawn in
+    chunks of at most ``BOOTSTRAP_CHUNK_ELEMENTS``.
+    """
+    rng = np.random.default_rng(rng)
+    n = len(sums)
+    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // n)
+    totals = np.empty((n_bootstrap, sums.shape[1]))
+    for start in range(0, n_bootstrap, chunk):
+        stop = min(start + chunk, n_bootstrap)
+        picks = rng.integers(0, n, size=(stop - start, n))
+        flat = (picks + n * np.arange(stop - start)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
+        totals[start:stop] = counts @ sums
+    return totals
+
+
+def _percentile_interval(stats, confidence):
+    """``(low, high, dropped)`` of the finite resample statistics."""
     finite = stats[np.isfinite(stats)]
     if len(finite) == 0:
-        return np.nan, np.nan, n_bootstrap
+        return np.nan, np.nan, len(stats)
     alpha = 1.0 - confidence
     low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high), n_bootstrap - len(finite)
+    return float(low), float(high), len(stats) - len(finite)
 
 
 def _weighted(name, rewards, logged_propensity, target_propensity):

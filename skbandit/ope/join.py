@@ -221,7 +221,53 @@ CHUNK_DECISIONS = 50_000
 """Decisions scored at once by :func:`served_inputs` (bounds memory on large logs)."""
 
 
-def served_inputs(joined: pd.DataFrame, candidates: pd.DataFrame, policy, *, reward_model=None,
+@dataclass(frozen=True)
+class ServedRows:
+    """The logged candidates of the answered decisions, ready to score any target policy.
+
+    ``rows`` are grouped by decision, in ``joined`` order, with ``decision_id`` replaced by
+    the decision's position in ``joined`` and an ``is_logged`` flag on the item served first.
+    Built once by :func:`served_rows` and scored by :func:`served_inputs` for each policy.
+    """
+
+    rows: pd.DataFrame
+    n: int
+
+
+def served_rows(joined: pd.DataFrame, candidates: pd.DataFrame) -> ServedRows:
+    """Select and order the logged candidates of ``joined``'s decisions (see :class:`ServedRows`).
+
+    Parameters
+    ----------
+    joined : DataFrame
+        From :func:`join_outcomes`.
+    candidates : DataFrame
+        The log's candidates (``decision_id``, ``item_id``, model inputs, ``propensity``), as
+        :meth:`adapters.decision_log.DecisionLog.read` returns them.
+    """
+    _require(candidates, (schema.DECISION_ID, schema.ITEM_ID, schema.PROPENSITY,
+                          *schema.MODEL_INPUT), "decision candidates")
+    n = len(joined)
+    if n == 0:
+        raise SkbanditError("no answered decisions to evaluate (no outcome joined to the log); "
+                            "check --events and the decision log")
+    position = _lookup(pd.Index(joined[schema.DECISION_ID].to_numpy()),
+                       candidates[schema.DECISION_ID])
+    keep = np.flatnonzero(position >= 0)
+    keep = keep[np.argsort(position[keep], kind="stable")]
+    rows = candidates.take(keep).reset_index(drop=True)
+    rows[schema.DECISION_ID] = position[keep]
+    served = joined[SERVED_ITEM].to_numpy()[position[keep]]
+    items = rows[schema.ITEM_ID]
+    if isinstance(items.dtype, pd.CategoricalDtype):
+        served_code = items.cat.categories.get_indexer(served)
+        rows["is_logged"] = (served_code >= 0) & (items.cat.codes.to_numpy() == served_code)
+    else:
+        rows["is_logged"] = items.to_numpy() == served
+    return ServedRows(rows, n)
+
+
+def served_inputs(joined: pd.DataFrame, candidates, policy, *, reward_model=None,
                   expectations=None, chunk_decisions=CHUNK_DECISIONS):
     """Estimator inputs of a target policy on answered served decisions.
 
@@ -232,9 +278,9 @@ def served_inputs(joined: pd.DataFrame, candidates: pd.DataFrame, policy, *, rew
     ----------
     joined : DataFrame
         From :func:`join_outcomes`.
-    candidates : DataFrame
-        The log's ``decision_candidates`` (``decision_id``, ``item_id``, model inputs,
-        ``propensity``).
+    candidates : DataFrame or ServedRows
+        The log's candidates (see :func:`served_rows`), or :func:`served_rows`'s result for
+        them (prepared once when several policies are scored on the same decisions).
     policy, reward_model, expectations
         As in :func:`skbandit.ope.targets.off_policy_inputs`.
 
@@ -243,50 +289,37 @@ def served_inputs(joined: pd.DataFrame, candidates: pd.DataFrame, policy, *, rew
     OffPolicyInputs
         Entry ``i`` is decision ``joined.iloc[i]``.
     """
-    _require(candidates, (schema.DECISION_ID, schema.ITEM_ID, schema.PROPENSITY,
-                          *schema.MODEL_INPUT), "decision candidates")
-    n = len(joined)
-    if n == 0:
-        raise SkbanditError("no answered decisions to evaluate (no outcome joined to the log); "
-                            "check --events and the decision log")
-    code = pd.Series(np.arange(n), index=joined[schema.DECISION_ID].to_numpy())
-    rows = candidates[candidates[schema.DECISION_ID].isin(code.index)]
-    rows = rows.assign(**{schema.DECISION_ID: code.loc[rows[schema.DECISION_ID]].to_numpy()})
-    rows = rows.sort_values(schema.DECISION_ID, kind="stable").reset_index(drop=True)
-    served = joined[SERVED_ITEM].to_numpy()[rows[schema.DECISION_ID].to_numpy()]
-    rows["is_logged"] = rows[schema.ITEM_ID].to_numpy() == served
-    out = {k: np.full(n, np.nan) for k in ("target", "q_logged", "q_target", "mu", "top")}
-    sums = {name: np.zeros(n) for name in expectations or {}}
-    sizes = np.zeros(n, dtype=np.int64)
-    for chunk in _decision_chunks(rows, chunk_decisions):
-        groups = targets._Groups(chunk[schema.DECISION_ID].to_numpy())
-        ids = chunk[schema.DECISION_ID].to_numpy()[groups.starts]
-        probs = targets._checked_probabilities(policy(chunk), groups)
+    return served_inputs_of(joined, candidates, [(policy, reward_model)],
+                            expectations=expectations, chunk_decisions=chunk_decisions)[0]
+
+
+def served_inputs_of(joined: pd.DataFrame, candidates, policies, *, expectations=None,
+                     chunk_decisions=CHUNK_DECISIONS) -> list:
+    """:func:`served_inputs` of several ``(policy, reward_model)`` pairs in one pass over the
+    logged candidates (each chunk scored by every policy while it is at hand)."""
+    if not isinstance(candidates, ServedRows):
+        candidates = served_rows(joined, candidates)
+    sums = [targets.TargetSums(candidates.n, policy, reward_model, expectations)
+            for policy, reward_model in policies]
+    mu = np.zeros(candidates.n)
+    for chunk in _decision_chunks(candidates.rows, chunk_decisions):
         logged = chunk["is_logged"].to_numpy()
-        out["target"][ids] = np.add.reduceat(probs * logged, groups.starts)
-        out["mu"][ids] = np.add.reduceat(
-            np.where(logged, chunk[schema.PROPENSITY].to_numpy(np.float64), 0.0), groups.starts)
-        out["top"][ids] = np.maximum.reduceat(probs, groups.starts)
-        sizes[ids] = groups.sizes
-        if reward_model is not None:
-            q = np.asarray(reward_model(chunk), dtype=np.float64)
-            out["q_logged"][ids] = np.add.reduceat(q * logged, groups.starts)
-            out["q_target"][ids] = np.add.reduceat(q * probs, groups.starts)
-        for name, values in (expectations or {}).items():
-            sums[name][ids] = np.add.reduceat(np.asarray(values(chunk)) * probs, groups.starts)
-    _check_logged(rows, out["mu"], sizes)
-    tolerance = targets.PROBABILITY_TOLERANCE
-    deterministic = bool(np.all(out["top"] >= 1.0 - tolerance))
-    return targets.OffPolicyInputs(
-        rewards=joined[schema.CORRECT].to_numpy(np.float64),
-        logged_propensity=out["mu"],
-        target_propensity=np.clip(out["target"], 0.0, 1.0),
-        reward_model_logged=out["q_logged"] if reward_model is not None else None,
-        reward_model_target=out["q_target"] if reward_model is not None else None,
-        match=out["target"] >= 1.0 - tolerance if deterministic else None,
-        expectations=sums,
-        n_candidates=sizes,
-    )
+        for target in sums:
+            ids, starts = target.add(chunk, logged)
+        mu[ids] = np.add.reduceat(
+            np.where(logged, chunk[schema.PROPENSITY].to_numpy(np.float64), 0.0), starts)
+    _check_logged(mu, sums[0].sizes)
+    rewards = joined[schema.CORRECT].to_numpy(np.float64)
+    return [target.inputs(rewards, mu) for target in sums]
+
+
+def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 if absent); categoricals by their categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        found = index.get_indexer(values.cat.categories)
+        return np.where(codes >= 0, found[codes], -1)
+    return index.get_indexer(values.to_numpy())
 
 
 def _decision_chunks(rows, chunk_decisions):
@@ -297,7 +330,7 @@ def _decision_chunks(rows, chunk_decisions):
             yield rows.iloc[lo:hi].reset_index(drop=True)
 
 
-def _check_logged(rows, mu, sizes):
+def _check_logged(mu, sizes):
     missing = np.flatnonzero(sizes == 0)
     if len(missing):
         raise SkbanditError(f"{len(missing)} answered decision(s) have no candidates in the log "

@@ -33,6 +33,7 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
+from skbandit.features import candidate_features, feature_function
 from skbandit.irt import rule_distance
 from skbandit.logging_policy import logging_policy_probabilities
 from skbandit.ope import estimators as evaluation
@@ -53,10 +54,33 @@ TargetPolicy = Callable[[pd.DataFrame], np.ndarray]
 RowValues = Callable[[pd.DataFrame], np.ndarray]
 
 
+class SharedFeatures:
+    """The checked feature rows of the chunk being scored, once per feature set.
+
+    Off-policy evaluation scores the candidate and the champion, each as a policy and as a
+    reward model, on the same chunks of logged candidates; with the same feature set (the
+    usual case) they need the features of a chunk once, not four times. Pipelines whose
+    feature step is not the stock one (:func:`skbandit.features.feature_function` is None)
+    get their own.
+    """
+
+    def __init__(self):
+        self._chunk, self._rows = None, {}
+
+    def __call__(self, pipeline, candidates) -> np.ndarray:
+        if candidates is not self._chunk:
+            self._chunk, self._rows = candidates, {}
+        key = feature_function(pipeline) or id(pipeline)
+        if key not in self._rows:
+            self._rows[key] = candidate_features(pipeline, candidates)[0]
+        return self._rows[key]
+
+
 # --- target policies ---------------------------------------------------------------------
 
 
-def linucb_policy(pipeline, settings: RankingSettings | None = None) -> TargetPolicy:
+def linucb_policy(pipeline, settings: RankingSettings | None = None,
+                  shared: SharedFeatures | None = None) -> TargetPolicy:
     """First-slot probabilities of :func:`skbandit.policy.rank_linucb`, for many decisions.
 
     Parameters
@@ -66,6 +90,8 @@ def linucb_policy(pipeline, settings: RankingSettings | None = None) -> TargetPo
     settings : RankingSettings, optional
         As in :func:`skbandit.policy.rank_linucb` (``top_k`` plays no part); default
         ``RankingSettings()``.
+    shared : SharedFeatures, optional
+        Computes each chunk's features once for every target that shares it.
 
     Returns
     -------
@@ -76,7 +102,8 @@ def linucb_policy(pipeline, settings: RankingSettings | None = None) -> TargetPo
     settings = as_settings(settings)
 
     def probabilities(candidates):
-        score = score_candidates(pipeline, candidates, settings).score
+        features = None if shared is None else shared(pipeline, candidates)
+        score = score_candidates(pipeline, candidates, settings, features).score
         groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         top = groups.spread(np.maximum.reduceat(score, groups.starts))
         if settings.exploration is Exploration.softmax:
@@ -129,11 +156,14 @@ def logging_policy(epsilon=0.1, top_k=5) -> TargetPolicy:
     return probabilities
 
 
-def linucb_reward_model(pipeline) -> RowValues:
-    """``q(x, a)``: the pipeline's mean prediction clipped to [0, 1], for doubly robust."""
+def linucb_reward_model(pipeline, shared: SharedFeatures | None = None) -> RowValues:
+    """``q(x, a)``: the pipeline's mean prediction clipped to [0, 1], for doubly robust
+    (``shared`` as in :func:`linucb_policy`)."""
 
     def predict(candidates):
-        return np.clip(pipeline.predict(candidates), 0.0, 1.0)
+        if shared is None:
+            return np.clip(pipeline.predict(candidates), 0.0, 1.0)
+        return np.clip(pipeline[-1].predict(shared(pipeline, candidates)), 0.0, 1.0)
 
     return predict
 
@@ -168,14 +198,17 @@ class OffPolicyInputs:
     expectations: dict = field(default_factory=dict)
     n_candidates: np.ndarray | None = None
 
-    def estimate(self, estimator="dr", *, n_bootstrap=1000, confidence=0.95, rng=None):
-        """Run one estimator (``"dr"``, ``"snips"``, ``"ips"`` or ``"replay"``).
+    def estimate(self, estimator="dr", *, n_bootstrap=1000, confidence=0.95, rng=None,
+                 clusters=None):
+        """Run one estimator (``"dr"``, ``"snips"``, ``"ips"`` or ``"replay"``); with
+        ``clusters`` (e.g. each decision's student) the interval resamples whole clusters.
 
         Returns
         -------
         PolicyValueEstimate
         """
-        boot = {"n_bootstrap": n_bootstrap, "confidence": confidence, "rng": rng}
+        boot = {"n_bootstrap": n_bootstrap, "confidence": confidence, "rng": rng,
+                "clusters": clusters}
         logged = (self.rewards, self.logged_propensity, self.target_propensity)
         if estimator == "ips":
             return evaluation.ips(*logged, **boot)
@@ -235,36 +268,61 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
             "of each shown item), so off-policy estimates are impossible; log propensities "
             "at serving time (rank_linucb returns them) or use the simulated school")
     selected = decision_positions(rows, len(events))
-    n = len(selected)
-    out = {k: np.zeros(n) for k in ("target", "q_logged", "q_target", "top")}
-    sums = {name: np.zeros(n) for name in expectations or {}}
-    sizes = np.zeros(n, dtype=np.int64)
+    sums = TargetSums(len(selected), policy, reward_model, expectations)
     for chunk in logged_decisions(events, items, contexts=contexts, rows=selected,
                                   chunk_rows=chunk_rows):
+        sums.add(chunk, chunk[IS_LOGGED].to_numpy())
+    return sums.inputs(events[schema.CORRECT].to_numpy(np.float64)[selected],
+                       events[schema.PROPENSITY].to_numpy(np.float64)[selected])
+
+
+class TargetSums:
+    """A target policy's per-decision sums, accumulated over chunks of candidate rows.
+
+    Each chunk holds whole decisions (rows of a decision contiguous, ``decision_id`` the
+    decision's position ``0..n-1``) and a flag for the logged item; :meth:`inputs` turns the
+    sums into :class:`OffPolicyInputs`. Shared by the rebuilt (:func:`off_policy_inputs`) and
+    the served-log (:func:`skbandit.ope.join.served_inputs`) paths.
+    """
+
+    def __init__(self, n, policy, reward_model=None, expectations=None):
+        self.policy, self.reward_model = policy, reward_model
+        self.value_functions = dict(expectations or {})
+        self.target, self.top, self.q_logged, self.q_target = (np.zeros(n) for _ in range(4))
+        self.expectations = {name: np.zeros(n) for name in self.value_functions}
+        self.sizes = np.zeros(n, dtype=np.int64)
+
+    def add(self, chunk, logged) -> tuple[np.ndarray, np.ndarray]:
+        """Score one chunk; returns the decisions it held and where each starts in it."""
         groups = _Groups(chunk[schema.DECISION_ID].to_numpy())
         ids = chunk[schema.DECISION_ID].to_numpy()[groups.starts]
-        probs = _checked_probabilities(policy(chunk), groups)
-        logged = chunk[IS_LOGGED].to_numpy()
-        out["target"][ids] = np.add.reduceat(probs * logged, groups.starts)
-        out["top"][ids] = np.maximum.reduceat(probs, groups.starts)
-        sizes[ids] = groups.sizes
-        if reward_model is not None:
-            q = np.asarray(reward_model(chunk), dtype=np.float64)
-            out["q_logged"][ids] = np.add.reduceat(q * logged, groups.starts)
-            out["q_target"][ids] = np.add.reduceat(q * probs, groups.starts)
-        for name, values in (expectations or {}).items():
-            sums[name][ids] = np.add.reduceat(np.asarray(values(chunk)) * probs, groups.starts)
-    deterministic = bool(np.all(out["top"] >= 1.0 - PROBABILITY_TOLERANCE))
-    return OffPolicyInputs(
-        rewards=events[schema.CORRECT].to_numpy(np.float64)[selected],
-        logged_propensity=events[schema.PROPENSITY].to_numpy(np.float64)[selected],
-        target_propensity=np.clip(out["target"], 0.0, 1.0),
-        reward_model_logged=out["q_logged"] if reward_model is not None else None,
-        reward_model_target=out["q_target"] if reward_model is not None else None,
-        match=out["target"] >= 1.0 - PROBABILITY_TOLERANCE if deterministic else None,
-        expectations=sums,
-        n_candidates=sizes,
-    )
+        probs = _checked_probabilities(self.policy(chunk), groups)
+        self.target[ids] = np.add.reduceat(probs * logged, groups.starts)
+        self.top[ids] = np.maximum.reduceat(probs, groups.starts)
+        self.sizes[ids] = groups.sizes
+        if self.reward_model is not None:
+            q = np.asarray(self.reward_model(chunk), dtype=np.float64)
+            self.q_logged[ids] = np.add.reduceat(q * logged, groups.starts)
+            self.q_target[ids] = np.add.reduceat(q * probs, groups.starts)
+        for name, values in self.value_functions.items():
+            self.expectations[name][ids] = np.add.reduceat(np.asarray(values(chunk)) * probs,
+                                                           groups.starts)
+        return ids, groups.starts
+
+    def inputs(self, rewards, logged_propensity) -> OffPolicyInputs:
+        """The estimator inputs, given each decision's reward and logged propensity."""
+        deterministic = bool(np.all(self.top >= 1.0 - PROBABILITY_TOLERANCE))
+        modelled = self.reward_model is not None
+        return OffPolicyInputs(
+            rewards=rewards,
+            logged_propensity=logged_propensity,
+            target_propensity=np.clip(self.target, 0.0, 1.0),
+            reward_model_logged=self.q_logged if modelled else None,
+            reward_model_target=self.q_target if modelled else None,
+            match=self.target >= 1.0 - PROBABILITY_TOLERANCE if deterministic else None,
+            expectations=self.expectations,
+            n_candidates=self.sizes,
+        )
 
 
 # --- internals -------------------------------------------------------------------------

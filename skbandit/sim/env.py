@@ -216,6 +216,7 @@ class SchoolEnv:
         item_columns = {
             schema.DIFFICULTY: lambda: w.difficulty_published[item],
             schema.DISCRIMINATION: lambda: w.discrimination_published[item],
+            schema.GUESSING: lambda: np.zeros(item.size),  # simulated items have no guessing
             schema.ITEM_ATTEMPTS: lambda: ctx.item_attempts(item, at),
             schema.ITEM_ACCURACY: lambda: ctx.item_accuracy(item, at),
         }

@@ -34,12 +34,14 @@ from skbandit.sim.env import (
     P_TRUE,
     TRUTH_COLUMNS,
     SchoolEnv,
+    StepOutcome,
 )
 from skbandit.sim.world import SchoolConfig, default_school_config
 
 __all__ = [
     "ABILITY_AFTER", "ABILITY_BEFORE", "DECISION_ID", "P_TRUE", "TRUTH_COLUMNS",
-    "SchoolConfig", "SchoolEnv", "SimulatedSchool", "default_school_config", "simulate_school",
+    "SchoolConfig", "SchoolEnv", "SimulatedSchool", "default_school_config",
+    "logging_policy_step", "simulate_school",
 ]
 
 
@@ -84,18 +86,29 @@ def simulate_school(config: SchoolConfig | None = None) -> SimulatedSchool:
     cfg = env.config
     rng = np.random.default_rng(env.policy_seed)
     while not env.done:
-        cands = env.candidate_arrays(columns=(schema.MASTERY, schema.DIFFICULTY))
-        first, position = _decision_positions(cands.decision, cands.n_decisions)
-        difficulty = np.full((cands.n_decisions, position.max() + 1), np.nan)
-        difficulty[cands.decision, position] = cands.column(schema.DIFFICULTY)
-        mastery = cands.column(schema.MASTERY)[first]
-        probs = rule_epsilon_probabilities(mastery, difficulty, cfg.epsilon, cfg.top_k)
-        column = _sample_columns(probs, rng)
-        decisions = np.arange(cands.n_decisions)
-        env.step_indices(cands.item[first + column], propensity=probs[decisions, column])
+        logging_policy_step(env, rng)
     events, truth = env.history(policy=logging_policy_name(cfg.epsilon))
     return SimulatedSchool(events=events, items=env.items, truth=truth,
                            true_items=env.true_items, config=cfg)
+
+
+def logging_policy_step(env: SchoolEnv, rng: np.random.Generator) -> StepOutcome:
+    """Play one step of ``env`` with the rule+epsilon logging policy, recording propensities.
+
+    :func:`simulate_school` repeats it until the year is over (drawing from
+    ``np.random.default_rng(env.policy_seed)``); a simulated deployment plays the first days
+    of a school this way before a model serves it.
+    """
+    cfg = env.config
+    cands = env.candidate_arrays(columns=(schema.MASTERY, schema.DIFFICULTY))
+    first, position = _decision_positions(cands.decision, cands.n_decisions)
+    difficulty = np.full((cands.n_decisions, position.max() + 1), np.nan)
+    difficulty[cands.decision, position] = cands.column(schema.DIFFICULTY)
+    mastery = cands.column(schema.MASTERY)[first]
+    probs = rule_epsilon_probabilities(mastery, difficulty, cfg.epsilon, cfg.top_k)
+    column = _sample_columns(probs, rng)
+    decisions = np.arange(cands.n_decisions)
+    return env.step_indices(cands.item[first + column], propensity=probs[decisions, column])
 
 
 def _decision_positions(decision: np.ndarray, n_decisions: int):

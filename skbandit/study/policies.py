@@ -16,8 +16,12 @@ Policies (:data:`POLICIES`, built by :func:`make_policy`):
   (one ``partial_fit`` per step on the chosen rows);
 - ``linucb_target_band``: LinUCB on the default features ranking by
   ``-|expected - target| + bonus`` (objective ``"target_band"``);
-- ``linucb_progress``: LinUCB aimed at a target success it learns from delayed,
+- ``linucb_progress``: LinUCB aimed at a target success it learns online from delayed,
   learning-aligned rewards (learning progress, :class:`ProgressPolicy`);
+- ``linucb_progress_served``: the served ``learning_progress`` objective: LinUCB ranking
+  like the target band at the one target a rule-logged history of another school under
+  the same learning model favours (:func:`skbandit.study.history.learned_target`, what
+  warm-start stores with a version);
 - ``irt_target``: the IRT rule aimed at the target band's target (2PL success at the
   observed mastery closest to ``target``; no learning from data);
 - ``rule``: the seed's rule, top-1 by :func:`skbandit.irt.rule_distance` on observed mastery;
@@ -40,6 +44,7 @@ from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import CandidateArrays, SchoolEnv
 from skbandit.sim.learning import expected_gain
 from skbandit.study.config import POLICIES, StudyConfig
+from skbandit.study.history import learned_target
 
 
 def group_argmax(score, group, n_groups, rng):
@@ -190,15 +195,18 @@ class ProgressPolicy(LinUCBPolicy):
     """LinUCB aimed at a target it learns: learning progress (:mod:`skbandit.learning_progress`).
 
     Each decision draws a target from :class:`~skbandit.learning_progress.ProgressBands`
-    (Thompson sampling on the targets' delayed rewards) and ranks like ``"target_band"``
-    at that target: ``-|expected - target| + bonus``. LinUCB still learns success from
-    every answer; the bands learn from each decision's delayed reward, the ability change
-    that the student's next ``horizon`` answers on the topic suggest. Nothing it uses is
-    simulator truth.
+    (Thompson sampling on the targets' delayed rewards) and scores with objective
+    ``"learning_progress"`` at that target (:func:`skbandit.policy.linucb_scores`, the
+    served formula): ``-|expected - target| + bonus``. Served, the objective ranks at the
+    one target a version learned from its training events
+    (:func:`skbandit.learning_progress.progress_bands`); here the target is learned
+    online. LinUCB still learns success from every answer; the bands learn from each
+    decision's delayed reward, the ability change that the student's next ``horizon``
+    answers on the topic suggest. Nothing it uses is simulator truth.
     """
 
     def __init__(self, alpha=1.0, topic_of_item=None, horizon=HORIZON):
-        super().__init__("default", alpha, "target_band")
+        super().__init__("default", alpha, "learning_progress")
         self.bands, self.pending = ProgressBands(), PendingRewards(horizon)
         self.topic_of_item = topic_of_item
         self._arm = None
@@ -206,9 +214,8 @@ class ProgressPolicy(LinUCBPolicy):
     def score(self, cands, rng):
         self._arm = self.bands.draw(cands.n_decisions, rng)
         Z = self._features = self._transform(cands.X)
-        scored = linucb_scores(self.pipeline[-1], Z, self.settings)
         target = self.bands.targets[self._arm][cands.decision]
-        return -np.abs(scored.expected - target) + scored.uncertainty
+        return linucb_scores(self.pipeline[-1], Z, self.settings, target=target).score
 
     def observe(self, cands, rows, outcome):
         topic = self.topic_of_item[outcome.item]
@@ -231,6 +238,9 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
     if name in linucb:
         feature_set, objective = linucb[name]
         return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
+    if name == "linucb_progress_served":
+        return LinUCBPolicy("default", config.alpha, "learning_progress",
+                            learned_target(env.config, config.days))
     simple = {"oracle": lambda: OraclePolicy(),
               "oracle_learning": lambda: OraclePolicy(env.config),
               "rule": RulePolicy, "random": RandomPolicy,

@@ -34,6 +34,7 @@ from skbandit.sim.env import CandidateArrays, SchoolEnv
 from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig, school_days
 from skbandit.study.config import POLICIES, StudyConfig
+from skbandit.study.history import stop_seconds
 from skbandit.study.policies import Policy, make_policy
 from skbandit.study.posttest import make_test_form, posttest_gain
 
@@ -81,7 +82,7 @@ def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
     :data:`TRACE_COLUMNS`: ``student, p_chosen, regret, correct, gain``. ``checkpoints``,
     when given, records the abilities for the post-test as the clock passes its times.
     """
-    stop = _stop_seconds(env.config, days)
+    stop = stop_seconds(env.config, days)
     trace = {name: [] for name in TRACE_COLUMNS}
     while not env.done and env.slot_start < stop:
         if checkpoints is not None:
@@ -111,16 +112,6 @@ def _check_choice(policy: Policy, cands: CandidateArrays, rows: np.ndarray) -> N
     if rows.shape != (cands.n_decisions,) or (cands.decision[rows] != np.arange(rows.size)).any():
         raise SkbanditError(f"{type(policy).__name__} chose rows outside their decisions' "
                             "candidates (expected one candidate row per decision)")
-
-
-def _stop_seconds(config: SchoolConfig, days):
-    """Epoch seconds of the first moment after ``days`` school days (inf for the year)."""
-    if days is None:
-        return np.inf
-    if days < 1:
-        raise SkbanditError(f"days must be at least 1; found {days}")
-    calendar = school_days(config)
-    return np.inf if days >= len(calendar) else calendar[days].timestamp()
 
 
 def summarise_trace(trace: pd.DataFrame, n_bins: int) -> tuple[dict, pd.DataFrame]:
@@ -283,5 +274,5 @@ def _check_config(config: StudyConfig):
         raise SkbanditError(f"the study needs at least 1 student and 1 seed; found "
                             f"{config.n_students} students and {len(config.seeds)} seeds")
     if config.days is not None:
-        _stop_seconds(SchoolConfig(n_students=1), config.days)
+        stop_seconds(SchoolConfig(n_students=1), config.days)
     school_config(config, 0)

@@ -8,8 +8,11 @@ t-interval over schools (seeds), the paired difference to the rule, the share of
 rule-to-learning-oracle gap the policy closes, and the success rate.
 
 No setting is tuned: LinUCB's ``alpha`` (1.0) and the target band's and the IRT rule's
-target (0.7) are fixed in advance, and the learning-progress objective learns its target
-online, so there is nothing to choose on the reported seeds.
+target (0.7) are fixed in advance; the learning-progress objective learns its target online
+(``linucb_progress``) or, as served, from a rule-logged history of a school that is never
+reported (``linucb_progress_served``, seeds offset by
+:data:`skbandit.study.history.HISTORY_SEED_OFFSET`), so nothing is chosen on the reported
+seeds.
 """
 
 from dataclasses import dataclass
@@ -22,8 +25,9 @@ from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.runner import _sorted, confidence_interval, run_one
 
-SWEEP_POLICIES = ("oracle_learning", "oracle", "linucb_progress", "linucb_target_band",
-                  "linucb_default", "irt_target", "rule", "thompson", "random")
+SWEEP_POLICIES = ("oracle_learning", "oracle", "linucb_progress", "linucb_progress_served",
+                  "linucb_target_band", "linucb_default", "irt_target", "rule", "thompson",
+                  "random")
 """Policies of the sweep, in table order."""
 SWEEP_ORACLES = ("oracle", "oracle_learning")
 
