@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +88,20 @@ def store_env(monkeypatch, trained_store) -> TrainedStore:
     for name in ("SKBANDIT_EVENTS", "SKBANDIT_ITEMS", "SKBANDIT_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return trained_store
+
+
+@pytest.fixture
+def configured_store(store_env) -> Iterator[TrainedStore]:
+    """:func:`store_env`, with this process's mlflow pointed at the store as the entry points
+    do (an earlier test's registry URI may linger in mlflow); reset afterwards."""
+    import mlflow
+
+    from adapters import tracking
+
+    tracking.configure_tracking(create=False)
+    yield store_env
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
 
 
 HelpRunner = Callable[[str, list[str], tuple[str, ...]], tuple[str, list[str]]]

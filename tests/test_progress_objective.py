@@ -187,7 +187,7 @@ def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
     assert error.value.get_http_status_code() == 400
 
 
-def test_cli_trace_ranks_with_the_versions_learned_target(store_env):
+def test_cli_trace_ranks_with_the_versions_learned_target(configured_store):
     from typer.testing import CliRunner
 
     from adapters import registry
@@ -196,7 +196,7 @@ def test_cli_trace_ranks_with_the_versions_learned_target(store_env):
     pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb@champion"))
     target = learned_bands(pipeline).best_target()
     args = ["trace", "--student-id", "ABC123", "--topic", "7.RP.A.1", "--use-rl",
-            "--objective", "learning_progress", *store_env.school.options]
+            "--objective", "learning_progress", *configured_store.school.options]
     runner = CliRunner(env={"COLUMNS": "160", "NO_COLOR": "1"})
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output

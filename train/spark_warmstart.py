@@ -29,7 +29,7 @@ from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
 from train import spark_contexts as contexts
 from train import spark_engine as engine
-from train import training_data
+from train import training_data, warmstart_report
 from train import warmstart_job as job
 from train.history import History
 
@@ -118,11 +118,11 @@ def train_and_register(options, console: Console, timer):
         order.frame.unpersist()
     with timer("metrics"):
         metrics = result.final_metrics()
-        job._log_metrics(result)
+        warmstart_report.log_metrics(result)
         runs.log_metrics(training_data.run_metrics(data, result))
         training_data.print_caveats(console, result)
     with timer("plots"):
-        job._log_plots(result, pipeline)
+        warmstart_report.log_plots(result, pipeline)
     with timer("dataset"):
         spark.log_training_events_head(history.events, history.n_events, source,
                                        digest=history.data_hash[:16], target=schema.CORRECT)
