@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adapters.model_logging import CHAMPION_ALIAS
 from skbandit.exceptions import SkbanditError
 
 VIAS = ("in-process", "rest")
-CHAMPION_ALIAS = "champion"
 REQUEST_TIMEOUT_S = 120.0
 
 
