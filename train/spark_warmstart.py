@@ -18,18 +18,12 @@ import pandas as pd
 
 from adapters import datasets, runs, spark
 from adapters.ingest_output import read_calibration
-from adapters.model_logging import (
-    aliases_for_new_version,
-    log_pipeline,
-    register_version,
-    version_tags,
-)
 from skbandit import schema
 from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
 from train import spark_contexts as contexts
 from train import spark_engine as engine
-from train import training_data, warmstart_report
+from train import training_data
 from train import warmstart_job as job
 from train.history import History
 
@@ -116,22 +110,11 @@ def train_and_register(options, console: Console, timer):
             result = _replay(pipeline, order, prepared)
     finally:
         order.frame.unpersist()
-    with timer("metrics"):
-        metrics = result.final_metrics()
-        warmstart_report.log_metrics(result)
-        runs.log_metrics(training_data.run_metrics(data, result))
-        training_data.print_caveats(console, result)
-    with timer("plots"):
-        warmstart_report.log_plots(result, pipeline)
-    with timer("dataset"):
-        spark.log_training_events_head(history.events, history.n_events, source,
-                                       digest=history.data_hash[:16], target=schema.CORRECT)
-    with timer("model"):
-        info = log_pipeline(pipeline, history)
-    with timer("register"):
-        tags = version_tags(pipeline, history, runs.active_run_id(), metrics)
-        aliases = aliases_for_new_version(options.model_name, options.alias)
-        version = register_version(info.model_uri, options.model_name, aliases, tags)
+    version = job.log_and_register(
+        options, pipeline, history, data, result, timer, console,
+        log_dataset=lambda: spark.log_training_events_head(
+            history.events, history.n_events, source, digest=history.data_hash[:16],
+            target=schema.CORRECT))
     return version, history, result
 
 

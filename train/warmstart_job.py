@@ -255,6 +255,19 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
                                        score_from=unscored)
     with timer("progress"):
         _learn_progress(pipeline, history)
+    version = log_and_register(
+        options, pipeline, history, data, result, timer, console,
+        log_dataset=lambda: runs.log_training_events(
+            history.events, source, digest=history.data_hash[:16], target=schema.CORRECT))
+    runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
+    return version, history, result
+
+
+def log_and_register(options: WarmstartOptions, pipeline, history: History, data,
+                     result: ReplayResult, timer: StageTimer, console: Console, log_dataset):
+    """The stages after the replay, the same for the local and the Spark engine: metrics,
+    plots, the training events (``log_dataset()``, engine-specific), the model and its
+    registration; returns the registered version."""
     with timer("metrics"):
         metrics = result.final_metrics()
         warmstart_report.log_metrics(result)
@@ -263,17 +276,13 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
     with timer("plots"):
         warmstart_report.log_plots(result, pipeline)
     with timer("dataset"):
-        runs.log_training_events(
-            history.events, source, digest=history.data_hash[:16], target=schema.CORRECT
-        )
+        log_dataset()
     with timer("model"):
         info = log_pipeline(pipeline, history)
     with timer("register"):
         tags = version_tags(pipeline, history, runs.active_run_id(), metrics)
         aliases = aliases_for_new_version(options.model_name, options.alias)
-        version = register_version(info.model_uri, options.model_name, aliases, tags)
-        runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
-    return version, history, result
+        return register_version(info.model_uri, options.model_name, aliases, tags)
 
 
 def _learn_progress(pipeline, history: History) -> None:
