@@ -130,6 +130,24 @@ def _read(path: Path, fmt: str, sep: str, use: list[str], text_columns,
     return frame
 
 
+def read_tables(files: list[Path], fmt: str, required: tuple[str, ...],
+                optional: tuple[str, ...], *, text_columns: tuple[str, ...], layout: str
+                ) -> pd.DataFrame:
+    """:func:`read_table` of every file, concatenated (several files of one layout)."""
+    return concatenated([read_table(path, fmt, required, optional, text_columns=text_columns,
+                                    layout=layout) for path in files])
+
+
+def concatenated(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The files' tables as one (a single file's unchanged)."""
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def described(files: list[Path]) -> str:
+    """How messages name the input: the file, or how many files."""
+    return str(files[0]) if len(files) == 1 else f"{len(files)} files"
+
+
 def numbers(values: pd.Series, fmt: str, path, column: str, blank=(".",)) -> np.ndarray:
     """A column as float64; blanks (and DataShop's ``.``) are NaN, other text is an error."""
     raw = values.where(~values.isin(blank)) if values.dtype == object else values

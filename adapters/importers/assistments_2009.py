@@ -37,7 +37,7 @@ import pandas as pd
 
 from adapters.importers import RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
-from adapters.importers._read import expand, numbers, read_table
+from adapters.importers._read import described, expand, numbers, read_tables
 from skbandit import schema
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows, synthetic_times
 
@@ -54,14 +54,12 @@ def load(paths: list[Path]) -> RawImport:
     """Read skill-builder CSV files (several files are concatenated)."""
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
-    parts = [read_table(p, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
-             for p in files]
-    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
     report.rows_read = len(raw)
     report.notes.append(
         f"timestamps are synthetic: {ORIGIN} UTC + (order_id - smallest order_id) seconds"
     )
-    where = str(files[0]) if len(files) == 1 else f"{len(files)} files"
+    where = described(files)
     if "original" in raw:
         scaffolding = numbers(raw["original"], FORMAT, where, "original") == 0
         raw = drop_rows(raw, scaffolding, report,

@@ -33,7 +33,7 @@ import pandas as pd
 
 from adapters.importers import RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
-from adapters.importers._read import expand, numbers, read_table, times
+from adapters.importers._read import described, expand, numbers, read_tables, times
 from skbandit import schema
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows
 
@@ -50,11 +50,9 @@ def load(paths: list[Path]) -> RawImport:
     """Read 2012-13 problem-log CSV files (several files are concatenated)."""
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
-    parts = [read_table(p, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
-             for p in files]
-    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
     report.rows_read = len(raw)
-    where = str(files[0]) if len(files) == 1 else f"{len(files)} files"
+    where = described(files)
     if "original" in raw:
         raw = drop_rows(raw, numbers(raw["original"], FORMAT, where, "original") == 0, report,
                         "scaffolding rows dropped (original = 0)")

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.importers import RawImport
-from adapters.importers._read import expand, header, numbers, read_table, times
+from adapters.importers._read import concatenated, expand, header, numbers, read_table, times
 from skbandit import schema
 from skbandit.cleaning import clean_ids
 from skbandit.exceptions import SkbanditError
@@ -59,7 +59,7 @@ def load(paths: list[Path]) -> RawImport:
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     parts = [_load_file(path, report) for path in files]
-    return RawImport(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], report)
+    return RawImport(concatenated(parts), report)
 
 
 def _load_file(path: Path, report: ImportReport) -> pd.DataFrame:
