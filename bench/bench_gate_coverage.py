@@ -29,12 +29,11 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.features import make_pipeline, partial_fit_pipeline
-from skbandit.irt import p_correct_2pl
-from skbandit.ope import decisions as logged_decisions
 from skbandit.ope import targets as ope_targets
 from skbandit.ope.gate import paired_difference
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.generate import SchoolConfig, simulate_school
+from tests.support.simulated_truth import true_success
 
 GROUP_SIZES = (20, 40, 75, 150)
 CANDIDATES = {
@@ -48,21 +47,6 @@ CANDIDATES = {
                                           temperature=0.05),
 }
 BINS = (0, 15, 30, 50, 100, 200, 400, np.inf)
-
-
-def true_success(school):
-    """Row values ``p(i, a)``: the simulator's success probability of each candidate."""
-    true_items = school.true_items.set_index(schema.ITEM_ID)
-    difficulty = true_items["difficulty_true"] + true_items["hidden_effect"]
-    discrimination = true_items["discrimination_true"]
-    ability = school.truth["ability_before"].to_numpy()
-
-    def values(candidates):
-        item = candidates[schema.ITEM_ID]
-        return p_correct_2pl(ability[candidates[logged_decisions.EVENT_ROW].to_numpy()],
-                             difficulty.loc[item].to_numpy(), discrimination.loc[item].to_numpy())
-
-    return values
 
 
 def replicates(seed: int, n_students: int, n_bootstrap: int) -> list[dict]:

@@ -42,12 +42,12 @@ from scipy.stats import chisquare
 from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.features import make_pipeline, partial_fit_pipeline
-from skbandit.irt import p_correct_2pl
 from skbandit.ope import decisions as logged_decisions
 from skbandit.ope import targets as ope_targets
 from skbandit.policy import action_probabilities, rank_linucb, rank_requests
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.generate import DECISION_ID, SchoolConfig, simulate_school
+from tests.support.simulated_truth import true_success
 
 SEEDS = range(6)
 N_BOOTSTRAP = 500
@@ -58,21 +58,6 @@ DRAWS = 2000
 def school_config(seed):
     return SchoolConfig(n_students=300, seed=seed, start_date="2023-09-05",
                         end_date="2023-11-10", attempts_per_student=40)
-
-
-def true_success(school):
-    """Row values ``p(i, a)``: the simulator's success probability of each candidate."""
-    true_items = school.true_items.set_index(schema.ITEM_ID)
-    difficulty = true_items["difficulty_true"] + true_items["hidden_effect"]
-    discrimination = true_items["discrimination_true"]
-    ability = school.truth["ability_before"].to_numpy()
-
-    def values(candidates):
-        item = candidates[schema.ITEM_ID]
-        return p_correct_2pl(ability[candidates[logged_decisions.EVENT_ROW].to_numpy()],
-                             difficulty.loc[item].to_numpy(), discrimination.loc[item].to_numpy())
-
-    return values
 
 
 def trained_on_first_half(school, contexts):
