@@ -104,6 +104,17 @@ def configured_store(store_env) -> Iterator[TrainedStore]:
     mlflow.set_registry_uri(None)
 
 
+@pytest.fixture
+def evaluation_app(monkeypatch, tmp_path):
+    """``python -m train.evaluate``'s Typer app, logging to a temporary store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("COLUMNS", "200")
+    from train.evaluate import app
+
+    return app
+
+
 HelpRunner = Callable[[str, list[str], tuple[str, ...]], tuple[str, list[str]]]
 
 

@@ -191,16 +191,6 @@ def test_bad_study_config_is_a_skbandit_error():
 # --- the `simulate` command ------------------------------------------------------------
 
 
-@pytest.fixture
-def evaluation_app(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("COLUMNS", "200")
-    from train.evaluate import app
-
-    return app
-
-
 def test_simulate_command_logs_metrics_and_plots(evaluation_app, tmp_path):
     import mlflow
 

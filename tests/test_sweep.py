@@ -68,16 +68,6 @@ def test_bad_sweep_config_is_a_skbandit_error():
         run_sweep(SweepConfig(learning=("nope",)))
 
 
-@pytest.fixture
-def evaluation_app(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("COLUMNS", "200")
-    from train.evaluate import app
-
-    return app
-
-
 def test_sweep_command_logs_the_table_and_plot(evaluation_app, tmp_path):
     import mlflow
 
