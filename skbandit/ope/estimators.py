@@ -397,7 +397,7 @@ def _cluster_bootstrap_interval(numerator, denominator, clusters, n_bootstrap, c
     if clusters.shape != numerator.shape:
         raise SkbanditError(f"clusters must give one label per row ({len(numerator)}); got "
                             f"shape {clusters.shape}")
-    codes = pd.factorize(clusters)[0]
+    codes = pd.factorize(clusters, sort=True)[0]
     den = np.ones(len(numerator)) if denominator is None else denominator
     sums = np.column_stack([np.bincount(codes, numerator), np.bincount(codes, den)])
     totals = resampled_totals(sums, n_bootstrap, rng)

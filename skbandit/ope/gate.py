@@ -100,7 +100,7 @@ def paired_difference(candidate, baseline, students, *, estimator="dr", n_bootst
     >>> d.value, d.n_students, d.effective_sample_size
     (0.5, 3, 4.0)
     """
-    codes, uniques = pd.factorize(pd.Series(np.asarray(students, dtype=object)))
+    codes, uniques = pd.factorize(pd.Series(np.asarray(students, dtype=object)), sort=True)
     columns = [_column(part, len(codes)) for terms in (candidate, baseline)
                for part in terms[:2]]
     if (codes < 0).any():
