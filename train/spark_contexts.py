@@ -38,7 +38,7 @@ LAGS = tuple(f"_lag{k}" for k in range(RECENT_WINDOW, 0, -1))
 """Latency of the k-th latest earlier event (oldest first, like the local lag matrix)."""
 COUNTS = ("_n", "_n_correct", "_n_topic", "_n_topic_correct", "_recent_correct", "_help_sum",
           "_help_known", "_attempts", "_item_correct")
-CONTEXT_COLUMNS = (schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT,
+CONTEXT_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
                    *schema.MODEL_INPUT, schema.N_PRIOR)
 """What :func:`historical_contexts` returns, one row per known event."""
 ITEM_PARAMETERS = (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING)
@@ -182,15 +182,16 @@ def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None) ->
     With ``buckets = (bounds, labels)`` each row also gets ``_bucket``: the label of the
     time range ``bounds`` puts its start in (see :func:`train.spark_engine.time_buckets`).
     """
-    types = {schema.USER_ID: "string", schema.ITEM_ID: "string", TS: "long", ROW_ORDER: "long",
+    types = {schema.USER_ID: "string", schema.ITEM_ID: "string", schema.TOPIC: "string",
+             TS: "long", ROW_ORDER: "long",
              schema.N_PRIOR: "long", BUCKET: "long"}
     columns = [*CONTEXT_COLUMNS, *([BUCKET] if buckets is not None else [])]
     out_schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in columns)
 
     def contexts_of_batches(batches):
         for counts in batches:
-            out = counts[[schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER]].astype(
-                {schema.USER_ID: object, schema.ITEM_ID: object})  # pyspark 4, pandas 3
+            keys = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
+            out = counts[[*keys, TS, ROW_ORDER]].astype(dict.fromkeys(keys, object))
             out[schema.CORRECT] = counts[schema.CORRECT].to_numpy(dtype=np.float64)
             out = pd.concat([out, model_input(counts)], axis=1)
             if buckets is not None:
@@ -260,10 +261,11 @@ def window_counts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
     lags = [F.try_element_at("_latencies", F.lit(-k)).alias(f"_lag{k}")
             for k in range(1, RECENT_WINDOW + 1)]
     out = both.where(kind == 0).select(
-        schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT,
+        schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
         *[F.col(c).cast("double").alias(c) for c in COUNTS if c != "_recent_correct"],
         recent_correct.alias("_recent_correct"), *lags, *ITEM_PARAMETERS)
-    return out.select(schema.USER_ID, schema.ITEM_ID, TS, ROW_ORDER, schema.CORRECT, *COUNTS,
+    return out.select(schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER,
+                      schema.CORRECT, *COUNTS,
                       *LAGS, *ITEM_PARAMETERS)
 
 
