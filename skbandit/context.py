@@ -70,6 +70,8 @@ DEFAULT_DISCRIMINATION = 1.0
 """IRT discrimination of an item whose table gives none."""
 RECENT_EXCLUDE_N = 10
 """Default number of latest attempts whose items :func:`recent_item_ids` reports."""
+ITEM_PARAMETERS = (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING)
+"""The item table's IRT parameters b, a and c, model inputs as they are."""
 MASTERY_TABLE_SKILL = "skill"
 """Skill column of an optional mastery table (SAKT's ``user_id, skill, mastery_mean``)."""
 MASTERY_TABLE_MEAN = "mastery_mean"
@@ -173,7 +175,7 @@ def item_context(events, items, at=None):
     if at is not None:
         events = events.loc[_done_ns(events) < _utc_ns_scalar(at)]
     stats = events.groupby(schema.ITEM_ID, sort=False)[schema.CORRECT].agg(["size", "sum"])
-    out = _item_static(items)
+    out = item_table(items)
     attempts = stats["size"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     correct = stats["sum"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     out[schema.ITEM_ATTEMPTS] = attempts
@@ -257,7 +259,7 @@ def historical_contexts(events, items):
     DataFrame of shape (n_events, 11)
         Columns ``schema.MODEL_INPUT`` and ``n_prior_events``, index ``events.index``.
     """
-    static = _item_static(items)
+    static = item_table(items)
     if len(events) == 0:
         return pd.DataFrame({name: pd.Series(dtype=np.float64) for name in schema.MODEL_INPUT}
                             | {schema.N_PRIOR: pd.Series(dtype=np.int64)}, index=events.index)
@@ -269,41 +271,112 @@ def historical_contexts(events, items):
             f"table, e.g. {unknown}; add them to items or drop those events first")
     ts, done = _utc_ns(events[schema.TIMESTAMP]), _done_ns(events)
     correct = events[schema.CORRECT].to_numpy(dtype=np.float64)
-    user = pd.factorize(events[schema.USER_ID])[0]
-    topic = pd.factorize(events[schema.TOPIC])[0]
-    item = pd.factorize(events[schema.ITEM_ID])[0]
+    counts = student_counts(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
+                            ts, done, correct, _float_column(events, schema.LATENCY_MS),
+                            _float_column(events, schema.HELP_REQUESTED))
+    attempts, item_correct = item_counts(events[schema.ITEM_ID].to_numpy(), ts, done, correct)
+    item_parameters = {name: static[name].to_numpy(dtype=np.float64)[item_row]
+                       for name in ITEM_PARAMETERS}
+    return model_input(counts, attempts, item_correct, item_parameters, index=events.index)
 
+
+def model_input(counts, attempts, item_correct, item_parameters, index=None):
+    """The model input (``schema.MODEL_INPUT`` and ``n_prior_events``) of counted events.
+
+    Parameters
+    ----------
+    counts : dict of str to ndarray
+        :func:`student_counts`.
+    attempts, item_correct : ndarray of shape (n_events,)
+        :func:`item_counts`.
+    item_parameters : mapping of str to array-like
+        :data:`ITEM_PARAMETERS` of each event's item (:func:`item_table`).
+    index : Index, optional
+        The result's index.
+
+    Returns
+    -------
+    DataFrame of shape (n_events, 11)
+    """
+    out = pd.DataFrame(student_features(**counts), index=index)
+    for name in ITEM_PARAMETERS:
+        out[name] = np.asarray(item_parameters[name], dtype=np.float64)
+    out[schema.ITEM_ATTEMPTS] = attempts
+    out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
+    out[schema.N_PRIOR] = counts["n"].astype(np.int64)
+    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+
+
+def student_counts(user, topic, ts, done, correct, latency_ms, help_requested):
+    """Every event's counts over its student's earlier events (completed before it started).
+
+    The student half of :func:`historical_contexts`, for engines that hold whole students
+    but not whole items (the Spark engine runs it per partition). All arguments are arrays
+    with one entry per event, events in time order (ties in time keep this order).
+
+    Parameters
+    ----------
+    user, topic : array-like of shape (n_events,)
+        Keys of the events.
+    ts, done : ndarray of int64 of shape (n_events,)
+        Start and completion times in nanoseconds (:func:`completion_ns`).
+    correct, latency_ms, help_requested : ndarray of shape (n_events,)
+        The events' outcomes; NaN where a latency or a help flag is unknown.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The keyword arguments of :func:`student_features`: ``n``, ``n_correct``,
+        ``n_topic``, ``n_topic_correct``, ``recent_correct``, ``latency_lags``,
+        ``help_sum`` and ``help_known``.
+
+    Examples
+    --------
+    The second attempt starts before the first is completed, so it sees nothing:
+
+    >>> counts = student_counts(["u", "u", "u"], ["t", "t", "t"], np.array([0, 5, 20]),
+    ...                         np.array([10, 15, 25]), np.array([1.0, 0.0, 1.0]),
+    ...                         np.full(3, np.nan), np.full(3, np.nan))
+    >>> counts["n"].tolist(), counts["n_correct"].tolist()
+    ([0.0, 0.0, 2.0], [0.0, 0.0, 1.0])
+    """
+    user = pd.factorize(np.asarray(user))[0]
+    topic = pd.factorize(np.asarray(topic))[0]
     order, start, end = _completed_ranges(user, ts, done)
     csum = _prefix(correct[order])
-    help_ = _float_column(events, schema.HELP_REQUESTED)[order]
-    recent_lo = np.maximum(start, end - RECENT_WINDOW)
-    by_user = dict(
+    help_ = np.asarray(help_requested, dtype=np.float64)[order]
+    t_order, t_start, t_end = _completed_ranges(
+        user.astype(np.int64) * (topic.max(initial=0) + 1) + topic, ts, done)
+    tsum = _prefix(correct[t_order])
+    return dict(
         n=(end - start).astype(np.float64), n_correct=csum[end] - csum[start],
-        recent_correct=csum[end] - csum[recent_lo],
-        latency_lags=_lags(_float_column(events, schema.LATENCY_MS)[order], start, end),
+        n_topic=(t_end - t_start).astype(np.float64), n_topic_correct=tsum[t_end] - tsum[t_start],
+        recent_correct=csum[end] - csum[np.maximum(start, end - RECENT_WINDOW)],
+        latency_lags=_lags(np.asarray(latency_ms, dtype=np.float64)[order], start, end),
         help_sum=_window_sum(np.nan_to_num(help_), start, end),
         help_known=_window_sum((~np.isnan(help_)).astype(np.float64), start, end),
     )
 
-    t_order, t_start, t_end = _completed_ranges(
-        user.astype(np.int64) * (topic.max() + 1) + topic, ts, done)
-    tsum = _prefix(correct[t_order])
-    n_topic = (t_end - t_start).astype(np.float64)
-    n_topic_correct = tsum[t_end] - tsum[t_start]
 
-    i_order, i_start, i_end = _completed_ranges(item, ts, done)
-    isum = _prefix(correct[i_order])
-    attempts = (i_end - i_start).astype(np.float64)
-    item_correct = isum[i_end] - isum[i_start]
+def item_counts(item, ts, done, correct):
+    """Every event's earlier attempts on its item by anyone, and how many were correct.
 
-    values = student_features(n_topic=n_topic, n_topic_correct=n_topic_correct, **by_user)
-    out = pd.DataFrame(values, index=events.index)
-    for name in (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING):
-        out[name] = static[name].to_numpy(dtype=np.float64)[item_row]
-    out[schema.ITEM_ATTEMPTS] = attempts
-    out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
-    out[schema.N_PRIOR] = by_user["n"].astype(np.int64)
-    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+    The item half of :func:`historical_contexts` (arguments as in :func:`student_counts`).
+
+    >>> item_counts(["a", "a", "b"], np.array([0, 20, 30]), np.array([10, 25, 35]),
+    ...             np.array([1.0, 0.0, 1.0]))
+    (array([0., 1., 0.]), array([0., 1., 0.]))
+    """
+    item = pd.factorize(np.asarray(item))[0]
+    order, start, end = _completed_ranges(item, ts, done)
+    csum = _prefix(correct[order])
+    return (end - start).astype(np.float64), csum[end] - csum[start]
+
+
+def completion_ns(ts, latency_ms):
+    """Completion time of every event (ns): its start plus its latency (0 when missing)."""
+    latency = np.nan_to_num(np.asarray(latency_ms, dtype=np.float64), nan=0.0)
+    return np.asarray(ts, dtype=np.int64) + np.round(latency * 1e6).astype(np.int64)
 
 
 # --- shared arithmetic -------------------------------------------------------------------
@@ -411,9 +484,8 @@ def _completed_ranges(group, ts, done):
 
 
 def _done_ns(events):
-    """Completion time of every event (ns): timestamp plus latency (0 when missing)."""
-    latency = np.nan_to_num(_float_column(events, schema.LATENCY_MS), nan=0.0)
-    return _utc_ns(events[schema.TIMESTAMP]) + np.round(latency * 1e6).astype(np.int64)
+    latency = _float_column(events, schema.LATENCY_MS)
+    return completion_ns(_utc_ns(events[schema.TIMESTAMP]), latency)
 
 
 def _prefix(values):
@@ -465,8 +537,9 @@ def _utc_ns_scalar(at):
     return stamp.as_unit("ns").value
 
 
-def _item_static(items):
-    """Item table columns with defaults filled; checks that item ids are unique."""
+def item_table(items):
+    """The item columns contexts use (``item_id``, ``topic``, the IRT parameters, the drift
+    flag) with the defaults of the module docstring filled; checks that ids are unique."""
     if items[schema.ITEM_ID].duplicated().any():
         dup = items.loc[items[schema.ITEM_ID].duplicated(), schema.ITEM_ID].iloc[0]
         raise SkbanditError(f"items has duplicate item_id {dup!r} (expected one row per "

@@ -271,6 +271,9 @@ def progress_bands(events, contexts, bands: ProgressBands | None = None,
     is still only as good as the logging policy's spread of difficulties at each mastery
     (its exploration).
 
+    This is ``bands_from_sums(reward_sums(events, contexts), bands)``: an engine that splits
+    the events by student adds up :func:`reward_sums` of its parts instead.
+
     Parameters
     ----------
     events : DataFrame of shape (n_events, ...)
@@ -281,18 +284,68 @@ def progress_bands(events, contexts, bands: ProgressBands | None = None,
     bands : ProgressBands, optional
         Bands to continue (a continued model version's).
     """
+    targets = TARGETS if bands is None else bands.targets
+    return bands_from_sums(reward_sums(events, contexts, targets, horizon), bands)
+
+
+def reward_sums(events, contexts, targets=TARGETS, horizon: int = HORIZON) -> np.ndarray:
+    """Delayed rewards of logged events summed per (arm, mastery stratum), not yet centred.
+
+    ``events`` and ``contexts`` as in :func:`progress_bands`. The sums of disjoint sets of
+    whole students add up (a reward looks only at its own student's later attempts), and
+    :func:`bands_from_sums` turns them into bands.
+
+    Returns
+    -------
+    ndarray of shape (3, len(targets), MASTERY_STRATA)
+        Per arm (a target) and stratum of observed mastery: the count of rewards, their sum
+        and their sum of squares.
+
+    Examples
+    --------
+    Two rewards of 2 logits (:func:`delayed_rewards`) at mastery 0.5 (stratum 10), item
+    success 0.5 (arm 1, target 0.5):
+
+    >>> events = pd.DataFrame({"user_id": 0, "topic": 0, "correct": [1, 1, 1, 1]})
+    >>> contexts = pd.DataFrame({"mastery": [0.5] * 4, "difficulty": 0.0, "discrimination": 1})
+    >>> sums = reward_sums(events, contexts, horizon=2)
+    >>> sums.shape, sums[:, 1, 10].tolist(), float(sums.sum())
+    ((3, 6, 20), [2.0, 4.0, 8.0], 14.0)
+    """
+    targets = np.asarray(targets, dtype=np.float64)
     mastery = contexts[schema.MASTERY].to_numpy(np.float64)
     b = contexts[schema.DIFFICULTY].to_numpy(np.float64)
     a = contexts[schema.DISCRIMINATION].to_numpy(np.float64)
     reward = logged_rewards(events, contexts, horizon)
-    bands = ProgressBands() if bands is None else bands
     p = p_correct_2pl(mastery_to_logit(mastery), b, a)
-    arm = np.argmin(np.abs(p[:, None] - bands.targets[None, :]), axis=1)
+    arm = np.argmin(np.abs(p[:, None] - targets[None, :]), axis=1)
     known = ~np.isnan(reward)
-    stratum = np.clip((mastery * MASTERY_STRATA).astype(np.int64), 0, MASTERY_STRATA - 1)[known]
-    total = np.bincount(stratum, weights=reward[known], minlength=MASTERY_STRATA)
-    count = np.bincount(stratum, minlength=MASTERY_STRATA)
-    bands.update(arm[known], reward[known] - (total / np.maximum(count, 1))[stratum])
+    stratum = np.clip((mastery * MASTERY_STRATA).astype(np.int64), 0, MASTERY_STRATA - 1)
+    cell, reward = (arm * MASTERY_STRATA + stratum)[known], reward[known]
+    sums = [np.bincount(cell, weights=w, minlength=targets.size * MASTERY_STRATA)
+            for w in (None, reward, reward**2)]
+    return np.stack(sums).astype(np.float64).reshape(3, targets.size, MASTERY_STRATA)
+
+
+def bands_from_sums(sums, bands: ProgressBands | None = None) -> ProgressBands:
+    """Add :func:`reward_sums` (computed with ``bands``' targets) to ``bands`` (new bands
+    when None), each reward centred on its stratum's mean reward (see :func:`progress_bands`).
+
+    With ``m`` a stratum's mean reward, an arm's ``n`` rewards ``r`` there add ``n``,
+    ``Σ r - n m`` and ``Σ r² - 2 m Σ r + n m²`` (the centred rewards' sums) to its bands.
+
+    >>> sums = np.zeros((3, len(TARGETS), MASTERY_STRATA))
+    >>> sums[:, 0, 3], sums[:, 1, 3] = [1, 3.0, 9.0], [1, 1.0, 1.0]  # rewards 3 and 1, m = 2
+    >>> bands = bands_from_sums(sums)
+    >>> bands.count[:2].tolist(), bands.total[:2].tolist(), bands.total_sq[:2].tolist()
+    ([1.0, 1.0], [1.0, -1.0], [1.0, 1.0])
+    """
+    count, total, total_sq = np.asarray(sums, dtype=np.float64)
+    bands = ProgressBands() if bands is None else bands
+    mean = total.sum(axis=0) / np.maximum(count.sum(axis=0), 1)
+    bands.count += count.sum(axis=1)
+    bands.total += (total - count * mean).sum(axis=1)
+    bands.total_sq += (total_sq - 2 * mean * total + count * mean**2).sum(axis=1)
     return bands
 
 

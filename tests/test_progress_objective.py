@@ -18,9 +18,11 @@ from skbandit.features import make_pipeline, partial_fit_pipeline
 from skbandit.learning_progress import (
     ProgressBands,
     attach_bands,
+    bands_from_sums,
     learned_bands,
     progress_bands,
     progress_target,
+    reward_sums,
 )
 from skbandit.policy import rank_linucb, score_candidates
 from skbandit.ranking_settings import RankingSettings
@@ -149,6 +151,25 @@ def test_continued_bands_add_the_new_events_rewards(small_model):
     before = ProgressBands.from_dict(learned_bands(small_model[0]).as_dict())
     continued = progress_bands(events, contexts, before)
     np.testing.assert_allclose(continued.count, learned_bands(small_model[0]).count + fresh.count)
+
+
+def test_reward_sums_of_groups_of_students_add_up_to_the_bands_of_all(small_model):
+    """What the Spark engine does: sums per partition of whole students, centred once."""
+    events, items = _logged_school(PEAK_AT_0_9, n_students=200, n_steps=12, seed=3)
+    events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    contexts = historical_contexts(events, items)
+    group = events[schema.USER_ID].str[1:].astype(int).to_numpy() % 3
+    parts = [reward_sums(events[group == g].reset_index(drop=True),
+                         contexts[group == g].reset_index(drop=True)) for g in range(3)]
+    whole = progress_bands(events, contexts)
+    assert whole.count.sum() > 1000 and all(part[0].sum() > 0 for part in parts)
+    combined = bands_from_sums(sum(parts))
+    np.testing.assert_array_equal(combined.count, whole.count)
+    np.testing.assert_allclose(combined.total, whole.total, rtol=1e-12)
+    np.testing.assert_allclose(combined.total_sq, whole.total_sq, rtol=1e-12)
+    before = learned_bands(small_model[0])
+    continued = bands_from_sums(sum(parts), ProgressBands.from_dict(before.as_dict()))
+    np.testing.assert_allclose(continued.total, before.total + whole.total, rtol=1e-12)
 
 
 # --- REST params and the CLI --------------------------------------------------------------

@@ -21,11 +21,13 @@ from adapters import spark as spark_io
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
+from skbandit.learning_progress import learned_bands, progress_bands
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from train import spark_contexts, spark_engine
 from train.history import prepare_history
 from train.spark_warmstart import read_items
 from train.warmstart import app as warmstart_app
+from train.warmstart_job import REGISTERED_VERSION_TAG
 
 try:
     spark_io.check_spark_installed()
@@ -69,12 +71,7 @@ def school(tmp_path_factory):
     folder = tmp_path_factory.mktemp("spark-school")
     simulated = simulate_school(SCHOOL)
     events = awkward_events(simulated.events, np.random.default_rng(0))
-    parts = folder / "events"
-    parts.mkdir()
-    half = len(events) // 2
-    events.to_parquet(folder / "events.parquet", index=False)
-    events.iloc[:half].to_parquet(parts / "part-0.parquet", index=False)
-    events.iloc[half:].to_parquet(parts / "part-1.parquet", index=False)
+    write_events(folder, "events", events)
     simulated.items.to_parquet(folder / "items.parquet", index=False)
     return folder
 
@@ -90,19 +87,26 @@ def session():
 def store(tmp_path_factory, school, session):
     """Both engines trained on the school into one temporary store (models LOCAL, SPARK)."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
-    common = ["--items", school / "items.parquet", "--batch-size", BATCH_SIZE]
+    train_both(uri, school, "events", LOCAL, SPARK)
+    return uri
+
+
+def train_both(uri, folder, events, local_name, spark_name, *extra):
+    """Train the local engine on ``<events>.parquet`` and Spark on the directory ``<events>``."""
+    common = ["--items", folder / "items.parquet", "--batch-size", BATCH_SIZE]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.setenv("COLUMNS", "200")
-        local = invoke("--events", school / "events.parquet", "--model-name", LOCAL, *common)
-        spark = invoke("--events", school / "events", "--model-name", SPARK, "--engine", "spark",
-                       "--spark-master", "local[2]", *common)
+        local = invoke("--events", folder / f"{events}.parquet", "--model-name", local_name,
+                       *common, *(arg.format(LOCAL) for arg in extra))
+        spark = invoke("--events", folder / events, "--model-name", spark_name, "--engine",
+                       "spark", "--spark-master", "local[2]", *common,
+                       *(arg.format(SPARK) for arg in extra))
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
     assert local.exit_code == 0, local.output
     assert spark.exit_code == 0, spark.output
-    return uri
 
 
 @pytest.fixture
@@ -118,6 +122,15 @@ def client(monkeypatch, store):
 
 def invoke(*args):
     return CliRunner().invoke(warmstart_app, [str(a) for a in args])
+
+
+def write_events(folder, name, events):
+    """``<name>.parquet`` for the local engine, the directory ``<name>`` of two parts for Spark."""
+    events.to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / name).mkdir()
+    half = len(events) // 2
+    events.iloc[:half].to_parquet(folder / name / "part-0.parquet", index=False)
+    events.iloc[half:].to_parquet(folder / name / "part-1.parquet", index=False)
 
 
 def version(client, name):
@@ -177,7 +190,7 @@ def test_spark_run_logs_what_the_local_run_logs(client):
     assert params.pop("data_source").endswith(f"events + {items}")
     assert params == expected
     local_metrics = dict(local_run.data.metrics)
-    del local_metrics["learned_target"]  # learned by the local engine only (docs/spark.md)
+    assert "learned_target" in local_metrics
     assert set(spark_run.data.metrics) == set(local_metrics)
     for key, value in local_metrics.items():
         assert_close(spark_run.data.metrics[key], value, key)
@@ -197,6 +210,66 @@ def test_spark_run_logs_what_the_local_run_logs(client):
     assert len([path for path in artifacts[0] if path.endswith(".png")]) >= 4
     registered = [client.get_registered_model(name).aliases for name in (SPARK, LOCAL)]
     assert registered[0] == registered[1]
+    assert_same_run_tags(spark_run.data.tags, local_run.data.tags)
+
+
+def assert_same_run_tags(spark_tags, local_tags):
+    """The run tags agree but for the data source in the run name and the model's name."""
+    spark_tags, local_tags = dict(spark_tags), dict(local_tags)
+    assert spark_tags.pop(REGISTERED_VERSION_TAG) == f"{SPARK} v1"
+    assert local_tags.pop(REGISTERED_VERSION_TAG) == f"{LOCAL} v1"
+    names = [tags.pop("mlflow.runName").split(" · ") for tags in (spark_tags, local_tags)]
+    assert [name[0] for name in names] == ["events", "events.parquet"]  # the events path
+    assert names[0][1] == names[1][1] == "default features"
+    started = [pd.Timestamp(name[2], tz="UTC") for name in names]
+    assert pd.Timedelta(0) <= started[0] - started[1] < pd.Timedelta(minutes=10)
+    assert spark_tags == local_tags
+
+
+def test_spark_learns_the_local_learning_progress_bands(client):
+    """The delayed rewards need each student's later attempts: the Spark engine sums them per
+    partition of whole students, the local engine over all events at once."""
+    local, spark = (learned_bands(pipeline(name)) for name in (LOCAL, SPARK))
+    assert local.count.sum() > 1000 and (local.count > 0).sum() >= 3
+    assert_same_bands(spark, local)
+    assert spark.best_target() == local.best_target()
+
+
+def assert_same_bands(spark, local):
+    np.testing.assert_array_equal(spark.targets, local.targets)
+    np.testing.assert_array_equal(spark.count, local.count)
+    assert_close(spark.total, local.total, "total")
+    assert_close(spark.total_sq, local.total_sq, "total_sq")
+
+
+def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(client, store,
+                                                                            school):
+    """Both engines continue their version 1 on the school's events followed by the same
+    attempts again after the last one (earlier events context only, later ones learned),
+    each registering a new model so that the versions compared above stay as they are."""
+    events = pd.read_parquet(school / "events.parquet")
+    ts = events[schema.TIMESTAMP]
+    later = events.assign(**{schema.TIMESTAMP: ts + (ts.max() - ts.min()) + pd.Timedelta(days=1)})
+    write_events(school, "continued", pd.concat([events, later], ignore_index=True))
+    names = (f"{LOCAL}-continued", f"{SPARK}-continued")
+    train_both(store, school, "continued", *names, "--from", "{}/1")
+    first = pipeline(LOCAL)
+    for name in names:
+        params = client.get_run(version(client, name).run_id).data.params
+        assert params["context_only_events"] == str(first[-1].n_updates_)
+    local, spark = map(pipeline, names)
+    assert spark[-1].n_updates_ == local[-1].n_updates_ == 2 * first[-1].n_updates_
+    assert_close(spark[-1].A_, local[-1].A_, "A")
+    assert_close(spark[-1].b_, local[-1].b_, "b")
+    items, _ = datasets.read_items(school / "items.parquet")
+    until = pd.Timestamp(version(client, LOCAL).tags["trained_until"])
+    learned = prepare_history(datasets.read_events(school / "continued.parquet")[0], items,
+                              learned_until=until)
+    fresh = progress_bands(learned.events, learned.contexts)
+    assert fresh.count.sum() > 1000
+    np.testing.assert_array_equal(learned_bands(local).count,
+                                  learned_bands(first).count + fresh.count)
+    assert_same_bands(learned_bands(spark), learned_bands(local))
 
 
 def test_registered_versions_rank_candidates_identically(client, school):

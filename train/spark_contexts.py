@@ -4,11 +4,8 @@
 (a missing column, an unusable ``correct``/``help_requested``/``propensity`` raise; blank
 keys and exact duplicate rows are dropped; latencies are capped) and :func:`check_events`
 counts what they did. :func:`historical_contexts` computes, for every event, the same model
-input as :func:`skbandit.context.historical_contexts`: window functions find each event's
-earlier events (those *completed* strictly before it started, see :func:`window_counts`),
-counted per student, per student and topic, and per item, and its student's latest
-``RECENT_WINDOW`` completed events. The arithmetic on those counts (smoothing, cold start,
-the latency median, skill gap) is the local engine's own code, run per partition.
+input as :func:`skbandit.context.historical_contexts`, with that module's own code run on
+partitions that hold whole items, then whole students.
 
 Casts are ``try_cast`` (Spark 4 runs in ANSI mode, where a bad value in a plain cast stops
 the job with a long error): a value that is not a number becomes null and is reported by
@@ -25,29 +22,29 @@ import pandas as pd
 from adapters.spark import ROW_ORDER
 from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS, CleaningReport
-from skbandit.context import RECENT_WINDOW, student_features
+from skbandit.context import (
+    ITEM_PARAMETERS,
+    completion_ns,
+    item_counts,
+    item_table,
+    model_input,
+    student_counts,
+)
 from skbandit.exceptions import SkbanditError
-from skbandit.irt import guessing_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 TS = "_ts"
 """Event time as int64 nanoseconds since the epoch (UTC)."""
-LAGS = tuple(f"_lag{k}" for k in range(RECENT_WINDOW, 0, -1))
-"""Latency of the k-th latest earlier event (oldest first, like the local lag matrix)."""
-COUNTS = ("_n", "_n_correct", "_n_topic", "_n_topic_correct", "_recent_correct", "_help_sum",
-          "_help_known", "_attempts", "_item_correct")
 CONTEXT_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
                    *schema.MODEL_INPUT, schema.N_PRIOR)
 """What :func:`historical_contexts` returns, one row per known event."""
-ITEM_PARAMETERS = (schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING)
-"""The item table's IRT parameters, joined to every event."""
 _KEYS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
 EVENT_COLUMNS = (*_KEYS, TS, ROW_ORDER, schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED)
 """The columns of :func:`clean_events`' result."""
 _MISSING, _RAW_LATENCY = "_missing", "_raw_latency"
-_DONE, _KEY, _KIND = "_done", "_key", "_kind"
+_ITEM_COUNTS = ("_attempts", "_item_correct")
 BUCKET = "_bucket"
 
 
@@ -176,120 +173,84 @@ def check_events(raw: DataFrame, events: DataFrame, items: pd.DataFrame,
     return report, int(out["unknown"] or 0)
 
 
-def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None) -> DataFrame:
+def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None,
+                        partitions: int | None = None) -> DataFrame:
     """Every known event's model input from strictly earlier events (:data:`CONTEXT_COLUMNS`).
+
+    Two passes of :mod:`skbandit.context`'s own arithmetic over ``partitions`` partitions
+    (default: the session's parallelism): partitioned by item, each partition counts its
+    events' earlier attempts on their items (:func:`~skbandit.context.item_counts`); then
+    partitioned by student, each partition counts its students' earlier events
+    (:func:`~skbandit.context.student_counts`) and turns both counts into the model input
+    (:func:`~skbandit.context.model_input`). A partition holds whole items, then whole
+    students, and is put in time order (start, then row order) before counting, so ties
+    break as in the local engine. Events on items missing from ``items`` are skipped.
 
     With ``buckets = (bounds, labels)`` each row also gets ``_bucket``: the label of the
     time range ``bounds`` puts its start in (see :func:`train.spark_engine.time_buckets`).
     """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    n = partitions or events.sparkSession.sparkContext.defaultParallelism
+    static = events.sparkSession.createDataFrame(item_table(items)[[schema.ITEM_ID,
+                                                                    *ITEM_PARAMETERS]])
+    known = events.join(F.broadcast(static), schema.ITEM_ID)
+    counted_schema = T.StructType([*known.schema.fields,
+                                   *(T.StructField(c, T.DoubleType()) for c in _ITEM_COUNTS)])
+
+    def with_item_counts(batches):
+        frame = _in_time_order(batches)
+        if frame is not None:
+            ts, done, correct = _times_and_outcomes(frame)
+            counts = item_counts(frame[schema.ITEM_ID].to_numpy(), ts, done, correct)
+            yield frame.assign(**dict(zip(_ITEM_COUNTS, counts, strict=True)))
+
     types = {schema.USER_ID: "string", schema.ITEM_ID: "string", schema.TOPIC: "string",
-             TS: "long", ROW_ORDER: "long",
-             schema.N_PRIOR: "long", BUCKET: "long"}
+             TS: "long", ROW_ORDER: "long", schema.N_PRIOR: "long", BUCKET: "long"}
     columns = [*CONTEXT_COLUMNS, *([BUCKET] if buckets is not None else [])]
     out_schema = ", ".join(f"{c} {types.get(c, 'double')}" for c in columns)
 
-    def contexts_of_batches(batches):
-        for counts in batches:
-            keys = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
-            out = counts[[*keys, TS, ROW_ORDER]].astype(dict.fromkeys(keys, object))
-            out[schema.CORRECT] = counts[schema.CORRECT].to_numpy(dtype=np.float64)
-            out = pd.concat([out, model_input(counts)], axis=1)
-            if buckets is not None:
-                bounds, labels = buckets
-                out[BUCKET] = labels[np.searchsorted(bounds, out[TS].to_numpy(), side="right")]
-            yield out
+    def contexts_of_students(batches):
+        frame = _in_time_order(batches)
+        if frame is None:
+            return
+        ts, done, correct = _times_and_outcomes(frame)
+        counts = student_counts(frame[schema.USER_ID].to_numpy(), frame[schema.TOPIC].to_numpy(),
+                                ts, done, correct, _floats(frame, schema.LATENCY_MS),
+                                _floats(frame, schema.HELP_REQUESTED))
+        keys = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
+        out = frame[[*keys, TS, ROW_ORDER]].astype(dict.fromkeys(keys, object))
+        out[schema.CORRECT] = correct
+        attempts, item_correct = (frame[c].to_numpy(np.float64) for c in _ITEM_COUNTS)
+        out = pd.concat([out, model_input(counts, attempts, item_correct, frame)], axis=1)
+        if buckets is not None:
+            bounds, labels = buckets
+            out[BUCKET] = labels[np.searchsorted(bounds, ts, side="right")]
+        yield out
 
-    return window_counts(events, items).mapInPandas(contexts_of_batches, out_schema)
-
-
-def window_counts(events: DataFrame, items: pd.DataFrame) -> DataFrame:
-    """Each known event's earlier-event counts (:data:`COUNTS`) and latency lags (:data:`LAGS`).
-
-    An event counts for a decision at time ``t`` when it was *completed* before ``t``
-    (``done = timestamp + latency``, :mod:`skbandit.context`). Every event is put in twice:
-    as a decision at its start (``_kind = 0``) and as a completion at ``done``
-    (``_kind = 1``), ordered by time with decisions first on a tie (``done < t`` is strict).
-    Running sums over completions, up to a decision row, are then its earlier-event counts,
-    per student, per student and topic, and per item; the latest ``RECENT_WINDOW``
-    completions (ordered by ``done``, ties by start time and row order, as the local sort)
-    come from the last completion row before the decision.
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
-
-    static = events.sparkSession.createDataFrame(items[[
-        schema.ITEM_ID, schema.DIFFICULTY, schema.DISCRIMINATION]].astype(
-        {schema.DIFFICULTY: "float64", schema.DISCRIMINATION: "float64"}).assign(
-        **{schema.GUESSING: guessing_of(items)}))  # blank or absent: 0, as the local engine
-    df = events.join(F.broadcast(static), schema.ITEM_ID)  # unknown items are skipped
-    latency_ns = F.rint(F.coalesce(F.col(schema.LATENCY_MS), F.lit(0.0)) * 1e6).cast("long")
-    df = df.withColumn(_DONE, F.col(TS) + latency_ns)
-    order = (_KEY, _KIND, TS, ROW_ORDER)
-    recent = Window.partitionBy(schema.USER_ID).orderBy(_DONE, TS, ROW_ORDER).rowsBetween(
-        -(RECENT_WINDOW - 1), Window.currentRow)
-    done = df.select(
-        *df.columns, F.col(_DONE).alias(_KEY), F.lit(1).alias(_KIND),
-        F.collect_list(schema.CORRECT).over(recent).alias("_recent"),
-        F.collect_list(schema.LATENCY_MS).over(recent).alias("_latencies"))  # nulls dropped
-    started = df.select(*df.columns, F.col(TS).alias(_KEY), F.lit(0).alias(_KIND),
-                        F.lit(None).cast("array<double>").alias("_recent"),
-                        F.lit(None).cast("array<double>").alias("_latencies"))
-    both = started.unionByName(done)
-    running = (Window.unboundedPreceding, Window.currentRow)
-    user = Window.partitionBy(schema.USER_ID).orderBy(*order).rowsBetween(*running)
-    topic = Window.partitionBy(schema.USER_ID, schema.TOPIC).orderBy(*order).rowsBetween(*running)
-    item = Window.partitionBy(schema.ITEM_ID).orderBy(*order).rowsBetween(*running)
-    kind = F.col(_KIND)
-    correct = kind * F.col(schema.CORRECT)
-    help_ = F.col(schema.HELP_REQUESTED)
-    both = both.select(
-        *[c for c in both.columns if c not in ("_recent", "_latencies")],
-        F.sum(kind).over(user).alias("_n"),
-        F.sum(correct).over(user).alias("_n_correct"),
-        F.sum(kind * F.coalesce(help_, F.lit(0.0))).over(user).alias("_help_sum"),
-        F.sum(kind * help_.isNotNull().cast("int")).over(user).alias("_help_known"),
-        F.last("_recent", ignorenulls=True).over(user).alias("_recent"),
-        F.last("_latencies", ignorenulls=True).over(user).alias("_latencies"),
-        F.sum(kind).over(topic).alias("_n_topic"),
-        F.sum(correct).over(topic).alias("_n_topic_correct"),
-    )
-    both = both.select(*both.columns, F.sum(kind).over(item).alias("_attempts"),
-                       F.sum(correct).over(item).alias("_item_correct"))
-    zero = F.lit(0.0)
-    recent_correct = F.aggregate(F.coalesce("_recent", F.array().cast("array<double>")), zero,
-                                 lambda acc, x: acc + x)
-    lags = [F.try_element_at("_latencies", F.lit(-k)).alias(f"_lag{k}")
-            for k in range(1, RECENT_WINDOW + 1)]
-    out = both.where(kind == 0).select(
-        schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
-        *[F.col(c).cast("double").alias(c) for c in COUNTS if c != "_recent_correct"],
-        recent_correct.alias("_recent_correct"), *lags, *ITEM_PARAMETERS)
-    return out.select(schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER,
-                      schema.CORRECT, *COUNTS,
-                      *LAGS, *ITEM_PARAMETERS)
+    by_item = known.repartition(n, schema.ITEM_ID).mapInPandas(with_item_counts, counted_schema)
+    return by_item.repartition(n, schema.USER_ID).mapInPandas(contexts_of_students, out_schema)
 
 
-def model_input(counts: pd.DataFrame) -> pd.DataFrame:
-    """Model input (``schema.MODEL_INPUT`` and ``n_prior_events``) from window counts.
+def _in_time_order(batches) -> pd.DataFrame | None:
+    """A partition's rows as one frame in time order (None for an empty partition)."""
+    frames = [frame for frame in batches if len(frame)]
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    order = np.lexsort((frame[ROW_ORDER].to_numpy(), frame[TS].to_numpy()))
+    return frame.take(order).reset_index(drop=True)
 
-    The same arithmetic as :func:`skbandit.context.historical_contexts` (its
-    :func:`~skbandit.context.student_features` on the same counts and lag matrix, and the
-    item accuracy smoothing).
-    """
-    f = {c: counts[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in (*COUNTS, *LAGS)}
-    values = student_features(
-        n=f["_n"], n_correct=f["_n_correct"], n_topic=f["_n_topic"],
-        n_topic_correct=f["_n_topic_correct"], recent_correct=f["_recent_correct"],
-        latency_lags=np.column_stack([f[c] for c in LAGS]) if len(counts)
-        else np.empty((0, RECENT_WINDOW)),
-        help_sum=f["_help_sum"], help_known=f["_help_known"])
-    out = pd.DataFrame(values, index=counts.index)
-    for name in ITEM_PARAMETERS:
-        out[name] = counts[name].to_numpy(dtype=np.float64)
-    out[schema.ITEM_ATTEMPTS] = f["_attempts"]
-    out[schema.ITEM_ACCURACY] = (f["_item_correct"] + 1.0) / (f["_attempts"] + 2.0)
-    out[schema.N_PRIOR] = f["_n"].astype(np.int64)
-    return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+
+def _times_and_outcomes(frame: pd.DataFrame):
+    """Start and completion times (ns) and ``correct`` of events in a partition."""
+    ts = frame[TS].to_numpy(np.int64)
+    return ts, completion_ns(ts, _floats(frame, schema.LATENCY_MS)), _floats(frame, schema.CORRECT)
+
+
+def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _topic_column(raw: DataFrame, source: str):

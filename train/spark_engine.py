@@ -235,6 +235,22 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
     return Statistics(n, sum_y, xtx, xty, digest.hexdigest(), max_ts)
 
 
+def learned_events(order: TimeOrder, columns) -> DataFrame:
+    """The learned events (positions ``[first, stop)``) with ``columns`` only (lazily)."""
+    offsets, first, stop = order.offsets, order.first, order.stop
+    frame = order.frame.select(*columns)
+
+    def keep(batches):
+        from pyspark import TaskContext
+
+        pos = int(offsets[TaskContext.get().partitionId()])
+        for part, _ in _learned_rows(batches, pos, first, stop):
+            if part is not None:
+                yield part
+
+    return frame.mapInPandas(keep, frame.schema)
+
+
 def prefix_models(estimator, stats: Statistics) -> list[dict | None]:
     """The LinUCB state before each batch (``None`` before the first batch of a fresh model).
 

@@ -4,7 +4,8 @@ Same stages, same MLflow run (params, stepped and final metrics, plots, dataset,
 files, version tags, alias rules) through the local job's own logging and registration
 functions, plus the engine and the Spark settings as params. What differs is where the data
 lives: events and items are parquet files or directories of them (any path the executors can
-read), and only per-batch sums, metrics and a few head rows come back to the driver.
+read), and only per-batch sums, per-partition reward sums (:mod:`train.spark_progress`),
+metrics and a few head rows come back to the driver.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from adapters.ingest_output import read_calibration
 from skbandit import schema
 from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
+from skbandit.learning_progress import learned_bands
 from train import spark_contexts as contexts
 from train import spark_engine as engine
-from train import training_data
+from train import spark_progress, training_data, warmstart_report
 from train import warmstart_job as job
 from train.history import History
 
@@ -72,14 +74,14 @@ def run_spark_warmstart(options, console: Console) -> job.WarmstartResult:
 
 
 def train_and_register(options, console: Console, timer):
-    """:func:`train.warmstart_job._train_and_register` on Spark (same return value)."""
+    """The local job's training step (``_train_and_register`` in
+    :mod:`train.warmstart_job`) on Spark: same stages and return value."""
     with timer("load"):
         if getattr(options, "calibrate", None) is not None:
             raise SkbanditError("--calibrate is not available with --engine spark; calibrate "
                                 "with `python -m train.ingest` (its items file carries the "
                                 "calibration) or use --engine local")
-        continued = job._load_continued(options.from_model, options.feature_set)
-        pipeline = job._starting_pipeline(options, continued)
+        continued, pipeline = job.start(options)
         engine.check_estimator(pipeline)
         session = spark.start_session(getattr(options, "spark_master", None) or DEFAULT_MASTER)
         events_path, items_path, source = resolve_paths(options.events, options.items,
@@ -103,11 +105,14 @@ def train_and_register(options, console: Console, timer):
         with timer("features"):
             prepared = _statistics(pipeline, order, history, options.batch_size)
         with timer("params"):
-            job._log_params(options, pipeline, history, source)
+            warmstart_report.log_params(options, pipeline, history, source)
             runs.log_params(training_data.run_params(data, order.unscored))
             runs.log_params(spark.session_settings(session))
         with timer("replay"):
             result = _replay(pipeline, order, prepared)
+        with timer("progress"):
+            job.keep_progress_bands(pipeline, spark_progress.progress_bands(
+                order, learned_bands(pipeline)))
     finally:
         order.frame.unpersist()
     version = job.log_and_register(
@@ -214,8 +219,9 @@ def _time_order(events, items, rows: int, unknown: int, max_events, learned_unti
     until_ns = None if learned_until is None else pd.Timestamp(learned_until).value
     calibrated_ns = None if calibrated_until is None else pd.Timestamp(calibrated_until).value
     buckets = engine.time_buckets(events, rows - unknown)
-    order = engine.time_order(contexts.historical_contexts(events, items, buckets),
-                              len(buckets[1]), max_events=max_events,
+    n_buckets = len(buckets[1])
+    order = engine.time_order(contexts.historical_contexts(events, items, buckets, n_buckets),
+                              n_buckets, max_events=max_events,
                               learned_until_ns=until_ns, calibrated_until_ns=calibrated_ns)
     if order.n_learned <= 0:
         order.frame.unpersist()

@@ -232,8 +232,7 @@ def check_options(options: WarmstartOptions) -> None:
 
 def _train_and_register(options: WarmstartOptions, console: Console, timer: StageTimer):
     with timer("load"):
-        continued = _load_continued(options.from_model, options.feature_set)
-        pipeline = _starting_pipeline(options, continued)
+        continued, pipeline = start(options)
         with console.status(LOADING_MESSAGE if options.events is None else "reading the data"):
             data = training_data.load_training_data(
                 options.events, options.items, options.seed, calibrate_method=options.calibrate,
@@ -244,30 +243,29 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
         unscored = training_data.scored_from(history.events, data.calibrated_until)
         training_data.print_data_report(console, data, unscored)
     with timer("params"):
-        _log_params(options, pipeline, history, source)
+        warmstart_report.log_params(options, pipeline, history, source)
         runs.log_params(training_data.run_params(data, unscored))
-        runs.set_tag("mlflow.runName",
-                     warmstart_report.run_name(source, feature_set_of(pipeline)))
     with timer("features"):
         features = model_features(pipeline, history.contexts)
     with timer("replay"):
         result = _replay_with_progress(pipeline, history, features, options.batch_size, console,
                                        score_from=unscored)
     with timer("progress"):
-        _learn_progress(pipeline, history)
+        keep_progress_bands(pipeline, progress_bands(history.events, history.contexts,
+                                                     learned_bands(pipeline)))
     version = log_and_register(
         options, pipeline, history, data, result, timer, console,
         log_dataset=lambda: runs.log_training_events(
             history.events, source, digest=history.data_hash[:16], target=schema.CORRECT))
-    runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
     return version, history, result
 
 
 def log_and_register(options: WarmstartOptions, pipeline, history: History, data,
                      result: ReplayResult, timer: StageTimer, console: Console, log_dataset):
     """The stages after the replay, the same for the local and the Spark engine: metrics,
-    plots, the training events (``log_dataset()``, engine-specific), the model and its
-    registration; returns the registered version."""
+    plots, the training events (``log_dataset()``, engine-specific), the model, its
+    registration and the run's :data:`REGISTERED_VERSION_TAG`; returns the registered
+    version."""
     with timer("metrics"):
         metrics = result.final_metrics()
         warmstart_report.log_metrics(result)
@@ -282,13 +280,15 @@ def log_and_register(options: WarmstartOptions, pipeline, history: History, data
     with timer("register"):
         tags = version_tags(pipeline, history, runs.active_run_id(), metrics)
         aliases = aliases_for_new_version(options.model_name, options.alias)
-        return register_version(info.model_uri, options.model_name, aliases, tags)
+        version = register_version(info.model_uri, options.model_name, aliases, tags)
+    runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
+    return version
 
 
-def _learn_progress(pipeline, history: History) -> None:
-    """Store with the version which target success taught most in its training events (the
-    ``learning_progress`` objective's target), adding to a continued version's bands."""
-    bands = progress_bands(history.events, history.contexts, learned_bands(pipeline))
+def keep_progress_bands(pipeline, bands) -> None:
+    """Store with the version the learning-progress bands of its training events (which
+    target success taught most: the ``learning_progress`` objective's target, computed
+    from the continued version's bands when there is one) and log ``learned_target``."""
     attach_bands(pipeline, bands)
     if bands.count.any():
         runs.log_metrics({"learned_target": bands.best_target()})
@@ -297,6 +297,12 @@ def _learn_progress(pipeline, history: History) -> None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def start(options: WarmstartOptions) -> tuple[Continued | None, object]:
+    """The version to continue (``--from``, None without it) and the pipeline to train."""
+    continued = _load_continued(options.from_model, options.feature_set)
+    return continued, _starting_pipeline(options, continued)
 
 
 def _load_continued(from_model: str | None, feature_set: str | None) -> Continued | None:
@@ -364,27 +370,6 @@ def _prepare(events, items, options, continued, source: str, console: Console) -
                 "full history to get the same model as training on all of it[/yellow]"
             )
     return history
-
-
-def _log_params(options: WarmstartOptions, pipeline, history: History, source: str) -> None:
-    estimator = pipeline[-1]
-    runs.log_params(
-        {
-            "alpha": estimator.alpha,
-            "l2": estimator.l2,
-            "feature_set": feature_set_of(pipeline),
-            "batch_size": options.batch_size,
-            "data_source": source,
-            "event_count": history.n_events,
-            "engine": options.engine,
-            "data_hash": history.data_hash,
-            "from_model": options.from_model or "",
-            "max_events": options.max_events or "",
-            "skipped_unknown_items": history.n_unknown_items,
-            "context_only_events": history.n_context_only,
-            "reward": schema.CORRECT,
-        }
-    )
 
 
 def _replay_with_progress(pipeline, history: History, features, batch_size: int, console,

@@ -1,5 +1,5 @@
-"""What a warm-start run reports: metrics and plots logged to its MLflow run, its name in the
-UI, and the summary printed at the end (shared by the local and the Spark engine)."""
+"""What a warm-start run reports: params, metrics and plots logged to its MLflow run, its name
+in the UI, and the summary printed at the end (shared by the local and the Spark engine)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import pandas as pd
 
 from adapters import runs, tracking
 from adapters.model_logging import CHAMPION_ALIAS, alias_holder
+from skbandit import schema
+from skbandit.features import feature_set_of
 from train import plots
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from skbandit.progressive import ReplayResult
+    from train.history import History
 
 SUMMARY_METRICS = (
     "bandit_log_loss",
@@ -25,6 +28,30 @@ SUMMARY_METRICS = (
     "bandit_auc",
     "irt_auc",
 )
+
+
+def log_params(options, pipeline, history: History, source: str) -> None:
+    """The run's params (``options``: a :class:`train.warmstart_job.WarmstartOptions`) and
+    its name in the UI (:func:`run_name`)."""
+    estimator = pipeline[-1]
+    runs.log_params(
+        {
+            "alpha": estimator.alpha,
+            "l2": estimator.l2,
+            "feature_set": feature_set_of(pipeline),
+            "batch_size": options.batch_size,
+            "data_source": source,
+            "event_count": history.n_events,
+            "engine": options.engine,
+            "data_hash": history.data_hash,
+            "from_model": options.from_model or "",
+            "max_events": options.max_events or "",
+            "skipped_unknown_items": history.n_unknown_items,
+            "context_only_events": history.n_context_only,
+            "reward": schema.CORRECT,
+        }
+    )
+    runs.set_tag("mlflow.runName", run_name(source, feature_set_of(pipeline)))
 
 
 def log_metrics(result: ReplayResult) -> None:
