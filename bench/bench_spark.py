@@ -35,8 +35,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_STUDENTS = 10_000
-STAGES = ("load", "contexts", "features", "params", "replay", "metrics", "plots", "dataset",
-          "model", "register")
+STAGES = ("load", "contexts", "features", "params", "replay", "progress", "metrics", "plots",
+          "dataset", "model", "register")
 LOCAL_LIMIT = 10_000_000
 """Sizes above this are not run on the local engine unless --force-local (the memory line
 extrapolates its ceiling from the smaller sizes)."""

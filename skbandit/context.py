@@ -178,9 +178,7 @@ def item_context(events, items, at=None):
     out = item_table(items)
     attempts = stats["size"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     correct = stats["sum"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
-    out[schema.ITEM_ATTEMPTS] = attempts
-    out[schema.ITEM_ACCURACY] = (correct + 1.0) / (attempts + 2.0)
-    return out
+    return out.assign(**item_features(attempts, correct))
 
 
 def recent_item_ids(events, user_id, n_last=RECENT_EXCLUDE_N, at=None):
@@ -301,10 +299,21 @@ def model_input(counts, attempts, item_correct, item_parameters, index=None):
     out = pd.DataFrame(student_features(**counts), index=index)
     for name in ITEM_PARAMETERS:
         out[name] = np.asarray(item_parameters[name], dtype=np.float64)
-    out[schema.ITEM_ATTEMPTS] = attempts
-    out[schema.ITEM_ACCURACY] = (item_correct + 1.0) / (attempts + 2.0)
+    out = out.assign(**item_features(attempts, item_correct))
     out[schema.N_PRIOR] = counts["n"].astype(np.int64)
     return out[[*schema.MODEL_INPUT, schema.N_PRIOR]]
+
+
+def item_features(attempts, item_correct):
+    """``item_attempts`` and ``item_accuracy`` (smoothed) from an item's earlier attempts.
+
+    >>> item_features(np.array([0.0, 8.0]), np.array([0.0, 6.0]))[schema.ITEM_ACCURACY].tolist()
+    [0.5, 0.7]
+    """
+    attempts = np.asarray(attempts, dtype=np.float64)
+    return {schema.ITEM_ATTEMPTS: attempts,
+            schema.ITEM_ACCURACY: (np.asarray(item_correct, dtype=np.float64) + 1.0)
+            / (attempts + 2.0)}
 
 
 def student_counts(user, topic, ts, done, correct, latency_ms, help_requested):

@@ -10,10 +10,13 @@ file order that is not time order. Skipped, saying what to install, without pysp
 
 from __future__ import annotations
 
+import itertools
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from adapters import datasets, registry, tracking
@@ -23,7 +26,7 @@ from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
 from skbandit.learning_progress import learned_bands, progress_bands
 from skbandit.sim.generate import SchoolConfig, simulate_school
-from train import spark_contexts, spark_engine
+from train import spark_contexts, spark_engine, spark_metrics
 from train.history import prepare_history
 from train.spark_warmstart import read_items
 from train.warmstart import app as warmstart_app
@@ -383,7 +386,9 @@ def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_pa
 
 
 def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, monkeypatch):
-    """Beyond PLOT_ROWS the metrics are pooled on Spark (weighted means, Spark ML's AUC)."""
+    """Beyond PLOT_ROWS the metrics are pooled on Spark: per-batch metrics from the scoring
+    pass's summary rows (batches cut by a partition boundary rescored), event-weighted means
+    and exact AUCs from range partitions of the scores."""
     from skbandit.progressive import replay_history
 
     events, _ = datasets.read_events(school / "events.parquet")
@@ -394,10 +399,15 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     starts = spark_engine.batch_starts(len(history.events), BATCH_SIZE)
     frame = local.predictions.assign(
         batch=np.searchsorted(starts, np.arange(len(local.predictions)), side="right") - 1)
-    monkeypatch.setattr(spark_engine, "PLOT_ROWS", 1_000)
-    pooled = spark_engine.replay_result(session.createDataFrame(frame), len(frame),
-                                        first_batch=local.first_batch)
-    assert isinstance(pooled, spark_engine.SparkReplayResult) and local.first_batch == 100
+    # partitions that cut the first batch and others: their metrics come from their rows
+    predicted = in_partitions(session, frame, [0, 50, 1_234, 2_000, len(frame)])
+    scored = predicted.mapInPandas(spark_metrics.with_batch_metrics, spark_metrics.SCORED_SCHEMA)
+    summaries = scored.where("metrics is not null").groupBy("batch").count().collect()
+    assert sorted(row["count"] for row in summaries)[-3:] == [2, 2, 2]
+    monkeypatch.setattr(spark_metrics, "PLOT_ROWS", 1_000)
+    monkeypatch.setattr(spark_contexts, "ROWS_PER_PARTITION", 200)  # AUC over many partitions
+    pooled = spark_metrics.replay_result(scored, len(frame), first_batch=local.first_batch)
+    assert isinstance(pooled, spark_metrics.SparkReplayResult) and local.first_batch == 100
     assert 900 < len(pooled.predictions) < 1_100  # a sample for the calibration plot
     for mine, theirs in ((pooled.final_metrics(), local.final_metrics()),
                          (pooled.metrics_after_first_batch(), local.metrics_after_first_batch())):
@@ -407,3 +417,38 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     assert list(pooled.history.columns) == list(local.history.columns)
     assert_close(pooled.history.to_numpy(dtype=float), local.history.to_numpy(dtype=float),
                  "history")
+
+
+def in_partitions(session, frame: pd.DataFrame, cuts):
+    """``frame`` as a Spark DataFrame whose partitions are the row ranges between ``cuts``."""
+    rows = list(zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+    parts = [rows[a:b] for a, b in itertools.pairwise(cuts)]
+    rdd = session.sparkContext.parallelize(parts, len(parts)).flatMap(lambda part: part)
+    return session.createDataFrame(rdd, list(frame.columns))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_auc_from_score_ranges_without_the_first_events_equals_sklearn(seed):
+    """The AUC of all events and without the first ones, from per-range pair counts, is
+    sklearn's ``roc_auc_score`` (ties count one half), for scores with many ties."""
+    rng = np.random.default_rng(seed)
+    n, first = 400, 37
+    scores = rng.integers(0, 12, n) / 11  # about 33 events per distinct score
+    scores[:first] = rng.choice(scores[first:], first)  # first events tie with later ones
+    outcomes = rng.random(n) < 0.4
+    distinct = np.unique(scores)
+    bounds = np.sort(rng.choice(distinct[1:], 4, replace=False))
+    ranges = np.searchsorted(bounds, scores, side="right")
+    chunks = [spark_metrics.rank_counts(scores[ranges == r], outcomes[ranges == r],
+                                        ~outcomes[ranges == r], scores[:first], outcomes[:first])
+              for r in rng.permutation(len(bounds) + 1)]
+    every, after = spark_metrics.exact_auc(chunks, scores[:first], outcomes[:first])
+    assert every == pytest.approx(roc_auc_score(outcomes, scores), rel=1e-12)
+    assert after == pytest.approx(roc_auc_score(outcomes[first:], scores[first:]), rel=1e-12)
+
+
+def test_exact_auc_of_one_class_is_nan_like_the_local_metric():
+    scores, outcomes = np.array([0.2, 0.4, 0.4, 0.9]), np.array([False, True, True, True])
+    chunks = [spark_metrics.rank_counts(scores, outcomes, ~outcomes, scores[:1], outcomes[:1])]
+    every, after = spark_metrics.exact_auc(chunks, scores[:1], outcomes[:1])
+    assert every == 1.0 and np.isnan(after)  # without the only negative: one class

@@ -110,21 +110,15 @@ def _item_context(events, items):
     from pyspark.sql import functions as F
 
     from skbandit import schema
-    from skbandit.irt import guessing_of
+    from skbandit.context import item_features, item_table
 
     stats = (events.groupBy(schema.ITEM_ID)
              .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c")).toPandas()
              .set_index(schema.ITEM_ID))
-    out = items[[schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
-                 schema.DRIFT_FLAG]].reset_index(drop=True)
-    out = out.astype({schema.DIFFICULTY: np.float64, schema.DISCRIMINATION: np.float64,
-                      schema.DRIFT_FLAG: bool})
-    out[schema.GUESSING] = guessing_of(items)  # blank or absent: 0, as item_context
+    out = item_table(items)
     attempts = stats["n"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     correct = stats["c"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
-    out[schema.ITEM_ATTEMPTS] = attempts
-    out[schema.ITEM_ACCURACY] = (correct + 1.0) / (attempts + 2.0)
-    return out
+    return out.assign(**item_features(attempts, correct))
 
 
 def run_batch_score(model: str, events, items, out, *, top_k: int = 5,

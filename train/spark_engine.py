@@ -1,4 +1,4 @@
-"""Sufficient statistics and progressive validation on Spark (the Spark engine's second half).
+"""Time order, sufficient statistics and prefix models on Spark (the Spark engine's second half).
 
 LinUCB's state is a sum over events (``A = l2·I + Σ x xᵀ``, ``b = Σ y x``), so training is
 a map over partitions and a sum. Progressive validation keeps the local replay's batches
@@ -11,10 +11,8 @@ a map over partitions and a sum. Progressive validation keeps the local replay's
    partition), with the row hashes of :func:`train.history.events_hash`;
 3. the driver adds the partial sums per batch and takes prefix sums (one d×d matrix per
    batch): the model before batch ``k`` scores batch ``k``;
-4. every partition scores its rows with its batches' models (:class:`skbandit.linucb.LinUCB`
-   from each state) and the per-batch metrics are :func:`skbandit.progressive.prediction_metrics`
-   per batch; the final log-loss, Brier score and mean uncertainty are their event-weighted
-   means and the final AUCs come from Spark ML's exact (unbinned) ROC area.
+4. every partition scores its rows with its batches' models and the metrics are aggregated
+   (:mod:`train.spark_metrics`).
 
 ``forgetting < 1`` makes the state depend on row order, so it is refused here.
 """
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,31 +31,19 @@ from adapters.spark import ROW_ORDER
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import transform_features
-from skbandit.linucb import STATE_VERSION, LinUCB, _cholesky_inverse_and_solve
-from skbandit.progressive import (
-    FIRST_BATCH,
-    PREDICTORS,
-    PROBABILITY_FLOOR,
-    ReplayResult,
-    _split_at,
-    batch_slices,
-    irt_prediction,
-    prediction_metrics,
-)
-from train.spark_contexts import BUCKET, TS
+from skbandit.linucb import STATE_VERSION, _cholesky_inverse_and_solve
+from skbandit.progressive import FIRST_BATCH, _split_at, batch_slices
+from train.spark_contexts import BUCKET, TS, partitions_for
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-ROWS_PER_PARTITION = 500_000
-"""Target partition size of the time-ordered contexts."""
-PLOT_ROWS = 1_000_000
-"""Predictions brought to the driver for the calibration plot (a seeded sample beyond)."""
 HASH_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP, schema.CORRECT)
+MODEL_COLUMNS = (*schema.MODEL_INPUT, schema.N_PRIOR, schema.CORRECT)
+"""What the model reads of the contexts: its input (the pipeline was fitted on these
+columns), and the reward."""
 _STATS_SCHEMA = ("pid int, batch int, n long, sum_y double, max_ts long, xtx array<double>, "
                  "xty array<double>, hashes binary")
-_PREDICTION_SCHEMA = ("batch int, reward double, bandit double, global_rate double, irt double, "
-                      "uncertainty double")
 
 
 @dataclass
@@ -91,23 +76,6 @@ class Statistics:
     trained_until_ns: int
 
 
-class SparkReplayResult(ReplayResult):
-    """A :class:`ReplayResult` whose metrics were aggregated on Spark.
-
-    ``predictions`` holds every scored event up to :data:`PLOT_ROWS`, else a seeded sample
-    (the calibration plot only needs that many); the final metrics and those after the first
-    batch come from all of them.
-    """
-
-    def __init__(self, history, predictions, final, after_first, first_batch, n_unscored):
-        super().__init__(history=history, predictions=predictions, first_batch=first_batch,
-                         n_unscored=n_unscored)
-        self._final, self._after_first = dict(final), after_first
-
-    def metrics_after_first_batch(self) -> dict[str, float] | None:
-        return None if self._after_first is None else dict(self._after_first)
-
-
 def check_estimator(pipeline) -> None:
     """Refuse what the Spark engine cannot reproduce exactly."""
     forgetting = float(pipeline[-1].forgetting)
@@ -129,7 +97,7 @@ def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray
     from pyspark.sql import functions as F
 
     spark = events.sparkSession
-    n = max(spark.sparkContext.defaultParallelism, math.ceil(n_rows / ROWS_PER_PARTITION))
+    n = partitions_for(spark, n_rows)
     quantiles = events.approxQuantile(TS, [k / n for k in range(1, n)], 1.0 / (10 * n))
     bounds = np.unique(np.array([int(q) for q in quantiles], dtype=np.int64))
     n = len(bounds) + 1
@@ -182,7 +150,13 @@ def batch_starts(n: int, batch_size: int, score_from: int = 0) -> np.ndarray:
 
 
 def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
-    """Per-batch ``Σ xxᵀ``, ``Σ yx``, counts, the data hash and the last learned time."""
+    """Per-batch ``Σ xxᵀ``, ``Σ yx``, counts, the data hash and the last learned time.
+
+    All partitions are summed at once (persisted); the driver then reads them one by one, in
+    time order, so it never holds every row hash.
+    """
+    from pyspark import StorageLevel
+
     d = int(pipeline[-1].n_features_in_) if hasattr(pipeline[-1], "n_features_in_") else None
     offsets, first, stop = order.offsets, order.first, order.stop
 
@@ -212,13 +186,22 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
                      "xty": None, "hashes": b"".join(hashes)})
         yield pd.DataFrame(rows)
 
-    k = len(starts)
+    columns = (schema.USER_ID, schema.ITEM_ID, TS, *MODEL_COLUMNS)
+    summed = (order.frame.select(*columns).mapInPandas(partials, _STATS_SCHEMA)
+              .persist(StorageLevel.MEMORY_AND_DISK))
+    summed.count()  # toLocalIterator alone computes at most two partitions at a time
+    try:
+        return _add_partials(summed.toLocalIterator(), len(starts), d)
+    finally:
+        summed.unpersist()
+
+
+def _add_partials(rows, k: int, d: int | None) -> Statistics:
+    """The per-batch sums of the partitions' rows (in time order: the hash is in event order)."""
     n, sum_y, max_ts = np.zeros(k, np.int64), np.zeros(k), 0
     xtx = xty = None
     digest = hashlib.sha256()
-    stream = order.frame.mapInPandas(partials, _STATS_SCHEMA).toLocalIterator(
-        prefetchPartitions=True)
-    for row in stream:  # partitions in time order, so the hash is in event order
+    for row in rows:
         if row["batch"] < 0:
             digest.update(row["hashes"])
             continue
@@ -282,119 +265,6 @@ def global_rates(stats: Statistics, prior: float = 0.5) -> np.ndarray:
     successes = prior + np.concatenate([[0.0], np.cumsum(stats.sum_y)[:-1]])
     seen = 1.0 + np.concatenate([[0], np.cumsum(stats.n)[:-1]])
     return successes / seen
-
-
-def predictions(order: TimeOrder, pipeline, starts, states, rates,
-                score_from: int = 0) -> DataFrame:
-    """Every scored event predicted by the model of all earlier batches (persisted).
-
-    Events before ``score_from`` (learned position) are learned but not scored.
-    """
-    from pyspark import StorageLevel
-
-    spark = order.frame.sparkSession
-    shipped = spark.sparkContext.broadcast((states, rates))
-    offsets, first, stop = order.offsets, order.first, order.stop
-    alpha = float(pipeline[-1].alpha)
-
-    def score(batches):
-        from pyspark import TaskContext
-
-        models, rate = shipped.value
-        pid = TaskContext.get().partitionId()
-        for frame, learned in _learned_rows(batches, int(offsets[pid]), first + score_from,
-                                            stop):
-            if frame is None:
-                continue
-            x = transform_features(pipeline, frame)
-            batch = np.searchsorted(starts, learned + score_from, side="right") - 1
-            bandit, width = np.empty(len(frame)), np.empty(len(frame))
-            for k, lo, hi in _segments(batch):
-                if models[k] is None:  # a fresh model predicts 0 with width alpha * ||x||
-                    bandit[lo:hi] = 0.0
-                    width[lo:hi] = alpha * np.linalg.norm(x[lo:hi], axis=1)
-                else:
-                    bandit[lo:hi], std = LinUCB.from_state(models[k]).predict(
-                        x[lo:hi], return_std=True)
-                    width[lo:hi] = alpha * std
-            yield pd.DataFrame({"batch": batch.astype(np.int32),
-                                "reward": frame[schema.CORRECT].to_numpy(dtype=np.float64),
-                                "bandit": bandit, "global_rate": rate[batch],
-                                "irt": irt_prediction(frame), "uncertainty": width})
-
-    frame = order.frame.mapInPandas(score, _PREDICTION_SCHEMA)
-    return frame.persist(StorageLevel.MEMORY_AND_DISK)
-
-
-def replay_result(predicted: DataFrame, n_scored: int, first_batch: int = 0,
-                  n_unscored: int = 0) -> ReplayResult:
-    """Per-batch metrics, final metrics and the predictions for the calibration plot.
-
-    Each batch's metrics are :func:`skbandit.progressive.prediction_metrics` of its rows.
-    Up to :data:`PLOT_ROWS` scored events the predictions come to the driver and the result
-    is a plain :class:`ReplayResult`, computed as the local engine computes it. Beyond, over
-    all rows (and without the first batch, when ``first_batch``), log-loss, Brier score and
-    mean uncertainty are the batches' event-weighted means and AUC is Spark ML's exact
-    (unbinned) area, and ``predictions`` is a seeded sample.
-    """
-    if n_scored <= PLOT_ROWS:  # the driver holds them all: the local engine's own arithmetic
-        return _replay_on_driver(predicted.toPandas(), first_batch, n_unscored)
-    keys = list(prediction_metrics(pd.DataFrame(
-        {"reward": [0.0, 1.0], "uncertainty": 0.0, **dict.fromkeys(PREDICTORS, 0.5)})))
-
-    def per_batch(frame):
-        metrics = prediction_metrics(frame)
-        return pd.DataFrame([{"batch": int(frame["batch"].iloc[0]), "n": len(frame), **metrics}])
-
-    out_schema = "batch int, n long, " + ", ".join(f"{k} double" for k in keys)
-    rows = (predicted.groupBy("batch").applyInPandas(per_batch, out_schema).toPandas()
-            .sort_values("batch").reset_index(drop=True))
-    final = _pooled(predicted, rows, keys)
-    after = None
-    if first_batch and len(rows) > 1:
-        first = int(rows["batch"].iloc[0])
-        after = _pooled(predicted.where(f"batch > {first}"), rows.iloc[1:], keys)
-    history = rows.drop(columns=["batch", "n"])
-    history.insert(0, "events_seen", n_unscored + np.cumsum(rows["n"].to_numpy()))
-    sample = predicted if n_scored <= PLOT_ROWS else predicted.sample(
-        fraction=PLOT_ROWS / n_scored, seed=0)
-    plotted = sample.drop("batch").toPandas()
-    return SparkReplayResult(history, plotted, final, after, first_batch, n_unscored)
-
-
-def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) -> ReplayResult:
-    frame = frame.sort_values("batch", kind="stable").reset_index(drop=True)
-    rows, seen = [], n_unscored
-    for _, batch in frame.groupby("batch", sort=True):
-        seen += len(batch)
-        rows.append({"events_seen": seen, **prediction_metrics(batch)})
-    return ReplayResult(history=pd.DataFrame(rows), predictions=frame.drop(columns="batch"),
-                        first_batch=first_batch, n_unscored=n_unscored)
-
-
-def _pooled(predicted: DataFrame, rows: pd.DataFrame, keys: list[str]) -> dict[str, float]:
-    """The metrics over all rows of the given batches (``rows``: their per-batch metrics)."""
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.sql import functions as F
-
-    weights = rows["n"].to_numpy(dtype=np.float64)
-    out = {k: float(weights @ rows[k].to_numpy() / weights.sum())
-           for k in keys if not k.endswith("_auc")}
-    label = (F.col("reward") >= 0.5).cast("double").alias("label")
-    for name in PREDICTORS:
-        score = F.least(F.greatest(F.col(name), F.lit(PROBABILITY_FLOOR)),
-                        F.lit(1 - PROBABILITY_FLOOR)).alias("score")
-        out[f"{name}_auc"] = _auc(predicted.select(score, label), BinaryClassificationEvaluator)
-    return {k: out[k] for k in keys}
-
-
-def _auc(frame: DataFrame, evaluator_class) -> float:
-    counts = frame.groupBy("label").count().collect()
-    if len(counts) < 2:
-        return float("nan")  # one class: as the local metric
-    evaluator = evaluator_class(rawPredictionCol="score", labelCol="label",
-                                metricName="areaUnderROC", numBins=0)
-    return float(evaluator.evaluate(frame))
 
 
 def _learned_rows(batches, pos: int, first: int, stop: int):

@@ -12,7 +12,6 @@ own arithmetic.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +28,7 @@ from skbandit.learning_progress import (
     reward_sums,
 )
 from train import spark_engine as engine
-from train.spark_contexts import TS
+from train.spark_contexts import TS, floats, key_codes, partitions_for, whole_partition
 
 if TYPE_CHECKING:
     from train.spark_engine import TimeOrder
@@ -37,6 +36,8 @@ if TYPE_CHECKING:
 COLUMNS = (schema.USER_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT, schema.MASTERY,
            schema.DIFFICULTY, schema.DISCRIMINATION)
 """What a delayed reward needs of each learned event."""
+REWARD_COLUMNS = (schema.USER_ID, schema.TOPIC, schema.CORRECT, schema.MASTERY,
+                  schema.DIFFICULTY, schema.DISCRIMINATION)
 
 
 def progress_bands(order: TimeOrder, bands: ProgressBands | None = None,
@@ -47,21 +48,21 @@ def progress_bands(order: TimeOrder, bands: ProgressBands | None = None,
     """
     targets = TARGETS if bands is None else bands.targets
     shape = (3, len(targets), MASTERY_STRATA)
-    spark = order.frame.sparkSession
-    n = max(spark.sparkContext.defaultParallelism,
-            math.ceil(order.n_learned / engine.ROWS_PER_PARTITION))
+    n = partitions_for(order.frame.sparkSession, order.n_learned)
     students = engine.learned_events(order, COLUMNS).repartition(n, schema.USER_ID)
 
     def partial(batches):
-        frames = [frame for frame in batches if len(frame)]
-        if not frames:
-            return
-        events = (pd.concat(frames, ignore_index=True)
-                  .sort_values([TS, ROW_ORDER]).reset_index(drop=True))
-        sums = reward_sums(events, events, targets, horizon)
-        yield pd.DataFrame({"sums": [sums.ravel().tolist()]})
+        import pyarrow as pa
+
+        table = whole_partition(batches)
+        if table is not None:
+            keys = (schema.USER_ID, schema.TOPIC)
+            events = pd.DataFrame({name: key_codes(table, name) if name in keys
+                                   else floats(table, name) for name in REWARD_COLUMNS})
+            sums = reward_sums(events, events, targets, horizon)
+            yield pa.RecordBatch.from_pydict({"sums": [sums.ravel().tolist()]})
 
     total = np.zeros(shape)
-    for row in students.mapInPandas(partial, "sums array<double>").collect():
+    for row in students.mapInArrow(partial, "sums array<double>").collect():
         total += np.asarray(row["sums"]).reshape(shape)
     return bands_from_sums(total, bands)

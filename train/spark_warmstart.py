@@ -25,6 +25,7 @@ from skbandit.exceptions import SkbanditError
 from skbandit.learning_progress import learned_bands
 from train import spark_contexts as contexts
 from train import spark_engine as engine
+from train import spark_metrics as metrics
 from train import spark_progress, training_data, warmstart_report
 from train import warmstart_job as job
 from train.history import History
@@ -123,19 +124,19 @@ def train_and_register(options, console: Console, timer):
     return version, history, result
 
 
-def _replay(pipeline, order: engine.TimeOrder, prepared: Prepared) -> engine.SparkReplayResult:
+def _replay(pipeline, order: engine.TimeOrder, prepared: Prepared) -> metrics.ReplayResult:
     """Prefix sums on the driver, then every scored batch predicted on Spark."""
     fresh = not hasattr(pipeline[-1], "n_features_in_")
     states = engine.prefix_models(pipeline[-1], prepared.stats)
     rates = engine.global_rates(prepared.stats)
-    predicted = engine.predictions(order, pipeline, prepared.starts, states, rates,
-                                   score_from=order.unscored)
+    scored = metrics.predictions(order, pipeline, prepared.starts, states, rates,
+                                 score_from=order.unscored)
     try:
         first = int(prepared.stats.n[0]) if fresh and order.unscored == 0 else 0
-        return engine.replay_result(predicted, order.n_learned - order.unscored,
-                                    first_batch=first, n_unscored=order.unscored)
+        return metrics.replay_result(scored, order.n_learned - order.unscored,
+                                     first_batch=first, n_unscored=order.unscored)
     finally:
-        predicted.unpersist()
+        scored.unpersist()
 
 
 def _training_data(history, items, source, event_report, item_report, calibration):
@@ -188,7 +189,8 @@ def prepare(raw, items: pd.DataFrame, source: str, max_events: int | None,
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    events = contexts.clean_events(raw, source).persist(StorageLevel.MEMORY_AND_DISK)
+    partitions = contexts.partitions_for(raw.sparkSession, raw.count())
+    events = contexts.clean_events(raw, source, partitions).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         report, unknown = contexts.check_events(raw, events, items, source)
         order = _time_order(events, items, report.n_rows_out, unknown, max_events,
