@@ -199,8 +199,12 @@ def run_once(engine: str, paths: dict, master: str, memory: str, java_options: s
         with TreeMemory(process.pid) as memory_use:
             _, errors = process.communicate()
         if process.returncode != 0:
-            tail = errors.strip().splitlines()[-3:]
-            return {"engine": engine, "failed": " / ".join(tail)}
+            log = paths["dir"].parent / f"failed-{engine}.log"
+            log.write_text(errors)
+            lines = errors.strip().splitlines()
+            cause = [line for line in lines if "Error" in line or "Exception" in line]
+            return {"engine": engine, "failed": f"{(cause or lines or ['?'])[-1].strip()} "
+                                                f"(whole log: {log})"}
         report = json.loads(out.read_text())
     report.update(engine=engine, wall=time.perf_counter() - wall, peak=memory_use.peak)
     return report

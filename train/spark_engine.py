@@ -165,13 +165,13 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
 
         pid = TaskContext.get().partitionId()
         sums, hashes, pos = {}, [], int(offsets[pid])
-        for frame, learned in _learned_rows(batches, pos, first, stop):
+        for frame, learned in learned_rows(batches, pos, first, stop):
             if frame is None:
                 continue
             x = transform_features(pipeline, frame)
             y = frame[schema.CORRECT].to_numpy(dtype=np.float64)
             batch = np.searchsorted(starts, learned, side="right") - 1
-            for k, lo, hi in _segments(batch):
+            for k, lo, hi in batch_runs(batch):
                 entry = sums.setdefault(k, [0, 0.0, 0, 0.0, 0.0])
                 entry[0] += hi - lo
                 entry[1] += float(y[lo:hi].sum())
@@ -227,7 +227,7 @@ def learned_events(order: TimeOrder, columns) -> DataFrame:
         from pyspark import TaskContext
 
         pos = int(offsets[TaskContext.get().partitionId()])
-        for part, _ in _learned_rows(batches, pos, first, stop):
+        for part, _ in learned_rows(batches, pos, first, stop):
             if part is not None:
                 yield part
 
@@ -267,8 +267,8 @@ def global_rates(stats: Statistics, prior: float = 0.5) -> np.ndarray:
     return successes / seen
 
 
-def _learned_rows(batches, pos: int, first: int, stop: int):
-    """Each Arrow batch's rows in ``[first, stop)`` with their learned positions."""
+def learned_rows(batches, pos: int, first: int, stop: int):
+    """Each batch's rows (pandas frames) in ``[first, stop)``, with their learned positions."""
     for frame in batches:
         positions = pos + np.arange(len(frame))
         pos += len(frame)
@@ -280,7 +280,7 @@ def _learned_rows(batches, pos: int, first: int, stop: int):
         yield part, positions[keep] - first
 
 
-def _segments(batch: np.ndarray):
+def batch_runs(batch: np.ndarray):
     """``(k, lo, hi)`` for each run of equal batch ids (rows are in time order)."""
     cuts = np.flatnonzero(np.diff(batch)) + 1
     bounds = np.concatenate([[0], cuts, [len(batch)]])

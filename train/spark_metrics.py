@@ -35,7 +35,7 @@ from skbandit.progressive import (
     prediction_metrics,
 )
 from train.spark_contexts import partitions_for
-from train.spark_engine import MODEL_COLUMNS, TimeOrder, _learned_rows, _segments
+from train.spark_engine import MODEL_COLUMNS, TimeOrder, batch_runs, learned_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -89,14 +89,14 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
 
         models, rate = shipped.value
         pid = TaskContext.get().partitionId()
-        for frame, learned in _learned_rows(batches, int(offsets[pid]), first + score_from,
+        for frame, learned in learned_rows(batches, int(offsets[pid]), first + score_from,
                                             stop):
             if frame is None:
                 continue
             x = transform_features(pipeline, frame)
             batch = np.searchsorted(starts, learned + score_from, side="right") - 1
             bandit, width = np.empty(len(frame)), np.empty(len(frame))
-            for k, lo, hi in _segments(batch):
+            for k, lo, hi in batch_runs(batch):
                 if models[k] is None:  # a fresh model predicts 0 with width alpha * ||x||
                     bandit[lo:hi] = 0.0
                     width[lo:hi] = alpha * np.linalg.norm(x[lo:hi], axis=1)
@@ -125,7 +125,7 @@ def with_batch_metrics(frames):
     run, current = [], None
     for frame in frames:
         yield frame.assign(n=None, metrics=None)
-        for k, lo, hi in _segments(frame["batch"].to_numpy()):
+        for k, lo, hi in batch_runs(frame["batch"].to_numpy()):
             if run and k != current:
                 yield _summary(current, run)
                 run = []
