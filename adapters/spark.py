@@ -42,9 +42,6 @@ SESSION_CONF = {
     "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
-    # the engine persists its intermediate tables once and reads them two or three times:
-    # compressing the cache cost more than it saved (about 9 s per 5M events on 2 cores)
-    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 

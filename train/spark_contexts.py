@@ -57,6 +57,21 @@ ROWS_PER_PARTITION = 500_000
 BUCKET = "_bucket"
 
 
+IN_MEMORY_ROWS = 10_000_000
+"""Up to this many events the engine caches its tables in memory, uncompressed (fastest);
+beyond, on disk, compressed: held in memory they filled a 4 GB driver's heap at 50M events."""
+
+
+def cache_for(spark, n_rows: int):
+    """The storage level of the engine's persisted tables for ``n_rows`` events; also sets
+    whether Spark compresses cached tables."""
+    from pyspark import StorageLevel
+
+    in_memory = n_rows <= IN_MEMORY_ROWS
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", str(not in_memory).lower())
+    return StorageLevel.MEMORY_AND_DISK if in_memory else StorageLevel.DISK_ONLY
+
+
 def partitions_for(spark, n_rows: int) -> int:
     """Partitions of about :data:`ROWS_PER_PARTITION` rows, at least one per core."""
     return max(spark.sparkContext.defaultParallelism, math.ceil(n_rows / ROWS_PER_PARTITION))

@@ -58,6 +58,8 @@ class TimeOrder:
     """One past the last position used (``max_events`` cuts here)."""
     unscored: int = 0
     """Learned events inside the item-calibration window: learned, not scored."""
+    cache: object = None
+    """Storage level of the engine's persisted tables (:func:`train.spark_contexts.cache_for`)."""
 
     @property
     def n_learned(self) -> int:
@@ -111,8 +113,8 @@ def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray
 
 
 def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
-               learned_until_ns: int | None, calibrated_until_ns: int | None = None
-               ) -> TimeOrder:
+               learned_until_ns: int | None, calibrated_until_ns: int | None = None,
+               cache=None) -> TimeOrder:
     """Partition by time bucket, sort, persist and count the contexts (one job).
 
     ``contexts`` carry :func:`time_buckets` labels (``_bucket``); positions follow from the
@@ -123,7 +125,7 @@ def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
     from pyspark.sql import functions as F
 
     frame = (contexts.repartition(n_buckets, BUCKET).drop(BUCKET)
-             .sortWithinPartitions(TS, ROW_ORDER).persist(StorageLevel.MEMORY_AND_DISK))
+             .sortWithinPartitions(TS, ROW_ORDER).persist(cache or StorageLevel.MEMORY_AND_DISK))
 
     def until(ns):
         return (F.lit(False) if ns is None else F.col(TS) <= F.lit(ns)).cast("long")
@@ -139,7 +141,7 @@ def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
     first = min(sum(int(row["ctx"] or 0) for row in sizes), stop)
     calibrated = min(sum(int(row["cal"] or 0) for row in sizes), stop)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return TimeOrder(frame, offsets, first, stop, max(0, calibrated - first))
+    return TimeOrder(frame, offsets, first, stop, max(0, calibrated - first), cache)
 
 
 def batch_starts(n: int, batch_size: int, score_from: int = 0) -> np.ndarray:
@@ -188,7 +190,7 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
 
     columns = (schema.USER_ID, schema.ITEM_ID, TS, *MODEL_COLUMNS)
     summed = (order.frame.select(*columns).mapInPandas(partials, _STATS_SCHEMA)
-              .persist(StorageLevel.MEMORY_AND_DISK))
+              .persist(order.cache or StorageLevel.MEMORY_AND_DISK))
     summed.count()  # toLocalIterator alone computes at most two partitions at a time
     try:
         return _add_partials(summed.toLocalIterator(), len(starts), d)

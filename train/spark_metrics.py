@@ -113,7 +113,7 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
         return with_batch_metrics(score(batches))
 
     frame = order.frame.select(*MODEL_COLUMNS).mapInPandas(scored, SCORED_SCHEMA)
-    return frame.persist(StorageLevel.MEMORY_AND_DISK)
+    return frame.persist(order.cache or StorageLevel.MEMORY_AND_DISK)
 
 
 def with_batch_metrics(frames):

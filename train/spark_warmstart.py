@@ -186,15 +186,16 @@ def prepare(raw, items: pd.DataFrame, source: str, max_events: int | None,
     Returns the :class:`~train.spark_engine.TimeOrder`, the :class:`SparkHistory` and the
     events' :class:`~skbandit.cleaning.CleaningReport`.
     """
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    partitions = contexts.partitions_for(raw.sparkSession, raw.count())
-    events = contexts.clean_events(raw, source, partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    n_raw = raw.count()
+    cache = contexts.cache_for(raw.sparkSession, n_raw)
+    events = contexts.clean_events(raw, source, contexts.partitions_for(raw.sparkSession, n_raw))
+    events = events.persist(cache)
     try:
         report, unknown = contexts.check_events(raw, events, items, source)
         order = _time_order(events, items, report.n_rows_out, unknown, max_events,
-                            learned_until, calibrated_until)
+                            learned_until, calibrated_until, cache)
     finally:
         events.unpersist()
     learned = order.frame if learned_until is None else order.frame.where(
@@ -213,7 +214,7 @@ def prepare(raw, items: pd.DataFrame, source: str, max_events: int | None,
 
 
 def _time_order(events, items, rows: int, unknown: int, max_events, learned_until,
-                calibrated_until) -> engine.TimeOrder:
+                calibrated_until, cache) -> engine.TimeOrder:
     if rows == unknown:
         detail = f" ({unknown} events name items missing from the items table)" if unknown else ""
         raise SkbanditError(f"no events to train on{detail}; pass an events file with at least "
@@ -224,7 +225,8 @@ def _time_order(events, items, rows: int, unknown: int, max_events, learned_unti
     n_buckets = len(buckets[1])
     order = engine.time_order(contexts.historical_contexts(events, items, buckets, n_buckets),
                               n_buckets, max_events=max_events,
-                              learned_until_ns=until_ns, calibrated_until_ns=calibrated_ns)
+                              learned_until_ns=until_ns, calibrated_until_ns=calibrated_ns,
+                              cache=cache)
     if order.n_learned <= 0:
         order.frame.unpersist()
         raise SkbanditError(f"no events after {learned_until.isoformat()}, where the continued "
