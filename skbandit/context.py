@@ -175,9 +175,18 @@ def item_context(events, items, at=None):
     if at is not None:
         events = events.loc[_done_ns(events) < _utc_ns_scalar(at)]
     stats = events.groupby(schema.ITEM_ID, sort=False)[schema.CORRECT].agg(["size", "sum"])
+    return counted_items(items, stats["size"], stats["sum"])
+
+
+def counted_items(items, attempts, correct):
+    """:func:`item_table` with ``item_attempts`` and ``item_accuracy`` from per-item counts.
+
+    ``attempts`` and ``correct`` are Series indexed by item id; an item without an entry
+    has no attempts. Used by :func:`item_context` and by engines that count elsewhere.
+    """
     out = item_table(items)
-    attempts = stats["size"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
-    correct = stats["sum"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    attempts = attempts.reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
+    correct = correct.reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
     return out.assign(**item_features(attempts, correct))
 
 

@@ -106,19 +106,15 @@ def _output_columns() -> list[str]:
 
 def _item_context(events, items):
     """:func:`skbandit.context.item_context` after all events, counted on Spark."""
-    import numpy as np
     from pyspark.sql import functions as F
 
     from skbandit import schema
-    from skbandit.context import item_features, item_table
+    from skbandit.context import counted_items
 
     stats = (events.groupBy(schema.ITEM_ID)
              .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c")).toPandas()
              .set_index(schema.ITEM_ID))
-    out = item_table(items)
-    attempts = stats["n"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
-    correct = stats["c"].reindex(out[schema.ITEM_ID]).fillna(0).to_numpy(np.float64)
-    return out.assign(**item_features(attempts, correct))
+    return counted_items(items, stats["n"], stats["c"])
 
 
 def run_batch_score(model: str, events, items, out, *, top_k: int = 5,

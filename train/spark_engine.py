@@ -113,19 +113,19 @@ def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray
 
 
 def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
-               learned_until_ns: int | None, calibrated_until_ns: int | None = None,
-               cache=None) -> TimeOrder:
+               learned_until_ns: int | None, cache,
+               calibrated_until_ns: int | None = None) -> TimeOrder:
     """Partition by time bucket, sort, persist and count the contexts (one job).
 
     ``contexts`` carry :func:`time_buckets` labels (``_bucket``); positions follow from the
     partition sizes. Events at or before ``learned_until_ns`` are context only; learned
-    events at or before ``calibrated_until_ns`` are learned but not scored.
+    events at or before ``calibrated_until_ns`` are learned but not scored. ``cache`` is
+    the storage level (:func:`train.spark_contexts.cache_for`), kept for the later tables.
     """
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     frame = (contexts.repartition(n_buckets, BUCKET).drop(BUCKET)
-             .sortWithinPartitions(TS, ROW_ORDER).persist(cache or StorageLevel.MEMORY_AND_DISK))
+             .sortWithinPartitions(TS, ROW_ORDER).persist(cache))
 
     def until(ns):
         return (F.lit(False) if ns is None else F.col(TS) <= F.lit(ns)).cast("long")
@@ -157,7 +157,6 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
     All partitions are summed at once (persisted); the driver then reads them one by one, in
     time order, so it never holds every row hash.
     """
-    from pyspark import StorageLevel
 
     d = int(pipeline[-1].n_features_in_) if hasattr(pipeline[-1], "n_features_in_") else None
     offsets, first, stop = order.offsets, order.first, order.stop
@@ -190,7 +189,7 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
 
     columns = (schema.USER_ID, schema.ITEM_ID, TS, *MODEL_COLUMNS)
     summed = (order.frame.select(*columns).mapInPandas(partials, _STATS_SCHEMA)
-              .persist(order.cache or StorageLevel.MEMORY_AND_DISK))
+              .persist(order.cache))
     summed.count()  # toLocalIterator alone computes at most two partitions at a time
     try:
         return _add_partials(summed.toLocalIterator(), len(starts), d)

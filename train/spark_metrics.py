@@ -77,7 +77,6 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
 
     Events before ``score_from`` (learned position) are learned but not scored.
     """
-    from pyspark import StorageLevel
 
     spark = order.frame.sparkSession
     shipped = spark.sparkContext.broadcast((states, rates))
@@ -113,7 +112,7 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
         return with_batch_metrics(score(batches))
 
     frame = order.frame.select(*MODEL_COLUMNS).mapInPandas(scored, SCORED_SCHEMA)
-    return frame.persist(order.cache or StorageLevel.MEMORY_AND_DISK)
+    return frame.persist(order.cache)
 
 
 def with_batch_metrics(frames):

@@ -33,11 +33,11 @@ from train.spark_contexts import TS, floats, key_codes, partitions_for, whole_pa
 if TYPE_CHECKING:
     from train.spark_engine import TimeOrder
 
-COLUMNS = (schema.USER_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT, schema.MASTERY,
-           schema.DIFFICULTY, schema.DISCRIMINATION)
-"""What a delayed reward needs of each learned event."""
 REWARD_COLUMNS = (schema.USER_ID, schema.TOPIC, schema.CORRECT, schema.MASTERY,
                   schema.DIFFICULTY, schema.DISCRIMINATION)
+"""What a delayed reward needs of each learned event."""
+COLUMNS = (*REWARD_COLUMNS, TS, ROW_ORDER)
+"""The same, with the time order."""
 
 
 def progress_bands(order: TimeOrder, bands: ProgressBands | None = None,
