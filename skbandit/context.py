@@ -15,9 +15,15 @@ row per candidate, with the raw columns the feature pipeline reads
 
 Definitions (``n`` earlier events of the student, ``c`` of them correct):
 
-- ``mastery``: ``(c + 1) / (n + 2)`` over the student's earlier events on the topic when
-  there are at least ``COLD_START_MIN_EVENTS`` of them, else the same over all the student's
-  earlier events; an optional mastery table (such as SAKT's) overrides it.
+- ``ability`` and ``ability_sd``: the difficulty-adjusted ability on the topic, a Gaussian
+  posterior in logits from the student's earlier attempts and their items' IRT parameters,
+  with the student's level on other topics as the prior (:mod:`skbandit.ability`).
+- ``mastery``: ``sigmoid(ability)`` (the chance on an item of difficulty 0); an optional
+  mastery table (such as SAKT's) overrides it. Without item parameters (a caller that
+  passes none) every item counts as difficulty 0.
+- ``accuracy``: the raw ``(c + 1) / (n + 2)`` over the student's earlier events on the topic
+  when there are at least ``COLD_START_MIN_EVENTS`` of them, else over all their earlier
+  events (the mastery of versions before the ability; not a model input).
 - ``recent_accuracy``: mean correct of the last ``RECENT_WINDOW`` earlier events.
 - ``recent_speed``: median latency (NaN ignored, capped at ``data.LATENCY_CAP_MS``) of the
   last ``RECENT_WINDOW`` earlier events divided by ``RECENT_SPEED_SCALE_MS``, clipped to
@@ -32,7 +38,8 @@ Definitions (``n`` earlier events of the student, ``c`` of them correct):
   blank) is 0 (the 2PL).
 
 A student with fewer than ``COLD_START_MIN_EVENTS`` earlier events (including an unknown
-student) is in cold start and gets the ``DEFAULT_*`` values for all student features.
+student) is in cold start and gets the ``DEFAULT_*`` values for all student features but the
+ability (and so mastery), whose posterior already says how little one attempt tells.
 The order of earlier events ("the last ``RECENT_WINDOW``") is by completion time, ties kept
 in the events' row order.
 
@@ -45,6 +52,7 @@ counts are ``{e : e.item_id = i and e.done < t}``.
 import numpy as np
 import pandas as pd
 
+from skbandit import ability as ability_model
 from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
@@ -76,6 +84,14 @@ MASTERY_TABLE_SKILL = "skill"
 """Skill column of an optional mastery table (SAKT's ``user_id, skill, mastery_mean``)."""
 MASTERY_TABLE_MEAN = "mastery_mean"
 """Mastery column of an optional mastery table."""
+ABILITY = "ability"
+"""Context value: the ability posterior mean on the topic (logits; not a model input)."""
+ABILITY_SD = "ability_sd"
+"""Context value: the ability posterior sd (logits; not a model input)."""
+ACCURACY = "accuracy"
+"""Context value: the raw smoothed accuracy (the old mastery; not a model input)."""
+ABILITY_SUMS = ("score", "info", "info_b", "topic_score", "topic_info", "topic_info_b")
+"""Keys of :func:`student_counts` that hold the ability posterior's sums."""
 
 ITEM_CONTEXT_COLUMNS = (
     schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING,
@@ -87,7 +103,7 @@ ITEM_CONTEXT_COLUMNS = (
 # --- one decision ------------------------------------------------------------------------
 
 
-def student_context(events, user_id, topic, at=None, mastery_table=None):
+def student_context(events, user_id, topic, at=None, mastery_table=None, items=None):
     """The student's context for a decision about ``topic`` at time ``at``.
 
     Parameters
@@ -106,12 +122,15 @@ def student_context(events, user_id, topic, at=None, mastery_table=None):
         Rows ``user_id, skill, mastery_mean``; when it has a non-missing row for
         ``(user_id, topic)`` its (last) ``mastery_mean`` replaces the event-based mastery
         (and so the skill gap).
+    items : DataFrame, optional
+        Item table whose IRT parameters the ability uses (:func:`event_item_parameters`);
+        without it every attempt counts as one on an item of difficulty 0.
 
     Returns
     -------
     dict
-        ``user_id``, ``topic``, the five ``schema.STUDENT_CONTEXT`` values and
-        ``n_prior_events``.
+        ``user_id``, ``topic``, the five ``schema.STUDENT_CONTEXT`` values,
+        ``ability``, ``ability_sd``, ``accuracy`` and ``n_prior_events``.
 
     Examples
     --------
@@ -119,8 +138,8 @@ def student_context(events, user_id, topic, at=None, mastery_table=None):
     ...     "timestamp": pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC"),
     ...     "correct": [1, 1, 0, 1]})
     >>> ctx = student_context(ev, "u", "t")
-    >>> ctx["mastery"], ctx["recent_accuracy"], ctx["n_prior_events"]
-    (0.6666666666666666, 0.75, 4)
+    >>> round(ctx["mastery"], 4), ctx["accuracy"], ctx["recent_accuracy"], ctx["n_prior_events"]
+    (0.6453, 0.6666666666666666, 0.75, 4)
     """
     mask = events[schema.USER_ID].to_numpy() == user_id
     done = _done_ns(events)
@@ -134,7 +153,14 @@ def student_context(events, user_id, topic, at=None, mastery_table=None):
     latency = _float_column(mine, schema.LATENCY_MS)[-RECENT_WINDOW:] if n else np.empty(0)
     lags = np.full((1, RECENT_WINDOW), np.nan)
     lags[0, : len(latency)] = latency
+    b, a, c = event_item_parameters(mine, items)
+    g, h, hb = ability_model.attempt_evidence(correct, b, a, c)
+    sums = dict(score=[g.sum()], info=[h.sum()], info_b=[hb.sum()],
+                topic_score=[g[on_topic].sum()], topic_info=[h[on_topic].sum()],
+                topic_info_b=[hb[on_topic].sum()])
     values = student_features(
+        **{k: np.array(v) for k, v in sums.items()},
+        names=(*schema.STUDENT_CONTEXT, ABILITY, ABILITY_SD, ACCURACY),
         n=np.array([n]), n_correct=np.array([correct.sum()]),
         n_topic=np.array([on_topic.sum()]), n_topic_correct=np.array([correct[on_topic].sum()]),
         recent_correct=np.array([correct[-RECENT_WINDOW:].sum()]),
@@ -176,6 +202,32 @@ def item_context(events, items, at=None):
         events = events.loc[_done_ns(events) < _utc_ns_scalar(at)]
     stats = events.groupby(schema.ITEM_ID, sort=False)[schema.CORRECT].agg(["size", "sum"])
     return counted_items(items, stats["size"], stats["sum"])
+
+
+def event_item_parameters(events, items):
+    """The IRT ``(difficulty, discrimination, guessing)`` of every event's item (arrays).
+
+    From :func:`item_table` of ``items``; an item missing from it takes its topic's mean
+    difficulty in the table (0 for a topic the table lacks), discrimination
+    ``DEFAULT_DISCRIMINATION`` and no guessing. Without ``items`` every item is b = 0, a = 1,
+    c = 0.
+    """
+    n = len(events)
+    if items is None:
+        return np.zeros(n), np.full(n, DEFAULT_DISCRIMINATION), np.zeros(n)
+    static = item_table(items)
+    row = pd.Index(static[schema.ITEM_ID]).get_indexer(events[schema.ITEM_ID])
+    topic_mean = static.groupby(schema.TOPIC, sort=False)[schema.DIFFICULTY].mean()
+    fallback = (topic_mean.reindex(events[schema.TOPIC].to_numpy()).fillna(0.0)
+                .to_numpy(np.float64))
+    known = row >= 0
+
+    def pick(name, default):
+        values = static[name].to_numpy(dtype=np.float64)[np.where(known, row, 0)]
+        return np.where(known, values, default) if n else np.empty(0)
+
+    return (pick(schema.DIFFICULTY, fallback), pick(schema.DISCRIMINATION,
+            DEFAULT_DISCRIMINATION), pick(schema.GUESSING, 0.0))
 
 
 def counted_items(items, attempts, correct):
@@ -278,12 +330,13 @@ def historical_contexts(events, items):
             f"table, e.g. {unknown}; add them to items or drop those events first")
     ts, done = _utc_ns(events[schema.TIMESTAMP]), _done_ns(events)
     correct = events[schema.CORRECT].to_numpy(dtype=np.float64)
-    counts = student_counts(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
-                            ts, done, correct, _float_column(events, schema.LATENCY_MS),
-                            _float_column(events, schema.HELP_REQUESTED))
-    attempts, item_correct = item_counts(events[schema.ITEM_ID].to_numpy(), ts, done, correct)
     item_parameters = {name: static[name].to_numpy(dtype=np.float64)[item_row]
                        for name in ITEM_PARAMETERS}
+    counts = student_counts(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
+                            ts, done, correct, _float_column(events, schema.LATENCY_MS),
+                            _float_column(events, schema.HELP_REQUESTED),
+                            *(item_parameters[name] for name in ITEM_PARAMETERS))
+    attempts, item_correct = item_counts(events[schema.ITEM_ID].to_numpy(), ts, done, correct)
     return model_input(counts, attempts, item_correct, item_parameters, index=events.index)
 
 
@@ -325,7 +378,8 @@ def item_features(attempts, item_correct):
             / (attempts + 2.0)}
 
 
-def student_counts(user, topic, ts, done, correct, latency_ms, help_requested):
+def student_counts(user, topic, ts, done, correct, latency_ms, help_requested,
+                   difficulty=None, discrimination=None, guessing=None):
     """Every event's counts over its student's earlier events (completed before it started).
 
     The student half of :func:`historical_contexts`, for engines that hold whole students
@@ -340,13 +394,18 @@ def student_counts(user, topic, ts, done, correct, latency_ms, help_requested):
         Start and completion times in nanoseconds (:func:`completion_ns`).
     correct, latency_ms, help_requested : ndarray of shape (n_events,)
         The events' outcomes; NaN where a latency or a help flag is unknown.
+    difficulty, discrimination, guessing : ndarray of shape (n_events,), optional
+        The IRT parameters of each event's item (:func:`event_item_parameters`); without
+        them every item counts as b = 0, a = 1, c = 0.
 
     Returns
     -------
     dict of str to ndarray
         The keyword arguments of :func:`student_features`: ``n``, ``n_correct``,
         ``n_topic``, ``n_topic_correct``, ``recent_correct``, ``latency_lags``,
-        ``help_sum`` and ``help_known``.
+        ``help_sum``, ``help_known`` and the ability's sums :data:`ABILITY_SUMS` (summed
+        within each student in time order, so any partition of whole students gives the
+        same values to the last bit).
 
     Examples
     --------
@@ -366,7 +425,18 @@ def student_counts(user, topic, ts, done, correct, latency_ms, help_requested):
     t_order, t_start, t_end = _completed_ranges(
         user.astype(np.int64) * (topic.max(initial=0) + 1) + topic, ts, done)
     tsum = _prefix(correct[t_order])
+    n_events = len(correct)
+    if difficulty is None:
+        difficulty, discrimination, guessing = (np.zeros(n_events),
+                                                np.full(n_events, DEFAULT_DISCRIMINATION),
+                                                np.zeros(n_events))
+    evidence = ability_model.attempt_evidence(correct, difficulty, discrimination, guessing)
+    sums = {}
+    for prefix, (o, lo, hi) in (("", (order, start, end)), ("topic_", (t_order, t_start, t_end))):
+        for name, values in zip(("score", "info", "info_b"), evidence):
+            sums[prefix + name] = _group_prefix_sum(values[o], lo, hi)
     return dict(
+        **sums,
         n=(end - start).astype(np.float64), n_correct=csum[end] - csum[start],
         n_topic=(t_end - t_start).astype(np.float64), n_topic_correct=tsum[t_end] - tsum[t_start],
         recent_correct=csum[end] - csum[np.maximum(start, end - RECENT_WINDOW)],
@@ -401,7 +471,8 @@ def completion_ns(ts, latency_ms):
 
 
 def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, latency_lags,
-                     help_sum, help_known, names=schema.STUDENT_CONTEXT):
+                     help_sum, help_known, names=schema.STUDENT_CONTEXT, score=None, info=None,
+                     info_b=None, topic_score=None, topic_info=None, topic_info_b=None):
     """Student-context features from a student's counts: the one definition of them.
 
     Used by :func:`student_context`, :func:`historical_contexts` and the simulated school's
@@ -422,7 +493,11 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
     help_sum, help_known : ndarray of shape (n_decisions,)
         Help requests, and attempts whose help flag is known.
     names : sequence of str, default ``schema.STUDENT_CONTEXT``
-        Only these features are computed; an input that none of them reads may be None.
+        Only these features are computed (also ``ability``, ``ability_sd``, ``accuracy``);
+        an input that none of them reads may be None.
+    score, info, info_b, topic_score, topic_info, topic_info_b : ndarray, optional
+        The ability posterior's sums (:data:`ABILITY_SUMS`, from :func:`student_counts`);
+        needed by ``mastery``, ``skill_gap``, ``ability`` and ``ability_sd``.
 
     Returns
     -------
@@ -434,15 +509,31 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
     Ten attempts, 6 correct (2 of 2 on the topic: too few for topic-level mastery):
 
     >>> one = lambda v: np.array([v], dtype=float)
+    >>> sums = dict(score=one(0.5), info=one(2.5), info_b=one(0.0), topic_score=one(1.0),
+    ...             topic_info=one(0.5), topic_info_b=one(0.0))
     >>> features = student_features(one(10), one(6), one(2), one(2), one(4),
-    ...                             np.full((1, RECENT_WINDOW), 60_000.0), one(1), one(10))
+    ...                             np.full((1, RECENT_WINDOW), 60_000.0), one(1), one(10),
+    ...                             **sums)
     >>> {k: round(float(v[0]), 4) for k, v in features.items()}  # doctest: +NORMALIZE_WHITESPACE
-    {'mastery': 0.5833, 'recent_accuracy': 0.8, 'recent_speed': 0.25, 'help_tendency': 0.1,
-     'skill_gap': 0.2167}
+    {'mastery': 0.6142, 'recent_accuracy': 0.8, 'recent_speed': 0.25, 'help_tendency': 0.1,
+     'skill_gap': 0.1858}
     """
     cold = n < COLD_START_MIN_EVENTS
+    posterior = {}
+
+    def ability_posterior():
+        if not posterior:
+            if score is None:
+                raise SkbanditError("the ability needs the posterior sums "
+                                    f"{ABILITY_SUMS} (from skbandit.context.student_counts)")
+            posterior["mean"], posterior["sd"] = ability_model.posterior(
+                score, info, info_b, topic_score, topic_info, topic_info_b)
+        return posterior
 
     def mastery():
+        return ability_model.mastery_of(ability_posterior()["mean"])
+
+    def accuracy():
         topic_level = n_topic >= COLD_START_MIN_EVENTS
         value = np.where(topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0),
                          (n_correct + 1.0) / (n + 2.0))
@@ -461,7 +552,10 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
         return np.where(cold | (help_known == 0), DEFAULT_HELP_TENDENCY,
                         help_sum / np.maximum(help_known, 1))
 
-    known = {schema.MASTERY: mastery, schema.RECENT_ACCURACY: recent_accuracy,
+    known = {schema.MASTERY: mastery, ACCURACY: accuracy,
+             ABILITY: lambda: ability_posterior()["mean"],
+             ABILITY_SD: lambda: ability_posterior()["sd"],
+             schema.RECENT_ACCURACY: recent_accuracy,
              schema.RECENT_SPEED: recent_speed, schema.HELP_TENDENCY: help_tendency}
     out = {}
     for name in names:
@@ -472,7 +566,8 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
             out[name] = known[name]()
         else:
             raise SkbanditError(f"unknown student feature {name!r} (expected names from "
-                                f"schema.STUDENT_CONTEXT: {schema.STUDENT_CONTEXT})")
+                                f"schema.STUDENT_CONTEXT: {schema.STUDENT_CONTEXT}, or "
+                                f"{(ABILITY, ABILITY_SD, ACCURACY)})")
     return out
 
 
@@ -499,6 +594,22 @@ def _completed_ranges(group, ts, done):
     end = np.searchsorted(sorted_key, group * width + rank[len(order):], side="left")
     start = np.searchsorted(sorted_key, group * width, side="left")
     return order, start, end
+
+
+def _group_prefix_sum(sorted_values, start, end):
+    """Sum of ``sorted_values[start:end]`` per row, adding from each group's start.
+
+    ``start`` is the first sorted position of the row's group, so the sum restarts at 0 in
+    every group: the result does not depend on which other groups share the arrays.
+    """
+    if len(sorted_values) == 0:
+        return np.zeros(len(start))
+    group_start = np.zeros(len(sorted_values), dtype=np.int64)
+    firsts = np.unique(start)
+    group_start[firsts[firsts < len(sorted_values)]] = 1
+    label = np.cumsum(group_start)
+    running = pd.Series(sorted_values).groupby(label).cumsum().to_numpy(np.float64)
+    return np.where(end > start, running[np.maximum(end - 1, 0)], 0.0)
 
 
 def _done_ns(events):
@@ -562,8 +673,8 @@ def item_table(items):
         dup = items.loc[items[schema.ITEM_ID].duplicated(), schema.ITEM_ID].iloc[0]
         raise SkbanditError(f"items has duplicate item_id {dup!r} (expected one row per "
                             "item); drop the duplicates before building contexts")
-    out = items[[schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY]].reset_index(drop=True)
-    out[schema.DIFFICULTY] = out[schema.DIFFICULTY].astype(np.float64)
+    out = items[[schema.ITEM_ID, schema.TOPIC]].reset_index(drop=True)
+    out[schema.DIFFICULTY] = difficulty_or_topic_mean(items)
     disc = (items[schema.DISCRIMINATION].to_numpy(dtype=np.float64, na_value=np.nan)
             if schema.DISCRIMINATION in items.columns else np.full(len(items), np.nan))
     out[schema.DISCRIMINATION] = np.where(np.isnan(disc), DEFAULT_DISCRIMINATION, disc)
@@ -571,7 +682,35 @@ def item_table(items):
              if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
     out[schema.DRIFT_FLAG] = drift
     out[schema.GUESSING] = guessing_of(items)  # blank or absent: 0, the 2PL
+    ability_model.check_item_parameters(out[schema.DIFFICULTY], out[schema.DISCRIMINATION],
+                                        out[schema.GUESSING])
     return out
+
+
+def difficulty_or_topic_mean(items):
+    """Each item's difficulty; a blank (or no column) takes its topic's mean, else 0.
+
+    :func:`missing_difficulty_note` says in one line how many items this filled.
+    """
+    if schema.DIFFICULTY not in items.columns:
+        return np.zeros(len(items))
+    values = pd.Series(items[schema.DIFFICULTY].to_numpy(dtype=np.float64, na_value=np.nan))
+    if values.isna().any():
+        topic = pd.Series(items[schema.TOPIC].to_numpy())
+        values = values.fillna(values.groupby(topic).transform("mean")).fillna(0.0)
+    return values.to_numpy(np.float64)
+
+
+def missing_difficulty_note(items):
+    """One line saying how many items have no difficulty (None when all have one)."""
+    if schema.DIFFICULTY in items.columns:
+        missing = int(items[schema.DIFFICULTY].isna().sum())
+    else:
+        missing = len(items)
+    if missing == 0:
+        return None
+    return (f"{missing} of {len(items)} items have no difficulty: their topic's mean difficulty "
+            "stands in (0 where a topic has none); calibrate them with --calibrate rasch")
 
 
 def _table_mastery(table, user_id, topic):

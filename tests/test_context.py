@@ -43,9 +43,16 @@ HAND = _events([
 
 def test_hand_checked_student_context():
     ctx = context.student_context(HAND, "u", "t1", at=T0 + pd.Timedelta(hours=5))
-    # topic t1: 3 earlier events (1, 0, 1) -> (2 + 1) / (3 + 2)
-    assert ctx["mastery"] == pytest.approx(3 / 5)
-    assert ctx["skill_gap"] == pytest.approx(0.8 - 3 / 5)
+    # topic t1: 3 earlier events (1, 0, 1) -> raw accuracy (2 + 1) / (3 + 2)
+    assert ctx["accuracy"] == pytest.approx(3 / 5)
+    # without items every item is b = 0, a = 1: g = +-1/2, h = 1/4 per attempt; t1 has
+    # G = 1/2, H = 3/4; the other topic (i3 right, i4 wrong) G = 0, H = 1/2 -> level 0 with
+    # variance 1 / 1.5; topic prior variance 1/1.5 + 0.49; mean = 0.5 / (1/var + 0.75)
+    prior_var = 1 / 1.5 + 0.49
+    assert ctx["ability"] == pytest.approx(0.5 / (1 / prior_var + 0.75))
+    assert ctx["ability_sd"] == pytest.approx((1 / prior_var + 0.75) ** -0.5)
+    assert ctx["mastery"] == pytest.approx(1 / (1 + np.exp(-ctx["ability"])))
+    assert ctx["skill_gap"] == pytest.approx(0.8 - ctx["mastery"])
     assert ctx["recent_accuracy"] == pytest.approx(3 / 5)  # last 5: 1, 0, 1, 1, 0
     # median of 10k, 20k, 40k, 50k (NaN ignored) = 30k, over 240 s
     assert ctx["recent_speed"] == pytest.approx(30_000 / 240_000)
@@ -53,7 +60,7 @@ def test_hand_checked_student_context():
     assert ctx["n_prior_events"] == 5
     # topic t2 has only 2 earlier events: overall (3 + 1) / (5 + 2)
     assert context.student_context(HAND, "u", "t2", at=T0 + pd.Timedelta(hours=5))[
-        "mastery"] == pytest.approx(4 / 7)
+        "accuracy"] == pytest.approx(4 / 7)
 
 
 def test_events_at_the_decision_time_are_not_before_it():
@@ -96,7 +103,7 @@ def test_mastery_table_overrides_mastery():
     assert ctx["mastery"] == 0.9
     assert ctx["skill_gap"] == 0.0
     other = context.student_context(HAND, "v", "t1", mastery_table=table)
-    assert other["mastery"] == context.DEFAULT_MASTERY
+    assert other["mastery"] == context.student_context(HAND, "v", "t1")["mastery"]
 
 
 def test_item_context_fills_defaults_and_counts():
@@ -154,7 +161,8 @@ event_rows = st.lists(
 
 def _per_decision(events, i):
     row = events.loc[i]
-    ctx = context.student_context(events, row["user_id"], row["topic"], at=row["timestamp"])
+    ctx = context.student_context(events, row["user_id"], row["topic"], at=row["timestamp"],
+                                  items=ITEMS)
     item = context.item_context(events, ITEMS, at=row["timestamp"]).set_index("item_id")
     values = {name: ctx[name] for name in schema.STUDENT_CONTEXT}
     values.update(item.loc[row["item_id"], list(schema.ITEM_CONTEXT)].to_dict())
@@ -218,7 +226,10 @@ def test_student_features_computes_only_what_is_asked_and_the_same_values():
                   n_topic_correct=np.floor(n / 3),
                   recent_correct=np.minimum(n, context.RECENT_WINDOW) // 2,
                   latency_lags=rng.uniform(1e3, 4e5, (40, context.RECENT_WINDOW)),
-                  help_sum=np.floor(n / 4), help_known=n)
+                  help_sum=np.floor(n / 4), help_known=n,
+                  **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[::3]},
+                  **{name: 0.25 * n for name in context.ABILITY_SUMS[1::3]},
+                  **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[2::3]})
     every = context.student_features(**counts)
     assert list(every) == list(schema.STUDENT_CONTEXT)
     gap = context.student_features(**{**counts, "recent_correct": None, "latency_lags": None},
@@ -226,6 +237,66 @@ def test_student_features_computes_only_what_is_asked_and_the_same_values():
     assert list(gap) == [schema.SKILL_GAP]
     np.testing.assert_array_equal(gap[schema.SKILL_GAP], every[schema.SKILL_GAP])
     cold = n < context.COLD_START_MIN_EVENTS
-    assert (every[schema.MASTERY][cold] == context.DEFAULT_MASTERY).all()
+    accuracy = context.student_features(**counts, names=[context.ACCURACY])
+    assert (accuracy[context.ACCURACY][cold] == context.DEFAULT_MASTERY).all()
     with pytest.raises(SkbanditError, match="unknown student feature 'n_prior_events'"):
         context.student_features(**counts, names=[schema.N_PRIOR])
+
+
+# --- the difficulty-adjusted ability -----------------------------------------------------
+
+LADDER = pd.DataFrame({"item_id": [f"e{k}" for k in range(6)] + [f"h{k}" for k in range(6)],
+                       "topic": "t", "difficulty": [-2.0] * 6 + [2.0] * 6})
+
+
+def _attempts(user, prefix, outcomes):
+    return pd.DataFrame({"user_id": user, "item_id": [f"{prefix}{k}" for k in range(6)],
+                         "topic": "t", "correct": outcomes,
+                         "timestamp": T0 + pd.to_timedelta(np.arange(6), unit="h")})
+
+
+def test_mastery_ranks_half_of_hard_items_above_half_of_easy_ones():
+    events = pd.concat([_attempts("hard", "h", [1, 0, 1, 0, 1, 0]),
+                        _attempts("easy", "e", [1, 0, 1, 0, 1, 0])], ignore_index=True)
+    hard = context.student_context(events, "hard", "t", items=LADDER)
+    easy = context.student_context(events, "easy", "t", items=LADDER)
+    assert hard["accuracy"] == easy["accuracy"]  # raw accuracy cannot tell them apart
+    assert hard["mastery"] > 0.7 > 0.3 > easy["mastery"]
+    assert hard["ability"] > 1.0 > -1.0 > easy["ability"]
+    # the same ranking in the vectorised path, at the last attempt of each
+    hist = context.historical_contexts(events, LADDER)
+    assert hist.loc[5, "mastery"] > 0.5 > hist.loc[11, "mastery"]
+
+
+def test_ability_sd_shrinks_with_attempts_and_prior_comes_from_other_topics():
+    items = pd.concat([LADDER, pd.DataFrame({"item_id": ["x"], "topic": ["new"],
+                                             "difficulty": [0.0]})], ignore_index=True)
+    events = _attempts("u", "h", [1] * 6)
+    sds = [context.student_context(events.iloc[:k], "u", "t", items=items)["ability_sd"]
+           for k in range(7)]
+    assert all(a > b for a, b in zip(sds, sds[1:]))
+    # a topic never practised: the student's level on other topics is the prior mean
+    fresh = context.student_context(events, "u", "new", items=items)
+    stranger = context.student_context(events, "nobody", "new", items=items)
+    assert fresh["ability"] > 0.5 and stranger["ability"] == 0.0
+    assert fresh["ability_sd"] > context.student_context(events, "u", "t", items=items)[
+        "ability_sd"]
+
+
+def test_items_without_difficulty_use_their_topics_mean():
+    items = LADDER.assign(difficulty=[np.nan] + [-2.0] * 5 + [2.0] * 6)
+    table = context.item_table(items)
+    assert table.loc[0, "difficulty"] == pytest.approx(np.mean([-2.0] * 5 + [2.0] * 6))
+    assert "1 of 12 items have no difficulty" in context.missing_difficulty_note(items)
+    assert context.missing_difficulty_note(LADDER) is None
+    bare = context.item_table(LADDER.drop(columns="difficulty"))
+    assert (bare["difficulty"] == 0.0).all()
+
+
+@pytest.mark.parametrize("column, value", [("difficulty", np.inf), ("discrimination", -1.0),
+                                           ("discrimination", 50.0), ("guessing", 1.2)])
+def test_bad_item_parameters_are_refused_in_one_line(column, value):
+    items = LADDER.assign(**{column: value})
+    with pytest.raises(SkbanditError, match=f"bad {column}") as err:
+        context.item_table(items)
+    assert "\n" not in str(err.value)

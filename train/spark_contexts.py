@@ -247,7 +247,8 @@ def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None,
             counts = student_counts(key_codes(table, schema.USER_ID),
                                     key_codes(table, schema.TOPIC), ts, done, correct,
                                     floats(table, schema.LATENCY_MS),
-                                    floats(table, schema.HELP_REQUESTED))
+                                    floats(table, schema.HELP_REQUESTED),
+                                    *(floats(table, name) for name in ITEM_PARAMETERS))
             added = {**student_features(**counts), schema.N_PRIOR: counts["n"].astype(np.int64)}
             yield from _with_columns(table, added, student_columns).to_batches()
 

@@ -137,7 +137,10 @@ class SchoolEnv:
         self.true_items = self.world.true_items
         w = self.world
         self.learning = StudentLearning(w.ability0, self.config)
-        self._context = SchoolContext(len(w.user_ids), len(w.topics), len(w.item_ids))
+        self._context = SchoolContext(
+            len(w.user_ids), len(w.topics), len(w.item_ids),
+            *(self.items[name].to_numpy(np.float64) for name in (schema.DIFFICULTY,
+                                                                 schema.DISCRIMINATION)))
         self._item_index = pd.Index(w.item_ids)
         self._timetable = SchoolTimetable(w, self.config.slot_seconds)
         self._records = SchoolRecords(w)

@@ -17,8 +17,9 @@ progress is invisible.
 
 import numpy as np
 
+from skbandit import ability as ability_model
 from skbandit import schema
-from skbandit.context import RECENT_WINDOW, student_features
+from skbandit.context import DEFAULT_DISCRIMINATION, RECENT_WINDOW, student_features
 
 STUDENT_COLUMNS = (*schema.STUDENT_CONTEXT, schema.N_PRIOR)
 """Columns :meth:`SchoolContext.student_columns` can compute."""
@@ -31,6 +32,9 @@ class SchoolContext:
     ----------
     n_students, n_topics, n_items : int
         Sizes of the world; students, topics and items are indices ``0..n-1``.
+    difficulty, discrimination, guessing : ndarray of shape (n_items,), optional
+        The items' published IRT parameters, which the ability uses (default b = 0,
+        ``DEFAULT_DISCRIMINATION``, c = 0).
 
     Attributes
     ----------
@@ -45,6 +49,9 @@ class SchoolContext:
         Help requests of each student so far.
     help_count : ndarray of int64 of shape (n_students,)
         Attempts with a known help flag (every attempt in the simulator).
+    ability_sums, topic_ability_sums : ndarray of float of shape (3, n_students[, n_topics])
+        The ability posterior's sums ``G, H, B`` (:mod:`skbandit.ability`) over all of each
+        student's attempts and per topic.
     item_attempt_counts, item_correct_counts : ndarray of int64 of shape (n_items,)
         Completed attempts (and correct ones) at each item released so far.
 
@@ -61,13 +68,21 @@ class SchoolContext:
     ...     ctx.update(np.array([0]), np.array([0]), np.array([1]), np.array([True]),
     ...                np.array([4000.0]), np.array([False]))
     >>> cols = ctx.student_columns(np.array([0]), np.array([0]))
-    >>> float(cols["mastery"][0]), int(cols["n_prior_events"][0])
-    (0.8, 3)
+    >>> round(float(cols["mastery"][0]), 4), int(cols["n_prior_events"][0])
+    (0.7418, 3)
     >>> ctx.item_attempts(np.array([0, 1])).tolist(), ctx.item_accuracy(np.array([1])).tolist()
     ([0, 3], [0.8])
     """
 
-    def __init__(self, n_students: int, n_topics: int, n_items: int):
+    def __init__(self, n_students: int, n_topics: int, n_items: int, difficulty=None,
+                 discrimination=None, guessing=None):
+        self.item_parameters = (
+            np.zeros(n_items) if difficulty is None else np.asarray(difficulty, np.float64),
+            np.full(n_items, DEFAULT_DISCRIMINATION) if discrimination is None
+            else np.asarray(discrimination, np.float64),
+            np.zeros(n_items) if guessing is None else np.asarray(guessing, np.float64))
+        self.ability_sums = np.zeros((3, n_students))
+        self.topic_ability_sums = np.zeros((3, n_students, n_topics))
         self.attempts = np.zeros(n_students, np.int64)
         self.correct = np.zeros(n_students, np.int64)
         self.topic_attempts = np.zeros((n_students, n_topics), np.int64)
@@ -97,7 +112,11 @@ class SchoolContext:
         s = student
         features = [name for name in names if name != schema.N_PRIOR]
         # the ring buffers are gathered only for the features that read them
+        sums = self.ability_sums[:, s]
+        topic_sums = self.topic_ability_sums[:, s, topic]
         values = student_features(
+            score=sums[0], info=sums[1], info_b=sums[2], topic_score=topic_sums[0],
+            topic_info=topic_sums[1], topic_info_b=topic_sums[2],
             n=self.attempts[s], n_correct=self.correct[s],
             n_topic=self.topic_attempts[s, topic], n_topic_correct=self.topic_correct[s, topic],
             recent_correct=(np.nansum(self.recent_correct[s], axis=1)
@@ -150,6 +169,10 @@ class SchoolContext:
         self.topic_correct[s, topic] += correct
         self.help_sum[s] += help_requested
         self.help_count[s] += 1
+        evidence = np.stack(ability_model.attempt_evidence(
+            correct, *(values[item] for values in self.item_parameters)))
+        self.ability_sums[:, s] += evidence
+        self.topic_ability_sums[:, s, topic] += evidence
         if done is None:
             self._count_items(item, correct)
             return
