@@ -132,7 +132,7 @@ def student_week(events, items, user_id: str, topic: str, window: Window) -> Stu
         & (mine[schema.TIMESTAMP] >= window.start)
         & (mine[schema.TIMESTAMP] < window.end)
     ].sort_values(schema.TIMESTAMP)
-    context = student_context(events, user_id, topic, at=window.end)
+    context = student_context(events, user_id, topic, at=window.end, items=items)
     before = mine[mine[schema.TIMESTAMP] < window.end].sort_values(schema.TIMESTAMP)
     recent = before[schema.ITEM_ID].tail(RECENT_ITEMS_EXCLUDED).tolist()
     candidates = candidate_frame(

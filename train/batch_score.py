@@ -79,7 +79,7 @@ def score_school(session, pipeline, model_version: str, events_path, items_path,
         recent = recent_item_ids(mine, user, n_last=RECENT_ITEMS_EXCLUDED)
         out = []
         for topic in pd.unique(mine[schema.TOPIC]):
-            context = student_context(mine, user, topic)
+            context = student_context(mine, user, topic, items=items)
             candidates = candidate_frame(context, items_ctx, topic, recent_item_ids=recent)
             if candidates.empty:
                 continue  # every item of the topic is drift-flagged or recent
