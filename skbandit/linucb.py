@@ -260,6 +260,46 @@ class LinUCB(RegressorMixin, BaseEstimator):
         vars(self).pop("feature_names_in_", None)
         return self
 
+    def partial_fit_sums(self, xtx, xty, n_rows):
+        """Add a batch given as its sums ``Σ w x xᵀ`` and ``Σ w y x`` (``forgetting == 1``).
+
+        What an engine that computes the sums elsewhere (Spark, per partition) uses instead
+        of :meth:`partial_fit`; the state equals ``partial_fit`` on the rows to rounding. A
+        fresh model starts from the prior (:meth:`initialize`).
+
+        Parameters
+        ----------
+        xtx : ndarray of shape (n_features, n_features)
+            The batch's ``Σ w x xᵀ``.
+        xty : ndarray of shape (n_features,)
+            The batch's ``Σ w y x``.
+        n_rows : int
+            Number of rows in the batch.
+
+        Returns
+        -------
+        self : LinUCB
+            The updated model.
+        """
+        self._validate_params_once()
+        if float(self.forgetting) != 1.0:
+            raise SkbanditError("LinUCB.partial_fit_sums needs forgetting == 1 (the sums "
+                                "carry no row order); use partial_fit on the rows")
+        xtx, xty = np.asarray(xtx, dtype=np.float64), np.asarray(xty, dtype=np.float64)
+        if not hasattr(self, "n_features_in_"):
+            self.initialize(xtx.shape[0])
+        d = self.n_features_in_
+        if xtx.shape != (d, d) or xty.shape != (d,):
+            raise SkbanditError(f"LinUCB.partial_fit_sums needs sums of shape ({d}, {d}) and "
+                                f"({d},), got {xtx.shape} and {xty.shape}")
+        A = self.A_ + xtx
+        A = (A + A.T) * 0.5  # as _accumulate does after every batch
+        b = self.b_ + xty
+        A_inv, step = _cholesky_inverse_and_solve(A, b - A @ self.prior_mean_)
+        self.A_, self.b_, self.A_inv_, self.coef_ = A, b, A_inv, self.prior_mean_ + step
+        self.n_updates_ += int(n_rows)
+        return self
+
     def _validate_params_once(self):
         """``_validate_params()`` unless the parameters are the objects validated last time.
 

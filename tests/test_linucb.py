@@ -669,3 +669,17 @@ def test_a_subclass_with_required_arguments_can_fit():
     model = Tagged("x").fit(pd.DataFrame(_GOOD_X, columns=list("abc")), _GOOD_Y)
     assert list(model.feature_names_in_) == ["a", "b", "c"]
     np.testing.assert_allclose(model.coef_, LinUCB().fit(_GOOD_X, _GOOD_Y).coef_, atol=1e-12)
+
+
+def test_partial_fit_sums_equals_partial_fit_on_the_rows_with_a_prior():
+    X, y = _data(n=40, d=4, seed=6)
+    prior = np.array([0.3, -0.2, 1.0, 0.0])
+    rows = LinUCB(l2=2.0, prior_mean=prior).partial_fit(X[:25], y[:25]).partial_fit(X[25:], y[25:])
+    sums = LinUCB(l2=2.0, prior_mean=prior)
+    for part in (slice(0, 25), slice(25, 40)):
+        sums.partial_fit_sums(X[part].T @ X[part], X[part].T @ y[part], len(y[part]))
+    for name in ("A_", "b_", "A_inv_", "coef_"):
+        np.testing.assert_allclose(getattr(sums, name), getattr(rows, name), atol=1e-12)
+    assert sums.n_updates_ == rows.n_updates_ == 40
+    with pytest.raises(SkbanditError, match="forgetting == 1"):
+        LinUCB(forgetting=0.9).partial_fit_sums(np.eye(2), np.zeros(2), 1)
