@@ -47,7 +47,8 @@ def save_pipeline(pipeline, directory: Path) -> Path:
     estimator = pipeline[-1]
     config = {
         "feature_set": feature_set_of(pipeline),
-        "params": estimator.get_params(),
+        # prior_mean is an array: it is stored in state.npz, which set_state restores it from
+        "params": {k: v for k, v in estimator.get_params().items() if k != "prior_mean"},
         "skbandit_version": skbandit.__version__,
         "state_format": STATE_FORMAT,
     }

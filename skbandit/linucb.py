@@ -16,7 +16,6 @@ from sklearn import get_config
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import (
-    _check_n_features,
     _check_sample_weight,
     check_is_fitted,
     validate_data,
@@ -26,6 +25,7 @@ from skbandit.exceptions import SkbanditError
 
 STATE_VERSION = 1
 _STATE_ARRAYS = ("A", "b", "A_inv", "coef")
+_RECORDED = ("n_features_in_", "feature_names_in_")
 _STATE_SCALARS = ("alpha", "l2", "forgetting", "n_updates", "n_features_in", "state_version")
 # Single rows update A⁻¹ by rank one; every this-many-th row refactors A, bounding the drift.
 _REFACTOR_EVERY = 64
@@ -51,10 +51,19 @@ class LinUCB(RegressorMixin, BaseEstimator):
         weights, i.e. scikit-learn's ``Ridge.alpha`` is this ``l2``. A fresh model has
         ``A = λ I``, ``b = 0`` (``A = I`` with the default, as in Li et al.).
 
+    prior_mean : array-like of shape (n_features,), default=None
+        The coefficients ``θ₀`` the ridge shrinks towards instead of 0 (``None`` means
+        zeros): ``A = λ I + Σ w x xᵀ`` and ``b = λ θ₀ + Σ w y x``, so a model that has seen no
+        evidence (:meth:`initialize`) predicts ``X @ θ₀`` exactly and data
+        moves ``θ`` away from it only as far as the evidence supports. Equivalently, ``θ − θ₀``
+        is ``Ridge(alpha=l2, fit_intercept=False)`` fitted on ``y − X θ₀``. Its length must be
+        the number of features. Like ``l2`` it defines the prior, so it cannot change on a
+        fitted model (see Notes).
+
     forgetting : float in (0, 1], default=1.0
         Discount ``γ`` applied **per observed row** (not per call), for drifting students and
         items. Before each row is added, the data part of ``A`` and ``b`` is multiplied by
-        ``γ`` while the prior ``λ I`` is kept, so after ``T`` rows
+        ``γ`` while the prior ``λ I`` (and ``λ θ₀``) is kept, so after ``T`` rows
         ``A = λ I + Σ_t γ^(T−t) w_t x_t x_tᵀ`` (an effective memory of about ``1 / (1 − γ)``
         rows). Because the discount is per row, one batch still equals the same rows one at a
         time, but the order of rows and batches matters and a weight is no longer equivalent
@@ -66,7 +75,10 @@ class LinUCB(RegressorMixin, BaseEstimator):
         ``λ I + Σ w x xᵀ`` (discounted when ``forgetting < 1``); exactly symmetric.
 
     b_ : ndarray of shape (n_features,)
-        ``Σ w y x`` (discounted when ``forgetting < 1``).
+        ``λ θ₀ + Σ w y x`` (the sum discounted when ``forgetting < 1``).
+
+    prior_mean_ : ndarray of shape (n_features,)
+        The prior mean ``θ₀`` the model was fitted with (zeros when ``prior_mean=None``).
 
     A_inv_ : ndarray of shape (n_features, n_features)
         Cached ``A⁻¹`` (exactly symmetric). Recomputed from ``A_`` by a Cholesky
@@ -96,10 +108,11 @@ class LinUCB(RegressorMixin, BaseEstimator):
     Shared (not disjoint) LinUCB, algorithm 1 of Li et al. (2010) with one ``A`` and ``b`` for
     all arms. With row weights ``w``::
 
-        A = λ I + Σ_i w_i x_i x_iᵀ,   b = Σ_i w_i y_i x_i,   θ = A⁻¹ b
+        A = λ I + Σ_i w_i x_i x_iᵀ,   b = λ θ₀ + Σ_i w_i y_i x_i,   θ = A⁻¹ b
         mean(x) = θᵀx,   std(x) = sqrt(xᵀ A⁻¹ x),   UCB(x) = θᵀx + α sqrt(xᵀ A⁻¹ x)
 
-    ``θ`` is the ridge estimate (``argmin Σ w (y − θᵀx)² + λ‖θ‖²``) and ``std`` is the
+    ``θ`` is the ridge estimate (``argmin Σ w (y − θᵀx)² + λ‖θ − θ₀‖²``), computed as
+    ``θ₀ + A⁻¹ (b − A θ₀)`` so that no evidence gives ``θ₀`` exactly, and ``std`` is the
     unscaled standard deviation of ``θᵀx`` (the posterior with unit noise variance); unlike
     ``BayesianRidge`` it contains no noise term.
 
@@ -113,6 +126,12 @@ class LinUCB(RegressorMixin, BaseEstimator):
     candidates is then one matrix product, ``((X @ A⁻¹) * X).sum(1)``; nothing is inverted
     per prediction. Tiny negative quadratic forms from rounding are clipped to 0 before the
     root.
+
+    The prior (``l2`` and ``prior_mean``) is part of the fitted state: changing either on a
+    fitted model (``set_params(l2=10)``) and then calling :meth:`partial_fit` or
+    :meth:`get_state` raises ``SkbanditError`` rather than mixing two priors; :meth:`fit`
+    starts afresh with the new prior. ``alpha`` (scoring only) and ``forgetting`` (applied
+    to the rows that follow) may change at any time.
 
     Input is validated before anything is changed: bad input raises and leaves the model
     exactly as it was (a failed ``fit`` keeps the earlier fit). Input that needs no
@@ -146,12 +165,14 @@ class LinUCB(RegressorMixin, BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l2": [Interval(Real, 0, None, closed="neither")],
+        "prior_mean": ["array-like", None],
         "forgetting": [Interval(Real, 0, 1, closed="right")],
     }
 
-    def __init__(self, *, alpha=1.0, l2=1.0, forgetting=1.0):
+    def __init__(self, *, alpha=1.0, l2=1.0, prior_mean=None, forgetting=1.0):
         self.alpha = alpha
         self.l2 = l2
+        self.prior_mean = prior_mean
         self.forgetting = forgetting
 
     # ------------------------------------------------------------------ fitting
@@ -195,11 +216,89 @@ class LinUCB(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : LinUCB
-            The updated model.
+            The updated model. Raises ``SkbanditError`` if ``l2`` or ``prior_mean`` changed
+            since the model was fitted (see Notes).
         """
         self._validate_params_once()
         first_call = not hasattr(self, "n_features_in_")
         return self._update(X, y, sample_weight, reset=first_call)
+
+    def initialize(self, n_features=None):
+        """Start a model that has seen no rows: it predicts ``X @ prior_mean`` exactly.
+
+        Parameters
+        ----------
+        n_features : int, default=None
+            Number of features; taken from ``prior_mean`` when that is given.
+
+        Returns
+        -------
+        self : LinUCB
+            A fitted model with ``A = λ I``, ``b = λ θ₀``, ``coef_ = θ₀`` and
+            ``n_updates_ = 0``; :meth:`partial_fit` continues from it.
+        """
+        self._validate_params()
+        if n_features is None:
+            if self.prior_mean is None:
+                raise SkbanditError(
+                    "LinUCB.initialize needs n_features when prior_mean is None; "
+                    "pass initialize(n_features=...)"
+                )
+            n_features = np.shape(self.prior_mean)[0] if np.ndim(self.prior_mean) else 0
+        d = int(n_features)
+        if d < 1:
+            raise SkbanditError(f"LinUCB.initialize needs n_features >= 1, got {n_features}")
+        prior = self._resolved_prior(d)
+        l2 = float(self.l2)
+        A = l2 * np.eye(d)
+        self.A_, self.b_ = A, l2 * prior
+        self.A_inv_, self.coef_ = np.eye(d) / l2, prior.copy()
+        self.prior_mean_, self._fitted_l2 = prior, l2
+        self._fitted_prior_param = self.prior_mean
+        self.n_updates_ = 0
+        self.n_features_in_ = d
+        vars(self).pop("feature_names_in_", None)
+        return self
+
+    def partial_fit_sums(self, xtx, xty, n_rows):
+        """Add a batch given as its sums ``Σ w x xᵀ`` and ``Σ w y x`` (``forgetting == 1``).
+
+        What an engine that computes the sums elsewhere (Spark, per partition) uses instead
+        of :meth:`partial_fit`; the state equals ``partial_fit`` on the rows to rounding. A
+        fresh model starts from the prior (:meth:`initialize`).
+
+        Parameters
+        ----------
+        xtx : ndarray of shape (n_features, n_features)
+            The batch's ``Σ w x xᵀ``.
+        xty : ndarray of shape (n_features,)
+            The batch's ``Σ w y x``.
+        n_rows : int
+            Number of rows in the batch.
+
+        Returns
+        -------
+        self : LinUCB
+            The updated model.
+        """
+        self._validate_params_once()
+        if float(self.forgetting) != 1.0:
+            raise SkbanditError("LinUCB.partial_fit_sums needs forgetting == 1 (the sums "
+                                "carry no row order); use partial_fit on the rows")
+        xtx, xty = np.asarray(xtx, dtype=np.float64), np.asarray(xty, dtype=np.float64)
+        if not hasattr(self, "n_features_in_"):
+            self.initialize(xtx.shape[0])
+        d = self.n_features_in_
+        if xtx.shape != (d, d) or xty.shape != (d,):
+            raise SkbanditError(f"LinUCB.partial_fit_sums needs sums of shape ({d}, {d}) and "
+                                f"({d},), got {xtx.shape} and {xty.shape}")
+        A = self.A_ + xtx
+        A = (A + A.T) * 0.5  # as _accumulate does after every batch
+        b = self.b_ + xty
+        A_inv, step = _cholesky_inverse_and_solve(A, b - A @ self.prior_mean_)
+        self.A_, self.b_, self.A_inv_, self.coef_ = A, b, A_inv, self.prior_mean_ + step
+        self.n_updates_ += int(n_rows)
+        return self
 
     def _validate_params_once(self):
         """``_validate_params()`` unless the parameters are the objects validated last time.
@@ -207,62 +306,116 @@ class LinUCB(RegressorMixin, BaseEstimator):
         Assigning a parameter (directly or through ``set_params``) binds a new object, so
         comparing identities notices every change; validation is skipped, as in
         ``_fit_context``, under ``sklearn.set_config(skip_parameter_validation=True)``.
+        On a fitted model a change is also checked against the fitted prior.
         """
         current = [getattr(self, name) for name in self._parameter_constraints]
         last = getattr(self, "_validated_params", None)
         if last is not None and all(map(operator.is_, current, last)):
             return
-        if get_config()["skip_parameter_validation"]:
-            return
-        self._validate_params()
+        if not get_config()["skip_parameter_validation"]:
+            self._validate_params()
+        self._check_prior_unchanged()
         self._validated_params = current
+
+    def _check_prior_unchanged(self):
+        """Raise if ``l2`` or ``prior_mean`` differ from the prior the state was built with."""
+        if not hasattr(self, "prior_mean_"):
+            return
+        changed = []
+        if float(self.l2) != self._fitted_l2:
+            changed.append(f"l2 from {self._fitted_l2:g} to {float(self.l2):g}")
+        if self.prior_mean is not self._fitted_prior_param:
+            prior = self._resolved_prior(self.prior_mean_.shape[0])
+            if not np.array_equal(prior, self.prior_mean_):
+                changed.append("prior_mean")
+            else:
+                self._fitted_prior_param = self.prior_mean
+        if changed:
+            raise SkbanditError(
+                f"LinUCB's prior changed after fitting ({', '.join(changed)}); the fitted "
+                "state was built with the old one. Call fit() to refit with the new prior, "
+                "or set the parameter back"
+            )
+
+    def _resolved_prior(self, d):
+        """``prior_mean`` as a finite float64 array of shape ``(d,)`` (zeros for ``None``)."""
+        if self.prior_mean is None:
+            return np.zeros(d)
+        try:
+            prior = np.array(self.prior_mean, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise SkbanditError(
+                f"LinUCB prior_mean must be numbers ({err}); pass one coefficient per feature"
+            ) from err
+        if prior.shape != (d,) or not np.isfinite(prior).all():
+            raise SkbanditError(
+                f"LinUCB prior_mean must be {d} finite numbers (one per feature), found "
+                f"shape {prior.shape}; pass one coefficient per feature column"
+            )
+        return prior
 
     def _update(self, X, y, sample_weight, reset):
         """Validate, compute the new state on the side, then commit it in one step.
 
-        On ``reset`` the input is validated against a blank estimator, which receives what
-        ``validate_data`` records about ``X`` (``n_features_in_``, ``feature_names_in_``);
-        ``self`` changes only below, once every check and the arithmetic have passed.
+        On ``reset`` ``validate_data`` records ``n_features_in_`` and ``feature_names_in_``
+        on ``self`` before the arithmetic; if anything then fails they are put back, so a
+        failed call leaves the model exactly as it was.
         """
-        record = type(self)() if reset else self
-        X, y, sample_weight = _validate_fit_input(record, X, y, sample_weight, reset)
-        state = self._new_state(X, y, sample_weight, reset)
-        n_before = 0 if reset else self.n_updates_
-        if reset:
-            self.n_features_in_ = record.n_features_in_
-            if hasattr(record, "feature_names_in_"):
-                self.feature_names_in_ = record.feature_names_in_
-            else:
-                vars(self).pop("feature_names_in_", None)
+        if not reset:
+            X, y, sample_weight = _validate_fit_input(self, X, y, sample_weight, False)
+            self.A_, self.b_, self.A_inv_, self.coef_ = self._new_state(
+                X, y, sample_weight, None
+            )
+            self.n_updates_ += X.shape[0]
+            return self
+        saved = {k: vars(self)[k] for k in _RECORDED if k in vars(self)}
+        try:
+            X, y, sample_weight = _validate_fit_input(self, X, y, sample_weight, True)
+            prior = self._resolved_prior(X.shape[1])
+            state = self._new_state(X, y, sample_weight, prior)
+        except BaseException:
+            for key in _RECORDED:
+                vars(self).pop(key, None)
+            vars(self).update(saved)
+            raise
         self.A_, self.b_, self.A_inv_, self.coef_ = state
-        self.n_updates_ = n_before + X.shape[0]
+        self.prior_mean_, self._fitted_l2 = prior, float(self.l2)
+        self._fitted_prior_param = self.prior_mean
+        self.n_updates_ = X.shape[0]
         return self
 
-    def _new_state(self, X, y, sample_weight, reset):
+    def _new_state(self, X, y, sample_weight, prior):
         """``(A, b, A_inv, coef)`` with the validated rows added; ``self`` is left unchanged.
 
-        The input is finite and so is the state, so a non-finite number can only come from an
+        ``prior`` is ``θ₀`` for a fresh state, ``None`` to continue the fitted one. The input
+        is finite and so is the state, so a non-finite number can only come from an
         overflow, which numpy is told to raise.
         """
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-                if reset:
-                    d = X.shape[1]
-                    A0, b0 = float(self.l2) * np.eye(d), np.zeros(d)
-                    return self._accumulate(A0, b0, X, y, sample_weight)
+                if prior is not None:
+                    l2 = float(self.l2)
+                    A0, b0 = l2 * np.eye(X.shape[1]), l2 * prior
+                    return self._accumulate(A0, b0, X, y, sample_weight, prior)
                 one_row = X.shape[0] == 1 and float(self.forgetting) == 1.0
                 if one_row and (self.n_updates_ + 1) % _REFACTOR_EVERY:
                     weight = 1.0 if sample_weight is None else sample_weight[0]
                     return self._add_row(X[0], y[0], weight)
-                return self._accumulate(self.A_, self.b_, X, y, sample_weight)
+                return self._accumulate(
+                    self.A_, self.b_, X, y, sample_weight, self.prior_mean_
+                )
         except FloatingPointError as err:
             raise SkbanditError(
                 f"the update overflowed ({err}): the features or rewards are too large; "
                 "scale them (e.g. StandardScaler) before fitting"
             ) from err
 
-    def _accumulate(self, A0, b0, X, y, sample_weight):
-        """Return ``(A, b, A_inv, coef)`` after adding rows ``X`` to ``(A0, b0)``."""
+    def _accumulate(self, A0, b0, X, y, sample_weight, prior):
+        """Return ``(A, b, A_inv, coef)`` after adding rows ``X`` to ``(A0, b0)``.
+
+        ``coef = θ₀ + A⁻¹ (b − A θ₀)``: the same ``A⁻¹ b`` in exact arithmetic, and exactly
+        ``θ₀`` when the rows carry no evidence.
+        """
         gamma = float(self.forgetting)
         weights = sample_weight
         if gamma < 1.0:
@@ -270,8 +423,9 @@ class LinUCB(RegressorMixin, BaseEstimator):
             decay = gamma ** np.arange(n - 1, -1, -1, dtype=np.float64)
             weights = decay if weights is None else weights * decay
             kept = gamma**n
-            A0 = kept * A0 + (1.0 - kept) * float(self.l2) * np.eye(X.shape[1])
-            b0 = kept * b0
+            l2_rest = (1.0 - kept) * float(self.l2)
+            A0 = kept * A0 + l2_rest * np.eye(X.shape[1])
+            b0 = kept * b0 + l2_rest * prior
         if weights is None:
             Xs, yw = X, y
         else:
@@ -279,8 +433,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
         A = A0 + Xs.T @ Xs
         A = (A + A.T) * 0.5  # exactly symmetric whatever path BLAS took
         b = b0 + X.T @ yw
-        A_inv, coef = _cholesky_inverse_and_solve(A, b)
-        return A, b, A_inv, coef
+        A_inv, step = _cholesky_inverse_and_solve(A, b - A @ prior)
+        return A, b, A_inv, prior + step
 
     def _add_row(self, x, y, weight):
         """Return ``(A, b, A_inv, coef)`` after one row, by a rank-one update (``O(d²)``).
@@ -355,15 +509,6 @@ class LinUCB(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64, accept_sparse=False)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = True
-        tags.target_tags.single_output = True
-        tags.target_tags.multi_output = False
-        return tags
-
     # -------------------------------------------------------------------- state
     def get_state(self):
         """Return the fitted state as plain arrays and numbers (no code, no pickle).
@@ -371,14 +516,17 @@ class LinUCB(RegressorMixin, BaseEstimator):
         Returns
         -------
         state : dict of str to ndarray, float or int
-            Keys ``A``, ``b``, ``A_inv``, ``coef`` (copies), ``alpha``, ``l2``, ``forgetting``,
+            Keys ``A``, ``b``, ``A_inv``, ``coef``, ``prior_mean`` (copies), ``alpha``,
+            ``l2``, ``forgetting``,
             ``n_updates``, ``n_features_in``, ``state_version`` and, when the model was
             fitted with column names, ``feature_names_in`` (a unicode array). It can be
             saved with ``np.savez`` and restored with :meth:`set_state` or
             :meth:`from_state`.
         """
         check_is_fitted(self)
+        self._check_prior_unchanged()
         state = {name: getattr(self, name + "_").copy() for name in _STATE_ARRAYS}
+        state["prior_mean"] = self.prior_mean_.copy()
         state.update(
             alpha=float(self.alpha),
             l2=float(self.l2),
@@ -403,10 +551,15 @@ class LinUCB(RegressorMixin, BaseEstimator):
         -------
         self : LinUCB
             The restored model. A malformed state raises ``SkbanditError`` and changes
-            nothing.
+            nothing. A state saved before ``prior_mean`` existed loads with zeros.
         """
         arrays, scalars, names = _check_state(state)
-        self.set_params(**{k: scalars[k] for k in ("alpha", "l2", "forgetting")})
+        prior = arrays.pop("prior_mean")
+        params = {k: scalars[k] for k in ("alpha", "l2", "forgetting")}
+        params["prior_mean"] = prior.copy() if prior.any() else None
+        self.set_params(**params)
+        self.prior_mean_, self._fitted_l2 = prior, scalars["l2"]
+        self._fitted_prior_param = self.prior_mean
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         for name, value in arrays.items():
@@ -481,8 +634,8 @@ def _validate_plain(estimator, X, y="no_validation", *, reset):
     ``np.ndarray`` ``y`` of matching length, which ``check_X_y`` would return unchanged, and
     for them has exactly ``validate_data``'s effects: an ndarray has no feature names, so
     ``reset`` drops ``feature_names_in_`` and otherwise a model fitted with names gets
-    scikit-learn's warning; scikit-learn's own ``_check_n_features`` sets the feature count
-    or raises its error (it is only skipped when it would do nothing). What it leaves out
+    scikit-learn's warning; ``reset`` records the feature count, and a count that differs
+    from the fitted one is left to ``validate_data`` (which raises its error). What it leaves out
     costs more than an online update and cannot matter here: the tag lookup and asking
     narwhals whether ``X`` is a dataframe. Any other input returns ``None``, having changed
     nothing, and the caller uses ``validate_data``. ``tests/test_linucb.py`` checks that
@@ -504,6 +657,8 @@ def _validate_plain(estimator, X, y="no_validation", *, reset):
         and math.isfinite(y.sum())
     ):
         return None
+    if not reset and X.shape[1] != getattr(estimator, "n_features_in_", X.shape[1]):
+        return None  # validate_data raises scikit-learn's error for the count
     if reset:
         vars(estimator).pop("feature_names_in_", None)
     elif hasattr(estimator, "feature_names_in_"):
@@ -513,8 +668,8 @@ def _validate_plain(estimator, X, y="no_validation", *, reset):
             UserWarning,
             stacklevel=3,
         )
-    if reset or X.shape[1] != getattr(estimator, "n_features_in_", X.shape[1]):
-        _check_n_features(estimator, X, reset=reset)  # sets the count, or raises its error
+    if reset:
+        estimator.n_features_in_ = X.shape[1]
     return X if no_y else (X, y)
 
 
@@ -552,9 +707,12 @@ def _check_state(state):
             f"{STATE_VERSION}; re-export the model with this version of skbandit"
         )
     d = int(state["n_features_in"])
-    shapes = {"A": (d, d), "b": (d,), "A_inv": (d, d), "coef": (d,)}
+    shapes = {"A": (d, d), "b": (d,), "A_inv": (d, d), "coef": (d,), "prior_mean": (d,)}
     arrays = {}
-    for name in _STATE_ARRAYS:
+    for name in (*_STATE_ARRAYS, "prior_mean"):
+        if name == "prior_mean" and name not in state:
+            arrays[name] = np.zeros(d)  # saved before the prior mean existed
+            continue
         value = np.array(state[name], dtype=np.float64)
         if value.shape != shapes[name] or not np.isfinite(value).all():
             raise SkbanditError(

@@ -370,8 +370,15 @@ def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
     make, width, reset = PLAIN_CASES[case]
     X, y = _GOOD_X[:4, :width].copy(), _GOOD_Y[:4].copy()
     args = (X, y) if with_y else (X,)
-    expected = _effects(lambda m: validate_data(m, *args, reset=reset, dtype=np.float64), make())
-    actual = _effects(lambda m: linucb_module._validate_plain(m, *args, reset=reset), make())
+    def validated(m):
+        return validate_data(m, *args, reset=reset, dtype=np.float64)
+
+    def fast_then_validated(m):  # what the callers do: the fast path, else validate_data
+        plain = linucb_module._validate_plain(m, *args, reset=reset)
+        return validated(m) if plain is None else plain
+
+    expected = _effects(validated, make())
+    actual = _effects(fast_then_validated, make())
     assert actual[0].keys() == expected[0].keys()
     for key, value in expected[0].items():
         np.testing.assert_array_equal(actual[0][key], value, err_msg=key)
@@ -450,9 +457,9 @@ def test_partial_fit_validates_parameters_once_per_change(monkeypatch):
     assert len(calls) == 1
     model.set_params(alpha=0.5)
     model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1]).partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
-    model.l2 = 3.0
+    model.forgetting = 0.9
     model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1]).partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
-    assert [c["alpha"] for c in calls] == [1.0, 0.5, 0.5] and calls[-1]["l2"] == 3.0
+    assert [c["alpha"] for c in calls] == [1.0, 0.5, 0.5] and calls[-1]["forgetting"] == 0.9
 
 
 @pytest.mark.parametrize("change", [
@@ -471,7 +478,8 @@ def test_partial_fit_rejects_a_parameter_made_invalid_after_fitting(change):
 
 def test_clone_get_params_set_params():
     model = LinUCB(alpha=0.5, l2=2.0, forgetting=0.99).fit(_GOOD_X, _GOOD_Y)
-    assert model.get_params() == {"alpha": 0.5, "l2": 2.0, "forgetting": 0.99}
+    assert model.get_params() == {"alpha": 0.5, "l2": 2.0, "prior_mean": None,
+                                  "forgetting": 0.99}
     copy = clone(model)
     assert copy.get_params() == model.get_params() and not hasattr(copy, "coef_")
     assert copy.set_params(alpha=3.0) is copy and copy.alpha == 3.0
@@ -531,3 +539,147 @@ def test_state_size_does_not_depend_on_the_number_of_rows():
     large = LinUCB().fit(*_data(n=5000, d=5)).get_state()
     size = {k: np.asarray(v).nbytes for k, v in small.items()}
     assert size == {k: np.asarray(v).nbytes for k, v in large.items()}
+
+
+# --------------------------------------------------------------------- prior mean
+_PRIOR = np.array([0.5, -1.0, 2.0])
+
+
+def test_untrained_model_predicts_the_prior_mean_exactly():
+    X = _GOOD_X
+    fresh = LinUCB(l2=0.3, prior_mean=_PRIOR).initialize()
+    np.testing.assert_array_equal(fresh.predict(X), X @ _PRIOR)
+    np.testing.assert_array_equal(fresh.coef_, _PRIOR)
+    assert fresh.n_updates_ == 0 and fresh.n_features_in_ == 3
+    # a row of weight 0 carries no evidence: still exactly the prior
+    w = np.zeros(len(X))
+    w[0] = 1.0
+    X_zero = X.copy()
+    X_zero[0] = 0.0
+    zero = LinUCB(l2=0.3, prior_mean=_PRIOR).fit(X_zero, _GOOD_Y, sample_weight=w)
+    np.testing.assert_array_equal(zero.predict(X), X @ _PRIOR)
+    # and partial_fit continues from initialize() as from a first call
+    first = LinUCB(l2=0.3, prior_mean=_PRIOR).partial_fit(X, _GOOD_Y)
+    np.testing.assert_allclose(fresh.partial_fit(X, _GOOD_Y).coef_, first.coef_, atol=1e-12)
+
+
+@pytest.mark.parametrize("l2", [0.1, 1.0, 10.0])
+def test_prior_mean_equals_ridge_on_the_residual(l2):
+    X, y = _data(seed=3)
+    prior = np.array([1.0, -0.5, 0.25, 2.0])
+    w = np.random.default_rng(4).uniform(0.0, 2.0, size=len(y))
+    model = LinUCB(l2=l2, prior_mean=prior).fit(X, y, sample_weight=w)
+    ridge = Ridge(alpha=l2, fit_intercept=False).fit(X, y - X @ prior, sample_weight=w)
+    np.testing.assert_allclose(model.coef_, prior + ridge.coef_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(model.b_, l2 * prior + X.T @ (w * y), rtol=1e-12)
+    A, _ = _closed_form(X, y, w, l2)
+    np.testing.assert_allclose(model.A_, A, rtol=1e-12)
+
+
+def test_prior_mean_is_kept_by_forgetting():
+    X, y = _data(n=30, d=4, seed=5)
+    prior = np.array([1.0, 0.0, -1.0, 0.5])
+    gamma = 0.9
+    model = LinUCB(l2=2.0, prior_mean=prior, forgetting=gamma).fit(X, y)
+    weights = gamma ** np.arange(len(y) - 1, -1, -1)
+    ridge = Ridge(alpha=2.0, fit_intercept=False).fit(X, y - X @ prior, sample_weight=weights)
+    np.testing.assert_allclose(model.coef_, prior + ridge.coef_, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=_problem(), l2=st.floats(0.1, 10), forgetting=st.sampled_from([1.0, 0.9]),
+       data=st.data())
+def test_one_batch_equals_row_by_row_with_a_prior(problem, l2, forgetting, data):
+    X, y = problem
+    prior = data.draw(arrays(np.float64, X.shape[1], elements=st.floats(-3, 3)))
+    batch = LinUCB(l2=l2, prior_mean=prior, forgetting=forgetting).partial_fit(X, y)
+    rows = LinUCB(l2=l2, prior_mean=prior, forgetting=forgetting)
+    for i in range(len(y)):
+        rows.partial_fit(X[i : i + 1], y[i : i + 1])
+    for name in ("A_", "b_", "A_inv_", "coef_"):
+        np.testing.assert_allclose(getattr(rows, name), getattr(batch, name), atol=1e-9)
+
+
+def test_prior_mean_of_the_wrong_length_is_refused_and_changes_nothing():
+    model = LinUCB().fit(_GOOD_X, _GOOD_Y)
+    before = _fitted_state(model)
+    with pytest.raises(SkbanditError, match="prior_mean must be 3 finite numbers"):
+        model.set_params(prior_mean=[1.0, 2.0]).fit(_GOOD_X, _GOOD_Y)
+    _assert_same_state(before, model)
+    with pytest.raises(SkbanditError, match="needs n_features"):
+        LinUCB().initialize()
+
+
+def test_prior_mean_round_trips_through_the_state_and_old_states_load_as_zeros(tmp_path):
+    model = LinUCB(l2=2.0, prior_mean=_PRIOR).fit(_GOOD_X, _GOOD_Y)
+    np.savez(tmp_path / "state.npz", **model.get_state())
+    with np.load(tmp_path / "state.npz", allow_pickle=False) as saved:
+        restored = LinUCB.from_state(dict(saved))
+    np.testing.assert_array_equal(restored.prior_mean, _PRIOR)
+    np.testing.assert_array_equal(restored.prior_mean_, _PRIOR)
+    restored.partial_fit(_GOOD_X[:3], _GOOD_Y[:3])
+    model.partial_fit(_GOOD_X[:3], _GOOD_Y[:3])
+    np.testing.assert_array_equal(restored.coef_, model.coef_)
+    old = LinUCB().fit(_GOOD_X, _GOOD_Y).get_state()
+    del old["prior_mean"]  # a state saved before the prior mean existed
+    loaded = LinUCB.from_state(old)
+    assert loaded.prior_mean is None
+    np.testing.assert_array_equal(loaded.prior_mean_, np.zeros(3))
+
+
+def test_clone_keeps_the_prior_mean():
+    model = LinUCB(prior_mean=_PRIOR).fit(_GOOD_X, _GOOD_Y)
+    np.testing.assert_array_equal(clone(model).prior_mean, _PRIOR)
+    np.testing.assert_array_equal(clone(model).fit(_GOOD_X, _GOOD_Y).coef_, model.coef_)
+
+
+# ------------------------------------------------------- the prior after fitting
+@pytest.mark.parametrize("change", [
+    {"l2": 10.0}, {"prior_mean": np.array([1.0, 1.0, 1.0])},
+], ids=["l2", "prior_mean"])
+def test_changing_the_prior_of_a_fitted_model_is_refused_until_refit(change):
+    model = LinUCB().fit(_GOOD_X, _GOOD_Y)
+    before = _fitted_state(model)
+    model.set_params(**change)
+    with pytest.raises(SkbanditError, match="prior changed after fitting"):
+        model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    with pytest.raises(SkbanditError, match="prior changed after fitting"):
+        model.get_state()
+    _assert_same_state(before, model)
+    model.fit(_GOOD_X, _GOOD_Y)  # fit starts afresh with the new prior
+    expected = LinUCB(**change).fit(_GOOD_X, _GOOD_Y)
+    np.testing.assert_array_equal(model.coef_, expected.coef_)
+    model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    assert model.get_state()["l2"] == change.get("l2", 1.0)
+
+
+def test_setting_the_same_prior_again_or_alpha_is_allowed():
+    model = LinUCB(l2=2.0, prior_mean=_PRIOR).fit(_GOOD_X, _GOOD_Y)
+    model.set_params(l2=2.0, prior_mean=_PRIOR.copy(), alpha=0.1, forgetting=0.95)
+    model.partial_fit(_GOOD_X[:1], _GOOD_Y[:1])
+    assert model.get_state()["alpha"] == 0.1
+
+
+def test_a_subclass_with_required_arguments_can_fit():
+    class Tagged(LinUCB):
+        def __init__(self, tag, *, alpha=1.0, l2=1.0, prior_mean=None, forgetting=1.0):
+            super().__init__(alpha=alpha, l2=l2, prior_mean=prior_mean, forgetting=forgetting)
+            self.tag = tag
+
+    model = Tagged("x").fit(pd.DataFrame(_GOOD_X, columns=list("abc")), _GOOD_Y)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_allclose(model.coef_, LinUCB().fit(_GOOD_X, _GOOD_Y).coef_, atol=1e-12)
+
+
+def test_partial_fit_sums_equals_partial_fit_on_the_rows_with_a_prior():
+    X, y = _data(n=40, d=4, seed=6)
+    prior = np.array([0.3, -0.2, 1.0, 0.0])
+    rows = LinUCB(l2=2.0, prior_mean=prior).partial_fit(X[:25], y[:25]).partial_fit(X[25:], y[25:])
+    sums = LinUCB(l2=2.0, prior_mean=prior)
+    for part in (slice(0, 25), slice(25, 40)):
+        sums.partial_fit_sums(X[part].T @ X[part], X[part].T @ y[part], len(y[part]))
+    for name in ("A_", "b_", "A_inv_", "coef_"):
+        np.testing.assert_allclose(getattr(sums, name), getattr(rows, name), atol=1e-12)
+    assert sums.n_updates_ == rows.n_updates_ == 40
+    with pytest.raises(SkbanditError, match="forgetting == 1"):
+        LinUCB(forgetting=0.9).partial_fit_sums(np.eye(2), np.zeros(2), 1)

@@ -31,7 +31,6 @@ from adapters.spark import ROW_ORDER
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import transform_features
-from skbandit.linucb import STATE_VERSION, _cholesky_inverse_and_solve
 from skbandit.progressive import FIRST_BATCH, _split_at, batch_slices
 from train.spark_contexts import BUCKET, TS, partitions_for
 
@@ -238,26 +237,14 @@ def learned_events(order: TimeOrder, columns) -> DataFrame:
 def prefix_models(estimator, stats: Statistics) -> list[dict | None]:
     """The LinUCB state before each batch (``None`` before the first batch of a fresh model).
 
-    Also leaves ``estimator`` in the state after the last batch (through ``set_state``).
+    Also leaves ``estimator`` in the state after the last batch (through
+    ``LinUCB.partial_fit_sums``, which starts a fresh model from its prior).
     """
-    d = stats.xtx.shape[1]
-    fresh = not hasattr(estimator, "n_features_in_")
-    if fresh:
-        A, b, n_updates = float(estimator.l2) * np.eye(d), np.zeros(d), 0
-    else:
-        A, b, n_updates = estimator.A_.copy(), estimator.b_.copy(), int(estimator.n_updates_)
-    states, state = [], None if fresh else estimator.get_state()
-    params = {"alpha": float(estimator.alpha), "l2": float(estimator.l2), "forgetting": 1.0,
-              "n_features_in": d, "state_version": STATE_VERSION}
+    states = []
     for k in range(len(stats.n)):
-        states.append(state)
-        A = A + stats.xtx[k]
-        A = (A + A.T) * 0.5  # as LinUCB._accumulate does after every batch
-        b = b + stats.xty[k]
-        A_inv, coef = _cholesky_inverse_and_solve(A, b)
-        n_updates += int(stats.n[k])
-        state = {"A": A, "b": b, "A_inv": A_inv, "coef": coef, "n_updates": n_updates, **params}
-    estimator.set_state(state)
+        fitted = hasattr(estimator, "n_features_in_")
+        states.append(estimator.get_state() if fitted else None)
+        estimator.partial_fit_sums(stats.xtx[k], stats.xty[k], int(stats.n[k]))
     return states
 
 
