@@ -26,6 +26,11 @@ from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
 from skbandit.learning_progress import ProgressBands, attach_bands, learned_bands
 from skbandit.linucb import LinUCB
+from skbandit.probability_calibration import (
+    ProbabilityCalibration,
+    attach_calibration,
+    calibration_of,
+)
 
 CONFIG_FILE, STATE_FILE = "config.json", "state.npz"
 DATA_FOLDER = "skbandit"
@@ -38,6 +43,10 @@ LEARNING_PROGRESS = "learning_progress"
 """Key of ``config.json`` holding the learning-progress bands the version learned (and their
 best ``target``); versions written before it was kept have none and still load, but refuse
 the ``learning_progress`` objective (:func:`skbandit.learning_progress.learned_target`)."""
+PROBABILITY_CALIBRATION = "probability_calibration"
+"""Key of ``config.json`` holding the score-to-probability map the version learned
+(:mod:`skbandit.probability_calibration`); older versions have none and serve the clipped
+score as before."""
 IGNORED_FILES = frozenset({"registered_model_meta"})
 """Files MLflow itself adds to a downloaded model folder (not part of what was stored)."""
 
@@ -55,6 +64,9 @@ def save_pipeline(pipeline, directory: Path) -> Path:
     bands = learned_bands(pipeline)
     if bands is not None:
         config[LEARNING_PROGRESS] = bands.as_dict()
+    calibration = calibration_of(pipeline)
+    if calibration is not None:
+        config[PROBABILITY_CALIBRATION] = calibration.as_dict()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     np.savez(directory / STATE_FILE, **estimator.get_state())
@@ -95,6 +107,13 @@ def load_pipeline_files(config_path, state_path, what: str = "the model"):
         except SkbanditError as error:
             raise SkbanditError(f"cannot load {what}: config.json's {LEARNING_PROGRESS} is "
                                 f"malformed ({error}); {RETRAIN_HINT}") from None
+    if PROBABILITY_CALIBRATION in config:
+        try:
+            attach_calibration(pipeline,
+                               ProbabilityCalibration.from_dict(config[PROBABILITY_CALIBRATION]))
+        except SkbanditError as error:
+            raise SkbanditError(f"cannot load {what}: config.json's {PROBABILITY_CALIBRATION} "
+                                f"is malformed ({error}); {RETRAIN_HINT}") from None
     return pipeline
 
 

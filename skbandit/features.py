@@ -225,7 +225,22 @@ def make_pipeline(feature_set="default", alpha=1.0, l2=1.0, forgetting=1.0):
         Unfitted; train it with :func:`partial_fit_pipeline` (or ``fit``).
     """
     return Pipeline([("features", make_feature_transformer(feature_set)),
-                     ("linucb", LinUCB(alpha=alpha, l2=l2, forgetting=forgetting))])
+                     ("linucb", LinUCB(alpha=alpha, l2=l2, forgetting=forgetting,
+                                       prior_mean=irt_prior_mean(feature_set)))])
+
+
+def irt_prior_mean(feature_set="default"):
+    """The prior mean that makes an untrained model predict the IRT probability exactly.
+
+    For ``"default"``: 1 on ``p_irt`` and 0 elsewhere, so ``X @ prior_mean = p_irt`` (the
+    3PL probability from the ability and the item); data moves the coefficients away only
+    as far as the ridge posterior allows. ``"seed"`` has no IRT column: None (zeros).
+    """
+    if feature_set != "default":
+        return None
+    prior = np.zeros(len(DEFAULT_FEATURES))
+    prior[DEFAULT_FEATURES.index("p_irt")] = 1.0
+    return prior
 
 
 def partial_fit_pipeline(pipeline, X, y, sample_weight=None):

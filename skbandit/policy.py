@@ -51,6 +51,7 @@ from skbandit.explanations import linucb_reasons, rule_reasons
 from skbandit.exploration import draw_order, first_slot_probabilities
 from skbandit.features import candidate_features
 from skbandit.learning_progress import learned_target
+from skbandit.probability_calibration import calibration_of
 from skbandit.ranking_settings import (
     EXPLORATIONS,
     OBJECTIVES,
@@ -90,7 +91,7 @@ class CandidateScores:
     score: np.ndarray
 
 
-def linucb_scores(model, X, settings: RankingSettings, target=None) -> CandidateScores:
+def linucb_scores(model, X, settings: RankingSettings, target=None, calibration=None) -> CandidateScores:
     """The LinUCB objective score of feature rows: the one formula every ranking uses.
 
     Serving (:func:`score_candidates`), the simulation study's online policy
@@ -117,7 +118,9 @@ def linucb_scores(model, X, settings: RankingSettings, target=None) -> Candidate
 
     Notes
     -----
-    ``expected = clip(theta' x, 0, 1)`` and ``uncertainty = alpha * sqrt(x' A^-1 x)``
+    ``expected = calibration(theta' x)`` (the version's probability calibration,
+    :mod:`skbandit.probability_calibration`; ``clip(theta' x, 0, 1)`` without one) and the
+    exploration bonus ``uncertainty = alpha * sqrt(x' A^-1 x)``
     (Li et al. 2010); ``score = expected + uncertainty`` for ``"max_success"`` and
     ``-|expected - target| + uncertainty`` for ``"target_band"`` and
     ``"learning_progress"``.
@@ -137,7 +140,7 @@ def linucb_scores(model, X, settings: RankingSettings, target=None) -> Candidate
         mean, std = model.predict(X, return_std=True)
     else:
         mean, std = np.zeros(len(X)), np.sqrt((X**2).sum(axis=1) / model.l2)
-    expected = np.clip(mean, 0.0, 1.0)
+    expected = np.clip(mean, 0.0, 1.0) if calibration is None else calibration(mean)
     uncertainty = alpha * std
     if settings.objective is Objective.max_success:
         base = expected
@@ -210,7 +213,7 @@ def score_candidates(pipeline, candidates, settings: RankingSettings | None = No
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused below
         X, model = ((features, pipeline[-1]) if features is not None
                     else candidate_features(pipeline, candidates))
-        scores = linucb_scores(model, X, settings)
+        scores = linucb_scores(model, X, settings, calibration=calibration_of(pipeline))
     return _require_finite(scores, candidates)
 
 

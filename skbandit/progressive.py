@@ -22,11 +22,15 @@ from scipy.stats import rankdata
 
 from skbandit import schema
 from skbandit.irt import guessing_of, mastery_to_logit, p_correct_3pl
+from skbandit.probability_calibration import ProbabilityCalibration, fit_calibration
 
 PROBABILITY_FLOOR = 1e-3
 """Forecasts are clipped to ``[floor, 1 - floor]`` for log-loss (a linear model leaves [0, 1])."""
 
 PREDICTORS = ("bandit", "global_rate", "irt")
+
+REFIT_GROWTH = 1.25
+"""The probability calibration is refitted when the scored pairs grew by this factor."""
 
 FIRST_BATCH = 100
 """Batches start this small and double up to ``batch_size``: a fresh model's forecasts are
@@ -66,12 +70,18 @@ class ReplayResult:
         0 when the model had learned before its first scored prediction).
     n_unscored : int
         Events learned but not scored (``score_from``: e.g. the item-calibration window).
+    calibration : ProbabilityCalibration
+        The score-to-probability map fitted on every scored progressive pair, what the
+        version serves (:mod:`skbandit.probability_calibration`). ``predictions["bandit"]``
+        is each event's calibrated forecast by the map fitted on earlier batches only, and
+        ``predictions["score"]`` the linear score it calibrated.
     """
 
     history: pd.DataFrame
     predictions: pd.DataFrame
     first_batch: int = 0
     n_unscored: int = 0
+    calibration: ProbabilityCalibration = field(default_factory=ProbabilityCalibration)
     _final: dict[str, float] | None = field(default=None, init=False, repr=False)
 
     def final_metrics(self) -> dict[str, float]:
@@ -165,7 +175,9 @@ def replay_history(
     irt = irt_prediction(contexts)
 
     bandit = np.empty(len(rewards))
+    score = np.empty(len(rewards))
     width = np.empty(len(rewards))
+    calibration, fitted_on = ProbabilityCalibration(), 0
     global_rate = np.empty(len(rewards))
     successes, seen = prior_success_rate, 1.0
     rows = []
@@ -178,12 +190,20 @@ def replay_history(
             if on_batch is not None:
                 on_batch(batch.stop - batch.start)
             continue
+        if not hasattr(estimator, "n_features_in_") and getattr(estimator, "prior_mean",
+                                                                   None) is not None:
+            estimator.initialize(features.shape[1])  # predicts the prior's X @ prior_mean
         if hasattr(estimator, "n_features_in_"):
-            bandit[batch], std = estimator.predict(features[batch], return_std=True)
+            score[batch], std = estimator.predict(features[batch], return_std=True)
             width[batch] = estimator.alpha * std
-        else:  # a fresh model predicts 0 with width alpha * ||x||
-            bandit[batch] = 0.0
+        else:  # a fresh model without a prior predicts 0 with width alpha * ||x||
+            score[batch] = 0.0
             width[batch] = estimator.alpha * np.linalg.norm(features[batch], axis=1)
+        if batch.start - score_from >= REFIT_GROWTH * fitted_on:  # only earlier batches
+            calibration = fit_calibration(score[score_from:batch.start],
+                                          rewards[score_from:batch.start])
+            fitted_on = batch.start - score_from
+        bandit[batch] = calibration(score[batch])
         global_rate[batch] = successes / seen
         estimator.partial_fit(features[batch], rewards[batch])
         successes += rewards[batch].sum()
@@ -196,9 +216,11 @@ def replay_history(
             on_batch(batch.stop - batch.start)
     predictions = _predictions_frame(rewards, bandit, global_rate, irt, width,
                                      slice(score_from, None))
+    predictions["score"] = score[score_from:]
     first = min(FIRST_BATCH, batch_size, len(rewards)) if fresh else 0
     return ReplayResult(history=pd.DataFrame(rows), predictions=predictions,
-                        first_batch=first, n_unscored=score_from)
+                        first_batch=first, n_unscored=score_from,
+                        calibration=fit_calibration(score[score_from:], rewards[score_from:]))
 
 
 def _split_at(slices: list[slice], cut: int) -> list[slice]:

@@ -5,12 +5,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from skbandit.probability_calibration import FLOOR, fit_calibration
 from skbandit import progressive, schema
 from skbandit.features import make_pipeline
 from skbandit.irt import mastery_to_logit, p_correct_2pl
 from skbandit.progressive import (
     PREDICTORS,
     PROBABILITY_FLOOR,
+    irt_prediction,
     batch_slices,
     model_features,
     prediction_metrics,
@@ -82,13 +84,17 @@ def test_each_batch_is_predicted_before_it_is_learned():
     pipeline = make_pipeline()
     result = replay_history(pipeline, X, y, batch_size=200)
     predictions = result.predictions
-    assert (predictions["bandit"].iloc[:100] == 0.0).all()  # nothing learned yet
+    # nothing learned yet: the prior mean makes the score the IRT probability exactly
+    np.testing.assert_array_equal(predictions["score"].iloc[:100], predictions["irt"].iloc[:100])
     # the batch (100, 300) is forecast by a model that has learned exactly rows 0..99
     reference = make_pipeline()
     features = model_features(reference, X)
     reference[-1].partial_fit(features[:100], y[:100])
-    np.testing.assert_allclose(predictions["bandit"].iloc[100:300],
+    np.testing.assert_allclose(predictions["score"].iloc[100:300],
                                reference[-1].predict(features[100:300]), atol=1e-12)
+    # fewer than MIN_EVENTS earlier pairs: the forecast is the score clipped to the floor
+    np.testing.assert_array_equal(predictions["bandit"].iloc[:300],
+                                  np.clip(predictions["score"].iloc[:300], FLOOR, 1 - FLOOR))
     # the global rate baseline forecasts with what came before (prior 0.5 as one pseudo-event)
     assert predictions["global_rate"].iloc[100] == pytest.approx((0.5 + y[:100].sum()) / 101)
     np.testing.assert_allclose(
@@ -142,8 +148,8 @@ def test_unscored_events_are_learned_but_never_scored():
     assert (len(result.predictions), result.n_unscored, result.first_batch) == (1_000, 500, 0)
     np.testing.assert_array_equal(result.predictions["reward"], y[500:])
     # the scored events got the same forecasts as in the full replay (same model states)
-    np.testing.assert_allclose(result.predictions["bandit"].iloc[200:],
-                               everything.predictions["bandit"].iloc[700:])
+    np.testing.assert_allclose(result.predictions["score"].iloc[200:],
+                               everything.predictions["score"].iloc[700:])
 
 
 def test_metrics_without_the_untrained_first_batch_and_caveats():
@@ -152,7 +158,9 @@ def test_metrics_without_the_untrained_first_batch_and_caveats():
     assert result.first_batch == 100
     after = result.metrics_after_first_batch()
     assert after == prediction_metrics(result.predictions.iloc[100:])
-    assert after["bandit_log_loss"] < result.final_metrics()["bandit_log_loss"]
+    # the untrained first batch forecast the IRT prior's probability
+    np.testing.assert_array_equal(result.predictions["score"].iloc[:100],
+                                  result.predictions["irt"].iloc[:100])
     caveats = result.caveats()
     assert caveats[0].startswith("only 600 events were scored (fewer than 1,000)")
     assert "the first 100 events were predicted by an untrained model" in caveats[1]
@@ -168,3 +176,29 @@ def test_irt_baseline_uses_guessing_where_given():
     guessed = progressive.irt_prediction(X.assign(guessing=[0.25, np.nan, 0.0, 0.5, 0.2]))
     expected = plain + np.array([0.25, 0.0, 0.0, 0.5, 0.2]) * (1 - plain)
     np.testing.assert_allclose(guessed, expected)
+
+
+def test_an_untrained_model_predicts_the_irt_probability_exactly():
+    X, _ = contexts(50, seed=4)
+    pipeline = make_pipeline()
+    features = model_features(pipeline, X)
+    pipeline[-1].initialize(features.shape[1])
+    np.testing.assert_array_equal(pipeline[-1].predict(features), features[:, 1])  # p_irt
+    np.testing.assert_allclose(pipeline[-1].predict(features), irt_prediction(X), atol=1e-15)
+
+
+def test_probability_calibration_never_learns_from_the_events_it_scores():
+    X, y = contexts(1500, seed=5)
+    result = replay_history(make_pipeline(), X, y, batch_size=400)
+    p = result.predictions
+    # the batch (300, 700) is calibrated by the map fitted on rows 0..299 only
+    earlier = fit_calibration(p["score"].iloc[:300], y[:300])
+    np.testing.assert_array_equal(p["bandit"].iloc[300:700], earlier(p["score"].iloc[300:700]))
+    # flipping the outcomes of that batch changes no forecast in it
+    flipped = y.copy()
+    flipped[300:700] = 1 - flipped[300:700]
+    again = replay_history(make_pipeline(), X, flipped, batch_size=400).predictions
+    np.testing.assert_array_equal(again["bandit"].iloc[:700], p["bandit"].iloc[:700])
+    assert ((p["bandit"] >= FLOOR) & (p["bandit"] <= 1 - FLOOR)).all()
+    # what the version serves is fitted on every scored pair
+    assert result.calibration.n_events == 1500

@@ -47,6 +47,7 @@ from skbandit.calibration import CALIBRATION_FRACTION, METHODS
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
 from skbandit.learning_progress import attach_bands, learned_bands, progress_bands
+from skbandit.probability_calibration import attach_calibration
 from skbandit.progressive import ReplayResult, model_features, replay_history
 from train import training_data, warmstart_report
 from train.history import History, prepare_history
@@ -250,6 +251,7 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
     with timer("replay"):
         result = _replay_with_progress(pipeline, history, features, options.batch_size, console,
                                        score_from=unscored)
+    attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
     with timer("progress"):
         keep_progress_bands(pipeline, progress_bands(history.events, history.contexts,
                                                      learned_bands(pipeline)))

@@ -1,0 +1,119 @@
+"""Calibrated success probabilities: a monotone map from the model's linear score to [0, 1].
+
+LinUCB's mean ``theta' x`` is a linear score that estimates ``P(correct)`` but is not one:
+on real logs it leaves [0, 1] (1.4-12 % of forecasts) and is over-confident at the ends. What
+is served and shown as expected success is ``calibration(score)``, a non-decreasing
+piecewise-linear map fitted by scikit-learn's ``IsotonicRegression`` on pairs
+``(score, outcome)`` of **progressive** forecasts: each pair's score was made before its
+event was learned, and the map that scores a batch is fitted only on earlier batches, so
+calibration never sees the events it scores (:func:`skbandit.progressive.replay_history`).
+
+Why isotonic and not a logistic link on the score: the score is a linear model of a
+probability, so its miscalibration is not sigmoidal (clipped tails, a bend where the IRT
+term saturates); isotonic regression assumes only that a higher score means a higher
+chance, keeps the ranking (AUC changes only through ties) and is stored as data, its
+thresholds. Its outputs are bounded to ``[FLOOR, 1 - FLOOR]`` so that no forecast is 0 or
+1, and below :data:`MIN_EVENTS` pairs the score is only clipped to that range.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skbandit.exceptions import SkbanditError
+
+FLOOR = 0.01
+"""Calibrated probabilities lie in ``[FLOOR, 1 - FLOOR]``."""
+MIN_EVENTS = 200
+"""Fewer progressive pairs than this: no map is fitted (the score is clipped)."""
+ATTRIBUTE = "probability_calibration_"
+"""Attribute of a pipeline that holds its version's :class:`ProbabilityCalibration`."""
+
+
+@dataclass(frozen=True)
+class ProbabilityCalibration:
+    """A non-decreasing piecewise-linear map from score to probability (data only).
+
+    Parameters
+    ----------
+    scores, probabilities : tuple of float
+        The map's knots (``IsotonicRegression``'s ``X_thresholds_`` and ``y_thresholds_``);
+        empty means "clip the score to ``[FLOOR, 1 - FLOOR]``".
+    n_events : int
+        Progressive pairs it was fitted on.
+
+    Examples
+    --------
+    >>> cal = ProbabilityCalibration((0.0, 1.0), (0.2, 0.8), 500)
+    >>> cal(np.array([-3.0, 0.5, 2.0])).tolist()
+    [0.2, 0.5, 0.8]
+    """
+
+    scores: tuple = ()
+    probabilities: tuple = ()
+    n_events: int = 0
+
+    def __call__(self, score) -> np.ndarray:
+        score = np.asarray(score, dtype=np.float64)
+        if not self.scores:
+            return np.clip(score, FLOOR, 1.0 - FLOOR)
+        return np.interp(score, self.scores, self.probabilities)
+
+    def as_dict(self) -> dict:
+        return {"scores": list(self.scores), "probabilities": list(self.probabilities),
+                "n_events": self.n_events}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProbabilityCalibration":
+        try:
+            scores = tuple(float(v) for v in data["scores"])
+            probs = tuple(float(v) for v in data["probabilities"])
+            n_events = int(data["n_events"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SkbanditError(f"probability calibration is malformed ({error}); expected "
+                                "scores, probabilities and n_events") from None
+        ok = (len(scores) == len(probs) and np.all(np.diff(scores) >= 0)
+              and np.all(np.diff(probs) >= 0)
+              and all(0.0 <= p <= 1.0 for p in probs) and np.all(np.isfinite(scores)))
+        if not ok:
+            raise SkbanditError("probability calibration is malformed (expected as many "
+                                "non-decreasing finite scores as probabilities in [0, 1])")
+        return cls(scores, probs, n_events)
+
+
+def fit_calibration(scores, outcomes) -> ProbabilityCalibration:
+    """Fit the map on progressive ``(score, outcome)`` pairs (clip only below MIN_EVENTS)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    scores = np.asarray(scores, dtype=np.float64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    keep = np.isfinite(scores) & np.isfinite(outcomes)
+    if keep.sum() < MIN_EVENTS:
+        return ProbabilityCalibration(n_events=int(keep.sum()))
+    iso = IsotonicRegression(y_min=FLOOR, y_max=1.0 - FLOOR, increasing=True,
+                             out_of_bounds="clip").fit(scores[keep], outcomes[keep])
+    return ProbabilityCalibration(tuple(iso.X_thresholds_.tolist()),
+                                  tuple(iso.y_thresholds_.tolist()), int(keep.sum()))
+
+
+def attach_calibration(pipeline, calibration: ProbabilityCalibration | None):
+    """Store ``calibration`` with the pipeline (what :func:`calibration_of` returns)."""
+    setattr(pipeline, ATTRIBUTE, calibration)
+    return pipeline
+
+
+def calibration_of(pipeline) -> ProbabilityCalibration | None:
+    """The pipeline's calibration, None for a version trained before it was kept."""
+    return getattr(pipeline, ATTRIBUTE, None)
+
+
+def success_probability(pipeline, score) -> np.ndarray:
+    """The expected success to serve: the version's calibration of ``score``.
+
+    A version without one (trained before it was kept) gets the score clipped to [0, 1],
+    as it was served then.
+    """
+    calibration = calibration_of(pipeline)
+    if calibration is None:
+        return np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0)
+    return calibration(score)
