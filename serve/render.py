@@ -153,8 +153,13 @@ def _print_attempts(console: Console, attempts: pd.DataFrame) -> None:
 def _print_context(console: Console, context: dict) -> None:
     title = "Context at the end of the window"
     table = Table(title=title, show_header=False, min_width=len(title) + 4)
+    if "ability" in context:
+        table.add_row("their level (ability)",
+                      f"{context['ability']:+.2f} ± {context['ability_sd']:.2f} logits")
     for key in schema.STUDENT_CONTEXT:
         table.add_row(key, f"{context[key]:.2f}")
+    if "accuracy" in context:
+        table.add_row("raw accuracy", f"{context['accuracy']:.2f}")
     table.add_row("earlier events", str(context.get(schema.N_PRIOR, "")))
     console.print(table)
 
@@ -180,7 +185,7 @@ def _print_rule_list(console: Console, recs: pd.DataFrame) -> None:
 def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) -> None:
     console.print(Rule("RL-Powered Recommendations (LinUCB Bandit)", characters="━"))
     table = Table()
-    for column in ("Rank", "Item", "Difficulty", "Expected", "Uncertainty", "Mode"):
+    for column in ("Rank", "Item", "Difficulty", "Expected", "UCB bonus", "Mode"):
         table.add_column(column)
     for row in recs.to_dict("records"):
         table.add_row(
@@ -201,7 +206,8 @@ def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) 
 COMPARISON_COLUMNS = ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.",
                       "LinUCB est.", "±", "Mode")
 ESTIMATES_NOTE = (
-    "IRT est.: success chance from mastery and the item's IRT parameters alone (3PL: "
+    "IRT est.: success chance from their level (ability) and the item's IRT parameters "
+    "alone (3PL: "
     "with its guessing floor where it has one). LinUCB est.: the "
     "bandit's learned estimate, which also weighs recent accuracy, speed, help use and "
     "how others did on the item, so the same item can get two different numbers."

@@ -35,6 +35,9 @@ STRETCH_SUCCESS = 0.4
 """Expected success from which (up to :data:`MATCH_SUCCESS`) it is "slightly challenging"."""
 ON_TARGET = 0.015
 """Expected success within this of the target is "on target"."""
+DISAGREE = 0.1
+"""When the expected success and the chance from their level alone (IRT) differ by this
+much, the line shows both, so the level words and the number never seem to contradict."""
 MIN_CONTRIBUTION = 0.01
 """A feature is named as a driver only if it moves the score by at least this (1 point)."""
 FEW_ATTEMPTS = 20
@@ -42,19 +45,22 @@ FEW_ATTEMPTS = 20
 
 FEATURE_GLOSSARY = {
     "intercept": ("baseline", "constant 1: the model's baseline success for every item"),
-    "p_irt": ("IRT chance", "3PL probability of success, guessing + (1 - guessing) * "
+    "p_irt": ("chance at their level", "3PL probability of success, guessing + (1 - guessing) * "
               "sigmoid(discrimination * gap) (guessing 0 when the item has none: the 2PL)"),
-    "info": ("IRT information", "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
+    "info": ("closeness to their level", "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
              "* gap), the slope of p_irt per logit (p_irt * (1 - p_irt) without guessing): "
              "largest for items at the student's level"),
-    "ability": ("ability", "the student's mastery on the logit scale, logit(mastery)"),
-    "gap": ("ability - difficulty", "ability minus the item's IRT difficulty (logits)"),
-    "item_evidence": ("item's own record",
+    "ability": ("their level", "the student's difficulty-adjusted ability on the topic "
+                "(logits), logit(mastery)"),
+    "gap": ("how far below their level", "ability minus the item's IRT difficulty (logits)"),
+    "item_evidence": ("how others did on it",
                       "how much better the item is answered than its difficulty says (its "
                       "accuracy above guessing, in logits), shrunk toward 0 for items with "
                       "few attempts"),
-    "item_evidence_x_info": ("item record x information", "item_evidence * info"),
-    "mastery": ("mastery", "estimated probability the student has mastered the topic"),
+    "item_evidence_x_info": ("how others did on it, near their level",
+                             "item_evidence * info"),
+    "mastery": ("mastery", "sigmoid(ability): the student's chance on an item of "
+                "difficulty 0 (skbandit.ability)"),
     "recent_accuracy": ("recent accuracy", "share of the student's recent answers correct "
                         "(default set: minus its cold-start value)"),
     "recent_speed": ("recent speed", "recent answer time, 0 fast to 1 slow "
@@ -75,13 +81,13 @@ def feature_label(name):
     """Short readable label of a feature name (also for the derived ``*_x_info`` names).
 
     >>> feature_label("p_irt"), feature_label("help_tendency_x_gap")
-    ('IRT chance', 'help use x gap')
+    ('chance at their level', 'help use, by difficulty')
     """
     if name in FEATURE_GLOSSARY:
         return FEATURE_GLOSSARY[name][0]
-    for suffix, word in (("_x_info", "information"), ("_x_gap", "gap")):
+    for suffix, words in (("_x_info", "near their level"), ("_x_gap", "by difficulty")):
         if name.endswith(suffix) and name.removesuffix(suffix) in FEATURE_GLOSSARY:
-            return f"{FEATURE_GLOSSARY[name.removesuffix(suffix)][0]} x {word}"
+            return f"{FEATURE_GLOSSARY[name.removesuffix(suffix)][0]}, {words}"
     return name
 
 
@@ -214,11 +220,17 @@ def ranking_reasons(pipeline, candidates, recs, base, *, target=None, cold_start
     base_rank = 1 + (base[None, :] > base[position][:, None]).sum(axis=1)
     ability = irt.mastery_to_logit(shown[schema.MASTERY].to_numpy(np.float64))
     offset = shown[schema.DIFFICULTY].to_numpy(np.float64) - ability
+    at_level = irt.p_correct_3pl(ability, shown[schema.DIFFICULTY].to_numpy(np.float64),
+                                 shown[schema.DISCRIMINATION].to_numpy(np.float64),
+                                 shown[schema.GUESSING].to_numpy(np.float64))
     attempts = shown[schema.ITEM_ATTEMPTS].to_numpy(np.float64)
     lines = []
     for i, row in enumerate(recs.to_dict("records")):
         lead = _lead(row, int(base_rank[i]), target)
-        parts = [lead, level_phrase(offset[i]), _tried(attempts[i]), _drivers(features, lift[i])]
+        level = level_phrase(offset[i])
+        if abs(row[schema.EXPECTED_REWARD] - at_level[i]) >= DISAGREE:
+            level += f" ({at_level[i]:.0%} from their level alone)"
+        parts = [lead, level, _tried(attempts[i]), _drivers(features, lift[i])]
         lines.append("; ".join(p for p in parts if p))
     if cold_start:
         lines = [f"Generic (cold start): {line}" for line in lines]

@@ -18,7 +18,7 @@ from serve.cli import app
 from skbandit import schema
 
 STUDENT, TOPIC, WEEK, OTHER_WEEK = "ABC123", "7.RP.A.1", "2024-W01", "2024-W14"
-RL_HEADER = ("Rank", "Item", "Difficulty", "Expected", "Uncertainty", "Mode")
+RL_HEADER = ("Rank", "Item", "Difficulty", "Expected", "UCB bonus", "Mode")
 FOOTER = re.compile(
     r"^Bandit: (?P<updates>[\d,]+) updates \| Alpha: (?P<alpha>\d+\.\d+) \| Model: LinUCB \| "
     r"(?P<name>[\w-]+) v(?P<version>\d+) \((?P<alias>[\w, ]+)\)$",
