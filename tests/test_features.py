@@ -121,7 +121,8 @@ def test_pipeline_partial_fit_helper_pickles_and_knows_its_feature_set():
     assert features.feature_set_of(pipe) == "default"
     features.partial_fit_pipeline(pipe, raw.iloc[:2], y[:2])
     features.partial_fit_pipeline(pipe, raw.iloc[2:], y[2:])
-    direct = LinUCB(alpha=0.5, l2=2.0).fit(features.default_features(
+    direct = LinUCB(alpha=0.5, l2=2.0, prior_mean=features.irt_prior_mean()).fit(
+        features.default_features(
         raw[list(schema.MODEL_INPUT)]), y)
     np.testing.assert_allclose(pipe[-1].coef_, direct.coef_, atol=1e-12)
     clone = pickle.loads(pickle.dumps(pipe))
