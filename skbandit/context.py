@@ -433,7 +433,7 @@ def student_counts(user, topic, ts, done, correct, latency_ms, help_requested,
     evidence = ability_model.attempt_evidence(correct, difficulty, discrimination, guessing)
     sums = {}
     for prefix, (o, lo, hi) in (("", (order, start, end)), ("topic_", (t_order, t_start, t_end))):
-        for name, values in zip(("score", "info", "info_b"), evidence):
+        for name, values in zip(("score", "info", "info_b"), evidence, strict=True):
             sums[prefix + name] = _group_prefix_sum(values[o], lo, hi)
     return dict(
         **sums,

@@ -47,7 +47,8 @@ FEATURE_GLOSSARY = {
     "intercept": ("baseline", "constant 1: the model's baseline success for every item"),
     "p_irt": ("chance at their level", "3PL probability of success, guessing + (1 - guessing) * "
               "sigmoid(discrimination * gap) (guessing 0 when the item has none: the 2PL)"),
-    "info": ("closeness to their level", "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
+    "info": ("closeness to their level",
+             "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
              "* gap), the slope of p_irt per logit (p_irt * (1 - p_irt) without guessing): "
              "largest for items at the student's level"),
     "ability": ("their level", "the student's difficulty-adjusted ability on the topic "

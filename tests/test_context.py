@@ -1,5 +1,7 @@
 """Student and item context: hand-checked values, no leakage, cold start, vectorised path."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -274,7 +276,7 @@ def test_ability_sd_shrinks_with_attempts_and_prior_comes_from_other_topics():
     events = _attempts("u", "h", [1] * 6)
     sds = [context.student_context(events.iloc[:k], "u", "t", items=items)["ability_sd"]
            for k in range(7)]
-    assert all(a > b for a, b in zip(sds, sds[1:]))
+    assert all(a > b for a, b in itertools.pairwise(sds))
     # a topic never practised: the student's level on other topics is the prior mean
     fresh = context.student_context(events, "u", "new", items=items)
     stranger = context.student_context(events, "nobody", "new", items=items)

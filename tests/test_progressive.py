@@ -5,15 +5,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from skbandit.probability_calibration import FLOOR, fit_calibration
 from skbandit import progressive, schema
 from skbandit.features import make_pipeline
 from skbandit.irt import mastery_to_logit, p_correct_2pl
+from skbandit.probability_calibration import FLOOR, fit_calibration
 from skbandit.progressive import (
     PREDICTORS,
     PROBABILITY_FLOOR,
-    irt_prediction,
     batch_slices,
+    irt_prediction,
     model_features,
     prediction_metrics,
     replay_history,
