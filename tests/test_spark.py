@@ -397,7 +397,7 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     local = replay_history(make_pipeline(), history.contexts,
                            history.events[schema.CORRECT].to_numpy(), batch_size=BATCH_SIZE)
     starts = spark_engine.batch_starts(len(history.events), BATCH_SIZE)
-    frame = local.predictions.assign(
+    frame = local.predictions.drop(columns="score").assign(
         batch=np.searchsorted(starts, np.arange(len(local.predictions)), side="right") - 1)
     # partitions that cut the first batch and others: their metrics come from their rows
     predicted = in_partitions(session, frame, [0, 50, 1_234, 2_000, len(frame)])
