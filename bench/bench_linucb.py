@@ -12,7 +12,8 @@ for scoring; a Sherman–Morrison rank-one update of ``A⁻¹`` for the online l
 ours / reference time (lower is better); compare ratios, not absolute times, between runs.
 
 Targets: every ratio <= 2, except scoring K = 1,000 candidates (``predict(X,
-return_std=True)``) <= 1.5 and the online choose -> observe -> update loop <= 2 (issue 9).
+return_std=True)``) <= 1.5 and the online choose -> observe -> update loop <= 2 (issue 9);
+issue 20 asks <= 1.3 for both.
 This script prints a table, then the issue 9 targets and whether each is met; it asserts
 nothing.
 """
@@ -209,8 +210,11 @@ def full_rank_row(repeats, n_candidates=1000):
             schema.HELP_TENDENCY: rng.random(n) * 0.3, schema.SKILL_GAP: rng.random(n) * 0.5,
             schema.DIFFICULTY: rng.normal(size=n), schema.DISCRIMINATION: 1.0,
             schema.ITEM_ATTEMPTS: rng.integers(0, 500, n).astype(float),
-            schema.ITEM_ACCURACY: rng.random(n),
+            schema.ITEM_ACCURACY: rng.random(n), schema.GUESSING: 0.0,
         })
+        for column in schema.MODEL_INPUT:  # any model input added since (0 = not given)
+            if column not in frame:
+                frame[column] = 0.0
         pipeline = partial_fit_pipeline(make_pipeline(), frame, (rng.random(n) < 0.6) * 1.0)
         settings = RankingSettings(top_k=5)
         (seconds,) = best_times([lambda: rank_linucb(pipeline, frame, settings,

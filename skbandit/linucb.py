@@ -5,9 +5,7 @@ vector ``x`` (student and item features), the expected reward is ``θᵀx`` and 
 bonus is ``alpha * sqrt(xᵀA⁻¹x)``.
 """
 
-import math
 import operator
-import warnings
 from numbers import Real
 from typing import ClassVar
 
@@ -15,20 +13,29 @@ import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skbandit._linucb_input import add_plain_row, plain_mean, validate_fit_input
+from skbandit._linucb_state import (
+    STATE_VERSION,
+    check_prior_unchanged,
+    check_state,
+    resolved_prior,
+    restore,
+    state_of,
+)
+from skbandit._linucb_update import (
+    REFACTOR_EVERY,
+    accumulate,
+    add_row,
+    cholesky_inverse_and_solve,
+)
 from skbandit.exceptions import SkbanditError
 
-STATE_VERSION = 1
-_STATE_ARRAYS = ("A", "b", "A_inv", "coef")
+__all__ = ["STATE_VERSION", "LinUCB"]
+
 _RECORDED = ("n_features_in_", "feature_names_in_")
-_STATE_SCALARS = ("alpha", "l2", "forgetting", "n_updates", "n_features_in", "state_version")
-# Single rows update A⁻¹ by rank one; every this-many-th row refactors A, bounding the drift.
-_REFACTOR_EVERY = 64
+_ERRSTATE = {"over": "raise", "invalid": "raise", "divide": "raise", "under": "ignore"}
 
 
 class LinUCB(RegressorMixin, BaseEstimator):
@@ -116,16 +123,12 @@ class LinUCB(RegressorMixin, BaseEstimator):
     unscaled standard deviation of ``θᵀx`` (the posterior with unit noise variance); unlike
     ``BayesianRidge`` it contains no noise term.
 
-    Numerics: ``A`` and ``b`` are sums, so each call adds a batch with one BLAS product
-    (``XᵀX`` through ``syrk``), refactors ``A`` by Cholesky (``O(d³)``) and caches ``A⁻¹``
-    and ``θ``. One row (the online loop's update, with ``forgetting == 1``) instead updates
-    the cache in ``O(d²)``, as the LinUCB literature does: with ``u = A⁻¹x``,
-    ``A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu)`` (Sherman–Morrison) and
-    ``θ ← θ + u (y − xᵀθ) / (1 + xᵀu)``; every 64th row refactors ``A`` so rounding cannot
-    accumulate. A cached inverse rather than a Cholesky factor is kept because scoring ``K``
-    candidates is then one matrix product, ``((X @ A⁻¹) * X).sum(1)``; nothing is inverted
-    per prediction. Tiny negative quadratic forms from rounding are clipped to 0 before the
-    root.
+    Numerics (``skbandit/_linucb_update.py``): a batch is one BLAS product and a Cholesky
+    refactorisation of ``A`` (``O(d³)``) caching ``A⁻¹`` and ``θ``; one row (the online
+    loop, ``forgetting == 1``) updates the cache by Sherman–Morrison in ``O(d²)``
+    (``A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu)`` with ``u = A⁻¹x``, then ``θ = A⁻¹b``), and every 64th row
+    refactors so rounding cannot accumulate. Scoring ``K`` candidates is one product with
+    the cached inverse; tiny negative quadratic forms from rounding are clipped to 0.
 
     The prior (``l2`` and ``prior_mean``) is part of the fitted state: changing either on a
     fitted model (``set_params(l2=10)``) and then calling :meth:`partial_fit` or
@@ -134,10 +137,9 @@ class LinUCB(RegressorMixin, BaseEstimator):
     to the rows that follow) may change at any time.
 
     Input is validated before anything is changed: bad input raises and leaves the model
-    exactly as it was (a failed ``fit`` keeps the earlier fit). Input that needs no
-    conversion (a finite 2-D float64 ``ndarray`` and, when fitting without weights, a
-    matching 1-D float64 ``ndarray`` ``y``) skips the generic steps of scikit-learn's
-    ``validate_data`` with the same effects (see ``_validate_plain``). ``fit`` validates the
+    exactly as it was (a failed ``fit`` keeps the earlier fit). Plain float64 ``ndarray``
+    input skips the generic steps of ``validate_data`` with the same effects
+    (``skbandit/_linucb_input.py``). ``fit`` validates the
     parameters on every call; ``partial_fit``, which an online loop calls once per
     observation, validates them on its first call and again whenever ``get_params()``
     changes (through ``set_params`` or by assigning an attribute).
@@ -219,7 +221,17 @@ class LinUCB(RegressorMixin, BaseEstimator):
             The updated model. Raises ``SkbanditError`` if ``l2`` or ``prior_mean`` changed
             since the model was fitted (see Notes).
         """
-        self._validate_params_once()
+        last = self.__dict__.get("_validated_params")
+        if (
+            last is None
+            or last[0] is not self.alpha
+            or last[1] is not self.l2
+            or last[2] is not self.prior_mean
+            or last[3] is not self.forgetting
+        ):
+            self._validate_params_once()
+        if sample_weight is None and add_plain_row(self, X, y):
+            return self
         first_call = not hasattr(self, "n_features_in_")
         return self._update(X, y, sample_weight, reset=first_call)
 
@@ -248,9 +260,10 @@ class LinUCB(RegressorMixin, BaseEstimator):
         d = int(n_features)
         if d < 1:
             raise SkbanditError(f"LinUCB.initialize needs n_features >= 1, got {n_features}")
-        prior = self._resolved_prior(d)
+        prior = resolved_prior(self.prior_mean, d)
         l2 = float(self.l2)
         A = l2 * np.eye(d)
+        vars(self).pop("_headroom", None)
         self.A_, self.b_ = A, l2 * prior
         self.A_inv_, self.coef_ = np.eye(d) / l2, prior.copy()
         self.prior_mean_, self._fitted_l2 = prior, l2
@@ -295,7 +308,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
         A = self.A_ + xtx
         A = (A + A.T) * 0.5  # as _accumulate does after every batch
         b = self.b_ + xty
-        A_inv, step = _cholesky_inverse_and_solve(A, b - A @ self.prior_mean_)
+        A_inv, step = cholesky_inverse_and_solve(A, b - A @ self.prior_mean_)
+        vars(self).pop("_headroom", None)
         self.A_, self.b_, self.A_inv_, self.coef_ = A, b, A_inv, self.prior_mean_ + step
         self.n_updates_ += int(n_rows)
         return self
@@ -308,51 +322,14 @@ class LinUCB(RegressorMixin, BaseEstimator):
         ``_fit_context``, under ``sklearn.set_config(skip_parameter_validation=True)``.
         On a fitted model a change is also checked against the fitted prior.
         """
-        current = [getattr(self, name) for name in self._parameter_constraints]
+        current = tuple(getattr(self, name) for name in self._parameter_constraints)
         last = getattr(self, "_validated_params", None)
         if last is not None and all(map(operator.is_, current, last)):
             return
         if not get_config()["skip_parameter_validation"]:
             self._validate_params()
-        self._check_prior_unchanged()
+        check_prior_unchanged(self)
         self._validated_params = current
-
-    def _check_prior_unchanged(self):
-        """Raise if ``l2`` or ``prior_mean`` differ from the prior the state was built with."""
-        if not hasattr(self, "prior_mean_"):
-            return
-        changed = []
-        if float(self.l2) != self._fitted_l2:
-            changed.append(f"l2 from {self._fitted_l2:g} to {float(self.l2):g}")
-        if self.prior_mean is not self._fitted_prior_param:
-            prior = self._resolved_prior(self.prior_mean_.shape[0])
-            if not np.array_equal(prior, self.prior_mean_):
-                changed.append("prior_mean")
-            else:
-                self._fitted_prior_param = self.prior_mean
-        if changed:
-            raise SkbanditError(
-                f"LinUCB's prior changed after fitting ({', '.join(changed)}); the fitted "
-                "state was built with the old one. Call fit() to refit with the new prior, "
-                "or set the parameter back"
-            )
-
-    def _resolved_prior(self, d):
-        """``prior_mean`` as a finite float64 array of shape ``(d,)`` (zeros for ``None``)."""
-        if self.prior_mean is None:
-            return np.zeros(d)
-        try:
-            prior = np.array(self.prior_mean, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise SkbanditError(
-                f"LinUCB prior_mean must be numbers ({err}); pass one coefficient per feature"
-            ) from err
-        if prior.shape != (d,) or not np.isfinite(prior).all():
-            raise SkbanditError(
-                f"LinUCB prior_mean must be {d} finite numbers (one per feature), found "
-                f"shape {prior.shape}; pass one coefficient per feature column"
-            )
-        return prior
 
     def _update(self, X, y, sample_weight, reset):
         """Validate, compute the new state on the side, then commit it in one step.
@@ -362,7 +339,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
         failed call leaves the model exactly as it was.
         """
         if not reset:
-            X, y, sample_weight = _validate_fit_input(self, X, y, sample_weight, False)
+            X, y, sample_weight = validate_fit_input(self, X, y, sample_weight, False)
+            vars(self).pop("_headroom", None)
             self.A_, self.b_, self.A_inv_, self.coef_ = self._new_state(
                 X, y, sample_weight, None
             )
@@ -370,14 +348,15 @@ class LinUCB(RegressorMixin, BaseEstimator):
             return self
         saved = {k: vars(self)[k] for k in _RECORDED if k in vars(self)}
         try:
-            X, y, sample_weight = _validate_fit_input(self, X, y, sample_weight, True)
-            prior = self._resolved_prior(X.shape[1])
+            X, y, sample_weight = validate_fit_input(self, X, y, sample_weight, True)
+            prior = resolved_prior(self.prior_mean, X.shape[1])
             state = self._new_state(X, y, sample_weight, prior)
         except BaseException:
             for key in _RECORDED:
                 vars(self).pop(key, None)
             vars(self).update(saved)
             raise
+        vars(self).pop("_headroom", None)
         self.A_, self.b_, self.A_inv_, self.coef_ = state
         self.prior_mean_, self._fitted_l2 = prior, float(self.l2)
         self._fitted_prior_param = self.prior_mean
@@ -391,69 +370,23 @@ class LinUCB(RegressorMixin, BaseEstimator):
         is finite and so is the state, so a non-finite number can only come from an
         overflow, which numpy is told to raise.
         """
+        l2, gamma = float(self.l2), float(self.forgetting)
         try:
-            with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            with np.errstate(**_ERRSTATE):
                 if prior is not None:
-                    l2 = float(self.l2)
                     A0, b0 = l2 * np.eye(X.shape[1]), l2 * prior
-                    return self._accumulate(A0, b0, X, y, sample_weight, prior)
-                one_row = X.shape[0] == 1 and float(self.forgetting) == 1.0
-                if one_row and (self.n_updates_ + 1) % _REFACTOR_EVERY:
-                    weight = 1.0 if sample_weight is None else sample_weight[0]
-                    return self._add_row(X[0], y[0], weight)
-                return self._accumulate(
-                    self.A_, self.b_, X, y, sample_weight, self.prior_mean_
+                    return accumulate(A0, b0, X, y, sample_weight, prior, l2, gamma)
+                if X.shape[0] == 1 and gamma == 1.0 and (self.n_updates_ + 1) % REFACTOR_EVERY:
+                    weight = None if sample_weight is None else sample_weight[0]
+                    return add_row(self.A_, self.b_, self.A_inv_, X[0], y[0], weight)
+                return accumulate(
+                    self.A_, self.b_, X, y, sample_weight, self.prior_mean_, l2, gamma
                 )
         except FloatingPointError as err:
             raise SkbanditError(
                 f"the update overflowed ({err}): the features or rewards are too large; "
                 "scale them (e.g. StandardScaler) before fitting"
             ) from err
-
-    def _accumulate(self, A0, b0, X, y, sample_weight, prior):
-        """Return ``(A, b, A_inv, coef)`` after adding rows ``X`` to ``(A0, b0)``.
-
-        ``coef = θ₀ + A⁻¹ (b − A θ₀)``: the same ``A⁻¹ b`` in exact arithmetic, and exactly
-        ``θ₀`` when the rows carry no evidence.
-        """
-        gamma = float(self.forgetting)
-        weights = sample_weight
-        if gamma < 1.0:
-            n = X.shape[0]
-            decay = gamma ** np.arange(n - 1, -1, -1, dtype=np.float64)
-            weights = decay if weights is None else weights * decay
-            kept = gamma**n
-            l2_rest = (1.0 - kept) * float(self.l2)
-            A0 = kept * A0 + l2_rest * np.eye(X.shape[1])
-            b0 = kept * b0 + l2_rest * prior
-        if weights is None:
-            Xs, yw = X, y
-        else:
-            Xs, yw = X * np.sqrt(weights)[:, None], weights * y
-        A = A0 + Xs.T @ Xs
-        A = (A + A.T) * 0.5  # exactly symmetric whatever path BLAS took
-        b = b0 + X.T @ yw
-        A_inv, step = _cholesky_inverse_and_solve(A, b - A @ prior)
-        return A, b, A_inv, prior + step
-
-    def _add_row(self, x, y, weight):
-        """Return ``(A, b, A_inv, coef)`` after one row, by a rank-one update (``O(d²)``).
-
-        With ``s = √w x``, ``u = A⁻¹ s`` and ``v = u / √(1 + sᵀu)``: ``A⁻¹ ← A⁻¹ − v vᵀ``
-        (Sherman–Morrison, exactly symmetric) and ``θ ← θ + u (√w y − sᵀθ) / (1 + sᵀu)``
-        (recursive least squares), instead of refactorising ``A``. ``y`` and ``weight`` are
-        numpy scalars, so that an overflow raises even in the scalar arithmetic.
-        """
-        root = np.sqrt(weight)
-        s = x if weight == 1.0 else root * x
-        A = self.A_ + s[:, None] * s  # s sᵀ, exactly symmetric
-        b = self.b_ + (weight * y) * x
-        u = self.A_inv_ @ s
-        denominator = 1.0 + s @ u  # >= 1 up to rounding: A⁻¹ is positive definite
-        v = u / np.sqrt(denominator)
-        A_inv = self.A_inv_ - v[:, None] * v
-        coef = self.coef_ + u * ((root * y - s @ self.coef_) / denominator)
-        return A, b, A_inv, coef
 
     # --------------------------------------------------------------- prediction
     def predict(self, X, return_std=False):
@@ -475,8 +408,10 @@ class LinUCB(RegressorMixin, BaseEstimator):
         y_std : ndarray of shape (n_samples,)
             Only with ``return_std=True``.
         """
-        X = self._validate_X_predict(X)
-        mean = X @ self.coef_
+        mean = plain_mean(self, X)
+        if mean is None:
+            X = self._validate_X_predict(X)
+            mean = X @ self.coef_
         if return_std:
             return mean, self._std(X)
         return mean
@@ -494,18 +429,15 @@ class LinUCB(RegressorMixin, BaseEstimator):
         width : ndarray of shape (n_samples,)
             Non-negative; ``predict(X) + predict_uncertainty(X)`` is the UCB score.
         """
-        X = self._validate_X_predict(X)
+        if plain_mean(self, X) is None:
+            X = self._validate_X_predict(X)
         return float(self.alpha) * self._std(X)
 
     def _std(self, X):
-        quad = ((X @ self.A_inv_) * X).sum(axis=1)
+        quad = np.einsum("ij,ij->i", X @ self.A_inv_, X)
         return np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)
 
     def _validate_X_predict(self, X):
-        if hasattr(self, "coef_"):
-            plain = _validate_plain(self, X, reset=False)
-            if plain is not None:
-                return plain
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64, accept_sparse=False)
 
@@ -524,20 +456,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
             :meth:`from_state`.
         """
         check_is_fitted(self)
-        self._check_prior_unchanged()
-        state = {name: getattr(self, name + "_").copy() for name in _STATE_ARRAYS}
-        state["prior_mean"] = self.prior_mean_.copy()
-        state.update(
-            alpha=float(self.alpha),
-            l2=float(self.l2),
-            forgetting=float(self.forgetting),
-            n_updates=int(self.n_updates_),
-            n_features_in=int(self.n_features_in_),
-            state_version=STATE_VERSION,
-        )
-        if hasattr(self, "feature_names_in_"):
-            state["feature_names_in"] = np.asarray(self.feature_names_in_, dtype=str)
-        return state
+        check_prior_unchanged(self)
+        return state_of(self)
 
     def set_state(self, state):
         """Restore parameters and fitted state from :meth:`get_state` (exact round trip).
@@ -553,21 +473,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
             The restored model. A malformed state raises ``SkbanditError`` and changes
             nothing. A state saved before ``prior_mean`` existed loads with zeros.
         """
-        arrays, scalars, names = _check_state(state)
-        prior = arrays.pop("prior_mean")
-        params = {k: scalars[k] for k in ("alpha", "l2", "forgetting")}
-        params["prior_mean"] = prior.copy() if prior.any() else None
-        self.set_params(**params)
-        self.prior_mean_, self._fitted_l2 = prior, scalars["l2"]
-        self._fitted_prior_param = self.prior_mean
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        for name, value in arrays.items():
-            setattr(self, name + "_", value)
-        self.n_updates_ = scalars["n_updates"]
-        self.n_features_in_ = scalars["n_features_in"]
-        if names is not None:
-            self.feature_names_in_ = names
+        arrays, scalars, names = check_state(state, _validate_params_of_state)
+        restore(self, arrays, scalars, names)
         return self
 
     @classmethod
@@ -587,149 +494,6 @@ class LinUCB(RegressorMixin, BaseEstimator):
         return cls().set_state(state)
 
 
-def _validate_fit_input(estimator, X, y, sample_weight, reset):
-    """``(X, y, sample_weight)`` validated as float64 arrays, recorded on ``estimator``."""
-    if sample_weight is None:
-        plain = _validate_plain(estimator, X, y, reset=reset)
-        if plain is not None:
-            return (*plain, None)
-    if y is not None:
-        y = _numeric_rewards(y)
-    X, y = validate_data(
-        estimator, X, y, reset=reset, dtype=np.float64, y_numeric=True, accept_sparse=False
-    )
-    y = np.asarray(y, dtype=np.float64)
-    if sample_weight is not None:
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-    return X, y, sample_weight
-
-
-def _numeric_rewards(y):
-    """``y`` itself, or as float64 if it is an object array; strings raise ``SkbanditError``."""
-    y_arr = np.asarray(y)
-    if y_arr.dtype.kind in "USV":
-        raise SkbanditError(
-            f"y must hold numeric rewards, but it has dtype {y_arr.dtype} "
-            f"(for example {y_arr.ravel()[:1].tolist()}); convert the rewards to "
-            "numbers (e.g. correct = 0/1) before fitting"
-        )
-    if y_arr.dtype.kind != "O":
-        return y
-    try:
-        return y_arr.astype(np.float64)
-    except (TypeError, ValueError) as err:
-        raise SkbanditError(
-            f"y must hold numeric rewards, but it contains non-numeric values "
-            f"({err}); convert the rewards to numbers before fitting"
-        ) from err
-
-
-def _validate_plain(estimator, X, y="no_validation", *, reset):
-    """``validate_data(estimator, X, y, reset=reset)`` for input needing no conversion.
-
-    The online loop's fast path. It takes only a finite, non-empty, 2-D float64
-    ``np.ndarray`` ``X`` and (unless ``y`` is ``"no_validation"``) a finite 1-D float64
-    ``np.ndarray`` ``y`` of matching length, which ``check_X_y`` would return unchanged, and
-    for them has exactly ``validate_data``'s effects: an ndarray has no feature names, so
-    ``reset`` drops ``feature_names_in_`` and otherwise a model fitted with names gets
-    scikit-learn's warning; ``reset`` records the feature count, and a count that differs
-    from the fitted one is left to ``validate_data`` (which raises its error). What it leaves out
-    costs more than an online update and cannot matter here: the tag lookup and asking
-    narwhals whether ``X`` is a dataframe. Any other input returns ``None``, having changed
-    nothing, and the caller uses ``validate_data``. ``tests/test_linucb.py`` checks that
-    both have the same effects.
-    """
-    if not (
-        type(X) is np.ndarray
-        and X.dtype == np.float64
-        and X.ndim == 2
-        and X.size
-        and math.isfinite(X.sum())
-    ):
-        return None
-    no_y = isinstance(y, str) and y == "no_validation"
-    if not no_y and not (
-        type(y) is np.ndarray
-        and y.dtype == np.float64
-        and y.shape == (X.shape[0],)
-        and math.isfinite(y.sum())
-    ):
-        return None
-    if not reset and X.shape[1] != getattr(estimator, "n_features_in_", X.shape[1]):
-        return None  # validate_data raises scikit-learn's error for the count
-    if reset:
-        vars(estimator).pop("feature_names_in_", None)
-    elif hasattr(estimator, "feature_names_in_"):
-        warnings.warn(
-            "X does not have valid feature names, but "
-            f"{type(estimator).__name__} was fitted with feature names",
-            UserWarning,
-            stacklevel=3,
-        )
-    if reset:
-        estimator.n_features_in_ = X.shape[1]
-    return X if no_y else (X, y)
-
-
-def _cholesky_inverse_and_solve(A, b):
-    """``(A⁻¹, A⁻¹b)`` for symmetric positive definite ``A`` from its Cholesky factor.
-
-    ``A = L Lᵀ`` (numpy's ``cholesky``, which also rejects a non positive definite ``A``),
-    ``A⁻¹ = L⁻ᵀ L⁻¹`` and ``θ = L⁻ᵀ (L⁻¹ b)``, so the error grows with ``cond(L) = √cond(A)``
-    per factor. Only numpy's LAPACK is used: SciPy's separately bundled OpenBLAS (``potri``,
-    ``potrs``, ``solve_triangular``) wakes a second thread pool even for 8 x 8 matrices,
-    which stalls on a loaded machine.
-    """
-    try:
-        L = np.linalg.cholesky(A)
-    except np.linalg.LinAlgError as err:
-        raise SkbanditError(
-            "A is not numerically positive definite after the update; the features are too "
-            "large or too collinear for l2; scale the features or increase l2"
-        ) from err
-    L_inv = np.linalg.inv(L)
-    inverse = L_inv.T @ L_inv
-    return (inverse + inverse.T) * 0.5, L_inv.T @ (L_inv @ b)
-
-
-def _check_state(state):
-    missing = [k for k in (*_STATE_ARRAYS, *_STATE_SCALARS) if k not in state]
-    if missing:
-        raise SkbanditError(
-            f"LinUCB state is missing {missing} (expected the dict from LinUCB.get_state(), "
-            f"found keys {sorted(state)}); save the model with get_state()"
-        )
-    if int(state["state_version"]) != STATE_VERSION:
-        raise SkbanditError(
-            f"LinUCB state has version {int(state['state_version'])}, expected "
-            f"{STATE_VERSION}; re-export the model with this version of skbandit"
-        )
-    d = int(state["n_features_in"])
-    shapes = {"A": (d, d), "b": (d,), "A_inv": (d, d), "coef": (d,), "prior_mean": (d,)}
-    arrays = {}
-    for name in (*_STATE_ARRAYS, "prior_mean"):
-        if name == "prior_mean" and name not in state:
-            arrays[name] = np.zeros(d)  # saved before the prior mean existed
-            continue
-        value = np.array(state[name], dtype=np.float64)
-        if value.shape != shapes[name] or not np.isfinite(value).all():
-            raise SkbanditError(
-                f"LinUCB state array {name!r} must be finite with shape {shapes[name]} "
-                f"(n_features_in={d}), found shape {value.shape}; the state is corrupt"
-            )
-        arrays[name] = value
-    params = {k: float(state[k]) for k in ("alpha", "l2", "forgetting")}
+def _validate_params_of_state(params):
+    """Validate a state's parameters as ``LinUCB``'s (a subclass may add its own)."""
     LinUCB(**params)._validate_params()
-    if not (np.array_equal(arrays["A"], arrays["A"].T) and state["n_updates"] >= 0):
-        raise SkbanditError("LinUCB state is corrupt: A is not symmetric or n_updates < 0")
-    scalars = {**params, "n_updates": int(state["n_updates"]), "n_features_in": d}
-    names = state.get("feature_names_in")
-    if names is not None:
-        names = np.asarray(names, dtype=object)
-        if names.shape != (d,):
-            raise SkbanditError(
-                f"LinUCB state 'feature_names_in' must have {d} names, found {names.shape}"
-            )
-    return arrays, scalars, names

@@ -15,8 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import validate_data
 
-from skbandit import LinUCB, SkbanditError
-from skbandit import linucb as linucb_module
+from skbandit import LinUCB, SkbanditError, _linucb_input, _linucb_update
 
 
 def _data(n=50, d=4, seed=0):
@@ -374,7 +373,7 @@ def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
         return validate_data(m, *args, reset=reset, dtype=np.float64)
 
     def fast_then_validated(m):  # what the callers do: the fast path, else validate_data
-        plain = linucb_module._validate_plain(m, *args, reset=reset)
+        plain = _linucb_input.validate_plain(m, *args, reset=reset)
         return validated(m) if plain is None else plain
 
     expected = _effects(validated, make())
@@ -399,8 +398,8 @@ def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
 def test_other_input_is_left_to_validate_data(X):
     model = _fitted_on(3, names=True)
     before = _fitted_state(model)
-    assert linucb_module._validate_plain(model, X, reset=True) is None
-    assert linucb_module._validate_plain(model, _GOOD_X[:4], [1.0] * 4, reset=True) is None
+    assert _linucb_input.validate_plain(model, X, reset=True) is None
+    assert _linucb_input.validate_plain(model, _GOOD_X[:4], [1.0] * 4, reset=True) is None
     _assert_same_state(before, model)
 
 
@@ -420,11 +419,11 @@ def test_single_rows_update_the_inverse_by_rank_one_and_refactor_regularly():
     for i in range(len(y)):
         model.partial_fit(X[i : i + 1], y[i : i + 1])
         np.testing.assert_array_equal(model.A_inv_, model.A_inv_.T)
-        if model.n_updates_ % linucb_module._REFACTOR_EVERY == 0:  # exactly a refactorisation
-            A_inv, coef = linucb_module._cholesky_inverse_and_solve(model.A_, model.b_)
+        if model.n_updates_ % _linucb_update.REFACTOR_EVERY == 0:  # exactly a refactorisation
+            A_inv, coef = _linucb_update.cholesky_inverse_and_solve(model.A_, model.b_)
             np.testing.assert_array_equal(model.A_inv_, A_inv)
             np.testing.assert_array_equal(model.coef_, coef)
-    assert model.n_updates_ % linucb_module._REFACTOR_EVERY  # ends on a rank-one update
+    assert model.n_updates_ % _linucb_update.REFACTOR_EVERY  # ends on a rank-one update
     np.testing.assert_allclose(model.A_inv_, np.linalg.inv(model.A_), rtol=1e-12)
     ridge = Ridge(alpha=0.5, fit_intercept=False).fit(X, y)
     np.testing.assert_allclose(model.coef_, ridge.coef_, rtol=0, atol=1e-12)

@@ -165,7 +165,7 @@ def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, conf
     >>> ips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
     0.75
     """
-    rewards, weights = _weighted("ips", rewards, logged_propensity, target_propensity)
+    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
     return _estimate("ips", weights * rewards, None, weights, n_bootstrap, confidence, rng,
                      clusters)
 
@@ -196,7 +196,7 @@ def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
     >>> snips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
     0.6
     """
-    rewards, weights = _weighted("snips", rewards, logged_propensity, target_propensity)
+    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
     if not weights.any():
         raise SkbanditError(
             "snips is undefined: the target policy gives probability 0 to every logged "
@@ -239,7 +239,7 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
     ...               n_bootstrap=0).value
     1.0
     """
-    rewards, weights = _weighted("dr", rewards, logged_propensity, target_propensity)
+    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
     q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
     q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
     terms = q_target + weights * (rewards - q_logged)
@@ -299,7 +299,7 @@ def estimator_terms(estimator, rewards, logged_propensity, target_propensity,
     >>> float(num.mean() / den.mean())
     0.6666666666666666
     """
-    rewards, weights = _weighted(estimator, rewards, logged_propensity, target_propensity)
+    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
     if estimator == "ips":
         return weights * rewards, None, weights
     if estimator == "snips":
@@ -435,7 +435,7 @@ def _percentile_interval(stats, confidence):
     return float(low), float(high), len(stats) - len(finite)
 
 
-def _weighted(name, rewards, logged_propensity, target_propensity):
+def _weighted(rewards, logged_propensity, target_propensity):
     """Validated rewards and importance weights ``pi / mu``."""
     rewards = finite_vector("rewards", rewards)
     mu = finite_vector("logged_propensity", logged_propensity, len(rewards))
