@@ -15,7 +15,12 @@ error (10 equal-width bins) of
   (:func:`served_replay`: the job's starting pipeline, :func:`train.history.prepare_history`
   and :func:`skbandit.progressive.replay_history`; no MLflow run);
 - ``irt``: the product's IRT baseline (the 3PL from mastery and the item's parameters);
-- ``elo``, ``pfa``, ``bkt``: :mod:`bench.student_baselines`;
+- ``elo``, ``pfa``, ``bkt``: :mod:`bench.student_baselines`, everything frozen per batch
+  (no forecast of a batch depends on an outcome of that batch);
+- ``elo*``, ``pfa*``, ``bkt*``: the same models with each row's own per-student evidence
+  from every earlier event (Elo's ratings, PFA's counts, BKT's knowledge state), the fitted
+  weights still frozen per batch: the rule the served model and IRT follow, whose contexts
+  (mastery, recent accuracy, item accuracy) are computed from every earlier event;
 - ``base rate``: the running success rate (warm-start's ``global_rate``).
 
 The batches are warm-start's: 100 events, doubling up to ``--batch-size`` (10,000), split at
@@ -43,7 +48,7 @@ from bench import student_baselines
 
 CLIP = 1e-6
 ECE_BINS = 10
-MODELS = ("served", "irt", "elo", "pfa", "bkt", "base rate")
+MODELS = ("served", "irt", "elo", "pfa", "bkt", "elo*", "pfa*", "bkt*", "base rate")
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 SIMULATED = ("pfa_success", "bkt", "additive", "peak_0.7_forgetting")
 """Scenarios of :data:`skbandit.sim.learning.LEARNING_SCENARIOS` (three learning models
@@ -144,6 +149,9 @@ def measure(dataset: DataSet, batch_size: int, clip: float) -> dict:
         "elo": student_baselines.elo(users, items, y, slices)[unscored:],
         "pfa": student_baselines.pfa(users, skills, y, slices)[unscored:],
         "bkt": student_baselines.bkt(users, skills, y, slices)[unscored:],
+        "elo*": student_baselines.elo(users, items, y, slices, online=True)[unscored:],
+        "pfa*": student_baselines.pfa(users, skills, y, slices, online=True)[unscored:],
+        "bkt*": student_baselines.bkt(users, skills, y, slices, online=True)[unscored:],
         "base rate": replay.predictions["global_rate"].to_numpy(),
     }
     scored = y[unscored:]
@@ -226,11 +234,12 @@ def print_summary(results: list[dict]) -> None:
 def data_sets(args, work: Path):
     """(name, loader) pairs in the order they are measured."""
     n = 60 if args.quick else args.students
-    if not args.quick and not args.no_default:
-        yield "default school", default_school
-    for scenario in SIMULATED:
-        yield f"sim {scenario}", lambda s=scenario: simulated(s, n)
-    yield from fixture_sets(work)
+    if not args.given_only:
+        if not args.quick and not args.no_default:
+            yield "default school", default_school
+        for scenario in SIMULATED:
+            yield f"sim {scenario}", lambda s=scenario: simulated(s, n)
+        yield from fixture_sets(work)
     for path in args.datashop or []:
         p = Path(path)
         yield p.name, lambda p=p: ingested("datashop", [p], p.name, work)
@@ -254,6 +263,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="Smoke run: small simulated schools, no default school.")
     parser.add_argument("--no-default", action="store_true", help="Skip the default school.")
+    parser.add_argument("--given-only", action="store_true",
+                        help="Measure only the data given by --datashop / --events.")
     args = parser.parse_args()
     if (args.events is None) != (args.items is None):
         parser.error("give --events and --items together")

@@ -7,6 +7,11 @@ the forecasts of a batch use only the rows before the batch's start: the model a
 per-student state are frozen while a batch is scored, then the batch is learned (the rule
 :func:`skbandit.progressive.replay_history` applies to the served model's weights).
 
+With ``online=True`` the fitted parameters stay frozen per batch but the per-student
+evidence (Elo's ratings, PFA's counts, BKT's knowledge state) is each row's own, from the
+rows strictly before it: the rule the served model's contexts and its IRT baseline follow
+(:func:`skbandit.context.historical_contexts` uses every earlier event).
+
 - :func:`elo` -- Elo / online Rasch (Pelanek 2016): ``P = sigma(theta_u - b_i)``, both
   starting at 0, each moved by ``K / (1 + a n) (y - P)`` with ``n`` the attempts it has seen.
 - :func:`pfa` -- Performance Factors Analysis (Pavlik, Cen & Koedinger 2009): a logistic
@@ -20,9 +25,12 @@ per-student state are frozen while a batch is scored, then the batch is learned 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 ELO_K = 0.8
@@ -33,8 +41,10 @@ def _running_rate(correct: np.ndarray, start: int, prior: float = 0.5) -> float:
     return float((prior + correct[:start].sum()) / (1.0 + start))
 
 
-def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A) -> np.ndarray:
-    """Elo / online Rasch forecasts, the state frozen within each batch.
+def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A,
+        online: bool = False) -> np.ndarray:
+    """Elo / online Rasch forecasts, the ratings frozen within each batch (``online``:
+    each row's forecast from the ratings just before it).
 
     >>> p = elo(np.array([0, 0]), np.array([0, 0]), np.array([1.0, 1.0]),
     ...         [slice(0, 1), slice(1, 2)])
@@ -49,8 +59,11 @@ def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A) ->
     for batch in slices:
         u, i = users[batch], items[batch]
         out[batch] = 1.0 / (1.0 + np.exp(-(theta[u] - b[i])))
-        for uu, ii, y in zip(u.tolist(), i.tolist(), correct[batch].tolist()):
+        for row, uu, ii, y in zip(range(batch.start, batch.stop), u.tolist(), i.tolist(),
+                                  correct[batch].tolist(), strict=True):
             p = 1.0 / (1.0 + np.exp(-(theta[uu] - b[ii])))
+            if online:
+                out[row] = p
             theta[uu] += k / (1.0 + a * n_user[uu]) * (y - p)
             b[ii] -= k / (1.0 + a * n_item[ii]) * (y - p)
             n_user[uu] += 1
@@ -58,9 +71,10 @@ def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A) ->
     return out
 
 
-def frozen_counts(users, skills, correct, slices) -> tuple[np.ndarray, np.ndarray]:
+def frozen_counts(users, skills, correct, slices, online: bool = False):
     """Each row's prior successes and failures of its student on its skill, counted over
-    the rows before its batch (not the earlier rows of the same batch).
+    the rows before its batch (not the earlier rows of the same batch; ``online``: over
+    every earlier row).
 
     >>> s, f = frozen_counts(np.zeros(3, int), np.zeros(3, int), np.array([1.0, 0.0, 1.0]),
     ...                      [slice(0, 1), slice(1, 3)])
@@ -70,9 +84,9 @@ def frozen_counts(users, skills, correct, slices) -> tuple[np.ndarray, np.ndarra
     correct = np.asarray(correct, dtype=np.float64)
     key = np.asarray(users, dtype=np.int64) * (np.max(skills) + 1) + np.asarray(skills,
                                                                           dtype=np.int64)
-    wins = np.empty(len(correct))
-    seen = np.empty(len(correct))
-    for batch in slices:  # exclusive counts within the batch, subtracted below
+    wins = np.zeros(len(correct))
+    seen = np.zeros(len(correct))
+    for batch in [] if online else slices:  # exclusive counts within the batch, subtracted below
         k = pd.Series(key[batch])
         y = pd.Series(correct[batch])
         wins[batch] = -(y.groupby(k).cumsum().to_numpy() - correct[batch])
@@ -92,20 +106,22 @@ def pfa_features(skills, successes, failures, n_skills: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, 3 * n_skills))
 
 
-def pfa(users, skills, correct, slices, *, c: float = 1.0) -> np.ndarray:
+def pfa(users, skills, correct, slices, *, c: float = 1.0, online: bool = False) -> np.ndarray:
     """PFA forecasts: refit on every learned row before each batch (base rate until the
     learned rows hold both outcomes)."""
     skills, correct = np.asarray(skills), np.asarray(correct, dtype=np.float64)
-    s, f = frozen_counts(users, skills, correct, slices)
+    s, f = frozen_counts(users, skills, correct, slices, online)
     design = pfa_features(skills, s, f, int(skills.max()) + 1)
-    model = LogisticRegression(C=c, max_iter=300)
+    model = LogisticRegression(C=c, max_iter=1000)
     out = np.empty(len(correct))
     for batch in slices:
         seen = correct[:batch.start]
         if batch.start == 0 or seen.min() == seen.max():
             out[batch] = _running_rate(correct, batch.start)
             continue
-        model.fit(design[:batch.start], seen)
+        with warnings.catch_warnings():  # lbfgs on raw counts may stop at max_iter
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(design[:batch.start], seen)
         out[batch] = model.predict_proba(design[batch])[:, 1]
     return out
 
@@ -120,15 +136,17 @@ BKT_DEFAULT = np.array([0.5, 0.1, 0.25, 0.1])
 """Parameters of a skill with no learned rows yet."""
 
 
-def _bkt_forward(seq, pos, correct, params, n_seq):
+def _bkt_forward(seq, pos, correct, params, n_seq, rows_out: bool = False):
     """Filter every (student, skill) sequence; params has shape (4, n_seq, G) or (4, 1, G).
 
     Returns the log-likelihood per sequence and grid point (n_seq, G) and the knowledge
-    state after the last observed row, learning step included (n_seq, G).
+    state after the last observed row, learning step included (n_seq, G); with
+    ``rows_out`` also each row's forecast before its outcome (n_rows,), first grid point.
     """
     prior, learn, guess, slip = params
     state = np.broadcast_to(prior, (n_seq, prior.shape[-1])).copy()
     loglik = np.zeros_like(state)
+    forecast = np.empty(len(seq)) if rows_out else None
     order = np.argsort(pos, kind="stable")
     bounds = np.searchsorted(pos[order], np.arange(pos.max() + 2))
     for j in range(len(bounds) - 1):
@@ -140,9 +158,11 @@ def _bkt_forward(seq, pos, correct, params, n_seq):
         p = np.clip(L * (1 - s_) + (1 - L) * g, 1e-12, 1 - 1e-12)
         y = correct[rows][:, None] >= 0.5
         loglik[q] += np.where(y, np.log(p), np.log1p(-p))
+        if rows_out:
+            forecast[rows] = p[:, 0]
         post = np.where(y, L * (1 - s_) / p, L * s_ / (1 - p))
         state[q] = post + (1 - post) * t
-    return loglik, state
+    return (loglik, state, forecast) if rows_out else (loglik, state)
 
 
 def _bkt_fit(seq, pos, skill_of_seq, correct, n_skills):
@@ -156,9 +176,10 @@ def _bkt_fit(seq, pos, skill_of_seq, correct, n_skills):
     return best
 
 
-def bkt(users, skills, correct, slices) -> np.ndarray:
+def bkt(users, skills, correct, slices, *, online: bool = False) -> np.ndarray:
     """BKT forecasts: per-skill parameters refitted whenever the learned rows have doubled,
-    the knowledge state at each batch's start filtered over all learned rows."""
+    the knowledge state at each batch's start filtered over all learned rows (``online``:
+    the state just before each row, filtered over every earlier row)."""
     skills = np.asarray(skills, dtype=np.int64)
     correct = np.asarray(correct, dtype=np.float64)
     n_skills = int(skills.max()) + 1
@@ -179,6 +200,12 @@ def bkt(users, skills, correct, slices) -> np.ndarray:
                               n_skills)
             fitted_on = start
         per_seq = params[skill_of_seq].T[:, :, None]  # (4, n_all_seq, 1)
+        if online:
+            stop = batch.stop
+            *_, forecast = _bkt_forward(seq[:stop], pos[:stop], correct[:stop], per_seq,
+                                        len(skill_of_seq), rows_out=True)
+            out[batch] = forecast[batch]
+            continue
         if start:
             _, state = _bkt_forward(seq[:start], pos[:start], correct[:start], per_seq,
                                     len(skill_of_seq))
