@@ -77,3 +77,16 @@ def test_expected_calibration_error_by_hand():
     # bins [0.1, 0.2): forecasts 0.1, 0.1 vs outcomes 0, 1 -> |0.1 - 0.5|; bin [0.9, 1]:
     # 0.9 vs 1 -> 0.1; weighted by events: (2 * 0.4 + 1 * 0.1) / 3
     assert metrics([0, 1, 1], [0.1, 0.1, 0.9])["ece"] == pytest.approx(0.3)
+
+
+def test_the_served_column_is_warmstarts_own_replay():
+    from bench.bench_student_model import served_replay, simulated
+
+    data = simulated("bkt", n_students=15).data
+    _, unscored, replay = served_replay(data, batch_size=1_000)
+    product = replay.final_metrics()  # warm-start's metrics, clipped at 1e-3
+    ours = metrics(replay.predictions["reward"], replay.predictions["bandit"], clip=1e-3)
+    assert unscored == 0 and len(replay.predictions) == len(data.events)
+    assert ours["log_loss"] == pytest.approx(product["bandit_log_loss"], abs=1e-12)
+    assert ours["auc"] == pytest.approx(product["bandit_auc"], abs=1e-12)
+    assert ours["brier"] == pytest.approx(product["bandit_brier"], abs=1e-12)
