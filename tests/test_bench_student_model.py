@@ -90,3 +90,24 @@ def test_the_served_column_is_warmstarts_own_replay():
     assert ours["log_loss"] == pytest.approx(product["bandit_log_loss"], abs=1e-12)
     assert ours["auc"] == pytest.approx(product["bandit_auc"], abs=1e-12)
     assert ours["brier"] == pytest.approx(product["bandit_brier"], abs=1e-12)
+
+
+def test_bkt_fallback_fits_data_simulated_from_bkt():
+    # 300 students x 25 attempts on one skill: prior 0.3, learn 0.2, guess 0.15, slip 0.1
+    rng = np.random.default_rng(0)
+    n_students, n_attempts = 300, 25
+    learned = rng.random(n_students) < 0.3
+    users, correct = [], []
+    for _ in range(n_attempts):  # rows in time order: attempt t of every student
+        p = np.where(learned, 0.9, 0.15)
+        correct.append((rng.random(n_students) < p).astype(float))
+        users.append(np.arange(n_students))
+        learned |= rng.random(n_students) < 0.2
+    users, correct = np.concatenate(users), np.concatenate(correct)
+    slices = warmstart_batches(len(correct), 2_000, score_from=0)
+    forecasts = student_baselines.bkt(users, np.zeros_like(users), correct, slices,
+                                      online=True)
+    base = metrics(correct, np.full(len(correct), correct.mean()))
+    fitted = metrics(correct, forecasts)
+    assert fitted["log_loss"] < base["log_loss"] - 0.05
+    assert fitted["ece"] < 0.03
