@@ -132,6 +132,9 @@ def compare(
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    unverified_log: Annotated[bool, typer.Option(
+        "--unverified-log", help="Use a --decisions log that fails hash-chain verification.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Estimate candidate and baseline off-policy, log the comparison, gate promotion."""
@@ -155,6 +158,7 @@ def compare(
             events=events,
             items=items,
             decisions=decisions,
+            verify_log=not unverified_log,
             promote=promote,
             estimator=estimator.value,
             reward=reward.value,
