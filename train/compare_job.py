@@ -319,15 +319,16 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
     import mlflow
     from mlflow import MlflowClient
 
-    from adapters import tracking
+    from adapters import runs, tracking
     from train.plots import plt
 
-    tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
+    runs.fail_stale_runs(tracking.use_experiment(tracking.EVALUATION_EXPERIMENT))
     client = MlflowClient()
     name, version = result.model_name, result.candidate_version
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
     baseline = f"{result.baseline_model_name} v{result.baseline_version}"
-    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}") as run:
+    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}",
+                          tags=runs.process_tags()) as run:
         mlflow.log_params(_run_params(options, result, source))
         for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
             mlflow.log_metrics(
