@@ -310,8 +310,9 @@ def _split_columns(split) -> dict:
         raise SkbanditError(f"every dataframe_split row must have {len(columns)} values "
                             "(one per column)")
     if not data:
-        return dict.fromkeys(columns, set())
-    return {c: set(map(type, values)) for c, values in zip(columns, zip(*data))}
+        return {c: set() for c in columns}
+    return {c: set(map(type, values))
+            for c, values in zip(columns, zip(*data, strict=True), strict=True)}
 
 
 def _records_columns(records) -> dict:

@@ -222,7 +222,7 @@ def parquet_problem(body: bytes, max_rows: int):
 
     try:
         meta = pq.ParquetFile(io.BytesIO(body)).metadata
-    except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+    except Exception as error:
         return 400, "BAD_REQUEST", f"request is not a readable parquet file: {error}"
     if meta.num_rows > max_rows:
         return (400, "BAD_REQUEST", f"parquet request has {meta.num_rows} rows; at most "

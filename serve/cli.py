@@ -256,6 +256,24 @@ def serve(
         run(model, host, port, workers, allowed_host or (), echo=lambda m: typer.echo(m, err=True))
 
 
+@app.command("verify-model")
+def verify_model(
+    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, NAME@ALIAS or NAME/VERSION.")
+                     ] = f"models:/{DEFAULT_MODEL}",
+) -> None:
+    """Check a version before plain `mlflow models serve`: checksums, no stored code, the
+    installed loader. Prints the version number to serve."""
+    with _one_line_errors():
+        from adapters import registry
+        from adapters.model_check import verify_version
+
+        _configure_tracking()
+        version = verify_version(registry.parse_model_ref(model))
+        typer.echo(f"{version.name} version {version.version} verified: checksums match, no "
+                   "stored code, loader adapters.model_flavor; serve "
+                   f"models:/{version.name}/{version.version}")
+
+
 @app.command("verify-log")
 def verify_log(
     where: Annotated[str, typer.Argument(help="Decision log URL, SQLite file or parquet "

@@ -314,7 +314,7 @@ def test_an_intact_log_verifies_and_its_parquet_export_too(pipeline, tmp_path):
     ids = served_log(pipeline, path)
     result = DecisionLog(str(path)).verify()
     assert result.ok and result.n_decisions == len(ids) == 6 and result.n_chains == 1
-    assert list(result.heads.values())[0][0] == 5
+    assert next(iter(result.heads.values()))[0] == 5
     DecisionLog(str(path)).export_parquet(tmp_path / "export")
     exported = verify(pd.read_parquet(tmp_path / "export" / "decisions.parquet"),
                       pd.read_parquet(tmp_path / "export" / "decision_candidates.parquet"))

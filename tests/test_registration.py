@@ -277,7 +277,8 @@ KILLED_WARMSTART = textwrap.dedent("""
     elif moment == "training":
         warmstart_job._replay_with_progress = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     elif moment == "version created":  # before its pending tag is cleared and aliases move
-        killed_after(MlflowClient, "create_model_version")
+        from mlflow.tracking._model_registry.client import ModelRegistryClient
+        killed_after(ModelRegistryClient, "create_model_version")
     elif moment == "alias move":
         killed_after(MlflowClient, "set_registered_model_alias")
     from train.warmstart import app
@@ -291,15 +292,16 @@ def test_sigkill_at_any_moment_is_cleaned_up_by_the_next_run(client, store):
     is left RUNNING and no version pending (the killed runs named their process from the
     moment they existed)."""
     for moment in ("run created", "training", "version created", "alias move"):
+        runs_before = all_runs(client)
         killed = subprocess.run(
             [sys.executable, "-c", KILLED_WARMSTART, moment, *store["options"], *SHORT],
             cwd=REPO, capture_output=True, text=True, timeout=600,
             env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "PYTHONPATH": str(REPO)},
         )  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, (moment, killed.stderr[-2000:])
-    left = [run for run in all_runs(client).values() if run.info.status == "RUNNING"]
-    assert len(left) == 4
-    assert all(run.data.tags.get(runs.PID_TAG) for run in left)  # failed before the fix
+        left = new_run(client, runs_before)  # (each killed job first cleaned up the last one)
+        assert left.info.status == "RUNNING"
+        assert left.data.tags.get(runs.PID_TAG), moment  # no pid tag before the fix
     result = invoke(*store["options"], *SHORT)
     assert result.exit_code == 0, result.output
     assert [r for r in all_runs(client).values() if r.info.status == "RUNNING"] == []

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from serve.app import Guard, json_depth, one_line
-from skbandit import schema
 from serve.cli import app as cli
+from skbandit import schema
 
 
 def request_body(rows=None, params=None, **changes) -> bytes:
