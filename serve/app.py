@@ -117,6 +117,7 @@ class Guard:
         self.max_depth = max_depth
         self.body_timeout = body_timeout
         self.known_params = known_params
+        import adapters.rest_requests  # noqa: F401 - imported now, not on the first request's loop
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
