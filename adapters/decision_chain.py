@@ -31,6 +31,11 @@ from skbandit import schema
 
 GENESIS = b"skbandit decision log v1"
 CHAIN_COLUMNS = ("chain_id", "chain_seq", "chain_hash")
+DECISION_FIELDS = (
+    "decision_id", "logged_at", "user_id", "topic", "model_name", "model_version",
+    "settings", "seeded", "served_item_id",
+)  # fmt: skip
+"""The hashed fields of a decision row (``adapters.decision_log.DECISION_COLUMNS``)."""
 _SEP = "\x1f"
 _FLOAT, _RANK = np.dtype("<f8"), np.dtype("<i4")
 
@@ -104,8 +109,6 @@ def verify(decisions: pd.DataFrame, candidates: pd.DataFrame) -> Verification:
     ``propensity``, ``slot_propensity``). The first broken link is the earliest logged
     decision whose link does not hold.
     """
-    from adapters.decision_log import DECISION_COLUMNS
-
     n = len(decisions)
     missing = [c for c in CHAIN_COLUMNS if c not in decisions.columns]
     if missing:
@@ -121,7 +124,7 @@ def verify(decisions: pd.DataFrame, candidates: pd.DataFrame) -> Verification:
         problems.append((order["at"].iloc[k], f"decision {decisions['decision_id'].iloc[k]} "
                          "carries no chain hash (added outside skbandit, or logged before "
                          "decisions were chained)"))
-    rows = decisions[list(DECISION_COLUMNS)].itertuples(index=False, name=None)
+    rows = decisions[list(DECISION_FIELDS)].itertuples(index=False, name=None)
     rows = list(rows)
     hashes = decisions["chain_hash"].tolist()
     heads = {}
@@ -185,27 +188,3 @@ def require_intact(decisions: pd.DataFrame, candidates: pd.DataFrame, source: st
         raise SkbanditError(f"decision log {source} fails verification: {result.broken}; "
                             "evaluate an intact log, or pass --unverified-log to use it anyway")
 
-
-def read_source(where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(decisions, candidates, source)`` of a parquet export folder or a log URL/file."""
-    from pathlib import Path
-
-    from adapters.decision_log import DecisionLog
-    from skbandit.exceptions import SkbanditError
-
-    folder = Path(where)
-    if "://" not in where and folder.is_dir():
-        files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise SkbanditError(f"{folder} lacks {', '.join(missing)} (expected the export of "
-                                "a decision log)")
-        try:
-            return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
-        except (OSError, ValueError) as error:
-            raise SkbanditError(f"{folder}: cannot read the parquet export ({error})") from None
-    if "://" not in where and not folder.exists():
-        raise SkbanditError(f"{where}: no such file or folder (expected a decision log URL, "
-                            "its SQLite file or a parquet export folder)")
-    log = DecisionLog(where)
-    return (*log.read(), log.display_url)

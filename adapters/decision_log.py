@@ -270,6 +270,29 @@ class DecisionLog:
         return decision_tables.make_engine(self.url, BUSY_TIMEOUT_S)
 
 
+def read_source(where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(decisions, candidates, source)`` of a parquet export folder or a log URL/file."""
+    from pathlib import Path
+
+
+    folder = Path(where)
+    if "://" not in where and folder.is_dir():
+        files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise SkbanditError(f"{folder} lacks {', '.join(missing)} (expected the export of "
+                                "a decision log)")
+        try:
+            return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
+        except (OSError, ValueError) as error:
+            raise SkbanditError(f"{folder}: cannot read the parquet export ({error})") from None
+    if "://" not in where and not folder.exists():
+        raise SkbanditError(f"{where}: no such file or folder (expected a decision log URL, "
+                            "its SQLite file or a parquet export folder)")
+    log = DecisionLog(where)
+    return (*log.read(), log.display_url)
+
+
 def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dict,
                      seeded: bool, model_version: str, topic: str | None
                      ) -> tuple[np.ndarray, list[tuple], list[tuple]]:
@@ -376,4 +399,4 @@ def _first_line(error: BaseException) -> str:
 
 
 __all__ = ["CANDIDATE_COLUMNS", "DECISION_COLUMNS", "ENV_VAR", "DecisionLog", "default_url",
-           "new_decision_ids", "served_decisions"]
+           "new_decision_ids", "read_source", "served_decisions"]

@@ -281,8 +281,8 @@ def verify_log(
 ) -> None:
     """Check a decision log's hash chains; name the first rewritten or deleted decision."""
     with _one_line_errors():
-        from adapters.decision_chain import read_source, verify
-        from adapters.decision_log import DecisionLog
+        from adapters.decision_chain import verify
+        from adapters.decision_log import DecisionLog, read_source
 
         decisions, candidates, source = read_source(where or DecisionLog().url)
         result = verify(decisions, candidates)

@@ -383,3 +383,9 @@ def test_writers_in_two_processes_keep_separate_chains(pipeline, tmp_path):
                    env={**os.environ, "PYTHONPATH": str(REPO)})
     result = DecisionLog(str(path)).verify()
     assert result.ok and result.n_chains == 2 and result.n_decisions == 5
+
+
+def test_the_chain_hashes_every_decision_column():
+    from adapters.decision_chain import DECISION_FIELDS
+
+    assert DECISION_FIELDS == decision_log.DECISION_COLUMNS
