@@ -23,7 +23,11 @@ workers write at once; a writer waits up to :data:`BUSY_TIMEOUT_S` for the lock)
 ``synchronous=NORMAL``: committed rows survive any crash of the process; only an operating
 system crash or power cut can lose the last commits. ``?synchronous=full`` on the URL also
 syncs every commit to disk, at the cost of one ``fsync`` per decision (about 4 ms on this
-machine's disk, see ``docs/serving.md``). Nothing updates or deletes rows: triggers refuse it.
+machine's disk, see ``docs/serving.md``). Nothing updates, deletes or replaces rows: triggers
+refuse it (an insert of a ``decision_id`` already logged too, so ``INSERT OR REPLACE`` cannot
+rewrite one). Every decision carries a link of its writer's hash chain
+(:mod:`adapters.decision_chain`): :meth:`DecisionLog.verify` (``skbandit verify-log``) names
+the first decision rewritten, inserted or deleted by anyone who bypassed the triggers.
 A log that is locked too long, unreachable or corrupt raises a one-line
 :class:`~skbandit.exceptions.SkbanditError` (the REST server answers 503; nothing is served
 unlogged).
@@ -93,6 +97,9 @@ class DecisionLog:
         self._engine = None
         self._ready = False
         self._lock = threading.Lock()
+        self._chain_lock = threading.Lock()
+        self._chain_pid = None
+        self._chain = None
 
     def __repr__(self) -> str:
         return f"DecisionLog({self.display_url!r})"
@@ -133,14 +140,27 @@ class DecisionLog:
         from sqlalchemy.exc import SQLAlchemyError
 
         from adapters import decision_tables
+        from adapters.decision_chain import GENESIS, packed_link_hash
 
+        sets = {row[0]: row for row in candidate_sets}
         try:
             engine = self._writable_engine()
-            with engine.begin() as connection:
-                decision_tables.insert(connection, decision_tables.DECISIONS, decision_rows)
-                if candidate_sets:
-                    decision_tables.insert(connection, decision_tables.CANDIDATE_SETS,
-                                           candidate_sets)
+            with self._chain_lock:  # links are numbered in commit order within a process
+                if self._chain_pid != os.getpid():  # a new writer (or a forked one)
+                    self._chain = (new_decision_ids(1)[0], 0, GENESIS)
+                    self._chain_pid = os.getpid()
+                chain_id, seq, previous = self._chain
+                rows = []
+                for row in decision_rows:
+                    previous = packed_link_hash(previous, row, sets.get(row[0]))
+                    rows.append((*row, chain_id, seq, previous.hex()))
+                    seq += 1
+                with engine.begin() as connection:
+                    decision_tables.insert(connection, decision_tables.DECISIONS, rows)
+                    if candidate_sets:
+                        decision_tables.insert(connection, decision_tables.CANDIDATE_SETS,
+                                               candidate_sets)
+                self._chain = (chain_id, seq, previous)
         except SQLAlchemyError as error:
             raise SkbanditError(
                 f"decision log {self.display_url} is unavailable ({_first_line(error)}); the "
@@ -202,6 +222,12 @@ class DecisionLog:
             ) from None
         return _typed_decisions(decisions), candidates
 
+    def verify(self):
+        """Check the log's hash chains (:func:`adapters.decision_chain.verify`)."""
+        from adapters.decision_chain import verify
+
+        return verify(*self.read())
+
     def export_parquet(self, out_dir) -> None:
         """Write ``decisions.parquet`` and ``decision_candidates.parquet`` into ``out_dir``."""
         decisions, candidates = self.read()
@@ -242,6 +268,29 @@ class DecisionLog:
         from adapters import decision_tables
 
         return decision_tables.make_engine(self.url, BUSY_TIMEOUT_S)
+
+
+def read_source(where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(decisions, candidates, source)`` of a parquet export folder or a log URL/file."""
+    from pathlib import Path
+
+
+    folder = Path(where)
+    if "://" not in where and folder.is_dir():
+        files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise SkbanditError(f"{folder} lacks {', '.join(missing)} (expected the export of "
+                                "a decision log)")
+        try:
+            return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
+        except (OSError, ValueError) as error:
+            raise SkbanditError(f"{folder}: cannot read the parquet export ({error})") from None
+    if "://" not in where and not folder.exists():
+        raise SkbanditError(f"{where}: no such file or folder (expected a decision log URL, "
+                            "its SQLite file or a parquet export folder)")
+    log = DecisionLog(where)
+    return (*log.read(), log.display_url)
 
 
 def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dict,
@@ -334,7 +383,11 @@ def _utc(value) -> pd.Timestamp:
 
 
 def _typed_decisions(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame[list(DECISION_COLUMNS)].copy()
+    from adapters.decision_chain import CHAIN_COLUMNS
+
+    frame = frame[[*DECISION_COLUMNS, *(c for c in CHAIN_COLUMNS if c in frame.columns)]].copy()
+    if "chain_seq" in frame.columns:
+        frame["chain_seq"] = frame["chain_seq"].astype("Int64")
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, format="ISO8601")
     frame["seeded"] = frame["seeded"].astype(bool)
     return frame.reset_index(drop=True)
@@ -346,4 +399,4 @@ def _first_line(error: BaseException) -> str:
 
 
 __all__ = ["CANDIDATE_COLUMNS", "DECISION_COLUMNS", "ENV_VAR", "DecisionLog", "default_url",
-           "new_decision_ids", "served_decisions"]
+           "new_decision_ids", "read_source", "served_decisions"]

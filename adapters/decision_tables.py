@@ -37,7 +37,13 @@ DECISIONS = Table(
     Column("settings", Text, nullable=False),
     Column("seeded", Boolean, nullable=False),
     Column("served_item_id", Text, nullable=False),
+    Column("chain_id", String(32)),
+    Column("chain_seq", Integer),
+    Column("chain_hash", String(64)),
 )  # fmt: skip
+"""One row per decision; ``chain_*`` is its link in its writer's hash chain
+(:mod:`adapters.decision_chain`; null in rows logged before decisions were chained)."""
+CHAIN_COLUMNS = ("chain_id", "chain_seq", "chain_hash")
 CANDIDATE_SETS = Table(
     "decision_candidate_sets", METADATA,
     Column("decision_id", String(32), primary_key=True),
@@ -57,9 +63,15 @@ is one small row."""
 APPEND_ONLY = "the decision log is append-only"
 TABLES = ("decisions", "decision_candidate_sets")
 _SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
-    for table in TABLES for verb in ("update", "delete")
+    *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
+      f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+      for table in TABLES for verb in ("update", "delete")),
+    # INSERT OR REPLACE / REPLACE INTO delete the old row without firing a delete trigger
+    # (recursive_triggers is off): refuse any insert of an id already logged
+    *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+      f"WHEN EXISTS (SELECT 1 FROM {table} WHERE decision_id = NEW.decision_id) "
+      f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: decision_id already logged'); END"
+      for table in TABLES),
 ]
 _POSTGRES_TRIGGERS = [
     "CREATE OR REPLACE FUNCTION skbandit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
@@ -137,10 +149,16 @@ def _sqlite_pragmas(sync: str, busy_timeout_s: float):
 
 
 def create(engine) -> None:
-    """Create the tables and append-only triggers if missing (safe when writers race)."""
+    """Create the tables and append-only triggers if missing (safe when writers race); a log
+    created before decisions were chained gets the chain columns (null in its old rows).
+
+    PostgreSQL has no REPLACE: an insert of a logged id fails on the primary key, and
+    ``INSERT ... ON CONFLICT DO UPDATE`` fires the update trigger, which refuses it.
+    """
     for attempt in range(3):
         try:
             METADATA.create_all(engine)
+            _add_chain_columns(engine)
             statements = (_SQLITE_TRIGGERS if engine.dialect.name == "sqlite"
                           else _POSTGRES_TRIGGERS)
             with engine.begin() as connection:
@@ -150,3 +168,16 @@ def create(engine) -> None:
         except SQLAlchemyError:  # another worker created them in between
             if attempt == 2:
                 raise
+
+
+def _add_chain_columns(engine) -> None:
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(engine).get_columns("decisions")}
+    kinds = {"chain_id": "VARCHAR(32)", "chain_seq": "INTEGER", "chain_hash": "VARCHAR(64)"}
+    missing = [c for c in CHAIN_COLUMNS if c not in present]
+    if missing:
+        with engine.begin() as connection:
+            for column in missing:
+                connection.execute(text(f"ALTER TABLE decisions ADD COLUMN {column} "
+                                        f"{kinds[column]}"))

@@ -4,8 +4,12 @@ Each version is logged with ``mlflow.pyfunc.log_model(loader_module="adapters.mo
 data_path=...)``: its ``MLmodel`` names this module and ``data/skbandit/`` holds
 ``config.json`` and ``state.npz`` (see :mod:`adapters.model_format`). No Python file is stored
 with a version, so ``mlflow models serve`` (and ``mlflow.pyfunc.load_model``) run the code of
-the installed skbandit, never a training-time snapshot, and writing to the artifact store
-cannot make the server run code.
+the installed skbandit, never a training-time snapshot, as long as ``MLmodel`` is the one
+registered. MLflow itself reads ``MLmodel`` and imports the loader module (and the ``code``
+paths) it names before any code of ours runs: whoever can write the artifact store can make
+plain ``mlflow models serve`` run code. ``skbandit serve`` checks the checksums before MLflow
+reads ``MLmodel``; before plain MLflow serving, run ``skbandit verify-model``
+(:mod:`adapters.model_check`).
 
 Before the files are read, a registered version's stored files are checked against the
 sha256 checksums recorded at registration (:func:`adapters.registry.verify_stored_files`);

@@ -208,3 +208,132 @@ def _no_nulls(nulls: np.ndarray, column: str | None, expected: str) -> None:
     else:
         row = int(np.flatnonzero(nulls)[0])
     raise SkbanditError(f"column {column!r} has a null in row {row} (expected {expected})")
+
+
+PARAM_TYPES = {
+    "alpha": float,
+    "top_k": int,
+    "objective": str,
+    "target": float,
+    "exploration": str,
+    "temperature": float,
+    "epsilon": float,
+    "seed": int,
+    "topic": str,
+}
+"""The request ``params`` and their JSON types (an int is accepted where a float is)."""
+ID_COLUMNS = (schema.USER_ID, schema.ITEM_ID)
+_NUMBER = (int, float)
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def check_request_json(payload, known_params=None) -> None:
+    """Refuse a parsed JSON request whose rows or ``params`` are of the wrong kind.
+
+    MLflow converts a request's values to the signature's types before the model sees them
+    (``true`` becomes 1.0, ``["a"]`` the string ``"['a']"``) and drops ``params`` the
+    signature does not name, so these checks run on the raw JSON (``skbandit serve``'s
+    guard calls this before MLflow parses the body). ``known_params``: the param names the
+    served version knows (default: :data:`PARAM_TYPES`).
+
+    >>> check_request_json({"dataframe_records": [{"user_id": "a"}]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    skbandit.exceptions.SkbanditError: request is missing columns ['item_id', 'mastery', ...
+    >>> check_request_json({"dataframe_split": {"columns": ["x"], "data": [[1]]},
+    ...                     "params": {"topk": 3}})
+    Traceback (most recent call last):
+    ...
+    skbandit.exceptions.SkbanditError: unknown param 'topk' (known: alpha, epsilon, \
+exploration, objective, seed, target, temperature, top_k, topic)
+    """
+    if not isinstance(payload, dict):
+        raise SkbanditError(f"request JSON must be an object with dataframe_split or "
+                            f"dataframe_records, got {type(payload).__name__}")
+    _check_params_json(payload.get("params"), known_params)
+    if "dataframe_split" in payload:
+        columns = _split_columns(payload["dataframe_split"])
+    elif "dataframe_records" in payload:
+        columns = _records_columns(payload["dataframe_records"])
+    else:
+        keys = ", ".join(sorted(map(str, payload))) or "none"
+        raise SkbanditError(f"request JSON must have dataframe_split or dataframe_records "
+                            f"(keys given: {keys})")
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise SkbanditError(
+            f"request is missing columns {missing} (a request row has "
+            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_INPUTS)})")
+    for column, types in columns.items():
+        if column in ID_COLUMNS:
+            bad = types - {str, int, type(None)}
+            expected = "a string id"
+        elif column in schema.MODEL_INPUT:
+            bad = types - {int, float, type(None)}
+            expected = "a number"
+        else:
+            continue
+        if bad:
+            raise SkbanditError(f"column {column!r} must hold {expected}, got a JSON "
+                                f"{_json_kind(sorted(bad, key=str)[0])}")
+
+
+def _check_params_json(params, known_params) -> None:
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise SkbanditError(f"params must be a JSON object, got a JSON {_json_kind(type(params))}")
+    known = set(PARAM_TYPES if known_params is None else known_params)
+    for name, value in params.items():
+        if name not in known:
+            raise SkbanditError(f"unknown param {name!r} (known: {', '.join(sorted(known))})")
+        wanted = PARAM_TYPES.get(name)
+        if wanted is None:
+            continue
+        accepted = _NUMBER if wanted is float else (wanted,)
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise SkbanditError(f"param {name} must be {_TYPE_NAMES[wanted]}, got a JSON "
+                                f"{_json_kind(type(value))} ({json_text(value)})")
+
+
+def _split_columns(split) -> dict:
+    """{column: set of value types} of a ``dataframe_split`` object."""
+    if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
+        raise SkbanditError("dataframe_split must be an object with a columns list and a "
+                            "data list of rows")
+    columns, data = split["columns"], split.get("data")
+    if not all(isinstance(c, str) for c in columns):
+        raise SkbanditError("dataframe_split columns must be strings")
+    if not isinstance(data, list) or not all(type(row) is list for row in data):
+        raise SkbanditError("dataframe_split data must be a list of rows (lists)")
+    if any(len(row) != len(columns) for row in data):
+        raise SkbanditError(f"every dataframe_split row must have {len(columns)} values "
+                            "(one per column)")
+    if not data:
+        return {c: set() for c in columns}
+    return {c: set(map(type, values))
+            for c, values in zip(columns, zip(*data, strict=True), strict=True)}
+
+
+def _records_columns(records) -> dict:
+    """{column: set of value types} of a ``dataframe_records`` list."""
+    if not isinstance(records, list) or not all(type(r) is dict for r in records):
+        raise SkbanditError("dataframe_records must be a list of objects (one per row)")
+    types: dict = {}
+    for record in records:
+        for column, value in record.items():
+            types.setdefault(column, set()).add(type(value))
+    return types
+
+
+def _json_kind(kind) -> str:
+    return {bool: "boolean", list: "list", dict: "object", str: "string", int: "integer",
+            float: "number", type(None): "null"}.get(kind, kind.__name__)
+
+
+def json_text(value) -> str:
+    """A short JSON rendering of ``value`` for an error message."""
+    import json
+
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

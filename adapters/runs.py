@@ -32,10 +32,11 @@ _SCHEMA_HINT = "Hint: Inferred schema contains integer"
 
 
 def start_run() -> str:
-    """Start a run in the active experiment; return its id (end it with :func:`end_run`)."""
+    """Start a run in the active experiment, tagged with its process (:func:`process_tags`);
+    return its id (end it with :func:`end_run`)."""
     import mlflow
 
-    return mlflow.start_run().info.run_id
+    return mlflow.start_run(tags=process_tags()).info.run_id
 
 
 def end_run() -> None:
@@ -63,7 +64,7 @@ def tracked_run(run_name: str | None = None) -> Iterator[str]:
     """A run around a block: yields its id; ``FAILED`` if the block raises, else ``FINISHED``."""
     import mlflow
 
-    with mlflow.start_run(run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name, tags=process_tags()) as run:
         yield run.info.run_id
 
 
@@ -164,11 +165,19 @@ STALE_AFTER_HOURS = 24
 """A RUNNING run that names no process of this host is stale after this long."""
 
 
+def process_tags() -> dict[str, str]:
+    """The tags that say which process runs a run, so that a later run can tell it was killed
+    (:func:`fail_stale_runs`). Every job passes them when it creates its run, so a run killed
+    (SIGKILL) at any moment after it exists names its process."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
 def tag_process() -> None:
-    """Record which process runs the active run, so a later run can tell it was killed."""
+    """Record which process runs the active run (for a run not started by :func:`start_run`
+    or :func:`tracked_run`)."""
     import mlflow
 
-    mlflow.set_tags({HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+    mlflow.set_tags(process_tags())
 
 
 def fail_stale_runs(experiment_id: str) -> list[str]:

@@ -16,3 +16,9 @@ def scoring_app(model):
     from mlflow.pyfunc import scoring_server
 
     return scoring_server.init(model)
+
+
+def param_names(model) -> list[str] | None:
+    """The request params the served version's signature names (None: it names none)."""
+    schema = model.metadata.get_params_schema() if model.metadata else None
+    return None if schema is None else [spec.name for spec in schema.params]

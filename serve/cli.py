@@ -256,6 +256,45 @@ def serve(
         run(model, host, port, workers, allowed_host or (), echo=lambda m: typer.echo(m, err=True))
 
 
+@app.command("verify-model")
+def verify_model(
+    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, NAME@ALIAS or NAME/VERSION.")
+                     ] = f"models:/{DEFAULT_MODEL}",
+) -> None:
+    """Check a version before plain `mlflow models serve`: checksums, no stored code, the
+    installed loader. Prints the version number to serve."""
+    with _one_line_errors():
+        from adapters import registry
+        from adapters.model_check import verify_version
+
+        _configure_tracking()
+        version = verify_version(registry.parse_model_ref(model))
+        typer.echo(f"{version.name} version {version.version} verified: checksums match, no "
+                   "stored code, loader adapters.model_flavor; serve "
+                   f"models:/{version.name}/{version.version}")
+
+
+@app.command("verify-log")
+def verify_log(
+    where: Annotated[str, typer.Argument(help="Decision log URL, SQLite file or parquet "
+                                          "export folder (default: the served log).")] = "",
+) -> None:
+    """Check a decision log's hash chains; name the first rewritten or deleted decision."""
+    with _one_line_errors():
+        from adapters.decision_chain import verify
+        from adapters.decision_log import DecisionLog, read_source
+
+        decisions, candidates, source = read_source(where or DecisionLog().url)
+        result = verify(decisions, candidates)
+        if not result.ok:
+            _fail(f"decision log {source} fails verification: {result.broken}")
+        typer.echo(f"decision log {source} is intact: {result.n_decisions} decisions in "
+                   f"{result.n_chains} chain(s); chain heads (record them to detect a later "
+                   "rewrite of a whole chain tail):")
+        for chain, (seq, head) in result.heads.items():
+            typer.echo(f"  {chain} link {seq} {head}")
+
+
 def _log_decision(asked, use_rl, pipeline, week, recs, settings, info):
     """Record ``trace``'s LinUCB decision when ``--log-decision`` asks; its id, else None."""
     from skbandit.exceptions import SkbanditError

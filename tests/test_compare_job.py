@@ -271,6 +271,34 @@ def test_decisions_without_events_or_of_another_model_is_one_line(tracking, tmp_
         assert result.output.startswith("error: ") and message in result.output
 
 
+def test_decisions_that_fail_verification_are_refused_unless_told(tracking, tmp_path):
+    """A log whose hash chain is broken (here: the served item of one decision rewritten in the export) is
+    refused, naming the decision; --unverified-log evaluates it anyway."""
+    import pandas as pd
+
+    from adapters.datasets import load_school
+    from tests.support.served_log import served_log, write_export
+
+    events, items, _ = load_school(tracking[1], tracking[3])
+    rows = list(range(40, 80))
+    decisions, candidates = served_log(events, items, rows)
+    folder = write_export(decisions, candidates, tmp_path / "export")
+    table = pd.read_parquet(folder / "decisions.parquet")
+    rewritten = table["decision_id"].iloc[5]
+    table.loc[5, "served_item_id"] = "an item never served"
+    table.to_parquet(folder / "decisions.parquet", index=False)
+    outcomes = events.iloc[rows].drop(columns="propensity").assign(
+        decision_id=decisions["decision_id"].to_numpy())
+    outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    args = ("--candidate", f"models:/{NAME}/2", "--decisions", str(folder), "--events",
+            str(tmp_path / "outcomes.parquet"))
+    refused = _compare(*args)
+    assert refused.exit_code == 1 and "fails verification" in refused.output
+    assert f"decision {rewritten}" in refused.output and "--unverified-log" in refused.output
+    used = _compare(*args, "--unverified-log")
+    assert "fails verification" not in used.output, used.output
+
+
 def test_reward_progress_judges_the_delayed_learning_reward_and_is_tagged(tracking):
     """``--reward progress``: only decisions with five later attempts on their topic count,
     the estimates are of the learning reward (logits, not a success rate), and the gate's

@@ -269,3 +269,123 @@ def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
         np.testing.assert_array_equal(candidates[column], inputs[:, k])
     assert "retired_input" not in candidates.columns
     assert candidates["served_rank"].tolist() == [1, pd.NA, pd.NA]
+
+
+# --- issue 22: a logged decision cannot be replaced, and a rewrite is detectable ----------
+
+@pytest.mark.parametrize("verb", ["INSERT OR REPLACE INTO", "REPLACE INTO"])
+def test_a_logged_decision_cannot_be_replaced(pipeline, tmp_path, verb):
+    path = tmp_path / "decisions.db"
+    model(pipeline, DecisionLog(str(path))).predict(None, request())
+    with sqlite3.connect(path) as connection:
+        for table in ("decisions", "decision_candidate_sets"):
+            row = connection.execute(f"SELECT * FROM {table} LIMIT 1").fetchone()
+            marks = ", ".join("?" * len(row))
+            changed = (row[0], *(["x"] if table == "decisions" else [row[1]]), *row[2:])
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                connection.execute(f"{verb} {table} VALUES ({marks})", changed)
+            fresh = ("new-id", *row[1:])
+            connection.execute(f"INSERT INTO {table} VALUES ({marks})", fresh)  # a new id is fine
+            connection.rollback()
+    assert DecisionLog(str(path)).verify().ok
+
+
+def tampered(path, *statements):
+    with sqlite3.connect(path) as connection:
+        connection.executescript(
+            "".join(f"DROP TRIGGER {t};" for (t,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()))
+        for statement in statements:
+            connection.execute(statement)
+
+
+def served_log(pipeline, path, n_requests=3):
+    served = model(pipeline, DecisionLog(str(path)))
+    ids = []
+    for seed in range(n_requests):
+        ids.extend(dict.fromkeys(served.predict(None, request(seed=seed))["decision_id"]))
+    return ids
+
+
+def test_an_intact_log_verifies_and_its_parquet_export_too(pipeline, tmp_path):
+    from adapters.decision_chain import verify
+
+    path = tmp_path / "decisions.db"
+    ids = served_log(pipeline, path)
+    result = DecisionLog(str(path)).verify()
+    assert result.ok and result.n_decisions == len(ids) == 6 and result.n_chains == 1
+    assert next(iter(result.heads.values()))[0] == 5
+    DecisionLog(str(path)).export_parquet(tmp_path / "export")
+    exported = verify(pd.read_parquet(tmp_path / "export" / "decisions.parquet"),
+                      pd.read_parquet(tmp_path / "export" / "decision_candidates.parquet"))
+    assert exported.ok and exported.heads == result.heads
+
+
+@pytest.mark.parametrize(("statement", "words"), [
+    ("UPDATE decisions SET served_item_id = 'not-served' WHERE decision_id = '{id}'",
+     "does not match its hash"),
+    ("UPDATE decision_candidate_sets SET propensity = zeroblob(length(propensity)) "
+     "WHERE decision_id = '{id}'", "does not match its hash"),
+    ("DELETE FROM decisions WHERE decision_id = '{id}'", "were deleted"),
+    ("UPDATE decisions SET chain_hash = NULL WHERE decision_id = '{id}'", "no chain hash"),
+])
+def test_a_rewritten_decision_is_named_by_the_verifier(pipeline, tmp_path, statement, words):
+    path = tmp_path / "decisions.db"
+    ids = served_log(pipeline, path)
+    tampered(path, statement.format(id=ids[3]))
+    result = DecisionLog(str(path)).verify()
+    assert not result.ok and words in result.broken
+    if "deleted" not in words:
+        assert result.broken.startswith(f"decision {ids[3]}")
+
+
+def test_a_deleted_decision_breaks_the_next_link(pipeline, tmp_path):
+    path = tmp_path / "decisions.db"
+    ids = served_log(pipeline, path)
+    tampered(path, f"DELETE FROM decisions WHERE decision_id = '{ids[2]}'",
+             f"DELETE FROM decision_candidate_sets WHERE decision_id = '{ids[2]}'")
+    result = DecisionLog(str(path)).verify()
+    assert result.broken.startswith(f"decision {ids[3]}") and "were deleted" in result.broken
+
+
+def test_verify_log_command_and_compare_refuse_a_broken_log(pipeline, tmp_path):
+    from typer.testing import CliRunner
+
+    from serve.cli import app as cli
+
+    path = tmp_path / "decisions.db"
+    ids = served_log(pipeline, path, 2)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["verify-log", str(path)])
+    assert result.exit_code == 0 and "intact" in result.output
+    tampered(path, f"UPDATE decisions SET user_id = 'someone' WHERE decision_id = '{ids[1]}'")
+    result = runner.invoke(cli, ["verify-log", str(path)])
+    assert result.exit_code == 1 and f"decision {ids[1]}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_writers_in_two_processes_keep_separate_chains(pipeline, tmp_path):
+    path = tmp_path / "decisions.db"
+    served_log(pipeline, path, 1)
+    script = textwrap.dedent(f"""
+        import numpy as np, pandas as pd
+        from adapters.decision_log import DecisionLog
+        from adapters.candidate_sets import pack
+        from skbandit import schema
+        log = DecisionLog({str(path)!r})
+        for k in range(3):
+            row = (f"p{{k}}", pd.Timestamp.now(tz="UTC").to_pydatetime(), "u", None, "m", "1",
+                   "{{}}", False, "a")
+            log.append_rows([row], [pack(f"p{{k}}", ["a"], np.ones((1, len(schema.MODEL_INPUT))),
+                                         schema.MODEL_INPUT, [1], [1.0], [1.0])])
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = DecisionLog(str(path)).verify()
+    assert result.ok and result.n_chains == 2 and result.n_decisions == 5
+
+
+def test_the_chain_hashes_every_decision_column():
+    from adapters.decision_chain import DECISION_FIELDS
+
+    assert DECISION_FIELDS == decision_log.DECISION_COLUMNS

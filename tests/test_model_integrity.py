@@ -196,3 +196,32 @@ def test_a_server_checks_the_downloaded_folder_before_mlflow_reads_it(stored, tm
     version = registry.resolve_version(CHAMPION)
     with pytest.raises(SkbanditError, match=r"differ from the checksums recorded.*\(MLmodel\)"):
         registry.download_verified(version, str(tmp_path / "download"))
+
+
+def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored, monkeypatch):
+    """What plain ``mlflow models serve`` would run: ``loader_module: evil`` and ``code:``
+    in MLmodel with ``code/evil.py`` added. The checksums refuse it; and were they recorded
+    over the tampered files, the MLmodel check still would."""
+    from typer.testing import CliRunner
+
+    from adapters.model_check import verify_version
+    from serve.cli import app as cli
+
+    runner = CliRunner()
+    good = runner.invoke(cli, ["verify-model", CHAMPION.uri])
+    assert good.exit_code == 0 and "verified" in good.output, good.output
+    mlmodel = stored / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("loader_module: adapters.model_flavor",
+                                                   "loader_module: evil\n    code: code"))
+    (stored / "code").mkdir()
+    (stored / "code" / "evil.py").write_text("raise SystemExit('planted code ran')\n")
+    bad = runner.invoke(cli, ["verify-model", CHAMPION.uri])
+    assert bad.exit_code == 1 and "differ from the checksums" in bad.output
+    assert "Traceback" not in bad.output and "planted" not in bad.output
+    monkeypatch.setattr(registry, "verify_stored_files", lambda *a: None)
+    with pytest.raises(SkbanditError, match="names loader module 'evil'"):
+        verify_version(CHAMPION)
+    mlmodel.write_text(mlmodel.read_text().replace("loader_module: evil",
+                                                   "loader_module: adapters.model_flavor"))
+    with pytest.raises(SkbanditError, match=r"has \['code'\]"):
+        verify_version(CHAMPION)

@@ -257,3 +257,54 @@ def test_read_only_commands_create_no_folder(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "no MLflow store at" in result.output
     assert not (tmp_path / "not").exists()
+
+
+KILLED_WARMSTART = textwrap.dedent("""
+    import os, signal, sys
+    from mlflow import MlflowClient
+    from train import warmstart_job
+
+    def killed_after(owner, name):
+        real = getattr(owner, name)
+        def wrapper(*args, **kwargs):
+            real(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+        setattr(owner, name, wrapper)
+
+    moment = sys.argv[1]
+    if moment == "run created":
+        killed_after(MlflowClient, "create_run")
+    elif moment == "training":
+        warmstart_job._replay_with_progress = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+    elif moment == "version created":  # before its pending tag is cleared and aliases move
+        from mlflow.tracking._model_registry.client import ModelRegistryClient
+        killed_after(ModelRegistryClient, "create_model_version")
+    elif moment == "alias move":
+        killed_after(MlflowClient, "set_registered_model_alias")
+    from train.warmstart import app
+    app(sys.argv[2:])
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_is_cleaned_up_by_the_next_run(client, store):
+    """Four warm-starts SIGKILLed at the moments that matter, then one that finishes: no run
+    is left RUNNING and no version pending (the killed runs named their process from the
+    moment they existed)."""
+    for moment in ("run created", "training", "version created", "alias move"):
+        runs_before = all_runs(client)
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLED_WARMSTART, moment, *store["options"], *SHORT],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, (moment, killed.stderr[-2000:])
+        left = new_run(client, runs_before)  # (each killed job first cleaned up the last one)
+        assert left.info.status == "RUNNING"
+        assert left.data.tags.get(runs.PID_TAG), moment  # no pid tag before the fix
+    result = invoke(*store["options"], *SHORT)
+    assert result.exit_code == 0, result.output
+    assert [r for r in all_runs(client).values() if r.info.status == "RUNNING"] == []
+    pending = [v.version for v in client.search_model_versions(f"name = '{NAME}'")
+               if registry.PENDING_TAG in v.tags]
+    assert pending == []

@@ -102,6 +102,11 @@ BAD = {
     "too large": ("x" * (9 * 1024 * 1024), {}, 413, "larger than"),
     "out of range": ("RANGE", {}, 400, "recent_accuracy"),
     "malformed JSON": ('{"dataframe_split": {"columns": [', {}, 400, "JSON"),
+    "no content type": (None, {"Content-Type": None}, 415, "no Content-Type"),
+    "host with userinfo": (None, {"Host": "localhost:1@evil.com"}, 403, "not allowed"),
+    "boolean mastery": ("BOOL", {}, 400, "column 'mastery' must hold a number"),
+    "unknown param": ("TOPK", {}, 400, "unknown param 'topk' (known: "),
+    "docs": ("DOCS", {}, 404, "no such path"),
 }
 
 
@@ -113,7 +118,14 @@ def test_bad_requests_get_a_short_one_line_4xx(server, name):
         data = body(frame())
     elif data == "RANGE":
         data = body(frame().assign(recent_accuracy=1.5))
-    answer = post(url, data, headers)
+    elif data == "BOOL":
+        data = body(frame().assign(mastery=True))
+    elif data == "TOPK":
+        data = body(frame(), {"topk": 3})
+    if data == "DOCS":
+        answer = requests.get(f"{url}/docs", timeout=60)
+    else:
+        answer = post(url, data, headers)
     assert answer.status_code == status, answer.text[:300]
     payload = answer.json()
     assert needle in payload["message"]

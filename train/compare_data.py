@@ -106,6 +106,10 @@ def _served(options: CompareOptions, console: Console, model_name: str) -> Logge
         raise SkbanditError("--decisions needs --events: the outcomes (attempts) to join to the "
                             "logged decisions; pass the events file")
     decisions, candidates, source = read_decision_log(str(options.decisions))
+    if getattr(options, "verify_log", True):
+        from adapters.decision_chain import require_intact
+
+        require_intact(decisions, candidates, source)
     since = _since(options)
     if since is not None:
         decisions = decisions[decisions[join.LOGGED_AT] >= since]

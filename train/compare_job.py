@@ -132,6 +132,9 @@ def compare(
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    unverified_log: Annotated[bool, typer.Option(
+        "--unverified-log", help="Use a --decisions log that fails hash-chain verification.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Estimate candidate and baseline off-policy, log the comparison, gate promotion."""
@@ -155,6 +158,7 @@ def compare(
             events=events,
             items=items,
             decisions=decisions,
+            verify_log=not unverified_log,
             promote=promote,
             estimator=estimator.value,
             reward=reward.value,
@@ -315,15 +319,16 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
     import mlflow
     from mlflow import MlflowClient
 
-    from adapters import tracking
+    from adapters import runs, tracking
     from train.plots import plt
 
-    tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
+    runs.fail_stale_runs(tracking.use_experiment(tracking.EVALUATION_EXPERIMENT))
     client = MlflowClient()
     name, version = result.model_name, result.candidate_version
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
     baseline = f"{result.baseline_model_name} v{result.baseline_version}"
-    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}") as run:
+    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}",
+                          tags=runs.process_tags()) as run:
         mlflow.log_params(_run_params(options, result, source))
         for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
             mlflow.log_metrics(

@@ -38,6 +38,8 @@ class CompareOptions:
     items: Path | None = None
     decisions: str | None = None
     """The served decision log (URL, file or parquet export folder); None: rebuild from events."""
+    verify_log: bool = True
+    """Refuse a decision log whose hash chain fails verification (``--unverified-log``: use it)."""
     promote: bool = False
     estimator: str = "dr"
     reward: str = "correct"

@@ -42,9 +42,18 @@ def served_log(events, items, rows, *, model_name="skbandit-linucb", epsilon=0.1
     return decisions, pd.concat(chunks, ignore_index=True)
 
 
-def write_export(decisions, candidates, folder):
-    """The parquet export layout of :meth:`adapters.decision_log.DecisionLog.export_parquet`."""
+def write_export(decisions, candidates, folder, *, chained=True):
+    """The parquet export of a log holding these decisions
+    (:meth:`adapters.decision_log.DecisionLog.export_parquet`): written through a real log, so
+    its hash chain verifies; ``chained=False`` writes the tables as given (no chain)."""
+    from adapters.decision_log import DecisionLog
+
     folder.mkdir(parents=True, exist_ok=True)
-    decisions.to_parquet(folder / "decisions.parquet", index=False)
-    candidates.to_parquet(folder / "decision_candidates.parquet", index=False)
+    if not chained:
+        decisions.to_parquet(folder / "decisions.parquet", index=False)
+        candidates.to_parquet(folder / "decision_candidates.parquet", index=False)
+        return folder
+    log = DecisionLog(str(folder.parent / f"{folder.name}.db"))
+    log.append(decisions, candidates)
+    log.export_parquet(folder)
     return folder
