@@ -294,8 +294,8 @@ def _clean_latency(df, source, report) -> pd.Series:
 
 def _clean_help(df, source, report) -> pd.Series:
     raw = df[schema.HELP_REQUESTED]
-    if raw.dtype == object:
-        lowered = raw.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):  # pandas 2 / pandas 3
+        lowered = raw.astype(object).map(lambda v: v.strip().lower() if isinstance(v, str) else v)
         raw = lowered.replace({"true": 1.0, "false": 0.0, "": np.nan})
         raw = raw.infer_objects()
     values = _numeric(df.assign(**{schema.HELP_REQUESTED: raw}), source,

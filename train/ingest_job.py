@@ -52,6 +52,14 @@ class IngestOptions:
     calibrate: str = "rasch"
     calibration_fraction: float = CALIBRATION_FRACTION
     min_responses: int = MIN_RESPONSES
+    skill: str | None = None
+    item: str | None = None
+    keep_untagged: bool = False
+
+    def import_options(self) -> importers.ImportOptions:
+        """The importer's choices (topic source, item granularity, untagged items)."""
+        return importers.ImportOptions(skill=self.skill, item=self.item,
+                                       keep_untagged=self.keep_untagged)
 
 
 @dataclass
@@ -70,7 +78,7 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     check_output_dir(options.out)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    raw = importers.load(options.format, options.raw_files)
+    raw = importers.load(options.format, options.raw_files, options.import_options())
     events, event_report = validate_events(raw.events, source=f"{options.format} events")
     if events.empty:
         raise SkbanditError(
@@ -102,6 +110,8 @@ def cleaning_document(options: IngestOptions, imported: ImportReport,
         "rows_read": imported.rows_read,
         "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
         "notes": imported.notes,
+        "options": {"skill": options.skill, "item": options.item,
+                    "keep_untagged": options.keep_untagged},
         "events": {**asdict(event_report), "summary": event_report.summary()},
         "items": {**asdict(item_report), "summary": item_report.summary()},
         "calibration": {**fit.summary(), "fraction": options.calibration_fraction},

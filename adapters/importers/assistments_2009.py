@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.importers import RawImport
+from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
 from adapters.importers._read import described, expand, numbers, read_tables
 from skbandit import schema
@@ -50,8 +50,13 @@ ORIGIN = "2009-09-01"
 LAYOUT = "the skill-builder layout"
 
 
-def load(paths: list[Path]) -> RawImport:
-    """Read skill-builder CSV files (several files are concatenated)."""
+def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
+    """Read skill-builder CSV files (several files are concatenated).
+
+    ``options.skill``: ``skill_name`` (default) or ``skill_id`` (each falls back to the other
+    where blank).
+    """
+    by_id = options is not None and options.skill == "skill_id"
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
@@ -64,7 +69,8 @@ def load(paths: list[Path]) -> RawImport:
         scaffolding = numbers(raw["original"], FORMAT, where, "original") == 0
         raw = drop_rows(raw, scaffolding, report,
                         "scaffolding rows dropped (original = 0)")
-    raw = raw.assign(skill=skill_tag(raw, "skill_name", "skill_id"))
+    raw = raw.assign(skill=skill_tag(raw, *(("skill_id", "skill_name") if by_id
+                                            else ("skill_name", "skill_id"))))
     raw = collapse_skill_rows(raw, "order_id", "skill", report)
     correct = numbers(raw["correct"], FORMAT, where, "correct")
     raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
