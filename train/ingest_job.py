@@ -81,9 +81,12 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     raw = importers.load(options.format, options.raw_files, options.import_options())
     events, event_report = validate_events(raw.events, source=f"{options.format} events")
     if events.empty:
+        dropped = [f"{n:,} without {col}" for col, n in event_report.dropped_missing.items()
+                   if n] + raw.report.lines()
         raise SkbanditError(
             f"{options.format}: no attempts left after cleaning ({raw.report.rows_read:,} raw "
-            "rows; see the counts above); check --format and the files"
+            f"rows; {'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
+            "(or --keep-untagged) and the files"
         )
     events = events[[c for c in EVENT_COLUMNS if c in events.columns]]
     seconds["read and clean"] = time.perf_counter() - start

@@ -118,6 +118,12 @@ def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) 
         checked_choice(fmt, "--item", options.item, ITEM_CHOICES[fmt])
     module = importlib.import_module(f"{__name__}.{FORMATS[fmt][0]}")
     raw = module.load(list(paths), options)
+    if raw.events.empty:
+        from adapters.importers._read import refuse_empty
+
+        where = raw.report.sources[0] if len(raw.report.sources) == 1 else (
+            f"{len(raw.report.sources)} files")
+        refuse_empty(raw.events, fmt, where, raw.report)
     if options.keep_untagged:
         raw = _keep_untagged(raw)
     return raw

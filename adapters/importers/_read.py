@@ -165,6 +165,17 @@ def numbers(values: pd.Series, fmt: str, path, column: str, blank=(".",)) -> np.
     return out
 
 
+def refuse_empty(frame: pd.DataFrame, fmt: str, where: str, report) -> None:
+    """A one-line error when the import's rules dropped every row (naming each count)."""
+    if len(frame):
+        return
+    counts = "; ".join(report.lines()) or "no rows"
+    raise SkbanditError(
+        f"{fmt}: {where}: every row was dropped ({counts}); nothing is left to learn from; "
+        "check --format and the file"
+    )
+
+
 def is_text(values: pd.Series) -> bool:
     """True for a text column, whether object (pandas 2) or ``str``/string (pandas 3).
 

@@ -37,8 +37,9 @@ import pandas as pd
 
 from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
-from adapters.importers._read import described, expand, numbers, read_tables
+from adapters.importers._read import described, expand, numbers, read_tables, refuse_empty
 from skbandit import schema
+from skbandit.exceptions import SkbanditError
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows, synthetic_times
 
 FORMAT = "assistments-2009"
@@ -75,11 +76,31 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     correct = numbers(raw["correct"], FORMAT, where, "correct")
     raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
                     "rows dropped: correct not 0 or 1")
+    refuse_empty(raw, FORMAT, where, report)
     return RawImport(_events(raw, where, report), report)
+
+
+MAX_CLOCK_SECONDS = 9.2e9
+"""The synthetic clock's span limit: nanosecond timestamps reach about 292 years."""
+
+
+def _check_clock(order: np.ndarray, where: str) -> None:
+    """Refuse ``order_id`` values the synthetic clock cannot hold (inf, 1e18, ...)."""
+    finite = np.isfinite(order)
+    low = np.nanmin(np.where(finite, order, np.nan)) if finite.any() else 0.0
+    bad = ~np.isnan(order) & (~finite | (order - low > MAX_CLOCK_SECONDS))
+    if bad.any():
+        shown = ", ".join(f"{v:g}" for v in pd.unique(order[bad])[:3])
+        raise SkbanditError(
+            f"{FORMAT}: {where}: column 'order_id' has {shown} ({int(bad.sum())} rows), "
+            f"beyond the synthetic clock (order_id minus the smallest, {low:.0f}, must be under "
+            f"{MAX_CLOCK_SECONDS:.2g} seconds, about 292 years); fix or drop those rows"
+        )
 
 
 def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
     order = numbers(raw["order_id"], FORMAT, where, "order_id")
+    _check_clock(order, where)
     events = pd.DataFrame({
         schema.USER_ID: raw["user_id"].to_numpy(),
         schema.ITEM_ID: raw["problem_id"].to_numpy(),
