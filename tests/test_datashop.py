@@ -211,3 +211,26 @@ def test_other_formats_choose_their_topic_source():
 def test_an_unknown_skill_choice_is_one_line():
     with pytest.raises(SkbanditError, match=r"ednet-kt1: --skill 'kc' is not one of tags, part"):
         importers.load("ednet-kt1", [QUIRKS], ImportOptions(skill="kc"))
+
+
+# a quick first look at a big export, and EdNet's many files read in parallel
+def test_max_students_keeps_the_first_students_and_counts_the_rest():
+    fixtures = QUIRKS.parent
+    ednet = importers.load("ednet-kt1", [fixtures / "ednet-kt1"], ImportOptions(max_students=1))
+    assert set(ednet.events[schema.USER_ID]) == {"u1"}  # only u1.csv was read
+    a09 = importers.load("assistments-2009", [fixtures / "assistments-2009"],
+                         ImportOptions(max_students=1))
+    assert a09.events[schema.USER_ID].nunique() == 1
+    dropped = a09.report.steps["attempts dropped: beyond the first 1 students (--max-students)"]
+    assert dropped > 0
+
+
+def test_ednet_files_read_in_parallel_equal_one_by_one(monkeypatch):
+    from adapters.importers import ednet_kt1
+
+    logs = sorted((QUIRKS.parent / "ednet-kt1" / "KT1").glob("u*.csv")) * 3
+    one_by_one = ednet_kt1.read_logs(logs)
+    monkeypatch.setattr(ednet_kt1, "PARALLEL_FILES", 1)
+    monkeypatch.setattr(ednet_kt1, "CHUNK_FILES", 2)
+    monkeypatch.setattr(ednet_kt1.os, "cpu_count", lambda: 2)
+    pd.testing.assert_frame_equal(ednet_kt1.read_logs(logs), one_by_one)

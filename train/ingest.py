@@ -66,6 +66,11 @@ def main(
         bool, typer.Option(help="Keep attempts on items without a skill, under the topic "
                            "'untagged' (default: dropped and counted).")
     ] = False,
+    max_students: Annotated[
+        int | None,
+        typer.Option(min=1, help="A quick first look: only the first N students (EdNet reads "
+                     "only their files).", show_default=False),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print cleaning.json instead of the table.")
     ] = False,
@@ -81,7 +86,7 @@ def main(
     options = IngestOptions(format=format_, raw_files=tuple(raw_files), out=out,
                             calibrate=calibrate, calibration_fraction=calibration_fraction,
                             min_responses=min_responses, skill=skill, item=item,
-                            keep_untagged=keep_untagged)
+                            keep_untagged=keep_untagged, max_students=max_students)
     try:
         with console.status(f"reading {format_} ..."):
             result = run_ingest(options)

@@ -55,11 +55,13 @@ class IngestOptions:
     skill: str | None = None
     item: str | None = None
     keep_untagged: bool = False
+    max_students: int | None = None
 
     def import_options(self) -> importers.ImportOptions:
         """The importer's choices (topic source, item granularity, untagged items)."""
         return importers.ImportOptions(skill=self.skill, item=self.item,
-                                       keep_untagged=self.keep_untagged)
+                                       keep_untagged=self.keep_untagged,
+                                       max_students=self.max_students)
 
 
 @dataclass
@@ -114,7 +116,8 @@ def cleaning_document(options: IngestOptions, imported: ImportReport,
         "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
         "notes": imported.notes,
         "options": {"skill": options.skill, "item": options.item,
-                    "keep_untagged": options.keep_untagged},
+                    "keep_untagged": options.keep_untagged,
+                    "max_students": options.max_students},
         "events": {**asdict(event_report), "summary": event_report.summary()},
         "items": {**asdict(item_report), "summary": item_report.summary()},
         "calibration": {**fit.summary(), "fraction": options.calibration_fraction},

@@ -49,11 +49,15 @@ class ImportOptions:
     keep_untagged : bool
         Keep attempts on items without a skill, under the topic :data:`UNTAGGED` (default:
         dropped by validation and counted as "without topic").
+    max_students : int, optional
+        A quick first look: keep the first this-many students (in file order; EdNet reads
+        only their files), the others' attempts dropped and counted.
     """
 
     skill: str | None = None
     item: str | None = None
     keep_untagged: bool = False
+    max_students: int | None = None
 
 
 UNTAGGED = "untagged"
@@ -124,10 +128,25 @@ def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) 
         where = raw.report.sources[0] if len(raw.report.sources) == 1 else (
             f"{len(raw.report.sources)} files")
         refuse_empty(raw.events, fmt, where, raw.report)
+    if options.max_students is not None:
+        raw = _first_students(raw, options.max_students)
     if options.keep_untagged:
         raw = _keep_untagged(raw)
     return raw
 
+
+def _first_students(raw: RawImport, n: int) -> RawImport:
+    """Keep the attempts of the first ``n`` students (by first appearance; counted)."""
+    import pandas as pd
+
+    users = raw.events["user_id"]
+    first = pd.unique(users.to_numpy(dtype=object))[:n]
+    keep = users.isin(first).to_numpy(dtype=bool)
+    raw.report.count(f"attempts dropped: beyond the first {n:,} students (--max-students)",
+                     (~keep).sum())
+    if keep.all():
+        return raw
+    return RawImport(raw.events.loc[keep], raw.report)
 
 def _keep_untagged(raw: RawImport) -> RawImport:
     """Give attempts without a skill the topic :data:`UNTAGGED` (counted)."""

@@ -25,6 +25,7 @@ What we do with it:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,10 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
             f"{', '.join(QUESTION_REQUIRED)}); found {len(logs)} student files and "
             f"{len(questions)} questions tables; pass e.g. KT1/ contents/questions.csv"
         )
-    report = ImportReport(FORMAT, sources=[str(p) for p in files])
-    raw = pd.concat([_read_log(p) for p in logs], ignore_index=True)
+    if options is not None and options.max_students is not None:
+        logs = logs[:options.max_students]  # one file per student: read only these
+    report = ImportReport(FORMAT, sources=[str(p) for p in [*logs, *questions]])
+    raw = read_logs(logs)
     report.rows_read = len(raw)
     table = read_table(questions[0], FORMAT, QUESTION_REQUIRED, QUESTION_OPTIONAL,
                        text_columns=TEXT, layout="the contents/questions.csv layout")
@@ -85,6 +88,27 @@ def _is_questions(path: Path) -> bool:
     if path.stem[:1] == "u" and path.stem[1:].isdigit():
         return False
     return "correct_answer" in header(path, FORMAT)
+
+
+PARALLEL_FILES = 2_000
+"""From this many student files on, they are read by a pool of processes (one per core),
+in chunks of :data:`CHUNK_FILES`; KT1's 784,309 files take about 11 ms each in one process."""
+CHUNK_FILES = 500
+
+
+def read_logs(logs: list[Path]) -> pd.DataFrame:
+    """Every student file's rows, one table (in file order); parallel for many files."""
+    if len(logs) < PARALLEL_FILES or (os.cpu_count() or 1) < 2:
+        return _read_chunk(logs)
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [logs[i:i + CHUNK_FILES] for i in range(0, len(logs), CHUNK_FILES)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        return pd.concat(list(pool.map(_read_chunk, chunks)), ignore_index=True)
+
+
+def _read_chunk(logs: list[Path]) -> pd.DataFrame:
+    return pd.concat([_read_log(p) for p in logs], ignore_index=True)
 
 
 def _read_log(path: Path) -> pd.DataFrame:
