@@ -17,7 +17,13 @@ import pandas as pd
 
 from adapters import paths
 from adapters.ingest_output import read_calibration
-from skbandit.cleaning import STRING_COLUMNS, CleaningReport, validate_events, validate_items
+from skbandit.cleaning import (
+    STRING_COLUMNS,
+    CleaningReport,
+    check_topics,
+    validate_events,
+    validate_items,
+)
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import default_school_config, simulate_school
 
@@ -129,6 +135,7 @@ def load_school_reports(events_path=None, items_path=None, seed: int | None = No
         return LoadedSchool(events, items, f"default-school(seed={used})")
     events, event_report = read_events(events_path)
     items, item_report = read_items(items_path)
+    event_report.unknown_topic = check_topics(events, items, f"{events_path} + {items_path}")
     return LoadedSchool(events, items, f"{events_path} + {items_path}", event_report,
                         item_report, read_calibration(items_path))
 

@@ -105,7 +105,9 @@ def log_pipeline(pipeline, history):
 
 
 def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str]:
-    """What a registered version says about itself (data, code, state, run, final metrics)."""
+    """What a registered version says about itself: its data, code, state and run, and its
+    three headline metrics (:data:`KEY_METRIC_TAGS`). Every other metric stays on the run
+    (``final_*``), where the registry UI does not cut it off."""
     return {
         "data_hash": history.data_hash,
         "git_commit": git_commit(),
@@ -116,7 +118,6 @@ def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str
         "run_id": run_id,
         "feature_set": feature_set_of(pipeline),
         TRAINED_UNTIL_TAG: history.trained_until.isoformat(),
-        **{f"metric.{key}": f"{value:.6f}" for key, value in metrics.items()},
         **{short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items()
            if key in metrics},
     }

@@ -301,15 +301,30 @@ def list_versions(name: str) -> list[dict]:
                 "events_trained": int(tags.get("events_trained", 0)),
                 "updates": int(tags.get("n_updates", 0)),
                 "feature_set": tags.get("feature_set", ""),
-                "metrics": {
-                    key.removeprefix("metric."): float(value)
-                    for key, value in tags.items()
-                    if key.startswith("metric.")
-                },
+                "metrics": _version_metrics(version),
                 "run_id": tags.get("run_id", version.run_id),
             }
         )
     return sorted(rows, key=lambda row: row["version"], reverse=True)
+
+
+def _version_metrics(version: ModelVersion) -> dict[str, float]:
+    """The version's final metrics: its run's ``final_*`` (``metric.*`` tags of versions
+    registered before the metrics left the tags)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    tagged = {key.removeprefix("metric."): float(value) for key, value in version.tags.items()
+              if key.startswith("metric.")}
+    run_id = version.tags.get("run_id", version.run_id)
+    if tagged or not run_id:
+        return tagged
+    try:
+        metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
+    except MlflowException:  # the run was deleted: the version still lists
+        return {}
+    return {key.removeprefix("final_"): float(value) for key, value in metrics.items()
+            if key.startswith("final_") and not key.startswith("final_after_first_batch_")}
 
 
 def _utc(milliseconds: int) -> str:

@@ -5,6 +5,8 @@ Run from the repository root::
     python -m bench.bench_ingest                 # 1,000,000 rows / responses
     python -m bench.bench_ingest --rows 200000   # smaller
     python -m bench.bench_ingest --with-2pl      # also time the 2PL calibration
+    python -m bench.bench_ingest --rows 10000000 # the issue-23 ASSISTments size (minutes)
+    python -m bench.bench_ingest --ednet-students 5000   # also an EdNet-KT1-shaped tree
 
 Two timed cases, each in a fresh subprocess (so the peak RSS is that case's alone,
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss``):
@@ -18,6 +20,13 @@ Two timed cases, each in a fresh subprocess (so the peak RSS is that case's alon
 2. **calibration**: ``skbandit.calibration.calibrate(method="rasch")`` on ``--rows``
    responses of 10,000 students to 2,000 items in 40 topics, drawn from a Rasch model
    (drawing is not timed).
+
+3. **ednet** (with ``--ednet-students N``): ``run_ingest`` of ``ednet-kt1`` on a generated
+   tree of ``N`` student files ``KT1/u*.csv`` of :data:`EDNET_ROWS_PER_STUDENT` rows each
+   (KT1's mean: about 95M rows over 784,309 files) and a 13,169-question
+   ``contents/questions.csv``. The full KT1 size is **extrapolated, not measured**: wall time
+   scaled linearly by 784,309 / N files, printed as such (the peak RSS of the sample is
+   shown as measured; the full tree in one pandas frame would not fit the 4 GB target).
 
 Targets on the 2-core development machine: ingest under 20 s, calibration under 30 s, peak
 RSS under 3 GB. The table also shows each process's CPU seconds and the load average: on a
@@ -93,10 +102,50 @@ def skill_builder_csv(n_rows: int, data_dir: Path) -> Path:
     return path
 
 
-def child_ingest(csv: str, out: str) -> dict:
+EDNET_FILES = 784_309
+EDNET_ROWS_PER_STUDENT = 121
+EDNET_QUESTIONS = 13_169
+
+
+def ednet_tree(n_students: int, data_dir: Path) -> Path:
+    """An EdNet-KT1-shaped folder: ``KT1/u<id>.csv`` files and ``contents/questions.csv``."""
+    import numpy as np
+    import pandas as pd
+
+    root = data_dir / f"ednet_{n_students}"
+    if (root / "done").is_file():
+        return root
+    print(f"writing {n_students:,} EdNet student files to {root} (once) ...", flush=True)
+    rng = np.random.default_rng(2)
+    (root / "KT1").mkdir(parents=True, exist_ok=True)
+    (root / "contents").mkdir(exist_ok=True)
+    pd.DataFrame({
+        "question_id": [f"q{i}" for i in range(1, EDNET_QUESTIONS + 1)],
+        "bundle_id": [f"b{i // 3}" for i in range(EDNET_QUESTIONS)],
+        "explanation_id": [f"e{i // 3}" for i in range(EDNET_QUESTIONS)],
+        "correct_answer": rng.choice(list("abcd"), EDNET_QUESTIONS),
+        "part": rng.integers(1, 8, EDNET_QUESTIONS),
+        "tags": [";".join(map(str, rng.integers(1, 190, 1 + i % 3))) for i in
+                 range(EDNET_QUESTIONS)],
+        "deployed_at": 1_560_000_000_000,
+    }).to_csv(root / "contents" / "questions.csv", index=False)
+    for user in range(n_students):
+        n = EDNET_ROWS_PER_STUDENT
+        stamp = 1_560_000_000_000 + np.cumsum(rng.integers(1_000, 90_000, n))
+        pd.DataFrame({
+            "timestamp": stamp, "solving_id": np.arange(1, n + 1),
+            "question_id": [f"q{q}" for q in rng.integers(1, EDNET_QUESTIONS + 1, n)],
+            "user_answer": rng.choice(list("abcd"), n),
+            "elapsed_time": rng.integers(5_000, 60_000, n),
+        }).to_csv(root / "KT1" / f"u{user + 1}.csv", index=False)
+    (root / "done").write_text("")
+    return root
+
+
+def child_ingest(csv: str, out: str, fmt: str = "assistments-2009") -> dict:
     from train.ingest_job import IngestOptions, run_ingest
 
-    options = IngestOptions(format="assistments-2009", raw_files=(Path(csv),), out=Path(out))
+    options = IngestOptions(format=fmt, raw_files=(Path(csv),), out=Path(out))
     start = time.perf_counter()
     result = run_ingest(options)
     return {"seconds": time.perf_counter() - start, "stages": result.seconds,
@@ -150,11 +199,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".cache" / "bench-ingest")
     parser.add_argument("--with-2pl", action="store_true")
+    parser.add_argument("--ednet-students", type=int, default=0,
+                        help="Also ingest an EdNet-KT1-shaped tree of this many student files "
+                        "(the full size is extrapolated from it).")
     args = parser.parse_args()
     csv = skill_builder_csv(args.rows, args.data_dir)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["ingest"] = _run_child(["child_ingest", str(csv), str(Path(tmp) / "out")])
+    if args.ednet_students:
+        tree = ednet_tree(args.ednet_students, args.data_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            results["ednet"] = _run_child(["child_ingest", str(tree), str(Path(tmp) / "out"),
+                                           "ednet-kt1"])
     methods = ["rasch", "2pl"] if args.with_2pl else ["rasch"]
     for method in methods:
         results[f"calibration ({method})"] = _run_child(["child_calibration", args.rows, method])
@@ -171,6 +228,8 @@ def _print(results: dict) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "case" else "right")
     for case, r in results.items():
+        if case == "ednet":
+            continue
         size = (f"{r['rows']:,} rows -> {r['events']:,} events, {r['items']:,} items"
                 if case == "ingest" else
                 f"{r['rows']:,} responses, {r['items']:,} items (corr {r['corr']:.3f})")
@@ -181,6 +240,14 @@ def _print(results: dict) -> None:
           "wall times include waiting for a core)")
     stages = results["ingest"]["stages"]
     print("ingest stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+    if "ednet" in results:
+        r = results["ednet"]
+        files = r["rows"] / EDNET_ROWS_PER_STUDENT
+        full = r["wall"] * EDNET_FILES / files
+        print(f"ednet-kt1: {files:,.0f} student files, {r['rows']:,} rows -> {r['events']:,} "
+              f"events in {r['wall']:.1f} s wall ({r['cpu']:.1f} s CPU), peak RSS "
+              f"{r['rss_gb']:.2f} GB (measured); full KT1 ({EDNET_FILES:,} files) "
+              f"EXTRAPOLATED linearly: {full / 60:.0f} min (target 20 min, 4 GB)")
 
 
 if __name__ == "__main__":

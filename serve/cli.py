@@ -157,7 +157,7 @@ def trace(
                          "seed")
         week = _student_week(events, items, student_id, topic, time_window)
         if use_rl:
-            pipeline, info = _load_model(model)
+            pipeline, info = _load_model(model, (events, items))
             settings = settings.for_model(pipeline)  # learning_progress: the learned target
             recs = rl_recommendations(pipeline, week, settings)
         else:
@@ -194,7 +194,7 @@ def compare_recs(
 
         settings = _settings(exploration, temperature, objective, target, top_k, seed)
         week = _student_week(events, items, student_id, topic, time_window)
-        pipeline, info = _load_model(model)
+        pipeline, info = _load_model(model, (events, items))
         settings = settings.for_model(pipeline)
         rule = rule_recommendations(week, top_k)
         rl = rl_recommendations(pipeline, week, settings)
@@ -364,12 +364,18 @@ def _configure_tracking() -> None:
         raise SkbanditError(f"no MLflow store at {database}; {registry.TRAIN_HINT}")
 
 
-def _load_model(text: str):
-    from adapters import registry
+def _load_model(text: str, data: tuple | None = None):
+    """The version's pipeline and info; with ``data`` (``events, items``) say in one line
+    when those are not the data the version was trained on (issue 23)."""
+    from adapters import data_identity, registry
 
     _configure_tracking()
     ref = registry.parse_model_ref(text)
     pipeline, version = registry.load_pipeline(ref)
+    if data is not None:
+        warning = data_identity.version_mismatch(version, *data)
+        if warning:
+            typer.echo(warning, err=True)
     return pipeline, registry.version_info(version, ref, pipeline)
 
 

@@ -88,6 +88,7 @@ class CleaningReport:
     latency_missing: int = 0
     help_missing: int = 0
     filled_defaults: dict[str, int] = field(default_factory=dict)
+    unknown_topic: int = 0
 
     @property
     def n_dropped(self) -> int:
@@ -107,6 +108,8 @@ class CleaningReport:
         }
         parts += [text.format(n) for text, n in counts.items() if n]
         parts += [f"filled {n} missing {col}" for col, n in self.filled_defaults.items() if n]
+        if self.unknown_topic:
+            parts.append(f"{self.unknown_topic} events on topics the items table lacks")
         return "; ".join(parts)
 
 
@@ -188,6 +191,21 @@ def _numeric(df, source, column, expected) -> pd.Series:
     return values
 
 
+MAX_SKILL_TEXT = 10_000
+"""A ``skill_ids`` text longer than this is refused (a list of skills is short; parsing a
+100,000-character ``[---...-1]`` exhausted memory)."""
+
+
+class _BadSkills(ValueError):
+    """A ``skill_ids`` value that is not a list of skill ids (reported by the caller)."""
+
+
+def _shown_value(value, limit: int = 40) -> str:
+    """A value for an error message: ``repr``, cut to ``limit`` characters with its length."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def _skill_list(value) -> list[str]:
     """``skill_ids`` as a list of str (from a list, array, number, JSON-ish or ';'/','-separated).
 
@@ -204,8 +222,12 @@ def _skill_list(value) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
+            if len(text) > MAX_SKILL_TEXT:
+                raise _BadSkills(value)
             try:
                 value = ast.literal_eval(text)
+            except (MemoryError, RecursionError):
+                raise _BadSkills(value) from None
             except (ValueError, SyntaxError):
                 value = text.strip("[]").replace("'", "").replace('"', "").split(",")
         else:
@@ -294,8 +316,8 @@ def _clean_latency(df, source, report) -> pd.Series:
 
 def _clean_help(df, source, report) -> pd.Series:
     raw = df[schema.HELP_REQUESTED]
-    if raw.dtype == object:
-        lowered = raw.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):  # pandas 2 / pandas 3
+        lowered = raw.astype(object).map(lambda v: v.strip().lower() if isinstance(v, str) else v)
         raw = lowered.replace({"true": 1.0, "false": 0.0, "": np.nan})
         raw = raw.infer_objects()
     values = _numeric(df.assign(**{schema.HELP_REQUESTED: raw}), source,
@@ -320,13 +342,35 @@ def _derive_topic(df, source) -> pd.DataFrame:
     if schema.TOPIC not in df.columns and schema.SKILL_IDS not in df.columns:
         _require(df, source, (*schema.EVENT_REQUIRED, schema.TOPIC), "event")
     if schema.SKILL_IDS in df.columns:
-        lists = [_skill_list(v) for v in df[schema.SKILL_IDS].to_numpy(dtype=object)]
+        try:
+            lists = [_skill_list(v) for v in df[schema.SKILL_IDS].to_numpy(dtype=object)]
+        except _BadSkills as bad:
+            raise SkbanditError(
+                f"{source}: column '{schema.SKILL_IDS}' has {_shown_value(bad.args[0])}, not a "
+                f"list of skill ids (expected e.g. ['12', '7'] or 12;7, under "
+                f"{MAX_SKILL_TEXT:,} characters); fix or drop that row"
+            ) from None
         skills = pd.Series(lists, index=df.index, dtype=object)
         df[schema.SKILL_IDS] = skills
         derived = pd.Series([s[0] if s else None for s in lists], index=df.index, dtype=object)
         topic = df[schema.TOPIC] if schema.TOPIC in df.columns else derived
         df = df.assign(**{schema.TOPIC: topic.where(topic.notna(), derived)})
     return df
+
+
+def _refuse_nested(df: pd.DataFrame, source, allowed=()) -> None:
+    """Raise a one-line error naming the first column holding dicts or lists (nested data)."""
+    nested = (dict, list, tuple, set, np.ndarray)
+    for column in df.columns:
+        if column in allowed or df[column].dtype != object:
+            continue
+        for value in df[column].to_numpy(dtype=object):
+            if isinstance(value, nested):
+                raise SkbanditError(
+                    f"{source}: column '{column}' holds nested values ({type(value).__name__}, "
+                    f"e.g. {_shown_value(value)}); expected one plain value per row: flatten "
+                    "or drop that column"
+                )
 
 
 def validate_events(
@@ -353,6 +397,16 @@ def validate_events(
     SkbanditError
         On a missing column or a value that cannot be cleaned (see the module docstring).
     """
+    try:
+        return _validate_events(df, source)
+    except TypeError as error:  # pandas hashes ids and rows: nested values are unhashable
+        if "unhashable" not in str(error):
+            raise
+        _refuse_nested(df, source, allowed=(schema.SKILL_IDS,))
+        raise
+
+
+def _validate_events(df: pd.DataFrame, source) -> tuple[pd.DataFrame, CleaningReport]:
     report = CleaningReport(source=str(source), n_rows_in=len(df))
     _require(df, source, schema.EVENT_REQUIRED, "event")
     df = _derive_topic(df.copy(), source)
@@ -405,6 +459,16 @@ def validate_items(
     items : DataFrame
     report : CleaningReport
     """
+    try:
+        return _validate_items(df, source)
+    except TypeError as error:
+        if "unhashable" not in str(error):
+            raise
+        _refuse_nested(df, source)
+        raise
+
+
+def _validate_items(df: pd.DataFrame, source) -> tuple[pd.DataFrame, CleaningReport]:
     report = CleaningReport(source=str(source), n_rows_in=len(df))
     _require(df, source, schema.ITEM_REQUIRED, "item")
     df = df.copy()
@@ -440,6 +504,32 @@ def validate_items(
     df = df.reset_index(drop=True)
     report.n_rows_out = len(df)
     return df, report
+
+
+def check_topics(events: pd.DataFrame, items: pd.DataFrame, source: str) -> int:
+    """Events whose topic the items table lacks; an error when no topic is shared at all.
+
+    An items table made for other events (another data set) shares no topic with them, and
+    training on it would learn nothing a recommendation can use.
+
+    >>> ev = pd.DataFrame({"topic": ["a", "a", "b"]})
+    >>> check_topics(ev, pd.DataFrame({"topic": ["a"]}), "x")
+    1
+    """
+    event_topics = pd.unique(events[schema.TOPIC].dropna())
+    item_topics = set(items[schema.TOPIC].dropna())
+    shared = [t for t in event_topics if t in item_topics]
+    if len(event_topics) and item_topics and not shared:
+        def few(values):
+            values = sorted(map(str, values))
+            return ", ".join(_shown_value(v, 30) for v in values[:3]) + (
+                f", ... ({len(values):,})" if len(values) > 3 else "")
+        raise SkbanditError(
+            f"{source}: none of the events' {len(event_topics):,} topics ({few(event_topics)}) "
+            f"is among the items' {len(item_topics):,} topics ({few(item_topics)}); the items "
+            "table belongs to other events: pass the items.parquet written with these events"
+        )
+    return int((~events[schema.TOPIC].isin(item_topics)).sum())
 
 
 def unknown_items(events: pd.DataFrame, items: pd.DataFrame) -> int:

@@ -102,6 +102,8 @@ def test_every_readme_command_runs(tmp_path, small_school):
     work = tmp_path / "work"
     for fixture in (ROOT / "tests" / "fixtures").iterdir():  # the exports, as downloaded
         shutil.copytree(fixture, work, dirs_exist_ok=True)
+    # the README's importer examples name the repository's samples by their path
+    shutil.copytree(ROOT / "tests" / "fixtures", work / "tests" / "fixtures")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
            "MLFLOW_DISABLE_TELEMETRY": "true", "SKBANDIT_EVENTS": str(small_school.events_path),
            "SKBANDIT_ITEMS": str(small_school.items_path), "COLUMNS": "100",

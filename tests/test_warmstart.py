@@ -142,8 +142,9 @@ def test_version_tags_describe_data_code_state_and_run(env, store):
     assert tags["feature_set"] == "default"
     school = simulate_school(TINY).events
     assert pd.Timestamp(tags["trained_until"]) == school[schema.TIMESTAMP].max()
-    assert float(tags["metric.bandit_log_loss"]) == pytest.approx(
-        run.data.metrics["final_bandit_log_loss"], abs=1e-6)
+    assert not [k for k in tags if k.startswith("metric.")]  # metrics live on the run
+    assert float(tags["log_loss"]) == pytest.approx(
+        run.data.metrics["final_bandit_log_loss"], abs=1e-4)
 
 
 def test_run_params_and_stepped_and_final_metrics(env, store):
@@ -159,7 +160,9 @@ def test_run_params_and_stepped_and_final_metrics(env, store):
         for metric in ("log_loss", "brier", "auc"):
             steps = [m.step for m in env.get_metric_history(run.info.run_id,
                                                             f"batch_{predictor}_{metric}")]
-            assert steps == sorted(steps) and steps[-1] == events and steps[0] == 100
+            assert steps == sorted(steps) and steps[-1] == events and steps[0] > 100
+            if metric == "log_loss":  # the untrained first batch, apart from the chart
+                assert f"first_batch_{predictor}_{metric}" in run.data.metrics
             assert f"final_{predictor}_{metric}" in run.data.metrics
     assert 0 < run.data.metrics["final_mean_uncertainty"]
     assert run.data.metrics["final_bandit_brier"] < 0.3

@@ -14,6 +14,10 @@ Example::
 
     python -m train.batch_score --model models:/skbandit-linucb@champion \\
         --events events/ --items items.parquet --out recs/ --top-k 5
+
+Without ``--events``/``--items`` (nor ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS``) the default
+school is scored, as the CLI does. Items that are not the catalogue the version learned are
+said in one line (:mod:`adapters.data_identity`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class BatchResult:
     rows: int
     students: int
     pairs: int
+    warning: str | None = None
 
 
 def score_school(session, pipeline, model_version: str, events_path, items_path, settings,
@@ -131,25 +136,56 @@ def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
     if target.exists() and not overwrite:
         raise SkbanditError(f"--out {out} already exists; pass --overwrite to replace it or "
                             "choose another directory")
+    events, items = school_paths(events, items)
     tracking.configure_tracking()
     pipeline, version = registry.load_pipeline(registry.parse_model_ref(model))
     label = f"{version.name}/{version.version}"
+    warning = _data_warning(version, events, items)
     session = spark.start_session(master, app_name="skbandit-batch-score")
     recs = score_school(session, pipeline, label, events, items, settings, seed)
     recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
     written = session.read.parquet(str(out))
     counts = written.selectExpr("count(*) AS rows", "count(DISTINCT user_id) AS students",
                                 "count(DISTINCT user_id, topic) AS pairs").first()
-    return BatchResult(str(out), label, counts["rows"], counts["students"], counts["pairs"])
+    return BatchResult(str(out), label, counts["rows"], counts["students"], counts["pairs"],
+                       warning)
+
+
+def school_paths(events, items) -> tuple[str, str]:
+    """The events and items to score: both given, or the default school's cached files."""
+    if (events is None) != (items is None):
+        raise SkbanditError("give --events and --items together (or neither, for the default "
+                            f"school); found only {'events' if events is not None else 'items'}")
+    if events is not None:
+        return str(events), str(items)
+    from adapters import datasets
+
+    datasets.load_default_school()  # generated on first use, as for the CLI
+    folder = datasets.default_school_dir()
+    return str(folder / datasets.EVENTS_FILE), str(folder / datasets.ITEMS_FILE)
+
+
+def _data_warning(version, events: str, items: str) -> str | None:
+    """The one-line warning when ``items`` are not what the version learned (a file only:
+    a Spark directory or URI is not read twice)."""
+    from adapters import data_identity, datasets
+
+    if not Path(items).is_file():
+        return None
+    if Path(items).parent == datasets.default_school_dir():
+        return data_identity.version_mismatch(version)
+    return data_identity.version_mismatch(version, events, items)
 
 
 @app.command()
 def main(
     out: Annotated[Path, typer.Option(help="Output directory (parquet).")],
-    events: Annotated[str, typer.Option(
-        envvar="SKBANDIT_EVENTS", help="Events: a parquet file or directory.")],
-    items: Annotated[str, typer.Option(
-        envvar="SKBANDIT_ITEMS", help="Items: a parquet file or directory.")],
+    events: Annotated[str | None, typer.Option(
+        envvar="SKBANDIT_EVENTS", help="Events: a parquet file or directory; default: the "
+        "simulated school (as the CLI).", show_default=False)] = None,
+    items: Annotated[str | None, typer.Option(
+        envvar="SKBANDIT_ITEMS", help="Items: a parquet file or directory (with --events).",
+        show_default=False)] = None,
     model: Annotated[str, typer.Option(
         envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."
     )] = "skbandit-linucb@champion",
@@ -178,6 +214,8 @@ def main(
         console.print(f"[red]error:[/red] {type(error).__name__}: "
                       f"{text[0] if text else 'no message'}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    if result.warning:
+        console.print(result.warning, highlight=False, soft_wrap=True)
     console.print(f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
                   f"pairs of {result.students:,} students with {result.model} to {result.out}",
                   soft_wrap=True)

@@ -51,6 +51,26 @@ def main(
         int, typer.Option(min=1, help="Items with fewer responses are reported as shrunk "
                           "toward their topic's difficulty.")
     ] = 20,
+    skill: Annotated[
+        str | None,
+        typer.Option(help="Where topics come from: datashop the KC model (Default, ...); "
+                     "ednet-kt1 tags or part; edm-cup-2023 code or description; assistments "
+                     "skill_name or skill_id. Default: the first of each.", show_default=False),
+    ] = None,
+    item: Annotated[
+        str | None,
+        typer.Option(help="Item granularity (datashop): step (default) or problem.",
+                     show_default=False),
+    ] = None,
+    keep_untagged: Annotated[
+        bool, typer.Option(help="Keep attempts on items without a skill, under the topic "
+                           "'untagged' (default: dropped and counted).")
+    ] = False,
+    max_students: Annotated[
+        int | None,
+        typer.Option(min=1, help="A quick first look: only the first N students (EdNet reads "
+                     "only their files).", show_default=False),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print cleaning.json instead of the table.")
     ] = False,
@@ -65,7 +85,8 @@ def main(
     console = Console()
     options = IngestOptions(format=format_, raw_files=tuple(raw_files), out=out,
                             calibrate=calibrate, calibration_fraction=calibration_fraction,
-                            min_responses=min_responses)
+                            min_responses=min_responses, skill=skill, item=item,
+                            keep_untagged=keep_untagged, max_students=max_students)
     try:
         with console.status(f"reading {format_} ..."):
             result = run_ingest(options)

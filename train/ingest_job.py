@@ -52,6 +52,16 @@ class IngestOptions:
     calibrate: str = "rasch"
     calibration_fraction: float = CALIBRATION_FRACTION
     min_responses: int = MIN_RESPONSES
+    skill: str | None = None
+    item: str | None = None
+    keep_untagged: bool = False
+    max_students: int | None = None
+
+    def import_options(self) -> importers.ImportOptions:
+        """The importer's choices (topic source, item granularity, untagged items)."""
+        return importers.ImportOptions(skill=self.skill, item=self.item,
+                                       keep_untagged=self.keep_untagged,
+                                       max_students=self.max_students)
 
 
 @dataclass
@@ -70,12 +80,15 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     check_output_dir(options.out)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    raw = importers.load(options.format, options.raw_files)
+    raw = importers.load(options.format, options.raw_files, options.import_options())
     events, event_report = validate_events(raw.events, source=f"{options.format} events")
     if events.empty:
+        dropped = [f"{n:,} without {col}" for col, n in event_report.dropped_missing.items()
+                   if n] + raw.report.lines()
         raise SkbanditError(
             f"{options.format}: no attempts left after cleaning ({raw.report.rows_read:,} raw "
-            "rows; see the counts above); check --format and the files"
+            f"rows; {'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
+            "(or --keep-untagged) and the files"
         )
     events = events[[c for c in EVENT_COLUMNS if c in events.columns]]
     seconds["read and clean"] = time.perf_counter() - start
@@ -102,6 +115,9 @@ def cleaning_document(options: IngestOptions, imported: ImportReport,
         "rows_read": imported.rows_read,
         "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
         "notes": imported.notes,
+        "options": {"skill": options.skill, "item": options.item,
+                    "keep_untagged": options.keep_untagged,
+                    "max_students": options.max_students},
         "events": {**asdict(event_report), "summary": event_report.summary()},
         "items": {**asdict(item_report), "summary": item_report.summary()},
         "calibration": {**fit.summary(), "fraction": options.calibration_fraction},

@@ -74,7 +74,7 @@ def cleaning_counts(loaded) -> dict[str, int]:
         for column, n in values["dropped_missing"].items():
             counts[f"{table}_dropped_without_{column}"] = n
         for key in ("dropped_duplicates", "latency_clipped", "latency_invalid",
-                    "latency_missing", "help_missing"):
+                    "latency_missing", "help_missing", "unknown_topic"):
             counts[f"{table}_{key}"] = values[key]
         for column, n in values["filled_defaults"].items():
             counts[f"{table}_filled_{column}"] = n

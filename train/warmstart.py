@@ -44,7 +44,13 @@ def main(
     items: Annotated[
         str | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
     ] = None,
-    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "skbandit-linucb",
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="Registered model name; default: skbandit-linucb for the default "
+                     "school and data it was trained on, skbandit-<folder> for --events "
+                     "<folder>/events.parquet when its champion learned other items (one "
+                     "model per data set).", show_default=False),
+    ] = None,
     alias: Annotated[
         str, typer.Option(help="Alias to point at the new version (not champion: the first "
                           "version gets champion too; later, only compare --promote moves it).")

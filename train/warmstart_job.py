@@ -18,6 +18,7 @@ evidence to A's, but it is not the A∪B model; the job says so and records
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import threading
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from adapters import datasets, registry, runs, tracking
+from adapters import data_identity, datasets, registry, runs, tracking
 from adapters.model_logging import (
     CHAMPION_ALIAS,
     TRAINED_UNTIL_TAG,
@@ -69,7 +70,8 @@ class WarmstartOptions:
 
     events: Path | None = None
     items: Path | None = None
-    model_name: str = "skbandit-linucb"
+    model_name: str | None = "skbandit-linucb"
+    """None: chosen from the data (:func:`adapters.data_identity.model_name_for`)."""
     alias: str = "challenger"
     """Alias of the new version; the model's first version also becomes ``champion``."""
     from_model: str | None = None
@@ -145,6 +147,11 @@ def run_warmstart(options: WarmstartOptions, console: Console,
     with timer("tracking"):
         tracking_uri = tracking.configure_tracking()
         experiment_id = tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
+        if options.model_name is None:
+            name, why = data_identity.model_name_for(options.events, options.items)
+            options = dataclasses.replace(options, model_name=name)
+            if why:
+                console.print(why, soft_wrap=True, highlight=False)
         run_id = runs.start_run()
     with sigterm_as_interrupt():
         try:
@@ -223,7 +230,8 @@ def check_options(options: WarmstartOptions) -> None:
             f"unknown --calibrate {options.calibrate!r} (expected one of {', '.join(METHODS)}); "
             "pass --calibrate rasch or --calibrate 2pl"
         )
-    if not options.model_name.strip() or any(c in options.model_name for c in "@/:"):
+    if options.model_name is not None and (
+            not options.model_name.strip() or any(c in options.model_name for c in "@/:")):
         raise SkbanditError(
             f"--model-name {options.model_name!r} is not a usable model name (expected a "
             "non-empty name without '@', '/' or ':'); pass for example --model-name "
@@ -280,7 +288,8 @@ def log_and_register(options: WarmstartOptions, pipeline, history: History, data
     with timer("model"):
         info = log_pipeline(pipeline, history)
     with timer("register"):
-        tags = version_tags(pipeline, history, runs.active_run_id(), metrics)
+        tags = {**version_tags(pipeline, history, runs.active_run_id(), metrics),
+                **data_identity.identity_tags(data.items, data.source)}
         aliases = aliases_for_new_version(options.model_name, options.alias)
         version = register_version(info.model_uri, options.model_name, aliases, tags)
     runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")

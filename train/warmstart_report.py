@@ -55,19 +55,37 @@ def log_params(options, pipeline, history: History, source: str) -> None:
 
 
 def log_metrics(result: ReplayResult) -> None:
-    """Per-batch metrics ``batch_*`` (step = events seen), then the whole-replay ``final_*``.
+    """Per-batch metrics ``batch_*`` (step = events seen) from the second batch on, the
+    untrained first batch as ``first_batch_*``, then the whole-replay ``final_*``.
 
     The two are named apart because they differ: ``batch_bandit_log_loss`` at the last step
     is the last batch alone, ``final_bandit_log_loss`` covers every replayed event (what
     the terminal summary and the registered version show).
     """
-    runs.log_metric_history(batch_metric_rows(result.history), step="events_seen")
+    first, rows = first_batch_metrics(result.history), batch_metric_rows(result.history)
+    runs.log_metric_history(rows[1:], step="events_seen")
     final = {f"final_{k}": v for k, v in result.final_metrics().items() if pd.notna(v)}
-    runs.log_metrics(final)
+    runs.log_metrics({**first, **final})
+
+
+def first_batch_metrics(history: pd.DataFrame) -> dict[str, float]:
+    """The untrained first batch as ``first_batch_*`` metrics, apart from the ``batch_*``
+    charts (its log loss, from a model that has seen nothing, would flatten them).
+
+    >>> first_batch_metrics(pd.DataFrame({"events_seen": [100, 200], "x": [3.9, 0.6]}))
+    {'first_batch_x': 3.9, 'first_batch_events_seen': 100.0}
+    """
+    if history.empty:
+        return {}
+    row = history.iloc[0]
+    out = {f"first_batch_{c}": float(row[c]) for c in history.columns
+           if c != "events_seen" and pd.notna(row[c])}
+    return {**out, "first_batch_events_seen": float(row["events_seen"])}
 
 
 def batch_metric_rows(history: pd.DataFrame) -> list[dict]:
-    """The per-batch history as metric rows: every column but ``events_seen`` as ``batch_*``."""
+    """The per-batch history as metric rows: every column but ``events_seen`` as ``batch_*``
+    (:func:`log_metrics` logs them from the second batch on)."""
     return history.rename(columns=lambda c: c if c == "events_seen" else f"batch_{c}").to_dict(
         "records")
 

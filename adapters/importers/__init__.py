@@ -31,6 +31,64 @@ FORMATS = {
 is light (no pandas), so command-line ``--help`` can list the formats."""
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """Choices a data scientist makes about a raw export (``train.ingest`` options).
+
+    Attributes
+    ----------
+    skill : str, optional
+        Where skills (topics) come from, per format: DataShop the KC model (``Default``,
+        ``Area``, ...; default ``Default`` if present, else the first); EdNet ``tags`` (the
+        question's tags, the first is the topic; default) or ``part`` (TOEIC part 1-7);
+        EDM Cup ``code`` (Common Core code; default) or ``description``; ASSISTments
+        ``skill_name`` (default; the id where the name is blank) or ``skill_id``.
+    item : str, optional
+        Item granularity, DataShop only: ``step`` (default; one problem step) or ``problem``
+        (one problem view: right when every step's first attempt was right).
+    keep_untagged : bool
+        Keep attempts on items without a skill, under the topic :data:`UNTAGGED` (default:
+        dropped by validation and counted as "without topic").
+    max_students : int, optional
+        A quick first look: keep the first this-many students (in file order; EdNet reads
+        only their files), the others' attempts dropped and counted.
+    """
+
+    skill: str | None = None
+    item: str | None = None
+    keep_untagged: bool = False
+    max_students: int | None = None
+
+
+UNTAGGED = "untagged"
+"""The topic of items without a skill when :attr:`ImportOptions.keep_untagged` is set."""
+
+SKILL_CHOICES = {
+    "assistments-2009": ("skill_name", "skill_id"),
+    "assistments-2012": ("skill_name", "skill_id"),
+    "ednet-kt1": ("tags", "part"),
+    "edm-cup-2023": ("code", "description"),
+}
+"""The ``--skill`` values of each format (DataShop's are the KC models of the file)."""
+ITEM_CHOICES = {"datashop": ("step", "problem")}
+
+
+def checked_choice(fmt: str, option: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """``value`` (default the first choice) if it is one of ``choices``, else a one-line error.
+
+    >>> checked_choice("ednet-kt1", "--skill", None, ("tags", "part"))
+    'tags'
+    """
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        raise SkbanditError(
+            f"{fmt}: {option} {value!r} is not one of {', '.join(choices)}; pass one of them "
+            "(README: 'Bring your own data')"
+        )
+    return value
+
+
 @dataclass
 class RawImport:
     """Canonical event columns read from a raw export, before validation.
@@ -47,12 +105,56 @@ class RawImport:
     report: ImportReport
 
 
-def load(fmt: str, paths: Sequence[Path]) -> RawImport:
-    """Read ``paths`` as format ``fmt`` (one of :data:`FORMATS`)."""
+def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) -> RawImport:
+    """Read ``paths`` as format ``fmt`` (one of :data:`FORMATS`) with ``options``."""
     if fmt not in FORMATS:
         raise SkbanditError(
             f"unknown --format {fmt!r} (expected one of {', '.join(FORMATS)}); "
             "pass for example --format assistments-2009"
         )
+    options = options or ImportOptions()
+    if options.item is not None and fmt not in ITEM_CHOICES:
+        raise SkbanditError(f"{fmt}: --item applies to {', '.join(ITEM_CHOICES)} exports only "
+                            f"(a {fmt} item is fixed by the format); leave it out")
+    if fmt in SKILL_CHOICES:
+        checked_choice(fmt, "--skill", options.skill, SKILL_CHOICES[fmt])
+    if fmt in ITEM_CHOICES:
+        checked_choice(fmt, "--item", options.item, ITEM_CHOICES[fmt])
     module = importlib.import_module(f"{__name__}.{FORMATS[fmt][0]}")
-    return module.load(list(paths))
+    raw = module.load(list(paths), options)
+    if raw.events.empty:
+        from adapters.importers._read import refuse_empty
+
+        where = raw.report.sources[0] if len(raw.report.sources) == 1 else (
+            f"{len(raw.report.sources)} files")
+        refuse_empty(raw.events, fmt, where, raw.report)
+    if options.max_students is not None:
+        raw = _first_students(raw, options.max_students)
+    if options.keep_untagged:
+        raw = _keep_untagged(raw)
+    return raw
+
+
+def _first_students(raw: RawImport, n: int) -> RawImport:
+    """Keep the attempts of the first ``n`` students (by first appearance; counted)."""
+    import pandas as pd
+
+    users = raw.events["user_id"]
+    first = pd.unique(users.to_numpy(dtype=object))[:n]
+    keep = users.isin(first).to_numpy(dtype=bool)
+    raw.report.count(f"attempts dropped: beyond the first {n:,} students (--max-students)",
+                     (~keep).sum())
+    if keep.all():
+        return raw
+    return RawImport(raw.events.loc[keep], raw.report)
+
+def _keep_untagged(raw: RawImport) -> RawImport:
+    """Give attempts without a skill the topic :data:`UNTAGGED` (counted)."""
+    skills = raw.events["skill_ids"]
+    empty = skills.map(lambda s: not isinstance(s, list) or not s).to_numpy(dtype=bool)
+    raw.report.count(f"attempts without a skill kept under the topic '{UNTAGGED}'", empty.sum())
+    if empty.any():
+        events = raw.events.copy()
+        events.loc[empty, "skill_ids"] = events.loc[empty, "skill_ids"].map(lambda _: [UNTAGGED])
+        raw = RawImport(events, raw.report)
+    return raw

@@ -11,9 +11,6 @@ import pandas as pd
 from skbandit.exceptions import SkbanditError
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
-PYARROW_BYTES = 1 << 20
-"""Files larger than this are parsed by pyarrow (multi-threaded); small ones by pandas' C
-parser, whose start-up is cheaper (EdNet has 784,309 small files)."""
 _SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon"}
 
 
@@ -108,20 +105,23 @@ def read_table(
 
 def _read(path: Path, fmt: str, sep: str, use: list[str], text_columns,
           raw_names: list[str]) -> pd.DataFrame:
-    """Read ``use`` (stripped names); the pyarrow parser for big files (2-3x faster)."""
+    """Read ``use`` (stripped names) with one parser, pandas' C parser, whatever the size.
+
+    The same file always gives the same types (the pyarrow parser, once used above 1 MB,
+    typed columns differently and refused a blank integer); ``text_columns`` (``"*"`` for
+    all) are read as text, whose blanks and DataShop's ``.`` :func:`numbers` handles.
+    """
     names = [n for n in raw_names if n.strip() in use]
-    dtype = {n: str for n in names if n.strip() in text_columns}
-    engine = "pyarrow" if path.stat().st_size > PYARROW_BYTES else "c"
+    every = "*" in text_columns
+    dtype = {n: str for n in names if every or n.strip() in text_columns}
     for encoding in ("utf-8", "latin-1"):  # ASSISTments exports are Latin-1
         try:
             frame = pd.read_csv(path, sep=sep, usecols=names, dtype=dtype or None,
-                                encoding=encoding, engine=engine)
+                                encoding=encoding, engine="c")
             break
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, ValueError) as exc:
-            if encoding == "utf-8" and "UTF8" in str(exc).upper():  # pyarrow's decode error
-                continue
             raise SkbanditError(
                 f"{fmt}: {path} could not be parsed ({_first_line(exc)}); check that it is a "
                 f"{_SEPARATORS.get(sep, repr(sep))}-separated export"
@@ -149,8 +149,11 @@ def described(files: list[Path]) -> str:
 
 
 def numbers(values: pd.Series, fmt: str, path, column: str, blank=(".",)) -> np.ndarray:
-    """A column as float64; blanks (and DataShop's ``.``) are NaN, other text is an error."""
-    raw = values.where(~values.isin(blank)) if values.dtype == object else values
+    """A column as float64; blanks (and DataShop's ``.``) are NaN, other text is an error.
+
+    Text columns are object (pandas 2) or ``str`` (pandas 3): both have their blanks removed.
+    """
+    raw = values.where(~values.isin(blank)) if is_text(values) else values
     out = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     bad = raw.notna().to_numpy() & np.isnan(out)
     if bad.any():
@@ -160,6 +163,26 @@ def numbers(values: pd.Series, fmt: str, path, column: str, blank=(".",)) -> np.
             f"({int(bad.sum())} rows); check --format and the file"
         )
     return out
+
+
+def refuse_empty(frame: pd.DataFrame, fmt: str, where: str, report) -> None:
+    """A one-line error when the import's rules dropped every row (naming each count)."""
+    if len(frame):
+        return
+    counts = "; ".join(report.lines()) or "no rows"
+    raise SkbanditError(
+        f"{fmt}: {where}: every row was dropped ({counts}); nothing is left to learn from; "
+        "check --format and the file"
+    )
+
+
+def is_text(values: pd.Series) -> bool:
+    """True for a text column, whether object (pandas 2) or ``str``/string (pandas 3).
+
+    >>> is_text(pd.Series(["a"], dtype=object)), is_text(pd.Series([1.0]))
+    (True, False)
+    """
+    return values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
 
 
 def times(

@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.importers import RawImport
+from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
-from adapters.importers._read import described, expand, numbers, read_tables
+from adapters.importers._read import described, expand, numbers, read_tables, refuse_empty
 from skbandit import schema
+from skbandit.exceptions import SkbanditError
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows, synthetic_times
 
 FORMAT = "assistments-2009"
@@ -50,8 +51,13 @@ ORIGIN = "2009-09-01"
 LAYOUT = "the skill-builder layout"
 
 
-def load(paths: list[Path]) -> RawImport:
-    """Read skill-builder CSV files (several files are concatenated)."""
+def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
+    """Read skill-builder CSV files (several files are concatenated).
+
+    ``options.skill``: ``skill_name`` (default) or ``skill_id`` (each falls back to the other
+    where blank).
+    """
+    by_id = options is not None and options.skill == "skill_id"
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
@@ -64,16 +70,37 @@ def load(paths: list[Path]) -> RawImport:
         scaffolding = numbers(raw["original"], FORMAT, where, "original") == 0
         raw = drop_rows(raw, scaffolding, report,
                         "scaffolding rows dropped (original = 0)")
-    raw = raw.assign(skill=skill_tag(raw, "skill_name", "skill_id"))
+    raw = raw.assign(skill=skill_tag(raw, *(("skill_id", "skill_name") if by_id
+                                            else ("skill_name", "skill_id"))))
     raw = collapse_skill_rows(raw, "order_id", "skill", report)
     correct = numbers(raw["correct"], FORMAT, where, "correct")
     raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
                     "rows dropped: correct not 0 or 1")
+    refuse_empty(raw, FORMAT, where, report)
     return RawImport(_events(raw, where, report), report)
+
+
+MAX_CLOCK_SECONDS = 9.2e9
+"""The synthetic clock's span limit: nanosecond timestamps reach about 292 years."""
+
+
+def _check_clock(order: np.ndarray, where: str) -> None:
+    """Refuse ``order_id`` values the synthetic clock cannot hold (inf, 1e18, ...)."""
+    finite = np.isfinite(order)
+    low = np.nanmin(np.where(finite, order, np.nan)) if finite.any() else 0.0
+    bad = ~np.isnan(order) & (~finite | (order - low > MAX_CLOCK_SECONDS))
+    if bad.any():
+        shown = ", ".join(f"{v:g}" for v in pd.unique(order[bad])[:3])
+        raise SkbanditError(
+            f"{FORMAT}: {where}: column 'order_id' has {shown} ({int(bad.sum())} rows), "
+            f"beyond the synthetic clock (order_id minus the smallest, {low:.0f}, must be under "
+            f"{MAX_CLOCK_SECONDS:.2g} seconds, about 292 years); fix or drop those rows"
+        )
 
 
 def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
     order = numbers(raw["order_id"], FORMAT, where, "order_id")
+    _check_clock(order, where)
     events = pd.DataFrame({
         schema.USER_ID: raw["user_id"].to_numpy(),
         schema.ITEM_ID: raw["problem_id"].to_numpy(),

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.importers import RawImport
+from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
 from adapters.importers._read import described, expand, numbers, read_tables, times
 from skbandit import schema
@@ -46,8 +46,13 @@ TEXT = ("problem_log_id", "user_id", "problem_id", "skill", "skill_id", "assignm
 LAYOUT = "the 2012-13 problem-log layout"
 
 
-def load(paths: list[Path]) -> RawImport:
-    """Read 2012-13 problem-log CSV files (several files are concatenated)."""
+def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
+    """Read 2012-13 problem-log CSV files (several files are concatenated).
+
+    ``options.skill``: ``skill_name`` (default; the ``skill`` column) or ``skill_id`` (each
+    falls back to the other where blank).
+    """
+    by_id = options is not None and options.skill == "skill_id"
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
@@ -59,7 +64,8 @@ def load(paths: list[Path]) -> RawImport:
     correct = numbers(raw["correct"], FORMAT, where, "correct")
     raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
                     "rows dropped: partial credit (correct not 0 or 1)")
-    raw = raw.assign(skill_tag=skill_tag(raw, "skill", "skill_id"))
+    raw = raw.assign(skill_tag=skill_tag(raw, *(("skill_id", "skill") if by_id
+                                                else ("skill", "skill_id"))))
     raw = raw.drop(columns=["skill", "skill_id"], errors="ignore")
     key = "problem_log_id" if "problem_log_id" in raw else ["user_id", "problem_id", "start_time"]
     raw = collapse_skill_rows(raw, key, "skill_tag", report)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.importers import RawImport
+from adapters.importers import ImportOptions, RawImport
 from adapters.importers._read import expand, header, numbers, read_table
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
@@ -50,11 +50,19 @@ TABLES = {
 GRADED = {"correct_response": 1.0, "wrong_response": 0.0}
 HELP = ("hint_requested", "answer_requested", "explanation_requested",
         "skill_related_video_requested", "live_tutor_requested")
-TEXT = ("assignment_log_id", "problem_id", "action", "student_id", "problem_skill_code")
+TEXT = ("assignment_log_id", "problem_id", "action", "student_id", "problem_skill_code",
+        "problem_skill_description")
+OPTIONAL = {"problem_details": ("problem_skill_description",)}
 
 
-def load(paths: list[Path]) -> RawImport:
-    """Read the three tables (given as files or a folder holding them, any order)."""
+def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
+    """Read the three tables (given as files or a folder holding them, any order).
+
+    ``options.skill``: ``code`` (default; ``problem_skill_code``) or ``description``
+    (``problem_skill_description``).
+    """
+    column = ("problem_skill_description" if options is not None
+              and options.skill == "description" else "problem_skill_code")
     files = {name: [p for p in expand(paths, FORMAT) if _kind(p) == name] for name in TABLES}
     missing = [name for name, found in files.items() if not found]
     if missing:
@@ -64,14 +72,19 @@ def load(paths: list[Path]) -> RawImport:
             "their columns); pass all three"
         )
     report = ImportReport(FORMAT, sources=[str(p) for ps in files.values() for p in ps])
-    tables = {name: pd.concat([read_table(p, FORMAT, TABLES[name], text_columns=TEXT,
+    tables = {name: pd.concat([read_table(p, FORMAT, TABLES[name], OPTIONAL.get(name, ()),
+                                          text_columns=TEXT,
                                           layout=f"the {name}.csv layout") for p in ps],
                               ignore_index=True) for name, ps in files.items()}
     actions = tables["action_logs"]
     report.rows_read = len(actions)
     where = str(files["action_logs"][0])
     attempts = _attempts(actions, where, report)
-    return RawImport(_join(attempts, tables, report), report)
+    if column not in tables["problem_details"]:
+        raise SkbanditError(f"{FORMAT}: problem_details.csv has no '{column}' column "
+                            "(--skill description); pass --skill code")
+    report.notes.append(f"skills from problem_details.csv '{column}'")
+    return RawImport(_join(attempts, tables, report, column), report)
 
 
 def _kind(path: Path) -> str | None:
@@ -108,11 +121,12 @@ def _attempts(actions: pd.DataFrame, where: str, report: ImportReport) -> pd.Dat
     return attempts
 
 
-def _join(attempts: pd.DataFrame, tables: dict, report: ImportReport) -> pd.DataFrame:
+def _join(attempts: pd.DataFrame, tables: dict, report: ImportReport,
+          column: str = "problem_skill_code") -> pd.DataFrame:
     students = tables["assignment_details"].drop_duplicates("assignment_log_id")
     students = students.set_index("assignment_log_id")["student_id"]
     skills = tables["problem_details"].drop_duplicates("problem_id")
-    skills = skills.set_index("problem_id")["problem_skill_code"]
+    skills = skills.set_index("problem_id")[column]
     student = attempts["assignment_log_id"].map(students)
     attempts = drop_rows(attempts.assign(student=student), student.isna().to_numpy(), report,
                          "attempts dropped: assignment not in assignment_details")
