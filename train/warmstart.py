@@ -70,7 +70,8 @@ def main(
     ] = None,
     l2: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Ridge strength (default 1.0, or the continued model's)."),
+        typer.Option(min=0.0, help="Ridge strength (default 1000 for the default feature set, "
+                     "which starts from IRT; 1.0 for seed; or the continued model's)."),
     ] = None,
     feature_set: Annotated[
         str | None,
