@@ -94,7 +94,7 @@ def skill_builder_csv(n_rows: int, data_dir: Path) -> Path:
 
 
 def child_ingest(csv: str, out: str) -> dict:
-    from train.ingest_job import IngestOptions, run_ingest
+    from train.ingest.job import IngestOptions, run_ingest
 
     options = IngestOptions(format="assistments-2009", raw_files=(Path(csv),), out=Path(out))
     start = time.perf_counter()

@@ -16,7 +16,7 @@ models serve`` lacks:
 :func:`run` resolves the model version once (so every worker serves the same version),
 downloads it to a temporary folder and starts uvicorn with :func:`create_app` as the
 factory of each worker. Decisions are logged by the model itself
-(:mod:`adapters.pyfunc_model`) to the log that ``$SKBANDIT_DECISION_LOG`` names, by default
+(:mod:`adapters.model.pyfunc`) to the log that ``$SKBANDIT_DECISION_LOG`` names, by default
 ``decisions.db`` beside the MLflow store.
 """
 
@@ -181,14 +181,14 @@ def _host_name(host: str) -> str:
 
 def build_app(model, allowed_hosts=LOOPBACK_HOSTS):
     """MLflow's scoring app for a loaded pyfunc ``model``, behind :class:`Guard`."""
-    from adapters.scoring_app import scoring_app
+    from adapters.serving.scoring_app import scoring_app
 
     return Guard(scoring_app(model), allowed_hosts)
 
 
 def create_app():
     """The app factory each uvicorn worker calls: the model at ``$SKBANDIT_SERVE_MODEL_PATH``."""
-    from adapters.scoring_app import load_served_model
+    from adapters.serving.scoring_app import load_served_model
 
     model = load_served_model(os.environ[ENV_MODEL_PATH])
     hosts = [h for h in os.environ.get(ENV_ALLOWED_HOSTS, "").split(",") if h]

@@ -297,7 +297,7 @@ def _warn_unused(ctx: typer.Context, *names: str) -> None:
 
 
 def _student_week(events, items, student_id, topic, time_window):
-    from adapters.datasets import load_school_reports
+    from adapters.data.datasets import load_school_reports
     from serve.recommend import check_window, parse_week, student_week, whole_history
 
     loaded = load_school_reports(events, items)

@@ -1,8 +1,8 @@
-"""Where the CLI and the warm-start job find their data (adapters.datasets)."""
+"""Where the CLI and the warm-start job find their data (adapters.data.datasets)."""
 
 import pytest
 
-from adapters import datasets
+from adapters.data import datasets
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import SchoolConfig

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 
 from adapters import decision_log
 from adapters.decision_log import DecisionLog
-from adapters.pyfunc_model import LinUCBModel
+from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline, partial_fit_pipeline
@@ -251,7 +251,7 @@ def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkey
 def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
     """A set packed before a model input existed reads with that input null (guessing: 0, its
     documented default), the others intact."""
-    from adapters.candidate_sets import pack
+    from adapters.decision_log.candidate_sets import pack
 
     log = DecisionLog(str(tmp_path / "decisions.db"))
     older = [c for c in schema.MODEL_INPUT if c not in (schema.DIFFICULTY, schema.GUESSING)]

@@ -22,10 +22,11 @@ from mlflow import MlflowClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from adapters import model_logging, registry, runs, tracking
+from adapters import registry, runs, tracking
+from adapters.model import log as model_logging
 from serve.cli import app as cli_app
-from train import warmstart_job as job
-from train.warmstart import app
+from train.warmstart import job as job
+from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
 REPO = Path(__file__).resolve().parents[1]

@@ -56,12 +56,12 @@ def score_school(session, pipeline, model_version: str, events_path, items_path,
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from adapters.spark import ROW_ORDER, read_parquet
+    from adapters.data.spark import ROW_ORDER, read_parquet
     from skbandit import schema
     from skbandit.context import candidate_frame, recent_item_ids, student_context
     from skbandit.policy import rank_linucb
-    from train.spark_contexts import TS, check_events, clean_events
-    from train.spark_warmstart import read_items
+    from train.spark.contexts import TS, check_events, clean_events
+    from train.spark.warmstart import read_items
 
     raw = read_parquet(session, events_path, "events")
     items = read_items(session, items_path)[0]
@@ -121,7 +121,8 @@ def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
                     objective: str | None = None, seed: int = 0, master: str = "local[*]",
                     overwrite: bool = False) -> BatchResult:
     """Load the version, score the school on Spark and write the parquet directory."""
-    from adapters import registry, spark, tracking
+    from adapters import registry, tracking
+    from adapters.data import spark
     from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
     values = {"top_k": top_k} | ({} if objective is None else {"objective": objective})

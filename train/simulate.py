@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def simulate_to(out: Path, students: int | None, seed: int | None) -> str:
     """Simulate, write ``events.parquet`` and ``items.parquet`` and return a summary line."""
-    from adapters.datasets import write_school
+    from adapters.data.datasets import write_school
     from skbandit import schema
     from skbandit.sim.generate import default_school_config, simulate_school
 
