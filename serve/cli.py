@@ -12,7 +12,6 @@ unexpected errors).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,36 +85,29 @@ SeedOpt = Annotated[
 
 @contextmanager
 def _one_line_errors():
-    """Print a SkbanditError on one line and exit 1; never a traceback for bad input."""
-    from skbandit.exceptions import SkbanditError
+    """Every error on one line (:func:`adapters.errors.one_line`: redacted, control bytes
+    escaped) and exit 1; never a traceback for bad input. As :func:`train._cli.one_line_errors`,
+    which serve/ cannot import."""
+    import click
+
+    from adapters import errors
 
     try:
         yield
-    except SkbanditError as error:
-        _fail(str(error))
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+            KeyboardInterrupt):
         raise
-    except Exception as error:  # e.g. an unreachable tracking server: still one line
-        if os.environ.get("SKBANDIT_DEBUG"):
+    except Exception as error:  # a SkbanditError, an unreachable tracking server, a bug
+        if errors.debugging() and not isinstance(error, errors.SkbanditError):
             raise
-        from adapters.tracking import raise_if_unreachable
-
-        try:
-            raise_if_unreachable(error)
-        except SkbanditError as unreachable:
-            _fail(str(unreachable))
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        _fail(
-            f"unexpected {type(error).__name__}: {first_line} "
-            "(set SKBANDIT_DEBUG=1 to see the traceback)"
-        )
+        _fail(errors.one_line(error))
 
 
 def _fail(message: str) -> None:
     """One line on stderr (flattened, so it never wraps into a block) and exit code 1."""
-    from adapters.tracking import redact_text
+    from adapters.errors import for_terminal
 
-    typer.echo(f"error: {' '.join(redact_text(message).split())}", err=True)
+    typer.echo(f"error: {for_terminal(message)}", err=True)
     raise typer.Exit(1)
 
 

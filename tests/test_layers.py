@@ -41,7 +41,7 @@ ROOMS = {
     },
     "adapters": {
         "folders": {"registry", "model", "serving", "decision_log", "data", "importers"},
-        "modules": {"__init__", "paths", "tracking", "runs", "model_flavor"},
+        "modules": {"__init__", "paths", "tracking", "runs", "errors", "model_flavor"},
     },
 }
 ENTRY_MODULES = {"cli", "__main__"}  # a job's command: the top floor, above every job

@@ -27,6 +27,7 @@ import typer
 
 from skbandit.exceptions import SkbanditError
 from skbandit.ranking_settings import Objective
+from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -167,18 +168,10 @@ def main(
 
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
+    with one_line_errors():  # Spark or store errors too: one line, no traceback
         result = run_batch_score(model, events, items, out, top_k=top_k,
                                  objective=None if objective is None else objective.value,
                                  seed=seed, master=spark_master, overwrite=overwrite)
-    except SkbanditError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except Exception as error:  # Spark or store errors: one line, no traceback
-        text = str(error).strip().splitlines()
-        console.print(f"[red]error:[/red] {type(error).__name__}: "
-                      f"{text[0] if text else 'no message'}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     console.print(f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
                   f"pairs of {result.students:,} students with {result.model} to {result.out}",
                   soft_wrap=True)

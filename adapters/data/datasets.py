@@ -17,6 +17,7 @@ import pandas as pd
 
 from adapters import paths
 from adapters.data.ingest_output import read_calibration
+from adapters.errors import first_line
 from skbandit.cleaning import STRING_COLUMNS, CleaningReport, validate_events, validate_items
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import default_school_config, simulate_school
@@ -148,8 +149,7 @@ def _read_table(path) -> pd.DataFrame:
             return pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS})
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SkbanditError(f"{path}: could not read as {suffix} ({first_line})") from exc
+        raise SkbanditError(f"{path}: could not read as {suffix} ({first_line(exc)})") from exc
 
 
 def read_events(path) -> tuple[pd.DataFrame, CleaningReport]:

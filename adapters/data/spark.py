@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from adapters.errors import first_line as _first_line
 from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
@@ -271,11 +272,6 @@ def _read_error(text: str, what: str, error) -> str:
     if condition == "UNABLE_TO_INFER_SCHEMA":
         return f"{what} {text}: no parquet files found (expected part files); check the path"
     return f"{what} {text}: could not read as parquet ({_first_line(error)})"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def log_training_events_head(head, n_rows: int, source: str, digest: str, target: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 import skbandit
+from adapters.errors import first_line as _first_line
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
@@ -174,7 +175,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

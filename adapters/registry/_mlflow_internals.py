@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from adapters.errors import first_line as _first_line
+
 CHECKED_MLFLOW = "3.17.2"
 """The mlflow release these internals were last checked against."""
 MLMODEL_FILE = "MLmodel"
@@ -197,7 +199,3 @@ def _warn(what: str, error: InternalChanged) -> None:
         CHECKED_MLFLOW,
         error,
     )
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -80,17 +80,14 @@ def simulate(
     """Run the policies online in the simulated school and compare them against the truth."""
     from rich.console import Console
 
-    from skbandit.exceptions import SkbanditError
+    from train._cli import one_line_errors
 
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
+    with one_line_errors():
         config = study_config(seeds, students, days, alpha, target, jobs, quick)
         result, seconds = _run_with_progress(config, console, quiet=json_output)
         run_id = log_study(result, seconds, out_dir)
-    except SkbanditError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     if json_output:
         print(json.dumps({"run_id": run_id, "seconds": round(seconds, 1),
                           "summary": result.summary.to_dict(orient="records")}))

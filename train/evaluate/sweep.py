@@ -48,19 +48,16 @@ def sweep(
     """Run every policy under every learning model and report the held-out post-test gain."""
     from rich.console import Console
 
-    from skbandit.exceptions import SkbanditError
+    from train._cli import one_line_errors
 
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
+    with one_line_errors():
         config = sweep_config(seeds, students, days, learning, jobs, quick)
         started = time.perf_counter()
         result = _run(config, console)
         seconds = time.perf_counter() - started
         run_id = log_sweep(result, seconds, out_dir)
-    except SkbanditError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     console.print(markdown_table(result.table), highlight=False, soft_wrap=True)
     console.print(f"{len(result.runs)} runs in {seconds:.0f} s "
                   f"({seconds * config.n_jobs / len(result.runs):.1f} s per run per process); "

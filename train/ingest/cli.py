@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from adapters.importers import FORMATS
-from skbandit.exceptions import SkbanditError
+from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -66,28 +66,15 @@ def main(
     options = IngestOptions(format=format_, raw_files=tuple(raw_files), out=out,
                             calibrate=calibrate, calibration_fraction=calibration_fraction,
                             min_responses=min_responses)
-    try:
-        with console.status(f"reading {format_} ..."):
-            result = run_ingest(options)
-    except SkbanditError as error:
-        _fail(console, str(error))
-    except Exception as error:  # a bug of ours: still one line, and nothing was written
-        _fail(console, f"{type(error).__name__}: {_first_line(error)}; nothing was written "
-              f"to {out} (please report this with the --format and the file's header)")
+    nothing_done = (f"nothing was written to {out} (please report this with the --format and "
+                    "the file's header)")
+    with one_line_errors(nothing_done), console.status(f"reading {format_} ..."):
+        result = run_ingest(options)
     if json_output:
         print(json.dumps(result.cleaning, indent=2, default=str))
     else:
         print_report(console, result)
 
-
-def _fail(console, message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(1)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 if __name__ == "__main__":

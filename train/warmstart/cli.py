@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from skbandit.exceptions import SkbanditError
+from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -126,49 +126,18 @@ def main(
         calibration_fraction=calibration_fraction,
     )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
+    with one_line_errors("nothing was registered and no alias moved", _interrupted):
         if engine is Engine.spark:
             from train.spark.warmstart import run_spark_warmstart as run_warmstart
         run_warmstart(options, console)
-    except SkbanditError as error:
-        _print_error(console, str(error))
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt as interrupt:
-        from adapters.model.log import UNDO_FAILED
-
-        if UNDO_FAILED in getattr(interrupt, "__notes__", ()):
-            console.print(f"[red]interrupted:[/red] {UNDO_FAILED}", soft_wrap=True)
-        else:
-            console.print(
-                "[red]interrupted:[/red] nothing was registered and no alias moved; "
-                "the run is marked KILLED"
-            )
-        raise typer.Exit(130) from None
-    except Exception as error:  # e.g. an unreachable tracking server: one line, no traceback
-        _print_error(console, _unexpected(error))
-        raise typer.Exit(1) from None
 
 
-def _unexpected(error: Exception) -> str:
-    from adapters.tracking import raise_if_unreachable
+def _interrupted(interrupt: KeyboardInterrupt) -> str:
+    from adapters.model.log import UNDO_FAILED
 
-    try:
-        raise_if_unreachable(error)
-    except SkbanditError as unreachable:
-        return f"{unreachable}; nothing was registered and no alias moved"
-    return (f"{type(error).__name__}: {_first_line(error)}; nothing was registered and no "
-            "alias moved (check MLFLOW_TRACKING_URI and the data files)")
-
-
-def _print_error(console, message: str) -> None:
-    from adapters.tracking import redact_text
-
-    console.print(f"[red]error:[/red] {redact_text(message)}", highlight=False, soft_wrap=True)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"
+    if UNDO_FAILED in getattr(interrupt, "__notes__", ()):
+        return UNDO_FAILED
+    return "nothing was registered and no alias moved; the run is marked KILLED"
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import pandas as pd
 
 from adapters import registry, runs, tracking
 from adapters.data import datasets
+from adapters.errors import first_line
 from adapters.model.log import (
     CHAMPION_ALIAS,
     TRAINED_UNTIL_TAG,
@@ -157,7 +158,7 @@ def run_warmstart(options: WarmstartOptions, console: Console,
                                 "registered; nothing was registered", "KILLED")
             raise
         except BaseException as error:
-            runs.end_failed_run(_first_line(error), "FAILED")
+            runs.end_failed_run(first_line(error), "FAILED")
             raise
         with signals_ignored():  # registered: an interrupt now must not contradict that
             runs.end_run()
@@ -294,11 +295,6 @@ def keep_progress_bands(pipeline, bands) -> None:
     attach_bands(pipeline, bands)
     if bands.count.any():
         runs.log_metrics({"learned_target": bands.best_target()})
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def start(options: WarmstartOptions) -> tuple[Continued | None, object]:

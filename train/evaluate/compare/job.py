@@ -140,12 +140,12 @@ def compare(
 
     from rich.console import Console
 
-    from skbandit.exceptions import SkbanditError
     from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
+    from train._cli import one_line_errors
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
-    try:
+    with one_line_errors():
         given = {"exploration": exploration, "temperature": temperature, "target": target,
                  "alpha": alpha}
         if objective is not None:
@@ -166,9 +166,6 @@ def compare(
             seed=seed,
         )
         result = run_compare(options, console)
-    except SkbanditError as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
     if as_json:
         typer.echo(compare_report.comparison_json(result))
     else:

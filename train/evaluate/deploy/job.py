@@ -91,7 +91,7 @@ def deploy(
 
     from rich.console import Console
 
-    from skbandit.exceptions import SkbanditError
+    from train._cli import one_line_errors
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines in the terminal
@@ -100,15 +100,10 @@ def deploy(
     options = DeployOptions(days=days, students=students, seed=seed, history_days=history_days,
                             via=via.value, model_name=model_name, decision_log=decision_log,
                             out=out, gate_reward=gate_reward.value)
-    try:
+    kept = ("the days served so far are logged (run KILLED); versions registered so far stay "
+            "in the deployment's model")
+    with one_line_errors(interrupted=lambda _: kept):
         run_deploy(options, console)
-    except SkbanditError as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the days served so far are logged (run KILLED); versions "
-                   "registered so far stay in the deployment's model", err=True)
-        raise typer.Exit(130) from None
 
 
 def check_options(options: DeployOptions) -> None:
