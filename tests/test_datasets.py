@@ -65,4 +65,4 @@ def test_repo_cache_is_used_without_the_environment_variable(monkeypatch):
     monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
     folder = datasets.default_school_dir()
     assert folder.parts[-2:] == (".cache", "default-school")
-    assert (folder.parent.parent / "adapters" / "datasets.py").is_file()
+    assert (folder.parent.parent / "adapters" / "data" / "datasets.py").is_file()
