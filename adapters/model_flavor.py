@@ -1,66 +1,9 @@
-"""The MLflow loader of a registered version: installed code reading stored data.
+"""The loader of versions registered before the adapters were grouped (issue 20).
 
-Each version is logged with ``mlflow.pyfunc.log_model(loader_module="adapters.model_flavor",
-data_path=...)``: its ``MLmodel`` names this module and ``data/skbandit/`` holds
-``config.json`` and ``state.npz`` (see :mod:`adapters.model_format`). No Python file is stored
-with a version, so ``mlflow models serve`` (and ``mlflow.pyfunc.load_model``) run the code of
-the installed skbandit, never a training-time snapshot, as long as ``MLmodel`` is the one
-registered. MLflow itself reads ``MLmodel`` and imports the loader module (and the ``code``
-paths) it names before any code of ours runs: whoever can write the artifact store can make
-plain ``mlflow models serve`` run code. ``skbandit serve`` checks the checksums before MLflow
-reads ``MLmodel``; before plain MLflow serving, run ``skbandit verify-model``
-(:mod:`adapters.model_check`).
-
-Before the files are read, a registered version's stored files are checked against the
-sha256 checksums recorded at registration (:func:`adapters.registry.verify_stored_files`);
-a version that fails, is incomplete (``pending``) or was written in another state format is
-refused with a one-line :class:`~skbandit.exceptions.SkbanditError`. A model loaded from a
-plain folder (not through the registry) has no recorded checksums and is not checked.
+Their ``MLmodel`` names ``loader_module: adapters.model_flavor``; the loader now lives in
+:mod:`adapters.model.flavor`, which new versions name. This module keeps the old ones loading.
 """
 
-from __future__ import annotations
+from adapters.model.flavor import ServedModel, _load_pyfunc
 
-import logging
-from pathlib import Path
-
-from adapters import model_format
-
-LOADER_MODULE = __name__
-_logger = logging.getLogger(__name__)
-
-
-class ServedModel:
-    """What mlflow's ``PyFuncModel`` calls: ``predict(data, params)`` on the one scoring class
-    (:class:`adapters.pyfunc_model.LinUCBModel`)."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def predict(self, data, params=None):
-        return self.model.predict(None, data, params)
-
-    def get_raw_model(self):
-        """The :class:`~adapters.pyfunc_model.LinUCBModel` (``PyFuncModel.get_raw_model()``)."""
-        return self.model
-
-
-def _load_pyfunc(data_path: str) -> ServedModel:
-    """mlflow's entry point: the scoring model for the version stored around ``data_path``."""
-    from adapters import mlflow_internals, registry
-    from adapters.pyfunc_model import LinUCBModel
-
-    data = Path(data_path)
-    folder = mlflow_internals.model_folder(data)
-    found = mlflow_internals.served_version(folder) if folder is not None else None
-    if found is None:
-        _logger.info("loading an unregistered model (not through the registry): no checksums")
-        return ServedModel(LinUCBModel.from_pipeline(model_format.load_pipeline_dir(data)))
-    name, number = found
-    what = f"{name} version {number}"
-    version = registry.registry_version(name, number)
-    registry.verify_stored_files(version, folder)
-    pipeline = model_format.load_pipeline_dir(data, what)
-    return ServedModel(LinUCBModel.from_pipeline(pipeline, f"{name}/{number}"))
-
-
-__all__ = ["LOADER_MODULE", "ServedModel"]
+__all__ = ["ServedModel", "_load_pyfunc"]

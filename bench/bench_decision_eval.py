@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.candidate_sets import pack
 from adapters.decision_log import DecisionLog
+from adapters.decision_log.candidate_sets import pack
 from bench.bench_serving import REPO_ROOT, _environment, _run, _write_school
 from skbandit import schema
 
@@ -122,7 +122,7 @@ def _model_inputs(rng, n: int) -> np.ndarray:
 
 def _in_process(log: Path, outcomes: Path) -> list[tuple]:
     """Read, join and score stages timed in this process (memory not separated)."""
-    from adapters.datasets import read_events
+    from adapters.data.datasets import read_events
     from skbandit.ope import join
 
     timed = []

@@ -39,7 +39,7 @@ def ping_while_posting(body: bytes) -> float:
     import requests
     import uvicorn
 
-    from adapters.local_server import free_port
+    from adapters.serving.local_server import free_port
 
     async def app(scope, receive, send):
         if scope["type"] != "http":

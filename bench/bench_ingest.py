@@ -143,7 +143,7 @@ def ednet_tree(n_students: int, data_dir: Path) -> Path:
 
 
 def child_ingest(csv: str, out: str, fmt: str = "assistments-2009") -> dict:
-    from train.ingest_job import IngestOptions, run_ingest
+    from train.ingest.job import IngestOptions, run_ingest
 
     options = IngestOptions(format=fmt, raw_files=(Path(csv),), out=Path(out))
     start = time.perf_counter()

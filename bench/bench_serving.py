@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from adapters.rest_requests import check_params, default_params
+from adapters.model.requests import check_params, default_params
 from skbandit import schema
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from tests.support.local_server import model_server
@@ -209,7 +209,7 @@ def _print_rest(results: dict, n_requests: int) -> None:
 WRITER = """
 import datetime, sys, time
 import numpy as np
-from adapters.candidate_sets import pack
+from adapters.decision_log.candidate_sets import pack
 from adapters.decision_log import DecisionLog, new_decision_ids
 from skbandit import schema
 log, seconds, n = DecisionLog(sys.argv[1]), float(sys.argv[2]), 100
@@ -245,7 +245,7 @@ def _bench_log_step(folder: Path, n: int) -> dict:
     import pandas as pd
 
     from adapters.decision_log import DecisionLog
-    from adapters.pyfunc_model import LinUCBModel
+    from adapters.model.pyfunc import LinUCBModel
     from skbandit.features import make_pipeline, partial_fit_pipeline
 
     split = json_module.loads(_payload(100))["dataframe_split"]

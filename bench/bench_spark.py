@@ -57,7 +57,7 @@ def parse_size(text: str) -> int:
 
 def base_school(data_dir: Path) -> Path:
     """The simulated school of about a million events (generated once)."""
-    from adapters.datasets import write_school
+    from adapters.data.datasets import write_school
     from skbandit.sim.generate import SchoolConfig, simulate_school
 
     folder = data_dir / "base"
@@ -101,14 +101,14 @@ def child(engine: str, events: str, items: str, out: str, master: str, memory: s
 
     from rich.console import Console
 
-    from train.warmstart_job import WarmstartOptions, run_warmstart
+    from train.warmstart.job import WarmstartOptions, run_warmstart
 
     options = WarmstartOptions(events=events, items=items, engine=engine, spark_master=master)
     console = Console(file=io.StringIO(), width=120)
     start = time.perf_counter()
     if engine == "spark":
-        from adapters.spark import start_session
-        from train.spark_warmstart import run_spark_warmstart
+        from adapters.data.spark import start_session
+        from train.spark.warmstart import run_spark_warmstart
 
         java_options = os.environ.get("BENCH_JAVA_OPTIONS", "")
         conf = {"spark.driver.extraJavaOptions": java_options} if java_options else {}

@@ -12,7 +12,7 @@ For each data set it prints progressive log-loss, AUC, Brier score and expected 
 error (10 equal-width bins) of
 
 - ``served``: the product's model, replayed exactly as ``python -m train.warmstart`` does
-  (:func:`served_replay`: the job's starting pipeline, :func:`train.history.prepare_history`
+  (:func:`served_replay`: the job's starting pipeline, :func:`train.warmstart.history.prepare_history`
   and :func:`skbandit.progressive.replay_history`; no MLflow run);
 - ``irt``: the product's IRT baseline (the 3PL from mastery and the item's parameters);
 - ``elo``, ``pfa``, ``bkt``: :mod:`bench.student_baselines`, everything frozen per batch
@@ -29,7 +29,7 @@ the end of the item-calibration window; the events of that window are learned, n
 Every forecast is clipped to ``[1e-6, 1 - 1e-6]`` (``--clip``) before every metric. Data
 given on the command line goes through the product's loaders: ``--datashop`` through
 ``train.ingest``'s job (the DataShop importer, cleaning, Rasch calibration) into a temporary
-folder, then warm-start's :func:`train.training_data.load_training_data`. A data set that
+folder, then warm-start's :func:`train.warmstart.data.load_training_data`. A data set that
 cannot be loaded gets one line saying why. This script asserts nothing.
 """
 
@@ -108,7 +108,7 @@ class DataSet:
     """Loaded tables (as warm-start loads them) and where they came from."""
 
     name: str
-    data: object  # train.training_data.TrainingData
+    data: object  # train.warmstart.data.TrainingData
 
 
 def served_replay(data, batch_size: int):
@@ -119,9 +119,9 @@ def served_replay(data, batch_size: int):
     window, and the public replay. Returns ``(history, unscored, replay)``.
     """
     from skbandit.progressive import replay_history
-    from train import training_data
-    from train.history import prepare_history
-    from train.warmstart_job import WarmstartOptions, start
+    from train.warmstart import data as training_data
+    from train.warmstart.history import prepare_history
+    from train.warmstart.job import WarmstartOptions, start
 
     _, pipeline = start(WarmstartOptions(batch_size=batch_size))
     history = prepare_history(data.events, data.items)
@@ -167,7 +167,7 @@ def measure(dataset: DataSet, batch_size: int, clip: float) -> dict:
 
 
 def default_school() -> DataSet:
-    from train.training_data import load_training_data
+    from train.warmstart.data import load_training_data
 
     data = load_training_data()
     return DataSet("default school", data)
@@ -178,7 +178,7 @@ def simulated(scenario: str, n_students: int, seed: int = 1) -> DataSet:
 
     from skbandit.sim.generate import default_school_config, simulate_school
     from skbandit.sim.learning import LEARNING_SCENARIOS
-    from train.training_data import TrainingData
+    from train.warmstart.data import TrainingData
 
     config = replace(default_school_config(), n_students=n_students, seed=seed,
                      **LEARNING_SCENARIOS[scenario])
@@ -189,8 +189,8 @@ def simulated(scenario: str, n_students: int, seed: int = 1) -> DataSet:
 
 def ingested(fmt: str, paths: list[Path], name: str, work: Path) -> DataSet:
     """Raw export -> ``train.ingest``'s job (temporary folder) -> warm-start's loader."""
-    from train.ingest_job import IngestOptions, run_ingest
-    from train.training_data import load_training_data
+    from train.ingest.job import IngestOptions, run_ingest
+    from train.warmstart.data import load_training_data
 
     out = work / f"{len(list(work.iterdir()))}-{fmt}"
     run_ingest(IngestOptions(format=fmt, raw_files=tuple(paths), out=out))
@@ -244,7 +244,7 @@ def data_sets(args, work: Path):
         p = Path(path)
         yield p.name, lambda p=p: ingested("datashop", [p], p.name, work)
     if args.events:
-        from train.training_data import load_training_data
+        from train.warmstart.data import load_training_data
 
         yield Path(args.events).name, lambda: DataSet(
             Path(args.events).name, load_training_data(args.events, args.items))

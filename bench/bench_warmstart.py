@@ -47,7 +47,7 @@ STAGES = {
 
 def school_files(n_events: int, data_dir: Path) -> tuple[Path, Path]:
     """A simulated school of about ``n_events`` events in ``data_dir`` (generated once)."""
-    from adapters.datasets import write_school
+    from adapters.data.datasets import write_school
     from skbandit.sim.generate import SchoolConfig, simulate_school
 
     config = SchoolConfig(n_students=max(1, round(n_events / 100)), seed=0)
@@ -69,7 +69,7 @@ def child(events: str, items: str, out: str) -> None:
 
     from rich.console import Console
 
-    from train.warmstart_job import WarmstartOptions, run_warmstart
+    from train.warmstart.job import WarmstartOptions, run_warmstart
 
     startup = time.perf_counter() - start
     options = WarmstartOptions(events=Path(events), items=Path(items))

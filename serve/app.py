@@ -16,7 +16,7 @@ models serve`` lacks:
 :func:`run` resolves the model version once (so every worker serves the same version),
 downloads it to a temporary folder and starts uvicorn with :func:`create_app` as the
 factory of each worker. Decisions are logged by the model itself
-(:mod:`adapters.pyfunc_model`) to the log that ``$SKBANDIT_DECISION_LOG`` names, by default
+(:mod:`adapters.model.pyfunc`) to the log that ``$SKBANDIT_DECISION_LOG`` names, by default
 ``decisions.db`` beside the MLflow store.
 """
 
@@ -117,7 +117,7 @@ class Guard:
         self.max_depth = max_depth
         self.body_timeout = body_timeout
         self.known_params = known_params
-        import adapters.rest_requests  # noqa: F401 - imported now, not on the first request's loop
+        import adapters.model.requests  # noqa: F401 - imported now, not on the first request's loop
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -190,7 +190,7 @@ class Guard:
 
     def check_body(self, body: bytes, mime: str):
         """None for a body the model may parse, else (status, code, message)."""
-        from adapters.rest_requests import MAX_REQUEST_ROWS, check_request_json
+        from adapters.model.requests import MAX_REQUEST_ROWS, check_request_json
         from skbandit.exceptions import SkbanditError
 
         if mime == JSON:
@@ -297,14 +297,14 @@ def _host_name(host: str) -> str:
 
 def build_app(model, allowed_hosts=LOOPBACK_HOSTS):
     """MLflow's scoring app for a loaded pyfunc ``model``, behind :class:`Guard`."""
-    from adapters.scoring_app import param_names, scoring_app
+    from adapters.serving.scoring_app import param_names, scoring_app
 
     return Guard(scoring_app(model), allowed_hosts, known_params=param_names(model))
 
 
 def create_app():
     """The app factory each uvicorn worker calls: the model at ``$SKBANDIT_SERVE_MODEL_PATH``."""
-    from adapters.scoring_app import load_served_model
+    from adapters.serving.scoring_app import load_served_model
 
     model = load_served_model(os.environ[ENV_MODEL_PATH])
     hosts = [h for h in os.environ.get(ENV_ALLOWED_HOSTS, "").split(",") if h]

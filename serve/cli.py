@@ -12,7 +12,6 @@ unexpected errors).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,36 +85,29 @@ SeedOpt = Annotated[
 
 @contextmanager
 def _one_line_errors():
-    """Print a SkbanditError on one line and exit 1; never a traceback for bad input."""
-    from skbandit.exceptions import SkbanditError
+    """Every error on one line (:func:`adapters.errors.one_line`: redacted, control bytes
+    escaped) and exit 1; never a traceback for bad input. As :func:`train._cli.one_line_errors`,
+    which serve/ cannot import."""
+    import click
+
+    from adapters import errors
 
     try:
         yield
-    except SkbanditError as error:
-        _fail(str(error))
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+            KeyboardInterrupt):
         raise
-    except Exception as error:  # e.g. an unreachable tracking server: still one line
-        if os.environ.get("SKBANDIT_DEBUG"):
+    except Exception as error:  # a SkbanditError, an unreachable tracking server, a bug
+        if errors.debugging() and not isinstance(error, errors.SkbanditError):
             raise
-        from adapters.tracking import raise_if_unreachable
-
-        try:
-            raise_if_unreachable(error)
-        except SkbanditError as unreachable:
-            _fail(str(unreachable))
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        _fail(
-            f"unexpected {type(error).__name__}: {first_line} "
-            "(set SKBANDIT_DEBUG=1 to see the traceback)"
-        )
+        _fail(errors.one_line(error))
 
 
 def _fail(message: str) -> None:
     """One line on stderr (flattened, so it never wraps into a block) and exit code 1."""
-    from adapters.tracking import redact_text
+    from adapters.errors import for_terminal
 
-    typer.echo(f"error: {' '.join(redact_text(message).split())}", err=True)
+    typer.echo(f"error: {for_terminal(message)}", err=True)
     raise typer.Exit(1)
 
 
@@ -265,7 +257,7 @@ def verify_model(
     installed loader. Prints the version number to serve."""
     with _one_line_errors():
         from adapters import registry
-        from adapters.model_check import verify_version
+        from adapters.model.check import verify_version
 
         _configure_tracking()
         version = verify_version(registry.parse_model_ref(model))
@@ -281,8 +273,8 @@ def verify_log(
 ) -> None:
     """Check a decision log's hash chains; name the first rewritten or deleted decision."""
     with _one_line_errors():
-        from adapters.decision_chain import verify
         from adapters.decision_log import DecisionLog, read_source
+        from adapters.decision_log.chain import verify
 
         decisions, candidates, source = read_source(where or DecisionLog().url)
         result = verify(decisions, candidates)
@@ -336,7 +328,7 @@ def _warn_unused(ctx: typer.Context, *names: str) -> None:
 
 
 def _student_week(events, items, student_id, topic, time_window):
-    from adapters.datasets import load_school_reports
+    from adapters.data.datasets import load_school_reports
     from serve.recommend import check_window, parse_week, student_week, whole_history
 
     loaded = load_school_reports(events, items)
@@ -367,7 +359,8 @@ def _configure_tracking() -> None:
 def _load_model(text: str, data: tuple | None = None):
     """The version's pipeline and info; with ``data`` (``events, items``) say in one line
     when those are not the data the version was trained on (issue 23)."""
-    from adapters import data_identity, registry
+    from adapters import registry
+    from adapters.data import identity as data_identity
 
     _configure_tracking()
     ref = registry.parse_model_ref(text)

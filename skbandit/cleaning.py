@@ -1,7 +1,7 @@
 """Canonical event and item tables: type coercion, validation and cleaning.
 
 Every engine validates learning events and items through this module (files are read by
-:mod:`adapters.datasets`), so every engine sees the same types and the same cleaning:
+:mod:`adapters.data.datasets`), so every engine sees the same types and the same cleaning:
 
 **events** (one row per attempt)
     ``user_id`` str, ``item_id`` str, ``topic`` str (or ``skill_ids``, a list of str whose

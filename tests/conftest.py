@@ -69,7 +69,7 @@ def trained_store(tmp_path_factory, small_school) -> TrainedStore:
     first version gets both aliases)."""
     import mlflow
 
-    from train.warmstart import app as warmstart_app
+    from train.warmstart.cli import app as warmstart_app
 
     folder = tmp_path_factory.mktemp("mlflow-store")
     store = TrainedStore(f"sqlite:///{folder / 'mlflow.db'}", small_school)
@@ -110,7 +110,7 @@ def evaluation_app(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("COLUMNS", "200")
-    from train.evaluate import app
+    from train.evaluate.cli import app
 
     return app
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.rest_requests import check_params, check_request
+from adapters.model.requests import check_params, check_request
 from skbandit import schema
 from skbandit.cleaning import validate_events, validate_items
 from skbandit.exceptions import SkbanditError

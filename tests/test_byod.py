@@ -10,10 +10,10 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from adapters import data_identity
+from adapters.data import identity as data_identity
 from serve.cli import app as cli_app
-from train.ingest import app as ingest_app
-from train.warmstart import app as warmstart_app
+from train.ingest.cli import app as ingest_app
+from train.warmstart.cli import app as warmstart_app
 
 A09 = Path(__file__).parent / "fixtures" / "assistments-2009" / "skill_builder_data.csv"
 TRACE = ["trace", "--student-id", "70363", "--topic", "Box and Whisker", "--use-rl"]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters import registry, tracking
-from adapters.datasets import load_school
+from adapters.data.datasets import load_school
 from serve import recommend
 from serve.cli import app
 from skbandit import schema

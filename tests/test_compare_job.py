@@ -19,13 +19,13 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from adapters import tracking as tracking_store
-from adapters.datasets import write_school
+from adapters.data.datasets import write_school
 from skbandit.ope.gate import DEFAULT_MIN_ESS, PairedDifference, promotion_gate
 from skbandit.policy import SERVING_OBJECTIVE
 from skbandit.sim.generate import SchoolConfig, simulate_school
-from train.compare_job import GATE_TAGS, PLOT_PATH
-from train.evaluate import app
-from train.warmstart import app as warmstart_app
+from train.evaluate.cli import app
+from train.evaluate.compare.job import GATE_TAGS, PLOT_PATH
+from train.warmstart.cli import app as warmstart_app
 
 NAME = "skbandit-linucb"
 SCHOOL = SchoolConfig(n_students=120, seed=4, start_date="2023-09-05", end_date="2023-10-20",
@@ -219,7 +219,8 @@ def test_help_states_the_defaults_that_skbandit_defines():
 
 def test_compare_help_does_not_import_the_heavy_libraries(help_in_fresh_interpreter):
     heavy = ("mlflow", "matplotlib", "pandas", "skbandit.ope.targets")
-    printed, imported = help_in_fresh_interpreter("train.evaluate", ["compare", "--help"], heavy)
+    args = ["compare", "--help"]
+    printed, imported = help_in_fresh_interpreter("train.evaluate.cli", args, heavy)
     assert "--min-ess" in printed
     assert imported == [], printed
 
@@ -227,7 +228,7 @@ def test_compare_help_does_not_import_the_heavy_libraries(help_in_fresh_interpre
 def test_decisions_log_gives_the_estimates_of_the_same_decisions_rebuilt(tracking, tmp_path):
     """A served log built from the school's later events (same candidates, same logging
     propensities) must give exactly the estimates of those events rebuilt (--since)."""
-    from adapters.datasets import load_school
+    from adapters.data.datasets import load_school
     from tests.support.served_log import served_log, write_export
 
     events, items, _ = load_school(tracking[1], tracking[3])
@@ -255,7 +256,7 @@ def test_decisions_log_gives_the_estimates_of_the_same_decisions_rebuilt(trackin
 
 
 def test_decisions_without_events_or_of_another_model_is_one_line(tracking, tmp_path):
-    from adapters.datasets import load_school
+    from adapters.data.datasets import load_school
     from tests.support.served_log import served_log, write_export
 
     events, items, _ = load_school(tracking[1], tracking[3])
@@ -276,7 +277,7 @@ def test_decisions_that_fail_verification_are_refused_unless_told(tracking, tmp_
     refused, naming the decision; --unverified-log evaluates it anyway."""
     import pandas as pd
 
-    from adapters.datasets import load_school
+    from adapters.data.datasets import load_school
     from tests.support.served_log import served_log, write_export
 
     events, items, _ = load_school(tracking[1], tracking[3])
@@ -303,7 +304,7 @@ def test_reward_progress_judges_the_delayed_learning_reward_and_is_tagged(tracki
     """``--reward progress``: only decisions with five later attempts on their topic count,
     the estimates are of the learning reward (logits, not a success rate), and the gate's
     tags and the run say which reward promoted."""
-    from adapters.datasets import load_school
+    from adapters.data.datasets import load_school
     from skbandit.context import historical_contexts
     from skbandit.learning_progress import logged_rewards
 
@@ -327,7 +328,7 @@ def test_reward_progress_judges_the_delayed_learning_reward_and_is_tagged(tracki
 
 
 def test_reward_progress_on_the_served_log_reads_the_later_attempts(tracking, tmp_path):
-    from adapters.datasets import load_school
+    from adapters.data.datasets import load_school
     from tests.support.served_log import served_log, write_export
 
     events, items, _ = load_school(tracking[1], tracking[3])

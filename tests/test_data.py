@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.datasets import read_events, read_items
+from adapters.data.datasets import read_events, read_items
 from skbandit import schema
 from skbandit.cleaning import (
     LATENCY_CAP_MS,

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from adapters.datasets import load_school_reports, read_events, read_items
+from adapters.data.datasets import load_school_reports, read_events, read_items
 from skbandit.exceptions import SkbanditError
-from train.ingest import app
+from train.ingest.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 A09 = FIXTURES / "assistments-2009" / "skill_builder_data.csv"

@@ -1,8 +1,8 @@
-"""Where the CLI and the warm-start job find their data (adapters.datasets)."""
+"""Where the CLI and the warm-start job find their data (adapters.data.datasets)."""
 
 import pytest
 
-from adapters import datasets
+from adapters.data import datasets
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import SchoolConfig
@@ -65,4 +65,4 @@ def test_repo_cache_is_used_without_the_environment_variable(monkeypatch):
     monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
     folder = datasets.default_school_dir()
     assert folder.parts[-2:] == (".cache", "default-school")
-    assert (folder.parent.parent / "adapters" / "datasets.py").is_file()
+    assert (folder.parent.parent / "adapters" / "data" / "datasets.py").is_file()

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 
 from adapters import decision_log
 from adapters.decision_log import DecisionLog
-from adapters.pyfunc_model import LinUCBModel
+from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline, partial_fit_pipeline
@@ -251,7 +251,7 @@ def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkey
 def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
     """A set packed before a model input existed reads with that input null (guessing: 0, its
     documented default), the others intact."""
-    from adapters.candidate_sets import pack
+    from adapters.decision_log.candidate_sets import pack
 
     log = DecisionLog(str(tmp_path / "decisions.db"))
     older = [c for c in schema.MODEL_INPUT if c not in (schema.DIFFICULTY, schema.GUESSING)]
@@ -308,7 +308,7 @@ def served_log(pipeline, path, n_requests=3):
 
 
 def test_an_intact_log_verifies_and_its_parquet_export_too(pipeline, tmp_path):
-    from adapters.decision_chain import verify
+    from adapters.decision_log.chain import verify
 
     path = tmp_path / "decisions.db"
     ids = served_log(pipeline, path)
@@ -370,7 +370,7 @@ def test_writers_in_two_processes_keep_separate_chains(pipeline, tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, pandas as pd
         from adapters.decision_log import DecisionLog
-        from adapters.candidate_sets import pack
+        from adapters.decision_log.candidate_sets import pack
         from skbandit import schema
         log = DecisionLog({str(path)!r})
         for k in range(3):
@@ -386,6 +386,6 @@ def test_writers_in_two_processes_keep_separate_chains(pipeline, tmp_path):
 
 
 def test_the_chain_hashes_every_decision_column():
-    from adapters.decision_chain import DECISION_FIELDS
+    from adapters.decision_log.chain import DECISION_FIELDS
 
     assert DECISION_FIELDS == decision_log.DECISION_COLUMNS

@@ -21,20 +21,20 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from adapters import tracking
+from adapters.data.deployment_files import default_decision_log_url
 from adapters.decision_log import DecisionLog
-from adapters.deployment_files import default_decision_log_url
-from adapters.serving_client import serving_champion
+from adapters.serving.client import serving_champion
 from skbandit import schema
 from skbandit.ope.gate import DEFAULT_MIN_ESS
 from skbandit.policy import action_probabilities
 from skbandit.ranking_settings import REST_SETTINGS
 from skbandit.sim.world import SchoolConfig
-from train.compare_job import GATE_TAGS
-from train.deploy_job import run_deploy
-from train.deploy_report import EXPERIMENT, TABLE_ARTIFACT
-from train.deploy_school import P_TRUE, DeploySchool, request_seeds
-from train.deployment import DeployOptions
-from train.evaluate import app
+from train.evaluate.cli import app
+from train.evaluate.compare.job import GATE_TAGS
+from train.evaluate.deploy.job import run_deploy
+from train.evaluate.deploy.options import DeployOptions
+from train.evaluate.deploy.report import EXPERIMENT, TABLE_ARTIFACT
+from train.evaluate.deploy.school import P_TRUE, DeploySchool, request_seeds
 
 NAME = "skbandit-deploy"
 TINY = DeployOptions(days=2, students=80, history_days=2, seed=3, n_bootstrap=200)
@@ -236,7 +236,7 @@ def test_bad_input_is_one_line_and_creates_nothing(tmp_path, monkeypatch, args, 
 
 
 def test_a_named_model_that_has_a_champion_is_refused_and_the_default_moves_on(store):
-    from train.deploy_job import _free_model_name
+    from train.evaluate.deploy.job import _free_model_name
 
     result = CliRunner().invoke(app, ["deploy", "--students", "20", "--model-name", NAME])
     assert result.exit_code == 1, result.output
@@ -247,7 +247,7 @@ def test_a_named_model_that_has_a_champion_is_refused_and_the_default_moves_on(s
 
 def test_help_lists_the_options_without_heavy_imports(help_in_fresh_interpreter):
     printed, imported = help_in_fresh_interpreter(
-        "train.evaluate", ["deploy", "--help"], ("mlflow", "pandas", "sklearn"))
+        "train.evaluate.cli", ["deploy", "--help"], ("mlflow", "pandas", "sklearn"))
     for option in ("--days", "--students", "--seed", "--via", "--model-name",
                    "--decision-log", "--out", "--history-days", "--gate-reward"):
         assert option in printed

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters import importers
-from adapters.datasets import read_events, read_items
-from adapters.ingest_output import CLEANING_FILE, read_calibration
+from adapters.data.datasets import read_events, read_items
+from adapters.data.ingest_output import CLEANING_FILE, read_calibration
 from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS, unknown_items, validate_events
-from train.ingest import app
+from train.ingest.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -226,6 +226,6 @@ def test_unknown_format_and_foreign_out_folder(tmp_path):
 
 def test_help_is_instant(help_in_fresh_interpreter):
     heavy = ("pandas", "numpy", "mlflow", "sklearn", "pyarrow")
-    printed, imported = help_in_fresh_interpreter("train.ingest", ["--help"], heavy)
+    printed, imported = help_in_fresh_interpreter("train.ingest.cli", ["--help"], heavy)
     assert "--format" in printed and "edm-cup-2023" in printed
     assert imported == []

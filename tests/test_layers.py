@@ -30,6 +30,21 @@ ALLOWED = {  # layer -> first-party layers it may import (its own included)
 }
 CORE_FORBIDDEN = {"mlflow", "typer", "rich", "pyspark", "pathlib"}
 CORE_FORBIDDEN_CALLS = {"open", "print", "read_csv", "read_parquet", "to_csv", "to_parquet"}
+# Each floor above skbandit/ is grouped by job: a module sits in one of these folders, or is one
+# of the few single-module entries named here (issue 20).
+ROOMS = {
+    "train": {
+        "folders": {
+            "warmstart", "spark", "ingest", "evaluate", "evaluate.compare", "evaluate.deploy"
+        },
+        "modules": {"__init__", "simulate", "batch_score", "_cli"},
+    },
+    "adapters": {
+        "folders": {"registry", "model", "serving", "decision_log", "data", "importers"},
+        "modules": {"__init__", "paths", "tracking", "runs", "errors", "model_flavor"},
+    },
+}
+ENTRY_MODULES = {"cli", "__main__"}  # a job's command: the top floor, above every job
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,52 @@ def test_off_policy_evaluation_never_reaches_the_simulator_or_study(graph):
     """Evaluating real logs must not need the simulator, not even through another module."""
     chains = reaches(graph, "skbandit.ope", ("skbandit.sim", "skbandit.study"))
     assert not chains, "skbandit.ope reaches the simulator or study:\n" + "\n".join(chains)
+
+
+def room(module: str) -> str | None:
+    """The job folder of a module of train/ or adapters/ (``train.evaluate.compare``), or
+    None for a single-module entry (``train.simulate``) and a job's command (``cli``,
+    ``__main__``)."""
+    parts = module.split(".")
+    if parts[0] not in ROOMS or parts[-1] in ENTRY_MODULES:
+        return None
+    folders = ROOMS[parts[0]]["folders"]
+    for end in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[1:end + 1]) in folders:
+            return ".".join(parts[: end + 1])
+    return None
+
+
+def room_graph(imports: list[Import]) -> list[Import]:
+    """The imports between job folders (a folder's modules as one node)."""
+    edges = []
+    for imp in imports:
+        source, target = room(imp.source), room(imp.target)
+        if source and target and source != target and not target.startswith(source + "."):
+            edges.append(Import(source, target, imp.file, imp.line, imp.text))
+    return edges
+
+
+@pytest.mark.parametrize("floor", sorted(ROOMS))
+def test_every_module_sits_in_its_jobs_folder(floor):
+    """``train/`` and ``adapters/`` are grouped by job: no flat module outside the listed ones."""
+    folders, modules = ROOMS[floor]["folders"], ROOMS[floor]["modules"]
+    stray = []
+    for path in sorted((ROOT / floor).rglob("*.py")):
+        parts = path.relative_to(ROOT / floor).with_suffix("").parts
+        if len(parts) == 1:
+            if parts[0] not in modules:
+                stray.append(path.relative_to(ROOT).as_posix())
+        elif not any(".".join(parts[:end]) in folders for end in range(1, len(parts))):
+            stray.append(path.relative_to(ROOT).as_posix())
+    assert not stray, f"modules of {floor}/ outside a job folder: {stray}"
+
+
+def test_train_jobs_import_each_other_without_cycles(graph):
+    """Between train's job folders the arrows go one way (a job's cli/__main__ may use any)."""
+    edges = [imp for imp in room_graph(graph) if layer(imp.source) == "train"]
+    cycle = find_cycle(edges)
+    assert cycle is None, "job folders in a cycle: " + " -> ".join(i.where() for i in cycle)
 
 
 def test_doctests_run_in_every_shipped_package():

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from adapters.tracking import runs_page_hint
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from tests.support.local_server import HOST, free_port
-from train.warmstart import app as warmstart_app
+from train.warmstart.cli import app as warmstart_app
 
 pytestmark = pytest.mark.slow
 

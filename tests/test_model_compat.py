@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.model_format import load_pipeline_dir
-from adapters.pyfunc_model import LinUCBModel
+from adapters.model.format import load_pipeline_dir
+from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 
 BEFORE = Path(__file__).parent / "versions" / "before-guessing"

@@ -15,8 +15,9 @@ import pytest
 from mlflow import MlflowClient
 
 import skbandit
-from adapters import model_format, registry
-from adapters.model_format import CONFIG_FILE, STATE_FILE, load_pipeline_dir, save_pipeline
+from adapters import registry
+from adapters.model import format as model_format
+from adapters.model.format import CONFIG_FILE, STATE_FILE, load_pipeline_dir, save_pipeline
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
@@ -53,7 +54,7 @@ def test_a_version_stores_data_only_and_names_no_local_source_path(stored):
     assert not [name for name in names if name.endswith((".py", ".pyc", ".pkl", ".cloudpickle"))]
     assert not (stored / "code").exists()
     mlmodel = (stored / "MLmodel").read_text()
-    assert "loader_module: adapters.model_flavor" in mlmodel
+    assert "loader_module: adapters.model.flavor" in mlmodel
     assert "model_code" not in mlmodel and str(REPO) not in mlmodel
     config = json.loads((stored / "data/skbandit/config.json").read_text())
     assert config["skbandit_version"] == skbandit.__version__
@@ -204,7 +205,7 @@ def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored,
     over the tampered files, the MLmodel check still would."""
     from typer.testing import CliRunner
 
-    from adapters.model_check import verify_version
+    from adapters.model.check import verify_version
     from serve.cli import app as cli
 
     runner = CliRunner()

@@ -31,7 +31,7 @@ one standard error of their spread (sd 0.14 and 0.24 per seed). With
 adequate overlap the intervals cover about 92% (248 of 270). With an effective sample size
 of a few dozen the percentile-bootstrap intervals of SNIPS and DR are too narrow (63-80%),
 while the wide IPS intervals still cover; the estimators flag those cases with a low-overlap
-warning, and the promotion gate (``train.compare_job``) refuses them via ``--min-ess``.
+warning, and the promotion gate (``train.evaluate.compare.job``) refuses them via ``--min-ess``.
 """
 
 import numpy as np

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import datasets, model_logging, paths, tracking
+from adapters import paths, tracking
+from adapters.data import datasets
+from adapters.model import log as model_logging
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = '[project]\nname = "{name}"\nversion = "0"\n'

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from adapters.model_format import CONFIG_FILE, load_pipeline_dir, save_pipeline
+from adapters.model.format import CONFIG_FILE, load_pipeline_dir, save_pipeline
 from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.exceptions import SkbanditError
@@ -183,7 +183,7 @@ def _rest_frame(cands):
 def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
     from mlflow.exceptions import MlflowException
 
-    from adapters.pyfunc_model import LinUCBModel
+    from adapters.model.pyfunc import LinUCBModel
 
     pipeline, cands = small_model
     target = learned_bands(pipeline).best_target()

@@ -22,10 +22,11 @@ from mlflow import MlflowClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from adapters import model_logging, registry, runs, tracking
+from adapters import registry, runs, tracking
+from adapters.model import log as model_logging
 from serve.cli import app as cli_app
-from train import warmstart_job as job
-from train.warmstart import app
+from train.warmstart import job as job
+from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +137,8 @@ def test_when_the_undo_fails_the_job_says_so_and_the_next_run_cleans_up(client, 
 KILLED_REGISTRATION = textwrap.dedent("""
     import os, signal, sys
     from mlflow import MlflowClient
-    from adapters import model_logging, runs, tracking
+    from adapters import runs, tracking
+    from adapters.model import log as model_logging
     tracking.configure_tracking()
     tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
     run_id = runs.start_run()
@@ -262,7 +264,7 @@ def test_read_only_commands_create_no_folder(tmp_path, monkeypatch):
 KILLED_WARMSTART = textwrap.dedent("""
     import os, signal, sys
     from mlflow import MlflowClient
-    from train import warmstart_job
+    from train.warmstart import job as warmstart_job
 
     def killed_after(owner, name):
         real = getattr(owner, name)
@@ -281,7 +283,7 @@ KILLED_WARMSTART = textwrap.dedent("""
         killed_after(ModelRegistryClient, "create_model_version")
     elif moment == "alias move":
         killed_after(MlflowClient, "set_registered_model_alias")
-    from train.warmstart import app
+    from train.warmstart.cli import app
     app(sys.argv[2:])
 """)
 

@@ -10,15 +10,16 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from adapters import mlflow_internals, registry
+from adapters import registry
 from adapters import tracking as tracking_store
-from adapters.pyfunc_model import LinUCBModel
-from adapters.rest_requests import (
+from adapters.model.pyfunc import LinUCBModel
+from adapters.model.requests import (
     MAX_REQUEST_ROWS,
     check_params,
     check_request,
     default_params,
 )
+from adapters.registry import _mlflow_internals as mlflow_internals
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import feature_function

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from adapters import registry, tracking
-from adapters.datasets import load_school
-from adapters.pyfunc_model import MAX_REQUEST_ROWS, LinUCBModel, default_params
+from adapters.data.datasets import load_school
+from adapters.model.pyfunc import MAX_REQUEST_ROWS, LinUCBModel, default_params
 from serve import recommend
 from skbandit import schema
 from tests.support.local_server import model_server

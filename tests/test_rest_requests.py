@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from adapters import pyfunc_model
-from adapters.pyfunc_model import INTERNAL_ERROR_MESSAGE, LinUCBModel
-from adapters.rest_requests import check_params, check_request, default_params
+from adapters.model import pyfunc as pyfunc_model
+from adapters.model.pyfunc import INTERNAL_ERROR_MESSAGE, LinUCBModel
+from adapters.model.requests import check_params, check_request, default_params
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline, partial_fit_pipeline

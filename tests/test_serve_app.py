@@ -165,7 +165,7 @@ def test_a_body_of_escaped_quotes_does_not_stall_ping():
     import requests
     import uvicorn
 
-    from adapters.local_server import free_port
+    from adapters.serving.local_server import free_port
 
     async def app(scope, receive, send):
         if scope["type"] != "http":

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from adapters.datasets import read_events, read_items
+from adapters.data.datasets import read_events, read_items
 from skbandit import schema
 from train.simulate import app
 

@@ -19,18 +19,21 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from adapters import datasets, registry, tracking
-from adapters import spark as spark_io
+from adapters import registry, tracking
+from adapters.data import datasets
+from adapters.data import spark as spark_io
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline
 from skbandit.learning_progress import learned_bands, progress_bands
 from skbandit.sim.generate import SchoolConfig, simulate_school
-from train import spark_contexts, spark_engine, spark_metrics
-from train.history import prepare_history
-from train.spark_warmstart import read_items
-from train.warmstart import app as warmstart_app
-from train.warmstart_job import REGISTERED_VERSION_TAG
+from train.spark import contexts as spark_contexts
+from train.spark import engine as spark_engine
+from train.spark import metrics as spark_metrics
+from train.spark.warmstart import read_items
+from train.warmstart.cli import app as warmstart_app
+from train.warmstart.history import prepare_history
+from train.warmstart.job import REGISTERED_VERSION_TAG
 
 try:
     spark_io.check_spark_installed()

@@ -1,7 +1,7 @@
 """Spark as a user starts it: ``/path/venv/bin/python -m ...`` without an activated venv.
 
 The local engine's Python workers must run the driver's interpreter, not the ``python3`` of
-``PATH`` (the system one, without pandas): :func:`adapters.spark.use_driver_python`."""
+``PATH`` (the system one, without pandas): :func:`adapters.data.spark.use_driver_python`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import spark
+from adapters.data import spark
 from skbandit.exceptions import SkbanditError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_the_workers_python_is_the_driver_s_unless_the_user_chose(monkeypatch):
 
 SCRIPT = """
 import warnings
-from adapters.spark import start_session
+from adapters.data.spark import start_session
 session = start_session("local[1]", app_name="skbandit-path-test")
 def pandas_version(_):
     import sys, pandas

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters import spark
+from adapters.data import spark
 from skbandit.exceptions import SkbanditError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_an_unreachable_or_malformed_master_is_one_line():
 
 
 def test_engine_spark_without_pyspark_fails_before_any_run(monkeypatch, tmp_path):
-    from train.warmstart import app
+    from train.warmstart.cli import app
 
     monkeypatch.setattr(spark.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -77,7 +77,8 @@ def test_engine_spark_without_pyspark_fails_before_any_run(monkeypatch, tmp_path
 def test_local_engine_and_serving_never_import_pyspark():
     script = (
         "import sys\n"
-        "import train.warmstart, train.warmstart_job, train.history, serve.cli, adapters.spark\n"
+        "import train.warmstart.cli, train.warmstart.job, train.warmstart.history\n"
+        "import serve.cli, adapters.data.spark\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -94,5 +95,5 @@ def test_cluster_runs_ship_the_project_code_to_the_executors():
     archive = spark.ship_code(fake)
     assert added == [str(archive)]
     names = set(zipfile.ZipFile(archive).namelist())
-    assert {"skbandit/context.py", "train/spark_contexts.py", "train/spark_engine.py",
-            "adapters/spark.py", "train/__init__.py"} <= names
+    assert {"skbandit/context.py", "train/spark/contexts.py", "train/spark/engine.py",
+            "adapters/data/spark.py", "train/__init__.py"} <= names

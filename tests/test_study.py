@@ -224,7 +224,7 @@ def test_simulate_command_bad_option_is_one_line_exit_1(evaluation_app, flag):
 @pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"]])
 def test_evaluate_help_does_not_import_the_heavy_libraries(args, help_in_fresh_interpreter):
     heavy = ("mlflow", "matplotlib", "skbandit.study.runner")
-    printed, imported = help_in_fresh_interpreter("train.evaluate", args, heavy)
+    printed, imported = help_in_fresh_interpreter("train.evaluate.cli", args, heavy)
     assert "simulate" in printed or "--quick" in printed
     assert imported == [], printed
 

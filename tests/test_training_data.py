@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from train.training_data import load_training_data, run_params, scored_from
+from train.warmstart.data import load_training_data, run_params, scored_from
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -52,7 +52,7 @@ def test_a_window_covering_every_event_is_refused(small_school):
 
 
 def test_ingested_items_carry_their_window_into_training(tmp_path):
-    from train.ingest import app
+    from train.ingest.cli import app
 
     out = tmp_path / "a12"
     result = CliRunner().invoke(app, ["--format", "assistments-2012",
@@ -82,7 +82,7 @@ def test_trace_prints_what_cleaning_dropped(tmp_path, small_school, monkeypatch)
 def test_warmstart_calibrates_and_logs_the_window(tmp_path, small_school):
     import mlflow
 
-    from train.warmstart import app
+    from train.warmstart.cli import app
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true", "COLUMNS": "160"}

@@ -16,11 +16,12 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from adapters import datasets, registry, tracking
+from adapters import registry, tracking
+from adapters.data import datasets
 from skbandit import schema
 from skbandit.sim.generate import SchoolConfig, simulate_school
-from train import warmstart_job as job
-from train.warmstart import app
+from train.warmstart import job as job
+from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
 TINY = SchoolConfig(n_students=40, seed=1, start_date="2024-01-02", end_date="2024-02-12",

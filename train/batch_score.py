@@ -17,7 +17,7 @@ Example::
 
 Without ``--events``/``--items`` (nor ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS``) the default
 school is scored, as the CLI does. Items that are not the catalogue the version learned are
-said in one line (:mod:`adapters.data_identity`).
+said in one line (:mod:`adapters.data.identity`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import typer
 
 from skbandit.exceptions import SkbanditError
 from skbandit.ranking_settings import Objective
+from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -61,12 +62,12 @@ def score_school(session, pipeline, model_version: str, events_path, items_path,
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from adapters.spark import ROW_ORDER, read_parquet
+    from adapters.data.spark import ROW_ORDER, read_parquet
     from skbandit import schema
     from skbandit.context import candidate_frame, recent_item_ids, student_context
     from skbandit.policy import rank_linucb
-    from train.spark_contexts import TS, check_events, clean_events
-    from train.spark_warmstart import read_items
+    from train.spark.contexts import TS, check_events, clean_events
+    from train.spark.warmstart import read_items
 
     raw = read_parquet(session, events_path, "events")
     items = read_items(session, items_path)[0]
@@ -126,7 +127,8 @@ def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
                     objective: str | None = None, seed: int = 0, master: str = "local[*]",
                     overwrite: bool = False) -> BatchResult:
     """Load the version, score the school on Spark and write the parquet directory."""
-    from adapters import registry, spark, tracking
+    from adapters import registry, tracking
+    from adapters.data import spark
     from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
     values = {"top_k": top_k} | ({} if objective is None else {"objective": objective})
@@ -158,7 +160,7 @@ def school_paths(events, items) -> tuple[str, str]:
                             f"school); found only {'events' if events is not None else 'items'}")
     if events is not None:
         return str(events), str(items)
-    from adapters import datasets
+    from adapters.data import datasets
 
     datasets.load_default_school()  # generated on first use, as for the CLI
     folder = datasets.default_school_dir()
@@ -168,7 +170,8 @@ def school_paths(events, items) -> tuple[str, str]:
 def _data_warning(version, events: str, items: str) -> str | None:
     """The one-line warning when ``items`` are not what the version learned (a file only:
     a Spark directory or URI is not read twice)."""
-    from adapters import data_identity, datasets
+    from adapters.data import datasets
+    from adapters.data import identity as data_identity
 
     if not Path(items).is_file():
         return None
@@ -202,18 +205,10 @@ def main(
 
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
+    with one_line_errors():  # Spark or store errors too: one line, no traceback
         result = run_batch_score(model, events, items, out, top_k=top_k,
                                  objective=None if objective is None else objective.value,
                                  seed=seed, master=spark_master, overwrite=overwrite)
-    except SkbanditError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except Exception as error:  # Spark or store errors: one line, no traceback
-        text = str(error).strip().splitlines()
-        console.print(f"[red]error:[/red] {type(error).__name__}: "
-                      f"{text[0] if text else 'no message'}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     if result.warning:
         console.print(result.warning, highlight=False, soft_wrap=True)
     console.print(f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "

@@ -15,13 +15,14 @@ from typing import Annotated
 import typer
 
 from skbandit.exceptions import SkbanditError
+from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def simulate_to(out: Path, students: int | None, seed: int | None) -> str:
     """Simulate, write ``events.parquet`` and ``items.parquet`` and return a summary line."""
-    from adapters.datasets import write_school
+    from adapters.data.datasets import write_school
     from skbandit import schema
     from skbandit.sim.generate import default_school_config, simulate_school
 
@@ -59,12 +60,8 @@ def main(
     from rich.console import Console
 
     console = Console()
-    try:
-        with console.status("simulating the school year..."):
-            line = simulate_to(out, students, seed)
-    except SkbanditError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
+    with one_line_errors(), console.status("simulating the school year..."):
+        line = simulate_to(out, students, seed)
     console.print(line, soft_wrap=True, highlight=False)
 
 

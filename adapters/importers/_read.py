@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adapters.errors import first_line as _first_line
 from skbandit.exceptions import SkbanditError
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -222,8 +223,3 @@ def _separator_hint(columns: list[str], sep: str) -> str:
 def _shown(columns: list[str], limit: int = 12) -> str:
     text = ", ".join(columns[:limit])
     return text + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,11 +1,11 @@
 """Run a model server on 127.0.0.1 for tests and benchmarks.
 
-The code lives in :mod:`adapters.local_server` (the simulated deployment,
+The code lives in :mod:`adapters.serving.local_server` (the simulated deployment,
 ``python -m train.evaluate deploy --via rest``, starts servers too); this module keeps the
 names tests and benchmarks import.
 """
 
-from adapters.local_server import (
+from adapters.serving.local_server import (
     HOST,
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,

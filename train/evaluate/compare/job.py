@@ -1,0 +1,417 @@
+"""``python -m train.evaluate compare``: off-policy champion/challenger gate.
+
+Both registered versions are scored as target policies on the logged decisions: events
+rebuilt into decisions, or with ``--decisions`` the served decision log with the outcomes
+joined back (:mod:`train.evaluate.compare.data`); their values are estimated with one
+off-policy estimator (doubly robust by default, each model serving as its own reward
+model), logged as a run of
+the ``skbandit-evaluation`` experiment with a plot of the intervals. Without ``--promote``
+no alias moves and the registry is not touched. ``--promote`` is the only way to move
+``champion`` (after a model's first version, see :mod:`train.warmstart`): the baseline must
+be the candidate model's current champion (a model without one is refused: there is
+nothing to compare against), the decision is recorded as ``gate.*`` tags on the candidate
+version (:data:`GATE_TAGS`) whether it promotes or refuses, and ``champion`` moves to the
+candidate only when :func:`skbandit.ope.gate.promotion_gate` passes:
+
+1. the student-bootstrap interval of the paired difference candidate - champion on the
+   same logged decisions lies above 0, and
+2. the effective sample size is at least ``--min-ess`` (chosen from the coverage table of
+   ``bench/bench_gate_coverage.py``; see :mod:`skbandit.ope.gate`).
+
+The estimates are of ``--reward``: ``correct`` (default; the served item's first attempt
+was correct) or ``progress``, the delayed learning reward of each decision computed from the
+logged attempts after it (:func:`skbandit.ope.gate.with_rewards`; decisions with fewer than
+five later attempts on the topic are left out); it is recorded as ``gate.reward``.
+
+Both policies rank by ``--objective``, by default the one the product serves
+(:data:`skbandit.ranking_settings.SERVING_OBJECTIVE`). The table, JSON and plot are built by
+:mod:`train.evaluate.compare.report`. Heavy imports happen inside functions (the defaults
+that live in ``skbandit`` are read lazily), so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from skbandit.ranking_settings import SERVING_OBJECTIVE, Exploration, Objective
+from train.evaluate.compare import report as compare_report
+from train.evaluate.compare.options import (
+    CHAMPION_ALIAS,
+    DEFAULT_BASELINE,
+    CompareOptions,
+    Comparison,
+    default_min_ess,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PLOT_PATH = "plots/policy_values.png"
+GATE_TAGS = ("gate.decision", "gate.estimate", "gate.ci_low", "gate.ci_high", "gate.ess",
+             "gate.estimator", "gate.reward", "gate.baseline", "gate.reason", "gate.run_id")
+"""Tags every ``--promote`` writes on the candidate version (decision: promoted/refused)."""
+
+
+class Reward(StrEnum):
+    """What the estimates are of (``gate.reward``; :data:`skbandit.ope.gate.REWARDS`)."""
+
+    correct = "correct"
+    """The first attempt at the served item was correct."""
+    progress = "progress"
+    """The delayed learning reward: the ability change (logits) the student's next five
+    attempts on the topic show (:func:`skbandit.learning_progress.logged_rewards`)."""
+
+
+class Estimator(StrEnum):
+    """Off-policy estimator behind the gate."""
+
+    dr = "dr"
+    snips = "snips"
+    ips = "ips"
+
+
+def compare(
+    candidate: Annotated[str, typer.Option(help="Version to evaluate: models:/NAME/VERSION.")],
+    baseline: Annotated[
+        str, typer.Option(help="Version to beat: models:/NAME@ALIAS or NAME/VERSION.")
+    ] = DEFAULT_BASELINE,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Logged events with a propensity column (with --decisions: the "
+                     "outcomes to join); default: the simulated school."),
+    ] = None,
+    decisions: Annotated[
+        str | None,
+        typer.Option(help="Evaluate on the served decision log (URL, SQLite file or parquet "
+                     "export folder) joined to --events, using its candidate sets and "
+                     "propensities as served."),
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Move 'champion' to the candidate if it passes.")
+    ] = False,
+    estimator: Annotated[Estimator, typer.Option(help="Off-policy estimator.")] = Estimator.dr,
+    reward: Annotated[
+        Reward,
+        typer.Option(help="What the policies are judged on: correct (success of the served "
+                     "item) or progress (the ability gain the student's next five attempts "
+                     "on the topic show; decisions without five are left out)."),
+    ] = Reward.correct,
+    exploration: Annotated[
+        Exploration, typer.Option(help="Policy to evaluate: greedy top-1 or softmax(score/T).")
+    ] = Exploration.greedy,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Softmax temperature T (with --exploration softmax).")
+    ] = 0.05,
+    objective: Annotated[
+        Objective | None,
+        typer.Option(
+            help=f"Ranking objective (default: {SERVING_OBJECTIVE}, the objective serving uses)."
+        ),
+    ] = None,
+    target: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Target success of target_band.")
+    ] = 0.7,
+    alpha: Annotated[
+        float | None, typer.Option(min=0.0, help="Exploration width (default: each model's).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Evaluate only decisions at or after this ISO time.")
+    ] = None,
+    min_ess: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Smallest effective sample size that may promote (default: 100).",
+        ),
+    ] = None,
+    n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    unverified_log: Annotated[bool, typer.Option(
+        "--unverified-log", help="Use a --decisions log that fails hash-chain verification.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimate candidate and baseline off-policy, log the comparison, gate promotion."""
+    import os
+
+    from rich.console import Console
+
+    from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
+    from train._cli import one_line_errors
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
+    with one_line_errors():
+        given = {"exploration": exploration, "temperature": temperature, "target": target,
+                 "alpha": alpha}
+        if objective is not None:
+            given["objective"] = objective
+        options = CompareOptions(
+            candidate=candidate,
+            baseline=baseline,
+            events=events,
+            items=items,
+            decisions=decisions,
+            verify_log=not unverified_log,
+            promote=promote,
+            estimator=estimator.value,
+            reward=reward.value,
+            ranking=RankingSettings.from_values(given, label="--{}", base=SERVING_SETTINGS),
+            since=since,
+            min_ess=default_min_ess() if min_ess is None else min_ess,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+        result = run_compare(options, console)
+    if as_json:
+        typer.echo(compare_report.comparison_json(result))
+    else:
+        compare_report.print_comparison(console, result, options)
+
+
+def run_compare(options: CompareOptions, console: Console) -> Comparison:
+    """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
+    import numpy as np
+
+    from adapters import registry, tracking
+    from skbandit.ope.gate import paired_difference, promotion_gate
+    from train.evaluate.compare.data import load_logged
+
+    tracking.configure_tracking()
+    cand_ref = registry.parse_model_ref(options.candidate)
+    base_ref = registry.parse_model_ref(options.baseline)
+    if options.promote:
+        _require_champion(cand_ref.name)
+    logged = load_logged(options, console, cand_ref.name)
+    cand_pipe, cand_version = registry.load_pipeline(cand_ref)
+    base_pipe, base_version = registry.load_pipeline(base_ref)
+    if options.promote:
+        _require_baseline_is_champion(cand_version.name, base_version)
+    with console.status("scoring both policies on the logged decisions"):
+        (cand, cand_inputs), (base, base_inputs) = _estimates(
+            {"candidate": cand_pipe, "baseline": base_pipe}, logged, options)
+        students = logged.students if logged.progress is None else \
+            logged.students[np.isfinite(logged.progress)]
+        difference = paired_difference(
+            cand_inputs.terms(options.estimator), base_inputs.terms(options.estimator),
+            students, estimator=options.estimator,
+            n_bootstrap=options.n_bootstrap, confidence=options.confidence, rng=options.seed)
+    passes, reason = promotion_gate(difference, options.min_ess)
+    notes = tuple(
+        note
+        for note in (_in_sample_note(version, logged.first)
+                     for version in (cand_version, base_version))
+        if note
+    )
+    found = Comparison(
+        candidate=cand,
+        baseline=base,
+        difference=difference,
+        candidate_version=str(cand_version.version),
+        baseline_version=str(base_version.version),
+        model_name=cand_version.name,
+        baseline_model_name=base_version.name,
+        passes=passes,
+        reason=reason,
+        promoted=options.promote and passes,
+        run_id="",  # set once the run is logged
+        n_decisions=logged.n if logged.progress is None else difference.n_decisions,
+        notes=notes,
+    )
+    return _log_and_move(options, found, logged.source)
+
+
+def _require_champion(name: str) -> None:
+    """Refuse ``--promote`` when ``name`` has no champion: the gate compares against it."""
+    from adapters.model.log import alias_holder
+    from skbandit.exceptions import SkbanditError
+
+    if alias_holder(name, CHAMPION_ALIAS) is None:
+        raise SkbanditError(
+            f"cannot --promote: {name} has no {CHAMPION_ALIAS!r} alias to compare against "
+            "(a model's first warm-start sets it); run python -m train.warmstart "
+            f"--model-name {name} once, or compare without --promote"
+        )
+
+
+def _require_baseline_is_champion(name: str, baseline) -> None:
+    from adapters.model.log import alias_holder
+    from skbandit.exceptions import SkbanditError
+
+    champion = alias_holder(name, CHAMPION_ALIAS)
+    if baseline.name != name or str(baseline.version) != champion:
+        raise SkbanditError(
+            f"--promote decides against the current champion ({name} v{champion}) but "
+            f"--baseline is {baseline.name} v{baseline.version}; drop --baseline (it defaults "
+            "to the champion) or compare without --promote"
+        )
+
+
+def _in_sample_note(version, first_decision) -> str:
+    """A warning when the evaluated decisions overlap what ``version`` was trained on."""
+    import pandas as pd
+
+    from adapters.model.log import TRAINED_UNTIL_TAG
+
+    until = version.tags.get(TRAINED_UNTIL_TAG)
+    if not until or pd.Timestamp(until) < first_decision:
+        return ""
+    return (
+        f"v{version.version} was trained on events up to {until}, which overlap the "
+        "evaluated decisions, so its estimate is optimistic; evaluate later events with "
+        "--since"
+    )
+
+
+# --- steps -------------------------------------------------------------------------------
+
+
+def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
+    """``(estimate, inputs)`` of each role's pipeline, scored in one pass over the decisions
+    (versions with the same feature set share each chunk's features)."""
+    from skbandit.exceptions import SkbanditError
+    from skbandit.ope import targets as ope_targets
+    from skbandit.ope.gate import with_rewards
+
+    shared = ope_targets.SharedFeatures()
+    policies = [(ope_targets.linucb_policy(pipeline, options.ranking, shared),
+                 ope_targets.linucb_reward_model(pipeline, shared))
+                for pipeline in pipelines.values()]
+    results = []
+    for role, inputs in zip(pipelines, logged.inputs(policies), strict=True):
+        students = logged.students
+        if logged.progress is not None:
+            inputs, keep = with_rewards(inputs, logged.progress)
+            students = students[keep]
+        if not inputs.target_propensity.any():
+            raise SkbanditError(
+                f"no overlap: the {role} policy never chooses an item the logging policy "
+                f"showed in the {logged.n} logged decisions, so its value cannot be estimated; "
+                "use --exploration softmax or events logged with more exploration"
+            )
+        estimate = inputs.estimate(
+            options.estimator,
+            n_bootstrap=options.n_bootstrap,
+            confidence=options.confidence,
+            rng=options.seed,
+            clusters=students,
+        )
+        results.append((estimate, inputs))
+    return results
+
+
+def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> Comparison:
+    """One MLflow run with params, metrics and the plot; then the aliases.
+
+    Returns ``result`` with the run's id.
+    """
+    import dataclasses
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from adapters import runs, tracking
+    from train.warmstart.plots import plt
+
+    runs.fail_stale_runs(tracking.use_experiment(tracking.EVALUATION_EXPERIMENT))
+    client = MlflowClient()
+    name, version = result.model_name, result.candidate_version
+    previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
+    baseline = f"{result.baseline_model_name} v{result.baseline_version}"
+    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}",
+                          tags=runs.process_tags()) as run:
+        mlflow.log_params(_run_params(options, result, source))
+        for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
+            mlflow.log_metrics(
+                {
+                    f"{role}_{key}": value
+                    for key, value in _numbers(estimate).items()
+                    if value == value
+                }
+            )  # NaN bounds are not logged
+        difference = result.difference
+        mlflow.log_metrics({f"difference_{key}": value for key, value in (
+            ("value", difference.value), ("ci_low", difference.ci_low),
+            ("ci_high", difference.ci_high), ("ess", difference.effective_sample_size),
+            ("students", float(difference.n_students))) if value == value})
+        figure = compare_report.interval_plot(result, options)
+        mlflow.log_figure(figure, PLOT_PATH)
+        plt.close(figure)
+        if options.promote:
+            if result.promoted:
+                client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            _record_decision(client, result, options, run.info.run_id)
+        mlflow.log_metric("promoted", float(result.promoted))
+        mlflow.set_tags(
+            {
+                "gate_passed": str(result.passes),
+                "gate_reason": result.reason,
+                "previous_champion": previous or "",
+                "promoted": str(result.promoted),
+            }
+        )
+    return dataclasses.replace(result, run_id=run.info.run_id)
+
+
+def _record_decision(client, result: Comparison, options: CompareOptions, run_id: str) -> None:
+    """The gate's verdict as :data:`GATE_TAGS` on the candidate version."""
+    estimate = result.difference
+    values = {
+        "gate.decision": "promoted" if result.promoted else "refused",
+        "gate.estimate": f"{estimate.value:.6f}",
+        "gate.ci_low": f"{estimate.ci_low:.6f}",
+        "gate.ci_high": f"{estimate.ci_high:.6f}",
+        "gate.ess": f"{estimate.effective_sample_size:.1f}",
+        "gate.estimator": options.estimator,
+        "gate.reward": options.reward,
+        "gate.baseline": f"{result.baseline_model_name}/{result.baseline_version}",
+        "gate.reason": result.reason,
+        "gate.run_id": run_id,
+    }
+    for key in GATE_TAGS:
+        client.set_model_version_tag(result.model_name, result.candidate_version, key,
+                                     values[key])
+
+
+def _run_params(options: CompareOptions, result: Comparison, source: str) -> dict:
+    """What the comparison was asked to do and what it saw, as MLflow run parameters."""
+    ranking = options.ranking
+    return {
+        "candidate": f"{result.model_name}/{result.candidate_version}",
+        "baseline": f"{result.baseline_model_name}/{result.baseline_version}",
+        "candidate_ref": options.candidate,
+        "baseline_ref": options.baseline,
+        "estimator": options.estimator,
+        "reward": options.reward,
+        "exploration": ranking.exploration.value,
+        "temperature": ranking.temperature,
+        "objective": ranking.objective.value,
+        "target": ranking.target,
+        "alpha": "model" if ranking.alpha is None else ranking.alpha,
+        "since": options.since or "",
+        "min_ess": options.min_ess,
+        "n_bootstrap": options.n_bootstrap,
+        "confidence": options.confidence,
+        "seed": options.seed,
+        "data_source": source,
+        "decision_log": options.decisions or "",
+        "n_decisions": result.n_decisions,
+        "promote_requested": options.promote,
+    }
+
+
+def _numbers(estimate) -> dict[str, float]:
+    return {
+        "value": estimate.value,
+        "ci_low": estimate.ci_low,
+        "ci_high": estimate.ci_high,
+        "ess": estimate.effective_sample_size,
+        "max_weight": estimate.max_weight,
+    }

@@ -1,0 +1,179 @@
+"""The ingest job: raw export -> canonical events, calibrated items, cleaning report.
+
+Steps: read the raw files with the format's importer (:mod:`adapters.importers`), validate
+the events (:func:`skbandit.cleaning.validate_events`: ids, types, latency clipping,
+duplicates), build the items table (each item's most frequent topic), calibrate difficulties
+on the earliest ``calibration_fraction`` of the events (:mod:`skbandit.calibration`), and
+write ``events.parquet``, ``items.parquet`` and ``cleaning.json`` atomically
+(:mod:`adapters.data.ingest_output`). Every change to the data is a count in the report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from adapters import importers
+from adapters.data.ingest_output import check_output_dir, write_ingested
+from skbandit import schema
+from skbandit.calibration import (
+    CALIBRATION_FRACTION,
+    MIN_RESPONSES,
+    CalibrationResult,
+    calibrate,
+    calibration_cutoff,
+)
+from skbandit.cleaning import CleaningReport, validate_events, validate_items
+from skbandit.exceptions import SkbanditError
+from skbandit.import_rules import ImportReport, items_from_events
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EVENT_COLUMNS = (
+    schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.SKILL_IDS, schema.TIMESTAMP,
+    schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED, schema.ACTION_SEQUENCE_ID,
+)
+ITEM_COLUMNS = (schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
+                schema.DRIFT_FLAG)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What to read, where to write, how to calibrate."""
+
+    format: str
+    raw_files: tuple[Path, ...]
+    out: Path
+    calibrate: str = "rasch"
+    calibration_fraction: float = CALIBRATION_FRACTION
+    min_responses: int = MIN_RESPONSES
+    skill: str | None = None
+    item: str | None = None
+    keep_untagged: bool = False
+    max_students: int | None = None
+
+    def import_options(self) -> importers.ImportOptions:
+        """The importer's choices (topic source, item granularity, untagged items)."""
+        return importers.ImportOptions(skill=self.skill, item=self.item,
+                                       keep_untagged=self.keep_untagged,
+                                       max_students=self.max_students)
+
+
+@dataclass
+class IngestResult:
+    """The tables written and the report (``cleaning`` is what ``cleaning.json`` holds)."""
+
+    events: pd.DataFrame
+    items: pd.DataFrame
+    calibration: CalibrationResult
+    cleaning: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_ingest(options: IngestOptions) -> IngestResult:
+    """Read, clean, calibrate and write; nothing is written unless every step succeeded."""
+    check_output_dir(options.out)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    raw = importers.load(options.format, options.raw_files, options.import_options())
+    events, event_report = validate_events(raw.events, source=f"{options.format} events")
+    if events.empty:
+        dropped = [f"{n:,} without {col}" for col, n in event_report.dropped_missing.items()
+                   if n] + raw.report.lines()
+        raise SkbanditError(
+            f"{options.format}: no attempts left after cleaning ({raw.report.rows_read:,} raw "
+            f"rows; {'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
+            "(or --keep-untagged) and the files"
+        )
+    events = events[[c for c in EVENT_COLUMNS if c in events.columns]]
+    seconds["read and clean"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cutoff = calibration_cutoff(events[schema.TIMESTAMP], options.calibration_fraction)
+    fit = calibrate(events, items_from_events(events), method=options.calibrate, until=cutoff,
+                    min_responses=options.min_responses)
+    items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
+    seconds["calibrate"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cleaning = cleaning_document(options, raw.report, event_report, item_report, fit, events)
+    write_ingested(options.out, events, items[list(ITEM_COLUMNS)], cleaning)
+    seconds["write"] = time.perf_counter() - start
+    return IngestResult(events, items, fit, cleaning, seconds)
+
+
+def cleaning_document(options: IngestOptions, imported: ImportReport,
+                      event_report: CleaningReport, item_report: CleaningReport,
+                      fit: CalibrationResult, events: pd.DataFrame) -> dict:
+    """Everything ``cleaning.json`` records: counts per step, the window, the output sizes."""
+    return {
+        "format": options.format,
+        "sources": imported.sources,
+        "rows_read": imported.rows_read,
+        "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
+        "notes": imported.notes,
+        "options": {"skill": options.skill, "item": options.item,
+                    "keep_untagged": options.keep_untagged,
+                    "max_students": options.max_students},
+        "events": {**asdict(event_report), "summary": event_report.summary()},
+        "items": {**asdict(item_report), "summary": item_report.summary()},
+        "calibration": {**fit.summary(), "fraction": options.calibration_fraction},
+        "output": {
+            "events": len(events),
+            "students": int(events[schema.USER_ID].nunique()),
+            "items": len(fit.items),
+            "topics": int(fit.items[schema.TOPIC].nunique()),
+            "folder": str(options.out),
+        },
+    }
+
+
+def report_rows(result: IngestResult) -> list[tuple[str, str]]:
+    """The cleaning report as (what, count) rows, in the order things happened."""
+    doc = result.cleaning
+    rows = [("raw rows read", f"{doc['rows_read']:,}")]
+    rows += [(step["step"], f"{step['count']:,}") for step in doc["import"] if step["count"]]
+    ev = doc["events"]
+    rows += [(f"dropped: no {col}", f"{n:,}") for col, n in ev["dropped_missing"].items() if n]
+    for label, key in (("dropped: exact duplicate attempts", "dropped_duplicates"),
+                       ("latencies clipped at 30 min", "latency_clipped"),
+                       ("negative latencies blanked", "latency_invalid"),
+                       ("latencies missing (kept blank)", "latency_missing"),
+                       ("help flags missing (kept blank)", "help_missing")):
+        if ev[key]:
+            rows.append((label, f"{ev[key]:,}"))
+    out, cal = doc["output"], doc["calibration"]
+    rows += [
+        ("events written", f"{out['events']:,} ({out['students']:,} students)"),
+        ("items written", f"{out['items']:,} ({out['topics']:,} topics)"),
+        (f"calibration ({cal['method']})",
+         f"{cal['events']:,} events, {cal['window_start'][:10]} to {cal['window_end'][:10]} "
+         f"(first {cal['fraction']:.0%})"),
+        (f"items with 1-{cal['min_responses'] - 1} responses (shrunk to topic)",
+         f"{cal['items_few_responses']:,}"),
+        ("items unseen in window (topic mean)", f"{cal['items_unseen']:,}"),
+    ]
+    return rows
+
+
+def print_report(console: Console, result: IngestResult) -> None:
+    """The cleaning report as a rich table, then the notes and the files written."""
+    from rich.table import Table
+
+    doc = result.cleaning
+    table = Table(title=f"Ingest report: {doc['format']}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in report_rows(result):
+        table.add_row(what, count)
+    console.print(table)
+    for note in doc["notes"]:
+        console.print(f"note: {note}", soft_wrap=True, highlight=False)
+    folder = doc["output"]["folder"]
+    console.print(f"wrote {folder}/events.parquet, items.parquet, cleaning.json", soft_wrap=True,
+                  highlight=False)
+    console.print(f"next: python -m train.warmstart --events {folder}/events.parquet "
+                  f"--items {folder}/items.parquet", soft_wrap=True, highlight=False)
