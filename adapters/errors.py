@@ -57,8 +57,10 @@ def one_line(error: BaseException, nothing_done: str = "") -> str:
     except SkbanditError as unreachable:
         message = str(unreachable)
     else:
-        message = (f"unexpected {type(error).__name__}: {first_line(error, 'no message')} "
-                   f"(set {DEBUG_VAR}=1 to see the traceback)")
+        message = (
+            f"unexpected {type(error).__name__}: {first_line(error, 'no message')} "
+            f"(set {DEBUG_VAR}=1 to see the traceback)"
+        )
     return for_terminal(f"{message}; {nothing_done}" if nothing_done else message)
 
 

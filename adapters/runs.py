@@ -51,8 +51,10 @@ def end_failed_run(reason: str, status: str) -> None:
     ``KILLED``); never masks the original error."""
     import mlflow
 
-    for step in (lambda: mlflow.set_tag(FAILURE_REASON_TAG, reason[:5000]),
-                 lambda: mlflow.end_run(status)):
+    for step in (
+        lambda: mlflow.set_tag(FAILURE_REASON_TAG, reason[:5000]),
+        lambda: mlflow.end_run(status),
+    ):
         try:
             step()
         except Exception:  # the store may be the problem: keep the first error
@@ -227,12 +229,16 @@ def _stale_reason(run) -> str | None:
     if host == socket.gethostname() and pid and pid.isdigit():
         if _process_exists(int(pid)):
             return None
-        return (f"stale: process {pid} on {host} ended without finishing the run (killed or "
-                "crashed); marked FAILED by a later run")
+        return (
+            f"stale: process {pid} on {host} ended without finishing the run (killed or "
+            "crashed); marked FAILED by a later run"
+        )
     age_hours = (time.time() * 1000 - run.info.start_time) / 3_600_000
     if age_hours > STALE_AFTER_HOURS:
-        return (f"stale: still RUNNING {age_hours:.0f} h after it started and no live process "
-                "of this host owns it; marked FAILED by a later run")
+        return (
+            f"stale: still RUNNING {age_hours:.0f} h after it started and no live process "
+            "of this host owns it; marked FAILED by a later run"
+        )
     return None
 
 

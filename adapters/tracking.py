@@ -54,6 +54,8 @@ def runs_page_hint(experiment_id: str, base_url: str = UI_URL) -> str:
     'http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning'
     """
     return f"{base_url}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 HTTP_TIMEOUT_SECONDS = 20
 HTTP_MAX_RETRIES = 2
 _ENV_DEFAULTS = {
@@ -192,7 +194,8 @@ def use_experiment(name: str) -> str:
     else:
         experiment_id = experiment.experiment_id
     if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:
-        mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG,
-                                                 MODEL_TRAINING_KIND)
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+        )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

@@ -36,8 +36,9 @@ def measure(n_students: int | None, seed: int = 0) -> pd.DataFrame:
     from skbandit.sim.generate import P_TRUE, default_school_config, simulate_school
 
     config = default_school_config()
-    config = replace(config, seed=seed, **({} if n_students is None else
-                                           {"n_students": n_students}))
+    config = replace(
+        config, seed=seed, **({} if n_students is None else {"n_students": n_students})
+    )
     school = simulate_school(config)
     order = np.argsort(school.events[schema.TIMESTAMP].to_numpy(), kind="stable")
     events = school.events.iloc[order].reset_index(drop=True)
@@ -48,11 +49,13 @@ def measure(n_students: int | None, seed: int = 0) -> pd.DataFrame:
     progressive = replay.predictions["bandit"].to_numpy()
     final = np.clip(pipeline.predict(contexts), 0.0, 1.0)
     band = pd.cut(truth, BANDS, include_lowest=True)
-    frame = pd.DataFrame({"band": band, "truth": truth, "final": final,
-                          "progressive": progressive})
+    frame = pd.DataFrame({"band": band, "truth": truth, "final": final, "progressive": progressive})
     table = frame.groupby("band", observed=True).agg(
-        events=("truth", "size"), true_p=("truth", "mean"), final=("final", "mean"),
-        progressive=("progressive", "mean"))
+        events=("truth", "size"),
+        true_p=("truth", "mean"),
+        final=("final", "mean"),
+        progressive=("progressive", "mean"),
+    )
     table["final_bias"] = table["final"] - table["true_p"]
     table["progressive_bias"] = table["progressive"] - table["true_p"]
     return table
@@ -60,8 +63,9 @@ def measure(n_students: int | None, seed: int = 0) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=None,
-                        help="Students (default: the default school's 2,000).")
+    parser.add_argument(
+        "--students", type=int, default=None, help="Students (default: the default school's 2,000)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -69,8 +73,10 @@ def main() -> None:
     print("| true p | events | mean true p | final model | bias | progressive | bias |")
     print("|---|---|---|---|---|---|---|")
     for band, row in table.iterrows():
-        print(f"| {band} | {int(row.events):,} | {row.true_p:.3f} | {row.final:.3f} | "
-              f"{row.final_bias:+.3f} | {row.progressive:.3f} | {row.progressive_bias:+.3f} |")
+        print(
+            f"| {band} | {int(row.events):,} | {row.true_p:.3f} | {row.final:.3f} | "
+            f"{row.final_bias:+.3f} | {row.progressive:.3f} | {row.progressive_bias:+.3f} |"
+        )
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -52,19 +52,24 @@ def main():
         env = _environment(tmp)
         events, items = _write_school(tmp)
         for _ in range(2):  # v1 champion (first run), v2 challenger
-            _run([sys.executable, "-m", "train.warmstart", "--events", events, "--items", items],
-                 env)
+            _run(
+                [sys.executable, "-m", "train.warmstart", "--events", events, "--items", items], env
+            )
         log, outcomes = tmp / "decisions.db", tmp / "outcomes.parquet"
         start = time.perf_counter()
         answered = _fill_log(DecisionLog(str(log)), args.decisions, args.candidates)
         answered.to_parquet(outcomes, index=False)
-        rows.append(("write the log and the outcomes (setup)", time.perf_counter() - start,
-                     None))
+        rows.append(("write the log and the outcomes (setup)", time.perf_counter() - start, None))
         rows += _in_process(log, outcomes)
         start = time.perf_counter()
         DecisionLog(str(log)).export_parquet(tmp / "export")
-        rows.append(("  export the log to parquet (DecisionLog.export_parquet)",
-                     time.perf_counter() - start, None))
+        rows.append(
+            (
+                "  export the log to parquet (DecisionLog.export_parquet)",
+                time.perf_counter() - start,
+                None,
+            )
+        )
         rows.append(_command(env, str(log), outcomes, "the SQLite log"))
         rows.append(_command(env, str(tmp / "export"), outcomes, "its parquet export"))
         size_mb = log.stat().st_size / 1e6
@@ -93,18 +98,45 @@ def _fill_log(log: DecisionLog, n: int, k: int) -> pd.DataFrame:
         rank = np.zeros((m, k), dtype=int)
         rank[np.arange(m), served] = 1
         slot = np.where(rank == 1, propensity, np.nan)
-        decisions = [(ids[j], when[j].to_pydatetime(), f"s{users[j]}", "7.RP.A.1",
-                      "skbandit-linucb", "1", SETTINGS, False, f"I{served_items[j]}")
-                     for j in range(m)]
-        sets = [pack(ids[j], [f"I{i}" for i in items[j]], inputs[j], schema.MODEL_INPUT,
-                     rank[j], propensity[j], slot[j]) for j in range(m)]
+        decisions = [
+            (
+                ids[j],
+                when[j].to_pydatetime(),
+                f"s{users[j]}",
+                "7.RP.A.1",
+                "skbandit-linucb",
+                "1",
+                SETTINGS,
+                False,
+                f"I{served_items[j]}",
+            )
+            for j in range(m)
+        ]
+        sets = [
+            pack(
+                ids[j],
+                [f"I{i}" for i in items[j]],
+                inputs[j],
+                schema.MODEL_INPUT,
+                rank[j],
+                propensity[j],
+                slot[j],
+            )
+            for j in range(m)
+        ]
         log.append_rows(decisions, sets)
-        answers.append(pd.DataFrame({
-            schema.USER_ID: [f"s{u}" for u in users], schema.ITEM_ID: [f"I{i}" for i in
-                                                                       served_items],
-            schema.TOPIC: "7.RP.A.1", schema.TIMESTAMP: when + pd.Timedelta("30s"),
-            schema.CORRECT: rng.random(m) < 0.65, schema.DECISION_ID: ids,
-        }))
+        answers.append(
+            pd.DataFrame(
+                {
+                    schema.USER_ID: [f"s{u}" for u in users],
+                    schema.ITEM_ID: [f"I{i}" for i in served_items],
+                    schema.TOPIC: "7.RP.A.1",
+                    schema.TIMESTAMP: when + pd.Timedelta("30s"),
+                    schema.CORRECT: rng.random(m) < 0.65,
+                    schema.DECISION_ID: ids,
+                }
+            )
+        )
     return pd.concat(answers, ignore_index=True)
 
 
@@ -116,8 +148,9 @@ def _model_inputs(rng, n: int) -> np.ndarray:
         schema.ITEM_ATTEMPTS: lambda: rng.integers(0, 2000, n).astype(float),
         "guessing": lambda: rng.uniform(0.0, 0.3, n),
     }
-    return np.column_stack([draws[c]() if c in draws else rng.uniform(0.0, 1.0, n)
-                            for c in schema.MODEL_INPUT])
+    return np.column_stack(
+        [draws[c]() if c in draws else rng.uniform(0.0, 1.0, n) for c in schema.MODEL_INPUT]
+    )
 
 
 def _in_process(log: Path, outcomes: Path) -> list[tuple]:
@@ -132,16 +165,33 @@ def _in_process(log: Path, outcomes: Path) -> list[tuple]:
     start = time.perf_counter()
     events, _ = read_events(outcomes)
     _, report = join.join_outcomes(decisions, events, model_name="skbandit-linucb")
-    timed.append((f"  read and join outcomes ({report.matched:,} matched)",
-                  time.perf_counter() - start, None))
+    timed.append(
+        (
+            f"  read and join outcomes ({report.matched:,} matched)",
+            time.perf_counter() - start,
+            None,
+        )
+    )
     return timed
 
 
 def _command(env, decisions: str, outcomes: Path, what: str) -> tuple:
     """The compare command as a fresh process; its wall time and peak RSS (from GNU time)."""
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "train.evaluate", "compare",
-               "--candidate", "models:/skbandit-linucb@challenger", "--decisions", decisions,
-               "--events", str(outcomes)]
+    command = [
+        "/usr/bin/time",
+        "-f",
+        "%M",
+        sys.executable,
+        "-m",
+        "train.evaluate",
+        "compare",
+        "--candidate",
+        "models:/skbandit-linucb@challenger",
+        "--decisions",
+        decisions,
+        "--events",
+        str(outcomes),
+    ]
     start = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -152,9 +202,11 @@ def _command(env, decisions: str, outcomes: Path, what: str) -> tuple:
 
 
 def _print(args, rows, size_mb: float) -> None:
-    print(f"\nEvaluating a challenger on {args.decisions:,} logged decisions "
-          f"({args.candidates} candidates each; log {size_mb:,.0f} MB; "
-          f"{datetime.date.today()})")
+    print(
+        f"\nEvaluating a challenger on {args.decisions:,} logged decisions "
+        f"({args.candidates} candidates each; log {size_mb:,.0f} MB; "
+        f"{datetime.date.today()})"
+    )
     print("| step | wall s | peak RSS GB |")
     print("|---|---:|---:|")
     for label, seconds, peak in rows:

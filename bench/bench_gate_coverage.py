@@ -37,52 +37,74 @@ from tests.support.simulated_truth import true_success
 
 GROUP_SIZES = (20, 40, 75, 150)
 CANDIDATES = {
-    "target_band T=0.05": RankingSettings(objective="target_band", exploration="softmax",
-                                          temperature=0.05),
-    "target_band T=0.2": RankingSettings(objective="target_band", exploration="softmax",
-                                         temperature=0.2),
-    "target_band T=1": RankingSettings(objective="target_band", exploration="softmax",
-                                       temperature=1.0),
-    "max_success T=0.05": RankingSettings(objective="max_success", exploration="softmax",
-                                          temperature=0.05),
+    "target_band T=0.05": RankingSettings(
+        objective="target_band", exploration="softmax", temperature=0.05
+    ),
+    "target_band T=0.2": RankingSettings(
+        objective="target_band", exploration="softmax", temperature=0.2
+    ),
+    "target_band T=1": RankingSettings(
+        objective="target_band", exploration="softmax", temperature=1.0
+    ),
+    "max_success T=0.05": RankingSettings(
+        objective="max_success", exploration="softmax", temperature=0.05
+    ),
 }
 BINS = (0, 15, 30, 50, 100, 200, 400, np.inf)
 
 
 def replicates(seed: int, n_students: int, n_bootstrap: int) -> list[dict]:
-    config = SchoolConfig(n_students=n_students, seed=seed, start_date="2023-09-05",
-                          end_date="2023-11-10", attempts_per_student=40)
+    config = SchoolConfig(
+        n_students=n_students,
+        seed=seed,
+        start_date="2023-09-05",
+        end_date="2023-11-10",
+        attempts_per_student=40,
+    )
     school = simulate_school(config)
     contexts = historical_contexts(school.events, school.items)
     half = len(school.events) // 2
     pipeline = make_pipeline()
-    partial_fit_pipeline(pipeline, contexts.iloc[:half],
-                         school.events[schema.CORRECT].to_numpy()[:half])
+    partial_fit_pipeline(
+        pipeline, contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
+    )
     rows = np.arange(half, len(school.events))
-    common = {"reward_model": ope_targets.linucb_reward_model(pipeline),
-              "expectations": {"truth": true_success(school)}, "contexts": contexts, "rows": rows}
-    champion = ope_targets.off_policy_inputs(school.events, school.items,
-                                             ope_targets.rule_policy(), **common)
+    common = {
+        "reward_model": ope_targets.linucb_reward_model(pipeline),
+        "expectations": {"truth": true_success(school)},
+        "contexts": contexts,
+        "rows": rows,
+    }
+    champion = ope_targets.off_policy_inputs(
+        school.events, school.items, ope_targets.rule_policy(), **common
+    )
     students = school.events[schema.USER_ID].to_numpy()[rows]
     rng = np.random.default_rng(seed)
     out = []
     for name, settings in CANDIDATES.items():
         candidate = ope_targets.off_policy_inputs(
-            school.events, school.items, ope_targets.linucb_policy(pipeline, settings), **common)
+            school.events, school.items, ope_targets.linucb_policy(pipeline, settings), **common
+        )
         truth = candidate.expectations["truth"] - champion.expectations["truth"]
         for size in GROUP_SIZES:
             order = rng.permutation(np.unique(students))
             for group in np.array_split(order, len(order) // size):
                 mask = np.isin(students, group)
-                out.append({"candidate": name, "students": size,
-                            **_covered(candidate, champion, students, mask, truth, n_bootstrap,
-                                       rng)})
+                out.append(
+                    {
+                        "candidate": name,
+                        "students": size,
+                        **_covered(candidate, champion, students, mask, truth, n_bootstrap, rng),
+                    }
+                )
     return out
 
 
 def _covered(candidate, champion, students, mask, truth, n_bootstrap, rng) -> dict:
-    terms = [tuple(None if part is None else part[mask] for part in inputs.terms("dr"))
-             for inputs in (candidate, champion)]
+    terms = [
+        tuple(None if part is None else part[mask] for part in inputs.terms("dr"))
+        for inputs in (candidate, champion)
+    ]
     target = float(truth[mask].mean())
     result = {}
     for label, units in (("student", students[mask]), ("decision", np.flatnonzero(mask))):
@@ -95,8 +117,11 @@ def _covered(candidate, champion, students, mask, truth, n_bootstrap, rng) -> di
 def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.assign(ess_bin=pd.cut(frame["ess"], BINS, right=False))
     table = frame.groupby("ess_bin", observed=True).agg(
-        replicates=("student", "size"), student_bootstrap=("student", "mean"),
-        decision_bootstrap=("decision", "mean"), median_ess=("ess", "median"))
+        replicates=("student", "size"),
+        student_bootstrap=("student", "mean"),
+        decision_bootstrap=("decision", "mean"),
+        median_ess=("ess", "median"),
+    )
     return table.round(3)
 
 
@@ -107,17 +132,29 @@ def main(argv=None) -> None:
     parser.add_argument("--n-bootstrap", type=int, default=400)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = [row for seed in range(args.seeds)
-            for row in replicates(seed, args.students, args.n_bootstrap)]
+    rows = [
+        row
+        for seed in range(args.seeds)
+        for row in replicates(seed, args.students, args.n_bootstrap)
+    ]
     frame = pd.DataFrame(rows)
-    print(f"{len(frame)} replicates from {args.seeds} schools of {args.students} students, "
-          f"95% intervals of the DR paired difference, {args.n_bootstrap} resamples "
-          f"({time.perf_counter() - start:.0f} s)")
+    print(
+        f"{len(frame)} replicates from {args.seeds} schools of {args.students} students, "
+        f"95% intervals of the DR paired difference, {args.n_bootstrap} resamples "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
     print(coverage_table(frame).to_string())
     print("\nby candidate and group size (student bootstrap coverage, median ESS):")
-    print(frame.groupby(["candidate", "students"]).agg(
-        replicates=("student", "size"), coverage=("student", "mean"),
-        median_ess=("ess", "median")).round(3).to_string())
+    print(
+        frame.groupby(["candidate", "students"])
+        .agg(
+            replicates=("student", "size"),
+            coverage=("student", "mean"),
+            median_ess=("ess", "median"),
+        )
+        .round(3)
+        .to_string()
+    )
 
 
 if __name__ == "__main__":

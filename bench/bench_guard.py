@@ -49,15 +49,22 @@ def ping_while_posting(body: bytes) -> float:
         await send({"type": "http.response.body", "body": b"\n"})
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Guard(app), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(Guard(app), host="127.0.0.1", port=port, log_level="warning")
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
-    threading.Thread(target=lambda: requests.post(
-        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"},
-        timeout=600), daemon=True).start()
+    threading.Thread(
+        target=lambda: requests.post(
+            f"{url}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=600,
+        ),
+        daemon=True,
+    ).start()
     time.sleep(0.02)
     took = timed(lambda: requests.get(f"{url}/ping", timeout=600))
     server.should_exit = True
@@ -68,26 +75,35 @@ def main() -> None:
     print("| body | old guard s | linear guard s |\n|---|---:|---:|")
     for size in (16_384, 65_536):
         body = b'\\"' * (size // 2)
-        print(f"| {size // 1024} KB escaped quotes | {timed(old_json_depth, body):.3f} | "
-              f"{timed(json_depth, body):.5f} |")
+        print(
+            f"| {size // 1024} KB escaped quotes | {timed(old_json_depth, body):.3f} | "
+            f"{timed(json_depth, body):.5f} |"
+        )
     for size in (65_536, 8 * 1024 * 1024):
         body = b'\\"' * (size // 2)
-        print(f"| {size // 1024} KB escaped quotes, linear only | - | "
-              f"{timed(json_depth, body):.4f} |")
+        print(
+            f"| {size // 1024} KB escaped quotes, linear only | - | {timed(json_depth, body):.4f} |"
+        )
     body = b'\\"' * 32_768
-    print(f"\n/ping while a 64 KB body of escaped quotes is checked: "
-          f"{ping_while_posting(body) * 1000:.1f} ms")
+    print(
+        f"\n/ping while a 64 KB body of escaped quotes is checked: "
+        f"{ping_while_posting(body) * 1000:.1f} ms"
+    )
     body = b'\\"' * (4 * 1024 * 1024)
-    print(f"/ping while an 8 MB body of escaped quotes is checked: "
-          f"{ping_while_posting(body) * 1000:.1f} ms")
+    print(
+        f"/ping while an 8 MB body of escaped quotes is checked: "
+        f"{ping_while_posting(body) * 1000:.1f} ms"
+    )
     buffer = io.BytesIO()
     pd.DataFrame({"mastery": np.zeros(3_000_000, dtype=np.int8)}).to_parquet(buffer)
     bomb = buffer.getvalue()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     problem = Guard(None).check_body(bomb, PARQUET)
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    print(f"\nparquet bomb ({len(bomb) // 1024} KB, 3,000,000 rows): answered {problem[0]} "
-          f"({problem[2]}); peak RSS grew {grown:.1f} MB")
+    print(
+        f"\nparquet bomb ({len(bomb) // 1024} KB, 3,000,000 rows): answered {problem[0]} "
+        f"({problem[2]}); peak RSS grew {grown:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

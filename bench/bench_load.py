@@ -45,8 +45,9 @@ def main():
         env["SKBANDIT_DECISION_LOG"] = str(tmp / "decisions.db")
         events, items = _write_school(tmp)
         _run([sys.executable, "-m", "train.warmstart", "--events", events, "--items", items], env)
-        with skbandit_server("models:/skbandit-linucb@champion", env, tmp / "server.log",
-                             workers=args.workers) as (url, process):
+        with skbandit_server(
+            "models:/skbandit-linucb@champion", env, tmp / "server.log", workers=args.workers
+        ) as (url, process):
             if not url.startswith(f"http://{HOST}:"):
                 sys.exit(f"refusing to load anything but loopback, got {url}")
             body = _payload(args.rows)
@@ -70,8 +71,7 @@ def _send(url: str, body: str, n: int, concurrency: int):
         for _ in range(count):
             start = time.perf_counter()
             try:
-                answer = session.post(f"{url}/invocations", data=body, headers=headers,
-                                      timeout=60)
+                answer = session.post(f"{url}/invocations", data=body, headers=headers, timeout=60)
                 if answer.status_code != 200:
                     errors.append(f"{answer.status_code}: {answer.text[:120]}")
             except requests.RequestException as error:
@@ -100,14 +100,20 @@ def _group_rss_mb(pgid: int) -> float:
 
 def _print(args, latencies, errors, wall, rss_before, rss_after, n_logged):
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) * 1e3
-    print(f"\nskbandit serve --workers {args.workers}, decision logging on, {args.requests} "
-          f"requests of {args.rows} rows, {args.concurrency}-way, 127.0.0.1")
-    print("| req/s | p50 ms | p95 ms | p99 ms | errors | RSS after warm-up MB | RSS end MB | "
-          "RSS growth | decisions logged |")
+    print(
+        f"\nskbandit serve --workers {args.workers}, decision logging on, {args.requests} "
+        f"requests of {args.rows} rows, {args.concurrency}-way, 127.0.0.1"
+    )
+    print(
+        "| req/s | p50 ms | p95 ms | p99 ms | errors | RSS after warm-up MB | RSS end MB | "
+        "RSS growth | decisions logged |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     growth = (rss_after / rss_before - 1) * 100 if rss_before else float("nan")
-    print(f"| {args.requests / wall:.0f} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {len(errors)} | "
-          f"{rss_before:.0f} | {rss_after:.0f} | {growth:+.1f}% | {n_logged} |")
+    print(
+        f"| {args.requests / wall:.0f} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {len(errors)} | "
+        f"{rss_before:.0f} | {rss_after:.0f} | {growth:+.1f}% | {n_logged} |"
+    )
     if errors:
         print("first errors:", errors[:3])
 

@@ -74,9 +74,10 @@ def main():
         rest = _bench_rest(env, tmp, n_requests)
         trace = _bench_trace(env, events, items, n_trace)
         step = _bench_log_step(tmp / "log-step", 100 if args.quick else 400)
-        throughput = {sync: _bench_log_throughput(tmp / f"log-{sync}", sync, 4, 3.0 if
-                                                  args.quick else 8.0)
-                      for sync in ("normal", "full")}
+        throughput = {
+            sync: _bench_log_throughput(tmp / f"log-{sync}", sync, 4, 3.0 if args.quick else 8.0)
+            for sync in ("normal", "full")
+        }
     _print_rest(rest, n_requests)
     _print_trace(trace)
     _print_log_step(step)
@@ -138,14 +139,21 @@ NO_LOG = "skbandit-linucb, no log"
 
 
 def _bench_rest(env, tmp: Path, n_requests: int) -> dict:
-    served = {"skbandit-linucb": ("skbandit-linucb", env),
-              NO_LOG: ("skbandit-linucb", {**env, "SKBANDIT_DECISION_LOG": "off"}),
-              "identity": ("identity", env), "identity-signed": ("identity-signed", env)}
+    served = {
+        "skbandit-linucb": ("skbandit-linucb", env),
+        NO_LOG: ("skbandit-linucb", {**env, "SKBANDIT_DECISION_LOG": "off"}),
+        "identity": ("identity", env),
+        "identity-signed": ("identity-signed", env),
+    }
     with ExitStack() as servers:
         urls = {
             label: servers.enter_context(
-                model_server(f"models:/{name}@champion", server_env,
-                             tmp / f"{label.replace(' ', '')}.log", workers=1)
+                model_server(
+                    f"models:/{name}@champion",
+                    server_env,
+                    tmp / f"{label.replace(' ', '')}.log",
+                    workers=1,
+                )
             )
             for label, (name, server_env) in served.items()
         }
@@ -199,10 +207,11 @@ def _print_rest(results: dict, n_requests: int) -> None:
                 f"{1 / values.mean():.0f} | {p50 / identity_p50:.2f}x |"
             )
     for n_rows, by_model in results.items():
-        added = np.percentile(by_model["skbandit-linucb"], 50) - np.percentile(by_model[NO_LOG],
-                                                                               50)
-        print(f"\ndecision logging adds {added * 1e3:+.2f} ms to the p50 of a {n_rows}-row "
-              "request (target: at most 1 ms for 100 rows)")
+        added = np.percentile(by_model["skbandit-linucb"], 50) - np.percentile(by_model[NO_LOG], 50)
+        print(
+            f"\ndecision logging adds {added * 1e3:+.2f} ms to the p50 of a {n_rows}-row "
+            "request (target: at most 1 ms for 100 rows)"
+        )
 
 
 # ------------------------------------------------------------------ log throughput
@@ -273,29 +282,40 @@ def _print_log_step(step: dict) -> None:
     print("| what | p50 ms | p95 ms |")
     print("|---|---:|---:|")
     for label, values in step.items():
-        print(f"| {label} | {np.percentile(values, 50) * 1e3:.2f} | "
-              f"{np.percentile(values, 95) * 1e3:.2f} |")
+        print(
+            f"| {label} | {np.percentile(values, 50) * 1e3:.2f} | "
+            f"{np.percentile(values, 95) * 1e3:.2f} |"
+        )
 
 
 def _bench_log_throughput(folder: Path, sync: str, n_writers: int, seconds: float) -> float:
     """Decisions per second that ``n_writers`` processes append to one SQLite log."""
     folder.mkdir()
     url = f"sqlite:///{folder / 'decisions.db'}?synchronous={sync}"
-    first = subprocess.run([sys.executable, "-c", WRITER, url, "0.1"], cwd=REPO_ROOT,
-                           capture_output=True, text=True)  # creates the tables
+    first = subprocess.run(
+        [sys.executable, "-c", WRITER, url, "0.1"], cwd=REPO_ROOT, capture_output=True, text=True
+    )  # creates the tables
     if first.returncode != 0:
         sys.exit(f"log writer failed:\n{first.stderr[-2000:]}")
     start = str(time.time() + 30.0)  # after every writer has imported (slow on a busy machine)
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(seconds), start],
-                                cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-               for _ in range(n_writers)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(seconds), start],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n_writers)
+    ]
     counts = [int(w.communicate()[0].strip() or 0) for w in writers]
     return sum(counts) / seconds
 
 
 def _print_throughput(throughput: dict) -> None:
-    print("\nDecision log throughput: 4 processes appending 100-candidate decisions to one "
-          "SQLite log (WAL)")
+    print(
+        "\nDecision log throughput: 4 processes appending 100-candidate decisions to one "
+        "SQLite log (WAL)"
+    )
     print("| synchronous | decisions/s |")
     print("|---|---:|")
     for sync, rate in throughput.items():

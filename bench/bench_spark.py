@@ -35,8 +35,19 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_STUDENTS = 10_000
-STAGES = ("load", "contexts", "features", "params", "replay", "progress", "metrics", "plots",
-          "dataset", "model", "register")
+STAGES = (
+    "load",
+    "contexts",
+    "features",
+    "params",
+    "replay",
+    "progress",
+    "metrics",
+    "plots",
+    "dataset",
+    "model",
+    "register",
+)
 LOCAL_LIMIT = 10_000_000
 """Sizes above this are not run on the local engine unless --force-local (the memory line
 extrapolates its ceiling from the smaller sizes)."""
@@ -85,8 +96,12 @@ def school_of(size: int, data_dir: Path, local: bool) -> dict[str, Path]:
     single = folder / "events.parquet"
     if local and not single.is_file():
         pd.concat([_copy(events, k) for k in range(copies)]).to_parquet(single, index=False)
-    return {"dir": parts, "file": single, "items": base / "items.parquet",
-            "events": len(events) * copies}
+    return {
+        "dir": parts,
+        "file": single,
+        "items": base / "items.parquet",
+        "events": len(events) * copies,
+    }
 
 
 def _copy(events, k: int):
@@ -118,8 +133,11 @@ def child(engine: str, events: str, items: str, out: str, master: str, memory: s
     else:
         session_seconds = 0.0
         result = run_warmstart(options, console)
-    report = {"seconds": {"session": session_seconds, **result.seconds},
-              "total": time.perf_counter() - start, "events": result.history.n_events}
+    report = {
+        "seconds": {"session": session_seconds, **result.seconds},
+        "total": time.perf_counter() - start,
+        "events": result.history.n_events,
+    }
     Path(out).write_text(json.dumps(report))
 
 
@@ -165,8 +183,9 @@ class TreeMemory:
             for pid, (ppid, command) in parents.items():
                 if ppid == parent and pid not in kinds:
                     under_jvm = kinds[parent] in ("jvm", "workers")
-                    kinds[pid] = ("jvm" if "java" in command else
-                                  "workers" if under_jvm else "python")
+                    kinds[pid] = (
+                        "jvm" if "java" in command else "workers" if under_jvm else "python"
+                    )
                     frontier.append(pid)
         return kinds
 
@@ -187,15 +206,35 @@ def _rss(pid: int) -> int:
 
 def run_once(engine: str, paths: dict, master: str, memory: str, java_options: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
-               "MLFLOW_DISABLE_TELEMETRY": "true", "BENCH_JAVA_OPTIONS": java_options}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "BENCH_JAVA_OPTIONS": java_options,
+        }
         out = Path(tmp) / "report.json"
         events = paths["dir"] if engine == "spark" else paths["file"]
-        args = [sys.executable, "-m", "bench.bench_spark", "--child", engine, str(events),
-                str(paths["items"]), str(out), master, memory]
+        args = [
+            sys.executable,
+            "-m",
+            "bench.bench_spark",
+            "--child",
+            engine,
+            str(events),
+            str(paths["items"]),
+            str(out),
+            master,
+            memory,
+        ]
         wall = time.perf_counter()
-        process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            args,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         with TreeMemory(process.pid) as memory_use:
             _, errors = process.communicate()
         if process.returncode != 0:
@@ -203,16 +242,20 @@ def run_once(engine: str, paths: dict, master: str, memory: str, java_options: s
             log.write_text(errors)
             lines = errors.strip().splitlines()
             cause = [line for line in lines if "Error" in line or "Exception" in line]
-            return {"engine": engine, "failed": f"{(cause or lines or ['?'])[-1].strip()} "
-                                                f"(whole log: {log})"}
+            return {
+                "engine": engine,
+                "failed": f"{(cause or lines or ['?'])[-1].strip()} (whole log: {log})",
+            }
         report = json.loads(out.read_text())
     report.update(engine=engine, wall=time.perf_counter() - wall, peak=memory_use.peak)
     return report
 
 
 def print_table(reports: list[dict], master: str, memory: str, java_options: str) -> None:
-    print(f"\n| events | engine | {' | '.join(('session', *STAGES))} | total s | peak GB "
-          "(python / JVM / workers) |")
+    print(
+        f"\n| events | engine | {' | '.join(('session', *STAGES))} | total s | peak GB "
+        "(python / JVM / workers) |"
+    )
     print("|" + "---|" * (len(STAGES) + 5))
     for r in reports:
         if "failed" in r:
@@ -221,12 +264,16 @@ def print_table(reports: list[dict], master: str, memory: str, java_options: str
         s = r["seconds"]
         cells = [f"{s.get(k, 0.0):.1f}" for k in ("session", *STAGES)]
         gb = {k: v / 2**30 for k, v in r["peak"].items()}
-        print(f"| {r['events']:,} | {r['engine']} | {' | '.join(cells)} | {r['total']:.1f} | "
-              f"{gb['total']:.2f} ({gb['python']:.2f} / {gb['jvm']:.2f} / {gb['workers']:.2f}) |")
-    print(f"\nSpark: master {master}, driver memory {memory}, Java options "
-          f"{java_options or '(none)'}; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (wall times suffer "
-          "when the machine is shared).")
+        print(
+            f"| {r['events']:,} | {r['engine']} | {' | '.join(cells)} | {r['total']:.1f} | "
+            f"{gb['total']:.2f} ({gb['python']:.2f} / {gb['jvm']:.2f} / {gb['workers']:.2f}) |"
+        )
+    print(
+        f"\nSpark: master {master}, driver memory {memory}, Java options "
+        f"{java_options or '(none)'}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (wall times suffer "
+        "when the machine is shared)."
+    )
     _closing_lines(reports)
 
 
@@ -237,22 +284,26 @@ def _closing_lines(reports: list[dict]) -> None:
         (n0, m0), (n1, m1) = local[0], local[-1]
         per_million = (m1 - m0) / (n1 - n0) * 1e6
         ceiling = n0 + (24 * 2**30 - m0) / per_million * 1e6
-        print(f"local engine memory: {per_million / 2**30:.2f} GB per million events "
-              f"(from {n0:,} to {n1:,}); 24 GB runs out near {ceiling / 1e6:.0f}M events")
+        print(
+            f"local engine memory: {per_million / 2**30:.2f} GB per million events "
+            f"(from {n0:,} to {n1:,}); 24 GB runs out near {ceiling / 1e6:.0f}M events"
+        )
     spark = [r for r in done if r["engine"] == "spark"]
     if spark:
         big = max(spark, key=lambda r: r["events"])
         fixed = big["seconds"].get("session", 0.0) + sum(
-            big["seconds"].get(k, 0.0) for k in ("params", "plots", "dataset", "model",
-                                                   "register"))
+            big["seconds"].get(k, 0.0) for k in ("params", "plots", "dataset", "model", "register")
+        )
         scaled = big["total"] - fixed
         per_core = big["events"] / (scaled * 2)  # local[2]: two cores did the scaled work
         estimate = CLUSTER_EVENTS / (per_core * CLUSTER_CORES) + fixed
-        print(f"Spark per-core throughput at {big['events']:,} events: {per_core:,.0f} events/s "
-              f"per core ({scaled:.0f} s of data work on 2 cores, {fixed:.0f} s fixed); "
-              f"{CLUSTER_EVENTS / 1e6:.0f}M events on {CLUSTER_CORES} cores: about "
-              f"{estimate / 60:.0f} min if the work scales linearly (no shuffle or skew "
-              "penalty counted)")
+        print(
+            f"Spark per-core throughput at {big['events']:,} events: {per_core:,.0f} events/s "
+            f"per core ({scaled:.0f} s of data work on 2 cores, {fixed:.0f} s fixed); "
+            f"{CLUSTER_EVENTS / 1e6:.0f}M events on {CLUSTER_CORES} cores: about "
+            f"{estimate / 60:.0f} min if the work scales linearly (no shuffle or skew "
+            "penalty counted)"
+        )
 
 
 def main() -> None:
@@ -261,11 +312,17 @@ def main() -> None:
     parser.add_argument("--engines", default="local,spark")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
-    parser.add_argument("--force-local", action="store_true",
-                        help=f"run the local engine above {LOCAL_LIMIT:,} events too")
+    parser.add_argument(
+        "--force-local",
+        action="store_true",
+        help=f"run the local engine above {LOCAL_LIMIT:,} events too",
+    )
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".cache" / "bench-spark")
-    parser.add_argument("--java-options", default="",
-                        help="spark.driver.extraJavaOptions, e.g. -XX:TieredStopAtLevel=1")
+    parser.add_argument(
+        "--java-options",
+        default="",
+        help="spark.driver.extraJavaOptions, e.g. -XX:TieredStopAtLevel=1",
+    )
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -278,8 +335,10 @@ def main() -> None:
         paths = school_of(size, args.data_dir, local)
         for engine in engines:
             if engine == "local" and not local:
-                print(f"skipping the local engine at {size:,} events (above {LOCAL_LIMIT:,}; "
-                      "--force-local runs it)")
+                print(
+                    f"skipping the local engine at {size:,} events (above {LOCAL_LIMIT:,}; "
+                    "--force-local runs it)"
+                )
                 continue
             print(f"running {engine} on {paths['events']:,} events ...", flush=True)
             report = run_once(engine, paths, args.master, args.driver_memory, args.java_options)

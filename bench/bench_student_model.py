@@ -12,8 +12,9 @@ For each data set it prints progressive log-loss, AUC, Brier score and expected 
 error (10 equal-width bins) of
 
 - ``served``: the product's model, replayed exactly as ``python -m train.warmstart`` does
-  (:func:`served_replay`: the job's starting pipeline, :func:`train.warmstart.history.prepare_history`
-  and :func:`skbandit.progressive.replay_history`; no MLflow run);
+  (:func:`served_replay`: the job's starting pipeline,
+  :func:`train.warmstart.history.prepare_history` and
+  :func:`skbandit.progressive.replay_history`; no MLflow run);
 - ``irt``: the product's IRT baseline (the 3PL from mastery and the item's parameters);
 - ``elo``, ``pfa``, ``bkt``: :mod:`bench.student_baselines`, everything frozen per batch
   (no forecast of a batch depends on an outcome of that batch);
@@ -126,9 +127,13 @@ def served_replay(data, batch_size: int):
     _, pipeline = start(WarmstartOptions(batch_size=batch_size))
     history = prepare_history(data.events, data.items)
     unscored = training_data.scored_from(history.events, data.calibrated_until)
-    replay = replay_history(pipeline, history.contexts,
-                            history.events["correct"].to_numpy(), batch_size=batch_size,
-                            score_from=unscored)
+    replay = replay_history(
+        pipeline,
+        history.contexts,
+        history.events["correct"].to_numpy(),
+        batch_size=batch_size,
+        score_from=unscored,
+    )
     return history, unscored, replay
 
 
@@ -138,8 +143,9 @@ def measure(dataset: DataSet, batch_size: int, clip: float) -> dict:
     events = history.events
     y = events["correct"].to_numpy(dtype=np.float64)
     slices = warmstart_batches(len(y), batch_size, unscored)
-    topic = events["item_id"].map(dataset.data.items.drop_duplicates("item_id")
-                                  .set_index("item_id")["topic"])
+    topic = events["item_id"].map(
+        dataset.data.items.drop_duplicates("item_id").set_index("item_id")["topic"]
+    )
     users = pd.factorize(events["user_id"])[0]
     items = pd.factorize(events["item_id"])[0]
     skills = pd.factorize(topic.astype(str))[0]
@@ -158,8 +164,11 @@ def measure(dataset: DataSet, batch_size: int, clip: float) -> dict:
     served = forecasts["served"]
     return {
         "name": dataset.name,
-        "events": len(y), "scored": len(scored), "students": int(events["user_id"].nunique()),
-        "items": int(events["item_id"].nunique()), "topics": int(pd.Series(skills).nunique()),
+        "events": len(y),
+        "scored": len(scored),
+        "students": int(events["user_id"].nunique()),
+        "items": int(events["item_id"].nunique()),
+        "topics": int(pd.Series(skills).nunique()),
         "success": float(scored.mean()),
         "served_outside": float(np.mean((served < 0) | (served > 1))),
         "models": {name: metrics(scored, p, clip) for name, p in forecasts.items()},
@@ -180,11 +189,14 @@ def simulated(scenario: str, n_students: int, seed: int = 1) -> DataSet:
     from skbandit.sim.learning import LEARNING_SCENARIOS
     from train.warmstart.data import TrainingData
 
-    config = replace(default_school_config(), n_students=n_students, seed=seed,
-                     **LEARNING_SCENARIOS[scenario])
+    config = replace(
+        default_school_config(), n_students=n_students, seed=seed, **LEARNING_SCENARIOS[scenario]
+    )
     school = simulate_school(config)
-    return DataSet(f"sim {scenario} ({n_students} students)",
-                   TrainingData(school.events, school.items, f"sim:{scenario}", {}))
+    return DataSet(
+        f"sim {scenario} ({n_students} students)",
+        TrainingData(school.events, school.items, f"sim:{scenario}", {}),
+    )
 
 
 def ingested(fmt: str, paths: list[Path], name: str, work: Path) -> DataSet:
@@ -202,21 +214,26 @@ def fixture_sets(work: Path):
     for fmt in ("assistments-2009", "assistments-2012", "edm-cup-2023", "ednet-kt1"):
         yield f"fixture {fmt}", lambda f=fmt: ingested(f, [FIXTURES / f], f"fixture {f}", work)
     for path in sorted((FIXTURES / "datashop").iterdir()):
-        yield (f"fixture datashop/{path.name}",
-               lambda p=path: ingested("datashop", [p], f"fixture datashop/{p.name}", work))
+        yield (
+            f"fixture datashop/{path.name}",
+            lambda p=path: ingested("datashop", [p], f"fixture datashop/{p.name}", work),
+        )
 
 
 def print_table(result: dict) -> None:
     r = result
-    print(f"\n{r['name']}: {r['events']:,} events ({r['scored']:,} scored), "
-          f"{r['students']:,} students, {r['items']:,} items, {r['topics']:,} topics, "
-          f"success {r['success']:.3f}; served forecasts outside [0, 1]: "
-          f"{r['served_outside']:.1%}")
+    print(
+        f"\n{r['name']}: {r['events']:,} events ({r['scored']:,} scored), "
+        f"{r['students']:,} students, {r['items']:,} items, {r['topics']:,} topics, "
+        f"success {r['success']:.3f}; served forecasts outside [0, 1]: "
+        f"{r['served_outside']:.1%}"
+    )
     print("| model | log-loss | AUC | Brier | ECE |")
     print("|---|---|---|---|---|")
     for name, m in r["models"].items():
-        print(f"| {name} | {m['log_loss']:.3f} | {m['auc']:.3f} | {m['brier']:.3f} | "
-              f"{m['ece']:.3f} |")
+        print(
+            f"| {name} | {m['log_loss']:.3f} | {m['auc']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |"
+        )
 
 
 def print_summary(results: list[dict]) -> None:
@@ -224,10 +241,8 @@ def print_summary(results: list[dict]) -> None:
     print("\n| data set | events (scored) | " + " | ".join(MODELS) + " |")
     print("|---|---|" + "---|" * len(MODELS))
     for r in results:
-        cells = [f"{r['models'][m]['log_loss']:.3f} / {r['models'][m]['auc']:.3f}"
-                 for m in MODELS]
-        print(f"| {r['name']} | {r['events']:,} ({r['scored']:,}) | " + " | ".join(cells)
-              + " |")
+        cells = [f"{r['models'][m]['log_loss']:.3f} / {r['models'][m]['auc']:.3f}" for m in MODELS]
+        print(f"| {r['name']} | {r['events']:,} ({r['scored']:,}) | " + " | ".join(cells) + " |")
     print("(cells: log-loss / AUC)")
 
 
@@ -246,32 +261,47 @@ def data_sets(args, work: Path):
     if args.events:
         from train.warmstart.data import load_training_data
 
-        yield Path(args.events).name, lambda: DataSet(
-            Path(args.events).name, load_training_data(args.events, args.items))
+        yield (
+            Path(args.events).name,
+            lambda: DataSet(Path(args.events).name, load_training_data(args.events, args.items)),
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datashop", nargs="+", metavar="FILE",
-                        help="Real DataShop exports (one data set per file).")
+    parser.add_argument(
+        "--datashop",
+        nargs="+",
+        metavar="FILE",
+        help="Real DataShop exports (one data set per file).",
+    )
     parser.add_argument("--events", help="Canonical events file (parquet or CSV).")
     parser.add_argument("--items", help="Items file that goes with --events.")
-    parser.add_argument("--students", type=int, default=300,
-                        help="Students per simulated school (default 300).")
+    parser.add_argument(
+        "--students", type=int, default=300, help="Students per simulated school (default 300)."
+    )
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--clip", type=float, default=CLIP)
-    parser.add_argument("--quick", action="store_true",
-                        help="Smoke run: small simulated schools, no default school.")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Smoke run: small simulated schools, no default school.",
+    )
     parser.add_argument("--no-default", action="store_true", help="Skip the default school.")
-    parser.add_argument("--given-only", action="store_true",
-                        help="Measure only the data given by --datashop / --events.")
+    parser.add_argument(
+        "--given-only",
+        action="store_true",
+        help="Measure only the data given by --datashop / --events.",
+    )
     args = parser.parse_args()
     if (args.events is None) != (args.items is None):
         parser.error("give --events and --items together")
     from skbandit.exceptions import SkbanditError
 
-    print(f"clip [{args.clip:g}, 1 - {args.clip:g}]; batches of 100 doubling to "
-          f"{args.batch_size:,}, split at the calibration window; scored before learned")
+    print(
+        f"clip [{args.clip:g}, 1 - {args.clip:g}]; batches of 100 doubling to "
+        f"{args.batch_size:,}, split at the calibration window; scored before learned"
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-student-") as tmp:
         for name, load in data_sets(args, Path(tmp)):

@@ -95,11 +95,24 @@ def run_once(events: Path, items: Path, store: Path) -> dict:
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     out = store / "report.json"
-    args = [sys.executable, "-m", "bench.bench_warmstart", "--child", str(events), str(items),
-            str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "bench.bench_warmstart",
+        "--child",
+        str(events),
+        str(items),
+        str(out),
+    ]
     wall = time.perf_counter()
-    subprocess.run(args, cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        args,
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     report = json.loads(out.read_text())
     report["wall"] = time.perf_counter() - wall
     return report
@@ -107,8 +120,7 @@ def run_once(events: Path, items: Path, store: Path) -> dict:
 
 def print_table(report: dict) -> None:
     seconds = report["seconds"]
-    print(f"\nwarm-start on {report['events']:,} events (registered version "
-          f"{report['version']})\n")
+    print(f"\nwarm-start on {report['events']:,} events (registered version {report['version']})\n")
     print(f"| {'stage':<9} | {'seconds':>7} | {'share':>6} | what")
     print(f"|{'-' * 11}|{'-' * 9}|{'-' * 8}|{'-' * 58}")
     for stage, what in STAGES.items():
@@ -116,25 +128,36 @@ def print_table(report: dict) -> None:
             share = seconds[stage] / report["total"]
             print(f"| {stage:<9} | {seconds[stage]:7.2f} | {share:6.1%} | {what}")
     other = report["total"] - sum(seconds.values())
-    print(f"| {'other':<9} | {other:7.2f} | {other / report['total']:6.1%} | summary, "
-          "interpreter exit not included")
-    print(f"| {'total':<9} | {report['total']:7.2f} | {'':>6} | target < {TARGET_SECONDS:.0f} s "
-          f"(subprocess wall incl. interpreter start/exit: {report['wall']:.2f} s)")
-    print(f"\nCPU time (user + sys) {report['cpu']:.2f} s; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall time suffers when the "
-          "machine is shared)")
+    print(
+        f"| {'other':<9} | {other:7.2f} | {other / report['total']:6.1%} | summary, "
+        "interpreter exit not included"
+    )
+    print(
+        f"| {'total':<9} | {report['total']:7.2f} | {'':>6} | target < {TARGET_SECONDS:.0f} s "
+        f"(subprocess wall incl. interpreter start/exit: {report['wall']:.2f} s)"
+    )
+    print(
+        f"\nCPU time (user + sys) {report['cpu']:.2f} s; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall time suffers when the "
+        "machine is shared)"
+    )
     rss_gb = report["peak_rss_mb"] / 1024
-    print(f"\npeak RSS {report['peak_rss_mb']:,.0f} MB (target < {TARGET_RSS_GB:.0f} GB: "
-          f"{'met' if rss_gb < TARGET_RSS_GB else 'NOT met'}); time target "
-          f"{'met' if report['total'] < TARGET_SECONDS else 'NOT met'}")
+    print(
+        f"\npeak RSS {report['peak_rss_mb']:,.0f} MB (target < {TARGET_RSS_GB:.0f} GB: "
+        f"{'met' if rss_gb < TARGET_RSS_GB else 'NOT met'}); time target "
+        f"{'met' if report['total'] < TARGET_SECONDS else 'NOT met'}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="school size (events)")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".cache" / "bench-warmstart")
-    parser.add_argument("--existing-store", action="store_true",
-                        help="time a second run against a store that already has version 1")
+    parser.add_argument(
+        "--existing-store",
+        action="store_true",
+        help="time a second run against a store that already has version 1",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

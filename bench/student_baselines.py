@@ -41,8 +41,9 @@ def _running_rate(correct: np.ndarray, start: int, prior: float = 0.5) -> float:
     return float((prior + correct[:start].sum()) / (1.0 + start))
 
 
-def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A,
-        online: bool = False) -> np.ndarray:
+def elo(
+    users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A, online: bool = False
+) -> np.ndarray:
     """Elo / online Rasch forecasts, the ratings frozen within each batch (``online``:
     each row's forecast from the ratings just before it).
 
@@ -59,8 +60,13 @@ def elo(users, items, correct, slices, *, k: float = ELO_K, a: float = ELO_A,
     for batch in slices:
         u, i = users[batch], items[batch]
         out[batch] = 1.0 / (1.0 + np.exp(-(theta[u] - b[i])))
-        for row, uu, ii, y in zip(range(batch.start, batch.stop), u.tolist(), i.tolist(),
-                                  correct[batch].tolist(), strict=True):
+        for row, uu, ii, y in zip(
+            range(batch.start, batch.stop),
+            u.tolist(),
+            i.tolist(),
+            correct[batch].tolist(),
+            strict=True,
+        ):
             p = 1.0 / (1.0 + np.exp(-(theta[uu] - b[ii])))
             if online:
                 out[row] = p
@@ -82,8 +88,9 @@ def frozen_counts(users, skills, correct, slices, online: bool = False):
     ([0.0, 1.0, 1.0], [0.0, 0.0, 0.0])
     """
     correct = np.asarray(correct, dtype=np.float64)
-    key = np.asarray(users, dtype=np.int64) * (np.max(skills) + 1) + np.asarray(skills,
-                                                                          dtype=np.int64)
+    key = np.asarray(users, dtype=np.int64) * (np.max(skills) + 1) + np.asarray(
+        skills, dtype=np.int64
+    )
     wins = np.zeros(len(correct))
     seen = np.zeros(len(correct))
     for batch in [] if online else slices:  # exclusive counts within the batch, subtracted below
@@ -116,28 +123,30 @@ def pfa(users, skills, correct, slices, *, c: float = 1.0, online: bool = False)
     previous fit (base rate until the learned rows hold both outcomes)."""
     skills, correct = np.asarray(skills), np.asarray(correct, dtype=np.float64)
     s, f = frozen_counts(users, skills, correct, slices, online)
-    design = pfa_features(skills, s / PFA_COUNT_SCALE, f / PFA_COUNT_SCALE,
-                          int(skills.max()) + 1)
+    design = pfa_features(skills, s / PFA_COUNT_SCALE, f / PFA_COUNT_SCALE, int(skills.max()) + 1)
     model = LogisticRegression(C=c, max_iter=500, warm_start=True)
     out = np.empty(len(correct))
     for batch in slices:
-        seen = correct[:batch.start]
+        seen = correct[: batch.start]
         if batch.start == 0 or seen.min() == seen.max():
             out[batch] = _running_rate(correct, batch.start)
             continue
         with warnings.catch_warnings():  # lbfgs may stop at max_iter on small data
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(design[:batch.start], seen)
+            model.fit(design[: batch.start], seen)
         out[batch] = model.predict_proba(design[batch])[:, 1]
     return out
 
 
-_GRID = np.array(np.meshgrid(
-    [0.1, 0.3, 0.5, 0.7, 0.9],          # prior P(L0)
-    [0.02, 0.05, 0.1, 0.2, 0.35],       # learn P(T)
-    [0.05, 0.15, 0.25, 0.35],           # guess P(G)
-    [0.05, 0.1, 0.2, 0.3],              # slip P(S)
-    indexing="ij")).reshape(4, -1)
+_GRID = np.array(
+    np.meshgrid(
+        [0.1, 0.3, 0.5, 0.7, 0.9],  # prior P(L0)
+        [0.02, 0.05, 0.1, 0.2, 0.35],  # learn P(T)
+        [0.05, 0.15, 0.25, 0.35],  # guess P(G)
+        [0.05, 0.1, 0.2, 0.3],  # slip P(S)
+        indexing="ij",
+    )
+).reshape(4, -1)
 BKT_DEFAULT = np.array([0.5, 0.1, 0.25, 0.1])
 """Parameters of a skill with no learned rows yet."""
 
@@ -156,7 +165,7 @@ def _bkt_forward(seq, pos, correct, params, n_seq, rows_out: bool = False):
     order = np.argsort(pos, kind="stable")
     bounds = np.searchsorted(pos[order], np.arange(pos.max() + 2))
     for j in range(len(bounds) - 1):
-        rows = order[bounds[j]:bounds[j + 1]]
+        rows = order[bounds[j] : bounds[j + 1]]
         q = seq[rows]
         lg = (slice(None),) if learn.shape[0] == 1 else (q,)
         g, s_, t = guess[lg], slip[lg], learn[lg]
@@ -202,19 +211,20 @@ def bkt(users, skills, correct, slices, *, online: bool = False) -> np.ndarray:
         if start and start >= 2 * fitted_on:
             learned = np.unique(seq[:start])
             local = np.searchsorted(learned, seq[:start])
-            params = _bkt_fit(local, pos[:start], skill_of_seq[learned], correct[:start],
-                              n_skills)
+            params = _bkt_fit(local, pos[:start], skill_of_seq[learned], correct[:start], n_skills)
             fitted_on = start
         per_seq = params[skill_of_seq].T[:, :, None]  # (4, n_all_seq, 1)
         if online:
             stop = batch.stop
-            *_, forecast = _bkt_forward(seq[:stop], pos[:stop], correct[:stop], per_seq,
-                                        len(skill_of_seq), rows_out=True)
+            *_, forecast = _bkt_forward(
+                seq[:stop], pos[:stop], correct[:stop], per_seq, len(skill_of_seq), rows_out=True
+            )
             out[batch] = forecast[batch]
             continue
         if start:
-            _, state = _bkt_forward(seq[:start], pos[:start], correct[:start], per_seq,
-                                    len(skill_of_seq))
+            _, state = _bkt_forward(
+                seq[:start], pos[:start], correct[:start], per_seq, len(skill_of_seq)
+            )
             # sequences not started before the batch keep their prior
             state = state[:, 0]
         else:

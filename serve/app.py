@@ -51,9 +51,17 @@ JSON, CSV, PARQUET = "application/json", "text/csv", "application/vnd.apache.par
 CONTENT_TYPES = (JSON, CSV, PARQUET)
 ENV_MODEL_PATH = "SKBANDIT_SERVE_MODEL_PATH"
 ENV_ALLOWED_HOSTS = "SKBANDIT_SERVE_ALLOWED_HOSTS"
-ERROR_CODES = {400: "BAD_REQUEST", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-               408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-               422: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
+ERROR_CODES = {
+    400: "BAD_REQUEST",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "BAD_REQUEST",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 """The ``error_code`` of an error answer without one of its own, by HTTP status."""
 _STRING = re.compile(rb'"(?>[^"\\]*+(?:\\.[^"\\]*+)*+)(?:"|\\?\Z)', re.DOTALL)
 """A JSON string, or an unterminated one running to the end: a match never fails once
@@ -109,8 +117,15 @@ class Guard:
     ``known_params``: the request params the served version knows (None: not checked).
     """
 
-    def __init__(self, app, allowed_hosts=LOOPBACK_HOSTS, max_body_bytes=MAX_BODY_BYTES,
-                 max_depth=MAX_JSON_DEPTH, body_timeout=BODY_TIMEOUT_S, known_params=None):
+    def __init__(
+        self,
+        app,
+        allowed_hosts=LOOPBACK_HOSTS,
+        max_body_bytes=MAX_BODY_BYTES,
+        max_depth=MAX_JSON_DEPTH,
+        body_timeout=BODY_TIMEOUT_S,
+        known_params=None,
+    ):
         self.app = app
         self.allowed_hosts = {h.lower().strip("[]") for h in allowed_hosts}
         self.max_body_bytes = max_body_bytes
@@ -122,24 +137,34 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         host = _host_name(headers.get("host", ""))
         if host not in self.allowed_hosts:
-            return await _error(send, 403, "FORBIDDEN",
-                                f"host {host or '(none)'!r} is not allowed (allowed: "
-                                f"{', '.join(sorted(self.allowed_hosts))}); start skbandit "
-                                "serve with --allowed-host NAME to serve under another name")
+            return await _error(
+                send,
+                403,
+                "FORBIDDEN",
+                f"host {host or '(none)'!r} is not allowed (allowed: "
+                f"{', '.join(sorted(self.allowed_hosts))}); start skbandit "
+                "serve with --allowed-host NAME to serve under another name",
+            )
         path = scope.get("path", "")
         if path not in PATHS:
-            return await _error(send, 404, "NOT_FOUND", f"no such path {path[:80]!r} (served: "
-                                f"{', '.join(PATHS)})")
+            return await _error(
+                send, 404, "NOT_FOUND", f"no such path {path[:80]!r} (served: {', '.join(PATHS)})"
+            )
         mime = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if path == "/invocations" and mime not in CONTENT_TYPES:
             given = f"Content-Type {mime[:80]!r}" if mime else "no Content-Type"
-            return await _error(send, 415, "UNSUPPORTED_MEDIA_TYPE",
-                                f"request has {given}; send {JSON} (dataframe_split or "
-                                f"dataframe_records), {CSV} or {PARQUET}")
+            return await _error(
+                send,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"request has {given}; send {JSON} (dataframe_split or "
+                f"dataframe_records), {CSV} or {PARQUET}",
+            )
         body, problem = await self._body(receive, headers)
         if problem is None and path == "/invocations":
             problem = await self._check(body, mime)
@@ -158,8 +183,12 @@ class Guard:
 
     async def _body(self, receive, headers):
         """The whole request body, or (status, code, message) for one over the limits."""
-        too_large = (413, "REQUEST_TOO_LARGE", f"request body is larger than the "
-                     f"{self.max_body_bytes} bytes accepted; split the request")
+        too_large = (
+            413,
+            "REQUEST_TOO_LARGE",
+            f"request body is larger than the "
+            f"{self.max_body_bytes} bytes accepted; split the request",
+        )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             return b"", too_large
@@ -178,8 +207,11 @@ class Guard:
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
-            return b"", (408, "REQUEST_TIMEOUT", f"request body not received within "
-                         f"{self.body_timeout:g} s")
+            return b"", (
+                408,
+                "REQUEST_TIMEOUT",
+                f"request body not received within {self.body_timeout:g} s",
+            )
         return b"".join(chunks), None
 
     async def _check(self, body: bytes, mime: str):
@@ -195,8 +227,12 @@ class Guard:
 
         if mime == JSON:
             if json_depth(body) > self.max_depth:
-                return (400, "BAD_REQUEST", f"request JSON is nested more than "
-                        f"{self.max_depth} levels deep (a dataframe_split request is 4)")
+                return (
+                    400,
+                    "BAD_REQUEST",
+                    f"request JSON is nested more than "
+                    f"{self.max_depth} levels deep (a dataframe_split request is 4)",
+                )
             try:
                 payload = json.loads(body)
             except ValueError as error:
@@ -207,8 +243,12 @@ class Guard:
                 return 400, "BAD_REQUEST", str(error)
         elif mime == CSV:
             if body.count(b"\n") > MAX_REQUEST_ROWS + 1:
-                return (400, "BAD_REQUEST", f"CSV request has more than {MAX_REQUEST_ROWS} "
-                        "lines; at most that many candidate rows are accepted: split it")
+                return (
+                    400,
+                    "BAD_REQUEST",
+                    f"CSV request has more than {MAX_REQUEST_ROWS} "
+                    "lines; at most that many candidate rows are accepted: split it",
+                )
         elif mime == PARQUET:
             return parquet_problem(body, MAX_REQUEST_ROWS)
         return None
@@ -226,13 +266,24 @@ def parquet_problem(body: bytes, max_rows: int):
     except Exception as error:
         return 400, "BAD_REQUEST", f"request is not a readable parquet file: {error}"
     if meta.num_rows > max_rows:
-        return (400, "BAD_REQUEST", f"parquet request has {meta.num_rows} rows; at most "
-                f"{max_rows} candidate rows are accepted per request: split it")
-    size = sum(meta.row_group(g).column(c).total_uncompressed_size
-               for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+        return (
+            400,
+            "BAD_REQUEST",
+            f"parquet request has {meta.num_rows} rows; at most "
+            f"{max_rows} candidate rows are accepted per request: split it",
+        )
+    size = sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
     if size > MAX_PARQUET_BYTES:
-        return (413, "REQUEST_TOO_LARGE", f"parquet request declares {size} bytes "
-                f"uncompressed; at most {MAX_PARQUET_BYTES} are accepted")
+        return (
+            413,
+            "REQUEST_TOO_LARGE",
+            f"parquet request declares {size} bytes "
+            f"uncompressed; at most {MAX_PARQUET_BYTES} are accepted",
+        )
     return None
 
 
@@ -277,9 +328,16 @@ def _parse_error(body: bytes, status: int) -> tuple[str, str]:
 
 async def _error(send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error_code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -341,11 +399,20 @@ def run(model: str, host: str, port: int, workers: int, allowed_hosts=(), echo=p
         os.environ[ENV_MODEL_PATH] = registry.download_verified(version, folder)
         app = create_app()  # load once here: a broken version fails before any worker starts
         where = tracking.redact_uri(log_url) if log_url else "nowhere (SKBANDIT_DECISION_LOG=off)"
-        echo(f"serving {ref.name} version {version.version} on http://{host}:{port} with "
-             f"{workers} worker(s); decisions logged to {where}")
+        echo(
+            f"serving {ref.name} version {version.version} on http://{host}:{port} with "
+            f"{workers} worker(s); decisions logged to {where}"
+        )
         limits = {"timeout_keep_alive": KEEP_ALIVE_S, "limit_concurrency": MAX_CONNECTIONS}
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_level="info", **limits)
         else:
-            uvicorn.run("serve.app:create_app", factory=True, host=host, port=port,
-                        workers=workers, log_level="info", **limits)
+            uvicorn.run(
+                "serve.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="info",
+                **limits,
+            )

@@ -45,9 +45,7 @@ EventsOpt = Annotated[
 ItemsOpt = Annotated[
     Path | None, typer.Option(envvar="SKBANDIT_ITEMS", help="Items file (parquet or CSV).")
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")
-]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")]
 DEFAULT_MODEL = "skbandit-linucb@champion"
 
 
@@ -78,8 +76,12 @@ TargetOpt = Annotated[
 ]
 SeedOpt = Annotated[
     int | None,
-    typer.Option(min=0, help="Seed of tie-breaks and draws, to reproduce a ranking "
-                 "(default: unseeded, from OS entropy).", show_default=False),
+    typer.Option(
+        min=0,
+        help="Seed of tie-breaks and draws, to reproduce a ranking "
+        "(default: unseeded, from OS entropy).",
+        show_default=False,
+    ),
 ]
 
 
@@ -94,8 +96,7 @@ def _one_line_errors():
 
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
-            KeyboardInterrupt):
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
         raise
     except Exception as error:  # a SkbanditError, an unreachable tracking server, a bug
         if errors.debugging() and not isinstance(error, errors.SkbanditError):
@@ -132,9 +133,12 @@ def trace(
     seed: SeedOpt = None,
     log_decision: Annotated[
         bool,
-        typer.Option("--log-decision", metavar="",
-                     help="With --use-rl: record the decision in the decision log "
-                     "(SKBANDIT_DECISION_LOG, default mlruns/decisions.db)."),
+        typer.Option(
+            "--log-decision",
+            metavar="",
+            help="With --use-rl: record the decision in the decision log "
+            "(SKBANDIT_DECISION_LOG, default mlruns/decisions.db).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -145,8 +149,7 @@ def trace(
 
         settings = _settings(exploration, temperature, objective, target, top_k, seed)
         if not use_rl:
-            _warn_unused(ctx, "model", "exploration", "temperature", "objective", "target",
-                         "seed")
+            _warn_unused(ctx, "model", "exploration", "temperature", "objective", "target", "seed")
         week = _student_week(events, items, student_id, topic, time_window)
         if use_rl:
             pipeline, info = _load_model(model, (events, items))
@@ -154,8 +157,9 @@ def trace(
             recs = rl_recommendations(pipeline, week, settings)
         else:
             recs, info, settings = rule_recommendations(week, top_k), None, None
-        decision_id = _log_decision(log_decision, use_rl, pipeline if use_rl else None, week,
-                                    recs, settings, info)
+        decision_id = _log_decision(
+            log_decision, use_rl, pipeline if use_rl else None, week, recs, settings, info
+        )
         if as_json:
             payload = render.trace_payload(week, recs, info, settings)
             _print_json(payload if decision_id is None else {**payload, "decision_id": decision_id})
@@ -203,7 +207,8 @@ def models(
     wide: Annotated[
         bool,
         typer.Option(
-            "--wide", metavar="",
+            "--wide",
+            metavar="",
             help="All columns (time, updates, feature set, Brier, run id); needs ~140 columns.",
         ),
     ] = False,
@@ -225,17 +230,23 @@ def models(
 @app.command()
 def serve(
     model: Annotated[
-        str, typer.Option(envvar="SKBANDIT_MODEL", help="Registered model: models:/NAME@ALIAS, "
-                          "NAME@ALIAS or NAME/VERSION.")
+        str,
+        typer.Option(
+            envvar="SKBANDIT_MODEL",
+            help="Registered model: models:/NAME@ALIAS, NAME@ALIAS or NAME/VERSION.",
+        ),
     ] = f"models:/{DEFAULT_MODEL}",
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
-        "127.0.0.1"),
+        "127.0.0.1"
+    ),
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
     allowed_host: Annotated[
         list[str] | None,
-        typer.Option(help="Another Host name clients may use (repeatable); localhost, "
-                     "127.0.0.1 and ::1 are always allowed."),
+        typer.Option(
+            help="Another Host name clients may use (repeatable); localhost, "
+            "127.0.0.1 and ::1 are always allowed."
+        ),
     ] = None,
 ) -> None:
     """Serve a registered version over REST (POST /invocations), logging every decision."""
@@ -250,8 +261,9 @@ def serve(
 
 @app.command("verify-model")
 def verify_model(
-    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, NAME@ALIAS or NAME/VERSION.")
-                     ] = f"models:/{DEFAULT_MODEL}",
+    model: Annotated[
+        str, typer.Argument(help="models:/NAME@ALIAS, NAME@ALIAS or NAME/VERSION.")
+    ] = f"models:/{DEFAULT_MODEL}",
 ) -> None:
     """Check a version before plain `mlflow models serve`: checksums, no stored code, the
     installed loader. Prints the version number to serve."""
@@ -261,15 +273,21 @@ def verify_model(
 
         _configure_tracking()
         version = verify_version(registry.parse_model_ref(model))
-        typer.echo(f"{version.name} version {version.version} verified: checksums match, no "
-                   "stored code, loader adapters.model_flavor; serve "
-                   f"models:/{version.name}/{version.version}")
+        typer.echo(
+            f"{version.name} version {version.version} verified: checksums match, no "
+            "stored code, loader adapters.model_flavor; serve "
+            f"models:/{version.name}/{version.version}"
+        )
 
 
 @app.command("verify-log")
 def verify_log(
-    where: Annotated[str, typer.Argument(help="Decision log URL, SQLite file or parquet "
-                                          "export folder (default: the served log).")] = "",
+    where: Annotated[
+        str,
+        typer.Argument(
+            help="Decision log URL, SQLite file or parquet export folder (default: the served log)."
+        ),
+    ] = "",
 ) -> None:
     """Check a decision log's hash chains; name the first rewritten or deleted decision."""
     with _one_line_errors():
@@ -280,9 +298,11 @@ def verify_log(
         result = verify(decisions, candidates)
         if not result.ok:
             _fail(f"decision log {source} fails verification: {result.broken}")
-        typer.echo(f"decision log {source} is intact: {result.n_decisions} decisions in "
-                   f"{result.n_chains} chain(s); chain heads (record them to detect a later "
-                   "rewrite of a whole chain tail):")
+        typer.echo(
+            f"decision log {source} is intact: {result.n_decisions} decisions in "
+            f"{result.n_chains} chain(s); chain heads (record them to detect a later "
+            "rewrite of a whole chain tail):"
+        )
         for chain, (seq, head) in result.heads.items():
             typer.echo(f"  {chain} link {seq} {head}")
 
@@ -307,8 +327,12 @@ def _settings(exploration, temperature, objective, target, top_k, seed):
     from serve.recommend import PolicySettings
     from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
-    options = {"exploration": exploration, "temperature": temperature, "target": target,
-               "top_k": top_k}
+    options = {
+        "exploration": exploration,
+        "temperature": temperature,
+        "target": target,
+        "top_k": top_k,
+    }
     if objective is not None:
         options["objective"] = objective
     ranking = RankingSettings.from_values(options, label="--{}", base=SERVING_SETTINGS)
@@ -319,12 +343,18 @@ def _warn_unused(ctx: typer.Context, *names: str) -> None:
     """Warn (stderr) about bandit options given on the command line without ``--use-rl``."""
     sources = {name: ctx.get_parameter_source(name) for name in names}
     # by name: typer may bring its own copy of click's ParameterSource enum
-    given = [f"--{name.replace('_', '-')}" for name, source in sources.items()
-             if getattr(source, "name", None) == "COMMANDLINE"]
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name, source in sources.items()
+        if getattr(source, "name", None) == "COMMANDLINE"
+    ]
     if given:
         verb = "is" if len(given) == 1 else "are"
-        typer.echo(f"warning: {', '.join(given)} {verb} only used with --use-rl; showing the "
-                   "rule-based list", err=True)
+        typer.echo(
+            f"warning: {', '.join(given)} {verb} only used with --use-rl; showing the "
+            "rule-based list",
+            err=True,
+        )
 
 
 def _student_week(events, items, student_id, topic, time_window):

@@ -145,8 +145,9 @@ def student_week(events, items, user_id: str, topic: str, window: Window) -> Stu
             f"among the student's last {RECENT_ITEMS_EXCLUDED} attempts"
         )
     similar = () if not mine.empty else tuple(similar_student_ids(events, user_id))
-    return StudentWeek(user_id, topic, window, in_window, context, not mine.empty, candidates,
-                       similar)
+    return StudentWeek(
+        user_id, topic, window, in_window, context, not mine.empty, candidates, similar
+    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ class PolicySettings:
         ranking = self.ranking
         how = (
             f"softmax exploration (temperature {ranking.temperature:g}"
-            + ("" if self.seed is None else f", seed {self.seed}") + ")"
+            + ("" if self.seed is None else f", seed {self.seed}")
+            + ")"
             if ranking.exploration is Exploration.softmax
             else "greedy ranking"
         )
@@ -205,14 +207,13 @@ def rl_recommendations(
     """
     settings = settings or PolicySettings()
     ranking = resolve_objective(pipeline, settings.ranking)
-    recs = rank_linucb(
-        pipeline, week.candidates, ranking, rng=np.random.default_rng(settings.seed)
-    )
+    recs = rank_linucb(pipeline, week.candidates, ranking, rng=np.random.default_rng(settings.seed))
     base = score_candidates(pipeline, week.candidates, ranking).base
     target = ranking.target if ranking.objective in TARGET_OBJECTIVES else None
     cold = int(week.context.get(schema.N_PRIOR, 0)) == 0
-    recs[schema.REASON] = ranking_reasons(pipeline, week.candidates, recs, base, target=target,
-                                          cold_start=cold)
+    recs[schema.REASON] = ranking_reasons(
+        pipeline, week.candidates, recs, base, target=target, cold_start=cold
+    )
     return _with_difficulty(recs, week.candidates)
 
 
@@ -224,8 +225,11 @@ def rule_recommendations(week: StudentWeek, top_k: int) -> pd.DataFrame:
 def _with_difficulty(recs: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
     """``recs`` with the item's IRT ``difficulty`` after ``item_id``."""
     difficulty = candidates.set_index(schema.ITEM_ID)[schema.DIFFICULTY]
-    recs.insert(recs.columns.get_loc(schema.ITEM_ID) + 1, schema.DIFFICULTY,
-                recs[schema.ITEM_ID].map(difficulty).to_numpy(np.float64))
+    recs.insert(
+        recs.columns.get_loc(schema.ITEM_ID) + 1,
+        schema.DIFFICULTY,
+        recs[schema.ITEM_ID].map(difficulty).to_numpy(np.float64),
+    )
     return recs
 
 

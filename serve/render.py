@@ -154,8 +154,10 @@ def _print_context(console: Console, context: dict) -> None:
     title = "Context at the end of the window"
     table = Table(title=title, show_header=False, min_width=len(title) + 4)
     if "ability" in context:
-        table.add_row("their level (ability)",
-                      f"{context['ability']:+.2f} ± {context['ability_sd']:.2f} logits")
+        table.add_row(
+            "their level (ability)",
+            f"{context['ability']:+.2f} ± {context['ability_sd']:.2f} logits",
+        )
     for key in schema.STUDENT_CONTEXT:
         table.add_row(key, f"{context[key]:.2f}")
     if "accuracy" in context:
@@ -203,8 +205,17 @@ def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) 
     console.print(Rule(characters="━"))
 
 
-COMPARISON_COLUMNS = ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.",
-                      "LinUCB est.", "±", "Mode")
+COMPARISON_COLUMNS = (
+    "#",
+    "Rule pick",
+    "Diff.",
+    "IRT est.",
+    "LinUCB pick",
+    "Diff.",
+    "LinUCB est.",
+    "±",
+    "Mode",
+)
 ESTIMATES_NOTE = (
     "IRT est.: success chance from their level (ability) and the item's IRT parameters "
     "alone (3PL: "
@@ -243,13 +254,26 @@ def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) 
         right = rl.iloc[rank].to_dict() if rank < len(rl) else None
         table.add_row(
             str(rank + 1),
-            *(("",) * 3 if left is None else (
-                str(left[schema.ITEM_ID]), _difficulty(left),
-                _percent(left[schema.EXPECTED_REWARD]))),
-            *(("",) * 5 if right is None else (
-                str(right[schema.ITEM_ID]), _difficulty(right),
-                _percent(right[schema.EXPECTED_REWARD]), f"±{right[schema.UNCERTAINTY]:.0%}",
-                "Explore" if right[schema.IS_EXPLORATION] else "Exploit")),
+            *(
+                ("",) * 3
+                if left is None
+                else (
+                    str(left[schema.ITEM_ID]),
+                    _difficulty(left),
+                    _percent(left[schema.EXPECTED_REWARD]),
+                )
+            ),
+            *(
+                ("",) * 5
+                if right is None
+                else (
+                    str(right[schema.ITEM_ID]),
+                    _difficulty(right),
+                    _percent(right[schema.EXPECTED_REWARD]),
+                    f"±{right[schema.UNCERTAINTY]:.0%}",
+                    "Explore" if right[schema.IS_EXPLORATION] else "Exploit",
+                )
+            ),
         )
     console.print(table)
     console.print(ESTIMATES_NOTE)
@@ -264,8 +288,18 @@ def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) 
 
 
 VERSION_COLUMNS = ("Version", "Aliases", "Created", "Events", "Log-loss", "AUC")
-WIDE_VERSION_COLUMNS = ("Version", "Aliases", "Created", "Events", "Updates", "Feature set",
-                        "Log-loss", "AUC", "Brier", "Run")
+WIDE_VERSION_COLUMNS = (
+    "Version",
+    "Aliases",
+    "Created",
+    "Events",
+    "Updates",
+    "Feature set",
+    "Log-loss",
+    "AUC",
+    "Brier",
+    "Run",
+)
 LOG_LOSS_KEYS = ("log_loss", "bandit_log_loss")
 AUC_KEYS = ("auc", "bandit_auc")
 BRIER_KEYS = ("brier", "bandit_brier")

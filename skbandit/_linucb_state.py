@@ -115,6 +115,7 @@ def check_prior_unchanged(model):
             "or set the parameter back"
         )
 
+
 def resolved_prior(prior_mean, d):
     """``prior_mean`` as a finite float64 array of shape ``(d,)`` (zeros for ``None``)."""
     if prior_mean is None:

@@ -54,22 +54,34 @@ DIFFICULTY_LIMIT = 10.0
 def check_item_parameters(difficulty, discrimination, guessing, where="items"):
     """Refuse NaN or out-of-range IRT parameters with a one-line :class:`SkbanditError`."""
     checks = (
-        ("difficulty", np.asarray(difficulty, dtype=np.float64),
-         lambda v: np.abs(v) <= DIFFICULTY_LIMIT,
-         f"finite, within +-{DIFFICULTY_LIMIT:g} logits"),
-        ("discrimination", np.asarray(discrimination, dtype=np.float64),
-         lambda v: (v >= DISCRIMINATION_RANGE[0]) & (v <= DISCRIMINATION_RANGE[1]),
-         f"in [{DISCRIMINATION_RANGE[0]:g}, {DISCRIMINATION_RANGE[1]:g}]"),
-        ("guessing", np.asarray(guessing, dtype=np.float64),
-         lambda v: (v >= 0.0) & (v < 1.0), "in [0, 1)"),
+        (
+            "difficulty",
+            np.asarray(difficulty, dtype=np.float64),
+            lambda v: np.abs(v) <= DIFFICULTY_LIMIT,
+            f"finite, within +-{DIFFICULTY_LIMIT:g} logits",
+        ),
+        (
+            "discrimination",
+            np.asarray(discrimination, dtype=np.float64),
+            lambda v: (v >= DISCRIMINATION_RANGE[0]) & (v <= DISCRIMINATION_RANGE[1]),
+            f"in [{DISCRIMINATION_RANGE[0]:g}, {DISCRIMINATION_RANGE[1]:g}]",
+        ),
+        (
+            "guessing",
+            np.asarray(guessing, dtype=np.float64),
+            lambda v: (v >= 0.0) & (v < 1.0),
+            "in [0, 1)",
+        ),
     )
     for name, values, ok, expected in checks:
         bad = ~ok(values)  # NaN fails every comparison
         if bad.any():
             i = int(np.argmax(bad))
-            raise SkbanditError(f"{where} has {int(bad.sum())} bad {name} value(s), e.g. "
-                                f"{values[i]} at row {i} (expected {expected}); fix or drop "
-                                "those items, or recalibrate with --calibrate")
+            raise SkbanditError(
+                f"{where} has {int(bad.sum())} bad {name} value(s), e.g. "
+                f"{values[i]} at row {i} (expected {expected}); fix or drop "
+                "those items, or recalibrate with --calibrate"
+            )
 
 
 def attempt_evidence(correct, difficulty, discrimination, guessing):
@@ -109,8 +121,9 @@ def posterior(score, info, info_b, topic_score, topic_info, topic_info_b):
     (0.0, 1.2207)
     """
     score, info, info_b = (np.asarray(v, dtype=np.float64) for v in (score, info, info_b))
-    t_score, t_info, t_info_b = (np.asarray(v, dtype=np.float64)
-                                 for v in (topic_score, topic_info, topic_info_b))
+    t_score, t_info, t_info_b = (
+        np.asarray(v, dtype=np.float64) for v in (topic_score, topic_info, topic_info_b)
+    )
     level_precision = 1.0 / PRIOR_SD**2 + (info - t_info)
     level_mean = ((score - t_score) + (info_b - t_info_b)) / level_precision
     prior_var = 1.0 / level_precision + TOPIC_SD**2

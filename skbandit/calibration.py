@@ -190,11 +190,17 @@ def calibrate(
     if method == "2pl":
         fit = _fit_2pl(index, fit, l2)
     n = np.bincount(index.item, minlength=index.n_items)
-    table = items[[schema.ITEM_ID, schema.TOPIC]].reset_index(drop=True).assign(**{
-        schema.DIFFICULTY: np.clip(fit.difficulty, -MAX_ABS_DIFFICULTY, MAX_ABS_DIFFICULTY),
-        schema.DISCRIMINATION: fit.discrimination,
-        N_RESPONSES: n,
-    })
+    table = (
+        items[[schema.ITEM_ID, schema.TOPIC]]
+        .reset_index(drop=True)
+        .assign(
+            **{
+                schema.DIFFICULTY: np.clip(fit.difficulty, -MAX_ABS_DIFFICULTY, MAX_ABS_DIFFICULTY),
+                schema.DISCRIMINATION: fit.discrimination,
+                N_RESPONSES: n,
+            }
+        )
+    )
     ts = window[schema.TIMESTAMP]
     return CalibrationResult(
         items=table,
@@ -245,9 +251,13 @@ def _fit_rasch(ix: _Index, l2: float) -> _Fit:
     from sklearn.linear_model import LogisticRegression
 
     n, n_topics = len(ix.y), len(ix.topics)
-    cols = np.column_stack([  # three non-zeros per row, already in column order
-        ix.user, ix.n_users + ix.item_topic[ix.item], ix.n_users + n_topics + ix.item,
-    ]).ravel()
+    cols = np.column_stack(
+        [  # three non-zeros per row, already in column order
+            ix.user,
+            ix.n_users + ix.item_topic[ix.item],
+            ix.n_users + n_topics + ix.item,
+        ]
+    ).ravel()
     values = np.tile([1.0, TOPIC_SCALE, 1.0], n)
     shape = (n, ix.n_users + n_topics + ix.n_items)
     design = sparse.csr_matrix((values, cols, np.arange(0, 3 * n + 1, 3)), shape=shape)
@@ -301,8 +311,9 @@ def _fit_2pl(ix: _Index, start: _Fit, l2: float, log_a_sd: float = 0.5) -> _Fit:
 
     x0 = np.concatenate([start.difficulty, np.zeros(ni)])
     bounds = [(None, None)] * ni + [(np.log(0.2), np.log(5.0))] * ni
-    solution = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                 options={"maxiter": 500})
+    solution = optimize.minimize(
+        objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500}
+    )
     return _Fit(
         ability=start.ability,
         difficulty=solution.x[:ni],

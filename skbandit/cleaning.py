@@ -50,7 +50,11 @@ TIMESTAMP_RANGE = (pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2262-04-1
 
 
 STRING_COLUMNS = (
-    schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.ACTION_SEQUENCE_ID, schema.POLICY,
+    schema.USER_ID,
+    schema.ITEM_ID,
+    schema.TOPIC,
+    schema.ACTION_SEQUENCE_ID,
+    schema.POLICY,
 )
 
 
@@ -320,12 +324,20 @@ def _clean_help(df, source, report) -> pd.Series:
         lowered = raw.astype(object).map(lambda v: v.strip().lower() if isinstance(v, str) else v)
         raw = lowered.replace({"true": 1.0, "false": 0.0, "": np.nan})
         raw = raw.infer_objects()
-    values = _numeric(df.assign(**{schema.HELP_REQUESTED: raw}), source,
-                      schema.HELP_REQUESTED, "a boolean (0/1, True/False)")
+    values = _numeric(
+        df.assign(**{schema.HELP_REQUESTED: raw}),
+        source,
+        schema.HELP_REQUESTED,
+        "a boolean (0/1, True/False)",
+    )
     bad = values.notna() & ~values.isin([0.0, 1.0])
     if bad.any():
-        _fail(source, schema.HELP_REQUESTED, "a boolean (0/1, True/False)",
-              df.loc[bad, schema.HELP_REQUESTED])
+        _fail(
+            source,
+            schema.HELP_REQUESTED,
+            "a boolean (0/1, True/False)",
+            df.loc[bad, schema.HELP_REQUESTED],
+        )
     report.help_missing = int(values.isna().sum())
     return values
 
@@ -439,9 +451,7 @@ def _fill_default(df, report, column, default):
     df[column] = df[column].where(~missing, default)
 
 
-def validate_items(
-    df: pd.DataFrame, source: str = "items"
-) -> tuple[pd.DataFrame, CleaningReport]:
+def validate_items(df: pd.DataFrame, source: str = "items") -> tuple[pd.DataFrame, CleaningReport]:
     """Coerce and check an items frame against the canonical item schema.
 
     ``discrimination`` defaults to 1.0 and ``drift_flag`` to False (missing values filled
@@ -520,10 +530,13 @@ def check_topics(events: pd.DataFrame, items: pd.DataFrame, source: str) -> int:
     item_topics = set(items[schema.TOPIC].dropna())
     shared = [t for t in event_topics if t in item_topics]
     if len(event_topics) and item_topics and not shared:
+
         def few(values):
             values = sorted(map(str, values))
             return ", ".join(_shown_value(v, 30) for v in values[:3]) + (
-                f", ... ({len(values):,})" if len(values) > 3 else "")
+                f", ... ({len(values):,})" if len(values) > 3 else ""
+            )
+
         raise SkbanditError(
             f"{source}: none of the events' {len(event_topics):,} topics ({few(event_topics)}) "
             f"is among the items' {len(item_topics):,} topics ({few(item_topics)}); the items "

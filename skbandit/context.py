@@ -94,8 +94,14 @@ ABILITY_SUMS = ("score", "info", "info_b", "topic_score", "topic_info", "topic_i
 """Keys of :func:`student_counts` that hold the ability posterior's sums."""
 
 ITEM_CONTEXT_COLUMNS = (
-    schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING,
-    schema.DRIFT_FLAG, schema.ITEM_ATTEMPTS, schema.ITEM_ACCURACY,
+    schema.ITEM_ID,
+    schema.TOPIC,
+    schema.DIFFICULTY,
+    schema.DISCRIMINATION,
+    schema.GUESSING,
+    schema.DRIFT_FLAG,
+    schema.ITEM_ATTEMPTS,
+    schema.ITEM_ACCURACY,
 )
 """Columns of :func:`item_context`'s result."""
 
@@ -155,14 +161,21 @@ def student_context(events, user_id, topic, at=None, mastery_table=None, items=N
     lags[0, : len(latency)] = latency
     b, a, c = event_item_parameters(mine, items)
     g, h, hb = ability_model.attempt_evidence(correct, b, a, c)
-    sums = dict(score=[g.sum()], info=[h.sum()], info_b=[hb.sum()],
-                topic_score=[g[on_topic].sum()], topic_info=[h[on_topic].sum()],
-                topic_info_b=[hb[on_topic].sum()])
+    sums = dict(
+        score=[g.sum()],
+        info=[h.sum()],
+        info_b=[hb.sum()],
+        topic_score=[g[on_topic].sum()],
+        topic_info=[h[on_topic].sum()],
+        topic_info_b=[hb[on_topic].sum()],
+    )
     values = student_features(
         **{k: np.array(v) for k, v in sums.items()},
         names=(*schema.STUDENT_CONTEXT, ABILITY, ABILITY_SD, ACCURACY),
-        n=np.array([n]), n_correct=np.array([correct.sum()]),
-        n_topic=np.array([on_topic.sum()]), n_topic_correct=np.array([correct[on_topic].sum()]),
+        n=np.array([n]),
+        n_correct=np.array([correct.sum()]),
+        n_topic=np.array([on_topic.sum()]),
+        n_topic_correct=np.array([correct[on_topic].sum()]),
         recent_correct=np.array([correct[-RECENT_WINDOW:].sum()]),
         latency_lags=lags,
         help_sum=np.array([np.nansum(_float_column(mine, schema.HELP_REQUESTED))]),
@@ -218,16 +231,18 @@ def event_item_parameters(events, items):
     static = item_table(items)
     row = pd.Index(static[schema.ITEM_ID]).get_indexer(events[schema.ITEM_ID])
     topic_mean = static.groupby(schema.TOPIC, sort=False)[schema.DIFFICULTY].mean()
-    fallback = (topic_mean.reindex(events[schema.TOPIC].to_numpy()).fillna(0.0)
-                .to_numpy(np.float64))
+    fallback = topic_mean.reindex(events[schema.TOPIC].to_numpy()).fillna(0.0).to_numpy(np.float64)
     known = row >= 0
 
     def pick(name, default):
         values = static[name].to_numpy(dtype=np.float64)[np.where(known, row, 0)]
         return np.where(known, values, default) if n else np.empty(0)
 
-    return (pick(schema.DIFFICULTY, fallback), pick(schema.DISCRIMINATION,
-            DEFAULT_DISCRIMINATION), pick(schema.GUESSING, 0.0))
+    return (
+        pick(schema.DIFFICULTY, fallback),
+        pick(schema.DISCRIMINATION, DEFAULT_DISCRIMINATION),
+        pick(schema.GUESSING, 0.0),
+    )
 
 
 def counted_items(items, attempts, correct):
@@ -249,8 +264,9 @@ def recent_item_ids(events, user_id, n_last=RECENT_EXCLUDE_N, at=None):
         mask &= _utc_ns(events[schema.TIMESTAMP]) < _utc_ns_scalar(at)
     mine = events.loc[mask]
     order = np.argsort(_utc_ns(mine[schema.TIMESTAMP]), kind="stable")
-    return tuple(mine[schema.ITEM_ID].to_numpy()[order][len(order) - n_last:].tolist()
-                 if n_last > 0 else ())
+    return tuple(
+        mine[schema.ITEM_ID].to_numpy()[order][len(order) - n_last :].tolist() if n_last > 0 else ()
+    )
 
 
 def candidate_frame(student_ctx, items_ctx, topic, recent_item_ids=(), exclude_recent=True):
@@ -278,17 +294,24 @@ def candidate_frame(student_ctx, items_ctx, topic, recent_item_ids=(), exclude_r
     """
     missing = [k for k in (schema.USER_ID, *schema.STUDENT_CONTEXT) if k not in student_ctx]
     if missing:
-        raise SkbanditError(f"student context is missing {missing} (expected the dict that "
-                            "skbandit.context.student_context returns)")
+        raise SkbanditError(
+            f"student context is missing {missing} (expected the dict that "
+            "skbandit.context.student_context returns)"
+        )
     keep = items_ctx[schema.TOPIC].to_numpy() == topic
     if schema.DRIFT_FLAG in items_ctx.columns:
         keep &= ~items_ctx[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
     if exclude_recent:
         keep &= ~items_ctx[schema.ITEM_ID].isin(list(recent_item_ids)).to_numpy()
     rows = items_ctx.loc[keep].reset_index(drop=True)
-    out = pd.DataFrame({schema.USER_ID: student_ctx[schema.USER_ID],
-                        schema.ITEM_ID: rows[schema.ITEM_ID], schema.TOPIC: topic},
-                       index=rows.index)
+    out = pd.DataFrame(
+        {
+            schema.USER_ID: student_ctx[schema.USER_ID],
+            schema.ITEM_ID: rows[schema.ITEM_ID],
+            schema.TOPIC: topic,
+        },
+        index=rows.index,
+    )
     for name in schema.STUDENT_CONTEXT:
         out[name] = float(student_ctx[name])
     for name in schema.ITEM_CONTEXT:
@@ -320,22 +343,33 @@ def historical_contexts(events, items):
     """
     static = item_table(items)
     if len(events) == 0:
-        return pd.DataFrame({name: pd.Series(dtype=np.float64) for name in schema.MODEL_INPUT}
-                            | {schema.N_PRIOR: pd.Series(dtype=np.int64)}, index=events.index)
+        return pd.DataFrame(
+            {name: pd.Series(dtype=np.float64) for name in schema.MODEL_INPUT}
+            | {schema.N_PRIOR: pd.Series(dtype=np.int64)},
+            index=events.index,
+        )
     item_row = pd.Index(static[schema.ITEM_ID]).get_indexer(events[schema.ITEM_ID])
     if (item_row < 0).any():
         unknown = pd.unique(events[schema.ITEM_ID].to_numpy()[item_row < 0])[:5].tolist()
         raise SkbanditError(
             f"events mention {int((item_row < 0).sum())} attempts on items not in the item "
-            f"table, e.g. {unknown}; add them to items or drop those events first")
+            f"table, e.g. {unknown}; add them to items or drop those events first"
+        )
     ts, done = _utc_ns(events[schema.TIMESTAMP]), _done_ns(events)
     correct = events[schema.CORRECT].to_numpy(dtype=np.float64)
-    item_parameters = {name: static[name].to_numpy(dtype=np.float64)[item_row]
-                       for name in ITEM_PARAMETERS}
-    counts = student_counts(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
-                            ts, done, correct, _float_column(events, schema.LATENCY_MS),
-                            _float_column(events, schema.HELP_REQUESTED),
-                            *(item_parameters[name] for name in ITEM_PARAMETERS))
+    item_parameters = {
+        name: static[name].to_numpy(dtype=np.float64)[item_row] for name in ITEM_PARAMETERS
+    }
+    counts = student_counts(
+        events[schema.USER_ID].to_numpy(),
+        events[schema.TOPIC].to_numpy(),
+        ts,
+        done,
+        correct,
+        _float_column(events, schema.LATENCY_MS),
+        _float_column(events, schema.HELP_REQUESTED),
+        *(item_parameters[name] for name in ITEM_PARAMETERS),
+    )
     attempts, item_correct = item_counts(events[schema.ITEM_ID].to_numpy(), ts, done, correct)
     return model_input(counts, attempts, item_correct, item_parameters, index=events.index)
 
@@ -373,13 +407,24 @@ def item_features(attempts, item_correct):
     [0.5, 0.7]
     """
     attempts = np.asarray(attempts, dtype=np.float64)
-    return {schema.ITEM_ATTEMPTS: attempts,
-            schema.ITEM_ACCURACY: (np.asarray(item_correct, dtype=np.float64) + 1.0)
-            / (attempts + 2.0)}
+    return {
+        schema.ITEM_ATTEMPTS: attempts,
+        schema.ITEM_ACCURACY: (np.asarray(item_correct, dtype=np.float64) + 1.0) / (attempts + 2.0),
+    }
 
 
-def student_counts(user, topic, ts, done, correct, latency_ms, help_requested,
-                   difficulty=None, discrimination=None, guessing=None):
+def student_counts(
+    user,
+    topic,
+    ts,
+    done,
+    correct,
+    latency_ms,
+    help_requested,
+    difficulty=None,
+    discrimination=None,
+    guessing=None,
+):
     """Every event's counts over its student's earlier events (completed before it started).
 
     The student half of :func:`historical_contexts`, for engines that hold whole students
@@ -423,13 +468,16 @@ def student_counts(user, topic, ts, done, correct, latency_ms, help_requested,
     csum = _prefix(correct[order])
     help_ = np.asarray(help_requested, dtype=np.float64)[order]
     t_order, t_start, t_end = _completed_ranges(
-        user.astype(np.int64) * (topic.max(initial=0) + 1) + topic, ts, done)
+        user.astype(np.int64) * (topic.max(initial=0) + 1) + topic, ts, done
+    )
     tsum = _prefix(correct[t_order])
     n_events = len(correct)
     if difficulty is None:
-        difficulty, discrimination, guessing = (np.zeros(n_events),
-                                                np.full(n_events, DEFAULT_DISCRIMINATION),
-                                                np.zeros(n_events))
+        difficulty, discrimination, guessing = (
+            np.zeros(n_events),
+            np.full(n_events, DEFAULT_DISCRIMINATION),
+            np.zeros(n_events),
+        )
     evidence = ability_model.attempt_evidence(correct, difficulty, discrimination, guessing)
     sums = {}
     for prefix, (o, lo, hi) in (("", (order, start, end)), ("topic_", (t_order, t_start, t_end))):
@@ -437,8 +485,10 @@ def student_counts(user, topic, ts, done, correct, latency_ms, help_requested,
             sums[prefix + name] = _group_prefix_sum(values[o], lo, hi)
     return dict(
         **sums,
-        n=(end - start).astype(np.float64), n_correct=csum[end] - csum[start],
-        n_topic=(t_end - t_start).astype(np.float64), n_topic_correct=tsum[t_end] - tsum[t_start],
+        n=(end - start).astype(np.float64),
+        n_correct=csum[end] - csum[start],
+        n_topic=(t_end - t_start).astype(np.float64),
+        n_topic_correct=tsum[t_end] - tsum[t_start],
         recent_correct=csum[end] - csum[np.maximum(start, end - RECENT_WINDOW)],
         latency_lags=_lags(np.asarray(latency_ms, dtype=np.float64)[order], start, end),
         help_sum=_window_sum(np.nan_to_num(help_), start, end),
@@ -470,9 +520,23 @@ def completion_ns(ts, latency_ms):
 # --- shared arithmetic -------------------------------------------------------------------
 
 
-def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, latency_lags,
-                     help_sum, help_known, names=schema.STUDENT_CONTEXT, score=None, info=None,
-                     info_b=None, topic_score=None, topic_info=None, topic_info_b=None):
+def student_features(
+    n,
+    n_correct,
+    n_topic,
+    n_topic_correct,
+    recent_correct,
+    latency_lags,
+    help_sum,
+    help_known,
+    names=schema.STUDENT_CONTEXT,
+    score=None,
+    info=None,
+    info_b=None,
+    topic_score=None,
+    topic_info=None,
+    topic_info_b=None,
+):
     """Student-context features from a student's counts: the one definition of them.
 
     Used by :func:`student_context`, :func:`historical_contexts` and the simulated school's
@@ -524,10 +588,13 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
     def ability_posterior():
         if not posterior:
             if score is None:
-                raise SkbanditError("the ability needs the posterior sums "
-                                    f"{ABILITY_SUMS} (from skbandit.context.student_counts)")
+                raise SkbanditError(
+                    "the ability needs the posterior sums "
+                    f"{ABILITY_SUMS} (from skbandit.context.student_counts)"
+                )
             posterior["mean"], posterior["sd"] = ability_model.posterior(
-                score, info, info_b, topic_score, topic_info, topic_info_b)
+                score, info, info_b, topic_score, topic_info, topic_info_b
+            )
         return posterior
 
     def mastery():
@@ -535,8 +602,9 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
 
     def accuracy():
         topic_level = n_topic >= COLD_START_MIN_EVENTS
-        value = np.where(topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0),
-                         (n_correct + 1.0) / (n + 2.0))
+        value = np.where(
+            topic_level, (n_topic_correct + 1.0) / (n_topic + 2.0), (n_correct + 1.0) / (n + 2.0)
+        )
         return np.where(cold, DEFAULT_MASTERY, value)
 
     def recent_accuracy():
@@ -549,14 +617,19 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
         return np.where(cold | np.isnan(speed), DEFAULT_RECENT_SPEED, speed)
 
     def help_tendency():
-        return np.where(cold | (help_known == 0), DEFAULT_HELP_TENDENCY,
-                        help_sum / np.maximum(help_known, 1))
+        return np.where(
+            cold | (help_known == 0), DEFAULT_HELP_TENDENCY, help_sum / np.maximum(help_known, 1)
+        )
 
-    known = {schema.MASTERY: mastery, ACCURACY: accuracy,
-             ABILITY: lambda: ability_posterior()["mean"],
-             ABILITY_SD: lambda: ability_posterior()["sd"],
-             schema.RECENT_ACCURACY: recent_accuracy,
-             schema.RECENT_SPEED: recent_speed, schema.HELP_TENDENCY: help_tendency}
+    known = {
+        schema.MASTERY: mastery,
+        ACCURACY: accuracy,
+        ABILITY: lambda: ability_posterior()["mean"],
+        ABILITY_SD: lambda: ability_posterior()["sd"],
+        schema.RECENT_ACCURACY: recent_accuracy,
+        schema.RECENT_SPEED: recent_speed,
+        schema.HELP_TENDENCY: help_tendency,
+    }
     out = {}
     for name in names:
         if name == schema.SKILL_GAP:
@@ -565,9 +638,11 @@ def student_features(n, n_correct, n_topic, n_topic_correct, recent_correct, lat
         elif name in known:
             out[name] = known[name]()
         else:
-            raise SkbanditError(f"unknown student feature {name!r} (expected names from "
-                                f"schema.STUDENT_CONTEXT: {schema.STUDENT_CONTEXT}, or "
-                                f"{(ABILITY, ABILITY_SD, ACCURACY)})")
+            raise SkbanditError(
+                f"unknown student feature {name!r} (expected names from "
+                f"schema.STUDENT_CONTEXT: {schema.STUDENT_CONTEXT}, or "
+                f"{(ABILITY, ABILITY_SD, ACCURACY)})"
+            )
     return out
 
 
@@ -591,7 +666,7 @@ def _completed_ranges(group, ts, done):
     _, rank = np.unique(np.concatenate([done[order], ts]), return_inverse=True)
     width = np.int64(rank.max() + 2)
     sorted_key = group[order] * width + rank[: len(order)]
-    end = np.searchsorted(sorted_key, group * width + rank[len(order):], side="left")
+    end = np.searchsorted(sorted_key, group * width + rank[len(order) :], side="left")
     start = np.searchsorted(sorted_key, group * width, side="left")
     return order, start, end
 
@@ -671,19 +746,28 @@ def item_table(items):
     flag) with the defaults of the module docstring filled; checks that ids are unique."""
     if items[schema.ITEM_ID].duplicated().any():
         dup = items.loc[items[schema.ITEM_ID].duplicated(), schema.ITEM_ID].iloc[0]
-        raise SkbanditError(f"items has duplicate item_id {dup!r} (expected one row per "
-                            "item); drop the duplicates before building contexts")
+        raise SkbanditError(
+            f"items has duplicate item_id {dup!r} (expected one row per "
+            "item); drop the duplicates before building contexts"
+        )
     out = items[[schema.ITEM_ID, schema.TOPIC]].reset_index(drop=True)
     out[schema.DIFFICULTY] = difficulty_or_topic_mean(items)
-    disc = (items[schema.DISCRIMINATION].to_numpy(dtype=np.float64, na_value=np.nan)
-            if schema.DISCRIMINATION in items.columns else np.full(len(items), np.nan))
+    disc = (
+        items[schema.DISCRIMINATION].to_numpy(dtype=np.float64, na_value=np.nan)
+        if schema.DISCRIMINATION in items.columns
+        else np.full(len(items), np.nan)
+    )
     out[schema.DISCRIMINATION] = np.where(np.isnan(disc), DEFAULT_DISCRIMINATION, disc)
-    drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
-             if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
+    drift = (
+        items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
+        if schema.DRIFT_FLAG in items.columns
+        else np.zeros(len(items), dtype=bool)
+    )
     out[schema.DRIFT_FLAG] = drift
     out[schema.GUESSING] = guessing_of(items)  # blank or absent: 0, the 2PL
-    ability_model.check_item_parameters(out[schema.DIFFICULTY], out[schema.DISCRIMINATION],
-                                        out[schema.GUESSING])
+    ability_model.check_item_parameters(
+        out[schema.DIFFICULTY], out[schema.DISCRIMINATION], out[schema.GUESSING]
+    )
     return out
 
 
@@ -709,15 +793,20 @@ def missing_difficulty_note(items):
         missing = len(items)
     if missing == 0:
         return None
-    return (f"{missing} of {len(items)} items have no difficulty: their topic's mean difficulty "
-            "stands in (0 where a topic has none); calibrate them with --calibrate rasch")
+    return (
+        f"{missing} of {len(items)} items have no difficulty: their topic's mean difficulty "
+        "stands in (0 where a topic has none); calibrate them with --calibrate rasch"
+    )
 
 
 def _table_mastery(table, user_id, topic):
     """The mastery table's last non-missing value for (user, topic), or None."""
     if table is None:
         return None
-    rows = table.loc[(table[schema.USER_ID].to_numpy() == user_id)
-                     & (table[MASTERY_TABLE_SKILL].to_numpy() == topic), MASTERY_TABLE_MEAN]
+    rows = table.loc[
+        (table[schema.USER_ID].to_numpy() == user_id)
+        & (table[MASTERY_TABLE_SKILL].to_numpy() == topic),
+        MASTERY_TABLE_MEAN,
+    ]
     rows = rows.dropna()
     return None if rows.empty else float(np.clip(rows.iloc[-1], 0.0, 1.0))

@@ -45,35 +45,55 @@ FEW_ATTEMPTS = 20
 
 FEATURE_GLOSSARY = {
     "intercept": ("baseline", "constant 1: the model's baseline success for every item"),
-    "p_irt": ("chance at their level", "3PL probability of success, guessing + (1 - guessing) * "
-              "sigmoid(discrimination * gap) (guessing 0 when the item has none: the 2PL)"),
-    "info": ("closeness to their level",
-             "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
-             "* gap), the slope of p_irt per logit (p_irt * (1 - p_irt) without guessing): "
-             "largest for items at the student's level"),
-    "ability": ("their level", "the student's difficulty-adjusted ability on the topic "
-                "(logits), logit(mastery)"),
+    "p_irt": (
+        "chance at their level",
+        "3PL probability of success, guessing + (1 - guessing) * "
+        "sigmoid(discrimination * gap) (guessing 0 when the item has none: the 2PL)",
+    ),
+    "info": (
+        "closeness to their level",
+        "(1 - guessing) * s * (1 - s) with s = sigmoid(discrimination "
+        "* gap), the slope of p_irt per logit (p_irt * (1 - p_irt) without guessing): "
+        "largest for items at the student's level",
+    ),
+    "ability": (
+        "their level",
+        "the student's difficulty-adjusted ability on the topic (logits), logit(mastery)",
+    ),
     "gap": ("how far below their level", "ability minus the item's IRT difficulty (logits)"),
-    "item_evidence": ("how others did on it",
-                      "how much better the item is answered than its difficulty says (its "
-                      "accuracy above guessing, in logits), shrunk toward 0 for items with "
-                      "few attempts"),
-    "item_evidence_x_info": ("how others did on it, near their level",
-                             "item_evidence * info"),
-    "mastery": ("mastery", "sigmoid(ability): the student's chance on an item of "
-                "difficulty 0 (skbandit.ability)"),
-    "recent_accuracy": ("recent accuracy", "share of the student's recent answers correct "
-                        "(default set: minus its cold-start value)"),
-    "recent_speed": ("recent speed", "recent answer time, 0 fast to 1 slow "
-                     "(default set: minus its cold-start value)"),
-    "help_tendency": ("help use", "share of recent attempts with help requested "
-                      "(default set: minus its cold-start value)"),
-    "skill_gap": ("skill gap", "how far mastery is below the mastery target "
-                  "(default set: minus its cold-start value)"),
+    "item_evidence": (
+        "how others did on it",
+        "how much better the item is answered than its difficulty says (its "
+        "accuracy above guessing, in logits), shrunk toward 0 for items with "
+        "few attempts",
+    ),
+    "item_evidence_x_info": ("how others did on it, near their level", "item_evidence * info"),
+    "mastery": (
+        "mastery",
+        "sigmoid(ability): the student's chance on an item of difficulty 0 (skbandit.ability)",
+    ),
+    "recent_accuracy": (
+        "recent accuracy",
+        "share of the student's recent answers correct (default set: minus its cold-start value)",
+    ),
+    "recent_speed": (
+        "recent speed",
+        "recent answer time, 0 fast to 1 slow (default set: minus its cold-start value)",
+    ),
+    "help_tendency": (
+        "help use",
+        "share of recent attempts with help requested (default set: minus its cold-start value)",
+    ),
+    "skill_gap": (
+        "skill gap",
+        "how far mastery is below the mastery target (default set: minus its cold-start value)",
+    ),
     "difficulty": ("difficulty", "the item's IRT difficulty b (logits)"),
     "mastery_x_difficulty": ("mastery x difficulty", "seed set: mastery * difficulty"),
-    "abs_mastery_minus_difficulty": ("|mastery - difficulty|",
-                                     "seed set: |mastery - difficulty| (unlike scales)"),
+    "abs_mastery_minus_difficulty": (
+        "|mastery - difficulty|",
+        "seed set: |mastery - difficulty| (unlike scales)",
+    ),
 }
 """Feature name -> (short label, one-line meaning); ``*_x_info`` / ``*_x_gap`` are derived."""
 
@@ -102,11 +122,12 @@ def feature_meaning(name):
         return FEATURE_GLOSSARY[name][1]
     base, _, other = name.rpartition("_x_")
     if base in FEATURE_GLOSSARY and other == "info":
-        return (f"{base} * info: {FEATURE_GLOSSARY[base][0]} counts more for items at the "
-                "student's level")
+        return (
+            f"{base} * info: {FEATURE_GLOSSARY[base][0]} counts more for items at the "
+            "student's level"
+        )
     if base in FEATURE_GLOSSARY and other == "gap":
-        return (f"{base} * gap: lets {FEATURE_GLOSSARY[base][0]} favour easier or harder "
-                "items")
+        return f"{base} * gap: lets {FEATURE_GLOSSARY[base][0]} favour easier or harder items"
     raise KeyError(f"no glossary entry for feature {name!r}")
 
 
@@ -132,9 +153,15 @@ def linucb_reasons(expected, uncertainty, is_exploration):
     ['70% ± 5% expected success; good difficulty match', \
 'Exploring: in the list only because of its ±20% uncertainty bonus; a stretch item']
     """
-    return [(f"Exploring: in the list only because of its ±{u:.0%} uncertainty bonus"
-             if x else f"{e:.0%} ± {u:.0%} expected success") + f"; {success_phrase(e)}"
-            for e, u, x in zip(expected, uncertainty, is_exploration, strict=True)]
+    return [
+        (
+            f"Exploring: in the list only because of its ±{u:.0%} uncertainty bonus"
+            if x
+            else f"{e:.0%} ± {u:.0%} expected success"
+        )
+        + f"; {success_phrase(e)}"
+        for e, u, x in zip(expected, uncertainty, is_exploration, strict=True)
+    ]
 
 
 def success_phrase(expected):
@@ -159,8 +186,11 @@ def rule_reasons(offset):
     ['Rule: closest difficulty to their level (0.2 logits harder); good difficulty match', \
 'Rule: closest difficulty to their level (0.9 logits easier); builds confidence']
     """
-    return [f"Rule: closest difficulty to their level ({abs(d):.1f} logits "
-            f"{'harder' if d > 0 else 'easier'}); {difficulty_phrase(d)}" for d in offset]
+    return [
+        f"Rule: closest difficulty to their level ({abs(d):.1f} logits "
+        f"{'harder' if d > 0 else 'easier'}); {difficulty_phrase(d)}"
+        for d in offset
+    ]
 
 
 def difficulty_phrase(offset):
@@ -221,9 +251,12 @@ def ranking_reasons(pipeline, candidates, recs, base, *, target=None, cold_start
     base_rank = 1 + (base[None, :] > base[position][:, None]).sum(axis=1)
     ability = irt.mastery_to_logit(shown[schema.MASTERY].to_numpy(np.float64))
     offset = shown[schema.DIFFICULTY].to_numpy(np.float64) - ability
-    at_level = irt.p_correct_3pl(ability, shown[schema.DIFFICULTY].to_numpy(np.float64),
-                                 shown[schema.DISCRIMINATION].to_numpy(np.float64),
-                                 shown[schema.GUESSING].to_numpy(np.float64))
+    at_level = irt.p_correct_3pl(
+        ability,
+        shown[schema.DIFFICULTY].to_numpy(np.float64),
+        shown[schema.DISCRIMINATION].to_numpy(np.float64),
+        shown[schema.GUESSING].to_numpy(np.float64),
+    )
     attempts = shown[schema.ITEM_ATTEMPTS].to_numpy(np.float64)
     lines = []
     for i, row in enumerate(recs.to_dict("records")):
@@ -241,8 +274,10 @@ def ranking_reasons(pipeline, candidates, recs, base, *, target=None, cold_start
 def _lead(row, base_rank, target):
     expected, bonus = row[schema.EXPECTED_REWARD], row[schema.UNCERTAINTY]
     if row[schema.IS_EXPLORATION]:
-        return (f"Explore: {expected:.0%} expected, would rank {base_rank} without its "
-                f"±{bonus:.0%} bonus")
+        return (
+            f"Explore: {expected:.0%} expected, would rank {base_rank} without its "
+            f"±{bonus:.0%} bonus"
+        )
     if target is None:
         return f"{expected:.0%} expected success, #{base_rank} of the candidates"
     gap = expected - target
@@ -264,8 +299,11 @@ def _tried(attempts):
 
 def _drivers(features, lift, n=2):
     order = np.argsort(-np.abs(lift))[:n]
-    named = [f"{feature_label(features[j])} {lift[j] * 100:+.0f} pts" for j in order
-             if abs(lift[j]) >= MIN_CONTRIBUTION]
+    named = [
+        f"{feature_label(features[j])} {lift[j] * 100:+.0f} pts"
+        for j in order
+        if abs(lift[j]) >= MIN_CONTRIBUTION
+    ]
     return f"vs others: {', '.join(named)}" if named else ""
 
 
@@ -291,8 +329,9 @@ def explain(pipeline, candidates, alpha=None):
     alpha = model.alpha if alpha is None else alpha
     mean, std = model.predict(X, return_std=True)
     names = pipeline[:-1].get_feature_names_out()
-    out = pd.DataFrame(np.asarray(X, dtype=np.float64) * model.coef_, columns=names,
-                       index=candidates.index)
+    out = pd.DataFrame(
+        np.asarray(X, dtype=np.float64) * model.coef_, columns=names, index=candidates.index
+    )
     out.insert(0, schema.ITEM_ID, candidates[schema.ITEM_ID].to_numpy())
     out["prediction"] = mean
     out["bonus"] = alpha * std

@@ -100,8 +100,9 @@ def _greedy(score, k, rng):
     order = np.lexsort((rng.random(len(score)), -score))
     ranked = score[order]
     last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]
-    tie_end = np.minimum.accumulate(np.where(last_of_tie, np.arange(len(score)),
-                                             len(score))[::-1])[::-1]
+    tie_end = np.minimum.accumulate(np.where(last_of_tie, np.arange(len(score)), len(score))[::-1])[
+        ::-1
+    ]
     still_tied = tie_end - np.arange(len(score)) + 1
     return order[:k], 1.0 / still_tied[:k]
 

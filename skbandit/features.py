@@ -97,13 +97,21 @@ STUDENT_CENTRES = {
 """Default-set student features are centred at their cold-start values."""
 
 SEED_FEATURES = (
-    *schema.STUDENT_CONTEXT, schema.DIFFICULTY, "mastery_x_difficulty",
+    *schema.STUDENT_CONTEXT,
+    schema.DIFFICULTY,
+    "mastery_x_difficulty",
     "abs_mastery_minus_difficulty",
 )
 """Output names of the ``"seed"`` feature set (the seed's order)."""
 
 DEFAULT_FEATURES = (
-    "intercept", "p_irt", "info", "ability", "gap", "item_evidence", "item_evidence_x_info",
+    "intercept",
+    "p_irt",
+    "info",
+    "ability",
+    "gap",
+    "item_evidence",
+    "item_evidence_x_info",
     *STUDENT_CENTRES,
     *(f"{name}_x_info" for name in STUDENT_CENTRES),
     *(f"{name}_x_gap" for name in STUDENT_CENTRES),
@@ -125,8 +133,7 @@ def seed_features(X):
     """
     c = _raw_columns(X)
     m, b = c[schema.MASTERY], c[schema.DIFFICULTY]
-    return np.column_stack([*(c[name] for name in schema.STUDENT_CONTEXT), b, m * b,
-                            np.abs(m - b)])
+    return np.column_stack([*(c[name] for name in schema.STUDENT_CONTEXT), b, m * b, np.abs(m - b)])
 
 
 def default_features(X):
@@ -155,19 +162,31 @@ def default_features(X):
     accuracy = np.clip(above_guess, ACCURACY_EPS, 1.0 - ACCURACY_EPS)
     evidence = weight * (logit(accuracy) + a * c[schema.DIFFICULTY])
     student = [c[name] - centre for name, centre in STUDENT_CENTRES.items()]
-    return np.column_stack([
-        np.ones_like(p), p, info, ability, gap, evidence, evidence * info,
-        *student, *(s * info for s in student), *(s * gap for s in student),
-    ])
+    return np.column_stack(
+        [
+            np.ones_like(p),
+            p,
+            info,
+            ability,
+            gap,
+            evidence,
+            evidence * info,
+            *student,
+            *(s * info for s in student),
+            *(s * gap for s in student),
+        ]
+    )
 
 
 def _guessing(values):
     """The ``guessing`` column, refused unless every value lies in [0, 1) (the 3PL's c)."""
     bad = ~((values >= 0.0) & (values < 1.0))
     if bad.any():
-        raise SkbanditError(f"model input column {schema.GUESSING!r} must lie in [0, 1) (the "
-                            f"3PL guessing parameter, 0 for none); row {int(np.argmax(bad))} "
-                            f"has {values[np.argmax(bad)]}")
+        raise SkbanditError(
+            f"model input column {schema.GUESSING!r} must lie in [0, 1) (the "
+            f"3PL guessing parameter, 0 for none); row {int(np.argmax(bad))} "
+            f"has {values[np.argmax(bad)]}"
+        )
     return values
 
 
@@ -179,8 +198,7 @@ def _default_names(transformer, input_features):
     return np.asarray(DEFAULT_FEATURES, dtype=object)
 
 
-_BUILDERS = {"default": (default_features, _default_names),
-             "seed": (seed_features, _seed_names)}
+_BUILDERS = {"default": (default_features, _default_names), "seed": (seed_features, _seed_names)}
 
 
 def make_feature_transformer(feature_set="default"):
@@ -206,8 +224,11 @@ def make_feature_transformer(feature_set="default"):
     _check_feature_set(feature_set)
     func, names = _BUILDERS[feature_set]
     step = FunctionTransformer(func, feature_names_out=names, validate=False)
-    return ColumnTransformer([(feature_set, step, list(schema.MODEL_INPUT))],
-                             remainder="drop", verbose_feature_names_out=False)
+    return ColumnTransformer(
+        [(feature_set, step, list(schema.MODEL_INPUT))],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
 
 
 def make_pipeline(feature_set="default", alpha=1.0, l2=1.0, forgetting=1.0):
@@ -224,9 +245,20 @@ def make_pipeline(feature_set="default", alpha=1.0, l2=1.0, forgetting=1.0):
     Pipeline
         Unfitted; train it with :func:`partial_fit_pipeline` (or ``fit``).
     """
-    return Pipeline([("features", make_feature_transformer(feature_set)),
-                     ("linucb", LinUCB(alpha=alpha, l2=l2, forgetting=forgetting,
-                                       prior_mean=irt_prior_mean(feature_set)))])
+    return Pipeline(
+        [
+            ("features", make_feature_transformer(feature_set)),
+            (
+                "linucb",
+                LinUCB(
+                    alpha=alpha,
+                    l2=l2,
+                    forgetting=forgetting,
+                    prior_mean=irt_prior_mean(feature_set),
+                ),
+            ),
+        ]
+    )
 
 
 def irt_prior_mean(feature_set="default"):
@@ -314,16 +346,22 @@ def candidate_features(pipeline, candidates):
         the LinUCB step has not been trained; each message says what to do.
     """
     if len(candidates) == 0:
-        raise SkbanditError("no candidate items to rank (expected at least one row); the "
-                            "caller should say why, e.g. all items drift-flagged or recent")
+        raise SkbanditError(
+            "no candidate items to rank (expected at least one row); the "
+            "caller should say why, e.g. all items drift-flagged or recent"
+        )
     if schema.ITEM_ID not in candidates.columns:
-        raise SkbanditError(f"candidates are missing column {schema.ITEM_ID!r}; build them "
-                            "with skbandit.context.candidate_frame")
+        raise SkbanditError(
+            f"candidates are missing column {schema.ITEM_ID!r}; build them "
+            "with skbandit.context.candidate_frame"
+        )
     validate_model_input(candidates)
     model = pipeline[-1]
     if not hasattr(model, "coef_"):
-        raise SkbanditError("the model has not been trained (no coef_); warm-start it with "
-                            "`python -m train.warmstart` or partial_fit_pipeline first")
+        raise SkbanditError(
+            "the model has not been trained (no coef_); warm-start it with "
+            "`python -m train.warmstart` or partial_fit_pipeline first"
+        )
     return transform_features(pipeline, candidates), model
 
 
@@ -342,14 +380,18 @@ def feature_function(pipeline):
     fitted = getattr(transformer, "transformers_", None)
     # set_output(transform="pandas") on the pipeline or the step is recorded here.
     output = getattr(transformer, "_sklearn_output_config", {}).get("transform", "default")
-    if (fitted is None or len(fitted) != 1 or transformer.remainder != "drop"
-            or output != "default"):
+    if fitted is None or len(fitted) != 1 or transformer.remainder != "drop" or output != "default":
         return None
     name, step, columns = fitted[0]
     func = _BUILDERS.get(name, (None,))[0]
-    if (func is None or not isinstance(step, FunctionTransformer) or step.func is not func
-            or step.kw_args is not None or step.validate
-            or list(columns) != list(schema.MODEL_INPUT)):
+    if (
+        func is None
+        or not isinstance(step, FunctionTransformer)
+        or step.func is not func
+        or step.kw_args is not None
+        or step.validate
+        or list(columns) != list(schema.MODEL_INPUT)
+    ):
         return None
     return func
 
@@ -364,19 +406,21 @@ def model_input_array(X):
     -------
     ndarray of shape (n_samples, 10)
     """
-    return np.column_stack([X[name].to_numpy(dtype=np.float64, na_value=np.nan)
-                            for name in schema.MODEL_INPUT])
+    return np.column_stack(
+        [X[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in schema.MODEL_INPUT]
+    )
 
 
 def feature_set_of(pipeline):
     """The name of the feature set a pipeline from :func:`make_pipeline` uses."""
-    transformer = pipeline.named_steps.get("features") if hasattr(pipeline, "named_steps") \
-        else None
+    transformer = pipeline.named_steps.get("features") if hasattr(pipeline, "named_steps") else None
     name = getattr(transformer, "transformers", [(None,)])[0][0]
     if name not in FEATURE_SETS:
-        raise SkbanditError(f"cannot tell the feature set of {type(pipeline).__name__} (expected "
-                            f"a pipeline from skbandit.features.make_pipeline with one of "
-                            f"{FEATURE_SETS}); rebuild the model with make_pipeline")
+        raise SkbanditError(
+            f"cannot tell the feature set of {type(pipeline).__name__} (expected "
+            f"a pipeline from skbandit.features.make_pipeline with one of "
+            f"{FEATURE_SETS}); rebuild the model with make_pipeline"
+        )
     return name
 
 
@@ -393,13 +437,17 @@ def validate_model_input(X):
     """
     columns = getattr(X, "columns", None)
     if columns is None:
-        raise SkbanditError(f"model input must be a DataFrame with the columns "
-                            f"{list(schema.MODEL_INPUT)}; got {type(X).__name__}")
+        raise SkbanditError(
+            f"model input must be a DataFrame with the columns "
+            f"{list(schema.MODEL_INPUT)}; got {type(X).__name__}"
+        )
     missing = [name for name in schema.MODEL_INPUT if name not in columns]
     if missing:
-        raise SkbanditError(f"model input is missing columns {missing} (expected "
-                            f"{list(schema.MODEL_INPUT)}); build it with "
-                            "skbandit.context.candidate_frame or historical_contexts")
+        raise SkbanditError(
+            f"model input is missing columns {missing} (expected "
+            f"{list(schema.MODEL_INPUT)}); build it with "
+            "skbandit.context.candidate_frame or historical_contexts"
+        )
 
 
 def _raw_columns(X):
@@ -409,18 +457,21 @@ def _raw_columns(X):
     else:
         values = np.asarray(X, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(schema.MODEL_INPUT):
-        raise SkbanditError(f"expected {len(schema.MODEL_INPUT)} raw columns "
-                            f"{list(schema.MODEL_INPUT)}, got shape {values.shape}")
+        raise SkbanditError(
+            f"expected {len(schema.MODEL_INPUT)} raw columns "
+            f"{list(schema.MODEL_INPUT)}, got shape {values.shape}"
+        )
     bad = ~np.isfinite(values).all(axis=0)
     if bad.any():
         name = schema.MODEL_INPUT[int(np.argmax(bad))]
-        raise SkbanditError(f"model input column {name!r} has NaN or infinite values "
-                            f"(expected finite numbers); fill or drop those rows (the "
-                            "context builders in skbandit.context never produce NaN)")
+        raise SkbanditError(
+            f"model input column {name!r} has NaN or infinite values "
+            f"(expected finite numbers); fill or drop those rows (the "
+            "context builders in skbandit.context never produce NaN)"
+        )
     return {name: values[:, j] for j, name in enumerate(schema.MODEL_INPUT)}
 
 
 def _check_feature_set(feature_set):
     if feature_set not in FEATURE_SETS:
-        raise SkbanditError(f"unknown feature set {feature_set!r} (expected one of "
-                            f"{FEATURE_SETS})")
+        raise SkbanditError(f"unknown feature set {feature_set!r} (expected one of {FEATURE_SETS})")

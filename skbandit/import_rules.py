@@ -76,9 +76,7 @@ def drop_rows(df: pd.DataFrame, mask, report: ImportReport, label: str) -> pd.Da
     return df.loc[~mask] if mask.any() else df
 
 
-def collapse_skill_rows(
-    df: pd.DataFrame, key, skill: str, report: ImportReport
-) -> pd.DataFrame:
+def collapse_skill_rows(df: pd.DataFrame, key, skill: str, report: ImportReport) -> pd.DataFrame:
     """One row per attempt: rows sharing ``key`` merge, their skills listed in ``skill_ids``.
 
     Exact duplicate rows are dropped first (counted as duplicates); then the remaining rows

@@ -110,9 +110,13 @@ class ProgressBands:
 
     def as_dict(self) -> dict:
         """The bands as plain lists (stored with a model version, see :meth:`from_dict`)."""
-        return {"targets": self.targets.tolist(), "count": self.count.tolist(),
-                "total": self.total.tolist(), "total_sq": self.total_sq.tolist(),
-                "target": self.best_target()}
+        return {
+            "targets": self.targets.tolist(),
+            "count": self.count.tolist(),
+            "total": self.total.tolist(),
+            "total_sq": self.total_sq.tolist(),
+            "target": self.best_target(),
+        }
 
     @classmethod
     def from_dict(cls, values) -> ProgressBands:
@@ -131,10 +135,13 @@ class ProgressBands:
         except (KeyError, TypeError, ValueError) as error:
             raise SkbanditError(
                 f"learning-progress bands need finite 'targets', 'count', 'total' and "
-                f"'total_sq' lists of one length; found a problem with {error}") from None
+                f"'total_sq' lists of one length; found a problem with {error}"
+            ) from None
         if bands.targets.ndim != 1 or not ((bands.targets >= 0) & (bands.targets <= 1)).all():
-            raise SkbanditError(f"learning-progress targets must be success probabilities in "
-                                f"[0, 1]; found {bands.targets.tolist()}")
+            raise SkbanditError(
+                f"learning-progress targets must be success probabilities in "
+                f"[0, 1]; found {bands.targets.tolist()}"
+            )
         return bands
 
 
@@ -153,8 +160,14 @@ class PendingRewards:
     def observe(self, student, topic, correct, difficulty, discrimination):
         """Residuals of one step's attempts; returns finished ``(arms, rewards)`` arrays."""
         arms, rewards = [], []
-        for s, t, c, b, a in zip(student.tolist(), topic.tolist(), correct.tolist(),
-                                 difficulty.tolist(), discrimination.tolist(), strict=True):
+        for s, t, c, b, a in zip(
+            student.tolist(),
+            topic.tolist(),
+            correct.tolist(),
+            difficulty.tolist(),
+            discrimination.tolist(),
+            strict=True,
+        ):
             entries = self._open.get((s, t))
             if not entries:
                 continue
@@ -175,13 +188,15 @@ class PendingRewards:
     def add(self, student, topic, arm, mastery) -> None:
         """Open one decision per row (after :meth:`observe` of the same step)."""
         theta = mastery_to_logit(np.asarray(mastery, dtype=np.float64))
-        for s, t, k, th in zip(student.tolist(), topic.tolist(), arm.tolist(), theta.tolist(),
-                               strict=True):
+        for s, t, k, th in zip(
+            student.tolist(), topic.tolist(), arm.tolist(), theta.tolist(), strict=True
+        ):
             self._open[(s, t)].append([k, th, 0.0, 0.0, 0])
 
 
-def delayed_rewards(student, topic, correct, mastery, difficulty, discrimination,
-                    horizon: int = HORIZON) -> np.ndarray:
+def delayed_rewards(
+    student, topic, correct, mastery, difficulty, discrimination, horizon: int = HORIZON
+) -> np.ndarray:
     """The delayed reward of every logged attempt (NaN when fewer than ``horizon`` follow).
 
     Parameters
@@ -256,8 +271,9 @@ def progress_target(events, items, horizon: int = HORIZON) -> tuple[float, Progr
     return bands.best_target(), bands
 
 
-def progress_bands(events, contexts, bands: ProgressBands | None = None,
-                   horizon: int = HORIZON) -> ProgressBands:
+def progress_bands(
+    events, contexts, bands: ProgressBands | None = None, horizon: int = HORIZON
+) -> ProgressBands:
     """Add the delayed rewards of logged events to ``bands`` (new bands when None).
 
     Every event is an arm: the target in :data:`TARGETS` nearest to the 2PL success of its
@@ -322,8 +338,10 @@ def reward_sums(events, contexts, targets=TARGETS, horizon: int = HORIZON) -> np
     known = ~np.isnan(reward)
     stratum = np.clip((mastery * MASTERY_STRATA).astype(np.int64), 0, MASTERY_STRATA - 1)
     cell, reward = (arm * MASTERY_STRATA + stratum)[known], reward[known]
-    sums = [np.bincount(cell, weights=w, minlength=targets.size * MASTERY_STRATA)
-            for w in (None, reward, reward**2)]
+    sums = [
+        np.bincount(cell, weights=w, minlength=targets.size * MASTERY_STRATA)
+        for w in (None, reward, reward**2)
+    ]
     return np.stack(sums).astype(np.float64).reshape(3, targets.size, MASTERY_STRATA)
 
 
@@ -356,21 +374,27 @@ def logged_rewards(events, contexts, horizon: int = HORIZON) -> np.ndarray:
     row (``mastery``, ``difficulty``, ``discrimination``), as in :func:`progress_bands`.
     The champion/challenger gate's ``--reward progress`` scores each decision by it.
     """
-    return delayed_rewards(events[schema.USER_ID].to_numpy(), events[schema.TOPIC].to_numpy(),
-                           events[schema.CORRECT].to_numpy(),
-                           contexts[schema.MASTERY].to_numpy(np.float64),
-                           contexts[schema.DIFFICULTY].to_numpy(np.float64),
-                           contexts[schema.DISCRIMINATION].to_numpy(np.float64), horizon)
+    return delayed_rewards(
+        events[schema.USER_ID].to_numpy(),
+        events[schema.TOPIC].to_numpy(),
+        events[schema.CORRECT].to_numpy(),
+        contexts[schema.MASTERY].to_numpy(np.float64),
+        contexts[schema.DIFFICULTY].to_numpy(np.float64),
+        contexts[schema.DISCRIMINATION].to_numpy(np.float64),
+        horizon,
+    )
 
 
 # --- the bands a model version learned ---------------------------------------------------
 
 LEARNED_BANDS = "learning_progress_"
 """Attribute of a fitted pipeline holding the :class:`ProgressBands` its version learned."""
-UNAVAILABLE = ("objective learning_progress needs the target a model version learned from "
-               "its training events, and this version has {}; retrain it with "
-               "`python -m train.warmstart` (which stores the learned target), or ask for "
-               "objective target_band")
+UNAVAILABLE = (
+    "objective learning_progress needs the target a model version learned from "
+    "its training events, and this version has {}; retrain it with "
+    "`python -m train.warmstart` (which stores the learned target), or ask for "
+    "objective target_band"
+)
 
 
 def attach_bands(pipeline, bands: ProgressBands):
@@ -397,6 +421,9 @@ def learned_target(pipeline) -> float:
     if bands is None:
         raise SkbanditError(UNAVAILABLE.format("none stored (trained before it was kept)"))
     if not bands.count.any():
-        raise SkbanditError(UNAVAILABLE.format(
-            f"no delayed reward (no student had {HORIZON} later attempts on a topic)"))
+        raise SkbanditError(
+            UNAVAILABLE.format(
+                f"no delayed reward (no student had {HORIZON} later attempts on a topic)"
+            )
+        )
     return bands.best_target()

@@ -296,15 +296,19 @@ class LinUCB(RegressorMixin, BaseEstimator):
         """
         self._validate_params_once()
         if float(self.forgetting) != 1.0:
-            raise SkbanditError("LinUCB.partial_fit_sums needs forgetting == 1 (the sums "
-                                "carry no row order); use partial_fit on the rows")
+            raise SkbanditError(
+                "LinUCB.partial_fit_sums needs forgetting == 1 (the sums "
+                "carry no row order); use partial_fit on the rows"
+            )
         xtx, xty = np.asarray(xtx, dtype=np.float64), np.asarray(xty, dtype=np.float64)
         if not hasattr(self, "n_features_in_"):
             self.initialize(xtx.shape[0])
         d = self.n_features_in_
         if xtx.shape != (d, d) or xty.shape != (d,):
-            raise SkbanditError(f"LinUCB.partial_fit_sums needs sums of shape ({d}, {d}) and "
-                                f"({d},), got {xtx.shape} and {xty.shape}")
+            raise SkbanditError(
+                f"LinUCB.partial_fit_sums needs sums of shape ({d}, {d}) and "
+                f"({d},), got {xtx.shape} and {xty.shape}"
+            )
         A = self.A_ + xtx
         A = (A + A.T) * 0.5  # as _accumulate does after every batch
         b = self.b_ + xty
@@ -341,9 +345,7 @@ class LinUCB(RegressorMixin, BaseEstimator):
         if not reset:
             X, y, sample_weight = validate_fit_input(self, X, y, sample_weight, False)
             vars(self).pop("_headroom", None)
-            self.A_, self.b_, self.A_inv_, self.coef_ = self._new_state(
-                X, y, sample_weight, None
-            )
+            self.A_, self.b_, self.A_inv_, self.coef_ = self._new_state(X, y, sample_weight, None)
             self.n_updates_ += X.shape[0]
             return self
         saved = {k: vars(self)[k] for k in _RECORDED if k in vars(self)}

@@ -62,8 +62,9 @@ def rule_epsilon_probabilities(mastery, difficulty, epsilon: float, top_k: int =
     return np.where(valid, probs, 0.0)
 
 
-def logging_policy_probabilities(candidates: pd.DataFrame, epsilon: float = 0.1,
-                                 top_k: int = 5) -> np.ndarray:
+def logging_policy_probabilities(
+    candidates: pd.DataFrame, epsilon: float = 0.1, top_k: int = 5
+) -> np.ndarray:
     """Probability that the logging policy shows each candidate row.
 
     Parameters

@@ -62,9 +62,18 @@ from skbandit.ranking_settings import (
 )
 
 __all__ = [
-    "EXPLORATIONS", "OBJECTIVES", "SERVING_OBJECTIVE", "CandidateScores",
-    "RankingSettings", "action_probabilities", "linucb_scores", "rank_linucb",
-    "rank_requests", "rank_rule_based", "resolve_objective", "score_candidates",
+    "EXPLORATIONS",
+    "OBJECTIVES",
+    "SERVING_OBJECTIVE",
+    "CandidateScores",
+    "RankingSettings",
+    "action_probabilities",
+    "linucb_scores",
+    "rank_linucb",
+    "rank_requests",
+    "rank_rule_based",
+    "resolve_objective",
+    "score_candidates",
 ]
 
 
@@ -91,7 +100,9 @@ class CandidateScores:
     score: np.ndarray
 
 
-def linucb_scores(model, X, settings: RankingSettings, target=None, calibration=None) -> CandidateScores:
+def linucb_scores(
+    model, X, settings: RankingSettings, target=None, calibration=None
+) -> CandidateScores:
     """The LinUCB objective score of feature rows: the one formula every ranking uses.
 
     Serving (:func:`score_candidates`), the simulation study's online policy
@@ -169,8 +180,9 @@ def resolve_objective(pipeline, settings: RankingSettings | None) -> RankingSett
     return settings if learned == settings.target else replace(settings, target=learned)
 
 
-def score_candidates(pipeline, candidates, settings: RankingSettings | None = None,
-                     features=None) -> CandidateScores:
+def score_candidates(
+    pipeline, candidates, settings: RankingSettings | None = None, features=None
+) -> CandidateScores:
     """Score every candidate row with a fitted pipeline: the one scoring path of the policies.
 
     Parameters
@@ -211,8 +223,11 @@ def score_candidates(pipeline, candidates, settings: RankingSettings | None = No
     """
     settings = resolve_objective(pipeline, settings)
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused below
-        X, model = ((features, pipeline[-1]) if features is not None
-                    else candidate_features(pipeline, candidates))
+        X, model = (
+            (features, pipeline[-1])
+            if features is not None
+            else candidate_features(pipeline, candidates)
+        )
         scores = linucb_scores(model, X, settings, calibration=calibration_of(pipeline))
     return _require_finite(scores, candidates)
 
@@ -251,8 +266,16 @@ def rank_linucb(pipeline, candidates, settings: RankingSettings | None = None, r
     expected = scored.expected[chosen]
     uncertainty = scored.uncertainty[chosen]
     reasons = linucb_reasons(expected, uncertainty, explore)
-    return _output(candidates, chosen, expected, uncertainty, expected + uncertainty, explore,
-                   propensity, reasons)
+    return _output(
+        candidates,
+        chosen,
+        expected,
+        uncertainty,
+        expected + uncertainty,
+        explore,
+        propensity,
+        reasons,
+    )
 
 
 def action_probabilities(pipeline, candidates, settings: RankingSettings | None = None):
@@ -299,17 +322,22 @@ def rank_rule_based(candidates, top_k=5):
     k = _shown(RankingSettings(top_k=top_k).top_k, len(candidates))  # checks top_k
     mastery = candidates[schema.MASTERY].to_numpy(np.float64)
     difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)
-    discrimination = (candidates[schema.DISCRIMINATION].to_numpy(np.float64)
-                      if schema.DISCRIMINATION in candidates.columns else 1.0)
+    discrimination = (
+        candidates[schema.DISCRIMINATION].to_numpy(np.float64)
+        if schema.DISCRIMINATION in candidates.columns
+        else 1.0
+    )
     chosen = np.argsort(irt.rule_distance(mastery, difficulty), kind="stable")[:k]
     ability = irt.mastery_to_logit(mastery)
-    expected = np.broadcast_to(irt.p_correct_3pl(ability, difficulty, discrimination,
-                                                 irt.guessing_of(candidates)),
-                               mastery.shape)[chosen]
+    expected = np.broadcast_to(
+        irt.p_correct_3pl(ability, difficulty, discrimination, irt.guessing_of(candidates)),
+        mastery.shape,
+    )[chosen]
     reasons = rule_reasons((difficulty - ability)[chosen])
     nan = np.full(k, np.nan)
-    return _output(candidates, chosen, expected, nan, nan, np.zeros(k, dtype=bool),
-                   np.ones(k), reasons)
+    return _output(
+        candidates, chosen, expected, nan, nan, np.zeros(k, dtype=bool), np.ones(k), reasons
+    )
 
 
 FIRST_SLOT_PROPENSITY = "first_slot_propensity"
@@ -343,8 +371,10 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
     """
     settings = as_settings(settings)
     if schema.USER_ID not in frame.columns:
-        raise SkbanditError(f"request is missing column {schema.USER_ID!r} (expected one row "
-                            f"per student and candidate item)")
+        raise SkbanditError(
+            f"request is missing column {schema.USER_ID!r} (expected one row "
+            f"per student and candidate item)"
+        )
     rng = np.random.default_rng() if rng is None else rng
     top_k = settings.top_k
     _shown(top_k, len(frame))
@@ -362,14 +392,21 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
         first[rows] = first_slot_probabilities(score, settings)
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
     _require_positive(propensity[rank <= top_k], settings)
-    return pd.DataFrame({
-        schema.USER_ID: user_ids,
-        schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
-        schema.EXPECTED_REWARD: scored.expected, schema.UNCERTAINTY: scored.uncertainty,
-        schema.UCB: scored.expected + scored.uncertainty, schema.RANK: rank,
-        "recommended": rank <= top_k, schema.IS_EXPLORATION: explore & (rank <= top_k),
-        schema.PROPENSITY: propensity, FIRST_SLOT_PROPENSITY: first,
-    }, index=frame.index)
+    return pd.DataFrame(
+        {
+            schema.USER_ID: user_ids,
+            schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
+            schema.EXPECTED_REWARD: scored.expected,
+            schema.UNCERTAINTY: scored.uncertainty,
+            schema.UCB: scored.expected + scored.uncertainty,
+            schema.RANK: rank,
+            "recommended": rank <= top_k,
+            schema.IS_EXPLORATION: explore & (rank <= top_k),
+            schema.PROPENSITY: propensity,
+            FIRST_SLOT_PROPENSITY: first,
+        },
+        index=frame.index,
+    )
 
 
 # --- scoring and selection ---------------------------------------------------------------
@@ -402,8 +439,7 @@ def _require_finite(scores: CandidateScores, candidates) -> CandidateScores:
     finite = np.isfinite(scores.score) & np.isfinite(scores.expected)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        item = candidates[schema.ITEM_ID].to_numpy()[row] if schema.ITEM_ID in candidates \
-            else row
+        item = candidates[schema.ITEM_ID].to_numpy()[row] if schema.ITEM_ID in candidates else row
         raise SkbanditError(
             f"cannot rank: candidate {item!r} scores {scores.score[row]} (expected a finite "
             "score); its inputs are outside their documented ranges or the model is corrupt"
@@ -420,23 +456,26 @@ def _require_positive(propensity, settings: RankingSettings) -> None:
         )
 
 
-
 def _output(candidates, chosen, expected, uncertainty, ucb, explore, propensity, reasons):
-    return pd.DataFrame({
-        schema.RANK: np.arange(1, len(chosen) + 1),
-        schema.ITEM_ID: candidates[schema.ITEM_ID].to_numpy()[chosen],
-        schema.EXPECTED_REWARD: np.asarray(expected, dtype=np.float64),
-        schema.UNCERTAINTY: np.asarray(uncertainty, dtype=np.float64),
-        schema.UCB: np.asarray(ucb, dtype=np.float64),
-        schema.IS_EXPLORATION: np.asarray(explore, dtype=bool),
-        schema.PROPENSITY: np.asarray(propensity, dtype=np.float64),
-        schema.REASON: reasons,
-    })  # keys in schema.RECOMMENDATION_COLUMNS order
+    return pd.DataFrame(
+        {
+            schema.RANK: np.arange(1, len(chosen) + 1),
+            schema.ITEM_ID: candidates[schema.ITEM_ID].to_numpy()[chosen],
+            schema.EXPECTED_REWARD: np.asarray(expected, dtype=np.float64),
+            schema.UNCERTAINTY: np.asarray(uncertainty, dtype=np.float64),
+            schema.UCB: np.asarray(ucb, dtype=np.float64),
+            schema.IS_EXPLORATION: np.asarray(explore, dtype=bool),
+            schema.PROPENSITY: np.asarray(propensity, dtype=np.float64),
+            schema.REASON: reasons,
+        }
+    )  # keys in schema.RECOMMENDATION_COLUMNS order
 
 
 def _shown(top_k, n_candidates):
     """How many of ``n_candidates`` are shown for a checked ``top_k``; none is an error."""
     if n_candidates == 0:
-        raise SkbanditError("no candidate items to rank (expected at least one row); the "
-                            "caller should say why, e.g. all items drift-flagged or recent")
+        raise SkbanditError(
+            "no candidate items to rank (expected at least one row); the "
+            "caller should say why, e.g. all items drift-flagged or recent"
+        )
     return min(top_k, n_candidates)

@@ -60,8 +60,11 @@ class ProbabilityCalibration:
         return np.interp(score, self.scores, self.probabilities)
 
     def as_dict(self) -> dict:
-        return {"scores": list(self.scores), "probabilities": list(self.probabilities),
-                "n_events": self.n_events}
+        return {
+            "scores": list(self.scores),
+            "probabilities": list(self.probabilities),
+            "n_events": self.n_events,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProbabilityCalibration":
@@ -70,14 +73,22 @@ class ProbabilityCalibration:
             probs = tuple(float(v) for v in data["probabilities"])
             n_events = int(data["n_events"])
         except (KeyError, TypeError, ValueError) as error:
-            raise SkbanditError(f"probability calibration is malformed ({error}); expected "
-                                "scores, probabilities and n_events") from None
-        ok = (len(scores) == len(probs) and np.all(np.diff(scores) >= 0)
-              and np.all(np.diff(probs) >= 0)
-              and all(0.0 <= p <= 1.0 for p in probs) and np.all(np.isfinite(scores)))
+            raise SkbanditError(
+                f"probability calibration is malformed ({error}); expected "
+                "scores, probabilities and n_events"
+            ) from None
+        ok = (
+            len(scores) == len(probs)
+            and np.all(np.diff(scores) >= 0)
+            and np.all(np.diff(probs) >= 0)
+            and all(0.0 <= p <= 1.0 for p in probs)
+            and np.all(np.isfinite(scores))
+        )
         if not ok:
-            raise SkbanditError("probability calibration is malformed (expected as many "
-                                "non-decreasing finite scores as probabilities in [0, 1])")
+            raise SkbanditError(
+                "probability calibration is malformed (expected as many "
+                "non-decreasing finite scores as probabilities in [0, 1])"
+            )
         return cls(scores, probs, n_events)
 
 
@@ -90,10 +101,12 @@ def fit_calibration(scores, outcomes) -> ProbabilityCalibration:
     keep = np.isfinite(scores) & np.isfinite(outcomes)
     if keep.sum() < MIN_EVENTS:
         return ProbabilityCalibration(n_events=int(keep.sum()))
-    iso = IsotonicRegression(y_min=FLOOR, y_max=1.0 - FLOOR, increasing=True,
-                             out_of_bounds="clip").fit(scores[keep], outcomes[keep])
-    return ProbabilityCalibration(tuple(iso.X_thresholds_.tolist()),
-                                  tuple(iso.y_thresholds_.tolist()), int(keep.sum()))
+    iso = IsotonicRegression(
+        y_min=FLOOR, y_max=1.0 - FLOOR, increasing=True, out_of_bounds="clip"
+    ).fit(scores[keep], outcomes[keep])
+    return ProbabilityCalibration(
+        tuple(iso.X_thresholds_.tolist()), tuple(iso.y_thresholds_.tolist()), int(keep.sum())
+    )
 
 
 def attach_calibration(pipeline, calibration: ProbabilityCalibration | None):

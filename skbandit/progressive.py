@@ -95,15 +95,17 @@ class ReplayResult:
         after it)."""
         if not self.first_batch or len(self.predictions) <= self.first_batch:
             return None
-        return prediction_metrics(self.predictions.iloc[self.first_batch:])
+        return prediction_metrics(self.predictions.iloc[self.first_batch :])
 
     def caveats(self) -> list[str]:
         """Warnings a reader of the metrics needs: too few events, an untrained first batch."""
         notes = []
         n = len(self.predictions)
         if n < MIN_SCORED_EVENTS:
-            notes.append(f"only {n:,} events were scored (fewer than {MIN_SCORED_EVENTS:,}): "
-                         "the metrics are noisy; compare predictors with care")
+            notes.append(
+                f"only {n:,} events were scored (fewer than {MIN_SCORED_EVENTS:,}): "
+                "the metrics are noisy; compare predictors with care"
+            )
         after = self.metrics_after_first_batch()
         if after is not None:
             before = self.final_metrics()
@@ -111,7 +113,8 @@ class ReplayResult:
                 f"the first {self.first_batch:,} events were predicted by an untrained model; "
                 f"without them bandit log-loss {after['bandit_log_loss']:.3f} (with "
                 f"{before['bandit_log_loss']:.3f}), IRT {after['irt_log_loss']:.3f}, global "
-                f"rate {after['global_rate_log_loss']:.3f}")
+                f"rate {after['global_rate_log_loss']:.3f}"
+            )
         return notes
 
 
@@ -181,8 +184,7 @@ def replay_history(
     global_rate = np.empty(len(rewards))
     successes, seen = prior_success_rate, 1.0
     rows = []
-    for batch in _split_at(batch_slices(len(rewards), batch_size, first=FIRST_BATCH),
-                           score_from):
+    for batch in _split_at(batch_slices(len(rewards), batch_size, first=FIRST_BATCH), score_from):
         if batch.stop <= score_from:  # learn only
             estimator.partial_fit(features[batch], rewards[batch])
             successes += rewards[batch].sum()
@@ -190,8 +192,10 @@ def replay_history(
             if on_batch is not None:
                 on_batch(batch.stop - batch.start)
             continue
-        if not hasattr(estimator, "n_features_in_") and getattr(estimator, "prior_mean",
-                                                                   None) is not None:
+        if (
+            not hasattr(estimator, "n_features_in_")
+            and getattr(estimator, "prior_mean", None) is not None
+        ):
             estimator.initialize(features.shape[1])  # predicts the prior's X @ prior_mean
         if hasattr(estimator, "n_features_in_"):
             score[batch], std = estimator.predict(features[batch], return_std=True)
@@ -200,27 +204,32 @@ def replay_history(
             score[batch] = 0.0
             width[batch] = estimator.alpha * np.linalg.norm(features[batch], axis=1)
         if batch.start - score_from >= REFIT_GROWTH * fitted_on:  # only earlier batches
-            calibration = fit_calibration(score[score_from:batch.start],
-                                          rewards[score_from:batch.start])
+            calibration = fit_calibration(
+                score[score_from : batch.start], rewards[score_from : batch.start]
+            )
             fitted_on = batch.start - score_from
         bandit[batch] = calibration(score[batch])
         global_rate[batch] = successes / seen
         estimator.partial_fit(features[batch], rewards[batch])
         successes += rewards[batch].sum()
         seen += batch.stop - batch.start
-        forecasts = {"bandit": bandit[batch], "global_rate": global_rate[batch],
-                     "irt": irt[batch]}
+        forecasts = {"bandit": bandit[batch], "global_rate": global_rate[batch], "irt": irt[batch]}
         metrics = _metrics(rewards[batch], forecasts, width[batch])
         rows.append({"events_seen": batch.stop, **metrics})
         if on_batch is not None:
             on_batch(batch.stop - batch.start)
-    predictions = _predictions_frame(rewards, bandit, global_rate, irt, width,
-                                     slice(score_from, None))
+    predictions = _predictions_frame(
+        rewards, bandit, global_rate, irt, width, slice(score_from, None)
+    )
     predictions["score"] = score[score_from:]
     first = min(FIRST_BATCH, batch_size, len(rewards)) if fresh else 0
-    return ReplayResult(history=pd.DataFrame(rows), predictions=predictions,
-                        first_batch=first, n_unscored=score_from,
-                        calibration=fit_calibration(score[score_from:], rewards[score_from:]))
+    return ReplayResult(
+        history=pd.DataFrame(rows),
+        predictions=predictions,
+        first_batch=first,
+        n_unscored=score_from,
+        calibration=fit_calibration(score[score_from:], rewards[score_from:]),
+    )
 
 
 def _split_at(slices: list[slice], cut: int) -> list[slice]:
@@ -268,8 +277,11 @@ def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     (0.0467, 1.0)
     """
     forecasts = {name: predictions[name].to_numpy(dtype=np.float64) for name in PREDICTORS}
-    return _metrics(predictions["reward"].to_numpy(dtype=np.float64), forecasts,
-                    predictions["uncertainty"].to_numpy(dtype=np.float64))
+    return _metrics(
+        predictions["reward"].to_numpy(dtype=np.float64),
+        forecasts,
+        predictions["uncertainty"].to_numpy(dtype=np.float64),
+    )
 
 
 def _metrics(rewards: np.ndarray, forecasts: dict, uncertainty: np.ndarray) -> dict[str, float]:
@@ -278,8 +290,11 @@ def _metrics(rewards: np.ndarray, forecasts: dict, uncertainty: np.ndarray) -> d
     n_neg = len(outcome) - n_pos
     metrics = {"mean_uncertainty": float(np.mean(uncertainty))}
     for name in PREDICTORS:
-        p = np.clip(np.broadcast_to(forecasts[name], outcome.shape), PROBABILITY_FLOOR,
-                    1 - PROBABILITY_FLOOR)
+        p = np.clip(
+            np.broadcast_to(forecasts[name], outcome.shape),
+            PROBABILITY_FLOOR,
+            1 - PROBABILITY_FLOOR,
+        )
         metrics[f"{name}_log_loss"] = float(-np.mean(np.where(outcome, np.log(p), np.log1p(-p))))
         metrics[f"{name}_brier"] = float(np.mean((p - outcome) ** 2))
         metrics[f"{name}_auc"] = _auc(outcome, p, n_pos, n_neg)

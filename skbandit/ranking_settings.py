@@ -57,8 +57,7 @@ the best gets weight exp(-1000) = 0, so a shown item would be logged with propen
 MAX_ALPHA = 100.0
 """Exploration widths above this are refused (the bonus would swamp every score)."""
 
-SETTING_NAMES = ("alpha", "objective", "target", "exploration", "temperature", "top_k",
-                 "epsilon")
+SETTING_NAMES = ("alpha", "objective", "target", "exploration", "temperature", "top_k", "epsilon")
 """The fields of :class:`RankingSettings`, in order."""
 
 
@@ -117,8 +116,9 @@ class RankingSettings:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def from_values(cls, values: Mapping, label: str = "{}",
-                    base: RankingSettings | None = None) -> RankingSettings:
+    def from_values(
+        cls, values: Mapping, label: str = "{}", base: RankingSettings | None = None
+    ) -> RankingSettings:
         """Settings from values a user typed; an error names the value as the user knows it.
 
         Parameters
@@ -148,22 +148,28 @@ def as_settings(settings: RankingSettings | None) -> RankingSettings:
     if settings is None:
         return RankingSettings()
     if not isinstance(settings, RankingSettings):
-        raise SkbanditError(f"settings must be a skbandit.ranking_settings.RankingSettings, "
-                            f"got {type(settings).__name__}; build one with "
-                            "RankingSettings(objective=..., top_k=...)")
+        raise SkbanditError(
+            f"settings must be a skbandit.ranking_settings.RankingSettings, "
+            f"got {type(settings).__name__}; build one with "
+            "RankingSettings(objective=..., top_k=...)"
+        )
     return settings
 
 
 def _checked(values: Mapping, label: str) -> dict:
     """The settings normalised (enums, floats, int); SkbanditError names the first bad one."""
+
     def name(key):
         return label.format(key)
 
     out = {
         "objective": _choice(values["objective"], Objective, name("objective")),
         "exploration": _choice(values["exploration"], Exploration, name("exploration")),
-        "alpha": (None if values["alpha"] is None
-                  else _number(values["alpha"], name("alpha"), 0.0, MAX_ALPHA)),
+        "alpha": (
+            None
+            if values["alpha"] is None
+            else _number(values["alpha"], name("alpha"), 0.0, MAX_ALPHA)
+        ),
         "target": _number(values["target"], name("target"), 0.0, 1.0),
         "temperature": _number(values["temperature"], name("temperature"), 0.0, math.inf),
         "top_k": values["top_k"],
@@ -204,8 +210,9 @@ SERVING_SETTINGS = RankingSettings(objective=SERVING_OBJECTIVE)
 
 EXPLORATION_FLOOR = 0.1
 """The served epsilon: every eligible item is served first with probability >= 0.1 / n."""
-REST_SETTINGS = RankingSettings(objective=SERVING_OBJECTIVE, exploration=Exploration.softmax,
-                                epsilon=EXPLORATION_FLOOR)
+REST_SETTINGS = RankingSettings(
+    objective=SERVING_OBJECTIVE, exploration=Exploration.softmax, epsilon=EXPLORATION_FLOOR
+)
 """What a REST request is served with when its ``params`` ask nothing else: softmax
 (temperature 0.05) over the target-band scores mixed with 10% uniform, so that the served log
 supports off-policy evaluation of any future policy (``params`` ``exploration="greedy",

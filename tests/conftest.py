@@ -160,4 +160,3 @@ def decision_log_outside_the_repo(tmp_path_factory):
     os.environ["SKBANDIT_DECISION_LOG"] = str(folder / "decisions.db")
     yield
     os.environ.pop("SKBANDIT_DECISION_LOG", None)
-

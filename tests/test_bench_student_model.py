@@ -39,8 +39,8 @@ def test_a_batch_is_forecast_without_its_own_outcomes(events, name):
     assert (batch.start, batch.stop) == (150, 300)
     flipped[batch] = 1 - flipped[batch]
     after = _forecasts(name, (users, items, skills, flipped), slices)
-    np.testing.assert_array_equal(after[:batch.stop], before[:batch.stop])
-    assert not np.allclose(after[batch.stop:], before[batch.stop:])  # later batches learn it
+    np.testing.assert_array_equal(after[: batch.stop], before[: batch.stop])
+    assert not np.allclose(after[batch.stop :], before[batch.stop :])  # later batches learn it
 
 
 @pytest.mark.parametrize("name", ["elo", "pfa", "bkt"])
@@ -52,13 +52,19 @@ def test_online_forecasts_use_only_earlier_rows(events, name):
     changed = correct.copy()
     changed[row] = 1 - changed[row]
     after = _forecasts(name, (users, items, skills, changed), slices, online=True)
-    np.testing.assert_array_equal(after[:row + 1], before[:row + 1])
+    np.testing.assert_array_equal(after[: row + 1], before[: row + 1])
 
 
 def test_batches_are_warmstarts_and_cover_every_row():
     slices = warmstart_batches(1_000, 300, score_from=250)
     assert [(s.start, s.stop) for s in slices] == [
-        (0, 100), (100, 250), (250, 300), (300, 600), (600, 900), (900, 1000)]
+        (0, 100),
+        (100, 250),
+        (250, 300),
+        (300, 600),
+        (600, 900),
+        (900, 1000),
+    ]
 
 
 def test_metrics_equal_sklearn():
@@ -105,8 +111,7 @@ def test_bkt_fallback_fits_data_simulated_from_bkt():
         learned |= rng.random(n_students) < 0.2
     users, correct = np.concatenate(users), np.concatenate(correct)
     slices = warmstart_batches(len(correct), 2_000, score_from=0)
-    forecasts = student_baselines.bkt(users, np.zeros_like(users), correct, slices,
-                                      online=True)
+    forecasts = student_baselines.bkt(users, np.zeros_like(users), correct, slices, online=True)
     base = metrics(correct, np.full(len(correct), correct.mean()))
     fitted = metrics(correct, forecasts)
     assert fitted["log_loss"] < base["log_loss"] - 0.05

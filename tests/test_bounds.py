@@ -34,8 +34,9 @@ def _items(**changes) -> pd.DataFrame:
     ],
 )
 def test_item_values_outside_their_range_are_refused(changes, column):
-    with pytest.raises(SkbanditError, match=rf"^items.csv: column '{column}' must be a number in"
-                       ) as caught:
+    with pytest.raises(
+        SkbanditError, match=rf"^items.csv: column '{column}' must be a number in"
+    ) as caught:
         validate_items(_items(**changes), "items.csv")
     assert "\n" not in str(caught.value)
 
@@ -46,11 +47,15 @@ def test_item_values_at_the_documented_bounds_are_accepted():
 
 
 def test_a_timestamp_beyond_pandas_range_names_file_column_and_row():
-    events = pd.DataFrame({
-        "user_id": ["u", "u", "v"], "item_id": ["a", "b", "a"], "topic": ["t"] * 3,
-        "timestamp": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "9999-12-31T23:59:59Z"],
-        "correct": [1, 0, 1],
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "v"],
+            "item_id": ["a", "b", "a"],
+            "topic": ["t"] * 3,
+            "timestamp": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "9999-12-31T23:59:59Z"],
+            "correct": [1, 0, 1],
+        }
+    )
     with pytest.raises(SkbanditError) as caught:
         validate_events(events, "events.csv")
     message = str(caught.value)
@@ -114,8 +119,9 @@ def test_temperatures_below_the_floor_are_refused(temperature):
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 100.0])
 def test_a_shown_item_never_carries_propensity_zero(pipeline, request_frame, alpha):
-    settings = RankingSettings(exploration="softmax", temperature=MIN_TEMPERATURE, alpha=alpha,
-                               top_k=5)
+    settings = RankingSettings(
+        exploration="softmax", temperature=MIN_TEMPERATURE, alpha=alpha, top_k=5
+    )
     for seed in range(20):
         rng = np.random.default_rng(seed)
         try:

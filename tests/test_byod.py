@@ -33,8 +33,9 @@ def byod_store(tmp_path, monkeypatch, small_school):
     runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
     result = runner.invoke(warmstart_app, [])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(ingest_app, ["--format", "assistments-2009", str(A09),
-                                        "--out", "data/a09"])
+    result = runner.invoke(
+        ingest_app, ["--format", "assistments-2009", str(A09), "--out", "data/a09"]
+    )
     assert result.exit_code == 0, result.output
     yield runner
     mlflow.set_tracking_uri(None)
@@ -76,23 +77,31 @@ def test_retraining_the_same_data_keeps_its_model(byod_store):
     assert _versions("skbandit-linucb") == ["1", "2"]
 
 
-def test_default_data_after_another_data_set_took_the_name_is_refused(tmp_path, monkeypatch,
-                                                                      small_school):
+def test_default_data_after_another_data_set_took_the_name_is_refused(
+    tmp_path, monkeypatch, small_school
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-    assert runner.invoke(ingest_app, ["--format", "assistments-2009", str(A09), "--out",
-                                      "a09"]).exit_code == 0
-    result = runner.invoke(warmstart_app, ["--events", "a09/events.parquet", "--items",
-                                           "a09/items.parquet"])
+    assert (
+        runner.invoke(
+            ingest_app, ["--format", "assistments-2009", str(A09), "--out", "a09"]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        warmstart_app, ["--events", "a09/events.parquet", "--items", "a09/items.parquet"]
+    )
     assert result.exit_code == 0, result.output  # the first data set takes the default name
     monkeypatch.setenv("SKBANDIT_EVENTS", str(small_school.events_path))
     monkeypatch.setenv("SKBANDIT_ITEMS", str(small_school.items_path))
     result = runner.invoke(warmstart_app, [])
     assert result.exit_code == 1
-    assert "skbandit-linucb's champion v1 was trained on a09/events.parquet + " \
-           "a09/items.parquet, not on the default data" in result.output
+    assert (
+        "skbandit-linucb's champion v1 was trained on a09/events.parquet + "
+        "a09/items.parquet, not on the default data" in result.output
+    )
     assert "--model-name NAME" in result.output
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)

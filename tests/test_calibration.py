@@ -47,9 +47,7 @@ def _log_loss(y, p):
 
 
 @pytest.mark.parametrize("method", ["rasch", "2pl"])
-def test_calibrated_difficulties_track_the_truth_better_than_the_published(
-    school, cutoff, method
-):
+def test_calibrated_difficulties_track_the_truth_better_than_the_published(school, cutoff, method):
     fit = calibrate(school.events, school.items, method=method, until=cutoff)
     merged, effective = _truth(school, fit)
     assert len(merged) > 80  # items of the topics taught in the first half of the year
@@ -80,22 +78,35 @@ def test_2pl_recovers_discriminations_by_construction():
     theta, a, b = rng.normal(0, 1, 600), np.exp(rng.normal(0, 0.5, 30)), rng.normal(0, 1, 30)
     user, item = np.repeat(np.arange(600), 30), np.tile(np.arange(30), 600)
     p = 1 / (1 + np.exp(-a[item] * (theta[user] - b[item])))
-    events = pd.DataFrame({
-        schema.USER_ID: user.astype(str), schema.ITEM_ID: item.astype(str), schema.TOPIC: "t",
-        schema.TIMESTAMP: pd.Timestamp("2024-01-01", tz="UTC"),
-        schema.CORRECT: (rng.random(p.size) < p).astype(int),
-    })
+    events = pd.DataFrame(
+        {
+            schema.USER_ID: user.astype(str),
+            schema.ITEM_ID: item.astype(str),
+            schema.TOPIC: "t",
+            schema.TIMESTAMP: pd.Timestamp("2024-01-01", tz="UTC"),
+            schema.CORRECT: (rng.random(p.size) < p).astype(int),
+        }
+    )
     two_pl = calibrate(events, method="2pl").items
     rasch = calibrate(events, method="rasch").items
     assert np.corrcoef(two_pl[schema.DISCRIMINATION], a)[0, 1] > 0.9
-    assert (np.corrcoef(two_pl[schema.DIFFICULTY], b)[0, 1]
-            > np.corrcoef(rasch[schema.DIFFICULTY], b)[0, 1])
+    assert (
+        np.corrcoef(two_pl[schema.DIFFICULTY], b)[0, 1]
+        > np.corrcoef(rasch[schema.DIFFICULTY], b)[0, 1]
+    )
 
 
 def test_outcomes_after_the_window_do_not_move_any_difficulty(school, cutoff):
     events = school.events
-    flipped = events.assign(**{schema.CORRECT: np.where(
-        events[schema.TIMESTAMP] > cutoff, 1 - events[schema.CORRECT], events[schema.CORRECT])})
+    flipped = events.assign(
+        **{
+            schema.CORRECT: np.where(
+                events[schema.TIMESTAMP] > cutoff,
+                1 - events[schema.CORRECT],
+                events[schema.CORRECT],
+            )
+        }
+    )
     a = calibrate(events, school.items, until=cutoff)
     b = calibrate(flipped, school.items, until=cutoff)
     np.testing.assert_allclose(a.items[schema.DIFFICULTY], b.items[schema.DIFFICULTY])
@@ -112,17 +123,23 @@ def _two_topics(rng):
                 rows.append((f"u{u}", f"{topic[0]}{i}", topic, int(rng.random() < rate)))
     rows += [("u0", "h_new_once", "hard", 1), ("u1", "h_all_right", "hard", 1)]
     rows += [(f"u{u}", "h_all_right", "hard", 1) for u in range(2, 100)]
-    frame = pd.DataFrame(rows, columns=[schema.USER_ID, schema.ITEM_ID, schema.TOPIC,
-                                        schema.CORRECT])
+    frame = pd.DataFrame(
+        rows, columns=[schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.CORRECT]
+    )
     return frame.assign(**{schema.TIMESTAMP: pd.Timestamp("2024-01-01", tz="UTC")})
 
 
 def test_sparse_items_are_shrunk_toward_their_topic():
     events = _two_topics(np.random.default_rng(0))
-    items = pd.concat([
-        events.drop_duplicates(schema.ITEM_ID)[[schema.ITEM_ID, schema.TOPIC]],
-        pd.DataFrame({schema.ITEM_ID: ["h_unseen", "e_unseen"], schema.TOPIC: ["hard", "easy"]}),
-    ], ignore_index=True)
+    items = pd.concat(
+        [
+            events.drop_duplicates(schema.ITEM_ID)[[schema.ITEM_ID, schema.TOPIC]],
+            pd.DataFrame(
+                {schema.ITEM_ID: ["h_unseen", "e_unseen"], schema.TOPIC: ["hard", "easy"]}
+            ),
+        ],
+        ignore_index=True,
+    )
     fit = calibrate(events, items, min_responses=20)
     b = fit.items.set_index(schema.ITEM_ID)[schema.DIFFICULTY]
     seen = b.drop(["h_unseen", "e_unseen"])

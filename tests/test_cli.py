@@ -101,8 +101,9 @@ def test_trace_rl_table_matches_the_seed_layout_and_the_model(store_env, expecte
             "Explore" if rec[schema.IS_EXPLORATION] else "Exploit",
         ]
         # a long reason wraps at the pinned width: compare with whitespace collapsed
-        assert (" ".join(f"{rec[schema.RANK]}. {rec[schema.REASON]}".split())
-                in " ".join(result.output.split()))
+        assert " ".join(f"{rec[schema.RANK]}. {rec[schema.REASON]}".split()) in " ".join(
+            result.output.split()
+        )
     footer = FOOTER.search(result.output)
     assert footer is not None, result.output
     assert footer["updates"] == f"{pipeline[-1].n_updates_:,}"
@@ -247,12 +248,13 @@ def test_compare_recs_overlap_and_why_lines(store_env):
     assert [w["item_id"] for w in payload["rl_only"]] == [i for i in rl if i not in rule]
     text = ok(*args).output
     rows = table_rows(
-        text, ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.", "LinUCB est.",
-               "±", "Mode")
+        text,
+        ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.", "LinUCB est.", "±", "Mode"),
     )
     assert [row[1] for row in rows] == rule and [row[4] for row in rows] == rl
-    assert ("IRT est.: success chance from their level (ability) and the item's IRT "
-            "parameters alone") in " ".join(text.split())
+    assert (
+        "IRT est.: success chance from their level (ability) and the item's IRT parameters alone"
+    ) in " ".join(text.split())
     assert f"Overlap: {len(payload['overlap'])} of {len(rl)} items" in text
     for why in payload["rl_only"]:
         line = next(line for line in text.splitlines() if line.strip().startswith(why["item_id"]))
@@ -314,8 +316,9 @@ def test_model_by_version_number(store_env):
 def test_unknown_student_gets_the_cold_start_context(store_env):
     args = ("trace", "--student-id", "NOBODY", "--topic", TOPIC, "--use-rl")
     result = ok(*args, *store_env.school.options)
-    assert "note: no attempts by NOBODY yet, so the context is the cold-start default" in \
-        result.output
+    assert (
+        "note: no attempts by NOBODY yet, so the context is the cold-start default" in result.output
+    )
     payload = json.loads(ok(*args, "--json", *store_env.school.options).stdout)
     assert payload["known_student"] is False and payload["attempts"] == []
     assert payload["context"][schema.MASTERY] == 0.5

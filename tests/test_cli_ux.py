@@ -25,16 +25,27 @@ def test_flags_show_no_value_placeholder_in_help(flag):
 
 def test_help_matches_the_defaults_and_bounds():
     text = " ".join(run("trace", "--help").output.replace("│", " ").split())
-    assert "greedy: top-k by UCB" not in text and "the --objective plus the uncertainty bonus" \
-        in text
+    assert (
+        "greedy: top-k by UCB" not in text and "the --objective plus the uncertainty bonus" in text
+    )
     assert "[x>=0.0]" not in text.split("--temperature")[1].split("--objective")[0]
     assert "at least 0.01" in text
 
 
 def test_model_without_use_rl_warns_that_it_is_unused(store_env):
     result = CliRunner(env={"COLUMNS": "100"}).invoke(
-        app, ["trace", "--student-id", STUDENT, "--topic", TOPIC, "--model",
-              "skbandit-linucb/1", *store_env.school.options])
+        app,
+        [
+            "trace",
+            "--student-id",
+            STUDENT,
+            "--topic",
+            TOPIC,
+            "--model",
+            "skbandit-linucb/1",
+            *store_env.school.options,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "warning: --model is only used with --use-rl" in result.stderr
     assert "Rule-based Recommendations" in result.stdout
@@ -42,8 +53,16 @@ def test_model_without_use_rl_warns_that_it_is_unused(store_env):
 
 def test_a_week_outside_the_data_names_the_data_range(store_env):
     events = store_env.school.events["timestamp"]
-    result = run("trace", "--student-id", STUDENT, "--topic", TOPIC, "--time-window", "2031-W01",
-                 *store_env.school.options)
+    result = run(
+        "trace",
+        "--student-id",
+        STUDENT,
+        "--topic",
+        TOPIC,
+        "--time-window",
+        "2031-W01",
+        *store_env.school.options,
+    )
     assert result.exit_code == 1
     line = result.output.strip()
     assert line.startswith("error: time window 2031-W01") and "\n" not in line

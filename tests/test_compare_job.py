@@ -28,8 +28,9 @@ from train.evaluate.compare.job import GATE_TAGS, PLOT_PATH
 from train.warmstart.cli import app as warmstart_app
 
 NAME = "skbandit-linucb"
-SCHOOL = SchoolConfig(n_students=120, seed=4, start_date="2023-09-05", end_date="2023-10-20",
-                      attempts_per_student=40)
+SCHOOL = SchoolConfig(
+    n_students=120, seed=4, start_date="2023-09-05", end_date="2023-10-20", attempts_per_student=40
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,12 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     school = simulate_school(SCHOOL)
     write_school(school.events, school.items, root / "school")
-    data = ["--events", str(root / "school" / "events.parquet"),
-            "--items", str(root / "school" / "items.parquet")]
+    data = [
+        "--events",
+        str(root / "school" / "events.parquet"),
+        "--items",
+        str(root / "school" / "items.parquet"),
+    ]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -78,8 +83,9 @@ def _compare(*args):
 def test_compare_without_promote_logs_a_run_and_moves_no_alias(tracking):
     before = _aliases()
     assert before == {"champion": "1", "challenger": "1", "trained-all": "2"}
-    result = _compare("--candidate", f"models:/{NAME}/2", "--baseline", f"models:/{NAME}@champion",
-                      *tracking)
+    result = _compare(
+        "--candidate", f"models:/{NAME}/2", "--baseline", f"models:/{NAME}@champion", *tracking
+    )
     assert result.exit_code == 0, result.output
     assert "Off-policy comparison" in result.output and "candidate" in result.output
     assert "not promoted (no --promote, so no alias moved)" in result.output
@@ -93,8 +99,9 @@ def test_compare_without_promote_logs_a_run_and_moves_no_alias(tracking):
     assert run.data.params["objective"] == SERVING_OBJECTIVE  # the default: what is served
     assert float(run.data.params["min_ess"]) == DEFAULT_MIN_ESS
     for role in ("candidate", "baseline"):
-        low, value, high = (run.data.metrics[f"{role}_{key}"] for key in
-                            ("ci_low", "value", "ci_high"))
+        low, value, high = (
+            run.data.metrics[f"{role}_{key}"] for key in ("ci_low", "value", "ci_high")
+        )
         assert low <= value <= high
         assert run.data.metrics[f"{role}_ess"] > 0
     assert run.data.metrics["promoted"] == 0.0
@@ -105,8 +112,19 @@ def test_compare_without_promote_logs_a_run_and_moves_no_alias(tracking):
 def test_a_version_never_beats_itself_and_the_refusal_is_tagged(tracking):
     """Against itself the lower bound sits below the estimate, so champion must not move."""
     before = _aliases()
-    result = _compare("--candidate", f"models:/{NAME}/1", "--promote", "--exploration",
-                      "softmax", "--temperature", "0.1", "--min-ess", "0", "--json", *tracking)
+    result = _compare(
+        "--candidate",
+        f"models:/{NAME}/1",
+        "--promote",
+        "--exploration",
+        "softmax",
+        "--temperature",
+        "0.1",
+        "--min-ess",
+        "0",
+        "--json",
+        *tracking,
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert not payload["promoted"] and "[0.0000, 0.0000] not above 0" in payload["reason"]
@@ -116,7 +134,8 @@ def test_a_version_never_beats_itself_and_the_refusal_is_tagged(tracking):
     assert tags["gate.decision"] == "refused" and tags["gate.reason"] == payload["reason"]
     assert float(tags["gate.ci_low"]) == pytest.approx(payload["difference"]["ci_low"], abs=1e-6)
     assert float(tags["gate.ess"]) == pytest.approx(
-        payload["difference"]["effective_sample_size"], abs=0.1)
+        payload["difference"]["effective_sample_size"], abs=0.1
+    )
     assert tags["gate.reward"] == "correct" and tags["gate.baseline"] == f"{NAME}/1"
     assert tags["gate.run_id"] == payload["run_id"]
 
@@ -128,8 +147,18 @@ def test_a_version_never_beats_itself_and_the_refusal_is_tagged(tracking):
 
 
 def test_low_effective_sample_size_blocks_promotion(tracking):
-    result = _compare("--candidate", f"models:/{NAME}/2", "--promote", "--exploration", "softmax",
-                      "--temperature", "0.1", "--min-ess", "1e9", *tracking)
+    result = _compare(
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--promote",
+        "--exploration",
+        "softmax",
+        "--temperature",
+        "0.1",
+        "--min-ess",
+        "1e9",
+        *tracking,
+    )
     assert result.exit_code == 0, result.output
     assert "is below --min-ess" in result.output
     assert _aliases()["champion"] == "1"
@@ -139,8 +168,14 @@ def test_low_effective_sample_size_blocks_promotion(tracking):
 def test_promote_without_a_champion_is_refused_before_anything_runs(tracking):
     MlflowClient().delete_registered_model_alias(NAME, "champion")
     before = _aliases()
-    result = _compare("--candidate", f"models:/{NAME}/2", "--baseline", f"models:/{NAME}/1",
-                      "--promote", *tracking)
+    result = _compare(
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--baseline",
+        f"models:/{NAME}/1",
+        "--promote",
+        *tracking,
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot --promote: ")
     assert "no 'champion'" in result.output
@@ -151,8 +186,14 @@ def test_promote_without_a_champion_is_refused_before_anything_runs(tracking):
 
 def test_promote_against_a_baseline_other_than_the_champion_is_refused(tracking):
     before = _aliases()
-    result = _compare("--candidate", f"models:/{NAME}/2", "--baseline", f"models:/{NAME}/2",
-                      "--promote", *tracking)
+    result = _compare(
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--baseline",
+        f"models:/{NAME}/2",
+        "--promote",
+        *tracking,
+    )
     assert result.exit_code == 1
     assert "decides against the current champion (skbandit-linucb v1)" in result.output
     assert _aliases() == before and _gate_tags(2) == {}
@@ -172,8 +213,15 @@ def test_missing_propensity_is_one_line_and_moves_nothing(tracking, tmp_path):
     events = pd.read_parquet(tracking[1]).drop(columns="propensity")
     events.to_parquet(tmp_path / "no_propensity.parquet")
     before = _aliases()
-    result = _compare("--candidate", f"models:/{NAME}/2", "--promote",
-                      "--events", str(tmp_path / "no_propensity.parquet"), "--items", tracking[3])
+    result = _compare(
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--promote",
+        "--events",
+        str(tmp_path / "no_propensity.parquet"),
+        "--items",
+        tracking[3],
+    )
     assert result.exit_code == 1
     assert "has no 'propensity' column" in result.output
     assert "Traceback" not in result.output
@@ -237,17 +285,22 @@ def test_decisions_log_gives_the_estimates_of_the_same_decisions_rebuilt(trackin
     rows = (events["timestamp"] >= since).to_numpy().nonzero()[0]
     decisions, candidates = served_log(events, items, rows)
     folder = write_export(decisions, candidates, tmp_path / "export")
-    outcomes = events.iloc[rows].drop(columns="propensity").assign(
-        decision_id=decisions["decision_id"].to_numpy())
+    outcomes = (
+        events.iloc[rows]
+        .drop(columns="propensity")
+        .assign(decision_id=decisions["decision_id"].to_numpy())
+    )
     outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
     common = ("--candidate", f"models:/{NAME}/2", "--exploration", "softmax", "--json")
-    served = _compare(*common, "--decisions", str(folder), "--events",
-                      str(tmp_path / "outcomes.parquet"))
+    served = _compare(
+        *common, "--decisions", str(folder), "--events", str(tmp_path / "outcomes.parquet")
+    )
     assert served.exit_code == 0, served.output
     rebuilt = _compare(*common, "--since", since.isoformat(), *tracking)
     assert rebuilt.exit_code == 0, rebuilt.output
-    served_json, rebuilt_json = (json.loads(r.stdout[r.stdout.index("{"):])
-                                 for r in (served, rebuilt))
+    served_json, rebuilt_json = (
+        json.loads(r.stdout[r.stdout.index("{") :]) for r in (served, rebuilt)
+    )
     assert served_json["n_decisions"] == rebuilt_json["n_decisions"] == len(rows)
     for part in ("candidate", "baseline", "difference"):
         for key in ("value", "effective_sample_size"):
@@ -262,19 +315,25 @@ def test_decisions_without_events_or_of_another_model_is_one_line(tracking, tmp_
     events, items, _ = load_school(tracking[1], tracking[3])
     decisions, candidates = served_log(events, items, [10, 11, 12], model_name="other")
     folder = write_export(decisions, candidates, tmp_path / "export")
-    for args, message in ((("--decisions", str(folder)), "--decisions needs --events"),
-                          (("--decisions", str(folder), "--events", tracking[1]),
-                           "no decision of model 'skbandit-linucb'"),
-                          (("--decisions", str(tmp_path / "nope"), "--events", tracking[1]),
-                           "no such file or folder")):
+    for args, message in (
+        (("--decisions", str(folder)), "--decisions needs --events"),
+        (
+            ("--decisions", str(folder), "--events", tracking[1]),
+            "no decision of model 'skbandit-linucb'",
+        ),
+        (
+            ("--decisions", str(tmp_path / "nope"), "--events", tracking[1]),
+            "no such file or folder",
+        ),
+    ):
         result = _compare("--candidate", f"models:/{NAME}/2", *args)
         assert result.exit_code == 1, result.output
         assert result.output.startswith("error: ") and message in result.output
 
 
 def test_decisions_that_fail_verification_are_refused_unless_told(tracking, tmp_path):
-    """A log whose hash chain is broken (here: the served item of one decision rewritten in the export) is
-    refused, naming the decision; --unverified-log evaluates it anyway."""
+    """A log whose hash chain is broken (here: the served item of one decision rewritten in
+    the export) is refused, naming the decision; --unverified-log evaluates it anyway."""
     import pandas as pd
 
     from adapters.data.datasets import load_school
@@ -288,11 +347,20 @@ def test_decisions_that_fail_verification_are_refused_unless_told(tracking, tmp_
     rewritten = table["decision_id"].iloc[5]
     table.loc[5, "served_item_id"] = "an item never served"
     table.to_parquet(folder / "decisions.parquet", index=False)
-    outcomes = events.iloc[rows].drop(columns="propensity").assign(
-        decision_id=decisions["decision_id"].to_numpy())
+    outcomes = (
+        events.iloc[rows]
+        .drop(columns="propensity")
+        .assign(decision_id=decisions["decision_id"].to_numpy())
+    )
     outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
-    args = ("--candidate", f"models:/{NAME}/2", "--decisions", str(folder), "--events",
-            str(tmp_path / "outcomes.parquet"))
+    args = (
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--decisions",
+        str(folder),
+        "--events",
+        str(tmp_path / "outcomes.parquet"),
+    )
     refused = _compare(*args)
     assert refused.exit_code == 1 and "fails verification" in refused.output
     assert f"decision {rewritten}" in refused.output and "--unverified-log" in refused.output
@@ -308,8 +376,17 @@ def test_reward_progress_judges_the_delayed_learning_reward_and_is_tagged(tracki
     from skbandit.context import historical_contexts
     from skbandit.learning_progress import logged_rewards
 
-    common = ("--candidate", f"models:/{NAME}/2", "--promote", "--min-ess", "0",
-              "--estimator", "ips", "--json", *tracking)
+    common = (
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--promote",
+        "--min-ess",
+        "0",
+        "--estimator",
+        "ips",
+        "--json",
+        *tracking,
+    )
     success = json.loads(_compare(*common).stdout)
     result = _compare(*common, "--reward", "progress")
     assert result.exit_code == 0, result.output
@@ -336,17 +413,31 @@ def test_reward_progress_on_the_served_log_reads_the_later_attempts(tracking, tm
     rows = np.arange(len(events) // 2, len(events))
     decisions, candidates = served_log(events, items, rows)
     folder = write_export(decisions, candidates, tmp_path / "export")
-    outcomes = events.iloc[rows].drop(columns="propensity").assign(
-        decision_id=decisions["decision_id"].to_numpy())
+    outcomes = (
+        events.iloc[rows]
+        .drop(columns="propensity")
+        .assign(decision_id=decisions["decision_id"].to_numpy())
+    )
     outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
-    served = ("--candidate", f"models:/{NAME}/2", "--exploration", "softmax", "--reward",
-              "progress", "--decisions", str(folder),
-              "--events", str(tmp_path / "outcomes.parquet"))
+    served = (
+        "--candidate",
+        f"models:/{NAME}/2",
+        "--exploration",
+        "softmax",
+        "--reward",
+        "progress",
+        "--decisions",
+        str(folder),
+        "--events",
+        str(tmp_path / "outcomes.parquet"),
+    )
     refused = _compare(*served)
-    assert refused.exit_code == 1 and "--reward progress with --decisions needs --items" in \
-        refused.output
+    assert (
+        refused.exit_code == 1
+        and "--reward progress with --decisions needs --items" in refused.output
+    )
     result = _compare(*served, "--items", tracking[3], "--json")
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout[result.stdout.index("{"):])
+    payload = json.loads(result.stdout[result.stdout.index("{") :])
     by_student = outcomes.groupby(["user_id", "topic"]).cumcount(ascending=False)
     assert payload["n_decisions"] == int((by_student >= 5).sum())  # five later attempts

@@ -13,13 +13,19 @@ ITEMS = pd.DataFrame({"item_id": ["a", "b"], "topic": ["t", "t"], "difficulty": 
 
 def _events():
     """u starts 'a' at 10:00 and submits at 10:02 (120 s); v starts 'a' at 10:01."""
-    return pd.DataFrame({
-        "user_id": ["u", "v", "u"], "item_id": ["a", "a", "b"], "topic": "t",
-        "timestamp": pd.to_datetime(["2024-01-08 10:00", "2024-01-08 10:01",
-                                     "2024-01-08 10:05"], utc=True),
-        "correct": [1, 0, 1], "latency_ms": [120_000, 30_000, 30_000],
-        "help_requested": False,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": ["u", "v", "u"],
+            "item_id": ["a", "a", "b"],
+            "topic": "t",
+            "timestamp": pd.to_datetime(
+                ["2024-01-08 10:00", "2024-01-08 10:01", "2024-01-08 10:05"], utc=True
+            ),
+            "correct": [1, 0, 1],
+            "latency_ms": [120_000, 30_000, 30_000],
+            "help_requested": False,
+        }
+    )
 
 
 def test_an_attempt_in_progress_is_invisible_offline():
@@ -46,8 +52,15 @@ def test_historical_contexts_count_only_completed_attempts():
 
 def test_school_context_releases_item_counts_when_completed():
     ctx = SchoolContext(n_students=1, n_topics=1, n_items=1)
-    ctx.update(np.array([0]), np.array([0]), np.array([0]), np.array([True]),
-               np.array([4000.0]), np.array([False]), done=np.array([100.0]))
+    ctx.update(
+        np.array([0]),
+        np.array([0]),
+        np.array([0]),
+        np.array([True]),
+        np.array([4000.0]),
+        np.array([False]),
+        done=np.array([100.0]),
+    )
     assert ctx.item_attempts(np.array([0])).tolist() == [0]
     ctx.release(100.0)  # completed at 100: not strictly before 100
     assert ctx.item_attempts(np.array([0])).tolist() == [0]
@@ -57,8 +70,9 @@ def test_school_context_releases_item_counts_when_completed():
 
 
 def test_env_item_counts_are_the_attempts_completed_before_each_decision():
-    env = SchoolEnv(SchoolConfig(n_students=40, seed=3, start_date="2024-01-08",
-                                 end_date="2024-01-12"))
+    env = SchoolEnv(
+        SchoolConfig(n_students=40, seed=3, start_date="2024-01-08", end_date="2024-01-12")
+    )
     started, checked, in_progress = [], 0, 0
     while not env.done:
         cands = env.candidate_arrays(columns=(schema.ITEM_ATTEMPTS,))
@@ -70,10 +84,12 @@ def test_env_item_counts_are_the_attempts_completed_before_each_decision():
                 rows, at = cands.decision == decision, out.timestamp[decision]
                 complete = log[log["done"] < at]
                 expected = np.bincount(complete["item"], minlength=len(env.world.item_ids))
-                np.testing.assert_array_equal(cands.column(schema.ITEM_ATTEMPTS)[rows],
-                                              expected[cands.item[rows]])
+                np.testing.assert_array_equal(
+                    cands.column(schema.ITEM_ATTEMPTS)[rows], expected[cands.item[rows]]
+                )
                 in_progress += int(((log["start"] < at) & (log["done"] >= at)).sum())
                 checked += 1
-        started.extend(zip(out.item, out.timestamp, out.timestamp + out.latency_ms / 1000.0,
-                           strict=True))
+        started.extend(
+            zip(out.item, out.timestamp, out.timestamp + out.latency_ms / 1000.0, strict=True)
+        )
     assert checked > 100 and in_progress > 0  # the check met attempts in progress

@@ -13,19 +13,22 @@ from skbandit.cleaning import LATENCY_CAP_MS
 from skbandit.exceptions import SkbanditError
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
-ITEMS = pd.DataFrame({
-    "item_id": ["i0", "i1", "i2", "i3", "i4"],
-    "topic": ["t1", "t1", "t1", "t2", "t2"],
-    "difficulty": [-1.0, 0.0, 1.0, 0.5, -0.5],
-    "discrimination": [1.0, 1.5, np.nan, 1.0, 0.8],
-    "drift_flag": [False, True, False, False, None],
-})
+ITEMS = pd.DataFrame(
+    {
+        "item_id": ["i0", "i1", "i2", "i3", "i4"],
+        "topic": ["t1", "t1", "t1", "t2", "t2"],
+        "difficulty": [-1.0, 0.0, 1.0, 0.5, -0.5],
+        "discrimination": [1.0, 1.5, np.nan, 1.0, 0.8],
+        "drift_flag": [False, True, False, False, None],
+    }
+)
 
 
 def _events(rows):
     """rows: (user, item, hour, correct, latency_ms, help)."""
-    df = pd.DataFrame(rows, columns=["user_id", "item_id", "hour", "correct", "latency_ms",
-                                     "help_requested"])
+    df = pd.DataFrame(
+        rows, columns=["user_id", "item_id", "hour", "correct", "latency_ms", "help_requested"]
+    )
     df["topic"] = ITEMS.set_index("item_id").loc[df["item_id"], "topic"].to_numpy()
     df["timestamp"] = T0 + pd.to_timedelta(df.pop("hour"), unit="h")
     df["latency_ms"] = df["latency_ms"].astype(np.float64)
@@ -33,14 +36,16 @@ def _events(rows):
     return df
 
 
-HAND = _events([
-    ("u", "i0", 0, 1, 10_000, 0),
-    ("u", "i1", 1, 0, 20_000, 1),
-    ("u", "i3", 2, 1, np.nan, np.nan),
-    ("u", "i2", 3, 1, 40_000, 0),
-    ("u", "i4", 4, 0, 50_000, 0),
-    ("v", "i0", 4, 1, 5_000, 0),
-])
+HAND = _events(
+    [
+        ("u", "i0", 0, 1, 10_000, 0),
+        ("u", "i1", 1, 0, 20_000, 1),
+        ("u", "i3", 2, 1, np.nan, np.nan),
+        ("u", "i2", 3, 1, 40_000, 0),
+        ("u", "i4", 4, 0, 50_000, 0),
+        ("v", "i0", 4, 1, 5_000, 0),
+    ]
+)
 
 
 def test_hand_checked_student_context():
@@ -62,7 +67,8 @@ def test_hand_checked_student_context():
     assert ctx["n_prior_events"] == 5
     # topic t2 has only 2 earlier events: overall (3 + 1) / (5 + 2)
     assert context.student_context(HAND, "u", "t2", at=T0 + pd.Timedelta(hours=5))[
-        "accuracy"] == pytest.approx(4 / 7)
+        "accuracy"
+    ] == pytest.approx(4 / 7)
 
 
 def test_events_at_the_decision_time_are_not_before_it():
@@ -99,8 +105,7 @@ def test_latency_is_capped_and_speed_clipped():
 
 
 def test_mastery_table_overrides_mastery():
-    table = pd.DataFrame({"user_id": ["u", "u"], "skill": ["t1", "t2"],
-                          "mastery_mean": [0.9, 0.1]})
+    table = pd.DataFrame({"user_id": ["u", "u"], "skill": ["t1", "t2"], "mastery_mean": [0.9, 0.1]})
     ctx = context.student_context(HAND, "u", "t1", mastery_table=table)
     assert ctx["mastery"] == 0.9
     assert ctx["skill_gap"] == 0.0
@@ -154,17 +159,24 @@ def test_unknown_item_in_events_is_a_clear_error():
 # --- the vectorised path agrees with the per-decision functions ---------------------------
 
 event_rows = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(ITEMS["item_id"].tolist()),
-              st.integers(0, 6), st.integers(0, 1),
-              st.one_of(st.just(np.nan), st.floats(0, 3 * LATENCY_CAP_MS)),
-              st.sampled_from([0.0, 1.0, np.nan])),
-    min_size=1, max_size=40)
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(ITEMS["item_id"].tolist()),
+        st.integers(0, 6),
+        st.integers(0, 1),
+        st.one_of(st.just(np.nan), st.floats(0, 3 * LATENCY_CAP_MS)),
+        st.sampled_from([0.0, 1.0, np.nan]),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 def _per_decision(events, i):
     row = events.loc[i]
-    ctx = context.student_context(events, row["user_id"], row["topic"], at=row["timestamp"],
-                                  items=ITEMS)
+    ctx = context.student_context(
+        events, row["user_id"], row["topic"], at=row["timestamp"], items=ITEMS
+    )
     item = context.item_context(events, ITEMS, at=row["timestamp"]).set_index("item_id")
     values = {name: ctx[name] for name in schema.STUDENT_CONTEXT}
     values.update(item.loc[row["item_id"], list(schema.ITEM_CONTEXT)].to_dict())
@@ -182,8 +194,9 @@ def test_historical_contexts_equal_per_decision_contexts(rows):
     assert not hist.isna().any().any()
     for i in events.index:
         expected = pd.Series(_per_decision(events, i))[hist.columns]
-        np.testing.assert_allclose(hist.loc[i].to_numpy(np.float64),
-                                   expected.to_numpy(np.float64), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            hist.loc[i].to_numpy(np.float64), expected.to_numpy(np.float64), rtol=0, atol=1e-12
+        )
 
 
 @settings(max_examples=60, deadline=None)
@@ -193,7 +206,10 @@ def test_changing_a_later_event_never_changes_an_earlier_context(rows, data):
     j = data.draw(st.integers(0, len(events) - 1))
     changed = events.copy()
     changed.loc[j, ["correct", "latency_ms", "help_requested"]] = [
-        1 - events.loc[j, "correct"], 1.0, 1.0]
+        1 - events.loc[j, "correct"],
+        1.0,
+        1.0,
+    ]
     not_after = events["timestamp"] <= events.loc[j, "timestamp"]
     before = context.historical_contexts(events, ITEMS)[not_after]
     after = context.historical_contexts(changed, ITEMS)[not_after]
@@ -207,9 +223,17 @@ def test_historical_contexts_of_no_events_is_empty():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.one_of(st.just(np.nan), st.floats(0, 1e6)),
-                         min_size=context.RECENT_WINDOW, max_size=context.RECENT_WINDOW),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(st.just(np.nan), st.floats(0, 1e6)),
+            min_size=context.RECENT_WINDOW,
+            max_size=context.RECENT_WINDOW,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_row_nanmedian_is_numpys_nanmedian_without_warnings(rows):
     matrix = np.array(rows, dtype=np.float64)
     got = context._row_nanmedian(matrix)
@@ -224,18 +248,24 @@ def test_row_nanmedian_is_numpys_nanmedian_without_warnings(rows):
 def test_student_features_computes_only_what_is_asked_and_the_same_values():
     rng = np.random.default_rng(3)
     n = rng.integers(0, 12, 40).astype(float)
-    counts = dict(n=n, n_correct=np.floor(n * 0.6), n_topic=np.floor(n / 2),
-                  n_topic_correct=np.floor(n / 3),
-                  recent_correct=np.minimum(n, context.RECENT_WINDOW) // 2,
-                  latency_lags=rng.uniform(1e3, 4e5, (40, context.RECENT_WINDOW)),
-                  help_sum=np.floor(n / 4), help_known=n,
-                  **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[::3]},
-                  **{name: 0.25 * n for name in context.ABILITY_SUMS[1::3]},
-                  **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[2::3]})
+    counts = dict(
+        n=n,
+        n_correct=np.floor(n * 0.6),
+        n_topic=np.floor(n / 2),
+        n_topic_correct=np.floor(n / 3),
+        recent_correct=np.minimum(n, context.RECENT_WINDOW) // 2,
+        latency_lags=rng.uniform(1e3, 4e5, (40, context.RECENT_WINDOW)),
+        help_sum=np.floor(n / 4),
+        help_known=n,
+        **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[::3]},
+        **{name: 0.25 * n for name in context.ABILITY_SUMS[1::3]},
+        **{name: rng.normal(size=40) * n for name in context.ABILITY_SUMS[2::3]},
+    )
     every = context.student_features(**counts)
     assert list(every) == list(schema.STUDENT_CONTEXT)
-    gap = context.student_features(**{**counts, "recent_correct": None, "latency_lags": None},
-                                   names=[schema.SKILL_GAP])
+    gap = context.student_features(
+        **{**counts, "recent_correct": None, "latency_lags": None}, names=[schema.SKILL_GAP]
+    )
     assert list(gap) == [schema.SKILL_GAP]
     np.testing.assert_array_equal(gap[schema.SKILL_GAP], every[schema.SKILL_GAP])
     cold = n < context.COLD_START_MIN_EVENTS
@@ -247,19 +277,32 @@ def test_student_features_computes_only_what_is_asked_and_the_same_values():
 
 # --- the difficulty-adjusted ability -----------------------------------------------------
 
-LADDER = pd.DataFrame({"item_id": [f"e{k}" for k in range(6)] + [f"h{k}" for k in range(6)],
-                       "topic": "t", "difficulty": [-2.0] * 6 + [2.0] * 6})
+LADDER = pd.DataFrame(
+    {
+        "item_id": [f"e{k}" for k in range(6)] + [f"h{k}" for k in range(6)],
+        "topic": "t",
+        "difficulty": [-2.0] * 6 + [2.0] * 6,
+    }
+)
 
 
 def _attempts(user, prefix, outcomes):
-    return pd.DataFrame({"user_id": user, "item_id": [f"{prefix}{k}" for k in range(6)],
-                         "topic": "t", "correct": outcomes,
-                         "timestamp": T0 + pd.to_timedelta(np.arange(6), unit="h")})
+    return pd.DataFrame(
+        {
+            "user_id": user,
+            "item_id": [f"{prefix}{k}" for k in range(6)],
+            "topic": "t",
+            "correct": outcomes,
+            "timestamp": T0 + pd.to_timedelta(np.arange(6), unit="h"),
+        }
+    )
 
 
 def test_mastery_ranks_half_of_hard_items_above_half_of_easy_ones():
-    events = pd.concat([_attempts("hard", "h", [1, 0, 1, 0, 1, 0]),
-                        _attempts("easy", "e", [1, 0, 1, 0, 1, 0])], ignore_index=True)
+    events = pd.concat(
+        [_attempts("hard", "h", [1, 0, 1, 0, 1, 0]), _attempts("easy", "e", [1, 0, 1, 0, 1, 0])],
+        ignore_index=True,
+    )
     hard = context.student_context(events, "hard", "t", items=LADDER)
     easy = context.student_context(events, "easy", "t", items=LADDER)
     assert hard["accuracy"] == easy["accuracy"]  # raw accuracy cannot tell them apart
@@ -271,18 +314,23 @@ def test_mastery_ranks_half_of_hard_items_above_half_of_easy_ones():
 
 
 def test_ability_sd_shrinks_with_attempts_and_prior_comes_from_other_topics():
-    items = pd.concat([LADDER, pd.DataFrame({"item_id": ["x"], "topic": ["new"],
-                                             "difficulty": [0.0]})], ignore_index=True)
+    items = pd.concat(
+        [LADDER, pd.DataFrame({"item_id": ["x"], "topic": ["new"], "difficulty": [0.0]})],
+        ignore_index=True,
+    )
     events = _attempts("u", "h", [1] * 6)
-    sds = [context.student_context(events.iloc[:k], "u", "t", items=items)["ability_sd"]
-           for k in range(7)]
+    sds = [
+        context.student_context(events.iloc[:k], "u", "t", items=items)["ability_sd"]
+        for k in range(7)
+    ]
     assert all(a > b for a, b in itertools.pairwise(sds))
     # a topic never practised: the student's level on other topics is the prior mean
     fresh = context.student_context(events, "u", "new", items=items)
     stranger = context.student_context(events, "nobody", "new", items=items)
     assert fresh["ability"] > 0.5 and stranger["ability"] == 0.0
-    assert fresh["ability_sd"] > context.student_context(events, "u", "t", items=items)[
-        "ability_sd"]
+    assert (
+        fresh["ability_sd"] > context.student_context(events, "u", "t", items=items)["ability_sd"]
+    )
 
 
 def test_items_without_difficulty_use_their_topics_mean():
@@ -295,8 +343,10 @@ def test_items_without_difficulty_use_their_topics_mean():
     assert (bare["difficulty"] == 0.0).all()
 
 
-@pytest.mark.parametrize("column, value", [("difficulty", np.inf), ("discrimination", -1.0),
-                                           ("discrimination", 50.0), ("guessing", 1.2)])
+@pytest.mark.parametrize(
+    "column, value",
+    [("difficulty", np.inf), ("discrimination", -1.0), ("discrimination", 50.0), ("guessing", 1.2)],
+)
 def test_bad_item_parameters_are_refused_in_one_line(column, value):
     items = LADDER.assign(**{column: value})
     with pytest.raises(SkbanditError, match=f"bad {column}") as err:

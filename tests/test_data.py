@@ -16,22 +16,28 @@ from skbandit.exceptions import SkbanditError
 
 
 def _events(**overrides):
-    frame = pd.DataFrame({
-        "user_id": ["u1", "u1", "u2"],
-        "item_id": ["a", "b", "a"],
-        "topic": ["7.RP.A.1", "7.RP.A.1", "7.RP.A.3"],
-        "timestamp": ["2024-01-02T10:00:00Z", "2024-01-02T10:02:00Z", "2024-01-03T09:00:00Z"],
-        "correct": [1, 0, 1],
-        "latency_ms": [60_000, 90_000, 30_000],
-        "help_requested": [False, True, False],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2"],
+            "item_id": ["a", "b", "a"],
+            "topic": ["7.RP.A.1", "7.RP.A.1", "7.RP.A.3"],
+            "timestamp": ["2024-01-02T10:00:00Z", "2024-01-02T10:02:00Z", "2024-01-03T09:00:00Z"],
+            "correct": [1, 0, 1],
+            "latency_ms": [60_000, 90_000, 30_000],
+            "help_requested": [False, True, False],
+        }
+    )
     return frame.assign(**overrides)
 
 
 def _items(**overrides):
-    frame = pd.DataFrame({
-        "item_id": ["a", "b"], "topic": ["7.RP.A.1", "7.RP.A.1"], "difficulty": [-0.5, 0.7],
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "topic": ["7.RP.A.1", "7.RP.A.1"],
+            "difficulty": [-0.5, 0.7],
+        }
+    )
     return frame.assign(**overrides)
 
 
@@ -108,7 +114,8 @@ def test_timestamps_become_utc_and_events_are_sorted():
     stamps = ["2024-01-03T10:00:00+01:00", "2024-01-02 08:00", "2024-01-01T00:00:00Z"]
     events, _ = validate_events(_events(timestamp=stamps), "ev")
     assert events[schema.TIMESTAMP].tolist() == [
-        pd.Timestamp("2024-01-01T00:00Z"), pd.Timestamp("2024-01-02T08:00Z"),
+        pd.Timestamp("2024-01-01T00:00Z"),
+        pd.Timestamp("2024-01-02T08:00Z"),
         pd.Timestamp("2024-01-03T09:00Z"),
     ]
     with pytest.raises(SkbanditError, match="column 'timestamp' must be a datetime"):
@@ -161,8 +168,11 @@ def test_file_round_trip(tmp_path, suffix):
 def test_unsupported_format_and_missing_file(tmp_path):
     path = tmp_path / "events.json"
     path.write_text("{}")
-    with pytest.raises(SkbanditError, match=r"events\.json: unsupported file format '\.json' "
-                                            r"\(expected one of \.parquet, \.pq, \.csv\)"):
+    with pytest.raises(
+        SkbanditError,
+        match=r"events\.json: unsupported file format '\.json' "
+        r"\(expected one of \.parquet, \.pq, \.csv\)",
+    ):
         read_events(path)
     with pytest.raises(SkbanditError, match="no such file"):
         read_items(tmp_path / "nope.parquet")

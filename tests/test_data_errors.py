@@ -18,8 +18,15 @@ A09 = FIXTURES / "assistments-2009" / "skill_builder_data.csv"
 
 
 def _events(**columns) -> pd.DataFrame:
-    frame = pd.DataFrame({"user_id": ["a", "b"], "item_id": ["i", "j"], "topic": ["t", "u"],
-                          "timestamp": ["2020-01-01", "2020-01-02"], "correct": [1, 0]})
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b"],
+            "item_id": ["i", "j"],
+            "topic": ["t", "u"],
+            "timestamp": ["2020-01-01", "2020-01-02"],
+            "correct": [1, 0],
+        }
+    )
     return frame.assign(**columns)
 
 
@@ -28,11 +35,14 @@ def _one_line(message: str) -> str:
     return message
 
 
-@pytest.mark.parametrize(("column", "values", "kind"), [
-    ("user_id", [{"x": 1}, {"x": 2}], "dict"),
-    ("extra", [{"x": 1}, {"x": 2}], "dict"),
-    ("item_id", [[1], [2]], "ndarray"),
-])
+@pytest.mark.parametrize(
+    ("column", "values", "kind"),
+    [
+        ("user_id", [{"x": 1}, {"x": 2}], "dict"),
+        ("extra", [{"x": 1}, {"x": 2}], "dict"),
+        ("item_id", [[1], [2]], "ndarray"),
+    ],
+)
 def test_nested_parquet_columns_are_named(tmp_path, column, values, kind):
     path = tmp_path / "nested.parquet"
     _events(**{column: values}).to_parquet(path)
@@ -45,8 +55,9 @@ def test_nested_parquet_columns_are_named(tmp_path, column, values, kind):
 
 def test_nested_items_column_is_named(tmp_path):
     path = tmp_path / "items.parquet"
-    pd.DataFrame({"item_id": ["i"], "topic": ["t"], "difficulty": [0.0],
-                  "meta": [{"a": 1}]}).to_parquet(path)
+    pd.DataFrame(
+        {"item_id": ["i"], "topic": ["t"], "difficulty": [0.0], "meta": [{"a": 1}]}
+    ).to_parquet(path)
     with pytest.raises(SkbanditError, match=r"items.parquet: column 'meta' holds nested"):
         read_items(path)
 
@@ -66,7 +77,8 @@ def _ingest(tmp_path, frame: pd.DataFrame) -> str:
     raw = tmp_path / "skill_builder_data.csv"
     frame.to_csv(raw, index=False)
     result = CliRunner(env={"COLUMNS": "300", "NO_COLOR": "1"}).invoke(
-        app, ["--format", "assistments-2009", str(raw), "--out", str(tmp_path / "out")])
+        app, ["--format", "assistments-2009", str(raw), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 1, result.output
     assert not (tmp_path / "out").exists()
     return _one_line(result.output)
@@ -75,8 +87,10 @@ def _ingest(tmp_path, frame: pd.DataFrame) -> str:
 def test_ingest_when_the_import_drops_every_row(tmp_path):
     raw = pd.read_csv(A09, dtype=str).assign(original="0")  # every row a scaffolding question
     message = _ingest(tmp_path, raw)
-    assert "skill_builder_data.csv: every row was dropped (scaffolding rows dropped " \
-           "(original = 0): 14)" in message
+    assert (
+        "skill_builder_data.csv: every row was dropped (scaffolding rows dropped "
+        "(original = 0): 14)" in message
+    )
 
 
 def test_ingest_when_cleaning_drops_every_row(tmp_path):
@@ -86,21 +100,25 @@ def test_ingest_when_cleaning_drops_every_row(tmp_path):
     assert "--keep-untagged" in message
 
 
-@pytest.mark.parametrize(("value", "shown"), [("1e18", "1e+18"), ("1e308", "1e+308"),
-                                              ("inf", "inf")])
+@pytest.mark.parametrize(
+    ("value", "shown"), [("1e18", "1e+18"), ("1e308", "1e+308"), ("inf", "inf")]
+)
 def test_order_ids_beyond_the_synthetic_clock_are_named(tmp_path, value, shown):
     raw = pd.read_csv(A09, dtype=str)
     raw.loc[0, "order_id"] = value
     message = _ingest(tmp_path, raw)
-    assert f"skill_builder_data.csv: column 'order_id' has {shown} (1 rows), beyond the " \
-           "synthetic clock" in message
+    assert (
+        f"skill_builder_data.csv: column 'order_id' has {shown} (1 rows), beyond the "
+        "synthetic clock" in message
+    )
 
 
 def _tables(tmp_path, item_topics) -> tuple[Path, Path]:
     events, items = tmp_path / "events.parquet", tmp_path / "items.parquet"
     _events().to_parquet(events)
-    pd.DataFrame({"item_id": ["i", "j"], "topic": item_topics,
-                  "difficulty": [0.0, 0.5]}).to_parquet(items)
+    pd.DataFrame(
+        {"item_id": ["i", "j"], "topic": item_topics, "difficulty": [0.0, 0.5]}
+    ).to_parquet(items)
     return events, items
 
 
@@ -109,8 +127,10 @@ def test_items_sharing_no_topic_with_the_events_are_refused(tmp_path):
     with pytest.raises(SkbanditError) as error:
         load_school_reports(events, items)
     message = _one_line(str(error.value))
-    assert message.startswith(f"{events} + {items}: none of the events' 2 topics ('t', 'u') "
-                              "is among the items' 2 topics ('algebra', 'geometry')")
+    assert message.startswith(
+        f"{events} + {items}: none of the events' 2 topics ('t', 'u') "
+        "is among the items' 2 topics ('algebra', 'geometry')"
+    )
 
 
 def test_items_sharing_some_topics_count_the_others(tmp_path):

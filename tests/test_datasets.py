@@ -7,8 +7,9 @@ from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.generate import SchoolConfig
 
-TINY = SchoolConfig(n_students=15, seed=0, start_date="2024-01-02", end_date="2024-01-12",
-                    attempts_per_student=20)
+TINY = SchoolConfig(
+    n_students=15, seed=0, start_date="2024-01-02", end_date="2024-01-12", attempts_per_student=20
+)
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def test_default_school_is_generated_once_and_cached(tiny_default):
     events, items, source = datasets.load_school()
     assert source == "default-school(seed=0)"
     assert {"events.parquet", "items.parquet", "school.json"} <= {
-        p.name for p in tiny_default.iterdir()}
+        p.name for p in tiny_default.iterdir()
+    }
     stamp = (tiny_default / "events.parquet").stat().st_mtime_ns
     again, _ = datasets.load_default_school()
     assert (tiny_default / "events.parquet").stat().st_mtime_ns == stamp

@@ -54,11 +54,16 @@ def test_other_text_in_a_number_column_is_still_refused(dtype):
 
 @pytest.mark.parametrize("dtype", [object, "str"])
 def test_help_flags_given_as_text_are_read_in_both_dtypes(dtype):
-    frame = pd.DataFrame({
-        schema.USER_ID: ["a", "a"], schema.ITEM_ID: ["i", "j"], schema.TOPIC: ["t", "t"],
-        schema.TIMESTAMP: ["2020-01-01", "2020-01-02"], schema.CORRECT: [1, 0],
-        schema.HELP_REQUESTED: pd.Series(["True", "false"], dtype=dtype),
-    })
+    frame = pd.DataFrame(
+        {
+            schema.USER_ID: ["a", "a"],
+            schema.ITEM_ID: ["i", "j"],
+            schema.TOPIC: ["t", "t"],
+            schema.TIMESTAMP: ["2020-01-01", "2020-01-02"],
+            schema.CORRECT: [1, 0],
+            schema.HELP_REQUESTED: pd.Series(["True", "false"], dtype=dtype),
+        }
+    )
     events, _ = validate_events(frame)
     assert events[schema.HELP_REQUESTED].tolist() == [1.0, 0.0]
 
@@ -87,8 +92,9 @@ def test_a_file_over_one_megabyte_imports_like_a_small_one(tmp_path):
     again = large[large[schema.USER_ID].str.startswith("Stu0_")].copy()
     again[schema.USER_ID] = again[schema.USER_ID].str.replace("Stu0_", "Stu_")
     columns = [schema.USER_ID, schema.ITEM_ID, schema.CORRECT, schema.HELP_REQUESTED]
-    pd.testing.assert_frame_equal(again[columns].reset_index(drop=True),
-                                  small[columns].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        again[columns].reset_index(drop=True), small[columns].reset_index(drop=True)
+    )
 
 
 # 3. repeated KC (model) columns keep every KC
@@ -104,11 +110,15 @@ def test_a_step_export_and_a_transaction_export_give_the_same_topic(tmp_path):
         "Row\tAnon Student Id\tProblem Name\tProblem View\tStep Name\tStep Start Time\t"
         "First Transaction Time\tFirst Attempt\tHints\tKC (Default)\n"
         "1\tStu_A\tP1\t1\tstep1\t2020-03-01 23:29:50\t2020-03-01 23:30:00\thint\t1\t"
-        "slope~~intercept\n")
+        "slope~~intercept\n"
+    )
     steps, _ = _events(step)
     tx, _ = _events()
-    assert _row(steps, "Stu_A", "P1 | step1")[schema.TOPIC] == \
-        _row(tx, "Stu_A", "P1 | step1")[schema.TOPIC] == "intercept"
+    assert (
+        _row(steps, "Stu_A", "P1 | step1")[schema.TOPIC]
+        == _row(tx, "Stu_A", "P1 | step1")[schema.TOPIC]
+        == "intercept"
+    )
 
 
 # 4. choosing the KC model, the item granularity, untagged items
@@ -124,8 +134,11 @@ def test_skill_chooses_the_kc_model():
 
 
 def test_an_unknown_kc_model_is_one_line_naming_the_models():
-    with pytest.raises(SkbanditError, match=r"no KC model 'Skills' \(--skill\); its KC models "
-                                            r"are: Area, Default; pass one of them"):
+    with pytest.raises(
+        SkbanditError,
+        match=r"no KC model 'Skills' \(--skill\); its KC models "
+        r"are: Area, Default; pass one of them",
+    ):
         _events(skill="Skills")
 
 
@@ -170,15 +183,19 @@ def test_time_zone_column_is_read_not_assumed_utc():
     sunday_night = _row(events, "Stu_A", "P1 | step1")[schema.TIMESTAMP]
     assert sunday_night == pd.Timestamp("2020-03-02 04:30:00", tz="UTC")  # EST is UTC-5
     assert sunday_night.isocalendar().week == 10  # the local Sunday is in ISO week 9
-    assert _row(events, "Stu_B", "P2 | step1")[schema.TIMESTAMP] == \
-        pd.Timestamp("2020-03-02 10:01:00", tz="UTC")
+    assert _row(events, "Stu_B", "P2 | step1")[schema.TIMESTAMP] == pd.Timestamp(
+        "2020-03-02 10:01:00", tz="UTC"
+    )
 
 
 def test_an_unknown_time_zone_is_one_line(tmp_path):
     bad = tmp_path / "tz.txt"
     bad.write_text(TX.read_text().replace("US/Eastern", "Mars/Olympus"))
-    with pytest.raises(SkbanditError, match=r"tz.txt: column 'Time Zone' has 'Mars/Olympus' "
-                                            r"\(4 rows\), not a known time zone"):
+    with pytest.raises(
+        SkbanditError,
+        match=r"tz.txt: column 'Time Zone' has 'Mars/Olympus' "
+        r"\(4 rows\), not a known time zone",
+    ):
         _events(bad)
 
 
@@ -195,16 +212,36 @@ def test_help_is_kept_when_problem_view_is_blank():
 def test_other_formats_choose_their_topic_source():
     fixtures = QUIRKS.parent
     part = importers.load("ednet-kt1", [fixtures / "ednet-kt1"], ImportOptions(skill="part"))
-    assert part.events[schema.SKILL_IDS].map(tuple).isin([("part 3",), ("part 5",), ("part 1",),
-                                                          ("part 2",), ("part 4",), ("part 6",),
-                                                          ("part 7",), ()]).all()
-    described = importers.load("edm-cup-2023", [fixtures / "edm-cup-2023"],
-                               ImportOptions(skill="description"))
+    assert (
+        part.events[schema.SKILL_IDS]
+        .map(tuple)
+        .isin(
+            [
+                ("part 3",),
+                ("part 5",),
+                ("part 1",),
+                ("part 2",),
+                ("part 4",),
+                ("part 6",),
+                ("part 7",),
+                (),
+            ]
+        )
+        .all()
+    )
+    described = importers.load(
+        "edm-cup-2023", [fixtures / "edm-cup-2023"], ImportOptions(skill="description")
+    )
     assert described.events[schema.SKILL_IDS].map(len).max() == 1
-    assert described.events[schema.SKILL_IDS].map(lambda s: s[0] if s else "").str.startswith(
-        "Compute unit rates").any()
-    ids = importers.load("assistments-2009", [fixtures / "assistments-2009"],
-                         ImportOptions(skill="skill_id"))
+    assert (
+        described.events[schema.SKILL_IDS]
+        .map(lambda s: s[0] if s else "")
+        .str.startswith("Compute unit rates")
+        .any()
+    )
+    ids = importers.load(
+        "assistments-2009", [fixtures / "assistments-2009"], ImportOptions(skill="skill_id")
+    )
     assert "1" in {s for ks in ids.events[schema.SKILL_IDS] for s in ks}
 
 
@@ -218,8 +255,9 @@ def test_max_students_keeps_the_first_students_and_counts_the_rest():
     fixtures = QUIRKS.parent
     ednet = importers.load("ednet-kt1", [fixtures / "ednet-kt1"], ImportOptions(max_students=1))
     assert set(ednet.events[schema.USER_ID]) == {"u1"}  # only u1.csv was read
-    a09 = importers.load("assistments-2009", [fixtures / "assistments-2009"],
-                         ImportOptions(max_students=1))
+    a09 = importers.load(
+        "assistments-2009", [fixtures / "assistments-2009"], ImportOptions(max_students=1)
+    )
     assert a09.events[schema.USER_ID].nunique() == 1
     dropped = a09.report.steps["attempts dropped: beyond the first 1 students (--max-students)"]
     assert dropped > 0

@@ -31,11 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 def request(n_students=2, n_items=6, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = n_students * n_items
-    return pd.DataFrame({
-        schema.USER_ID: np.repeat([f"u{k}" for k in range(n_students)], n_items),
-        schema.ITEM_ID: [f"i{j}" for j in range(n)],
-        **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
-    })
+    return pd.DataFrame(
+        {
+            schema.USER_ID: np.repeat([f"u{k}" for k in range(n_students)], n_items),
+            schema.ITEM_ID: [f"i{j}" for j in range(n)],
+            **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +93,10 @@ def test_the_log_is_append_only(pipeline, tmp_path):
     path = tmp_path / "decisions.db"
     model(pipeline, DecisionLog(str(path))).predict(None, request())
     with sqlite3.connect(path) as connection:
-        for statement in ("UPDATE decisions SET user_id = 'x'",
-                          "DELETE FROM decision_candidate_sets"):
+        for statement in (
+            "UPDATE decisions SET user_id = 'x'",
+            "DELETE FROM decision_candidate_sets",
+        ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 connection.execute(statement)
     assert len(DecisionLog(str(path)).read()[1]) == 12
@@ -167,9 +171,13 @@ def test_kill_9_after_a_commit_loses_nothing_and_leaves_no_partial_decision(tmp_
     path = tmp_path / "decisions.db"
     n_candidates = 200
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(n_candidates), str(k)],
-                         stdout=subprocess.PIPE, text=True, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(n_candidates), str(k)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         for k in range(2)
     ]
     acknowledged = []
@@ -228,9 +236,21 @@ def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkey
     from serve.cli import app
 
     monkeypatch.setenv(decision_log.ENV_VAR, str(tmp_path / "cli.db"))
-    args = ["trace", "--student-id", "ABC123", "--topic", "7.RP.A.1", "--time-window",
-            "2024-W01", "--use-rl", "--exploration", "softmax", "--json", "--log-decision",
-            *store_env.school.options]
+    args = [
+        "trace",
+        "--student-id",
+        "ABC123",
+        "--topic",
+        "7.RP.A.1",
+        "--time-window",
+        "2024-W01",
+        "--use-rl",
+        "--exploration",
+        "softmax",
+        "--json",
+        "--log-decision",
+        *store_env.school.options,
+    ]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -239,10 +259,10 @@ def test_trace_log_decision_records_the_cli_decision(store_env, tmp_path, monkey
     assert decisions["served_item_id"].iloc[0] == payload["recommendations"][0][schema.ITEM_ID]
     assert not decisions["seeded"].iloc[0] and decisions["model_version"].iloc[0] == "1"
     shown = candidates.dropna(subset=["served_rank"]).sort_values("served_rank")
-    assert shown[schema.ITEM_ID].tolist() == [r[schema.ITEM_ID]
-                                             for r in payload["recommendations"]]
-    np.testing.assert_allclose(shown["slot_propensity"],
-                               [r[schema.PROPENSITY] for r in payload["recommendations"]])
+    assert shown[schema.ITEM_ID].tolist() == [r[schema.ITEM_ID] for r in payload["recommendations"]]
+    np.testing.assert_allclose(
+        shown["slot_propensity"], [r[schema.PROPENSITY] for r in payload["recommendations"]]
+    )
     assert candidates["propensity"].sum() == pytest.approx(1.0)
     refused = CliRunner().invoke(app, [a for a in args if a != "--use-rl"])
     assert refused.exit_code == 1 and "add --use-rl" in refused.output
@@ -257,10 +277,31 @@ def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
     older = [c for c in schema.MODEL_INPUT if c not in (schema.DIFFICULTY, schema.GUESSING)]
     older.append("retired_input")
     inputs = np.arange(3 * len(older), dtype=float).reshape(3, len(older))
-    decision = ("d-old", pd.Timestamp.now(tz="UTC").to_pydatetime(), "u", "t", "m", "1", "{}",
-                False, "a")
-    log.append_rows([decision], [pack("d-old", ["a", "b", "c"], inputs, older, [1, 0, 0],
-                                      [0.8, 0.1, 0.1], [0.8, np.nan, np.nan])])
+    decision = (
+        "d-old",
+        pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        "u",
+        "t",
+        "m",
+        "1",
+        "{}",
+        False,
+        "a",
+    )
+    log.append_rows(
+        [decision],
+        [
+            pack(
+                "d-old",
+                ["a", "b", "c"],
+                inputs,
+                older,
+                [1, 0, 0],
+                [0.8, 0.1, 0.1],
+                [0.8, np.nan, np.nan],
+            )
+        ],
+    )
     _, candidates = log.read()
     assert candidates["item_id"].tolist() == ["a", "b", "c"]
     assert candidates[schema.DIFFICULTY].isna().all()
@@ -272,6 +313,7 @@ def test_candidate_sets_logged_with_other_model_inputs_still_read(tmp_path):
 
 
 # --- issue 22: a logged decision cannot be replaced, and a rewrite is detectable ----------
+
 
 @pytest.mark.parametrize("verb", ["INSERT OR REPLACE INTO", "REPLACE INTO"])
 def test_a_logged_decision_cannot_be_replaced(pipeline, tmp_path, verb):
@@ -293,8 +335,13 @@ def test_a_logged_decision_cannot_be_replaced(pipeline, tmp_path, verb):
 def tampered(path, *statements):
     with sqlite3.connect(path) as connection:
         connection.executescript(
-            "".join(f"DROP TRIGGER {t};" for (t,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()))
+            "".join(
+                f"DROP TRIGGER {t};"
+                for (t,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                ).fetchall()
+            )
+        )
         for statement in statements:
             connection.execute(statement)
 
@@ -316,19 +363,29 @@ def test_an_intact_log_verifies_and_its_parquet_export_too(pipeline, tmp_path):
     assert result.ok and result.n_decisions == len(ids) == 6 and result.n_chains == 1
     assert next(iter(result.heads.values()))[0] == 5
     DecisionLog(str(path)).export_parquet(tmp_path / "export")
-    exported = verify(pd.read_parquet(tmp_path / "export" / "decisions.parquet"),
-                      pd.read_parquet(tmp_path / "export" / "decision_candidates.parquet"))
+    exported = verify(
+        pd.read_parquet(tmp_path / "export" / "decisions.parquet"),
+        pd.read_parquet(tmp_path / "export" / "decision_candidates.parquet"),
+    )
     assert exported.ok and exported.heads == result.heads
 
 
-@pytest.mark.parametrize(("statement", "words"), [
-    ("UPDATE decisions SET served_item_id = 'not-served' WHERE decision_id = '{id}'",
-     "does not match its hash"),
-    ("UPDATE decision_candidate_sets SET propensity = zeroblob(length(propensity)) "
-     "WHERE decision_id = '{id}'", "does not match its hash"),
-    ("DELETE FROM decisions WHERE decision_id = '{id}'", "were deleted"),
-    ("UPDATE decisions SET chain_hash = NULL WHERE decision_id = '{id}'", "no chain hash"),
-])
+@pytest.mark.parametrize(
+    ("statement", "words"),
+    [
+        (
+            "UPDATE decisions SET served_item_id = 'not-served' WHERE decision_id = '{id}'",
+            "does not match its hash",
+        ),
+        (
+            "UPDATE decision_candidate_sets SET propensity = zeroblob(length(propensity)) "
+            "WHERE decision_id = '{id}'",
+            "does not match its hash",
+        ),
+        ("DELETE FROM decisions WHERE decision_id = '{id}'", "were deleted"),
+        ("UPDATE decisions SET chain_hash = NULL WHERE decision_id = '{id}'", "no chain hash"),
+    ],
+)
 def test_a_rewritten_decision_is_named_by_the_verifier(pipeline, tmp_path, statement, words):
     path = tmp_path / "decisions.db"
     ids = served_log(pipeline, path)
@@ -342,8 +399,11 @@ def test_a_rewritten_decision_is_named_by_the_verifier(pipeline, tmp_path, state
 def test_a_deleted_decision_breaks_the_next_link(pipeline, tmp_path):
     path = tmp_path / "decisions.db"
     ids = served_log(pipeline, path)
-    tampered(path, f"DELETE FROM decisions WHERE decision_id = '{ids[2]}'",
-             f"DELETE FROM decision_candidate_sets WHERE decision_id = '{ids[2]}'")
+    tampered(
+        path,
+        f"DELETE FROM decisions WHERE decision_id = '{ids[2]}'",
+        f"DELETE FROM decision_candidate_sets WHERE decision_id = '{ids[2]}'",
+    )
     result = DecisionLog(str(path)).verify()
     assert result.broken.startswith(f"decision {ids[3]}") and "were deleted" in result.broken
 
@@ -379,8 +439,12 @@ def test_writers_in_two_processes_keep_separate_chains(pipeline, tmp_path):
             log.append_rows([row], [pack(f"p{{k}}", ["a"], np.ones((1, len(schema.MODEL_INPUT))),
                                          schema.MODEL_INPUT, [1], [1.0], [1.0])])
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     result = DecisionLog(str(path)).verify()
     assert result.ok and result.n_chains == 2 and result.n_decisions == 5
 

@@ -80,8 +80,10 @@ def test_every_served_decision_is_logged_with_the_champion_that_served_it(store)
     root, result, _ = store
     decisions, _ = _log(root)
     assert default_decision_log_url(NAME) == f"sqlite:///{root}/{NAME}-decisions.db"
-    served = pd.concat([day.served.decisions.assign(version=day.served.version)
-                        for day in result.days], ignore_index=True)
+    served = pd.concat(
+        [day.served.decisions.assign(version=day.served.version) for day in result.days],
+        ignore_index=True,
+    )
     assert len(served) == len(decisions) > 0  # nothing else was logged
     logged = decisions.set_index(schema.DECISION_ID).loc[served[schema.DECISION_ID]]
     assert (logged["model_name"] == NAME).all()
@@ -156,8 +158,9 @@ def test_per_day_metrics_are_logged_to_one_run(store):
     assert history("challenger_dr") == {2: pytest.approx(check.estimates["dr"].value)}
     assert history("gate_estimate") == {2: pytest.approx(check.gate.difference.value)}
     assert history("promoted") == {2: float(check.gate.promoted)}
-    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(
-        f"runs:/{run.info.run_id}/{TABLE_ARTIFACT}")))
+    table = pd.read_csv(
+        io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{TABLE_ARTIFACT}"))
+    )
     assert list(table["day"]) == [1, 2]
 
 
@@ -247,9 +250,19 @@ def test_a_named_model_that_has_a_champion_is_refused_and_the_default_moves_on(s
 
 def test_help_lists_the_options_without_heavy_imports(help_in_fresh_interpreter):
     printed, imported = help_in_fresh_interpreter(
-        "train.evaluate.cli", ["deploy", "--help"], ("mlflow", "pandas", "sklearn"))
-    for option in ("--days", "--students", "--seed", "--via", "--model-name",
-                   "--decision-log", "--out", "--history-days", "--gate-reward"):
+        "train.evaluate.cli", ["deploy", "--help"], ("mlflow", "pandas", "sklearn")
+    )
+    for option in (
+        "--days",
+        "--students",
+        "--seed",
+        "--via",
+        "--model-name",
+        "--decision-log",
+        "--out",
+        "--history-days",
+        "--gate-reward",
+    ):
         assert option in printed
     assert imported == []
 
@@ -264,8 +277,9 @@ def test_rest_deployment_serves_what_the_in_process_one_serves(deployed, tmp_pat
     result, _ = _deploy(root, options)
     columns = [schema.USER_ID, schema.ITEM_ID, schema.CORRECT, schema.PROPENSITY]
     for rest_day, local_day in zip(result.days, in_process.days, strict=True):
-        pd.testing.assert_frame_equal(rest_day.served.decisions[columns],
-                                      local_day.served.decisions[columns], atol=1e-12)
+        pd.testing.assert_frame_equal(
+            rest_day.served.decisions[columns], local_day.served.decisions[columns], atol=1e-12
+        )
         assert rest_day.night.join.matched == len(rest_day.served.decisions)
     decisions, _ = _log(root)
     served = pd.concat([d.served.decisions.assign(v=d.served.version) for d in result.days])
@@ -304,7 +318,8 @@ def test_the_gate_promotes_a_better_challenger_on_its_own(tmp_path):
     assert tags["gate.reward"] == "correct" and tags["gate.baseline"] == f"{NAME}/1"
     assert float(tags["gate.estimate"]) == pytest.approx(difference.value, abs=1e-6)
     assert float(tags["gate.ci_low"]) == pytest.approx(difference.ci_low, abs=1e-6)
-    day3 = decisions[decisions[schema.DECISION_ID].isin(result.days[2].served.decisions[
-        schema.DECISION_ID])]
+    day3 = decisions[
+        decisions[schema.DECISION_ID].isin(result.days[2].served.decisions[schema.DECISION_ID])
+    ]
     assert len(day3) == len(result.days[2].served.decisions)
     assert set(day3["model_version"]) == {"2"}

@@ -72,6 +72,7 @@ def bandit():
 
 # --- hand-checkable values ---------------------------------------------------------------
 
+
 def test_hand_computed_values():
     r, mu, pi = [1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0]
     # weights 2, 0, 2, 1; weighted rewards 2, 0, 0, 1
@@ -148,6 +149,7 @@ def test_dr_with_a_perfect_model_is_tighter_than_ips(bandit):
 
 # --- unbiasedness and coverage on the synthetic bandit --------------------------------------
 
+
 def test_replay_is_unbiased_under_uniform_logging(bandit):
     """n = 20 000 uniform decisions, ~4 000 matches: within 4 binomial standard errors."""
     pi = bandit.greedy_target()
@@ -191,8 +193,12 @@ def test_intervals_cover_the_true_value_for_most_seeds(bandit, target):
     for seed in range(30):
         m, a, r = bandit.log(mu, 2000, seed=100 + seed)
         estimates = estimate_all(
-            r, mu[m, a], pi[m, a], reward_model_logged=q[m, a],
-            reward_model_target=(pi * q).sum(axis=1)[m], rng=rng,
+            r,
+            mu[m, a],
+            pi[m, a],
+            reward_model_logged=q[m, a],
+            reward_model_target=(pi * q).sum(axis=1)[m],
+            rng=rng,
         )
         for estimate in estimates:
             hits[estimate.name] += estimate.ci_low <= truth <= estimate.ci_high
@@ -200,6 +206,7 @@ def test_intervals_cover_the_true_value_for_most_seeds(bandit, target):
 
 
 # --- bootstrap -------------------------------------------------------------------------------
+
 
 def test_interval_contains_the_estimate_and_narrows_with_more_data(bandit):
     pi = softmax(4 * bandit.p, axis=1)
@@ -234,6 +241,7 @@ def test_higher_confidence_gives_a_wider_interval(bandit):
 
 # --- diagnostics --------------------------------------------------------------------------
 
+
 def test_no_warning_with_full_overlap():
     mu = np.full(200, 0.2)
     assert ips(np.ones(200), mu, mu, n_bootstrap=10, rng=0).warning is None
@@ -265,10 +273,19 @@ def test_warning_counts_resamples_without_overlap():
 
 # --- estimate_all and the frame --------------------------------------------------------------
 
+
 def test_estimate_all_orders_estimators_and_frames_them():
     r, mu, pi = np.array([1.0, 0, 1, 1]), np.full(4, 0.5), np.array([1.0, 0, 0, 1])
-    estimates = estimate_all(r, mu, pi, match=pi == 1, reward_model_logged=np.zeros(4),
-                             reward_model_target=np.zeros(4), n_bootstrap=10, rng=0)
+    estimates = estimate_all(
+        r,
+        mu,
+        pi,
+        match=pi == 1,
+        reward_model_logged=np.zeros(4),
+        reward_model_target=np.zeros(4),
+        n_bootstrap=10,
+        rng=0,
+    )
     assert [e.name for e in estimates] == ["replay", "ips", "snips", "dr"]
     assert all(isinstance(e, PolicyValueEstimate) for e in estimates)
     frame = estimates_frame(estimates)
@@ -279,25 +296,29 @@ def test_estimate_all_orders_estimators_and_frames_them():
 
 # --- candidate tables (skbandit.ope.decisions) --------------------------------------------
 
+
 def test_logged_action_probability_recovers_the_logging_propensities(bandit):
     mu = bandit.epsilon_greedy()
     m, a, _ = bandit.log(mu, 500, seed=9)
     decisions = np.arange(500)
-    table = pd.DataFrame({
-        "decision": np.repeat(decisions, N_ARMS), "item": np.tile(np.arange(N_ARMS), 500),
-    }).sample(frac=1.0, random_state=0)  # row order of the table must not matter
+    table = pd.DataFrame(
+        {
+            "decision": np.repeat(decisions, N_ARMS),
+            "item": np.tile(np.arange(N_ARMS), 500),
+        }
+    ).sample(frac=1.0, random_state=0)  # row order of the table must not matter
     table["prob"] = mu[m[table["decision"]], table["item"]]
     table["q"] = bandit.p[m[table["decision"]], table["item"]]
-    got = logged_action_probability(table["decision"], table["item"], table["prob"],
-                                    decisions, a)
+    got = logged_action_probability(table["decision"], table["item"], table["prob"], decisions, a)
     np.testing.assert_array_equal(got, mu[m, a])
     expected = policy_expected_reward(table["decision"], table["prob"], table["q"], decisions)
     np.testing.assert_allclose(expected, (mu * bandit.p).sum(axis=1)[m], rtol=1e-12)
 
 
 def test_logged_item_outside_the_candidates_has_probability_zero():
-    got = logged_action_probability(["d1", "d1", "d2"], ["a", "b", "a"], [0.3, 0.7, 1.0],
-                                    ["d2", "d1", "d1"], ["b", "b", "a"])
+    got = logged_action_probability(
+        ["d1", "d1", "d2"], ["a", "b", "a"], [0.3, 0.7, 1.0], ["d2", "d1", "d1"], ["b", "b", "a"]
+    )
     assert got.tolist() == [0.0, 0.7, 0.3]
 
 
@@ -318,6 +339,7 @@ def test_bad_candidate_tables_raise(decisions, items, probs, logged, match):
 
 
 # --- input validation -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("rewards", "mu", "pi", "match"),
@@ -372,8 +394,9 @@ def test_clustered_intervals_resample_whole_students():
     students = np.repeat(np.arange(200), 10)
     propensity = np.full(len(rewards), 0.5)
     rows = evaluation.ips(rewards, propensity, propensity, n_bootstrap=2000, rng=1)
-    clustered = evaluation.ips(rewards, propensity, propensity, n_bootstrap=2000, rng=1,
-                               clusters=students)
+    clustered = evaluation.ips(
+        rewards, propensity, propensity, n_bootstrap=2000, rng=1, clusters=students
+    )
     assert clustered.value == rows.value
     ratio = (clustered.ci_high - clustered.ci_low) / (rows.ci_high - rows.ci_low)
     assert 2.5 < ratio < 3.8  # sqrt(10) = 3.16
@@ -394,8 +417,9 @@ def test_student_resampled_intervals_do_not_depend_on_the_order_of_the_log():
     shuffled = rng.permutation(n)
 
     def both(order):
-        single = evaluation.ips(rewards[order], mu[order], target[order], rng=3,
-                                clusters=students[order])
+        single = evaluation.ips(
+            rewards[order], mu[order], target[order], rng=3, clusters=students[order]
+        )
         terms = evaluation.estimator_terms("ips", rewards[order], mu[order], target[order])
         base = evaluation.estimator_terms("ips", rewards[order], mu[order], mu[order])
         paired = paired_difference(terms, base, students[order], estimator="ips", rng=3)

@@ -43,12 +43,23 @@ WIDTH = 80
 
 def _candidates(difficulty, mastery=0.5, attempts=0.0):
     n = len(difficulty)
-    return pd.DataFrame({
-        "user_id": "u", "item_id": [f"i{j}" for j in range(n)], "topic": "t",
-        "mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
-        "help_tendency": 0.1, "skill_gap": 0.3, "difficulty": np.asarray(difficulty, float),
-        "discrimination": 1.0, "guessing": 0.0, "item_attempts": attempts, "item_accuracy": 0.5,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": "u",
+            "item_id": [f"i{j}" for j in range(n)],
+            "topic": "t",
+            "mastery": mastery,
+            "recent_accuracy": 0.5,
+            "recent_speed": 0.5,
+            "help_tendency": 0.1,
+            "skill_gap": 0.3,
+            "difficulty": np.asarray(difficulty, float),
+            "discrimination": 1.0,
+            "guessing": 0.0,
+            "item_attempts": attempts,
+            "item_accuracy": 0.5,
+        }
+    )
 
 
 def _seed_model(explore_weight):
@@ -59,10 +70,20 @@ def _seed_model(explore_weight):
     variance = np.full(len(coef), 1e-12)
     variance[SEED_FEATURES.index("abs_mastery_minus_difficulty")] = explore_weight
     A = np.diag(1.0 / variance)
-    model = LinUCB().set_state({
-        "A": A, "b": A @ coef, "A_inv": np.linalg.inv(A), "coef": coef, "alpha": 1.0,
-        "l2": 1.0, "forgetting": 1.0, "n_updates": 10, "n_features_in": len(coef),
-        "state_version": STATE_VERSION})
+    model = LinUCB().set_state(
+        {
+            "A": A,
+            "b": A @ coef,
+            "A_inv": np.linalg.inv(A),
+            "coef": coef,
+            "alpha": 1.0,
+            "l2": 1.0,
+            "forgetting": 1.0,
+            "n_updates": 10,
+            "n_features_in": len(coef),
+            "state_version": STATE_VERSION,
+        }
+    )
     pipe = make_pipeline("seed")
     pipe[:-1].fit(_candidates([0.0]))
     return pipe.set_params(linucb=model)
@@ -79,7 +100,9 @@ def test_explore_says_where_the_item_would_rank_without_its_shown_bonus():
     pipe, cands = _seed_model(0.16), _candidates([-1.0, -0.5, 0.0, 4.0], attempts=50.0)
     recs, reasons = _reasons(pipe, cands, RankingSettings(top_k=2))
     assert recs["item_id"].tolist() == ["i3", "i0"] and recs["is_exploration"].tolist() == [
-        True, False]
+        True,
+        False,
+    ]
     assert reasons[0].startswith("Explore: 0% expected, would rank 4 without its ±140% bonus")
     assert reasons[1].startswith("70% expected success, #1 of the candidates")
     assert "much harder than their level" in reasons[0]
@@ -110,8 +133,9 @@ def test_a_cold_start_student_never_gets_a_confidence_claim():
     assert all("new item, never tried" in r for r in reasons)
 
 
-@pytest.mark.parametrize(("offset", "words"), [(0.0, "at their level"),
-                                               (1.0, "a bit harder"), (-3.0, "much easier")])
+@pytest.mark.parametrize(
+    ("offset", "words"), [(0.0, "at their level"), (1.0, "a bit harder"), (-3.0, "much easier")]
+)
 def test_level_phrase_follows_the_offset(offset, words):
     assert level_phrase(offset).startswith(words)
 
@@ -119,8 +143,7 @@ def test_level_phrase_follows_the_offset(offset, words):
 def test_every_feature_has_a_glossary_line_in_the_docs():
     text = DOCS.read_text()
     for name in {*DEFAULT_FEATURES, *SEED_FEATURES}:
-        line = next((line for line in text.splitlines() if line.startswith(f"- `{name}` ")),
-                    None)
+        line = next((line for line in text.splitlines() if line.startswith(f"- `{name}` ")), None)
         assert line is not None, f"docs/features.md has no line for {name}"
         assert feature_meaning(name) in line and feature_label(name) in line
     assert set(FEATURE_GLOSSARY) <= {*DEFAULT_FEATURES, *SEED_FEATURES}
@@ -143,16 +166,32 @@ def _check_golden(name: str, text: str) -> None:
     assert path.exists(), f"no golden file {path}; run with SKBANDIT_UPDATE_GOLDEN=1"
     assert text == path.read_text(), (
         f"{name}: CLI output changed; if intended, regenerate with SKBANDIT_UPDATE_GOLDEN=1 "
-        "and review the diff")
+        "and review the diff"
+    )
 
 
 GOLDEN_COMMANDS = {
     "trace_rule": ("trace", "--student-id", STUDENT, "--topic", TOPIC, "--time-window", WEEK),
-    "trace_rl": ("trace", "--student-id", STUDENT, "--topic", TOPIC, "--time-window", WEEK,
-                 "--use-rl"),
+    "trace_rl": (
+        "trace",
+        "--student-id",
+        STUDENT,
+        "--topic",
+        TOPIC,
+        "--time-window",
+        WEEK,
+        "--use-rl",
+    ),
     "trace_cold_start": ("trace", "--student-id", "abc123", "--topic", TOPIC, "--use-rl"),
-    "compare_recs": ("compare-recs", "--student-id", STUDENT, "--topic", TOPIC,
-                     "--time-window", WEEK),
+    "compare_recs": (
+        "compare-recs",
+        "--student-id",
+        STUDENT,
+        "--topic",
+        TOPIC,
+        "--time-window",
+        WEEK,
+    ),
 }
 
 
@@ -190,29 +229,55 @@ def test_models_fits_80_columns_and_wide_shows_everything(store_env):
 def test_irt_expected_uses_the_items_guessing_the_issues_79_percent(tmp_path):
     """Issue 12: an item with b = 0.44 and c = 0.39 showed "IRT expected 66%" (the 2PL) where
     the 3PL says about 79%. Mastery 6/8 = 0.75 puts the student where the 2PL says 66%."""
-    items = pd.DataFrame({"item_id": ["a", "b", *(f"p{k}" for k in range(6))],
-                          "topic": TOPIC, "difficulty": [0.44, 0.44, *[-1.0] * 6],
-                          "guessing": [0.39, None, *[None] * 6]})
-    events = pd.DataFrame({"user_id": "S1", "item_id": [f"p{k}" for k in range(6)],
-                           "topic": TOPIC, "correct": [1, 1, 0, 1, 1, 1],
-                           "timestamp": pd.date_range("2024-01-01", periods=6, freq="h",
-                                                      tz="UTC")})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", *(f"p{k}" for k in range(6))],
+            "topic": TOPIC,
+            "difficulty": [0.44, 0.44, *[-1.0] * 6],
+            "guessing": [0.39, None, *[None] * 6],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "user_id": "S1",
+            "item_id": [f"p{k}" for k in range(6)],
+            "topic": TOPIC,
+            "correct": [1, 1, 0, 1, 1, 1],
+            "timestamp": pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC"),
+        }
+    )
     items.to_csv(tmp_path / "items.csv", index=False)
     events.to_csv(tmp_path / "events.csv", index=False)
-    text = _cli("trace", "--student-id", "S1", "--topic", TOPIC,
-                "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"))
-    rows = {line.split("│")[2].strip(): line.split("│")[4].strip()
-            for line in text.splitlines() if line.startswith("│ ") and "+0.44" in line}
+    text = _cli(
+        "trace",
+        "--student-id",
+        "S1",
+        "--topic",
+        TOPIC,
+        "--events",
+        str(tmp_path / "events.csv"),
+        "--items",
+        str(tmp_path / "items.csv"),
+    )
+    rows = {
+        line.split("│")[2].strip(): line.split("│")[4].strip()
+        for line in text.splitlines()
+        if line.startswith("│ ") and "+0.44" in line
+    }
     # the ability is difficulty-adjusted (5 of 6 on items at -1); the 3PL adds the floor
     from skbandit.context import student_context
     from skbandit.irt import p_correct_3pl
+
     ability = student_context(events, "S1", TOPIC, items=items)["ability"]
-    assert rows == {"a": f"{p_correct_3pl(ability, 0.44, 1.0, 0.39):.0%}",
-                    "b": f"{p_correct_3pl(ability, 0.44):.0%}"}
+    assert rows == {
+        "a": f"{p_correct_3pl(ability, 0.44, 1.0, 0.39):.0%}",
+        "b": f"{p_correct_3pl(ability, 0.44):.0%}",
+    }
     assert rows["a"] > rows["b"]  # with the guessing floor, and the 2PL twin
 
 
 def test_the_glossary_says_p_irt_is_the_3pl():
-    assert feature_meaning("p_irt").startswith("3PL probability of success, guessing + (1 - "
-                                               "guessing) * sigmoid(discrimination * gap)")
+    assert feature_meaning("p_irt").startswith(
+        "3PL probability of success, guessing + (1 - guessing) * sigmoid(discrimination * gap)"
+    )
     assert "(1 - guessing) * s * (1 - s)" in feature_meaning("info")

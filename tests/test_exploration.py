@@ -53,8 +53,9 @@ def test_every_candidate_has_the_floor_even_when_scores_are_far_apart():
 def test_first_slot_propensity_is_the_mixture_of_base_and_uniform():
     settings = RankingSettings(exploration="softmax", temperature=0.1, epsilon=0.2)
     base = np.exp(SCORES / 0.1) / np.exp(SCORES / 0.1).sum()
-    np.testing.assert_allclose(first_slot_probabilities(SCORES, settings),
-                               0.8 * base + 0.2 / 4, rtol=1e-12)
+    np.testing.assert_allclose(
+        first_slot_probabilities(SCORES, settings), 0.8 * base + 0.2 / 4, rtol=1e-12
+    )
     order, prob = draw_order(SCORES, 1, 1, np.random.default_rng(1), settings)
     assert prob[0] == pytest.approx(0.8 * base[order[0]] + 0.05)
 

@@ -13,17 +13,23 @@ from skbandit.exceptions import SkbanditError
 from skbandit.irt import mastery_to_logit
 from skbandit.linucb import LinUCB
 
-COLD = {"mastery": 0.5, "recent_accuracy": DEFAULT_RECENT_ACCURACY,
-        "recent_speed": DEFAULT_RECENT_SPEED, "help_tendency": DEFAULT_HELP_TENDENCY,
-        "skill_gap": 0.3}
+COLD = {
+    "mastery": 0.5,
+    "recent_accuracy": DEFAULT_RECENT_ACCURACY,
+    "recent_speed": DEFAULT_RECENT_SPEED,
+    "help_tendency": DEFAULT_HELP_TENDENCY,
+    "skill_gap": 0.3,
+}
 
 
 def _raw(n=3, **overrides):
-    base = dict(COLD, difficulty=0.0, discrimination=1.0, guessing=0.0, item_attempts=0.0,
-                item_accuracy=0.5)
+    base = dict(
+        COLD, difficulty=0.0, discrimination=1.0, guessing=0.0, item_attempts=0.0, item_accuracy=0.5
+    )
     base.update(overrides)
-    frame = pd.DataFrame({k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
-                          for k, v in base.items()})
+    frame = pd.DataFrame(
+        {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in base.items()}
+    )
     frame.insert(0, "item_id", [f"i{j}" for j in range(n)])
     return frame
 
@@ -56,16 +62,19 @@ def test_default_set_puts_student_and_item_on_the_logit_scale():
 
 def test_cold_start_student_has_no_student_terms_and_untried_item_no_evidence():
     out = _transform("default", _raw(3, difficulty=[-1.0, 0.0, 2.0]))
-    student_terms = [c for c in out.columns
-                     if c.split("_x_")[0] in features.STUDENT_CENTRES]
+    student_terms = [c for c in out.columns if c.split("_x_")[0] in features.STUDENT_CENTRES]
     assert len(student_terms) == 12
     np.testing.assert_allclose(out[student_terms], 0.0, atol=1e-12)
     assert (out[["item_evidence", "item_evidence_x_info"]] == 0.0).all().all()
 
 
 def test_item_evidence_grows_with_attempts_and_surprising_accuracy():
-    raw = _raw(3, difficulty=1.0, item_attempts=[10.0, 1000.0, 1000.0],
-               item_accuracy=[0.8, 0.8, expit(-1.0)])
+    raw = _raw(
+        3,
+        difficulty=1.0,
+        item_attempts=[10.0, 1000.0, 1000.0],
+        item_accuracy=[0.8, 0.8, expit(-1.0)],
+    )
     evidence = _transform("default", raw)["item_evidence"].to_numpy()
     assert 0 < evidence[0] < evidence[1]  # answered better than difficulty 1 suggests
     assert evidence[2] == pytest.approx(0.0, abs=1e-12)  # exactly as difficulty says
@@ -98,10 +107,20 @@ def test_default_features_predict_success_better_than_seed():
     y = (rng.random(n) < truth).astype(float)
     acc = np.array([y[item == j].mean() for j in range(n_items)])  # item evidence
     mastery = np.clip(expit(theta + rng.normal(0, 0.3, n)), 0.02, 0.98)
-    raw = pd.DataFrame({"mastery": mastery, "recent_accuracy": 0.5, "recent_speed": 0.5,
-                        "help_tendency": 0.1, "skill_gap": np.maximum(0, 0.8 - mastery),
-                        "difficulty": b[item], "discrimination": a[item], "guessing": 0.0,
-                        "item_attempts": 500.0, "item_accuracy": acc[item]})
+    raw = pd.DataFrame(
+        {
+            "mastery": mastery,
+            "recent_accuracy": 0.5,
+            "recent_speed": 0.5,
+            "help_tendency": 0.1,
+            "skill_gap": np.maximum(0, 0.8 - mastery),
+            "difficulty": b[item],
+            "discrimination": a[item],
+            "guessing": 0.0,
+            "item_attempts": 500.0,
+            "item_accuracy": acc[item],
+        }
+    )
     train, test = slice(0, n // 2), slice(n // 2, n)
     brier = {}
     for feature_set in features.FEATURE_SETS:
@@ -122,8 +141,8 @@ def test_pipeline_partial_fit_helper_pickles_and_knows_its_feature_set():
     features.partial_fit_pipeline(pipe, raw.iloc[:2], y[:2])
     features.partial_fit_pipeline(pipe, raw.iloc[2:], y[2:])
     direct = LinUCB(alpha=0.5, l2=2.0, prior_mean=features.irt_prior_mean()).fit(
-        features.default_features(
-        raw[list(schema.MODEL_INPUT)]), y)
+        features.default_features(raw[list(schema.MODEL_INPUT)]), y
+    )
     np.testing.assert_allclose(pipe[-1].coef_, direct.coef_, atol=1e-12)
     clone = pickle.loads(pickle.dumps(pipe))
     np.testing.assert_allclose(clone.predict(raw), pipe.predict(raw))
@@ -147,14 +166,20 @@ def test_missing_column_and_nan_are_clear_errors():
 
 def _random_raw(rng, n):
     """Raw rows over the whole valid range, columns shuffled, extra id and int columns."""
-    frame = pd.DataFrame({
-        "mastery": rng.uniform(0, 1, n), "recent_accuracy": rng.uniform(0, 1, n),
-        "recent_speed": rng.uniform(0, 1, n), "help_tendency": rng.uniform(0, 1, n),
-        "skill_gap": rng.uniform(0, 0.8, n), "difficulty": rng.normal(0, 2, n),
-        "discrimination": rng.uniform(0.2, 3, n), "guessing": rng.uniform(0, 0.5, n),
-        "item_attempts": rng.integers(0, 500, n),
-        "item_accuracy": rng.uniform(0, 1, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "mastery": rng.uniform(0, 1, n),
+            "recent_accuracy": rng.uniform(0, 1, n),
+            "recent_speed": rng.uniform(0, 1, n),
+            "help_tendency": rng.uniform(0, 1, n),
+            "skill_gap": rng.uniform(0, 0.8, n),
+            "difficulty": rng.normal(0, 2, n),
+            "discrimination": rng.uniform(0.2, 3, n),
+            "guessing": rng.uniform(0, 0.5, n),
+            "item_attempts": rng.integers(0, 500, n),
+            "item_accuracy": rng.uniform(0, 1, n),
+        }
+    )
     frame.insert(0, "item_id", [f"i{j}" for j in range(n)])
     return frame[rng.permutation(frame.columns)]
 
@@ -185,8 +210,9 @@ def test_changed_feature_steps_take_the_column_transformer_path():
     other = pickle.loads(pickle.dumps(pipe))
     other[0].transformers_[0][1].set_params(kw_args={})
     assert features.feature_function(other) is None
-    np.testing.assert_allclose(features.transform_features(other, raw),
-                               features.transform_features(pipe, raw), atol=1e-12)
+    np.testing.assert_allclose(
+        features.transform_features(other, raw), features.transform_features(pipe, raw), atol=1e-12
+    )
 
 
 # --- the 3PL guessing parameter (issue 12) ------------------------------------------------
@@ -207,23 +233,39 @@ def _two_pl_features(raw):
     accuracy = np.clip(c["item_accuracy"], features.ACCURACY_EPS, 1 - features.ACCURACY_EPS)
     evidence = weight * (logit(accuracy) + a * c["difficulty"])
     student = [c[name] - centre for name, centre in features.STUDENT_CENTRES.items()]
-    return np.column_stack([np.ones_like(p), p, info, ability, gap, evidence, evidence * info,
-                            *student, *(s * info for s in student),
-                            *(s * gap for s in student)])
+    return np.column_stack(
+        [
+            np.ones_like(p),
+            p,
+            info,
+            ability,
+            gap,
+            evidence,
+            evidence * info,
+            *student,
+            *(s * info for s in student),
+            *(s * gap for s in student),
+        ]
+    )
 
 
 def test_without_guessing_the_default_features_are_the_2pl_ones_bit_for_bit():
     raw = _random_raw(np.random.default_rng(12), 500).assign(guessing=0.0)
-    np.testing.assert_array_equal(features.default_features(raw[list(schema.MODEL_INPUT)]),
-                                  _two_pl_features(raw))
+    np.testing.assert_array_equal(
+        features.default_features(raw[list(schema.MODEL_INPUT)]), _two_pl_features(raw)
+    )
     seed = features.seed_features(raw[list(schema.MODEL_INPUT)])
     lifted = raw.assign(guessing=0.3)
     np.testing.assert_array_equal(features.seed_features(lifted[list(schema.MODEL_INPUT)]), seed)
 
 
 def test_guessing_lifts_p_irt_as_the_3pl_says_and_info_is_its_slope():
-    raw = _raw(5, mastery=[0.1, 0.3, 0.5, 0.7, 0.9], difficulty=[1.0, -0.5, 0.44, 0.0, 2.0],
-               discrimination=[0.7, 1.0, 1.0, 1.6, 2.2])
+    raw = _raw(
+        5,
+        mastery=[0.1, 0.3, 0.5, 0.7, 0.9],
+        difficulty=[1.0, -0.5, 0.44, 0.0, 2.0],
+        discrimination=[0.7, 1.0, 1.0, 1.6, 2.2],
+    )
     base = _transform("default", raw)
     c = np.array([0.2, 0.25, 0.39, 0.1, 0.5])
     lifted = _transform("default", raw.assign(guessing=c))
@@ -242,8 +284,14 @@ def test_guessing_lifts_p_irt_as_the_3pl_says_and_info_is_its_slope():
 def test_an_item_answered_as_the_3pl_predicts_has_no_evidence():
     b, a, c = 0.8, 1.3, 0.25
     as_predicted = c + (1 - c) * expit(-a * b)  # an average (ability 0) student, 3PL
-    raw = _raw(2, difficulty=b, discrimination=a, guessing=c, item_attempts=1000.0,
-               item_accuracy=[as_predicted, 0.9])
+    raw = _raw(
+        2,
+        difficulty=b,
+        discrimination=a,
+        guessing=c,
+        item_attempts=1000.0,
+        item_accuracy=[as_predicted, 0.9],
+    )
     evidence = _transform("default", raw)["item_evidence"].to_numpy()
     assert evidence[0] == pytest.approx(0.0, abs=1e-9)
     assert evidence[1] > 0.5  # answered far better than the 3PL says

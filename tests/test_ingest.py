@@ -49,7 +49,9 @@ def test_assistments_2009_collapses_skills_and_applies_the_tutoring_rule():
     events, steps = _import("assistments-2009")
     multi = _row(events, "70363", "43036")
     assert list(multi[schema.SKILL_IDS]) == [
-        "Venn Diagram", "Order of Operations +,-,/,* () positive reals"]
+        "Venn Diagram",
+        "Order of Operations +,-,/,* () positive reals",
+    ]
     assert multi[schema.TOPIC] == "Venn Diagram"
     assert _row(events, "64525", "51467")[schema.CORRECT] == 0  # logged 1 after 2 hints
     assert "51468" not in events.index  # scaffolding question
@@ -141,10 +143,16 @@ def test_ingest_writes_tables_that_the_loaders_accept(tmp_path, fmt):
 
 
 def test_ids_of_any_type_become_clean_strings(tmp_path):
-    raw = pd.DataFrame({
-        "user_id": [7.0, 8.0], "item_id": [280.0, 281.0], "skill_ids": [280.0, np.nan],
-        "topic": [None, "x"], "timestamp": ["2024-01-01", "2024-01-02"], "correct": [1, 0],
-    })
+    raw = pd.DataFrame(
+        {
+            "user_id": [7.0, 8.0],
+            "item_id": [280.0, 281.0],
+            "skill_ids": [280.0, np.nan],
+            "topic": [None, "x"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "correct": [1, 0],
+        }
+    )
     events, _ = validate_events(raw, "floats")
     assert events[schema.USER_ID].tolist() == ["7", "8"]
     assert events[schema.ITEM_ID].tolist() == ["280", "281"]
@@ -155,8 +163,15 @@ def test_ids_of_any_type_become_clean_strings(tmp_path):
 def test_warmstart_reads_numeric_skill_ids_from_csv(tmp_path):
     """The crash of issue 12: a numeric skill_ids column ('float' is not iterable)."""
     path = tmp_path / "events.csv"
-    pd.DataFrame({"user_id": [1, 2], "item_id": [10, 11], "skill_ids": [280, None],
-                  "timestamp": ["2024-01-01", "2024-01-02"], "correct": [1, 0]}).to_csv(path)
+    pd.DataFrame(
+        {
+            "user_id": [1, 2],
+            "item_id": [10, 11],
+            "skill_ids": [280, None],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "correct": [1, 0],
+        }
+    ).to_csv(path)
     events, report = read_events(path)
     assert events[schema.TOPIC].tolist() == ["280"] and report.dropped_missing["topic"] == 1
 

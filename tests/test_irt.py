@@ -17,8 +17,9 @@ def test_guessing_lifts_the_issue_example_from_66_to_79_percent():
 
 def test_missing_guessing_is_the_2pl_and_c_is_the_floor():
     theta = np.array([-8.0, 0.0, 8.0])
-    np.testing.assert_allclose(p_correct_3pl(theta, 0.5, 1.3, [np.nan, np.nan, np.nan]),
-                               p_correct_2pl(theta, 0.5, 1.3))
+    np.testing.assert_allclose(
+        p_correct_3pl(theta, 0.5, 1.3, [np.nan, np.nan, np.nan]), p_correct_2pl(theta, 0.5, 1.3)
+    )
     low, _, high = p_correct_3pl(theta, 0.0, 1.0, 0.25)
     assert 0.25 < low < 0.2512 and high > 0.999
 
@@ -37,14 +38,27 @@ def test_rule_list_and_contexts_carry_guessing_into_the_3pl():
     from skbandit import context, schema
     from skbandit.policy import rank_rule_based
 
-    items = pd.DataFrame({"item_id": ["a", "b"], "topic": "7.RP.A.1",
-                          "difficulty": [0.44, 0.44], "guessing": [0.39, None]})
-    events = pd.DataFrame({"user_id": "s", "item_id": "a", "topic": "7.RP.A.1",
-                           "timestamp": pd.to_datetime(["2024-01-01"], utc=True),
-                           "correct": [1]})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "topic": "7.RP.A.1",
+            "difficulty": [0.44, 0.44],
+            "guessing": [0.39, None],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "user_id": "s",
+            "item_id": "a",
+            "topic": "7.RP.A.1",
+            "timestamp": pd.to_datetime(["2024-01-01"], utc=True),
+            "correct": [1],
+        }
+    )
     student = context.student_context(events, "s", "7.RP.A.1")
-    candidates = context.candidate_frame(student, context.item_context(events, items),
-                                         "7.RP.A.1", exclude_recent=False)
+    candidates = context.candidate_frame(
+        student, context.item_context(events, items), "7.RP.A.1", exclude_recent=False
+    )
     ranked = rank_rule_based(candidates, top_k=2).set_index(schema.ITEM_ID)
     theta = mastery_to_logit(student[schema.MASTERY])
     two_pl = p_correct_2pl(theta, 0.44)

@@ -35,7 +35,12 @@ CORE_FORBIDDEN_CALLS = {"open", "print", "read_csv", "read_parquet", "to_csv", "
 ROOMS = {
     "train": {
         "folders": {
-            "warmstart", "spark", "ingest", "evaluate", "evaluate.compare", "evaluate.deploy"
+            "warmstart",
+            "spark",
+            "ingest",
+            "evaluate",
+            "evaluate.compare",
+            "evaluate.deploy",
         },
         "modules": {"__init__", "simulate", "batch_score", "_cli"},
     },
@@ -252,7 +257,7 @@ def room(module: str) -> str | None:
         return None
     folders = ROOMS[parts[0]]["folders"]
     for end in range(len(parts) - 1, 0, -1):
-        if ".".join(parts[1:end + 1]) in folders:
+        if ".".join(parts[1 : end + 1]) in folders:
             return ".".join(parts[: end + 1])
     return None
 

@@ -33,14 +33,14 @@ def test_env_applies_the_configured_learning_model(model):
     if model == "additive_factors":
         np.testing.assert_allclose(gain, config.learning_rate)
     else:
-        np.testing.assert_allclose(gain, np.where(correct, config.gain_correct,
-                                                  config.gain_wrong))
+        np.testing.assert_allclose(gain, np.where(correct, config.gain_correct, config.gain_wrong))
         assert correct.any() and not correct.all()
 
 
 def test_knowledge_tracing_learns_each_topic_at_most_once_with_guess_and_slip():
-    config = SchoolConfig(n_students=30, seed=1, learning_model="knowledge_tracing",
-                          bkt_transit=0.3, **WINTER)
+    config = SchoolConfig(
+        n_students=30, seed=1, learning_model="knowledge_tracing", bkt_transit=0.3, **WINTER
+    )
     env, outcomes = _play(config)
     jumps = np.concatenate([o.ability_after - o.ability_before for o in outcomes])
     assert set(np.unique(np.round(jumps, 9))) == {0.0, config.bkt_step}
@@ -107,8 +107,9 @@ def test_posttest_gain_counts_only_the_students_grade_topics():
 def test_test_form_is_fixed_by_the_seed_and_leaves_the_school_unchanged():
     a = SchoolEnv(SchoolConfig(n_students=10, seed=3))
     b = SchoolEnv(SchoolConfig(n_students=10, seed=3))
-    np.testing.assert_array_equal(make_test_form(a.world).difficulty,
-                                  make_test_form(b.world).difficulty)
+    np.testing.assert_array_equal(
+        make_test_form(a.world).difficulty, make_test_form(b.world).difficulty
+    )
     other = make_test_form(SchoolEnv(SchoolConfig(n_students=10, seed=4)).world)
     assert not np.array_equal(make_test_form(a.world).difficulty, other.difficulty)
 
@@ -133,8 +134,9 @@ def _progress_case(config, n_students=2000, n_steps=10, seed=0):
         difficulty = theta - np.log(bands.targets[arm] / (1 - bands.targets[arm]))
         p = expit(theta - difficulty)
         correct = rng.random(n_students) < p
-        finished = pending.observe(students, topic, correct.astype(float), difficulty,
-                                   np.ones(n_students))
+        finished = pending.observe(
+            students, topic, correct.astype(float), difficulty, np.ones(n_students)
+        )
         bands.update(*finished)
         pending.add(students, topic, arm, expit(theta))
         learning.learn(students, topic, p, correct, rng.random(n_students))
@@ -142,15 +144,15 @@ def _progress_case(config, n_students=2000, n_steps=10, seed=0):
 
 
 def test_learning_progress_finds_the_peak_where_learning_peaks():
-    bands = _progress_case(SchoolConfig(learning_peak=0.5, learning_rate=0.3,
-                                        learning_width=0.08))
+    bands = _progress_case(SchoolConfig(learning_peak=0.5, learning_rate=0.3, learning_width=0.08))
     assert bands.best_target() == 0.5
     assert bands.targets[np.argmax(bands.count)] == 0.5  # and exploited it
 
 
 def test_learning_progress_prefers_hard_items_when_errors_teach():
-    bands = _progress_case(SchoolConfig(learning_model="performance_factors",
-                                        gain_correct=0.0, gain_wrong=0.4))
+    bands = _progress_case(
+        SchoolConfig(learning_model="performance_factors", gain_correct=0.0, gain_wrong=0.4)
+    )
     mean, sd = bands.posterior()
     assert bands.best_target() <= 0.5  # expected gain 0.4 (1 - p): the hardest targets
     assert mean[0] - mean[-1] > 3 * np.hypot(sd[0], sd[-1])
@@ -171,8 +173,13 @@ def test_delayed_rewards_from_logged_events_match_the_online_tracker():
     offline = delayed_rewards(student, topic, correct, mastery, b, a, horizon=2)
     pending, online = PendingRewards(horizon=2), np.full(n, np.nan)
     for i in range(n):  # one attempt per step; the arm is the attempt's row number
-        arms, rewards = pending.observe(student[i:i + 1], topic[i:i + 1],
-                                        correct[i:i + 1].astype(float), b[i:i + 1], a[i:i + 1])
+        arms, rewards = pending.observe(
+            student[i : i + 1],
+            topic[i : i + 1],
+            correct[i : i + 1].astype(float),
+            b[i : i + 1],
+            a[i : i + 1],
+        )
         online[arms] = rewards
-        pending.add(student[i:i + 1], topic[i:i + 1], np.array([i]), mastery[i:i + 1])
+        pending.add(student[i : i + 1], topic[i : i + 1], np.array([i]), mastery[i : i + 1])
     np.testing.assert_allclose(online, offline)

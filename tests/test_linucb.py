@@ -276,8 +276,12 @@ BAD_INPUTS = {
 @pytest.mark.parametrize(
     ("case", "method"),
     # a new width is not bad input for fit, which starts a fresh model of any width
-    [(c, m) for c in BAD_INPUTS for m in ("fit", "partial_fit")
-     if (c, m) != ("wrong n_features", "fit")],
+    [
+        (c, m)
+        for c in BAD_INPUTS
+        for m in ("fit", "partial_fit")
+        if (c, m) != ("wrong n_features", "fit")
+    ],
 )
 def test_bad_input_raises_and_leaves_state_unchanged(case, method):
     model = LinUCB().fit(_GOOD_X, _GOOD_Y)
@@ -298,10 +302,14 @@ def test_bad_first_partial_fit_leaves_model_unfitted(case):
     assert not [k for k in vars(model) if k.endswith("_")]
 
 
-@pytest.mark.parametrize("bad", [
-    pd.DataFrame({"x": [1.0, np.nan], "y": [0.0, 1.0]}),  # rejected by validate_data
-    np.full((2, 2), 1e200),  # passes the plain-input check, then overflows
-], ids=["frame with NaN", "overflowing ndarray"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pd.DataFrame({"x": [1.0, np.nan], "y": [0.0, 1.0]}),  # rejected by validate_data
+        np.full((2, 2), 1e200),  # passes the plain-input check, then overflows
+    ],
+    ids=["frame with NaN", "overflowing ndarray"],
+)
 def test_bad_fit_keeps_feature_names_of_the_fitted_model(bad):
     frame = pd.DataFrame(_GOOD_X, columns=["a", "b", "c"])
     model = LinUCB().fit(frame, _GOOD_Y)
@@ -369,6 +377,7 @@ def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
     make, width, reset = PLAIN_CASES[case]
     X, y = _GOOD_X[:4, :width].copy(), _GOOD_Y[:4].copy()
     args = (X, y) if with_y else (X,)
+
     def validated(m):
         return validate_data(m, *args, reset=reset, dtype=np.float64)
 
@@ -383,18 +392,21 @@ def test_plain_input_check_has_the_effects_of_validate_data(case, with_y):
         np.testing.assert_array_equal(actual[0][key], value, err_msg=key)
     assert actual[1:3] == expected[1:3]  # same warnings, same error
     if expected[3] is not None:  # returned unchanged, without a copy
-        assert all(a is b for a, b in zip(actual[3] if with_y else [actual[3]], args,
-                                          strict=True))
+        assert all(a is b for a, b in zip(actual[3] if with_y else [actual[3]], args, strict=True))
 
 
-@pytest.mark.parametrize("X", [
-    _GOOD_X[:4].tolist(),
-    _GOOD_X[:4].astype(np.float32),
-    pd.DataFrame(_GOOD_X[:4], columns=["a", "b", "c"]),
-    _nan_x()[0],
-    _GOOD_X[0],
-    np.empty((0, 3)),
-], ids=["list", "float32", "frame", "NaN", "1-d", "empty"])
+@pytest.mark.parametrize(
+    "X",
+    [
+        _GOOD_X[:4].tolist(),
+        _GOOD_X[:4].astype(np.float32),
+        pd.DataFrame(_GOOD_X[:4], columns=["a", "b", "c"]),
+        _nan_x()[0],
+        _GOOD_X[0],
+        np.empty((0, 3)),
+    ],
+    ids=["list", "float32", "frame", "NaN", "1-d", "empty"],
+)
 def test_other_input_is_left_to_validate_data(X):
     model = _fitted_on(3, names=True)
     before = _fitted_state(model)
@@ -432,11 +444,15 @@ def test_single_rows_update_the_inverse_by_rank_one_and_refactor_regularly():
 def test_a_weighted_single_row_equals_the_row_repeated():
     X, y = _data(n=12, d=3, seed=17)
     weighted = LinUCB().fit(X[:10], y[:10]).partial_fit(X[10:11], y[10:11], sample_weight=[3.0])
-    repeated = LinUCB().fit(X[:10], y[:10]).partial_fit(np.repeat(X[10:11], 3, axis=0),
-                                                      np.repeat(y[10:11], 3))
+    repeated = (
+        LinUCB()
+        .fit(X[:10], y[:10])
+        .partial_fit(np.repeat(X[10:11], 3, axis=0), np.repeat(y[10:11], 3))
+    )
     for name in ("A_", "b_", "A_inv_", "coef_"):
-        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            getattr(weighted, name), getattr(repeated, name), rtol=1e-12, atol=1e-14
+        )
 
 
 # ---------------------------------------------------------------- sklearn plumbing
@@ -448,8 +464,9 @@ def test_constructor_takes_keywords_only():
 def test_partial_fit_validates_parameters_once_per_change(monkeypatch):
     calls = []
     validate = LinUCB._validate_params
-    monkeypatch.setattr(LinUCB, "_validate_params",
-                        lambda self: calls.append(self.get_params()) or validate(self))
+    monkeypatch.setattr(
+        LinUCB, "_validate_params", lambda self: calls.append(self.get_params()) or validate(self)
+    )
     model = LinUCB()
     for i in range(5):
         model.partial_fit(_GOOD_X[i : i + 1], _GOOD_Y[i : i + 1])
@@ -461,11 +478,15 @@ def test_partial_fit_validates_parameters_once_per_change(monkeypatch):
     assert [c["alpha"] for c in calls] == [1.0, 0.5, 0.5] and calls[-1]["forgetting"] == 0.9
 
 
-@pytest.mark.parametrize("change", [
-    lambda model: model.set_params(alpha=-1.0),
-    lambda model: setattr(model, "l2", 0.0),
-    lambda model: setattr(model, "forgetting", 1.5),
-], ids=["set_params", "assigned l2", "assigned forgetting"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda model: model.set_params(alpha=-1.0),
+        lambda model: setattr(model, "l2", 0.0),
+        lambda model: setattr(model, "forgetting", 1.5),
+    ],
+    ids=["set_params", "assigned l2", "assigned forgetting"],
+)
 def test_partial_fit_rejects_a_parameter_made_invalid_after_fitting(change):
     model = LinUCB().partial_fit(_GOOD_X, _GOOD_Y)
     before = _fitted_state(model)
@@ -477,8 +498,7 @@ def test_partial_fit_rejects_a_parameter_made_invalid_after_fitting(change):
 
 def test_clone_get_params_set_params():
     model = LinUCB(alpha=0.5, l2=2.0, forgetting=0.99).fit(_GOOD_X, _GOOD_Y)
-    assert model.get_params() == {"alpha": 0.5, "l2": 2.0, "prior_mean": None,
-                                  "forgetting": 0.99}
+    assert model.get_params() == {"alpha": 0.5, "l2": 2.0, "prior_mean": None, "forgetting": 0.99}
     copy = clone(model)
     assert copy.get_params() == model.get_params() and not hasattr(copy, "coef_")
     assert copy.set_params(alpha=3.0) is copy and copy.alpha == 3.0
@@ -586,8 +606,12 @@ def test_prior_mean_is_kept_by_forgetting():
 
 
 @settings(max_examples=60, deadline=None)
-@given(problem=_problem(), l2=st.floats(0.1, 10), forgetting=st.sampled_from([1.0, 0.9]),
-       data=st.data())
+@given(
+    problem=_problem(),
+    l2=st.floats(0.1, 10),
+    forgetting=st.sampled_from([1.0, 0.9]),
+    data=st.data(),
+)
 def test_one_batch_equals_row_by_row_with_a_prior(problem, l2, forgetting, data):
     X, y = problem
     prior = data.draw(arrays(np.float64, X.shape[1], elements=st.floats(-3, 3)))
@@ -633,9 +657,14 @@ def test_clone_keeps_the_prior_mean():
 
 
 # ------------------------------------------------------- the prior after fitting
-@pytest.mark.parametrize("change", [
-    {"l2": 10.0}, {"prior_mean": np.array([1.0, 1.0, 1.0])},
-], ids=["l2", "prior_mean"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"l2": 10.0},
+        {"prior_mean": np.array([1.0, 1.0, 1.0])},
+    ],
+    ids=["l2", "prior_mean"],
+)
 def test_changing_the_prior_of_a_fitted_model_is_refused_until_refit(change):
     model = LinUCB().fit(_GOOD_X, _GOOD_Y)
     before = _fitted_state(model)

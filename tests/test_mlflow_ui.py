@@ -33,11 +33,18 @@ from train.warmstart.cli import app as warmstart_app
 pytestmark = pytest.mark.slow
 
 NAME = "skbandit-linucb"
-TINY = SchoolConfig(n_students=40, seed=1, start_date="2024-01-02", end_date="2024-02-12",
-                    attempts_per_student=40)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+TINY = SchoolConfig(
+    n_students=40, seed=1, start_date="2024-01-02", end_date="2024-02-12", attempts_per_student=40
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 UI_TIMEOUT_MS = 180_000
 """The UI renders slowly on a loaded 2-core machine; the waits end as soon as text shows."""
 
@@ -68,8 +75,10 @@ def two_versions(tmp_path_factory):
         result = CliRunner(env=env).invoke(warmstart_app, files + extra)
         assert result.exit_code == 0, result.output
     client = mlflow.MlflowClient(uri)
-    versions = {str(v.version): client.get_run(v.run_id)
-                for v in client.search_model_versions(f"name = '{NAME}'")}
+    versions = {
+        str(v.version): client.get_run(v.run_id)
+        for v in client.search_model_versions(f"name = '{NAME}'")
+    }
     for version, run in versions.items():
         assert run.data.tags["registered_version"] == f"{NAME} v{version}"
     assert sorted(versions) == ["1", "2"]
@@ -80,10 +89,22 @@ def _start_ui(uri: str, log_path: Path):
     port = free_port()
     bin_dir = Path(sys.executable).parent
     process = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", uri, "--host", HOST,
-         "--port", str(port), "--workers", "1"],
+        [
+            str(bin_dir / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 240
@@ -158,8 +179,11 @@ def _check_version_comparison(page, url, versions, tmp_path):
     page.get_by_text("Comparing 2 Versions").wait_for()
     page.get_by_text("final_bandit_log_loss").first.wait_for()
     page.screenshot(path=tmp_path / "compare.png", full_page=True)
-    rows = {line.split("\t")[0]: line.split("\t")[1:]
-            for line in page.inner_text("body").splitlines() if "\t" in line}
+    rows = {
+        line.split("\t")[0]: line.split("\t")[1:]
+        for line in page.inner_text("body").splitlines()
+        if "\t" in line
+    }
     for metric in ("final_bandit_log_loss", "final_bandit_auc"):
         shown = [float(cell) for cell in rows[metric]]
         expected = [versions[v].data.metrics[metric] for v in ("1", "2")]

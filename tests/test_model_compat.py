@@ -37,8 +37,12 @@ def _expected():
 
 def _assert_same_answer(scored, expected):
     assert scored[schema.ITEM_ID].tolist() == expected[schema.ITEM_ID].tolist()
-    np.testing.assert_allclose(scored[ANSWER[:3]].to_numpy(np.float64),
-                               expected[ANSWER[:3]].to_numpy(np.float64), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        scored[ANSWER[:3]].to_numpy(np.float64),
+        expected[ANSWER[:3]].to_numpy(np.float64),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     assert scored["rank"].tolist() == expected["rank"].tolist()
 
 
@@ -84,7 +88,8 @@ def registered(store_env):
 
 
 def test_a_new_version_declares_guessing_optional_and_serves_clients_without_it(
-        registered, store_env, monkeypatch):
+    registered, store_env, monkeypatch
+):
     import mlflow
 
     monkeypatch.setenv("SKBANDIT_DECISION_LOG", "off")
@@ -92,12 +97,14 @@ def test_a_new_version_declares_guessing_optional_and_serves_clients_without_it(
     required = {spec.name: spec.required for spec in inputs.inputs}
     assert required.pop(schema.GUESSING) is False
     assert set(required) == {schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT} - {
-        schema.GUESSING} and all(required.values())
+        schema.GUESSING
+    } and all(required.values())
     served = mlflow.pyfunc.load_model(registered)
     frame, params = _request()
     without = served.predict(frame, params)
     zero = served.predict(frame.assign(guessing=0.0), params)
-    pd.testing.assert_frame_equal(without.drop(columns="decision_id"),
-                                  zero.drop(columns="decision_id"))
+    pd.testing.assert_frame_equal(
+        without.drop(columns="decision_id"), zero.drop(columns="decision_id")
+    )
     lifted = served.predict(frame.assign(guessing=0.35), params)
     assert (lifted["expected_reward"] != zero["expected_reward"]).any()

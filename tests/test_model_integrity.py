@@ -73,8 +73,9 @@ def test_the_served_model_answers_with_its_registered_version(stored, store):
 def test_tampering_with_any_stored_file_is_refused_and_runs_nothing(stored, tmp_path, how):
     marker = tmp_path / "stored-code-ran"
     payload = f"\nopen({str(marker)!r}, 'w')\n".encode()
-    targets = [p for p in stored.rglob("*")
-               if p.is_file() and p.name not in model_format.IGNORED_FILES]  # mlflow's own
+    targets = [
+        p for p in stored.rglob("*") if p.is_file() and p.name not in model_format.IGNORED_FILES
+    ]  # mlflow's own
     if how == "add_code":  # what models-from-code used to execute on the server
         (stored / "code" / "skbandit").mkdir(parents=True)
         targets = [stored / "code" / "skbandit" / "exceptions.py"]
@@ -125,8 +126,9 @@ def test_a_version_without_checksums_was_registered_by_older_code(store):
 
 def test_readers_ignore_a_pending_version(store):
     client = MlflowClient()
-    client.set_model_version_tag(MODEL, "1", registry.PENDING_TAG, json.dumps(
-        {"run_id": "r", "aliases": {"champion": None}}))
+    client.set_model_version_tag(
+        MODEL, "1", registry.PENDING_TAG, json.dumps({"run_id": "r", "aliases": {"champion": None}})
+    )
     try:
         assert registry.list_versions(MODEL) == []
         with pytest.raises(SkbanditError, match="registration was interrupted"):
@@ -157,8 +159,11 @@ def test_a_config_that_disagrees_with_its_state_is_refused_at_load(saved):
     folder, pipeline = saved
     assert load_pipeline_dir(folder)[-1].n_features_in_ == pipeline[-1].n_features_in_
     _rewrite_config(folder, feature_set="seed")
-    with pytest.raises(SkbanditError, match=r"feature set 'seed' \(\d+ features\) but state.npz "
-                                            r"holds a \d+-feature state"):
+    with pytest.raises(
+        SkbanditError,
+        match=r"feature set 'seed' \(\d+ features\) but state.npz "
+        r"holds a \d+-feature state",
+    ):
         load_pipeline_dir(folder, "skbandit-linucb version 9")
 
 
@@ -212,8 +217,11 @@ def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored,
     good = runner.invoke(cli, ["verify-model", CHAMPION.uri])
     assert good.exit_code == 0 and "verified" in good.output, good.output
     mlmodel = stored / "MLmodel"
-    mlmodel.write_text(mlmodel.read_text().replace("loader_module: adapters.model_flavor",
-                                                   "loader_module: evil\n    code: code"))
+    mlmodel.write_text(
+        mlmodel.read_text().replace(
+            "loader_module: adapters.model_flavor", "loader_module: evil\n    code: code"
+        )
+    )
     (stored / "code").mkdir()
     (stored / "code" / "evil.py").write_text("raise SystemExit('planted code ran')\n")
     bad = runner.invoke(cli, ["verify-model", CHAMPION.uri])
@@ -222,7 +230,8 @@ def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored,
     monkeypatch.setattr(registry, "verify_stored_files", lambda *a: None)
     with pytest.raises(SkbanditError, match="names loader module 'evil'"):
         verify_version(CHAMPION)
-    mlmodel.write_text(mlmodel.read_text().replace("loader_module: evil",
-                                                   "loader_module: adapters.model_flavor"))
+    mlmodel.write_text(
+        mlmodel.read_text().replace("loader_module: evil", "loader_module: adapters.model_flavor")
+    )
     with pytest.raises(SkbanditError, match=r"has \['code'\]"):
         verify_version(CHAMPION)

@@ -56,15 +56,21 @@ DRAWS = 2000
 
 
 def school_config(seed):
-    return SchoolConfig(n_students=300, seed=seed, start_date="2023-09-05",
-                        end_date="2023-11-10", attempts_per_student=40)
+    return SchoolConfig(
+        n_students=300,
+        seed=seed,
+        start_date="2023-09-05",
+        end_date="2023-11-10",
+        attempts_per_student=40,
+    )
 
 
 def trained_on_first_half(school, contexts):
     half = len(school.events) // 2
     pipeline = make_pipeline()
-    partial_fit_pipeline(pipeline, contexts.iloc[:half],
-                         school.events[schema.CORRECT].to_numpy()[:half])
+    partial_fit_pipeline(
+        pipeline, contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
+    )
     return pipeline, np.arange(half, len(school.events))
 
 
@@ -82,8 +88,11 @@ def test_rebuilt_decisions_reproduce_the_logging_policy_exactly(school):
     school, contexts = school
     config = school.config
     inputs = ope_targets.off_policy_inputs(
-        school.events, school.items, ope_targets.logging_policy(config.epsilon, config.top_k),
-        contexts=contexts)
+        school.events,
+        school.items,
+        ope_targets.logging_policy(config.epsilon, config.top_k),
+        contexts=contexts,
+    )
     np.testing.assert_allclose(inputs.target_propensity, inputs.logged_propensity, rtol=1e-12)
     logged_mean = school.events[schema.CORRECT].mean()
     assert inputs.estimate("ips", n_bootstrap=0).value == pytest.approx(logged_mean, rel=1e-12)
@@ -93,21 +102,25 @@ def test_rebuilt_decisions_reproduce_the_logging_policy_exactly(school):
 def test_rebuilt_logged_rows_match_historical_contexts_and_truth(school):
     school, contexts = school
     truth = true_success(school)
-    for chunk in logged_decisions.logged_decisions(school.events, school.items, contexts=contexts,
-                                              chunk_rows=20_000):
+    for chunk in logged_decisions.logged_decisions(
+        school.events, school.items, contexts=contexts, chunk_rows=20_000
+    ):
         logged = chunk[chunk[logged_decisions.IS_LOGGED]]
         assert logged[logged_decisions.EVENT_ROW].is_unique
         rows = logged[logged_decisions.EVENT_ROW].to_numpy()
         expected = contexts.iloc[rows].reset_index(drop=True)
-        pd.testing.assert_frame_equal(logged[list(schema.MODEL_INPUT)].reset_index(drop=True),
-                                      expected[list(schema.MODEL_INPUT)])
+        pd.testing.assert_frame_equal(
+            logged[list(schema.MODEL_INPUT)].reset_index(drop=True),
+            expected[list(schema.MODEL_INPUT)],
+        )
         np.testing.assert_allclose(truth(logged), school.truth["p_true"].to_numpy()[rows])
 
 
 def test_every_logged_item_is_a_candidate_and_uniform_is_one_over_k(school):
     school, contexts = school
-    inputs = ope_targets.off_policy_inputs(school.events, school.items,
-                                           ope_targets.uniform_policy(), contexts=contexts)
+    inputs = ope_targets.off_policy_inputs(
+        school.events, school.items, ope_targets.uniform_policy(), contexts=contexts
+    )
     np.testing.assert_allclose(inputs.target_propensity, 1.0 / inputs.n_candidates)
     assert inputs.match is None  # a randomising target has no replay
 
@@ -117,35 +130,54 @@ def test_chunking_does_not_change_the_inputs(school):
     pipeline, rows = trained_on_first_half(school, contexts)
     policy = ope_targets.linucb_policy(pipeline, RankingSettings(exploration="softmax"))
     model = ope_targets.linucb_reward_model(pipeline)
-    big, small = (ope_targets.off_policy_inputs(school.events, school.items, policy,
-                                                reward_model=model, contexts=contexts, rows=rows,
-                                                chunk_rows=size) for size in (2**19, 20_000))
+    big, small = (
+        ope_targets.off_policy_inputs(
+            school.events,
+            school.items,
+            policy,
+            reward_model=model,
+            contexts=contexts,
+            rows=rows,
+            chunk_rows=size,
+        )
+        for size in (2**19, 20_000)
+    )
     for name in ("target_propensity", "reward_model_logged", "reward_model_target"):
         np.testing.assert_allclose(getattr(big, name), getattr(small, name), rtol=1e-12)
 
 
-@pytest.mark.parametrize("settings", [
-    {}, {"exploration": "softmax"}, {"objective": "target_band", "exploration": "softmax",
-                                     "temperature": 0.02},
-    {"epsilon": 0.2}, {"objective": "target_band", "exploration": "softmax", "epsilon": 0.1},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"exploration": "softmax"},
+        {"objective": "target_band", "exploration": "softmax", "temperature": 0.02},
+        {"epsilon": 0.2},
+        {"objective": "target_band", "exploration": "softmax", "epsilon": 0.1},
+    ],
+)
 def test_vectorised_target_equals_action_probabilities_per_decision(school, settings):
     school, contexts = school
     pipeline, _ = trained_on_first_half(school, contexts)
-    chunk = next(logged_decisions.logged_decisions(school.events, school.items, contexts=contexts,
-                                              rows=[10, 500, 2000, 4000, 7000]))
+    chunk = next(
+        logged_decisions.logged_decisions(
+            school.events, school.items, contexts=contexts, rows=[10, 500, 2000, 4000, 7000]
+        )
+    )
     settings = RankingSettings(**settings)
     probs = ope_targets.linucb_policy(pipeline, settings)(chunk)
     for rows in chunk.groupby(DECISION_ID).groups.values():
         one = chunk.loc[rows].reset_index(drop=True)
-        np.testing.assert_allclose(probs[rows], action_probabilities(pipeline, one, settings),
-                                   rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(
+            probs[rows], action_probabilities(pipeline, one, settings), rtol=1e-9, atol=1e-15
+        )
 
 
 def test_deterministic_target_supports_replay(school):
     school, contexts = school
-    inputs = ope_targets.off_policy_inputs(school.events, school.items,
-                                           ope_targets.rule_policy(), contexts=contexts)
+    inputs = ope_targets.off_policy_inputs(
+        school.events, school.items, ope_targets.rule_policy(), contexts=contexts
+    )
     assert inputs.match is not None
     np.testing.assert_array_equal(inputs.match, inputs.target_propensity == 1.0)
     assert inputs.estimate("replay", n_bootstrap=0).n == len(school.events)
@@ -157,11 +189,15 @@ def test_deterministic_target_supports_replay(school):
 def test_ranking_propensities_are_the_first_and_later_slot_probabilities(school):
     school, contexts = school
     pipeline, _ = trained_on_first_half(school, contexts)
-    chunk = next(logged_decisions.logged_decisions(school.events, school.items, contexts=contexts,
-                                              rows=[3000]))
+    chunk = next(
+        logged_decisions.logged_decisions(
+            school.events, school.items, contexts=contexts, rows=[3000]
+        )
+    )
     candidates = chunk.drop(columns=[logged_decisions.IS_LOGGED]).reset_index(drop=True)
-    settings = RankingSettings(exploration="softmax", temperature=0.02, objective="target_band",
-                               top_k=2)
+    settings = RankingSettings(
+        exploration="softmax", temperature=0.02, objective="target_band", top_k=2
+    )
     first = action_probabilities(pipeline, candidates, settings)
     rng = np.random.default_rng(5)
     position = pd.Series(np.arange(len(candidates)), index=candidates[schema.ITEM_ID])
@@ -195,23 +231,40 @@ def coverage():
         targets = {
             "uniform": ope_targets.uniform_policy(),
             "rule": ope_targets.rule_policy(),
-            "linucb_band_softmax": ope_targets.linucb_policy(pipeline, RankingSettings(
-                objective="target_band", exploration="softmax", temperature=0.05)),
-            "linucb_softmax": ope_targets.linucb_policy(pipeline, RankingSettings(
-                exploration="softmax", temperature=0.05)),
+            "linucb_band_softmax": ope_targets.linucb_policy(
+                pipeline,
+                RankingSettings(objective="target_band", exploration="softmax", temperature=0.05),
+            ),
+            "linucb_softmax": ope_targets.linucb_policy(
+                pipeline, RankingSettings(exploration="softmax", temperature=0.05)
+            ),
         }
         for name, policy in targets.items():
             inputs = ope_targets.off_policy_inputs(
-                school.events, school.items, policy,
+                school.events,
+                school.items,
+                policy,
                 reward_model=ope_targets.linucb_reward_model(pipeline),
-                expectations={"truth": true_success(school)}, contexts=contexts, rows=evaluate)
+                expectations={"truth": true_success(school)},
+                contexts=contexts,
+                rows=evaluate,
+            )
             truth = inputs.expectations["truth"].mean()
             for estimator in ESTIMATORS:
                 est = inputs.estimate(estimator, n_bootstrap=N_BOOTSTRAP, rng=seed)
-                rows.append({"seed": seed, "target": name, "estimator": estimator,
-                             "truth": truth, "value": est.value, "low": est.ci_low,
-                             "high": est.ci_high, "ess": est.effective_sample_size,
-                             "warning": est.warning})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "target": name,
+                        "estimator": estimator,
+                        "truth": truth,
+                        "value": est.value,
+                        "low": est.ci_low,
+                        "high": est.ci_high,
+                        "ess": est.effective_sample_size,
+                        "warning": est.warning,
+                    }
+                )
     frame = pd.DataFrame(rows)
     frame["covered"] = (frame["low"] <= frame["truth"]) & (frame["truth"] <= frame["high"])
     return frame
@@ -237,7 +290,8 @@ def test_estimates_show_no_bias_beyond_noise(coverage):
     errors (the two-sided 99% point of Student's t with 5 degrees of freedom)."""
     adequate = coverage[coverage["target"].isin(ADEQUATE)]
     error = (adequate["value"] - adequate["truth"]).groupby(
-        [adequate["target"], adequate["estimator"]])
+        [adequate["target"], adequate["estimator"]]
+    )
     t = error.mean() / (error.std() / np.sqrt(error.count()))
     assert (t.abs() < 4.03).all(), t
 

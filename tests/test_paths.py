@@ -43,8 +43,10 @@ def test_installed_package_never_writes_into_site_packages(nowhere, monkeypatch)
     monkeypatch.setattr(paths, "CODE_ROOT", site)  # stray pyproject.toml beside the packages
     home = nowhere / "home" / ".skbandit"
     assert paths.source_checkout() is None
-    assert _locations() == (f"sqlite:///{home}/mlruns/mlflow.db",
-                            home / ".cache" / "default-school")
+    assert _locations() == (
+        f"sqlite:///{home}/mlruns/mlflow.db",
+        home / ".cache" / "default-school",
+    )
     assert model_logging.git_commit() == "unknown"  # not the commit of a repo around the venv
 
 
@@ -54,8 +56,10 @@ def test_the_checkout_around_the_current_directory_wins(nowhere, monkeypatch):
     inner = checkout / "notebooks" / "week1"
     inner.mkdir(parents=True)
     monkeypatch.chdir(inner)
-    assert _locations() == (f"sqlite:///{checkout}/mlruns/mlflow.db",
-                            checkout / ".cache" / "default-school")
+    assert _locations() == (
+        f"sqlite:///{checkout}/mlruns/mlflow.db",
+        checkout / ".cache" / "default-school",
+    )
 
 
 def test_another_projects_pyproject_is_not_a_checkout(nowhere, monkeypatch):
@@ -70,8 +74,10 @@ def test_another_projects_pyproject_is_not_a_checkout(nowhere, monkeypatch):
 
 def test_running_from_this_checkout_uses_its_mlruns_from_any_directory(nowhere):
     assert paths.source_checkout() == REPO
-    assert _locations() == (f"sqlite:///{REPO}/mlruns/mlflow.db",
-                            REPO / ".cache" / "default-school")
+    assert _locations() == (
+        f"sqlite:///{REPO}/mlruns/mlflow.db",
+        REPO / ".cache" / "default-school",
+    )
 
 
 def test_environment_variables_win(nowhere, monkeypatch):

@@ -29,8 +29,7 @@ from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.learning import StudentLearning, expected_gain
 from skbandit.sim.world import SchoolConfig
 
-ERRORS_TEACH = SchoolConfig(learning_model="performance_factors", gain_correct=0.0,
-                            gain_wrong=0.4)
+ERRORS_TEACH = SchoolConfig(learning_model="performance_factors", gain_correct=0.0, gain_wrong=0.4)
 """Expected gain 0.4 (1 - p): the hardest items teach most."""
 PEAK_AT_0_9 = SchoolConfig(learning_peak=0.9, learning_rate=0.3, learning_width=0.08)
 """Gaussian peak at success 0.9: items a student almost always gets right teach most."""
@@ -42,8 +41,14 @@ def _logged_school(config, n_students=2000, n_steps=20, seed=0):
     policy that explores every difficulty); students learn by ``config``'s learning model."""
     rng = np.random.default_rng(seed)
     b = np.linspace(-3.0, 3.0, N_ITEMS)
-    items = pd.DataFrame({schema.ITEM_ID: [f"i{k:02d}" for k in range(N_ITEMS)],
-                          schema.TOPIC: "t", schema.DIFFICULTY: b, schema.DISCRIMINATION: 1.0})
+    items = pd.DataFrame(
+        {
+            schema.ITEM_ID: [f"i{k:02d}" for k in range(N_ITEMS)],
+            schema.TOPIC: "t",
+            schema.DIFFICULTY: b,
+            schema.DISCRIMINATION: 1.0,
+        }
+    )
     learning = StudentLearning(rng.normal(0.0, 0.5, (n_students, 1)), config)
     students, topic = np.arange(n_students), np.zeros(n_students, np.int64)
     start, frames = pd.Timestamp("2024-01-08", tz="UTC"), []
@@ -52,11 +57,18 @@ def _logged_school(config, n_students=2000, n_steps=20, seed=0):
         p = expit(learning.ability[:, 0] - b[item])
         correct = rng.random(n_students) < p
         learning.learn(students, topic, p, correct, rng.random(n_students))
-        frames.append(pd.DataFrame({
-            schema.USER_ID: [f"s{s}" for s in students],
-            schema.ITEM_ID: items[schema.ITEM_ID].to_numpy()[item], schema.TOPIC: "t",
-            schema.TIMESTAMP: start + pd.Timedelta(minutes=10 * step),
-            schema.CORRECT: correct.astype(np.int64), schema.LATENCY_MS: 30_000}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    schema.USER_ID: [f"s{s}" for s in students],
+                    schema.ITEM_ID: items[schema.ITEM_ID].to_numpy()[item],
+                    schema.TOPIC: "t",
+                    schema.TIMESTAMP: start + pd.Timedelta(minutes=10 * step),
+                    schema.CORRECT: correct.astype(np.int64),
+                    schema.LATENCY_MS: 30_000,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True), items
 
 
@@ -79,8 +91,11 @@ def _candidates(contexts, mastery=0.6):
     return rows.reset_index(drop=True)
 
 
-@pytest.mark.parametrize(("config", "hard"), [(ERRORS_TEACH, True), (PEAK_AT_0_9, False)],
-                         ids=["errors_teach", "peak_0.9"])
+@pytest.mark.parametrize(
+    ("config", "hard"),
+    [(ERRORS_TEACH, True), (PEAK_AT_0_9, False)],
+    ids=["errors_teach", "peak_0.9"],
+)
 def test_learning_progress_aims_where_the_logged_students_learned_most(config, hard):
     events, items = _logged_school(config)
     pipeline, contexts = _warm_started(events, items)
@@ -91,8 +106,10 @@ def test_learning_progress_aims_where_the_logged_students_learned_most(config, h
     learned = RankingSettings(objective="learning_progress", top_k=1, alpha=0.0)
     band = RankingSettings(objective="target_band", target=0.7, top_k=1, alpha=0.0)
     at_learned = RankingSettings(objective="target_band", target=target, top_k=1, alpha=0.0)
-    np.testing.assert_array_equal(score_candidates(pipeline, cands, learned).score,
-                                  score_candidates(pipeline, cands, at_learned).score)
+    np.testing.assert_array_equal(
+        score_candidates(pipeline, cands, learned).score,
+        score_candidates(pipeline, cands, at_learned).score,
+    )
     rng = np.random.default_rng(0)
     pick = rank_linucb(pipeline, cands, learned, rng)[schema.ITEM_ID].iloc[0]
     fixed = rank_linucb(pipeline, cands, band, rng)[schema.ITEM_ID].iloc[0]
@@ -115,22 +132,28 @@ def small_model():
 
 
 def test_a_version_keeps_its_learned_target_and_an_older_one_refuses_the_objective(
-        small_model, tmp_path):
+    small_model, tmp_path
+):
     pipeline, cands = small_model
     folder = save_pipeline(pipeline, tmp_path / "v")
     loaded = load_pipeline_dir(folder)
     np.testing.assert_array_equal(learned_bands(loaded).total, learned_bands(pipeline).total)
     settings = RankingSettings(objective="learning_progress", top_k=3)
-    pd.testing.assert_frame_equal(rank_linucb(loaded, cands, settings, np.random.default_rng(1)),
-                                  rank_linucb(pipeline, cands, settings, np.random.default_rng(1)))
+    pd.testing.assert_frame_equal(
+        rank_linucb(loaded, cands, settings, np.random.default_rng(1)),
+        rank_linucb(pipeline, cands, settings, np.random.default_rng(1)),
+    )
     config = json.loads((folder / CONFIG_FILE).read_text())
     assert config["learning_progress"]["target"] == learned_bands(pipeline).best_target()
     del config["learning_progress"]  # as written before the target was kept
     (folder / CONFIG_FILE).write_text(json.dumps(config))
     old = load_pipeline_dir(folder)
     assert len(rank_linucb(old, cands, RankingSettings(objective="target_band"))) == 5
-    with pytest.raises(SkbanditError, match=r"^objective learning_progress needs .*none stored.*"
-                       r"retrain it with `python -m train.warmstart`"):
+    with pytest.raises(
+        SkbanditError,
+        match=r"^objective learning_progress needs .*none stored.*"
+        r"retrain it with `python -m train.warmstart`",
+    ):
         rank_linucb(old, cands, settings)
 
 
@@ -159,8 +182,12 @@ def test_reward_sums_of_groups_of_students_add_up_to_the_bands_of_all(small_mode
     events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     contexts = historical_contexts(events, items)
     group = events[schema.USER_ID].str[1:].astype(int).to_numpy() % 3
-    parts = [reward_sums(events[group == g].reset_index(drop=True),
-                         contexts[group == g].reset_index(drop=True)) for g in range(3)]
+    parts = [
+        reward_sums(
+            events[group == g].reset_index(drop=True), contexts[group == g].reset_index(drop=True)
+        )
+        for g in range(3)
+    ]
     whole = progress_bands(events, contexts)
     assert whole.count.sum() > 1000 and all(part[0].sum() > 0 for part in parts)
     combined = bands_from_sums(sum(parts))
@@ -176,8 +203,9 @@ def test_reward_sums_of_groups_of_students_add_up_to_the_bands_of_all(small_mode
 
 
 def _rest_frame(cands):
-    return cands.assign(**{schema.USER_ID: "s1"})[[schema.USER_ID, schema.ITEM_ID,
-                                                   *schema.MODEL_INPUT]]
+    return cands.assign(**{schema.USER_ID: "s1"})[
+        [schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT]
+    ]
 
 
 def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
@@ -193,13 +221,13 @@ def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
     params = {"exploration": "greedy", "epsilon": 0.0, "seed": 0}
     served = model.predict(None, frame, {**params, "objective": "learning_progress"})
     other = 0.4 if target > 0.6 else 0.9  # a given target is ignored: the learned one ranks
-    ignored = model.predict(None, frame, {**params, "objective": "learning_progress",
-                                          "target": other})
+    ignored = model.predict(
+        None, frame, {**params, "objective": "learning_progress", "target": other}
+    )
     band = model.predict(None, frame, {**params, "objective": "target_band", "target": target})
     for answer in (ignored, band):
         pd.testing.assert_series_equal(served["rank"], answer["rank"])
-    elsewhere = model.predict(None, frame, {**params, "objective": "target_band",
-                                            "target": other})
+    elsewhere = model.predict(None, frame, {**params, "objective": "target_band", "target": other})
     assert not served["rank"].equals(elsewhere["rank"])
     old = LinUCBModel.from_pipeline(make_pipeline().fit(cands, np.ones(len(cands))))
     old.decision_log = False
@@ -216,8 +244,17 @@ def test_cli_trace_ranks_with_the_versions_learned_target(configured_store):
 
     pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb@champion"))
     target = learned_bands(pipeline).best_target()
-    args = ["trace", "--student-id", "ABC123", "--topic", "7.RP.A.1", "--use-rl",
-            "--objective", "learning_progress", *configured_store.school.options]
+    args = [
+        "trace",
+        "--student-id",
+        "ABC123",
+        "--topic",
+        "7.RP.A.1",
+        "--use-rl",
+        "--objective",
+        "learning_progress",
+        *configured_store.school.options,
+    ]
     runner = CliRunner(env={"COLUMNS": "160", "NO_COLOR": "1"})
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
@@ -235,10 +272,13 @@ def test_the_gates_progress_reward_replaces_success_and_drops_decisions_without_
     from skbandit.ope.targets import OffPolicyInputs
 
     inputs = OffPolicyInputs(
-        rewards=np.array([1.0, 0.0, 1.0, 1.0]), logged_propensity=np.array([0.5, 0.5, 0.25, 1.0]),
+        rewards=np.array([1.0, 0.0, 1.0, 1.0]),
+        logged_propensity=np.array([0.5, 0.5, 0.25, 1.0]),
         target_propensity=np.array([1.0, 0.0, 0.5, 1.0]),
         reward_model_logged=np.array([0.9, 0.1, 0.8, 0.7]),
-        reward_model_target=np.array([0.9, 0.5, 0.6, 0.7]), n_candidates=np.array([2, 2, 4, 1]))
+        reward_model_target=np.array([0.9, 0.5, 0.6, 0.7]),
+        n_candidates=np.array([2, 2, 4, 1]),
+    )
     progress, keep = with_rewards(inputs, [0.6, np.nan, -0.3, 0.3])
     assert keep.tolist() == [True, False, True, True]
     # DR with the mean reward 0.2 as its (constant) reward model: 0.2 + mean(w (r - 0.2)),
@@ -246,7 +286,8 @@ def test_the_gates_progress_reward_replaces_success_and_drops_decisions_without_
     expected = 0.2 + np.mean([2 * 0.4, 2 * -0.5, 1 * 0.1])
     assert progress.estimate("dr", n_bootstrap=0).value == pytest.approx(expected)
     assert progress.estimate("ips", n_bootstrap=0).value == pytest.approx(
-        np.mean([2 * 0.6, 2 * -0.3, 0.3]))
+        np.mean([2 * 0.6, 2 * -0.3, 0.3])
+    )
     assert progress.n_candidates.tolist() == [2, 4, 1]
     with pytest.raises(SkbanditError, match="none of the 4 logged decisions has a reward"):
         with_rewards(inputs, np.full(4, np.nan))

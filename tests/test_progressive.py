@@ -23,28 +23,36 @@ from skbandit.progressive import (
 def contexts(n, seed=0):
     """Random raw model input and rewards that depend on mastery - difficulty."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        schema.MASTERY: rng.uniform(0.05, 0.95, n),
-        schema.RECENT_ACCURACY: rng.uniform(0, 1, n),
-        schema.RECENT_SPEED: rng.uniform(0, 1, n),
-        schema.HELP_TENDENCY: rng.uniform(0, 0.5, n),
-        schema.SKILL_GAP: 0.0,
-        schema.DIFFICULTY: rng.normal(0, 1, n),
-        schema.DISCRIMINATION: rng.uniform(0.5, 2, n),
-        schema.GUESSING: 0.0,
-        schema.ITEM_ATTEMPTS: rng.integers(0, 50, n).astype(float),
-        schema.ITEM_ACCURACY: rng.uniform(0.1, 0.9, n),
-    })
+    frame = pd.DataFrame(
+        {
+            schema.MASTERY: rng.uniform(0.05, 0.95, n),
+            schema.RECENT_ACCURACY: rng.uniform(0, 1, n),
+            schema.RECENT_SPEED: rng.uniform(0, 1, n),
+            schema.HELP_TENDENCY: rng.uniform(0, 0.5, n),
+            schema.SKILL_GAP: 0.0,
+            schema.DIFFICULTY: rng.normal(0, 1, n),
+            schema.DISCRIMINATION: rng.uniform(0.5, 2, n),
+            schema.GUESSING: 0.0,
+            schema.ITEM_ATTEMPTS: rng.integers(0, 50, n).astype(float),
+            schema.ITEM_ACCURACY: rng.uniform(0.1, 0.9, n),
+        }
+    )
     frame[schema.SKILL_GAP] = np.maximum(0, 0.8 - frame[schema.MASTERY])
-    p = p_correct_2pl(mastery_to_logit(frame[schema.MASTERY].to_numpy()),
-                      frame[schema.DIFFICULTY].to_numpy())
+    p = p_correct_2pl(
+        mastery_to_logit(frame[schema.MASTERY].to_numpy()), frame[schema.DIFFICULTY].to_numpy()
+    )
     return frame, (rng.uniform(size=n) < p).astype(float)
 
 
 def test_batches_double_up_to_batch_size_and_cover_everything():
     slices = batch_slices(1_000, 300, first=100)
-    assert [(s.start, s.stop) for s in slices] == [(0, 100), (100, 300), (300, 600),
-                                                  (600, 900), (900, 1000)]
+    assert [(s.start, s.stop) for s in slices] == [
+        (0, 100),
+        (100, 300),
+        (300, 600),
+        (600, 900),
+        (900, 1000),
+    ]
     assert batch_slices(0, 10) == []
     assert [(s.start, s.stop) for s in batch_slices(5, 2, first=100)] == [(0, 2), (2, 4), (4, 5)]
 
@@ -53,13 +61,15 @@ def test_batches_double_up_to_batch_size_and_cover_everything():
 def test_metrics_equal_sklearn_metrics(seed):
     rng = np.random.default_rng(seed)
     n = 2_000
-    frame = pd.DataFrame({
-        "reward": rng.integers(0, 2, n).astype(float),
-        "uncertainty": rng.uniform(0, 1, n),
-        "bandit": rng.normal(0.5, 0.6, n),  # leaves [0, 1]: clipped
-        "global_rate": np.round(rng.uniform(size=n), 1),  # many ties
-        "irt": rng.uniform(size=n),
-    })
+    frame = pd.DataFrame(
+        {
+            "reward": rng.integers(0, 2, n).astype(float),
+            "uncertainty": rng.uniform(0, 1, n),
+            "bandit": rng.normal(0.5, 0.6, n),  # leaves [0, 1]: clipped
+            "global_rate": np.round(rng.uniform(size=n), 1),  # many ties
+            "irt": rng.uniform(size=n),
+        }
+    )
     metrics = prediction_metrics(frame)
     outcome = frame["reward"].to_numpy().astype(int)
     for name in PREDICTORS:
@@ -71,12 +81,20 @@ def test_metrics_equal_sklearn_metrics(seed):
 
 
 def test_auc_is_nan_for_one_class_and_log_loss_is_finite():
-    frame = pd.DataFrame({"reward": [1.0, 1.0], "uncertainty": 0.0, "bandit": [1.5, -0.5],
-                          "global_rate": 0.5, "irt": [0.2, 0.9]})
+    frame = pd.DataFrame(
+        {
+            "reward": [1.0, 1.0],
+            "uncertainty": 0.0,
+            "bandit": [1.5, -0.5],
+            "global_rate": 0.5,
+            "irt": [0.2, 0.9],
+        }
+    )
     metrics = prediction_metrics(frame)
     assert np.isnan(metrics["bandit_auc"])
     assert metrics["bandit_log_loss"] == pytest.approx(
-        -(np.log(1 - PROBABILITY_FLOOR) + np.log(PROBABILITY_FLOOR)) / 2)
+        -(np.log(1 - PROBABILITY_FLOOR) + np.log(PROBABILITY_FLOOR)) / 2
+    )
 
 
 def test_each_batch_is_predicted_before_it_is_learned():
@@ -90,17 +108,23 @@ def test_each_batch_is_predicted_before_it_is_learned():
     reference = make_pipeline()
     features = model_features(reference, X)
     reference[-1].partial_fit(features[:100], y[:100])
-    np.testing.assert_allclose(predictions["score"].iloc[100:300],
-                               reference[-1].predict(features[100:300]), atol=1e-12)
+    np.testing.assert_allclose(
+        predictions["score"].iloc[100:300], reference[-1].predict(features[100:300]), atol=1e-12
+    )
     # fewer than MIN_EVENTS earlier pairs: the forecast is the score clipped to the floor
-    np.testing.assert_array_equal(predictions["bandit"].iloc[:300],
-                                  np.clip(predictions["score"].iloc[:300], FLOOR, 1 - FLOOR))
+    np.testing.assert_array_equal(
+        predictions["bandit"].iloc[:300], np.clip(predictions["score"].iloc[:300], FLOOR, 1 - FLOOR)
+    )
     # the global rate baseline forecasts with what came before (prior 0.5 as one pseudo-event)
     assert predictions["global_rate"].iloc[100] == pytest.approx((0.5 + y[:100].sum()) / 101)
     np.testing.assert_allclose(
         predictions["irt"],
-        p_correct_2pl(mastery_to_logit(X[schema.MASTERY].to_numpy()),
-                      X[schema.DIFFICULTY].to_numpy(), X[schema.DISCRIMINATION].to_numpy()))
+        p_correct_2pl(
+            mastery_to_logit(X[schema.MASTERY].to_numpy()),
+            X[schema.DIFFICULTY].to_numpy(),
+            X[schema.DISCRIMINATION].to_numpy(),
+        ),
+    )
     assert pipeline[-1].n_updates_ == 700
     assert list(result.history["events_seen"]) == [100, 300, 500, 700]
 
@@ -113,14 +137,16 @@ def test_replaying_a_then_b_equals_replaying_a_and_b():
     replay_history(split, X.iloc[:400], y[:400], batch_size=250)
     replay_history(split, X.iloc[400:], y[400:], batch_size=250)
     for attribute in ("A_", "b_", "coef_"):
-        np.testing.assert_allclose(getattr(split[-1], attribute), getattr(both[-1], attribute),
-                                   rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            getattr(split[-1], attribute), getattr(both[-1], attribute), rtol=1e-10, atol=1e-10
+        )
 
 
 def test_final_metrics_are_computed_once_and_match_the_predictions(monkeypatch):
     X, y = contexts(500, seed=4)
-    result = replay_history(make_pipeline("seed"), X, y, batch_size=100,
-                            features=None, on_batch=None)
+    result = replay_history(
+        make_pipeline("seed"), X, y, batch_size=100, features=None, on_batch=None
+    )
     first = result.final_metrics()
     assert first == prediction_metrics(result.predictions)
     monkeypatch.setattr(progressive, "prediction_metrics", None)  # would fail if called again
@@ -148,8 +174,9 @@ def test_unscored_events_are_learned_but_never_scored():
     assert (len(result.predictions), result.n_unscored, result.first_batch) == (1_000, 500, 0)
     np.testing.assert_array_equal(result.predictions["reward"], y[500:])
     # the scored events got the same forecasts as in the full replay (same model states)
-    np.testing.assert_allclose(result.predictions["score"].iloc[200:],
-                               everything.predictions["score"].iloc[700:])
+    np.testing.assert_allclose(
+        result.predictions["score"].iloc[200:], everything.predictions["score"].iloc[700:]
+    )
 
 
 def test_metrics_without_the_untrained_first_batch_and_caveats():
@@ -159,8 +186,9 @@ def test_metrics_without_the_untrained_first_batch_and_caveats():
     after = result.metrics_after_first_batch()
     assert after == prediction_metrics(result.predictions.iloc[100:])
     # the untrained first batch forecast the IRT prior's probability
-    np.testing.assert_array_equal(result.predictions["score"].iloc[:100],
-                                  result.predictions["irt"].iloc[:100])
+    np.testing.assert_array_equal(
+        result.predictions["score"].iloc[:100], result.predictions["irt"].iloc[:100]
+    )
     caveats = result.caveats()
     assert caveats[0].startswith("only 600 events were scored (fewer than 1,000)")
     assert "the first 100 events were predicted by an untrained model" in caveats[1]

@@ -42,8 +42,13 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-SERVERS = ("mlflow models serve", "mlflow ui", "mlflow server", "skbandit serve",
-           "python -m serve serve")
+SERVERS = (
+    "mlflow models serve",
+    "mlflow ui",
+    "mlflow server",
+    "skbandit serve",
+    "python -m serve serve",
+)
 SERVER_START_S = 240.0
 COMMAND_TIMEOUT_S = 600
 CURL_COVERED_BY = ("tests/test_rest.py",)
@@ -88,7 +93,7 @@ def _strip_pip_install(command: str) -> str:
     assert extras is not None, f"README installs {spec!r}, expected . or .[extras]"
     wanted = set(filter(None, (extras["extras"] or "").split(",")))
     assert wanted <= _extras(), f"README installs unknown extras {wanted - _extras()}"
-    return command[match.end():]
+    return command[match.end() :]
 
 
 def test_the_readme_has_exactly_two_set_up_commands():
@@ -104,10 +109,15 @@ def test_every_readme_command_runs(tmp_path, small_school):
         shutil.copytree(fixture, work, dirs_exist_ok=True)
     # the README's importer examples name the repository's samples by their path
     shutil.copytree(ROOT / "tests" / "fixtures", work / "tests" / "fixtures")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
-           "MLFLOW_DISABLE_TELEMETRY": "true", "SKBANDIT_EVENTS": str(small_school.events_path),
-           "SKBANDIT_ITEMS": str(small_school.items_path), "COLUMNS": "100",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "SKBANDIT_EVENTS": str(small_school.events_path),
+        "SKBANDIT_ITEMS": str(small_school.items_path),
+        "COLUMNS": "100",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("SKBANDIT_MODEL", None)
     # mlflow.set_registry_uri() in earlier tests exports MLFLOW_REGISTRY_URI; a user running
     # the README has only MLFLOW_TRACKING_URI, so the registry must follow it
@@ -124,8 +134,14 @@ def test_every_readme_command_runs(tmp_path, small_school):
         if command.startswith(SERVERS):
             _server_answers(command, work, env, tmp_path / "server.log")
             continue
-        result = subprocess.run(["bash", "-c", command], cwd=work, env=env, text=True,
-                                capture_output=True, timeout=COMMAND_TIMEOUT_S)
+        result = subprocess.run(
+            ["bash", "-c", command],
+            cwd=work,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_S,
+        )
         assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
@@ -137,9 +153,14 @@ def _server_answers(command: str, cwd: Path, env: dict, log_path: Path) -> None:
     if n == 0:
         command += f" --port {port}"
     with log_path.open("w") as log:
-        process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:

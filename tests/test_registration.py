@@ -83,8 +83,9 @@ def test_sigterm_during_training_is_handled_like_sigint(client, store, monkeypat
     real_replay = job.replay_history
 
     def terminated(*args, **kwargs):
-        return real_replay(*args, **{**kwargs, "on_batch": lambda n: os.kill(os.getpid(),
-                                                                            signal.SIGTERM)})
+        return real_replay(
+            *args, **{**kwargs, "on_batch": lambda n: os.kill(os.getpid(), signal.SIGTERM)}
+        )
 
     monkeypatch.setattr(job, "replay_history", terminated)
     before, runs_before = registry_state(client), all_runs(client)
@@ -113,8 +114,7 @@ def test_sigterm_in_the_middle_of_registering_undoes_it(client, store, monkeypat
     assert new_run(client, runs_before).info.status == "KILLED"
 
 
-def test_when_the_undo_fails_the_job_says_so_and_the_next_run_cleans_up(client, store,
-                                                                        monkeypatch):
+def test_when_the_undo_fails_the_job_says_so_and_the_next_run_cleans_up(client, store, monkeypatch):
     def interrupted(self, *args):
         raise KeyboardInterrupt
 
@@ -188,8 +188,7 @@ def test_a_run_whose_process_is_alive_is_not_stale(client):
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
-def test_the_summary_tells_who_holds_the_alias_after_a_concurrent_move(client, store,
-                                                                      monkeypatch):
+def test_the_summary_tells_who_holds_the_alias_after_a_concurrent_move(client, store, monkeypatch):
     real_register = job.register_version
 
     def then_someone_else(*args, **kwargs):
@@ -207,16 +206,30 @@ def test_the_summary_tells_who_holds_the_alias_after_a_concurrent_move(client, s
     client.set_registered_model_alias(NAME, "challenger", "2")
 
 
-RACE = "from adapters import tracking; tracking.configure_tracking(); " \
-       "tracking.use_experiment(tracking.WARMSTART_EXPERIMENT); print('ok')"
+RACE = (
+    "from adapters import tracking; tracking.configure_tracking(); "
+    "tracking.use_experiment(tracking.WARMSTART_EXPERIMENT); print('ok')"
+)
 
 
 @pytest.mark.slow
 def test_two_jobs_creating_a_new_store_at_once_both_succeed(tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
-    jobs = [subprocess.Popen([sys.executable, "-c", RACE], cwd=REPO, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     outcomes = [job.communicate(timeout=300) for job in jobs]
     for process, (out, err) in zip(jobs, outcomes, strict=True):
         assert process.returncode == 0, err
@@ -226,8 +239,9 @@ def test_two_jobs_creating_a_new_store_at_once_both_succeed(tmp_path):
 # --- secrets, timeouts, read-only --------------------------------------------------------------
 
 
-def test_credentials_never_reach_the_output_and_an_absent_server_fails_fast(small_school,
-                                                                           monkeypatch):
+def test_credentials_never_reach_the_output_and_an_absent_server_fails_fast(
+    small_school, monkeypatch
+):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9")
     for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
         monkeypatch.delenv(name, raising=False)  # our short defaults apply
@@ -307,6 +321,9 @@ def test_sigkill_at_any_moment_is_cleaned_up_by_the_next_run(client, store):
     result = invoke(*store["options"], *SHORT)
     assert result.exit_code == 0, result.output
     assert [r for r in all_runs(client).values() if r.info.status == "RUNNING"] == []
-    pending = [v.version for v in client.search_model_versions(f"name = '{NAME}'")
-               if registry.PENDING_TAG in v.tags]
+    pending = [
+        v.version
+        for v in client.search_model_versions(f"name = '{NAME}'")
+        if registry.PENDING_TAG in v.tags
+    ]
     assert pending == []

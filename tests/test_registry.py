@@ -189,8 +189,11 @@ def test_predict_turns_every_failure_into_a_bad_request(tracking, frame):
 
 
 def _internal_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == mlflow_internals.__name__ and r.levelno == logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == mlflow_internals.__name__ and r.levelno == logging.WARNING
+    ]
 
 
 def test_registry_store_fast_and_public_agree(tracking):
@@ -199,8 +202,10 @@ def test_registry_store_fast_and_public_agree(tracking):
     for store in (fast, public):
         assert int(store.get_model_version_by_alias(MODEL, "challenger").version) == 1
     listed = [
-        sorted((v.name, int(v.version), v.source) for v in store.search_model_versions(
-            f"name = '{MODEL}'"))
+        sorted(
+            (v.name, int(v.version), v.source)
+            for v in store.search_model_versions(f"name = '{MODEL}'")
+        )
         for store in (fast, public)
     ]
     assert listed[0] == listed[1] and len(listed[0]) == 1
@@ -234,7 +239,7 @@ def test_logged_model_location_fast_and_public_agree(tracking):
 def test_logged_model_location_falls_back_with_a_warning(tracking, monkeypatch, caplog):
     from sqlalchemy import create_engine
 
-    model_id = registry.resolve_version(registry.parse_model_ref(MODEL)).source[len("models:/"):]
+    model_id = registry.resolve_version(registry.parse_model_ref(MODEL)).source[len("models:/") :]
     expected = mlflow_internals.public_logged_model_location(model_id)
 
     class RenamedSchema:  # a SQL store whose tables are not where we look

@@ -103,8 +103,13 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
     np.testing.assert_allclose(got[schema.UNCERTAINTY], width, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UCB], mean + width, rtol=0, atol=1e-12)
     want = expected(pipeline, request_frame, seeded)
-    for column in (schema.RANK, schema.IS_EXPLORATION, "recommended", schema.PROPENSITY,
-                   "first_slot_propensity"):
+    for column in (
+        schema.RANK,
+        schema.IS_EXPLORATION,
+        "recommended",
+        schema.PROPENSITY,
+        "first_slot_propensity",
+    ):
         assert list(got[column]) == list(want[column]), column
     assert set(got["model_version"]) == {"skbandit-linucb/1"}
     for _, rows in got.groupby(schema.USER_ID):  # ranks are 1..n within each student

@@ -28,11 +28,13 @@ from skbandit.ranking_settings import SERVING_SETTINGS
 def frame() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = 8
-    return pd.DataFrame({
-        schema.USER_ID: np.repeat(["u1", "u2"], n // 2),
-        schema.ITEM_ID: [f"i{j}" for j in range(n)],
-        **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
-    })
+    return pd.DataFrame(
+        {
+            schema.USER_ID: np.repeat(["u1", "u2"], n // 2),
+            schema.ITEM_ID: [f"i{j}" for j in range(n)],
+            **{column: rng.uniform(0.1, 0.9, n) for column in schema.MODEL_INPUT},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +60,17 @@ def test_a_bad_request_is_a_400_with_the_reason(model, frame):
     assert caught.value.message.startswith("unknown param objective 'max_fun'")
 
 
-def test_an_unexpected_error_is_a_500_logged_on_the_server_not_shown(model, frame, monkeypatch,
-                                                                     caplog):
+def test_an_unexpected_error_is_a_500_logged_on_the_server_not_shown(
+    model, frame, monkeypatch, caplog
+):
     def broken(*args, **kwargs):
         raise KeyError("/srv/skbandit/secret/path.py: a bug")
 
     monkeypatch.setattr(pyfunc_model, "rank_requests", broken)
-    with caplog.at_level(logging.ERROR, logger=pyfunc_model.__name__), \
-            pytest.raises(MlflowException) as caught:
+    with (
+        caplog.at_level(logging.ERROR, logger=pyfunc_model.__name__),
+        pytest.raises(MlflowException) as caught,
+    ):
         model.predict(None, frame)
     error = caught.value
     assert error.get_http_status_code() == 500
@@ -113,7 +118,8 @@ def test_a_request_with_guessing_is_scored_with_the_3pl(model, frame):
     p_irt = list(model.pipeline[:-1].get_feature_names_out()).index("p_irt")
     np.testing.assert_allclose(features[:, p_irt], 0.4 + 0.6 * zero[:, p_irt])
     assert not _scores(model, lifted)["expected_reward"].equals(
-        _scores(model, frame.assign(guessing=0.0))["expected_reward"])
+        _scores(model, frame.assign(guessing=0.0))["expected_reward"]
+    )
 
 
 @pytest.mark.parametrize("value", [1.0, -0.01, 2.0])

@@ -44,8 +44,9 @@ def frame(n_items=6, user="S1", seed=0) -> pd.DataFrame:
     values = {column: rng.uniform(0.2, 0.8, n_items) for column in schema.MODEL_INPUT}
     values[schema.DIFFICULTY] = np.linspace(-2, 2, n_items)
     values[schema.ITEM_ATTEMPTS] = np.arange(n_items) * 10.0
-    return pd.DataFrame({schema.USER_ID: user,
-                         schema.ITEM_ID: [f"I{k}" for k in range(n_items)], **values})
+    return pd.DataFrame(
+        {schema.USER_ID: user, schema.ITEM_ID: [f"I{k}" for k in range(n_items)], **values}
+    )
 
 
 def body(rows: pd.DataFrame, params: dict | None = None) -> str:
@@ -54,8 +55,12 @@ def body(rows: pd.DataFrame, params: dict | None = None) -> str:
 
 
 def post(url, data, headers=None, session=requests):
-    return session.post(f"{url}/invocations", data=data, timeout=60,
-                        headers={"Content-Type": "application/json", **(headers or {})})
+    return session.post(
+        f"{url}/invocations",
+        data=data,
+        timeout=60,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def test_first_slot_frequencies_match_the_logged_propensities(server, log_path):
@@ -91,8 +96,7 @@ def test_a_seed_reproduces_the_draw_and_is_logged_as_seeded(server, log_path):
     first, second = (pd.DataFrame(post(url, data).json()["predictions"]) for _ in range(2))
     assert first[schema.RANK].tolist() == second[schema.RANK].tolist()
     decisions, _ = DecisionLog(str(log_path)).read()
-    mine = decisions[decisions["decision_id"].isin([*first["decision_id"],
-                                                    *second["decision_id"]])]
+    mine = decisions[decisions["decision_id"].isin([*first["decision_id"], *second["decision_id"]])]
     assert len(mine) == 2 and mine["seeded"].all()
 
 
@@ -144,5 +148,6 @@ def test_kill_9_after_the_responses_loses_no_decision(server, log_path):
     process.wait(timeout=30)
     decisions, candidates = DecisionLog(str(log_path)).read()
     assert set(ids) <= set(decisions["decision_id"])
-    assert (candidates[candidates["decision_id"].isin(ids)].groupby("decision_id").size()
-            == 6).all()
+    assert (
+        candidates[candidates["decision_id"].isin(ids)].groupby("decision_id").size() == 6
+    ).all()

@@ -19,27 +19,37 @@ from skbandit import schema
 
 def request_body(rows=None, params=None, **changes) -> bytes:
     """A valid dataframe_split request (one row), with ``changes`` to its values."""
-    row = {schema.USER_ID: "S1", schema.ITEM_ID: "I1",
-           **{column: 0.5 for column in schema.MODEL_INPUT}, **changes}
+    row = {
+        schema.USER_ID: "S1",
+        schema.ITEM_ID: "I1",
+        **{column: 0.5 for column in schema.MODEL_INPUT},
+        **changes,
+    }
     split = {"columns": list(row), "data": [list(row.values())] * (rows or 1)}
-    return json.dumps({"dataframe_split": split, **({"params": params} if params else {})}
-                      ).encode()
+    return json.dumps({"dataframe_split": split, **({"params": params} if params else {})}).encode()
 
 
 GOOD = request_body()
 
 
-def call(guard: Guard, body: bytes = GOOD, host: str = "127.0.0.1:5001",
-         content_type: str | None = "application/json", path: str = "/invocations"):
+def call(
+    guard: Guard,
+    body: bytes = GOOD,
+    host: str = "127.0.0.1:5001",
+    content_type: str | None = "application/json",
+    path: str = "/invocations",
+):
     """One POST through the guard; (status, decoded JSON or bytes, what the app received)."""
     sent, received = [], []
     headers = [(b"host", host.encode()), (b"content-length", str(len(body)).encode())]
     if content_type is not None:
         headers.append((b"content-type", content_type.encode()))
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)] or [b""]
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-                for i, c in enumerate(chunks)]
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)] or [b""]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
 
     async def receive():
         return messages.pop(0)
@@ -62,8 +72,13 @@ def inner(status=200, body=b'{"predictions": []}', received=None):
         message = await receive()
         if received is not None:
             received.append(message["body"])
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -99,13 +114,20 @@ def test_size_and_depth_limits():
 
 
 def test_mlflow_error_bodies_become_one_line():
-    dump = json.dumps({"error_code": "BAD_REQUEST", "stack_trace": "Traceback ...",
-                       "message": "Failed to predict data '   user_id\n0   u1'. \nError: "
-                                  "column 'mastery' must be numeric; row 0 has 'high'"})
+    dump = json.dumps(
+        {
+            "error_code": "BAD_REQUEST",
+            "stack_trace": "Traceback ...",
+            "message": "Failed to predict data '   user_id\n0   u1'. \nError: "
+            "column 'mastery' must be numeric; row 0 has 'high'",
+        }
+    )
     status, payload, _ = call(Guard(inner(400, dump.encode())))
     assert status == 400
-    assert payload == {"error_code": "BAD_REQUEST",
-                       "message": "column 'mastery' must be numeric; row 0 has 'high'"}
+    assert payload == {
+        "error_code": "BAD_REQUEST",
+        "message": "column 'mastery' must be numeric; row 0 has 'high'",
+    }
     status, payload, _ = call(Guard(inner(415, b"This predictor only supports\nJSON")))
     assert status == 415 and payload["message"] == "This predictor only supports JSON"
 
@@ -175,8 +197,9 @@ def test_a_body_of_escaped_quotes_does_not_stall_ping():
         await send({"type": "http.response.body", "body": b"\n"})
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Guard(app), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(Guard(app), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -185,9 +208,15 @@ def test_a_body_of_escaped_quotes_does_not_stall_ping():
             if server.started:
                 break
             threading.Event().wait(0.05)
-        posted = threading.Thread(target=lambda: requests.post(
-            f"{url}/invocations", data=ESCAPED_QUOTES, timeout=600,
-            headers={"Content-Type": "application/json"}), daemon=True)
+        posted = threading.Thread(
+            target=lambda: requests.post(
+                f"{url}/invocations",
+                data=ESCAPED_QUOTES,
+                timeout=600,
+                headers={"Content-Type": "application/json"},
+            ),
+            daemon=True,
+        )
         posted.start()
         threading.Event().wait(0.2)
         assert requests.get(f"{url}/ping", timeout=30).status_code == 200
@@ -207,18 +236,26 @@ def test_a_parquet_bomb_is_refused_from_its_metadata():
     pd.DataFrame({schema.MASTERY: np.zeros(3_000_000, dtype=np.int8)}).to_parquet(buffer)
     assert len(buffer.getvalue()) < 200_000
     received = []
-    status, payload, _ = call(Guard(inner(received=received)), buffer.getvalue(),
-                              content_type="application/vnd.apache.parquet")
+    status, payload, _ = call(
+        Guard(inner(received=received)),
+        buffer.getvalue(),
+        content_type="application/vnd.apache.parquet",
+    )
     assert status == 400 and "3000000 rows" in payload["message"] and received == []
-    status, payload, _ = call(Guard(inner()), b"PAR1 not parquet",
-                              content_type="application/vnd.apache.parquet")
+    status, payload, _ = call(
+        Guard(inner()), b"PAR1 not parquet", content_type="application/vnd.apache.parquet"
+    )
     assert status == 400 and "not a readable parquet" in payload["message"]
 
 
 def test_a_trickled_body_times_out():
     sent = []
-    scope = {"type": "http", "method": "POST", "path": "/invocations",
-             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")],
+    }
 
     async def receive():
         await asyncio.sleep(0.01)
@@ -241,14 +278,17 @@ def test_no_or_an_unknown_content_type_is_a_415_with_its_own_code():
     assert (status, payload["error_code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"mastery": True}, "column 'mastery' must hold a number, got a JSON boolean"),
-    ({"user_id": ["a"]}, "column 'user_id' must hold a string id, got a JSON list"),
-    ({"difficulty": {"a": 1}}, "column 'difficulty' must hold a number, got a JSON object"),
-    ({"params": {"topk": 3}}, "unknown param 'topk' (known: alpha, epsilon, exploration, "),
-    ({"params": {"top_k": True}}, "param top_k must be an integer, got a JSON boolean"),
-    ({"params": {"alpha": [1]}}, "param alpha must be a number, got a JSON list"),
-])
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"mastery": True}, "column 'mastery' must hold a number, got a JSON boolean"),
+        ({"user_id": ["a"]}, "column 'user_id' must hold a string id, got a JSON list"),
+        ({"difficulty": {"a": 1}}, "column 'difficulty' must hold a number, got a JSON object"),
+        ({"params": {"topk": 3}}, "unknown param 'topk' (known: alpha, epsilon, exploration, "),
+        ({"params": {"top_k": True}}, "param top_k must be an integer, got a JSON boolean"),
+        ({"params": {"alpha": [1]}}, "param alpha must be a number, got a JSON list"),
+    ],
+)
 def test_wrong_kinds_of_values_and_unknown_params_are_a_400(changes, words):
     params = changes.pop("params", None)
     status, payload, _ = call(Guard(inner()), request_body(params=params, **changes))
@@ -259,7 +299,8 @@ def test_wrong_kinds_of_values_and_unknown_params_are_a_400(changes, words):
 def test_known_params_come_from_the_version():
     body = request_body(params={"topic": "t"})
     assert call(Guard(inner(), known_params=["top_k"]), body)[1]["message"] == (
-        "unknown param 'topic' (known: top_k)")
+        "unknown param 'topic' (known: top_k)"
+    )
     assert call(Guard(inner()), body)[0] == 200
 
 
@@ -273,8 +314,9 @@ def test_the_missing_column_is_named_first():
     assert payload["message"].startswith("request is missing columns ['discrimination']")
 
 
-@pytest.mark.parametrize("host", ["localhost:1@evil.com", "localhost@evil.com",
-                                  "127.0.0.1:80/x", "localhost:5001:1"])
+@pytest.mark.parametrize(
+    "host", ["localhost:1@evil.com", "localhost@evil.com", "127.0.0.1:80/x", "localhost:5001:1"]
+)
 def test_a_host_header_that_is_not_a_name_and_port_is_refused(host):
     assert call(Guard(inner()), host=host)[0] == 403
 

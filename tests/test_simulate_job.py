@@ -33,8 +33,10 @@ def test_same_seed_writes_the_same_events(tmp_path):
     for name in ("a", "b"):
         args = ["--out", str(tmp_path / name), "--students", "10", "--seed", "5"]
         assert CliRunner().invoke(app, args).exit_code == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "events.parquet"),
-                                  pd.read_parquet(tmp_path / "b" / "events.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "events.parquet"),
+        pd.read_parquet(tmp_path / "b" / "events.parquet"),
+    )
 
 
 def test_bad_student_count_is_one_line_exit_1(tmp_path):

@@ -22,8 +22,9 @@ from skbandit.sim.generate import (
 from skbandit.sim.running_context import SchoolContext
 
 # A month around the winter break: quick to simulate, still crosses 2024-W01.
-SMALL = SchoolConfig(n_students=60, seed=7, start_date="2023-12-11", end_date="2024-01-19",
-                     attempts_per_student=30)
+SMALL = SchoolConfig(
+    n_students=60, seed=7, start_date="2023-12-11", end_date="2024-01-19", attempts_per_student=30
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,10 @@ def test_events_are_canonical_and_hide_the_truth(small_school):
     assert set(events.columns) == canonical
     assert not set(TRUTH_COLUMNS) & set(events.columns)
     assert list(small_school.items.columns) == [
-        schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
+        schema.ITEM_ID,
+        schema.TOPIC,
+        schema.DIFFICULTY,
+        schema.DISCRIMINATION,
         schema.DRIFT_FLAG,
     ]
     cleaned, report = validate_events(events, "simulated")
@@ -77,9 +81,11 @@ def test_propensity_is_the_logging_policy_probability(small_school):
     # Recompute from the logged data alone: observed mastery -> rule+epsilon probabilities.
     mastery = historical_contexts(events, items)[schema.MASTERY]
     decisions = events[[schema.ITEM_ID, schema.TOPIC]].assign(
-        **{DECISION_ID: np.arange(len(events)), schema.MASTERY: mastery.to_numpy()})
-    eligible = items.loc[~items[schema.DRIFT_FLAG], [schema.ITEM_ID, schema.TOPIC,
-                                                     schema.DIFFICULTY]]
+        **{DECISION_ID: np.arange(len(events)), schema.MASTERY: mastery.to_numpy()}
+    )
+    eligible = items.loc[
+        ~items[schema.DRIFT_FLAG], [schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY]
+    ]
     cands = decisions.rename(columns={schema.ITEM_ID: "shown"}).merge(eligible, on=schema.TOPIC)
     cands = cands.sort_values([DECISION_ID], kind="stable")
     cands["p"] = logging_policy_probabilities(cands, cfg.epsilon, cfg.top_k)
@@ -96,15 +102,26 @@ def test_rule_epsilon_probabilities_by_hand():
 
 
 def _small_env(n_students=1, seed=3):
-    return SchoolEnv(SchoolConfig(n_students=n_students, seed=seed, start_date="2024-01-08",
-                                  end_date="2024-01-12", attempts_per_student=40))
+    return SchoolEnv(
+        SchoolConfig(
+            n_students=n_students,
+            seed=seed,
+            start_date="2024-01-08",
+            end_date="2024-01-12",
+            attempts_per_student=40,
+        )
+    )
 
 
 def test_env_context_follows_the_documented_definitions_by_hand():
     env = _small_env()
     first = env.student_context().iloc[0]
-    assert (first[schema.MASTERY], first[schema.RECENT_ACCURACY], first[schema.RECENT_SPEED],
-            first[schema.HELP_TENDENCY]) == (0.5, 0.5, 0.5, 0.1)
+    assert (
+        first[schema.MASTERY],
+        first[schema.RECENT_ACCURACY],
+        first[schema.RECENT_SPEED],
+        first[schema.HELP_TENDENCY],
+    ) == (0.5, 0.5, 0.5, 0.1)
     assert first[schema.SKILL_GAP] == pytest.approx(0.3)
     outcomes = []
     while not env.done and len(outcomes) < 7:
@@ -117,8 +134,13 @@ def test_env_context_follows_the_documented_definitions_by_hand():
     correct, latency = seen[schema.CORRECT].to_numpy(), seen[schema.LATENCY_MS].to_numpy()
     # mastery: the offline context's ability from the same attempts and published items
     from skbandit.context import student_context
-    offline = student_context(seen.assign(latency_ms=0.0), seen[schema.USER_ID].iloc[0],
-                              env.acting()[schema.TOPIC].iloc[0], items=env.items)
+
+    offline = student_context(
+        seen.assign(latency_ms=0.0),
+        seen[schema.USER_ID].iloc[0],
+        env.acting()[schema.TOPIC].iloc[0],
+        items=env.items,
+    )
     expected = offline[schema.MASTERY]
     assert ctx[schema.MASTERY] == pytest.approx(expected, rel=1e-12)
     assert 0 < same_topic.sum() <= 7
@@ -138,23 +160,31 @@ def test_school_context_counts_by_hand():
     one = np.array([0])
     latencies = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 240_000.0, 480_000.0]
     for m, latency in enumerate(latencies):  # 7 attempts of student 0 at item 2 of topic 1
-        ctx.update(one, one + 1, one + 2, np.array([m % 2 == 0]), np.array([latency]),
-                   np.array([m == 0]))
+        ctx.update(
+            one, one + 1, one + 2, np.array([m % 2 == 0]), np.array([latency]), np.array([m == 0])
+        )
     cols = ctx.student_columns(np.array([0, 0, 1]), np.array([1, 0, 1]))
     # items without parameters are b = 0, a = 1: 4 of 7 correct give G = 1/2, H = 7/4.
     # Topic 1: prior N(0, 1 + 0.7^2), mean G / (1/1.49 + H); topic 0 unseen: the level
     # from topic 1, G / (1 + H)
     expit = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
-    np.testing.assert_allclose(cols[schema.MASTERY],
-                               [expit(0.5 / (1 / 1.49 + 1.75)), expit(0.5 / 2.75), 0.5])
+    np.testing.assert_allclose(
+        cols[schema.MASTERY], [expit(0.5 / (1 / 1.49 + 1.75)), expit(0.5 / 2.75), 0.5]
+    )
     # the last 5 attempts (m = 2..6): correct 1, 0, 1, 0, 1; median latency 5000 ms
     np.testing.assert_allclose(cols[schema.RECENT_ACCURACY], [0.6, 0.6, 0.5])
     np.testing.assert_allclose(cols[schema.RECENT_SPEED], [5000 / 240_000] * 2 + [0.5])
     np.testing.assert_allclose(cols[schema.HELP_TENDENCY], [1 / 7, 1 / 7, 0.1])
     np.testing.assert_array_equal(cols[schema.N_PRIOR], [7, 7, 0])
     # two attempts at item 0 in one step count together; unseen items have accuracy 1/2
-    ctx.update(np.array([0, 1]), np.array([0, 0]), np.array([0, 0]), np.array([True, False]),
-               np.array([1000.0, 1000.0]), np.array([False, False]))
+    ctx.update(
+        np.array([0, 1]),
+        np.array([0, 0]),
+        np.array([0, 0]),
+        np.array([True, False]),
+        np.array([1000.0, 1000.0]),
+        np.array([False, False]),
+    )
     np.testing.assert_array_equal(ctx.item_attempts(np.arange(3)), [2, 0, 7])
     np.testing.assert_allclose(ctx.item_accuracy(np.arange(3)), [2 / 4, 1 / 2, 5 / 9])
 
@@ -165,8 +195,7 @@ def test_env_student_context_equals_the_offline_context_builder():
     while not env.done:
         cands = env.candidates()
         first = cands.groupby(DECISION_ID, sort=True).head(1)  # any deterministic policy
-        shown.append(first.assign(**{schema.TIMESTAMP: env.acting()[schema.TIMESTAMP]
-                                     .to_numpy()}))
+        shown.append(first.assign(**{schema.TIMESTAMP: env.acting()[schema.TIMESTAMP].to_numpy()}))
         env.step(first[schema.ITEM_ID].to_numpy())
     online = pd.concat(shown).sort_values(schema.TIMESTAMP, kind="stable")
     events, _ = env.history()
@@ -246,8 +275,9 @@ def test_timetable_plays_every_session_attempt_once_inside_its_slot():
     while not env.done:
         start = env.slot_start
         cands = env.candidate_arrays()
-        out = env.step_indices(cands.item[np.searchsorted(cands.decision,
-                                                          np.arange(cands.n_decisions))])
+        out = env.step_indices(
+            cands.item[np.searchsorted(cands.decision, np.arange(cands.n_decisions))]
+        )
         assert np.unique(out.student).size == out.student.size  # one attempt per student
         assert ((out.timestamp >= start) & (out.timestamp < start + slot)).all()
         assert env.slot_start >= start + slot

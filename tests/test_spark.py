@@ -57,8 +57,9 @@ def awkward_events(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
     ts = events[schema.TIMESTAMP].to_numpy().copy()
     previous = events.groupby(schema.USER_ID).cumcount().to_numpy() > 0
     for i in rng.choice(np.flatnonzero(previous), 300, replace=False):  # ties in time
-        earlier = np.flatnonzero(events[schema.USER_ID].to_numpy()[:i] ==
-                                 events[schema.USER_ID].iat[i])
+        earlier = np.flatnonzero(
+            events[schema.USER_ID].to_numpy()[:i] == events[schema.USER_ID].iat[i]
+        )
         ts[i] = ts[earlier[-1]]
     events[schema.TIMESTAMP] = ts
     events[schema.LATENCY_MS] = events[schema.LATENCY_MS].astype("float64")
@@ -104,11 +105,26 @@ def train_both(uri, folder, events, local_name, spark_name, *extra):
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.setenv("COLUMNS", "200")
-        local = invoke("--events", folder / f"{events}.parquet", "--model-name", local_name,
-                       *common, *(arg.format(LOCAL) for arg in extra))
-        spark = invoke("--events", folder / events, "--model-name", spark_name, "--engine",
-                       "spark", "--spark-master", "local[2]", *common,
-                       *(arg.format(SPARK) for arg in extra))
+        local = invoke(
+            "--events",
+            folder / f"{events}.parquet",
+            "--model-name",
+            local_name,
+            *common,
+            *(arg.format(LOCAL) for arg in extra),
+        )
+        spark = invoke(
+            "--events",
+            folder / events,
+            "--model-name",
+            spark_name,
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            *common,
+            *(arg.format(SPARK) for arg in extra),
+        )
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
     assert local.exit_code == 0, local.output
@@ -161,13 +177,13 @@ def test_contexts_equal_the_local_definitions_exactly(school, session):
     local = prepare_history(events, items).contexts
     raw = spark_io.read_parquet(session, str(school / "events"), "events")
     spark_items = read_items(session, school / "items.parquet")[0]
-    frame = spark_contexts.historical_contexts(spark_contexts.clean_events(raw, "events"),
-                                               spark_items).toPandas()
+    frame = spark_contexts.historical_contexts(
+        spark_contexts.clean_events(raw, "events"), spark_items
+    ).toPandas()
     frame = frame.sort_values([spark_contexts.TS, spark_io.ROW_ORDER]).reset_index(drop=True)
     assert len(frame) == len(local) > 2000
     for name in (*schema.MODEL_INPUT, schema.N_PRIOR):
-        np.testing.assert_array_equal(frame[name].to_numpy(), local[name].to_numpy(),
-                                      err_msg=name)
+        np.testing.assert_array_equal(frame[name].to_numpy(), local[name].to_numpy(), err_msg=name)
 
 
 # --- the registered model and its run ----------------------------------------------------------
@@ -179,7 +195,8 @@ def test_spark_learns_the_local_state(client):
     assert_close(spark.A_, local.A_, "A")
     assert_close(spark.b_, local.b_, "b")
     np.testing.assert_array_less(
-        np.linalg.norm(spark.coef_ - local.coef_), RTOL * np.linalg.norm(local.coef_))
+        np.linalg.norm(spark.coef_ - local.coef_), RTOL * np.linalg.norm(local.coef_)
+    )
 
 
 def test_spark_run_logs_what_the_local_run_logs(client):
@@ -205,13 +222,15 @@ def test_spark_run_logs_what_the_local_run_logs(client):
         assert_close([m.value for m in steps[0]], [m.value for m in steps[1]], key)
     different = {"run_id", "git_commit", "sha256"}  # the model files differ in their run
     different |= {k for k in local.tags if k.startswith("metric.")}  # compared above
-    assert {k: v for k, v in spark.tags.items() if k not in different} == \
-        {k: v for k, v in local.tags.items() if k not in different}
+    assert {k: v for k, v in spark.tags.items() if k not in different} == {
+        k: v for k, v in local.tags.items() if k not in different
+    }
     (spark_input,), (local_input,) = (run.inputs.dataset_inputs for run in (spark_run, local_run))
     for field in ("name", "digest", "schema", "profile"):
         assert getattr(spark_input.dataset, field) == getattr(local_input.dataset, field), field
-    artifacts = [{a.path for a in client.list_artifacts(run.info.run_id)}
-                 for run in (spark_run, local_run)]
+    artifacts = [
+        {a.path for a in client.list_artifacts(run.info.run_id)} for run in (spark_run, local_run)
+    ]
     assert artifacts[0] == artifacts[1]
     assert len([path for path in artifacts[0] if path.endswith(".png")]) >= 4
     registered = [client.get_registered_model(name).aliases for name in (SPARK, LOCAL)]
@@ -248,8 +267,9 @@ def assert_same_bands(spark, local):
     assert_close(spark.total_sq, local.total_sq, "total_sq")
 
 
-def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(client, store,
-                                                                            school):
+def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(
+    client, store, school
+):
     """Both engines continue their version 1 on the school's events followed by the same
     attempts again after the last one (earlier events context only, later ones learned),
     each registering a new model so that the versions compared above stay as they are."""
@@ -269,12 +289,14 @@ def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(cl
     assert_close(spark[-1].b_, local[-1].b_, "b")
     items, _ = datasets.read_items(school / "items.parquet")
     until = pd.Timestamp(version(client, LOCAL).tags["trained_until"])
-    learned = prepare_history(datasets.read_events(school / "continued.parquet")[0], items,
-                              learned_until=until)
+    learned = prepare_history(
+        datasets.read_events(school / "continued.parquet")[0], items, learned_until=until
+    )
     fresh = progress_bands(learned.events, learned.contexts)
     assert fresh.count.sum() > 1000
-    np.testing.assert_array_equal(learned_bands(local).count,
-                                  learned_bands(first).count + fresh.count)
+    np.testing.assert_array_equal(
+        learned_bands(local).count, learned_bands(first).count + fresh.count
+    )
     assert_same_bands(learned_bands(spark), learned_bands(local))
 
 
@@ -299,8 +321,14 @@ def test_batch_scores_equal_the_in_process_ranking(client, school, session, tmp_
     from train.batch_score import run_batch_score
 
     out = tmp_path / "recs"
-    result = run_batch_score(f"{SPARK}/1", str(school / "events"),
-                             str(school / "items.parquet"), out, top_k=3, master="local[2]")
+    result = run_batch_score(
+        f"{SPARK}/1",
+        str(school / "events"),
+        str(school / "items.parquet"),
+        out,
+        top_k=3,
+        master="local[2]",
+    )
     recs = pd.read_parquet(out)
     events, _ = datasets.read_events(school / "events.parquet")
     items, _ = datasets.read_items(school / "items.parquet")
@@ -332,30 +360,48 @@ def _top(k):
 def _mixed_schemas(folder, events):
     events.iloc[:100].to_parquet(folder / "part-0.parquet", index=False)
     events.iloc[100:200].drop(columns=[schema.LATENCY_MS]).to_parquet(
-        folder / "part-1.parquet", index=False)
+        folder / "part-1.parquet", index=False
+    )
 
 
 BAD_INPUTS = {
-    "missing-column": (lambda folder, ev: ev.drop(columns=[schema.CORRECT]).to_parquet(
-        folder / "part-0.parquet", index=False), None, "missing column 'correct'"),
+    "missing-column": (
+        lambda folder, ev: ev.drop(columns=[schema.CORRECT]).to_parquet(
+            folder / "part-0.parquet", index=False
+        ),
+        None,
+        "missing column 'correct'",
+    ),
     "mixed-schemas": (_mixed_schemas, None, "mixed schemas across parquet files"),
     "empty-directory": (lambda folder, ev: None, None, "holds no parquet files"),
-    "unreachable-master": (lambda folder, ev: ev.to_parquet(folder / "part-0.parquet"),
-                           "spark://127.0.0.1:9", "cannot reach the Spark master"),
+    "unreachable-master": (
+        lambda folder, ev: ev.to_parquet(folder / "part-0.parquet"),
+        "spark://127.0.0.1:9",
+        "cannot reach the Spark master",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_fails_the_run_in_one_line_and_registers_nothing(client, school, tmp_path,
-                                                                   case):
+def test_bad_input_fails_the_run_in_one_line_and_registers_nothing(client, school, tmp_path, case):
     write, master, message = BAD_INPUTS[case]
     folder = tmp_path / "events"
     folder.mkdir()
     write(folder, pd.read_parquet(school / "events.parquet"))
     name = f"bad-{case}"
     before = {run.info.run_id for run in _runs(client)}
-    result = invoke("--events", folder, "--items", school / "items.parquet", "--engine", "spark",
-                    "--spark-master", master or "local[2]", "--model-name", name)
+    result = invoke(
+        "--events",
+        folder,
+        "--items",
+        school / "items.parquet",
+        "--engine",
+        "spark",
+        "--spark-master",
+        master or "local[2]",
+        "--model-name",
+        name,
+    )
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.output
@@ -379,11 +425,16 @@ def test_forgetting_below_one_is_refused_with_a_reason():
 def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_path):
     events = pd.read_parquet(school / "events.parquet").head(50)
     events.to_parquet(tmp_path / "ns.parquet", index=False)
-    events.assign(**{schema.TIMESTAMP: events[schema.TIMESTAMP].astype("datetime64[us, UTC]")}
-                  ).to_parquet(tmp_path / "us.parquet", index=False)
-    ts = [spark_contexts.clean_events(spark_io.read_parquet(session, str(tmp_path / f), "e"), "e")
-          .orderBy(spark_io.ROW_ORDER).select(spark_contexts.TS).toPandas()[spark_contexts.TS]
-          for f in ("ns.parquet", "us.parquet")]
+    events.assign(
+        **{schema.TIMESTAMP: events[schema.TIMESTAMP].astype("datetime64[us, UTC]")}
+    ).to_parquet(tmp_path / "us.parquet", index=False)
+    ts = [
+        spark_contexts.clean_events(spark_io.read_parquet(session, str(tmp_path / f), "e"), "e")
+        .orderBy(spark_io.ROW_ORDER)
+        .select(spark_contexts.TS)
+        .toPandas()[spark_contexts.TS]
+        for f in ("ns.parquet", "us.parquet")
+    ]
     assert ts[0].tolist() == ts[1].tolist()
     assert int(ts[0].iloc[0]) == events[schema.TIMESTAMP].iloc[0].value
 
@@ -397,11 +448,16 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     events, _ = datasets.read_events(school / "events.parquet")
     items, _ = datasets.read_items(school / "items.parquet")
     history = prepare_history(events, items)
-    local = replay_history(make_pipeline(), history.contexts,
-                           history.events[schema.CORRECT].to_numpy(), batch_size=BATCH_SIZE)
+    local = replay_history(
+        make_pipeline(),
+        history.contexts,
+        history.events[schema.CORRECT].to_numpy(),
+        batch_size=BATCH_SIZE,
+    )
     starts = spark_engine.batch_starts(len(history.events), BATCH_SIZE)
     frame = local.predictions.drop(columns="score").assign(
-        batch=np.searchsorted(starts, np.arange(len(local.predictions)), side="right") - 1)
+        batch=np.searchsorted(starts, np.arange(len(local.predictions)), side="right") - 1
+    )
     # partitions that cut the first batch and others: their metrics come from their rows
     predicted = in_partitions(session, frame, [0, 50, 1_234, 2_000, len(frame)])
     scored = predicted.mapInPandas(spark_metrics.with_batch_metrics, spark_metrics.SCORED_SCHEMA)
@@ -412,14 +468,17 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     pooled = spark_metrics.replay_result(scored, len(frame), first_batch=local.first_batch)
     assert isinstance(pooled, spark_metrics.SparkReplayResult) and local.first_batch == 100
     assert 900 < len(pooled.predictions) < 1_100  # a sample for the calibration plot
-    for mine, theirs in ((pooled.final_metrics(), local.final_metrics()),
-                         (pooled.metrics_after_first_batch(), local.metrics_after_first_batch())):
+    for mine, theirs in (
+        (pooled.final_metrics(), local.final_metrics()),
+        (pooled.metrics_after_first_batch(), local.metrics_after_first_batch()),
+    ):
         assert list(mine) == list(theirs)
         for key, value in theirs.items():
             assert_close(mine[key], value, key)
     assert list(pooled.history.columns) == list(local.history.columns)
-    assert_close(pooled.history.to_numpy(dtype=float), local.history.to_numpy(dtype=float),
-                 "history")
+    assert_close(
+        pooled.history.to_numpy(dtype=float), local.history.to_numpy(dtype=float), "history"
+    )
 
 
 def in_partitions(session, frame: pd.DataFrame, cuts):
@@ -442,9 +501,16 @@ def test_exact_auc_from_score_ranges_without_the_first_events_equals_sklearn(see
     distinct = np.unique(scores)
     bounds = np.sort(rng.choice(distinct[1:], 4, replace=False))
     ranges = np.searchsorted(bounds, scores, side="right")
-    chunks = [spark_metrics.rank_counts(scores[ranges == r], outcomes[ranges == r],
-                                        ~outcomes[ranges == r], scores[:first], outcomes[:first])
-              for r in rng.permutation(len(bounds) + 1)]
+    chunks = [
+        spark_metrics.rank_counts(
+            scores[ranges == r],
+            outcomes[ranges == r],
+            ~outcomes[ranges == r],
+            scores[:first],
+            outcomes[:first],
+        )
+        for r in rng.permutation(len(bounds) + 1)
+    ]
     every, after = spark_metrics.exact_auc(chunks, scores[:first], outcomes[:first])
     assert every == pytest.approx(roc_auc_score(outcomes, scores), rel=1e-12)
     assert after == pytest.approx(roc_auc_score(outcomes[first:], scores[first:]), rel=1e-12)

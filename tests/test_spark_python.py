@@ -50,14 +50,25 @@ session.stop()
 @pytest.mark.slow
 @pytest.mark.skipif(_spark_missing() is not None, reason=str(_spark_missing()))
 def test_spark_starts_from_an_interpreter_that_is_not_on_path(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")
+    }
     bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and p != bin_dir) or "/usr/bin:/bin"
+    env["PATH"] = (
+        os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)
+        or "/usr/bin:/bin"
+    )
     env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env, text=True,
-                            capture_output=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     worker = next(line for line in result.stdout.splitlines() if line.startswith("WORKER"))
     assert worker.split()[1] == sys.executable

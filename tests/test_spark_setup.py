@@ -39,8 +39,10 @@ def test_missing_or_old_java_says_what_to_install(monkeypatch):
 
 def test_java_versions_are_read_from_both_version_styles(tmp_path):
     fake = tmp_path / "java"
-    for text, major in (('openjdk version "17.0.15" 2025-04-15', 17),
-                        ('java version "1.8.0_392"', 8)):
+    for text, major in (
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_392"', 8),
+    ):
         fake.write_text(f"#!/bin/sh\necho '{text}' >&2\n")
         fake.chmod(0o755)
         assert spark.java_version(str(fake)) == major
@@ -55,7 +57,9 @@ def test_an_unreachable_or_malformed_master_is_one_line():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(SkbanditError, match=f"cannot reach the Spark master spark://127.0.0.1:{port}"):
+    with pytest.raises(
+        SkbanditError, match=f"cannot reach the Spark master spark://127.0.0.1:{port}"
+    ):
         spark.check_master(f"spark://127.0.0.1:{port}")
     with pytest.raises(SkbanditError, match="is not a Spark master URL"):
         spark.check_master("localhost:7077")
@@ -81,8 +85,14 @@ def test_local_engine_and_serving_never_import_pyspark():
         "import serve.cli, adapters.data.spark\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -95,5 +105,10 @@ def test_cluster_runs_ship_the_project_code_to_the_executors():
     archive = spark.ship_code(fake)
     assert added == [str(archive)]
     names = set(zipfile.ZipFile(archive).namelist())
-    assert {"skbandit/context.py", "train/spark/contexts.py", "train/spark/engine.py",
-            "adapters/data/spark.py", "train/__init__.py"} <= names
+    assert {
+        "skbandit/context.py",
+        "train/spark/contexts.py",
+        "train/spark/engine.py",
+        "adapters/data/spark.py",
+        "train/__init__.py",
+    } <= names

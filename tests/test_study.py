@@ -1,6 +1,5 @@
 """The simulation study: policies in the online school, metrics, and the ``simulate`` job."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,15 +83,23 @@ def test_linucb_policy_chooses_what_rank_linucb_ranks_first(objective):
     step, frame = env.candidate_arrays(), env.candidates()
     rows = policy.choose(step, rng)
     for decision in range(step.n_decisions):
-        ranked = rank_linucb(policy.pipeline, frame[frame[DECISION_ID] == decision],
-                             RankingSettings(top_k=1, objective=objective),
-                             rng=np.random.default_rng(0))
+        ranked = rank_linucb(
+            policy.pipeline,
+            frame[frame[DECISION_ID] == decision],
+            RankingSettings(top_k=1, objective=objective),
+            rng=np.random.default_rng(0),
+        )
         assert ranked[schema.ITEM_ID].iloc[0] == env.world.item_ids[step.item[rows[decision]]]
 
 
 def test_thompson_counts_each_items_own_successes_and_failures():
-    step = CandidateArrays(decision=np.array([0, 0, 1, 1]), item=np.array([3, 5, 3, 7]),
-                X=np.zeros((4, len(schema.MODEL_INPUT))), p_true=np.zeros(4), n_decisions=2)
+    step = CandidateArrays(
+        decision=np.array([0, 0, 1, 1]),
+        item=np.array([3, 5, 3, 7]),
+        X=np.zeros((4, len(schema.MODEL_INPUT))),
+        p_true=np.zeros(4),
+        n_decisions=2,
+    )
     policy = ThompsonPolicy(n_items=8)
     policy.update(step, np.array([0, 3]), np.array([1.0, 0.0]))
     policy.update(step, np.array([0, 2]), np.array([1.0, 1.0]))
@@ -144,8 +151,9 @@ def test_curves_end_at_the_runs_totals(quick_study):
 
 
 def test_curves_are_sorted_by_policy_seed_and_bin_whatever_the_finishing_order():
-    config = StudyConfig(n_students=20, seeds=(5, 4), days=3, policies=("random", "rule"),
-                         n_bins=3, n_jobs=2)
+    config = StudyConfig(
+        n_students=20, seeds=(5, 4), days=3, policies=("random", "rule"), n_bins=3, n_jobs=2
+    )
     curves = run_study(config).curves
     keys = list(zip(curves["policy"], curves["seed"], curves["bin"], strict=True))
     assert keys == [(p, s, b) for p in ("random", "rule") for s in (4, 5) for b in range(3)]
@@ -157,8 +165,9 @@ def test_days_stops_the_year_after_that_many_school_days():
 
     def decisions(days):
         env = SchoolEnv(SMALL)
-        trace = run_policy(make_policy("random", env, StudyConfig()), env,
-                           np.random.default_rng(0), days)
+        trace = run_policy(
+            make_policy("random", env, StudyConfig()), env, np.random.default_rng(0), days
+        )
         events, _ = env.history()
         return len(trace), events[schema.TIMESTAMP].max()
 
@@ -168,8 +177,9 @@ def test_days_stops_the_year_after_that_many_school_days():
 
 
 def test_same_config_gives_the_same_study():
-    config = StudyConfig(n_students=20, seeds=(4,), days=5, policies=("linucb_seed", "thompson"),
-                         n_jobs=1)
+    config = StudyConfig(
+        n_students=20, seeds=(4,), days=5, policies=("linucb_seed", "thompson"), n_jobs=1
+    )
     first, second = run_study(config), run_study(config)
     pd.testing.assert_frame_equal(first.runs, second.runs)
 

@@ -34,18 +34,24 @@ def test_learning_oracle_beats_random_on_the_posttest_where_item_choice_matters(
 
 def test_under_additive_factors_every_policy_teaches_the_same():
     config = StudyConfig(**TINY, learning="additive")
-    gains = {name: run_one(name, 0, config)[0]["posttest_end"]
-             for name in ("oracle_learning", "rule", "random")}
+    gains = {
+        name: run_one(name, 0, config)[0]["posttest_end"]
+        for name in ("oracle_learning", "rule", "random")
+    }
     # same attempts, same constant gain: the post-test cannot tell the policies apart
     assert np.ptp(list(gains.values())) < 1e-9
 
 
 def test_sweep_table_pairs_with_the_rule_and_measures_the_gap():
-    runs = pd.DataFrame({
-        "learning": ["x"] * 6, "policy": ["rule", "rule", "oracle_learning",
-                                           "oracle_learning", "p", "p"],
-        "seed": [0, 1] * 3, "posttest_end": [1.0, 2.0, 3.0, 4.0, 2.0, 3.0],
-        "success_rate": [0.6] * 6})
+    runs = pd.DataFrame(
+        {
+            "learning": ["x"] * 6,
+            "policy": ["rule", "rule", "oracle_learning", "oracle_learning", "p", "p"],
+            "seed": [0, 1] * 3,
+            "posttest_end": [1.0, 2.0, 3.0, 4.0, 2.0, 3.0],
+            "success_rate": [0.6] * 6,
+        }
+    )
     table = sweep_table(runs).set_index("policy")
     assert table.loc["p", "vs_rule"] == pytest.approx(1.0)
     assert table.loc["p", "gap_closed"] == pytest.approx(0.5)  # 1 of the oracle's 2
@@ -55,8 +61,9 @@ def test_sweep_table_pairs_with_the_rule_and_measures_the_gap():
 
 def test_quick_sweep_runs_every_learning_model_policy_and_seed():
     config = quick_sweep_config()
-    config = SweepConfig(**{**config.__dict__, "policies": ("oracle_learning", "rule",
-                                                            "linucb_progress")})
+    config = SweepConfig(
+        **{**config.__dict__, "policies": ("oracle_learning", "rule", "linucb_progress")}
+    )
     result = run_sweep(config)
     assert len(result.runs) == len(config.learning) * 3 * len(config.seeds)
     assert set(result.table["learning"]) == set(config.learning)
@@ -74,14 +81,27 @@ def test_sweep_command_logs_the_table_and_plot(evaluation_app, tmp_path):
     from adapters.tracking import EVALUATION_EXPERIMENT
 
     out = tmp_path / "out"
-    args = ["sweep", "--quick", "--learning", "peak_0.7,additive", "--seeds", "1",
-            "--students", "20", "--days", "5", "--out-dir", str(out)]
+    args = [
+        "sweep",
+        "--quick",
+        "--learning",
+        "peak_0.7,additive",
+        "--seeds",
+        "1",
+        "--students",
+        "20",
+        "--days",
+        "5",
+        "--out-dir",
+        str(out),
+    ]
     result = CliRunner().invoke(evaluation_app, args)
     assert result.exit_code == 0, result.output
     assert "| peak_0.7 | rule |" in result.output
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name(EVALUATION_EXPERIMENT)
-                                 .experiment_id])
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(EVALUATION_EXPERIMENT).experiment_id]
+    )
     assert run.data.params["learning"] == "peak_0.7,additive"
     assert "additive/rule/posttest" in run.data.metrics
     assert (out / "sweep.png").stat().st_size > 0

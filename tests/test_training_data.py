@@ -32,8 +32,9 @@ def test_cleaning_counts_are_kept_not_discarded(tmp_path, small_school):
 
 def test_calibrate_replaces_difficulties_from_the_earliest_events(small_school):
     plain = load_training_data(small_school.events_path, small_school.items_path)
-    data = load_training_data(small_school.events_path, small_school.items_path,
-                              calibrate_method="rasch", fraction=0.4)
+    data = load_training_data(
+        small_school.events_path, small_school.items_path, calibrate_method="rasch", fraction=0.4
+    )
     assert data.calibration["method"] == "rasch"
     assert not data.items[schema.DIFFICULTY].equals(plain.items[schema.DIFFICULTY])
     assert data.items[schema.ITEM_ID].tolist() == plain.items[schema.ITEM_ID].tolist()
@@ -45,8 +46,9 @@ def test_calibrate_replaces_difficulties_from_the_earliest_events(small_school):
 
 
 def test_a_window_covering_every_event_is_refused(small_school):
-    data = load_training_data(small_school.events_path, small_school.items_path,
-                              calibrate_method="rasch", fraction=1.0)
+    data = load_training_data(
+        small_school.events_path, small_school.items_path, calibrate_method="rasch", fraction=1.0
+    )
     with pytest.raises(SkbanditError, match="could score none"):
         scored_from(data.events, data.calibrated_until)
 
@@ -55,8 +57,9 @@ def test_ingested_items_carry_their_window_into_training(tmp_path):
     from train.ingest.cli import app
 
     out = tmp_path / "a12"
-    result = CliRunner().invoke(app, ["--format", "assistments-2012",
-                                      str(FIXTURES / "assistments-2012"), "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["--format", "assistments-2012", str(FIXTURES / "assistments-2012"), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     data = load_training_data(out / "events.parquet", out / "items.parquet")
     assert data.calibration["method"] == "rasch"
@@ -71,9 +74,20 @@ def test_trace_prints_what_cleaning_dropped(tmp_path, small_school, monkeypatch)
     path = tmp_path / "events.parquet"
     events.to_parquet(path)
     row = small_school.events.iloc[0]
-    result = CliRunner(env={"COLUMNS": "160"}).invoke(app, [
-        "trace", "--student-id", row[schema.USER_ID], "--topic", row[schema.TOPIC],
-        "--events", str(path), "--items", str(small_school.items_path)])
+    result = CliRunner(env={"COLUMNS": "160"}).invoke(
+        app,
+        [
+            "trace",
+            "--student-id",
+            row[schema.USER_ID],
+            "--topic",
+            row[schema.TOPIC],
+            "--events",
+            str(path),
+            "--items",
+            str(small_school.items_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "dropped 1 duplicate rows" in result.stderr
 
@@ -90,8 +104,7 @@ def test_warmstart_calibrates_and_logs_the_window(tmp_path, small_school):
     assert result.exit_code == 0, result.output
     assert "learned but not scored" in result.output
     client = mlflow.MlflowClient(uri)
-    run = client.search_runs([client.get_experiment_by_name("skbandit-warmstart")
-                              .experiment_id])[0]
+    run = client.search_runs([client.get_experiment_by_name("skbandit-warmstart").experiment_id])[0]
     params = run.data.params
     assert params["calibration_method"] == "2pl"
     n_unscored = int(params["unscored_events"])

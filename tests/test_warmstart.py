@@ -24,10 +24,15 @@ from train.warmstart import job as job
 from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
-TINY = SchoolConfig(n_students=40, seed=1, start_date="2024-01-02", end_date="2024-02-12",
-                    attempts_per_student=40)
-PLOTS = {"progressive_validation.png", "calibration.png", "uncertainty_decay.png",
-         "coefficients.png"}
+TINY = SchoolConfig(
+    n_students=40, seed=1, start_date="2024-01-02", end_date="2024-02-12", attempts_per_student=40
+)
+PLOTS = {
+    "progressive_validation.png",
+    "calibration.png",
+    "uncertainty_decay.png",
+    "coefficients.png",
+}
 PREDICTORS = ("bandit", "global_rate", "irt")
 
 
@@ -46,8 +51,12 @@ def files(tmp_path_factory):
     school = simulate_school(TINY)
     events = school.events
     cutoff = events[schema.TIMESTAMP].quantile(0.5)
-    paths = {"items": folder / "items.parquet", "all": folder / "events.parquet",
-             "a": folder / "events_a.parquet", "b": folder / "events_b.parquet"}
+    paths = {
+        "items": folder / "items.parquet",
+        "all": folder / "events.parquet",
+        "a": folder / "events_a.parquet",
+        "b": folder / "events_b.parquet",
+    }
     school.items.to_parquet(paths["items"], index=False)
     events.to_parquet(paths["all"], index=False)
     events[events[schema.TIMESTAMP] <= cutoff].to_parquet(paths["a"], index=False)
@@ -136,8 +145,10 @@ def test_version_tags_describe_data_code_state_and_run(env, store):
     run = env.get_run(tags["run_id"])
     assert version.run_id == tags["run_id"] == run.info.run_id
     events = int(run.data.params["event_count"])
-    assert re.fullmatch(r"[0-9a-f]{64}", tags["data_hash"]) and tags["data_hash"] == \
-        run.data.params["data_hash"]
+    assert (
+        re.fullmatch(r"[0-9a-f]{64}", tags["data_hash"])
+        and tags["data_hash"] == run.data.params["data_hash"]
+    )
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", tags["git_commit"])
     assert int(tags["n_updates"]) == events == int(tags["events_trained"])
     assert tags["feature_set"] == "default"
@@ -145,7 +156,8 @@ def test_version_tags_describe_data_code_state_and_run(env, store):
     assert pd.Timestamp(tags["trained_until"]) == school[schema.TIMESTAMP].max()
     assert not [k for k in tags if k.startswith("metric.")]  # metrics live on the run
     assert float(tags["log_loss"]) == pytest.approx(
-        run.data.metrics["final_bandit_log_loss"], abs=1e-4)
+        run.data.metrics["final_bandit_log_loss"], abs=1e-4
+    )
 
 
 def test_run_params_and_stepped_and_final_metrics(env, store):
@@ -159,8 +171,10 @@ def test_run_params_and_stepped_and_final_metrics(env, store):
     events = int(params["event_count"])
     for predictor in PREDICTORS:
         for metric in ("log_loss", "brier", "auc"):
-            steps = [m.step for m in env.get_metric_history(run.info.run_id,
-                                                            f"batch_{predictor}_{metric}")]
+            steps = [
+                m.step
+                for m in env.get_metric_history(run.info.run_id, f"batch_{predictor}_{metric}")
+            ]
             assert steps == sorted(steps) and steps[-1] == events and steps[0] > 100
             if metric == "log_loss":  # the untrained first batch, apart from the chart
                 assert f"first_batch_{predictor}_{metric}" in run.data.metrics
@@ -189,8 +203,13 @@ def test_plots_and_dataset_are_logged(env, store):
 
 def test_registered_model_loads_and_predicts(env, store):
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    rows = pd.DataFrame({schema.USER_ID: ["u1"] * 3, schema.ITEM_ID: ["a", "b", "c"],
-                         **{name: [0.5, 0.6, 0.7] for name in schema.MODEL_INPUT}})
+    rows = pd.DataFrame(
+        {
+            schema.USER_ID: ["u1"] * 3,
+            schema.ITEM_ID: ["a", "b", "c"],
+            **{name: [0.5, 0.6, 0.7] for name in schema.MODEL_INPUT},
+        }
+    )
     rows[schema.ITEM_ATTEMPTS] = [0.0, 10.0, 30.0]
     out = model.predict(rows)
     assert len(out) == 3
@@ -200,8 +219,20 @@ def test_registered_model_loads_and_predicts(env, store):
 
 
 def test_seed_feature_set_is_trained_and_tagged(env, files):
-    result = invoke("--events", files["all"], "--items", files["items"], "--model-name",
-                    "seeded", "--feature-set", "seed", "--alpha", "0.5", "--max-events", "500")
+    result = invoke(
+        "--events",
+        files["all"],
+        "--items",
+        files["items"],
+        "--model-name",
+        "seeded",
+        "--feature-set",
+        "seed",
+        "--alpha",
+        "0.5",
+        "--max-events",
+        "500",
+    )
     assert result.exit_code == 0, result.output
     version = version_of(env, "seeded")
     assert version.tags["feature_set"] == "seed"
@@ -220,8 +251,15 @@ def test_continuing_on_a_and_b_equals_training_on_both(env, files):
     a_then_b, both = "cont-ab", "cont-direct"
     common = ("--items", files["items"])
     assert invoke("--events", files["a"], "--model-name", a_then_b, *common).exit_code == 0
-    result = invoke("--events", files["all"], "--model-name", a_then_b, "--from",
-                    f"models:/{a_then_b}@champion", *common)
+    result = invoke(
+        "--events",
+        files["all"],
+        "--model-name",
+        a_then_b,
+        "--from",
+        f"models:/{a_then_b}@champion",
+        *common,
+    )
     assert result.exit_code == 0, result.output
     assert invoke("--events", files["all"], "--model-name", both, *common).exit_code == 0
 
@@ -229,8 +267,9 @@ def test_continuing_on_a_and_b_equals_training_on_both(env, files):
     assert f"{n_a:,} events up to" in result.output and "used as context only" in result.output
     continued, direct = pipeline_of(a_then_b, "challenger")[-1], pipeline_of(both)[-1]
     for attribute in ("A_", "b_", "coef_"):
-        np.testing.assert_allclose(getattr(continued, attribute), getattr(direct, attribute),
-                                   rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            getattr(continued, attribute), getattr(direct, attribute), rtol=1e-10, atol=1e-10
+        )
     assert continued.n_updates_ == direct.n_updates_ == n_all
     version = version_of(env, a_then_b, "challenger")
     assert int(version.version) == 2 and version.tags["n_updates"] == str(n_all)
@@ -256,8 +295,7 @@ def test_continuing_on_b_only_computes_contexts_from_b(env, files):
 
 def test_continuing_without_newer_events_fails_cleanly(env, files):
     before = registry_state(env)
-    result = invoke("--events", files["a"], "--items", files["items"], "--from",
-                    f"{NAME}@champion")
+    result = invoke("--events", files["a"], "--items", files["items"], "--from", f"{NAME}@champion")
     assert result.exit_code == 1
     (line,) = error_lines(result)
     assert "no events after" in line and "Traceback" not in result.output
@@ -316,8 +354,10 @@ def test_bad_events_fail_the_run_and_register_nothing(env, files, tmp_path, kind
     [
         (("--from", "models:/nope@champion"), "no registered model 'nope'"),
         (("--from", f"models:/{NAME}@nosuch"), "has no alias 'nosuch'"),
-        (("--from", f"models:/{NAME}@champion", "--feature-set", "seed"),
-         "uses feature set 'default' but --feature-set 'seed'"),
+        (
+            ("--from", f"models:/{NAME}@champion", "--feature-set", "seed"),
+            "uses feature set 'default' but --feature-set 'seed'",
+        ),
     ],
 )
 def test_bad_from_fails_the_run_and_moves_nothing(env, files, args, message):
@@ -334,8 +374,10 @@ def test_bad_from_fails_the_run_and_moves_nothing(env, files, args, message):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--feature-set", "fancy"),
-         "unknown --feature-set 'fancy' (expected one of default, seed)"),
+        (
+            ("--feature-set", "fancy"),
+            "unknown --feature-set 'fancy' (expected one of default, seed)",
+        ),
         (("--alias", "v3"), "--alias 'v3' is not a usable alias"),
         (("--alias", "champion"), "champion moves only through the gate"),
         (("--events", "x.parquet"), "give --events and --items together"),
@@ -400,7 +442,6 @@ def test_failure_while_moving_the_alias_deletes_the_new_version(env, files, monk
     result = invoke("--events", files["all"], "--items", files["items"])
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert registry_state(env) == before
-
 
 
 def test_unreachable_tracking_server_is_one_line(env, files, monkeypatch):

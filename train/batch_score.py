@@ -37,10 +37,12 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 RECENT_ITEMS_EXCLUDED = 10
 """As serving: items of the student's last this-many attempts are not recommended again."""
-OUTPUT_SCHEMA = ("user_id string, topic string, rank long, item_id string, "
-                 "expected_reward double, uncertainty double, ucb double, "
-                 "is_exploration boolean, propensity double, reason string, "
-                 "model_version string")
+OUTPUT_SCHEMA = (
+    "user_id string, topic string, rank long, item_id string, "
+    "expected_reward double, uncertainty double, ucb double, "
+    "is_exploration boolean, propensity double, reason string, "
+    "model_version string"
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class BatchResult:
     warning: str | None = None
 
 
-def score_school(session, pipeline, model_version: str, events_path, items_path, settings,
-                 seed: int = 0):
+def score_school(
+    session, pipeline, model_version: str, events_path, items_path, settings, seed: int = 0
+):
     """The recommendations DataFrame (lazy): top-k per (student, topic), see the module doc."""
     import numpy as np
     import pandas as pd
@@ -74,13 +77,20 @@ def score_school(session, pipeline, model_version: str, events_path, items_path,
     events = clean_events(raw, str(events_path))
     check_events(raw, events, items, str(events_path))
     items_ctx = _item_context(events, items)
-    columns = [schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
-               schema.LATENCY_MS, schema.HELP_REQUESTED]
+    columns = [
+        schema.USER_ID,
+        schema.ITEM_ID,
+        schema.TOPIC,
+        TS,
+        ROW_ORDER,
+        schema.CORRECT,
+        schema.LATENCY_MS,
+        schema.HELP_REQUESTED,
+    ]
 
     def rank_student(mine: pd.DataFrame) -> pd.DataFrame:
         mine = mine.sort_values([TS, ROW_ORDER]).reset_index(drop=True)
-        mine[schema.TIMESTAMP] = pd.to_datetime(mine[TS].to_numpy(np.int64), unit="ns",
-                                                utc=True)
+        mine[schema.TIMESTAMP] = pd.to_datetime(mine[TS].to_numpy(np.int64), unit="ns", utc=True)
         user = mine[schema.USER_ID].iloc[0]
         recent = recent_item_ids(mine, user, n_last=RECENT_ITEMS_EXCLUDED)
         out = []
@@ -97,9 +107,12 @@ def score_school(session, pipeline, model_version: str, events_path, items_path,
         text = ["user_id", "topic", "item_id", "reason", "model_version"]
         return frame[_output_columns()].astype(dict.fromkeys(text, object))  # see below
 
-    return (events.select(*columns).groupBy(schema.USER_ID)
-            .applyInPandas(rank_student, OUTPUT_SCHEMA)
-            .withColumn("rank", F.col("rank").cast("long")))
+    return (
+        events.select(*columns)
+        .groupBy(schema.USER_ID)
+        .applyInPandas(rank_student, OUTPUT_SCHEMA)
+        .withColumn("rank", F.col("rank").cast("long"))
+    )
 
 
 # pandas 3 builds Arrow-backed ``str`` columns, which pyspark 4.x cannot send back
@@ -117,15 +130,27 @@ def _item_context(events, items):
     from skbandit import schema
     from skbandit.context import counted_items
 
-    stats = (events.groupBy(schema.ITEM_ID)
-             .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c")).toPandas()
-             .set_index(schema.ITEM_ID))
+    stats = (
+        events.groupBy(schema.ITEM_ID)
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c"))
+        .toPandas()
+        .set_index(schema.ITEM_ID)
+    )
     return counted_items(items, stats["n"], stats["c"])
 
 
-def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
-                    objective: str | None = None, seed: int = 0, master: str = "local[*]",
-                    overwrite: bool = False) -> BatchResult:
+def run_batch_score(
+    model: str,
+    events,
+    items,
+    out,
+    *,
+    top_k: int = 5,
+    objective: str | None = None,
+    seed: int = 0,
+    master: str = "local[*]",
+    overwrite: bool = False,
+) -> BatchResult:
     """Load the version, score the school on Spark and write the parquet directory."""
     from adapters import registry, tracking
     from adapters.data import spark
@@ -136,8 +161,10 @@ def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
     spark.check_spark_installed()
     target = Path(str(out))
     if target.exists() and not overwrite:
-        raise SkbanditError(f"--out {out} already exists; pass --overwrite to replace it or "
-                            "choose another directory")
+        raise SkbanditError(
+            f"--out {out} already exists; pass --overwrite to replace it or "
+            "choose another directory"
+        )
     events, items = school_paths(events, items)
     tracking.configure_tracking()
     pipeline, version = registry.load_pipeline(registry.parse_model_ref(model))
@@ -147,17 +174,23 @@ def run_batch_score(model: str, events, items, out, *, top_k: int = 5,
     recs = score_school(session, pipeline, label, events, items, settings, seed)
     recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
     written = session.read.parquet(str(out))
-    counts = written.selectExpr("count(*) AS rows", "count(DISTINCT user_id) AS students",
-                                "count(DISTINCT user_id, topic) AS pairs").first()
-    return BatchResult(str(out), label, counts["rows"], counts["students"], counts["pairs"],
-                       warning)
+    counts = written.selectExpr(
+        "count(*) AS rows",
+        "count(DISTINCT user_id) AS students",
+        "count(DISTINCT user_id, topic) AS pairs",
+    ).first()
+    return BatchResult(
+        str(out), label, counts["rows"], counts["students"], counts["pairs"], warning
+    )
 
 
 def school_paths(events, items) -> tuple[str, str]:
     """The events and items to score: both given, or the default school's cached files."""
     if (events is None) != (items is None):
-        raise SkbanditError("give --events and --items together (or neither, for the default "
-                            f"school); found only {'events' if events is not None else 'items'}")
+        raise SkbanditError(
+            "give --events and --items together (or neither, for the default "
+            f"school); found only {'events' if events is not None else 'items'}"
+        )
     if events is not None:
         return str(events), str(items)
     from adapters.data import datasets
@@ -183,21 +216,35 @@ def _data_warning(version, events: str, items: str) -> str | None:
 @app.command()
 def main(
     out: Annotated[Path, typer.Option(help="Output directory (parquet).")],
-    events: Annotated[str | None, typer.Option(
-        envvar="SKBANDIT_EVENTS", help="Events: a parquet file or directory; default: the "
-        "simulated school (as the CLI).", show_default=False)] = None,
-    items: Annotated[str | None, typer.Option(
-        envvar="SKBANDIT_ITEMS", help="Items: a parquet file or directory (with --events).",
-        show_default=False)] = None,
-    model: Annotated[str, typer.Option(
-        envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."
-    )] = "skbandit-linucb@champion",
+    events: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SKBANDIT_EVENTS",
+            help="Events: a parquet file or directory; default: the simulated school (as the CLI).",
+            show_default=False,
+        ),
+    ] = None,
+    items: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SKBANDIT_ITEMS",
+            help="Items: a parquet file or directory (with --events).",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."),
+    ] = "skbandit-linucb@champion",
     top_k: Annotated[int, typer.Option(min=1, help="Items per student and topic.")] = 5,
-    objective: Annotated[Objective | None, typer.Option(
-        help="Ranking objective (default: the serving objective, target_band).")] = None,
+    objective: Annotated[
+        Objective | None,
+        typer.Option(help="Ranking objective (default: the serving objective, target_band)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the tie-breaks, as in `skbandit trace`.")] = 0,
-    spark_master: Annotated[str, typer.Option(
-        help="Spark master URL: local[*], spark://HOST:7077, yarn, k8s://...")] = "local[*]",
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL: local[*], spark://HOST:7077, yarn, k8s://...")
+    ] = "local[*]",
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Write the top-k items for every (student, topic) of a school with a registered version."""
@@ -206,14 +253,24 @@ def main(
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with one_line_errors():  # Spark or store errors too: one line, no traceback
-        result = run_batch_score(model, events, items, out, top_k=top_k,
-                                 objective=None if objective is None else objective.value,
-                                 seed=seed, master=spark_master, overwrite=overwrite)
+        result = run_batch_score(
+            model,
+            events,
+            items,
+            out,
+            top_k=top_k,
+            objective=None if objective is None else objective.value,
+            seed=seed,
+            master=spark_master,
+            overwrite=overwrite,
+        )
     if result.warning:
         console.print(result.warning, highlight=False, soft_wrap=True)
-    console.print(f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
-                  f"pairs of {result.students:,} students with {result.model} to {result.out}",
-                  soft_wrap=True)
+    console.print(
+        f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
+        f"pairs of {result.students:,} students with {result.model} to {result.out}",
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

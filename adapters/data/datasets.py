@@ -137,8 +137,14 @@ def load_school_reports(events_path=None, items_path=None, seed: int | None = No
     events, event_report = read_events(events_path)
     items, item_report = read_items(items_path)
     event_report.unknown_topic = check_topics(events, items, f"{events_path} + {items_path}")
-    return LoadedSchool(events, items, f"{events_path} + {items_path}", event_report,
-                        item_report, read_calibration(items_path))
+    return LoadedSchool(
+        events,
+        items,
+        f"{events_path} + {items_path}",
+        event_report,
+        item_report,
+        read_calibration(items_path),
+    )
 
 
 def _read_table(path) -> pd.DataFrame:

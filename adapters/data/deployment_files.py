@@ -74,8 +74,9 @@ class DeploymentFolder:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise SkbanditError(f"--out {out}: cannot create the folder ({error.strerror}); "
-                                "pass a writable folder") from None
+            raise SkbanditError(
+                f"--out {out}: cannot create the folder ({error.strerror}); pass a writable folder"
+            ) from None
 
     @property
     def items_path(self) -> Path:
@@ -89,8 +90,9 @@ class DeploymentFolder:
         events.to_parquet(folder / EVENTS_FILE, index=False)
         return folder / EVENTS_FILE
 
-    def write_night(self, day: int, events: pd.DataFrame, outcomes: pd.DataFrame,
-                    truth: pd.DataFrame) -> tuple[Path, Path, Path]:
+    def write_night(
+        self, day: int, events: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame
+    ) -> tuple[Path, Path, Path]:
         """Write the night's files; return the paths of the events, items and outcomes."""
         folder = self.day_folder(day)
         folder.mkdir(parents=True, exist_ok=True)

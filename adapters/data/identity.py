@@ -35,8 +35,9 @@ def items_digest(items: pd.DataFrame) -> str:
     >>> items_digest(a) == items_digest(a.iloc[::-1]), len(items_digest(a))
     (True, 16)
     """
-    pairs = sorted(zip(items[schema.ITEM_ID].astype(str), items[schema.TOPIC].astype(str),
-                       strict=True))
+    pairs = sorted(
+        zip(items[schema.ITEM_ID].astype(str), items[schema.TOPIC].astype(str), strict=True)
+    )
     text = "\n".join(f"{item}\t{topic}" for item, topic in pairs)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -77,10 +78,12 @@ def mismatch(tags: dict, label: str, items: pd.DataFrame, source: str) -> str | 
     if not recorded or recorded == items_digest(items):
         return None
     trained_on = tags.get(DATA_TAG, "other data")
-    return (f"warning: {label} was trained on {trained_on}, not on the items given ({source}, "
-            f"{len(items):,} items): its rankings of these items mean little; pass the model "
-            f"trained on them (--model {default_model_name(_events_of(source))}@champion, "
-            "`skbandit models --name ...` lists its versions)")
+    return (
+        f"warning: {label} was trained on {trained_on}, not on the items given ({source}, "
+        f"{len(items):,} items): its rankings of these items mean little; pass the model "
+        f"trained on them (--model {default_model_name(_events_of(source))}@champion, "
+        "`skbandit models --name ...` lists its versions)"
+    )
 
 
 def _events_of(source: str):
@@ -99,8 +102,11 @@ def given_items(events_path=None, items_path=None) -> tuple[pd.DataFrame, str]:
         items_path = os.environ.get(datasets.ENV_ITEMS)
     if items_path is None:
         cached = datasets.default_school_dir() / datasets.ITEMS_FILE
-        items = (datasets.read_items(cached)[0] if cached.is_file()
-                 else datasets.load_default_school()[1])
+        items = (
+            datasets.read_items(cached)[0]
+            if cached.is_file()
+            else datasets.load_default_school()[1]
+        )
         seed = datasets.default_school_config().seed
         return items, f"default-school(seed={seed})"
     return datasets.read_items(items_path)[0], f"{events_path} + {items_path}"
@@ -126,8 +132,7 @@ def model_name_for(events_path, items_path) -> tuple[str, str | None]:
     from skbandit.exceptions import SkbanditError
 
     try:
-        champion = mlflow.MlflowClient().get_model_version_by_alias(DEFAULT_MODEL_NAME,
-                                                                    "champion")
+        champion = mlflow.MlflowClient().get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion")
     except MlflowException:  # no such model or alias yet: the data may take the name
         return DEFAULT_MODEL_NAME, None
     recorded = (champion.tags or {}).get(ITEMS_DIGEST_TAG)
@@ -144,6 +149,8 @@ def model_name_for(events_path, items_path) -> tuple[str, str | None]:
             "own (one model per data set)"
         )
     name = default_model_name(events_path)
-    return name, (f"model: {name} ({DEFAULT_MODEL_NAME}'s champion v{champion.version} was "
-                  f"trained on {trained_on}, other items: one model per data set; "
-                  "--model-name to choose)")
+    return name, (
+        f"model: {name} ({DEFAULT_MODEL_NAME}'s champion v{champion.version} was "
+        f"trained on {trained_on}, other items: one model per data set; "
+        "--model-name to choose)"
+    )

@@ -52,12 +52,16 @@ def check_spark_installed() -> None:
         raise SkbanditError(f"--engine spark needs pyspark, which is not installed; {INSTALL_HINT}")
     java = _java_executable()
     if java is None:
-        raise SkbanditError(f"--engine spark needs Java {MIN_JAVA}+, but no `java` was found on "
-                            f"PATH or in JAVA_HOME; {INSTALL_HINT}")
+        raise SkbanditError(
+            f"--engine spark needs Java {MIN_JAVA}+, but no `java` was found on "
+            f"PATH or in JAVA_HOME; {INSTALL_HINT}"
+        )
     version = java_version(java)
     if version is not None and version < MIN_JAVA:
-        raise SkbanditError(f"--engine spark needs Java {MIN_JAVA}+, found Java {version} at "
-                            f"{java}; {INSTALL_HINT} and point JAVA_HOME at it")
+        raise SkbanditError(
+            f"--engine spark needs Java {MIN_JAVA}+, found Java {version} at "
+            f"{java}; {INSTALL_HINT} and point JAVA_HOME at it"
+        )
 
 
 def java_version(java: str) -> int | None:
@@ -89,22 +93,31 @@ def check_master(master: str) -> None:
     if _LOCAL_MASTER.match(master):
         return
     if master.startswith("spark://"):
-        for hostport in master[len("spark://"):].split(","):
+        for hostport in master[len("spark://") :].split(","):
             host, _, port = hostport.rpartition(":")
             try:
                 socket.create_connection((host, int(port)), timeout=5).close()
                 return
             except (OSError, ValueError) as error:
                 reason = error.strerror or str(error) if isinstance(error, OSError) else "bad port"
-        raise SkbanditError(f"cannot reach the Spark master {master} ({reason}); start the "
-                            "master or pass a reachable --spark-master (e.g. local[*])")
+        raise SkbanditError(
+            f"cannot reach the Spark master {master} ({reason}); start the "
+            "master or pass a reachable --spark-master (e.g. local[*])"
+        )
     if not re.match(r"^(yarn|k8s://|mesos://|local-cluster\[)", master):
-        raise SkbanditError(f"--spark-master {master!r} is not a Spark master URL (expected "
-                            "local[*], local[N], spark://HOST:PORT, yarn or k8s://URL)")
+        raise SkbanditError(
+            f"--spark-master {master!r} is not a Spark master URL (expected "
+            "local[*], local[N], spark://HOST:PORT, yarn or k8s://URL)"
+        )
 
 
-def start_session(master: str, *, app_name: str = "skbandit", driver_memory: str | None = None,
-                  conf: dict[str, str] | None = None) -> SparkSession:
+def start_session(
+    master: str,
+    *,
+    app_name: str = "skbandit",
+    driver_memory: str | None = None,
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
     """Start (or reuse) the Spark session the engine runs on.
 
     Parameters
@@ -137,8 +150,10 @@ def start_session(master: str, *, app_name: str = "skbandit", driver_memory: str
     try:
         spark = builder.getOrCreate()
     except Exception as error:  # py4j or Java start-up errors: one line, what to check
-        raise SkbanditError(f"could not start Spark with master {master}: {_first_line(error)}; "
-                            "check --spark-master and that Java 17 works") from error
+        raise SkbanditError(
+            f"could not start Spark with master {master}: {_first_line(error)}; "
+            "check --spark-master and that Java 17 works"
+        ) from error
     spark.sparkContext.setLogLevel("ERROR")
     if not _LOCAL_MASTER.match(master):
         ship_code(spark)
@@ -166,8 +181,9 @@ def quiet_pyspark_warnings() -> None:
     """Keep pyspark's pandas >= 3 FutureWarning out of the driver's terminal."""
     import warnings
 
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                            category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
 
 
 def ship_code(spark: SparkSession) -> Path:
@@ -225,8 +241,10 @@ def read_parquet(spark: SparkSession, path, what: str) -> DataFrame:
     except AnalysisException as error:
         raise SkbanditError(_read_error(text, what, error)) from error
     except Exception as error:  # e.g. Java's "Failed to merge" from reading footers
-        raise SkbanditError(f"{what} {text}: could not read as parquet ({_first_line(error)}); "
-                            "rewrite the files with one schema") from error
+        raise SkbanditError(
+            f"{what} {text}: could not read as parquet ({_first_line(error)}); "
+            "rewrite the files with one schema"
+        ) from error
     index = {_canonical(f): i for i, f in enumerate(sorted(files, key=_canonical))}
     mapping = spark.createDataFrame(list(index.items()), "_file string, _file_index long")
     canonical = F.regexp_replace(F.col("_metadata.file_path"), r"^file:/+", "file:///")
@@ -253,28 +271,43 @@ def _check_local_files(path: Path, what: str) -> None:
     import pyarrow.parquet as pq
 
     if not path.exists():
-        raise SkbanditError(f"{what} {path}: no such file or directory (expected a parquet "
-                            "file or a directory of parquet files; check the path)")
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
-        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts[:-1]))
+        raise SkbanditError(
+            f"{what} {path}: no such file or directory (expected a parquet "
+            "file or a directory of parquet files; check the path)"
+        )
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not p.name.startswith((".", "_"))
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts[:-1])
+        )
+    )
     if not files:
-        raise SkbanditError(f"{what} {path}: the directory holds no parquet files (expected "
-                            "part files such as part-0.parquet); check the path")
+        raise SkbanditError(
+            f"{what} {path}: the directory holds no parquet files (expected "
+            "part files such as part-0.parquet); check the path"
+        )
     first = None
     for file in files:
         try:
             schema = _plain_schema(pq.read_schema(file))
         except Exception as error:
-            raise SkbanditError(f"{what} {file}: not a parquet file ({_first_line(error)}); "
-                                "remove it from the directory or rewrite it") from error
+            raise SkbanditError(
+                f"{what} {file}: not a parquet file ({_first_line(error)}); "
+                "remove it from the directory or rewrite it"
+            ) from error
         if first is None:
             first = (file, schema)
         elif schema != first[1]:
             raise SkbanditError(
                 f"{what}: mixed schemas across parquet files: {first[0].name} has "
                 f"{_describe(first[1])} but {file.name} has {_describe(schema)}; rewrite the "
-                "files with one schema")
+                "files with one schema"
+            )
 
 
 def _plain_schema(schema) -> dict[str, str]:
@@ -318,8 +351,13 @@ def log_training_events_head(head, n_rows: int, source: str, digest: str, target
         def profile(self):
             return {"num_rows": n_rows, "num_elements": n_rows * self.df.shape[1]}
 
-    dataset = EventsHead(head, source=LocalArtifactDatasetSource(source), name="events",
-                         digest=digest, targets=target)
+    dataset = EventsHead(
+        head,
+        source=LocalArtifactDatasetSource(source),
+        name="events",
+        digest=digest,
+        targets=target,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         mlflow.log_input(dataset, context="training")

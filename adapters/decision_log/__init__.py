@@ -116,7 +116,7 @@ class DecisionLog:
         """The database file of a SQLite log, else None."""
         if not self.url.startswith("sqlite:///"):
             return None
-        return Path(self.url[len("sqlite:///"):].split("?", 1)[0])
+        return Path(self.url[len("sqlite:///") :].split("?", 1)[0])
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -129,8 +129,10 @@ class DecisionLog:
         from adapters.decision_log.candidate_sets import pack_frame
 
         _require_columns(candidates, CANDIDATE_COLUMNS, "candidates")
-        self.append_rows(_rows(decisions, DECISION_COLUMNS, "decisions"),
-                         pack_frame(candidates, schema.MODEL_INPUT))
+        self.append_rows(
+            _rows(decisions, DECISION_COLUMNS, "decisions"),
+            pack_frame(candidates, schema.MODEL_INPUT),
+        )
 
     def append_rows(self, decision_rows: list[tuple], candidate_sets: list[tuple]) -> None:
         """:meth:`append` for decision rows as tuples in :data:`DECISION_COLUMNS` order and
@@ -159,8 +161,9 @@ class DecisionLog:
                 with engine.begin() as connection:
                     decision_tables.insert(connection, decision_tables.DECISIONS, rows)
                     if candidate_sets:
-                        decision_tables.insert(connection, decision_tables.CANDIDATE_SETS,
-                                               candidate_sets)
+                        decision_tables.insert(
+                            connection, decision_tables.CANDIDATE_SETS, candidate_sets
+                        )
                 self._chain = (chain_id, seq, previous)
         except SQLAlchemyError as error:
             raise SkbanditError(
@@ -170,8 +173,9 @@ class DecisionLog:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def read(self, *, model_name: str | None = None, since=None
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def read(
+        self, *, model_name: str | None = None, since=None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The logged decisions and their candidates, as tables (oldest decision first).
 
         Parameters
@@ -203,19 +207,24 @@ class DecisionLog:
             filters.append(t.DECISIONS.c.logged_at >= _utc(since).to_pydatetime())
         order = (t.DECISIONS.c.logged_at, t.DECISIONS.c.decision_id)
         # logged_at as the driver gives it: parsed once per column below, not once per row
-        query = select(*(type_coerce(c, Text) if c.name == "logged_at" else c
-                         for c in t.DECISIONS.c)).where(*filters).order_by(*order)
+        query = (
+            select(*(type_coerce(c, Text) if c.name == "logged_at" else c for c in t.DECISIONS.c))
+            .where(*filters)
+            .order_by(*order)
+        )
         sets_query = select(t.CANDIDATE_SETS)  # in the order written: no join, no sort
         if filters:
             chosen = select(t.DECISIONS.c.decision_id).where(*filters)
             sets_query = sets_query.where(t.CANDIDATE_SETS.c.decision_id.in_(chosen))
         try:
             with engine.connect() as connection:
-                decisions = _frame(connection.execute(query).all(),
-                                   [c.name for c in t.DECISIONS.c])
+                decisions = _frame(connection.execute(query).all(), [c.name for c in t.DECISIONS.c])
                 result = connection.execute(sets_query)
-                candidates = unpack(result.partitions(READ_CHUNK), schema.MODEL_INPUT,
-                                    defaults={schema.GUESSING: 0.0})
+                candidates = unpack(
+                    result.partitions(READ_CHUNK),
+                    schema.MODEL_INPUT,
+                    defaults={schema.GUESSING: 0.0},
+                )
         except SQLAlchemyError as error:
             raise SkbanditError(
                 f"cannot read decision log {self.display_url} ({_first_line(error)}); expected "
@@ -275,28 +284,36 @@ def read_source(where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """``(decisions, candidates, source)`` of a parquet export folder or a log URL/file."""
     from pathlib import Path
 
-
     folder = Path(where)
     if "://" not in where and folder.is_dir():
         files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise SkbanditError(f"{folder} lacks {', '.join(missing)} (expected the export of "
-                                "a decision log)")
+            raise SkbanditError(
+                f"{folder} lacks {', '.join(missing)} (expected the export of a decision log)"
+            )
         try:
             return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
         except (OSError, ValueError) as error:
             raise SkbanditError(f"{folder}: cannot read the parquet export ({error})") from None
     if "://" not in where and not folder.exists():
-        raise SkbanditError(f"{where}: no such file or folder (expected a decision log URL, "
-                            "its SQLite file or a parquet export folder)")
+        raise SkbanditError(
+            f"{where}: no such file or folder (expected a decision log URL, "
+            "its SQLite file or a parquet export folder)"
+        )
     log = DecisionLog(where)
     return (*log.read(), log.display_url)
 
 
-def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dict,
-                     seeded: bool, model_version: str, topic: str | None
-                     ) -> tuple[np.ndarray, list[tuple], list[tuple]]:
+def served_decisions(
+    frame: pd.DataFrame,
+    ranked: pd.DataFrame,
+    *,
+    settings: dict,
+    seeded: bool,
+    model_version: str,
+    topic: str | None,
+) -> tuple[np.ndarray, list[tuple], list[tuple]]:
     """The decisions of one ranked request: a decision id per row, the decision rows and
     the packed candidate sets to log.
 
@@ -323,8 +340,10 @@ def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dic
     text = json.dumps(settings, sort_keys=True)
     first = np.flatnonzero(rank == 1)
     served = dict(zip(codes[first].tolist(), items[first].tolist(), strict=True))
-    decisions = [(ids[k], now, str(student), topic, name, number, text, seeded, served[k])
-                 for k, student in enumerate(students)]
+    decisions = [
+        (ids[k], now, str(student), topic, name, number, text, seeded, served[k])
+        for k, student in enumerate(students)
+    ]
     served_rank = np.where(shown, rank, 0)
     slot = np.where(shown, ranked[schema.PROPENSITY].to_numpy(), np.nan)
     first_slot = ranked[FIRST_SLOT_PROPENSITY].to_numpy()
@@ -332,9 +351,17 @@ def served_decisions(frame: pd.DataFrame, ranked: pd.DataFrame, *, settings: dic
     candidate_sets = []
     for k in range(len(students)):
         rows = np.flatnonzero(codes == k)
-        candidate_sets.append(pack(str(ids[k]), items[rows].tolist(), inputs[rows],
-                                   schema.MODEL_INPUT, served_rank[rows], first_slot[rows],
-                                   slot[rows]))
+        candidate_sets.append(
+            pack(
+                str(ids[k]),
+                items[rows].tolist(),
+                inputs[rows],
+                schema.MODEL_INPUT,
+                served_rank[rows],
+                first_slot[rows],
+                slot[rows],
+            )
+        )
     return row_ids, decisions, candidate_sets
 
 
@@ -356,8 +383,9 @@ def _rows(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> list[tupl
         elif series.dtype.kind == "f":
             array = series.to_numpy()
             listed = array.tolist()
-            values.append([None if v != v else v for v in listed]
-                          if np.isnan(array).any() else listed)
+            values.append(
+                [None if v != v else v for v in listed] if np.isnan(array).any() else listed
+            )
         elif series.dtype.kind in "iub":
             values.append(series.to_numpy().tolist())
         else:  # strings, objects and nullable integers
@@ -374,8 +402,9 @@ def _frame(rows, names: list[str]) -> pd.DataFrame:
 def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise SkbanditError(f"{what} to log is missing columns {missing} (expected "
-                            f"{list(columns)})")
+        raise SkbanditError(
+            f"{what} to log is missing columns {missing} (expected {list(columns)})"
+        )
 
 
 def _utc(value) -> pd.Timestamp:
@@ -399,5 +428,13 @@ def _first_line(error: BaseException) -> str:
     return (text.strip().splitlines() or [type(error).__name__])[0][:300]
 
 
-__all__ = ["CANDIDATE_COLUMNS", "DECISION_COLUMNS", "ENV_VAR", "DecisionLog", "default_url",
-           "new_decision_ids", "read_source", "served_decisions"]
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "DECISION_COLUMNS",
+    "ENV_VAR",
+    "DecisionLog",
+    "default_url",
+    "new_decision_ids",
+    "read_source",
+    "served_decisions",
+]

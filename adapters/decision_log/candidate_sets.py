@@ -30,11 +30,21 @@ import pandas as pd
 FLOAT, RANK = np.dtype("<f8"), np.dtype("<i4")
 
 
-def pack(decision_id: str, item_ids, inputs: np.ndarray, input_columns, served_rank,
-         propensity, slot_propensity) -> tuple:
+def pack(
+    decision_id: str,
+    item_ids,
+    inputs: np.ndarray,
+    input_columns,
+    served_rank,
+    propensity,
+    slot_propensity,
+) -> tuple:
     """One decision's candidates as a packed row (``served_rank`` 0 where not shown)."""
     return (
-        decision_id, len(item_ids), json.dumps(list(input_columns)), json.dumps(list(item_ids)),
+        decision_id,
+        len(item_ids),
+        json.dumps(list(input_columns)),
+        json.dumps(list(item_ids)),
         np.ascontiguousarray(inputs, dtype=FLOAT).tobytes(),
         np.asarray(served_rank, dtype=RANK).tobytes(),
         np.asarray(propensity, dtype=FLOAT).tobytes(),
@@ -53,8 +63,15 @@ def pack_frame(candidates: pd.DataFrame, input_columns) -> list[tuple]:
     first = candidates["propensity"].to_numpy(dtype=np.float64)[order]
     slot = candidates["slot_propensity"].to_numpy(dtype=np.float64)[order]
     return [
-        pack(str(decision_id), items[lo:hi].tolist(), inputs[lo:hi], input_columns,
-             rank[lo:hi], first[lo:hi], slot[lo:hi])
+        pack(
+            str(decision_id),
+            items[lo:hi].tolist(),
+            inputs[lo:hi],
+            input_columns,
+            rank[lo:hi],
+            first[lo:hi],
+            slot[lo:hi],
+        )
         for decision_id, lo, hi in zip(decision_ids, bounds[:-1], bounds[1:], strict=True)
     ]
 
@@ -72,31 +89,40 @@ def unpack(chunks, input_columns, defaults=None) -> pd.DataFrame:
     fill = [np.nan if defaults is None else defaults.get(c, np.nan) for c in input_columns]
     parts = [_unpack_chunk(list(rows), input_columns, fill) for rows in chunks]
     parts = [part for part in parts if part["sizes"].size] or [
-        _unpack_chunk([], input_columns, fill)]
+        _unpack_chunk([], input_columns, fill)
+    ]
     joined = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     sizes, rank = joined["sizes"], joined["rank"]
     item_codes, item_names = pd.factorize(joined["items"])
     frame = pd.DataFrame(joined["inputs"], columns=input_columns, copy=False)
-    frame.insert(0, "decision_id", pd.Categorical.from_codes(
-        np.repeat(np.arange(len(sizes)), sizes),
-        categories=pd.Index(joined["decision_ids"], dtype="str")))
-    frame.insert(1, "item_id", pd.Categorical.from_codes(
-        item_codes, categories=pd.Index(item_names, dtype="str")))
+    frame.insert(
+        0,
+        "decision_id",
+        pd.Categorical.from_codes(
+            np.repeat(np.arange(len(sizes)), sizes),
+            categories=pd.Index(joined["decision_ids"], dtype="str"),
+        ),
+    )
+    frame.insert(
+        1,
+        "item_id",
+        pd.Categorical.from_codes(item_codes, categories=pd.Index(item_names, dtype="str")),
+    )
     frame["served_rank"] = pd.arrays.IntegerArray(rank.astype(np.int64), rank == 0)
     frame["propensity"] = joined["propensity"]
     frame["slot_propensity"] = joined["slot_propensity"]
     return frame
 
 
-def _unpack_chunk(rows: list, input_columns: list[str], fill: list[float]
-                  ) -> dict[str, np.ndarray]:
+def _unpack_chunk(rows: list, input_columns: list[str], fill: list[float]) -> dict[str, np.ndarray]:
     sizes = np.array([row[1] for row in rows], dtype=np.int64)
     item_lists = json.loads("[" + ",".join(row[3] for row in rows) + "]")
     return {
         "sizes": sizes,
         "decision_ids": np.array([row[0] for row in rows], dtype=object),
-        "items": np.fromiter(itertools.chain.from_iterable(item_lists), dtype=object,
-                             count=int(sizes.sum())),
+        "items": np.fromiter(
+            itertools.chain.from_iterable(item_lists), dtype=object, count=int(sizes.sum())
+        ),
         "inputs": _inputs(rows, sizes, input_columns, fill),
         "rank": _concat(rows, 5, RANK),
         "propensity": _concat(rows, 6, FLOAT),
@@ -117,7 +143,7 @@ def _inputs(rows, sizes, input_columns: list[str], fill: list[float]) -> np.ndar
         block = np.frombuffer(row[4], dtype=FLOAT).reshape(size, len(logged))
         for k, column in enumerate(logged):
             if column in input_columns:
-                inputs[start:start + size, input_columns.index(column)] = block[:, k]
+                inputs[start : start + size, input_columns.index(column)] = block[:, k]
         start += size
     return inputs
 
@@ -126,4 +152,5 @@ def _concat(rows, field: int, dtype) -> np.ndarray:
     if not rows:
         return np.empty(0, dtype=dtype.newbyteorder("="))
     return np.frombuffer(b"".join(row[field] for row in rows), dtype=dtype).astype(
-        dtype.newbyteorder("="))
+        dtype.newbyteorder("=")
+    )

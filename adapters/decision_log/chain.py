@@ -45,14 +45,29 @@ def decision_text(row: tuple) -> bytes:
     decision_id, logged_at, user_id, topic, model_name, version, settings, seeded, served = row
     stamp = pd.Timestamp(logged_at)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    fields = (str(decision_id), stamp.strftime("%Y-%m-%dT%H:%M:%S.%f"), str(user_id),
-              "" if topic is None or topic != topic else str(topic), str(model_name),
-              str(version), str(settings), "1" if seeded else "0", str(served))
+    fields = (
+        str(decision_id),
+        stamp.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        str(user_id),
+        "" if topic is None or topic != topic else str(topic),
+        str(model_name),
+        str(version),
+        str(settings),
+        "1" if seeded else "0",
+        str(served),
+    )
     return _SEP.join(fields).encode()
 
 
-def link_hash(previous: bytes, decision: bytes, items, inputs: np.ndarray, rank: np.ndarray,
-              propensity: np.ndarray, slot: np.ndarray) -> bytes:
+def link_hash(
+    previous: bytes,
+    decision: bytes,
+    items,
+    inputs: np.ndarray,
+    rank: np.ndarray,
+    propensity: np.ndarray,
+    slot: np.ndarray,
+) -> bytes:
     """The hash of one link: the previous link's hash and the decision with its candidates."""
     digest = hashlib.sha256(previous)
     digest.update(len(decision).to_bytes(8, "little"))
@@ -79,11 +94,25 @@ def packed_link_hash(previous: bytes, decision_row: tuple, packed: tuple | None)
     columns = json.loads(columns)
     if columns != list(schema.MODEL_INPUT):
         position = {c: j for j, c in enumerate(columns)}
-        inputs = np.column_stack([inputs[:, position[c]] if c in position else np.zeros(n)
-                                  for c in schema.MODEL_INPUT]) if n else np.empty((0, 0))
-    return link_hash(previous, decision_text(decision_row), json.loads(items), inputs,
-                     np.frombuffer(rank, dtype=_RANK), np.frombuffer(propensity, dtype=_FLOAT),
-                     np.frombuffer(slot, dtype=_FLOAT))
+        inputs = (
+            np.column_stack(
+                [
+                    inputs[:, position[c]] if c in position else np.zeros(n)
+                    for c in schema.MODEL_INPUT
+                ]
+            )
+            if n
+            else np.empty((0, 0))
+        )
+    return link_hash(
+        previous,
+        decision_text(decision_row),
+        json.loads(items),
+        inputs,
+        np.frombuffer(rank, dtype=_RANK),
+        np.frombuffer(propensity, dtype=_FLOAT),
+        np.frombuffer(slot, dtype=_FLOAT),
+    )
 
 
 @dataclass
@@ -112,18 +141,32 @@ def verify(decisions: pd.DataFrame, candidates: pd.DataFrame) -> Verification:
     n = len(decisions)
     missing = [c for c in CHAIN_COLUMNS if c not in decisions.columns]
     if missing:
-        return Verification(n, 0, f"the log has no hash chain (columns {missing} missing): "
-                            "it was written before decisions were chained, or stripped")
+        return Verification(
+            n,
+            0,
+            f"the log has no hash chain (columns {missing} missing): "
+            "it was written before decisions were chained, or stripped",
+        )
     groups = _candidate_groups(candidates)
-    order = pd.DataFrame({"seq": decisions["chain_seq"], "chain": decisions["chain_id"],
-                          "at": pd.to_datetime(decisions["logged_at"], utc=True)})
+    order = pd.DataFrame(
+        {
+            "seq": decisions["chain_seq"],
+            "chain": decisions["chain_id"],
+            "at": pd.to_datetime(decisions["logged_at"], utc=True),
+        }
+    )
     problems = []  # (logged_at, message)
     unchained = order["chain"].isna() | order["seq"].isna() | decisions["chain_hash"].isna()
     if unchained.any():
         k = int(np.flatnonzero(unchained.to_numpy())[0])
-        problems.append((order["at"].iloc[k], f"decision {decisions['decision_id'].iloc[k]} "
-                         "carries no chain hash (added outside skbandit, or logged before "
-                         "decisions were chained)"))
+        problems.append(
+            (
+                order["at"].iloc[k],
+                f"decision {decisions['decision_id'].iloc[k]} "
+                "carries no chain hash (added outside skbandit, or logged before "
+                "decisions were chained)",
+            )
+        )
     rows = decisions[list(DECISION_FIELDS)].itertuples(index=False, name=None)
     rows = list(rows)
     hashes = decisions["chain_hash"].tolist()
@@ -136,26 +179,46 @@ def verify(decisions: pd.DataFrame, candidates: pd.DataFrame) -> Verification:
             k = decisions.index.get_loc(k)
             decision_id = rows[k][0]
             if int(seq) != expected_seq:
-                what = ("is repeated" if int(seq) < expected_seq else
-                        f"follows link {expected_seq - 1}: decisions were deleted before it")
-                problems.append((order["at"].iloc[k], f"decision {decision_id} (chain {chain}, "
-                                 f"link {int(seq)}) {what}"))
+                what = (
+                    "is repeated"
+                    if int(seq) < expected_seq
+                    else f"follows link {expected_seq - 1}: decisions were deleted before it"
+                )
+                problems.append(
+                    (
+                        order["at"].iloc[k],
+                        f"decision {decision_id} (chain {chain}, link {int(seq)}) {what}",
+                    )
+                )
                 break
             parts = groups.get(decision_id)
-            computed = (link_hash(previous, decision_text(rows[k]), *parts) if parts else
-                        link_hash(previous, decision_text(rows[k]), [], *[np.empty(0)] * 4))
+            computed = (
+                link_hash(previous, decision_text(rows[k]), *parts)
+                if parts
+                else link_hash(previous, decision_text(rows[k]), [], *[np.empty(0)] * 4)
+            )
             if computed.hex() != hashes[k]:
-                problems.append((order["at"].iloc[k], f"decision {decision_id} (chain {chain}, "
-                                 f"link {int(seq)}) does not match its hash: it or its "
-                                 "candidate set was rewritten"))
+                problems.append(
+                    (
+                        order["at"].iloc[k],
+                        f"decision {decision_id} (chain {chain}, "
+                        f"link {int(seq)}) does not match its hash: it or its "
+                        "candidate set was rewritten",
+                    )
+                )
                 break
             previous, expected_seq = computed, expected_seq + 1
         heads[str(chain)] = (expected_seq - 1, previous.hex())
     known = set(decisions["decision_id"].astype(str))
     orphans = [d for d in groups if d not in known]
     if orphans:
-        problems.append((pd.Timestamp.max.tz_localize("UTC"), f"candidates of decision "
-                         f"{orphans[0]} have no decision row (the decision was deleted)"))
+        problems.append(
+            (
+                pd.Timestamp.max.tz_localize("UTC"),
+                f"candidates of decision "
+                f"{orphans[0]} have no decision row (the decision was deleted)",
+            )
+        )
     first = min(problems, key=lambda p: p[0])[1] if problems else None
     return Verification(n, int(order["chain"].nunique()), first, heads)
 
@@ -174,8 +237,13 @@ def _candidate_groups(candidates: pd.DataFrame) -> dict:
     ends = np.r_[starts[1:], len(ids)]
     groups = {}
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        groups[ids[start]] = (items[start:end].tolist(), inputs[start:end], rank[start:end],
-                              propensity[start:end], slot[start:end])
+        groups[ids[start]] = (
+            items[start:end].tolist(),
+            inputs[start:end],
+            rank[start:end],
+            propensity[start:end],
+            slot[start:end],
+        )
     return groups
 
 
@@ -185,6 +253,7 @@ def require_intact(decisions: pd.DataFrame, candidates: pd.DataFrame, source: st
 
     result = verify(decisions, candidates)
     if not result.ok:
-        raise SkbanditError(f"decision log {source} fails verification: {result.broken}; "
-                            "evaluate an intact log, or pass --unverified-log to use it anyway")
-
+        raise SkbanditError(
+            f"decision log {source} fails verification: {result.broken}; "
+            "evaluate an intact log, or pass --unverified-log to use it anyway"
+        )

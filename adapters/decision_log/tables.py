@@ -63,22 +63,29 @@ is one small row."""
 APPEND_ONLY = "the decision log is append-only"
 TABLES = ("decisions", "decision_candidate_sets")
 _SQLITE_TRIGGERS = [
-    *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
-      f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
-      for table in TABLES for verb in ("update", "delete")),
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+        for table in TABLES
+        for verb in ("update", "delete")
+    ),
     # INSERT OR REPLACE / REPLACE INTO delete the old row without firing a delete trigger
     # (recursive_triggers is off): refuse any insert of an id already logged
-    *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
-      f"WHEN EXISTS (SELECT 1 FROM {table} WHERE decision_id = NEW.decision_id) "
-      f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: decision_id already logged'); END"
-      for table in TABLES),
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE decision_id = NEW.decision_id) "
+        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: decision_id already logged'); END"
+        for table in TABLES
+    ),
 ]
 _POSTGRES_TRIGGERS = [
     "CREATE OR REPLACE FUNCTION skbandit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
     f"$$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$",
-    *(f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-      "FOR EACH ROW EXECUTE FUNCTION skbandit_append_only()"
-      for table in TABLES),
+    *(
+        f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION skbandit_append_only()"
+        for table in TABLES
+    ),
 ]
 
 
@@ -88,8 +95,9 @@ def make_engine(url: str, busy_timeout_s: float):
     if parsed.get_backend_name() == "sqlite":
         sync = parsed.query.get("synchronous", "normal").lower()
         if sync not in ("off", "normal", "full", "extra"):
-            raise SkbanditError(f"decision log URL has synchronous={sync!r} (expected normal "
-                                "or full)")
+            raise SkbanditError(
+                f"decision log URL has synchronous={sync!r} (expected normal or full)"
+            )
         engine = create_engine(
             parsed.difference_update_query(["synchronous"]),
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -100,13 +108,18 @@ def make_engine(url: str, busy_timeout_s: float):
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True,
-                                 connect_args={"connect_timeout": max(1, int(busy_timeout_s))})
+            return create_engine(
+                parsed,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": max(1, int(busy_timeout_s))},
+            )
         except ModuleNotFoundError:
-            raise SkbanditError("a PostgreSQL decision log needs psycopg: pip install -e "
-                                "'.[postgres]'") from None
-    raise SkbanditError(f"decision log URL {parsed.render_as_string()!r} is neither sqlite:/// "
-                        "nor postgresql://")
+            raise SkbanditError(
+                "a PostgreSQL decision log needs psycopg: pip install -e '.[postgres]'"
+            ) from None
+    raise SkbanditError(
+        f"decision log URL {parsed.render_as_string()!r} is neither sqlite:/// nor postgresql://"
+    )
 
 
 def insert(connection, table: Table, rows: list[tuple]) -> None:
@@ -159,8 +172,7 @@ def create(engine) -> None:
         try:
             METADATA.create_all(engine)
             _add_chain_columns(engine)
-            statements = (_SQLITE_TRIGGERS if engine.dialect.name == "sqlite"
-                          else _POSTGRES_TRIGGERS)
+            statements = _SQLITE_TRIGGERS if engine.dialect.name == "sqlite" else _POSTGRES_TRIGGERS
             with engine.begin() as connection:
                 for statement in statements:
                     connection.execute(text(statement))
@@ -179,5 +191,6 @@ def _add_chain_columns(engine) -> None:
     if missing:
         with engine.begin() as connection:
             for column in missing:
-                connection.execute(text(f"ALTER TABLE decisions ADD COLUMN {column} "
-                                        f"{kinds[column]}"))
+                connection.execute(
+                    text(f"ALTER TABLE decisions ADD COLUMN {column} {kinds[column]}")
+                )

@@ -114,8 +114,10 @@ def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) 
         )
     options = options or ImportOptions()
     if options.item is not None and fmt not in ITEM_CHOICES:
-        raise SkbanditError(f"{fmt}: --item applies to {', '.join(ITEM_CHOICES)} exports only "
-                            f"(a {fmt} item is fixed by the format); leave it out")
+        raise SkbanditError(
+            f"{fmt}: --item applies to {', '.join(ITEM_CHOICES)} exports only "
+            f"(a {fmt} item is fixed by the format); leave it out"
+        )
     if fmt in SKILL_CHOICES:
         checked_choice(fmt, "--skill", options.skill, SKILL_CHOICES[fmt])
     if fmt in ITEM_CHOICES:
@@ -125,8 +127,11 @@ def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) 
     if raw.events.empty:
         from adapters.importers._read import refuse_empty
 
-        where = raw.report.sources[0] if len(raw.report.sources) == 1 else (
-            f"{len(raw.report.sources)} files")
+        where = (
+            raw.report.sources[0]
+            if len(raw.report.sources) == 1
+            else (f"{len(raw.report.sources)} files")
+        )
         refuse_empty(raw.events, fmt, where, raw.report)
     if options.max_students is not None:
         raw = _first_students(raw, options.max_students)
@@ -142,11 +147,13 @@ def _first_students(raw: RawImport, n: int) -> RawImport:
     users = raw.events["user_id"]
     first = pd.unique(users.to_numpy(dtype=object))[:n]
     keep = users.isin(first).to_numpy(dtype=bool)
-    raw.report.count(f"attempts dropped: beyond the first {n:,} students (--max-students)",
-                     (~keep).sum())
+    raw.report.count(
+        f"attempts dropped: beyond the first {n:,} students (--max-students)", (~keep).sum()
+    )
     if keep.all():
         return raw
     return RawImport(raw.events.loc[keep], raw.report)
+
 
 def _keep_untagged(raw: RawImport) -> RawImport:
     """Give attempts without a skill the topic :data:`UNTAGGED` (counted)."""

@@ -20,8 +20,9 @@ def skill_tag(raw: pd.DataFrame, name: str, number: str) -> pd.Series:
     return names.where(names.fillna("").str.len() > 0, clean_ids(raw[number]))
 
 
-def add_outcome_columns(events: pd.DataFrame, raw: pd.DataFrame, fmt: str, where: str,
-                        report: ImportReport) -> pd.DataFrame:
+def add_outcome_columns(
+    events: pd.DataFrame, raw: pd.DataFrame, fmt: str, where: str, report: ImportReport
+) -> pd.DataFrame:
     """``correct`` (help first marks it wrong), ``help_requested``, latency and sequence."""
     correct = numbers(raw["correct"], fmt, where, "correct")
     if "hint_count" in raw:
@@ -31,8 +32,9 @@ def add_outcome_columns(events: pd.DataFrame, raw: pd.DataFrame, fmt: str, where
         events[schema.HELP_REQUESTED] = helped
     events[schema.CORRECT] = correct.astype(np.int64)
     if "ms_first_response" in raw:
-        events[schema.LATENCY_MS] = numbers(raw["ms_first_response"], fmt, where,
-                                            "ms_first_response")
+        events[schema.LATENCY_MS] = numbers(
+            raw["ms_first_response"], fmt, where, "ms_first_response"
+        )
     if "assignment_id" in raw:
         events[schema.ACTION_SEQUENCE_ID] = raw["assignment_id"].to_numpy()
     return events

@@ -20,8 +20,9 @@ def expand(paths: Iterable[Path], fmt: str) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*")
-                            if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
+            inside = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()
+            )
             if not inside:
                 raise SkbanditError(
                     f"{fmt}: folder {path} holds no {'/'.join(TEXT_SUFFIXES)} files; pass "
@@ -104,8 +105,9 @@ def read_table(
     return frame
 
 
-def _read(path: Path, fmt: str, sep: str, use: list[str], text_columns,
-          raw_names: list[str]) -> pd.DataFrame:
+def _read(
+    path: Path, fmt: str, sep: str, use: list[str], text_columns, raw_names: list[str]
+) -> pd.DataFrame:
     """Read ``use`` (stripped names) with one parser, pandas' C parser, whatever the size.
 
     The same file always gives the same types (the pyarrow parser, once used above 1 MB,
@@ -117,8 +119,9 @@ def _read(path: Path, fmt: str, sep: str, use: list[str], text_columns,
     dtype = {n: str for n in names if every or n.strip() in text_columns}
     for encoding in ("utf-8", "latin-1"):  # ASSISTments exports are Latin-1
         try:
-            frame = pd.read_csv(path, sep=sep, usecols=names, dtype=dtype or None,
-                                encoding=encoding, engine="c")
+            frame = pd.read_csv(
+                path, sep=sep, usecols=names, dtype=dtype or None, encoding=encoding, engine="c"
+            )
             break
         except UnicodeDecodeError:
             continue
@@ -131,12 +134,22 @@ def _read(path: Path, fmt: str, sep: str, use: list[str], text_columns,
     return frame
 
 
-def read_tables(files: list[Path], fmt: str, required: tuple[str, ...],
-                optional: tuple[str, ...], *, text_columns: tuple[str, ...], layout: str
-                ) -> pd.DataFrame:
+def read_tables(
+    files: list[Path],
+    fmt: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    *,
+    text_columns: tuple[str, ...],
+    layout: str,
+) -> pd.DataFrame:
     """:func:`read_table` of every file, concatenated (several files of one layout)."""
-    return concatenated([read_table(path, fmt, required, optional, text_columns=text_columns,
-                                    layout=layout) for path in files])
+    return concatenated(
+        [
+            read_table(path, fmt, required, optional, text_columns=text_columns, layout=layout)
+            for path in files
+        ]
+    )
 
 
 def concatenated(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -186,9 +199,7 @@ def is_text(values: pd.Series) -> bool:
     return values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
 
 
-def times(
-    values: pd.Series, fmt: str, path, column: str, unit: str | None = None
-) -> pd.Series:
+def times(values: pd.Series, fmt: str, path, column: str, unit: str | None = None) -> pd.Series:
     """A column as UTC timestamps: epoch numbers in ``unit`` (``s``/``ms``), else date text.
 
     Times without a zone are taken as UTC. Unreadable values are an error naming the column.
@@ -215,8 +226,10 @@ def _separator_hint(columns: list[str], sep: str) -> str:
         return ""
     for other, name in _SEPARATORS.items():
         if other != sep and other in columns[0]:
-            return (f" (a single column: the file looks {name}-separated, the format "
-                    f"expects {_SEPARATORS.get(sep, repr(sep))}-separated)")
+            return (
+                f" (a single column: the file looks {name}-separated, the format "
+                f"expects {_SEPARATORS.get(sep, repr(sep))}-separated)"
+            )
     return ""
 
 

@@ -44,8 +44,14 @@ from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows, 
 
 FORMAT = "assistments-2009"
 REQUIRED = ("order_id", "user_id", "problem_id", "correct")
-OPTIONAL = ("skill_id", "skill_name", "ms_first_response", "hint_count", "original",
-            "assignment_id")
+OPTIONAL = (
+    "skill_id",
+    "skill_name",
+    "ms_first_response",
+    "hint_count",
+    "original",
+    "assignment_id",
+)
 TEXT = ("order_id", "user_id", "problem_id", "skill_id", "skill_name", "assignment_id")
 ORIGIN = "2009-09-01"
 LAYOUT = "the skill-builder layout"
@@ -68,14 +74,13 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     where = described(files)
     if "original" in raw:
         scaffolding = numbers(raw["original"], FORMAT, where, "original") == 0
-        raw = drop_rows(raw, scaffolding, report,
-                        "scaffolding rows dropped (original = 0)")
-    raw = raw.assign(skill=skill_tag(raw, *(("skill_id", "skill_name") if by_id
-                                            else ("skill_name", "skill_id"))))
+        raw = drop_rows(raw, scaffolding, report, "scaffolding rows dropped (original = 0)")
+    raw = raw.assign(
+        skill=skill_tag(raw, *(("skill_id", "skill_name") if by_id else ("skill_name", "skill_id")))
+    )
     raw = collapse_skill_rows(raw, "order_id", "skill", report)
     correct = numbers(raw["correct"], FORMAT, where, "correct")
-    raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
-                    "rows dropped: correct not 0 or 1")
+    raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report, "rows dropped: correct not 0 or 1")
     refuse_empty(raw, FORMAT, where, report)
     return RawImport(_events(raw, where, report), report)
 
@@ -101,10 +106,12 @@ def _check_clock(order: np.ndarray, where: str) -> None:
 def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
     order = numbers(raw["order_id"], FORMAT, where, "order_id")
     _check_clock(order, where)
-    events = pd.DataFrame({
-        schema.USER_ID: raw["user_id"].to_numpy(),
-        schema.ITEM_ID: raw["problem_id"].to_numpy(),
-        schema.SKILL_IDS: raw[schema.SKILL_IDS].to_numpy(),
-        schema.TIMESTAMP: synthetic_times(order - np.nanmin(order), ORIGIN).array,
-    })
+    events = pd.DataFrame(
+        {
+            schema.USER_ID: raw["user_id"].to_numpy(),
+            schema.ITEM_ID: raw["problem_id"].to_numpy(),
+            schema.SKILL_IDS: raw[schema.SKILL_IDS].to_numpy(),
+            schema.TIMESTAMP: synthetic_times(order - np.nanmin(order), ORIGIN).array,
+        }
+    )
     return add_outcome_columns(events, raw, FORMAT, where, report)

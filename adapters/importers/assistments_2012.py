@@ -39,10 +39,24 @@ from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows
 
 FORMAT = "assistments-2012"
 REQUIRED = ("user_id", "problem_id", "start_time", "correct")
-OPTIONAL = ("problem_log_id", "skill", "skill_id", "ms_first_response", "hint_count",
-            "original", "assignment_id")
-TEXT = ("problem_log_id", "user_id", "problem_id", "skill", "skill_id", "assignment_id",
-        "start_time")
+OPTIONAL = (
+    "problem_log_id",
+    "skill",
+    "skill_id",
+    "ms_first_response",
+    "hint_count",
+    "original",
+    "assignment_id",
+)
+TEXT = (
+    "problem_log_id",
+    "user_id",
+    "problem_id",
+    "skill",
+    "skill_id",
+    "assignment_id",
+    "start_time",
+)
 LAYOUT = "the 2012-13 problem-log layout"
 
 
@@ -59,13 +73,22 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     report.rows_read = len(raw)
     where = described(files)
     if "original" in raw:
-        raw = drop_rows(raw, numbers(raw["original"], FORMAT, where, "original") == 0, report,
-                        "scaffolding rows dropped (original = 0)")
+        raw = drop_rows(
+            raw,
+            numbers(raw["original"], FORMAT, where, "original") == 0,
+            report,
+            "scaffolding rows dropped (original = 0)",
+        )
     correct = numbers(raw["correct"], FORMAT, where, "correct")
-    raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report,
-                    "rows dropped: partial credit (correct not 0 or 1)")
-    raw = raw.assign(skill_tag=skill_tag(raw, *(("skill_id", "skill") if by_id
-                                                else ("skill", "skill_id"))))
+    raw = drop_rows(
+        raw,
+        ~np.isin(correct, (0.0, 1.0)),
+        report,
+        "rows dropped: partial credit (correct not 0 or 1)",
+    )
+    raw = raw.assign(
+        skill_tag=skill_tag(raw, *(("skill_id", "skill") if by_id else ("skill", "skill_id")))
+    )
     raw = raw.drop(columns=["skill", "skill_id"], errors="ignore")
     key = "problem_log_id" if "problem_log_id" in raw else ["user_id", "problem_id", "start_time"]
     raw = collapse_skill_rows(raw, key, "skill_tag", report)
@@ -73,10 +96,12 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
 
 
 def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
-    events = pd.DataFrame({
-        schema.USER_ID: raw["user_id"].to_numpy(),
-        schema.ITEM_ID: raw["problem_id"].to_numpy(),
-        schema.SKILL_IDS: raw[schema.SKILL_IDS].to_numpy(),
-        schema.TIMESTAMP: times(raw["start_time"], FORMAT, where, "start_time").array,
-    })
+    events = pd.DataFrame(
+        {
+            schema.USER_ID: raw["user_id"].to_numpy(),
+            schema.ITEM_ID: raw["problem_id"].to_numpy(),
+            schema.SKILL_IDS: raw[schema.SKILL_IDS].to_numpy(),
+            schema.TIMESTAMP: times(raw["start_time"], FORMAT, where, "start_time").array,
+        }
+    )
     return add_outcome_columns(events, raw, FORMAT, where, report)

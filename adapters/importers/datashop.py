@@ -61,8 +61,14 @@ from skbandit.import_rules import ImportReport, drop_rows, first_rows
 
 FORMAT = "datashop"
 KEYS = ("Anon Student Id", "Problem Name", "Step Name")
-STEP = ("Correct First Attempt", "First Attempt", "First Transaction Time", "Step Start Time",
-        "Hints", "Problem View")
+STEP = (
+    "Correct First Attempt",
+    "First Attempt",
+    "First Transaction Time",
+    "Step Start Time",
+    "Hints",
+    "Problem View",
+)
 TRANSACTION = ("Outcome", "Time", "Time Zone", "Session Id", "Duration (sec)", "Problem View")
 _KC = re.compile(r"^KC ?\((.*)\)(\.\d+)?$")
 """``KC (model)`` or ``KC(model)``, and pandas' names for repeats (``KC (Default).1``)."""
@@ -81,15 +87,25 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     events = concatenated([_load_file(path, options.skill, report) for path in files])
     if item == "problem":
         events = _per_problem(events, report)
-        report.notes.append("items are problems (--item problem): an attempt is a problem "
-                            "view, right when every step's first attempt was right")
+        report.notes.append(
+            "items are problems (--item problem): an attempt is a problem "
+            "view, right when every step's first attempt was right"
+        )
     return RawImport(events.drop(columns=["_problem", "_view"]), report)
 
 
 def _load_file(path: Path, model: str | None, report: ImportReport) -> pd.DataFrame:
     """One export file, in whichever layout its header shows (files may differ)."""
-    raw = read_table(path, FORMAT, KEYS, STEP + TRANSACTION, extra=_KC.match, sep="\t",
-                     text_columns=("*",), layout=LAYOUT)
+    raw = read_table(
+        path,
+        FORMAT,
+        KEYS,
+        STEP + TRANSACTION,
+        extra=_KC.match,
+        sep="\t",
+        text_columns=("*",),
+        layout=LAYOUT,
+    )
     report.rows_read += len(raw)
     kcs = kc_columns(raw.columns, str(path), model, report)
     if "Outcome" in raw:
@@ -150,21 +166,28 @@ def _skills(raw: pd.DataFrame, kcs: list[str]) -> list[list[str]]:
     same whichever export a data set comes from.
     """
     parts = [raw[c].fillna("").astype(str).str.split("~~").to_numpy(dtype=object) for c in kcs]
-    return [sorted({k.strip() for ks in row for k in ks if k.strip()})
-            for row in zip(*parts, strict=True)]
+    return [
+        sorted({k.strip() for ks in row for k in ks if k.strip()})
+        for row in zip(*parts, strict=True)
+    ]
 
 
 def _base(raw: pd.DataFrame, kcs: list[str], when: pd.Series) -> pd.DataFrame:
     view = raw["Problem View"] if "Problem View" in raw else pd.Series("", index=raw.index)
-    return pd.DataFrame({
-        schema.USER_ID: clean_ids(raw["Anon Student Id"]).to_numpy(),
-        schema.ITEM_ID: (raw["Problem Name"].fillna("").str.strip() + " | "
-                         + raw["Step Name"].fillna("").str.strip()).to_numpy(),
-        schema.SKILL_IDS: pd.Series(_skills(raw, kcs), dtype=object).to_numpy(),
-        schema.TIMESTAMP: when.array,
-        "_problem": raw["Problem Name"].fillna("").str.strip().to_numpy(dtype=object),
-        "_view": view.fillna("").astype(str).str.strip().to_numpy(dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            schema.USER_ID: clean_ids(raw["Anon Student Id"]).to_numpy(),
+            schema.ITEM_ID: (
+                raw["Problem Name"].fillna("").str.strip()
+                + " | "
+                + raw["Step Name"].fillna("").str.strip()
+            ).to_numpy(),
+            schema.SKILL_IDS: pd.Series(_skills(raw, kcs), dtype=object).to_numpy(),
+            schema.TIMESTAMP: when.array,
+            "_problem": raw["Problem Name"].fillna("").str.strip().to_numpy(dtype=object),
+            "_view": view.fillna("").astype(str).str.strip().to_numpy(dtype=object),
+        }
+    )
 
 
 def _steps(raw, kcs, where, report) -> pd.DataFrame:
@@ -181,20 +204,24 @@ def _steps(raw, kcs, where, report) -> pd.DataFrame:
     events[schema.CORRECT] = correct
     if "Hints" in raw:
         hints = numbers(raw["Hints"], FORMAT, where, "Hints")
-        events[schema.HELP_REQUESTED] = np.where(np.isnan(hints), np.nan,
-                                                 ((hints > 0) | hint_first).astype(float))
+        events[schema.HELP_REQUESTED] = np.where(
+            np.isnan(hints), np.nan, ((hints > 0) | hint_first).astype(float)
+        )
     if {"First Transaction Time", "Step Start Time"} <= set(raw.columns):
         start = times(raw["Step Start Time"], FORMAT, where, "Step Start Time")
         events[schema.LATENCY_MS] = (when - start).dt.total_seconds().to_numpy() * 1000
-    return drop_rows(events, np.isnan(correct), report,
-                     "steps dropped: no first attempt")
+    return drop_rows(events, np.isnan(correct), report, "steps dropped: no first attempt")
 
 
 def _transactions(raw, kcs, where, report) -> pd.DataFrame:
     if "Time" not in raw:
         raise SkbanditError(f"{FORMAT}: {where} is a transaction export without 'Time'")
-    raw = drop_rows(raw, raw["Step Name"].fillna("").str.strip().eq("").to_numpy(), report,
-                    "transactions dropped: no step")
+    raw = drop_rows(
+        raw,
+        raw["Step Name"].fillna("").str.strip().eq("").to_numpy(),
+        report,
+        "transactions dropped: no step",
+    )
     outcome = raw["Outcome"].fillna("").str.strip().str.upper()
     if "Problem View" in raw:  # a blank view is a view: grouping must not drop it (help lost)
         raw = raw.assign(**{"Problem View": raw["Problem View"].fillna("").str.strip()})
@@ -202,11 +229,19 @@ def _transactions(raw, kcs, where, report) -> pd.DataFrame:
     key = ["Anon Student Id", "Problem Name", *view, "Step Name"]
     groups = [raw[k].fillna("") for k in key]
     hinted = outcome.str.contains("HINT").groupby(groups, dropna=False).transform("max")
-    raw = raw.assign(_when=zoned_times(raw, where), _row=np.arange(len(raw)),
-                     _correct=outcome.isin(["CORRECT", "OK"]).to_numpy(),
-                     _hinted=hinted.to_numpy(dtype=bool))
-    raw = first_rows(raw, key, ["_when", "_row"], report,
-                     "later transactions on a step dropped (first attempt counts)")
+    raw = raw.assign(
+        _when=zoned_times(raw, where),
+        _row=np.arange(len(raw)),
+        _correct=outcome.isin(["CORRECT", "OK"]).to_numpy(),
+        _hinted=hinted.to_numpy(dtype=bool),
+    )
+    raw = first_rows(
+        raw,
+        key,
+        ["_when", "_row"],
+        report,
+        "later transactions on a step dropped (first attempt counts)",
+    )
     events = _base(raw, kcs, raw["_when"])
     events[schema.CORRECT] = raw["_correct"].to_numpy(dtype=np.int64)
     events[schema.HELP_REQUESTED] = raw["_hinted"].to_numpy(dtype=float)
@@ -266,18 +301,20 @@ def _per_problem(events: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
     key = [schema.USER_ID, "_problem", "_view"]
     events = events.sort_values(schema.TIMESTAMP, kind="stable")
     grouped = events.groupby(key, sort=False, dropna=False)
-    out = grouped.agg(**{
-        schema.TIMESTAMP: (schema.TIMESTAMP, "min"),
-        schema.CORRECT: (schema.CORRECT, "min"),
-        schema.SKILL_IDS: (schema.SKILL_IDS,
-                           lambda lists: list(dict.fromkeys(k for ks in lists for k in ks))),
-        **{c: (c, "max") for c in (schema.HELP_REQUESTED,) if c in events},
-        **{c: (c, lambda v: v.sum(min_count=1)) for c in (schema.LATENCY_MS,) if c in events},
-        **{c: (c, "first") for c in (schema.ACTION_SEQUENCE_ID,) if c in events},
-    }).reset_index()
+    out = grouped.agg(
+        **{
+            schema.TIMESTAMP: (schema.TIMESTAMP, "min"),
+            schema.CORRECT: (schema.CORRECT, "min"),
+            schema.SKILL_IDS: (
+                schema.SKILL_IDS,
+                lambda lists: list(dict.fromkeys(k for ks in lists for k in ks)),
+            ),
+            **{c: (c, "max") for c in (schema.HELP_REQUESTED,) if c in events},
+            **{c: (c, lambda v: v.sum(min_count=1)) for c in (schema.LATENCY_MS,) if c in events},
+            **{c: (c, "first") for c in (schema.ACTION_SEQUENCE_ID,) if c in events},
+        }
+    ).reset_index()
     out[schema.ITEM_ID] = out["_problem"]
-    report.count("steps merged into their problem view (--item problem)",
-                 len(events) - len(out))
-    columns = [schema.USER_ID, schema.ITEM_ID, schema.SKILL_IDS, schema.TIMESTAMP,
-               schema.CORRECT]
+    report.count("steps merged into their problem view (--item problem)", len(events) - len(out))
+    columns = [schema.USER_ID, schema.ITEM_ID, schema.SKILL_IDS, schema.TIMESTAMP, schema.CORRECT]
     return out[columns + [c for c in out.columns if c not in columns]]

@@ -48,10 +48,21 @@ TABLES = {
     "problem_details": ("problem_id", "problem_skill_code"),
 }
 GRADED = {"correct_response": 1.0, "wrong_response": 0.0}
-HELP = ("hint_requested", "answer_requested", "explanation_requested",
-        "skill_related_video_requested", "live_tutor_requested")
-TEXT = ("assignment_log_id", "problem_id", "action", "student_id", "problem_skill_code",
-        "problem_skill_description")
+HELP = (
+    "hint_requested",
+    "answer_requested",
+    "explanation_requested",
+    "skill_related_video_requested",
+    "live_tutor_requested",
+)
+TEXT = (
+    "assignment_log_id",
+    "problem_id",
+    "action",
+    "student_id",
+    "problem_skill_code",
+    "problem_skill_description",
+)
 OPTIONAL = {"problem_details": ("problem_skill_description",)}
 
 
@@ -61,8 +72,11 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     ``options.skill``: ``code`` (default; ``problem_skill_code``) or ``description``
     (``problem_skill_description``).
     """
-    column = ("problem_skill_description" if options is not None
-              and options.skill == "description" else "problem_skill_code")
+    column = (
+        "problem_skill_description"
+        if options is not None and options.skill == "description"
+        else "problem_skill_code"
+    )
     files = {name: [p for p in expand(paths, FORMAT) if _kind(p) == name] for name in TABLES}
     missing = [name for name, found in files.items() if not found]
     if missing:
@@ -72,17 +86,32 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
             "their columns); pass all three"
         )
     report = ImportReport(FORMAT, sources=[str(p) for ps in files.values() for p in ps])
-    tables = {name: pd.concat([read_table(p, FORMAT, TABLES[name], OPTIONAL.get(name, ()),
-                                          text_columns=TEXT,
-                                          layout=f"the {name}.csv layout") for p in ps],
-                              ignore_index=True) for name, ps in files.items()}
+    tables = {
+        name: pd.concat(
+            [
+                read_table(
+                    p,
+                    FORMAT,
+                    TABLES[name],
+                    OPTIONAL.get(name, ()),
+                    text_columns=TEXT,
+                    layout=f"the {name}.csv layout",
+                )
+                for p in ps
+            ],
+            ignore_index=True,
+        )
+        for name, ps in files.items()
+    }
     actions = tables["action_logs"]
     report.rows_read = len(actions)
     where = str(files["action_logs"][0])
     attempts = _attempts(actions, where, report)
     if column not in tables["problem_details"]:
-        raise SkbanditError(f"{FORMAT}: problem_details.csv has no '{column}' column "
-                            "(--skill description); pass --skill code")
+        raise SkbanditError(
+            f"{FORMAT}: problem_details.csv has no '{column}' column "
+            "(--skill description); pass --skill code"
+        )
     report.notes.append(f"skills from problem_details.csv '{column}'")
     return RawImport(_join(attempts, tables, report, column), report)
 
@@ -99,8 +128,11 @@ def _kind(path: Path) -> str | None:
 def _attempts(actions: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
     """One row per (assignment, problem): start time, first outcome, help, correctness."""
     action = actions["action"].fillna("").str.strip()
-    actions = actions.assign(_t=numbers(actions["timestamp"], FORMAT, where, "timestamp"),
-                             _row=np.arange(len(actions)), action=action)
+    actions = actions.assign(
+        _t=numbers(actions["timestamp"], FORMAT, where, "timestamp"),
+        _row=np.arange(len(actions)),
+        action=action,
+    )
     key = ["assignment_log_id", "problem_id"]
     started = actions[action == "problem_started"].groupby(key)["_t"].min().rename("started")
     helped = actions[action.isin(HELP)].groupby(key).size().rename("helps")
@@ -108,11 +140,14 @@ def _attempts(actions: pd.DataFrame, where: str, report: ImportReport) -> pd.Dat
     first = first_rows(outcomes, key, ["_t", "_row"], ImportReport(FORMAT), "later")
     attempts = first.set_index(key)[["action", "_t"]].join(started, how="outer")
     attempts = attempts.join(helped, how="left").reset_index()
-    attempts = drop_rows(attempts, attempts["action"].isna().to_numpy(), report,
-                         "problems dropped: started, never graded")
+    attempts = drop_rows(
+        attempts,
+        attempts["action"].isna().to_numpy(),
+        report,
+        "problems dropped: started, never graded",
+    )
     help_first = attempts["action"].isin(HELP).to_numpy()
-    report.count("attempts marked wrong: help before any answer",
-                 help_first.sum())
+    report.count("attempts marked wrong: help before any answer", help_first.sum())
     attempts["correct"] = attempts["action"].map(GRADED).fillna(0.0).to_numpy()
     attempts["help"] = (attempts["helps"].fillna(0) > 0).astype(float)
     given = attempts["started"].fillna(attempts["_t"])
@@ -121,23 +156,32 @@ def _attempts(actions: pd.DataFrame, where: str, report: ImportReport) -> pd.Dat
     return attempts
 
 
-def _join(attempts: pd.DataFrame, tables: dict, report: ImportReport,
-          column: str = "problem_skill_code") -> pd.DataFrame:
+def _join(
+    attempts: pd.DataFrame, tables: dict, report: ImportReport, column: str = "problem_skill_code"
+) -> pd.DataFrame:
     students = tables["assignment_details"].drop_duplicates("assignment_log_id")
     students = students.set_index("assignment_log_id")["student_id"]
     skills = tables["problem_details"].drop_duplicates("problem_id")
     skills = skills.set_index("problem_id")[column]
     student = attempts["assignment_log_id"].map(students)
-    attempts = drop_rows(attempts.assign(student=student), student.isna().to_numpy(), report,
-                         "attempts dropped: assignment not in assignment_details")
+    attempts = drop_rows(
+        attempts.assign(student=student),
+        student.isna().to_numpy(),
+        report,
+        "attempts dropped: assignment not in assignment_details",
+    )
     skill = attempts["problem_id"].map(skills)
-    return pd.DataFrame({
-        schema.USER_ID: attempts["student"].to_numpy(),
-        schema.ITEM_ID: attempts["problem_id"].to_numpy(),
-        schema.SKILL_IDS: skill.map(lambda s: [s] if isinstance(s, str) and s else []).to_numpy(),
-        schema.TIMESTAMP: pd.to_datetime(attempts["given"].to_numpy(), unit="s", utc=True),
-        schema.CORRECT: attempts["correct"].to_numpy(dtype=np.int64),
-        schema.LATENCY_MS: attempts["latency_ms"].to_numpy(),
-        schema.HELP_REQUESTED: attempts["help"].to_numpy(),
-        schema.ACTION_SEQUENCE_ID: attempts["assignment_log_id"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            schema.USER_ID: attempts["student"].to_numpy(),
+            schema.ITEM_ID: attempts["problem_id"].to_numpy(),
+            schema.SKILL_IDS: skill.map(
+                lambda s: [s] if isinstance(s, str) and s else []
+            ).to_numpy(),
+            schema.TIMESTAMP: pd.to_datetime(attempts["given"].to_numpy(), unit="s", utc=True),
+            schema.CORRECT: attempts["correct"].to_numpy(dtype=np.int64),
+            schema.LATENCY_MS: attempts["latency_ms"].to_numpy(),
+            schema.HELP_REQUESTED: attempts["help"].to_numpy(),
+            schema.ACTION_SEQUENCE_ID: attempts["assignment_log_id"].to_numpy(),
+        }
+    )

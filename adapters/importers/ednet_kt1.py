@@ -63,21 +63,35 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
             f"{len(questions)} questions tables; pass e.g. KT1/ contents/questions.csv"
         )
     if options is not None and options.max_students is not None:
-        logs = logs[:options.max_students]  # one file per student: read only these
+        logs = logs[: options.max_students]  # one file per student: read only these
     report = ImportReport(FORMAT, sources=[str(p) for p in [*logs, *questions]])
     raw = read_logs(logs)
     report.rows_read = len(raw)
-    table = read_table(questions[0], FORMAT, QUESTION_REQUIRED, QUESTION_OPTIONAL,
-                       text_columns=TEXT, layout="the contents/questions.csv layout")
+    table = read_table(
+        questions[0],
+        FORMAT,
+        QUESTION_REQUIRED,
+        QUESTION_OPTIONAL,
+        text_columns=TEXT,
+        layout="the contents/questions.csv layout",
+    )
     if by_part and "part" not in table:
-        raise SkbanditError(f"{FORMAT}: {questions[0]} has no 'part' column (--skill part); "
-                            "pass the full contents/questions.csv or --skill tags")
-    report.notes.append("skills from the question's " + ("TOEIC part (--skill part)" if by_part
-                                                          else "tags (--skill tags)"))
+        raise SkbanditError(
+            f"{FORMAT}: {questions[0]} has no 'part' column (--skill part); "
+            "pass the full contents/questions.csv or --skill tags"
+        )
+    report.notes.append(
+        "skills from the question's "
+        + ("TOEIC part (--skill part)" if by_part else "tags (--skill tags)")
+    )
     table = table.drop_duplicates("question_id").set_index("question_id")
     where = str(logs[0]) if len(logs) == 1 else f"{len(logs)} student files"
-    raw = drop_rows(raw, ~raw["question_id"].isin(table.index), report,
-                    "answers dropped: question not in questions.csv")
+    raw = drop_rows(
+        raw,
+        ~raw["question_id"].isin(table.index),
+        report,
+        "answers dropped: question not in questions.csv",
+    )
     answer = raw["user_answer"].fillna("").str.strip().str.lower()
     raw = drop_rows(raw, (answer == "").to_numpy(), report, "rows dropped: no answer")
     return RawImport(_events(raw, table, where, report, by_part), report)
@@ -102,7 +116,7 @@ def read_logs(logs: list[Path]) -> pd.DataFrame:
         return _read_chunk(logs)
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [logs[i:i + CHUNK_FILES] for i in range(0, len(logs), CHUNK_FILES)]
+    chunks = [logs[i : i + CHUNK_FILES] for i in range(0, len(logs), CHUNK_FILES)]
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         return pd.concat(list(pool.map(_read_chunk, chunks)), ignore_index=True)
 
@@ -112,32 +126,39 @@ def _read_chunk(logs: list[Path]) -> pd.DataFrame:
 
 
 def _read_log(path: Path) -> pd.DataFrame:
-    frame = read_table(path, FORMAT, LOG_REQUIRED, LOG_OPTIONAL, text_columns=TEXT,
-                       layout="the KT1 layout")
+    frame = read_table(
+        path, FORMAT, LOG_REQUIRED, LOG_OPTIONAL, text_columns=TEXT, layout="the KT1 layout"
+    )
     if "user_id" not in frame:
         frame["user_id"] = path.stem
     return frame
 
 
-def _events(raw: pd.DataFrame, table: pd.DataFrame, where: str, report,
-            by_part: bool = False) -> pd.DataFrame:
+def _events(
+    raw: pd.DataFrame, table: pd.DataFrame, where: str, report, by_part: bool = False
+) -> pd.DataFrame:
     given = numbers(raw["timestamp"], FORMAT, where, "timestamp")
     user, bundle = clean_ids(raw["user_id"]), clean_ids(raw["solving_id"])
     start = pd.Series(given).groupby([user.to_numpy(), bundle.to_numpy()]).transform("min")
-    report.count("bundle questions moved to their bundle's first timestamp",
-                 (start.to_numpy() != given).sum())
+    report.count(
+        "bundle questions moved to their bundle's first timestamp",
+        (start.to_numpy() != given).sum(),
+    )
     key = raw["question_id"].to_numpy()
     answer = raw["user_answer"].str.strip().str.lower().to_numpy()
     right = table["correct_answer"].str.strip().str.lower().reindex(key).to_numpy()
-    events = pd.DataFrame({
-        schema.USER_ID: user.to_numpy(),
-        schema.ITEM_ID: key,
-        schema.SKILL_IDS: (_parts(table["part"]) if by_part
-                           else _tags(table["tags"])).reindex(key).to_numpy(),
-        schema.TIMESTAMP: pd.to_datetime(start.to_numpy(), unit="ms", utc=True),
-        schema.CORRECT: (answer == right).astype(np.int64),
-        schema.ACTION_SEQUENCE_ID: (user + "-" + bundle.fillna("")).to_numpy(),
-    })
+    events = pd.DataFrame(
+        {
+            schema.USER_ID: user.to_numpy(),
+            schema.ITEM_ID: key,
+            schema.SKILL_IDS: (_parts(table["part"]) if by_part else _tags(table["tags"]))
+            .reindex(key)
+            .to_numpy(),
+            schema.TIMESTAMP: pd.to_datetime(start.to_numpy(), unit="ms", utc=True),
+            schema.CORRECT: (answer == right).astype(np.int64),
+            schema.ACTION_SEQUENCE_ID: (user + "-" + bundle.fillna("")).to_numpy(),
+        }
+    )
     if "elapsed_time" in raw:
         events[schema.LATENCY_MS] = numbers(raw["elapsed_time"], FORMAT, where, "elapsed_time")
     return events

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from skbandit.exceptions import SkbanditError
 
-ALLOWED_PYFUNC_KEYS = {"loader_module", "data", "env", "python_version", "predict_fn",
-                       "streamable"}
+ALLOWED_PYFUNC_KEYS = {"loader_module", "data", "env", "python_version", "predict_fn", "streamable"}
 """The ``python_function`` flavor keys a version may set (a non-null ``code``,
 ``python_model``, ``cloudpickle_version`` or ``artifacts`` would point MLflow at stored code
 or pickles)."""
@@ -40,18 +39,22 @@ def verify_version(ref):
         flavors = (mlmodel or {}).get("flavors") or {}
         others = sorted(set(flavors) - {"python_function"})
         if others:
-            raise SkbanditError(f"{what}: MLmodel has flavors {others}; a skbandit version "
-                                "has only python_function")
+            raise SkbanditError(
+                f"{what}: MLmodel has flavors {others}; a skbandit version has only python_function"
+            )
         pyfunc = flavors.get("python_function") or {}
         if pyfunc.get("loader_module") != LOADER_MODULE:
-            raise SkbanditError(f"{what}: MLmodel names loader module "
-                                f"{pyfunc.get('loader_module')!r}, not {LOADER_MODULE!r}; "
-                                "mlflow would import it")
-        extra = sorted(k for k in set(pyfunc) - ALLOWED_PYFUNC_KEYS
-                       if pyfunc[k] is not None)
+            raise SkbanditError(
+                f"{what}: MLmodel names loader module "
+                f"{pyfunc.get('loader_module')!r}, not {LOADER_MODULE!r}; "
+                "mlflow would import it"
+            )
+        extra = sorted(k for k in set(pyfunc) - ALLOWED_PYFUNC_KEYS if pyfunc[k] is not None)
         if extra:
-            raise SkbanditError(f"{what}: MLmodel's python_function has {extra} (stored code "
-                                "or a pickled model mlflow would run)")
+            raise SkbanditError(
+                f"{what}: MLmodel's python_function has {extra} (stored code "
+                "or a pickled model mlflow would run)"
+            )
         if (folder / "code").exists():
             raise SkbanditError(f"{what}: a code/ folder is stored with it")
     return version

@@ -106,15 +106,20 @@ def load_pipeline_files(config_path, state_path, what: str = "the model"):
         try:
             attach_bands(pipeline, ProgressBands.from_dict(config[LEARNING_PROGRESS]))
         except SkbanditError as error:
-            raise SkbanditError(f"cannot load {what}: config.json's {LEARNING_PROGRESS} is "
-                                f"malformed ({error}); {RETRAIN_HINT}") from None
+            raise SkbanditError(
+                f"cannot load {what}: config.json's {LEARNING_PROGRESS} is "
+                f"malformed ({error}); {RETRAIN_HINT}"
+            ) from None
     if PROBABILITY_CALIBRATION in config:
         try:
-            attach_calibration(pipeline,
-                               ProbabilityCalibration.from_dict(config[PROBABILITY_CALIBRATION]))
+            attach_calibration(
+                pipeline, ProbabilityCalibration.from_dict(config[PROBABILITY_CALIBRATION])
+            )
         except SkbanditError as error:
-            raise SkbanditError(f"cannot load {what}: config.json's {PROBABILITY_CALIBRATION} "
-                                f"is malformed ({error}); {RETRAIN_HINT}") from None
+            raise SkbanditError(
+                f"cannot load {what}: config.json's {PROBABILITY_CALIBRATION} "
+                f"is malformed ({error}); {RETRAIN_HINT}"
+            ) from None
     return pipeline
 
 
@@ -124,12 +129,10 @@ def read_config(path: Path, what: str = "the model") -> dict:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise SkbanditError(
-            f"cannot load {what}: {path.name} is unreadable ({_first_line(error)}); "
-            f"{RETRAIN_HINT}"
+            f"cannot load {what}: {path.name} is unreadable ({_first_line(error)}); {RETRAIN_HINT}"
         ) from None
     if not isinstance(config, dict):
-        raise SkbanditError(f"cannot load {what}: {path.name} is not a JSON object; "
-                            f"{RETRAIN_HINT}")
+        raise SkbanditError(f"cannot load {what}: {path.name} is not a JSON object; {RETRAIN_HINT}")
     written = config.get("state_format", 1)
     if written != STATE_FORMAT:
         writer = config.get("skbandit_version")
@@ -152,9 +155,7 @@ def _check_agrees(pipeline, feature_set: str, what: str) -> None:
     names = list(pipeline[0].get_feature_names_out())
     estimator = pipeline[-1]
     stored = getattr(estimator, "feature_names_in_", None)
-    if len(names) != estimator.n_features_in_ or (
-        stored is not None and list(stored) != names
-    ):
+    if len(names) != estimator.n_features_in_ or (stored is not None and list(stored) != names):
         raise SkbanditError(
             f"cannot load {what}: config.json names feature set {feature_set!r} "
             f"({len(names)} features) but state.npz holds a {estimator.n_features_in_}-feature "

@@ -68,8 +68,12 @@ def optional_inputs(inputs):
 
     from adapters.model.requests import OPTIONAL_INPUTS
 
-    return Schema([ColSpec(spec.type, spec.name, required=spec.name not in OPTIONAL_INPUTS)
-                   for spec in inputs.inputs])
+    return Schema(
+        [
+            ColSpec(spec.type, spec.name, required=spec.name not in OPTIONAL_INPUTS)
+            for spec in inputs.inputs
+        ]
+    )
 
 
 def log_pipeline(pipeline, history):
@@ -118,8 +122,9 @@ def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str
         "run_id": run_id,
         "feature_set": feature_set_of(pipeline),
         TRAINED_UNTIL_TAG: history.trained_until.isoformat(),
-        **{short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items()
-           if key in metrics},
+        **{
+            short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items() if key in metrics
+        },
     }
 
 
@@ -184,8 +189,11 @@ def aliases_for_new_version(name: str, alias: str) -> tuple[str, ...]:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         current = {}
-    return (alias,) if CHAMPION_ALIAS in current or alias == CHAMPION_ALIAS else (
-        alias, CHAMPION_ALIAS)
+    return (
+        (alias,)
+        if CHAMPION_ALIAS in current or alias == CHAMPION_ALIAS
+        else (alias, CHAMPION_ALIAS)
+    )
 
 
 def alias_holder(name: str, alias: str) -> str | None:

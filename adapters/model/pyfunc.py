@@ -111,8 +111,9 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
             settings = resolve_objective(self.pipeline, settings)  # logs the target used
             topic = check_topic(params)
             scored = self._rank(frame, settings, seed)
-            decision_ids, decisions, candidates = self._decisions(frame, scored, settings, seed,
-                                                                  topic)
+            decision_ids, decisions, candidates = self._decisions(
+                frame, scored, settings, seed, topic
+            )
         except SkbanditError as error:
             raise MlflowException(str(error), error_code=BAD_REQUEST) from None
         except Exception:
@@ -143,12 +144,18 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         from adapters.decision_log import served_decisions
 
         values = {name: getattr(settings, name) for name in SETTING_NAMES}
-        values["alpha"] = float(self.pipeline[-1].alpha if settings.alpha is None
-                                else settings.alpha)
+        values["alpha"] = float(
+            self.pipeline[-1].alpha if settings.alpha is None else settings.alpha
+        )
         values = {k: v.value if hasattr(v, "value") else v for k, v in values.items()}
-        return served_decisions(frame, scored, settings={**values, "seed": seed},
-                                seeded=seed is not None, model_version=self.model_version,
-                                topic=topic)
+        return served_decisions(
+            frame,
+            scored,
+            settings={**values, "seed": seed},
+            seeded=seed is not None,
+            model_version=self.model_version,
+            topic=topic,
+        )
 
     def _generator(self) -> np.random.Generator:
         """This process's generator, seeded from OS entropy (a forked worker gets its own)."""
@@ -161,8 +168,9 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
             from adapters.decision_log import ENV_VAR, DecisionLog
 
             if os.environ.get(ENV_VAR, "").strip().lower() == LOGGING_OFF:
-                _logger.warning("decision logging is off (%s=off): served decisions are not "
-                                "recorded", ENV_VAR)
+                _logger.warning(
+                    "decision logging is off (%s=off): served decisions are not recorded", ENV_VAR
+                )
                 self.decision_log = False
             else:
                 self.decision_log = DecisionLog()

@@ -96,10 +96,15 @@ def check_params(params: dict) -> tuple[RankingSettings, int | None]:
     True
     """
     seed = params.get("seed", NO_SEED)
-    if (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-            or (seed < 0 and seed != NO_SEED)):
-        raise SkbanditError(f"param seed must be a non-negative integer (or {NO_SEED} for an "
-                            f"unseeded draw), got {seed!r}")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or (seed < 0 and seed != NO_SEED)
+    ):
+        raise SkbanditError(
+            f"param seed must be a non-negative integer (or {NO_SEED} for an "
+            f"unseeded draw), got {seed!r}"
+        )
     settings = RankingSettings.from_values(params, label="param {}", base=REST_SETTINGS)
     return settings, None if seed == NO_SEED else int(seed)
 
@@ -147,8 +152,12 @@ def check_request(frame) -> pd.DataFrame:
     if not np.isfinite(values).all():
         _no_nulls(np.isnan(values), None, "a finite number")
         _first_bad(np.isinf(values), "must be a finite number", values)
-    outside = ((values < _LOW) | (values > _HIGH) | (_OPEN_LOW & (values == _LOW))
-               | (_OPEN_HIGH & (values == _HIGH)))
+    outside = (
+        (values < _LOW)
+        | (values > _HIGH)
+        | (_OPEN_LOW & (values == _LOW))
+        | (_OPEN_HIGH & (values == _HIGH))
+    )
     _first_bad(outside, "must lie in {interval}", values)
     dtypes = frame.dtypes
     for j, column in enumerate(schema.MODEL_INPUT):
@@ -192,8 +201,7 @@ def _first_bad(bad: np.ndarray, problem: str, values: np.ndarray) -> None:
         return
     row, j = (int(k[0]) for k in np.nonzero(bad))
     column = schema.MODEL_INPUT[j]
-    interval = (f"{'(' if _OPEN_LOW[j] else '['}{_LOW[j]}, {_HIGH[j]}"
-                f"{')' if _OPEN_HIGH[j] else ']'}")
+    interval = f"{'(' if _OPEN_LOW[j] else '['}{_LOW[j]}, {_HIGH[j]}{')' if _OPEN_HIGH[j] else ']'}"
     problem = problem.format(interval=interval)
     raise SkbanditError(f"column {column!r} {problem}; row {row} has {values[row, j]}")
 
@@ -248,8 +256,10 @@ def check_request_json(payload, known_params=None) -> None:
 exploration, objective, seed, target, temperature, top_k, topic)
     """
     if not isinstance(payload, dict):
-        raise SkbanditError(f"request JSON must be an object with dataframe_split or "
-                            f"dataframe_records, got {type(payload).__name__}")
+        raise SkbanditError(
+            f"request JSON must be an object with dataframe_split or "
+            f"dataframe_records, got {type(payload).__name__}"
+        )
     _check_params_json(payload.get("params"), known_params)
     if "dataframe_split" in payload:
         columns = _split_columns(payload["dataframe_split"])
@@ -257,13 +267,15 @@ exploration, objective, seed, target, temperature, top_k, topic)
         columns = _records_columns(payload["dataframe_records"])
     else:
         keys = ", ".join(sorted(map(str, payload))) or "none"
-        raise SkbanditError(f"request JSON must have dataframe_split or dataframe_records "
-                            f"(keys given: {keys})")
+        raise SkbanditError(
+            f"request JSON must have dataframe_split or dataframe_records (keys given: {keys})"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise SkbanditError(
             f"request is missing columns {missing} (a request row has "
-            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_INPUTS)})")
+            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_INPUTS)})"
+        )
     for column, types in columns.items():
         if column in ID_COLUMNS:
             bad = types - {str, int, type(None)}
@@ -274,8 +286,10 @@ exploration, objective, seed, target, temperature, top_k, topic)
         else:
             continue
         if bad:
-            raise SkbanditError(f"column {column!r} must hold {expected}, got a JSON "
-                                f"{_json_kind(sorted(bad, key=str)[0])}")
+            raise SkbanditError(
+                f"column {column!r} must hold {expected}, got a JSON "
+                f"{_json_kind(sorted(bad, key=str)[0])}"
+            )
 
 
 def _check_params_json(params, known_params) -> None:
@@ -292,27 +306,33 @@ def _check_params_json(params, known_params) -> None:
             continue
         accepted = _NUMBER if wanted is float else (wanted,)
         if isinstance(value, bool) or not isinstance(value, accepted):
-            raise SkbanditError(f"param {name} must be {_TYPE_NAMES[wanted]}, got a JSON "
-                                f"{_json_kind(type(value))} ({json_text(value)})")
+            raise SkbanditError(
+                f"param {name} must be {_TYPE_NAMES[wanted]}, got a JSON "
+                f"{_json_kind(type(value))} ({json_text(value)})"
+            )
 
 
 def _split_columns(split) -> dict:
     """{column: set of value types} of a ``dataframe_split`` object."""
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
-        raise SkbanditError("dataframe_split must be an object with a columns list and a "
-                            "data list of rows")
+        raise SkbanditError(
+            "dataframe_split must be an object with a columns list and a data list of rows"
+        )
     columns, data = split["columns"], split.get("data")
     if not all(isinstance(c, str) for c in columns):
         raise SkbanditError("dataframe_split columns must be strings")
     if not isinstance(data, list) or not all(type(row) is list for row in data):
         raise SkbanditError("dataframe_split data must be a list of rows (lists)")
     if any(len(row) != len(columns) for row in data):
-        raise SkbanditError(f"every dataframe_split row must have {len(columns)} values "
-                            "(one per column)")
+        raise SkbanditError(
+            f"every dataframe_split row must have {len(columns)} values (one per column)"
+        )
     if not data:
         return {c: set() for c in columns}
-    return {c: set(map(type, values))
-            for c, values in zip(columns, zip(*data, strict=True), strict=True)}
+    return {
+        c: set(map(type, values))
+        for c, values in zip(columns, zip(*data, strict=True), strict=True)
+    }
 
 
 def _records_columns(records) -> dict:
@@ -327,8 +347,15 @@ def _records_columns(records) -> dict:
 
 
 def _json_kind(kind) -> str:
-    return {bool: "boolean", list: "list", dict: "object", str: "string", int: "integer",
-            float: "number", type(None): "null"}.get(kind, kind.__name__)
+    return {
+        bool: "boolean",
+        list: "list",
+        dict: "object",
+        str: "string",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(kind, kind.__name__)
 
 
 def json_text(value) -> str:

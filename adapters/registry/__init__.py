@@ -282,8 +282,7 @@ def list_versions(name: str) -> list[dict]:
     except MlflowException as error:
         raise_if_unreachable(error)
         raise SkbanditError(
-            f"no registered model {name!r} in {redact_uri(mlflow.get_registry_uri())}; "
-            f"{TRAIN_HINT}"
+            f"no registered model {name!r} in {redact_uri(mlflow.get_registry_uri())}; {TRAIN_HINT}"
         ) from None
     by_version: dict[str, list[str]] = {}
     for alias, number in aliases.items():
@@ -314,8 +313,11 @@ def _version_metrics(version: ModelVersion) -> dict[str, float]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    tagged = {key.removeprefix("metric."): float(value) for key, value in version.tags.items()
-              if key.startswith("metric.")}
+    tagged = {
+        key.removeprefix("metric."): float(value)
+        for key, value in version.tags.items()
+        if key.startswith("metric.")
+    }
     run_id = version.tags.get("run_id", version.run_id)
     if tagged or not run_id:
         return tagged
@@ -323,8 +325,11 @@ def _version_metrics(version: ModelVersion) -> dict[str, float]:
         metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
     except MlflowException:  # the run was deleted: the version still lists
         return {}
-    return {key.removeprefix("final_"): float(value) for key, value in metrics.items()
-            if key.startswith("final_") and not key.startswith("final_after_first_batch_")}
+    return {
+        key.removeprefix("final_"): float(value)
+        for key, value in metrics.items()
+        if key.startswith("final_") and not key.startswith("final_after_first_batch_")
+    }
 
 
 def _utc(milliseconds: int) -> str:

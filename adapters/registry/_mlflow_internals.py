@@ -80,9 +80,7 @@ def logged_model_location(model_id: str) -> str:
 
     Raises ``MlflowException`` when there is no such model.
     """
-    location = _fast_or_none(
-        "the logged model's location", fast_logged_model_location, model_id
-    )
+    location = _fast_or_none("the logged model's location", fast_logged_model_location, model_id)
     return location if location is not None else public_logged_model_location(model_id)
 
 

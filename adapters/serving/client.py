@@ -52,25 +52,32 @@ class ServedChampion:
         answer = self._answer(frame, params)
         served = set(answer["model_version"].astype(str))
         if served != {f"{self.name}/{self.version}"}:
-            raise SkbanditError(f"the server answered as {sorted(served)} but "
-                                f"{self.name}@{CHAMPION_ALIAS} is v{self.version}; restart it")
+            raise SkbanditError(
+                f"the server answered as {sorted(served)} but "
+                f"{self.name}@{CHAMPION_ALIAS} is v{self.version}; restart it"
+            )
         return answer
 
 
 @contextmanager
-def serving_champion(via: str, model_name: str, decision_log_url: str,
-                     server_log: Path) -> Iterator[ServedChampion]:
+def serving_champion(
+    via: str, model_name: str, decision_log_url: str, server_log: Path
+) -> Iterator[ServedChampion]:
     """Serve ``models:/MODEL_NAME@champion`` ``via`` one of :data:`VIAS` for a block."""
     from adapters import registry
 
     if via not in VIAS:
         raise SkbanditError(f"unknown --via {via!r} (expected one of {VIAS})")
-    pipeline, version = registry.load_pipeline(
-        registry.ModelRef(model_name, alias=CHAMPION_ALIAS))
+    pipeline, version = registry.load_pipeline(registry.ModelRef(model_name, alias=CHAMPION_ALIAS))
     number = str(version.version)
     if via == "in-process":
-        yield ServedChampion(model_name, number, pipeline, via,
-                             _in_process(pipeline, f"{model_name}/{number}", decision_log_url))
+        yield ServedChampion(
+            model_name,
+            number,
+            pipeline,
+            via,
+            _in_process(pipeline, f"{model_name}/{number}", decision_log_url),
+        )
         return
     with _rest(model_name, decision_log_url, server_log) as answer:
         yield ServedChampion(model_name, number, pipeline, via, answer)
@@ -101,25 +108,37 @@ def _rest(model_name: str, decision_log_url: str, server_log: Path):
     from adapters.decision_log import ENV_VAR
     from adapters.serving.local_server import ServerError, skbandit_server
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-           ENV_VAR: decision_log_url, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        ENV_VAR: decision_log_url,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     uri = f"models:/{model_name}@{CHAMPION_ALIAS}"
     try:
         with skbandit_server(uri, env, server_log) as (url, _):
             yield lambda frame, params: _post(url, frame, params)
     except ServerError as error:
         last = (str(error).strip().splitlines() or ["?"])[-1]
-        raise SkbanditError(f"skbandit serve --model {uri} did not start ({last[:200]}); "
-                            f"its log is {server_log}") from None
+        raise SkbanditError(
+            f"skbandit serve --model {uri} did not start ({last[:200]}); its log is {server_log}"
+        ) from None
 
 
 def _post(url: str, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
     """POST one ``dataframe_split`` request to ``url/invocations``; the predictions."""
-    body = {"dataframe_split": {"columns": list(frame.columns),
-                                "data": frame.astype(object).to_numpy().tolist()},
-            "params": params}
-    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    body = {
+        "dataframe_split": {
+            "columns": list(frame.columns),
+            "data": frame.astype(object).to_numpy().tolist(),
+        },
+        "params": params,
+    }
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             payload = json.loads(response.read())
@@ -131,11 +150,14 @@ def _post(url: str, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
             pass
         raise SkbanditError(f"the server at {url} answered {error.code}: {message[:300]}") from None
     except (urllib.error.URLError, OSError) as error:
-        raise SkbanditError(f"no answer from the server at {url} ({error}); check its log") \
-            from None
+        raise SkbanditError(
+            f"no answer from the server at {url} ({error}); check its log"
+        ) from None
     answer = pd.DataFrame(payload["predictions"])
     if len(answer) != len(frame):
-        raise SkbanditError(f"the server at {url} answered {len(answer)} rows for a request of "
-                            f"{len(frame)}; check its log")
+        raise SkbanditError(
+            f"the server at {url} answered {len(answer)} rows for a request of "
+            f"{len(frame)}; check its log"
+        )
     answer.index = frame.index
     return answer.astype({"rank": np.int64})

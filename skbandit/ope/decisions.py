@@ -52,8 +52,9 @@ CHUNK_ROWS = 2**19
 """Candidate rows per chunk (about 60 MiB of float columns)."""
 
 
-def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUNK_ROWS
-                     ) -> Iterator[pd.DataFrame]:
+def logged_decisions(
+    events, items, *, contexts=None, rows=None, chunk_rows=CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
     """Yield the candidate frames of the logged decisions, chunk by chunk.
 
     Parameters
@@ -82,15 +83,19 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
     if contexts is None:
         contexts = historical_contexts(events, items)
     if len(contexts) != len(events):
-        raise SkbanditError(f"contexts has {len(contexts)} rows but events has {len(events)}; "
-                            "pass historical_contexts(events, items)")
+        raise SkbanditError(
+            f"contexts has {len(contexts)} rows but events has {len(events)}; "
+            "pass historical_contexts(events, items)"
+        )
     topic = table.topic_codes(events[schema.TOPIC].to_numpy()[selected])
     counts = table.sizes[topic]
     if (counts == 0).any():
         bad = events[schema.TOPIC].to_numpy()[selected][counts == 0][0]
-        raise SkbanditError(f"{int((counts == 0).sum())} logged decisions are about topics "
-                            f"without eligible items, e.g. {bad!r}; add the topic's items to "
-                            "the items table (drift-flagged items are never candidates)")
+        raise SkbanditError(
+            f"{int((counts == 0).sum())} logged decisions are about topics "
+            f"without eligible items, e.g. {bad!r}; add the topic's items to "
+            "the items table (drift-flagged items are never candidates)"
+        )
     stats = _ItemStats(events, table)
     student = {name: contexts[name].to_numpy(np.float64) for name in schema.STUDENT_CONTEXT}
     users = events[schema.USER_ID].to_numpy()
@@ -101,8 +106,13 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
         r, c = np.nonzero(padded >= 0)
         item, event = padded[r, c], selected[lo:hi][r]
         attempts, correct = stats.before(item, event)
-        frame = {schema.DECISION_ID: lo + r, EVENT_ROW: event, schema.USER_ID: users[event],
-                 schema.ITEM_ID: table.item_ids[item], schema.TOPIC: table.topics[item]}
+        frame = {
+            schema.DECISION_ID: lo + r,
+            EVENT_ROW: event,
+            schema.USER_ID: users[event],
+            schema.ITEM_ID: table.item_ids[item],
+            schema.TOPIC: table.topics[item],
+        }
         frame.update({name: values[event] for name, values in student.items()})
         frame[schema.DIFFICULTY] = table.difficulty[item]
         frame[schema.DISCRIMINATION] = table.discrimination[item]
@@ -116,8 +126,13 @@ def logged_decisions(events, items, *, contexts=None, rows=None, chunk_rows=CHUN
 # --- the target's probabilities of logged actions, from candidate tables ------------
 
 
-def logged_action_probability(candidate_decision_ids, candidate_item_ids, candidate_probs,
-                              logged_decision_ids, logged_item_ids):
+def logged_action_probability(
+    candidate_decision_ids,
+    candidate_item_ids,
+    candidate_probs,
+    logged_decision_ids,
+    logged_item_ids,
+):
     """The target policy's probability of each logged action, from per-decision tables.
 
     Parameters
@@ -146,8 +161,9 @@ def logged_action_probability(candidate_decision_ids, candidate_item_ids, candid
     return merged["prob"].fillna(0.0).to_numpy(dtype=np.float64)
 
 
-def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_rewards,
-                           logged_decision_ids):
+def policy_expected_reward(
+    candidate_decision_ids, candidate_probs, candidate_rewards, logged_decision_ids
+):
     """``sum_a pi(a | x) q(x, a)`` for each logged decision (the DR model term).
 
     Parameters
@@ -168,8 +184,9 @@ def policy_expected_reward(candidate_decision_ids, candidate_probs, candidate_re
     >>> policy_expected_reward([1, 1, 2], [0.5, 0.5, 1.0], [0.2, 0.6, 0.9], [2, 1]).tolist()
     [0.9, 0.4]
     """
-    table = _candidate_table(candidate_decision_ids, np.arange(len(candidate_probs)),
-                             candidate_probs)
+    table = _candidate_table(
+        candidate_decision_ids, np.arange(len(candidate_probs)), candidate_probs
+    )
     table["value"] = table["prob"] * finite_vector(
         "candidate_rewards", candidate_rewards, len(table), rows="the candidate table has {n} rows"
     )
@@ -189,18 +206,26 @@ class _TopicTable:
         items = items.reset_index(drop=True)
         if items[schema.ITEM_ID].duplicated().any():
             dup = items.loc[items[schema.ITEM_ID].duplicated(), schema.ITEM_ID].iloc[0]
-            raise SkbanditError(f"items has duplicate item_id {dup!r} (expected one row per "
-                                "item); drop the duplicates first")
+            raise SkbanditError(
+                f"items has duplicate item_id {dup!r} (expected one row per "
+                "item); drop the duplicates first"
+            )
         self.index = pd.Index(items[schema.ITEM_ID])
         self.item_ids = items[schema.ITEM_ID].to_numpy()
         self.topics = items[schema.TOPIC].to_numpy()
         self.difficulty = items[schema.DIFFICULTY].to_numpy(np.float64)
-        disc = (items[schema.DISCRIMINATION].to_numpy(np.float64, na_value=np.nan)
-                if schema.DISCRIMINATION in items.columns else np.full(len(items), np.nan))
+        disc = (
+            items[schema.DISCRIMINATION].to_numpy(np.float64, na_value=np.nan)
+            if schema.DISCRIMINATION in items.columns
+            else np.full(len(items), np.nan)
+        )
         self.discrimination = np.where(np.isnan(disc), DEFAULT_DISCRIMINATION, disc)
         self.guessing = guessing_of(items)
-        drift = (items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
-                 if schema.DRIFT_FLAG in items.columns else np.zeros(len(items), dtype=bool))
+        drift = (
+            items[schema.DRIFT_FLAG].fillna(False).to_numpy(dtype=bool)
+            if schema.DRIFT_FLAG in items.columns
+            else np.zeros(len(items), dtype=bool)
+        )
         codes, self.topic_names = pd.factorize(items[schema.TOPIC])
         eligible = np.flatnonzero(~drift)
         self.sizes = np.bincount(codes[eligible], minlength=len(self.topic_names))
@@ -224,11 +249,14 @@ class _ItemStats:
 
     def __init__(self, events, table):
         ts = pd.DatetimeIndex(pd.to_datetime(events[schema.TIMESTAMP], utc=True)).asi8
-        latency = (events[schema.LATENCY_MS].to_numpy(np.float64, na_value=np.nan)
-                   if schema.LATENCY_MS in events.columns else np.zeros(len(events)))
+        latency = (
+            events[schema.LATENCY_MS].to_numpy(np.float64, na_value=np.nan)
+            if schema.LATENCY_MS in events.columns
+            else np.zeros(len(events))
+        )
         done = ts + np.round(np.nan_to_num(latency, nan=0.0) * 1e6).astype(np.int64)
         rank = np.unique(np.concatenate([done, ts]), return_inverse=True)[1].astype(np.int64)
-        done_clock, self.clock = rank[: len(ts)], rank[len(ts):]
+        done_clock, self.clock = rank[: len(ts)], rank[len(ts) :]
         self.width = int(rank.max(initial=0)) + 2
         item = table.index.get_indexer(events[schema.ITEM_ID])
         known = item >= 0
@@ -271,22 +299,27 @@ def _chunk_bounds(counts, chunk_rows):
 def _candidate_table(decision_ids, item_ids, probs):
     """Validated long table ``decision, item, prob`` of a policy's choice distribution."""
     probs = finite_vector("candidate_probs", probs)
-    table = pd.DataFrame({
-        "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
-        "item": _column("candidate_item_ids", item_ids, len(probs)),
-        "prob": probs,
-    })
+    table = pd.DataFrame(
+        {
+            "decision": _column("candidate_decision_ids", decision_ids, len(probs)),
+            "item": _column("candidate_item_ids", item_ids, len(probs)),
+            "prob": probs,
+        }
+    )
     outside = (probs < 0.0) | (probs > 1.0)
     if outside.any():
         first = np.flatnonzero(outside)[0]
         raise SkbanditError(
             f"candidate_probs must lie in [0, 1] (a probability of choosing the candidate); "
-            f"{outside.sum()} values are outside, first {probs[first]!r} at row {first}")
+            f"{outside.sum()} values are outside, first {probs[first]!r} at row {first}"
+        )
     duplicated = table.duplicated(["decision", "item"])
     if duplicated.any():
         row = table[duplicated].iloc[0]
-        raise SkbanditError(f"candidate item {row['item']!r} appears twice in decision "
-                            f"{row['decision']!r}; give each (decision, item) pair once")
+        raise SkbanditError(
+            f"candidate item {row['item']!r} appears twice in decision "
+            f"{row['decision']!r}; give each (decision, item) pair once"
+        )
     sums = table.groupby("decision", sort=False)["prob"].sum()
     if (sums > 1.0 + 1e-9).any():
         raise SkbanditError(
@@ -301,8 +334,7 @@ def _logged_table(decision_ids, item_ids, table):
     decisions = np.atleast_1d(np.asarray(decision_ids))
     n = len(decisions)
     if n == 0:
-        raise SkbanditError("logged_decision_ids is empty; off-policy evaluation needs "
-                            "logged rows")
+        raise SkbanditError("logged_decision_ids is empty; off-policy evaluation needs logged rows")
     logged = pd.DataFrame({"decision": _column("logged_decision_ids", decisions, n)})
     if item_ids is not None:
         logged["item"] = _column("logged_item_ids", item_ids, n)
@@ -320,11 +352,11 @@ def _column(name, values, n):
     """A one-dimensional id column of length ``n`` without missing values."""
     array = np.asarray(values)
     if array.ndim != 1 or len(array) != n:
-        raise SkbanditError(f"{name} has shape {array.shape}, expected ({n},) "
-                            "(one entry per row of the table it belongs to)")
+        raise SkbanditError(
+            f"{name} has shape {array.shape}, expected ({n},) "
+            "(one entry per row of the table it belongs to)"
+        )
     column = pd.Series(array)
     if column.isna().any():
         raise SkbanditError(f"{name} has {column.isna().sum()} missing ids; drop those rows")
     return column
-
-

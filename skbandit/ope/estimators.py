@@ -130,12 +130,20 @@ def replay(rewards, match, *, n_bootstrap=1000, confidence=0.95, rng=None, clust
         )
     indicator = match.astype(np.float64)
     return _estimate(
-        "replay", indicator * rewards, indicator, indicator, n_bootstrap, confidence, rng,
-        clusters)
+        "replay", indicator * rewards, indicator, indicator, n_bootstrap, confidence, rng, clusters
+    )
 
 
-def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, confidence=0.95,
-        rng=None, clusters=None):
+def ips(
+    rewards,
+    logged_propensity,
+    target_propensity,
+    *,
+    n_bootstrap=1000,
+    confidence=0.95,
+    rng=None,
+    clusters=None,
+):
     """Inverse propensity scoring (Horvitz–Thompson) estimate of the target's value.
 
     Parameters
@@ -166,12 +174,21 @@ def ips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000, conf
     0.75
     """
     rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
-    return _estimate("ips", weights * rewards, None, weights, n_bootstrap, confidence, rng,
-                     clusters)
+    return _estimate(
+        "ips", weights * rewards, None, weights, n_bootstrap, confidence, rng, clusters
+    )
 
 
-def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
-          confidence=0.95, rng=None, clusters=None):
+def snips(
+    rewards,
+    logged_propensity,
+    target_propensity,
+    *,
+    n_bootstrap=1000,
+    confidence=0.95,
+    rng=None,
+    clusters=None,
+):
     """Self-normalised IPS estimate (Swaminathan & Joachims 2015).
 
     Parameters
@@ -202,13 +219,23 @@ def snips(rewards, logged_propensity, target_propensity, *, n_bootstrap=1000,
             "snips is undefined: the target policy gives probability 0 to every logged "
             "action (no overlap with the logging policy); check target_propensity"
         )
-    return _estimate("snips", weights * rewards, weights, weights, n_bootstrap, confidence,
-                     rng, clusters)
+    return _estimate(
+        "snips", weights * rewards, weights, weights, n_bootstrap, confidence, rng, clusters
+    )
 
 
-def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_logged,
-                  reward_model_target, *, n_bootstrap=1000, confidence=0.95, rng=None,
-                  clusters=None):
+def doubly_robust(
+    rewards,
+    logged_propensity,
+    target_propensity,
+    reward_model_logged,
+    reward_model_target,
+    *,
+    n_bootstrap=1000,
+    confidence=0.95,
+    rng=None,
+    clusters=None,
+):
     """Doubly robust estimate (Dudík et al. 2011): model prediction plus IPS correction.
 
     Parameters
@@ -246,9 +273,18 @@ def doubly_robust(rewards, logged_propensity, target_propensity, reward_model_lo
     return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng, clusters)
 
 
-def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_logged=None,
-                 reward_model_target=None, match=None, n_bootstrap=1000, confidence=0.95,
-                 rng=None):
+def estimate_all(
+    rewards,
+    logged_propensity,
+    target_propensity,
+    *,
+    reward_model_logged=None,
+    reward_model_target=None,
+    match=None,
+    n_bootstrap=1000,
+    confidence=0.95,
+    rng=None,
+):
     """IPS, SNIPS, and when their inputs are given doubly robust and replay estimates.
 
     Parameters
@@ -279,14 +315,18 @@ def estimate_all(rewards, logged_propensity, target_propensity, *, reward_model_
     estimates = [] if match is None else [replay(rewards, match, **boot)]
     estimates += [ips(*logged, **boot), snips(*logged, **boot)]
     if reward_model_logged is not None:
-        estimates.append(
-            doubly_robust(*logged, reward_model_logged, reward_model_target, **boot)
-        )
+        estimates.append(doubly_robust(*logged, reward_model_logged, reward_model_target, **boot))
     return estimates
 
 
-def estimator_terms(estimator, rewards, logged_propensity, target_propensity,
-                    reward_model_logged=None, reward_model_target=None):
+def estimator_terms(
+    estimator,
+    rewards,
+    logged_propensity,
+    target_propensity,
+    reward_model_logged=None,
+    reward_model_target=None,
+):
     """Per-decision ``(numerator, denominator or None, weights)`` of one estimator.
 
     The estimate is ``mean(numerator) / mean(denominator)`` (denominator None: 1), as in
@@ -306,13 +346,16 @@ def estimator_terms(estimator, rewards, logged_propensity, target_propensity,
         return weights * rewards, weights, weights
     if estimator == "dr":
         if reward_model_logged is None or reward_model_target is None:
-            raise SkbanditError("doubly robust needs a reward model at the logged action and "
-                                "under the target; pass both or choose ips/snips")
+            raise SkbanditError(
+                "doubly robust needs a reward model at the logged action and "
+                "under the target; pass both or choose ips/snips"
+            )
         q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
         q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
         return q_target + weights * (rewards - q_logged), None, weights
-    raise SkbanditError(f"unknown estimator {estimator!r} for paired terms (expected ips, "
-                        "snips or dr)")
+    raise SkbanditError(
+        f"unknown estimator {estimator!r} for paired terms (expected ips, snips or dr)"
+    )
 
 
 def estimates_frame(estimates):
@@ -322,18 +365,20 @@ def estimates_frame(estimates):
 
 # --- internals -------------------------------------------------------------------------
 
-def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rng,
-              clusters=None):
+
+def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rng, clusters=None):
     """Point estimate ``mean(num) / mean(den)``, bootstrap interval and diagnostics."""
     n = len(numerator)
     den = 1.0 if denominator is None else denominator.mean()
     value = float(numerator.mean() / den)
     if clusters is None:
         ci_low, ci_high, n_dropped = _bootstrap_interval(
-            numerator, denominator, n_bootstrap, confidence, rng)
+            numerator, denominator, n_bootstrap, confidence, rng
+        )
     else:
         ci_low, ci_high, n_dropped = _cluster_bootstrap_interval(
-            numerator, denominator, clusters, n_bootstrap, confidence, rng)
+            numerator, denominator, clusters, n_bootstrap, confidence, rng
+        )
     total, total_sq = weights.sum(), np.square(weights).sum()
     ess = float(total**2 / total_sq) if total_sq > 0 else 0.0
     max_weight = float(weights.max())
@@ -346,8 +391,9 @@ def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rn
     if max_weight > MAX_WEIGHT_WARN:
         problems.append(f"max importance weight {max_weight:.3g} exceeds {MAX_WEIGHT_WARN:g}")
     if n_dropped:
-        problems.append(f"{n_dropped} of {n_bootstrap} bootstrap resamples had no overlap "
-                        "and were dropped")
+        problems.append(
+            f"{n_dropped} of {n_bootstrap} bootstrap resamples had no overlap and were dropped"
+        )
     warning = "; ".join(problems) + "; treat the estimate with caution" if problems else None
     return PolicyValueEstimate(name, value, ci_low, ci_high, n, ess, max_weight, warning)
 
@@ -380,8 +426,11 @@ def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
 
 
 def _check_bootstrap(n_bootstrap, confidence) -> None:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) \
-            or n_bootstrap < 0:
+    if (
+        isinstance(n_bootstrap, bool)
+        or not isinstance(n_bootstrap, int | np.integer)
+        or n_bootstrap < 0
+    ):
         raise SkbanditError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
     if not 0.0 < confidence < 1.0:
         raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
@@ -395,8 +444,9 @@ def _cluster_bootstrap_interval(numerator, denominator, clusters, n_bootstrap, c
         return np.nan, np.nan, 0
     clusters = np.asarray(clusters)
     if clusters.shape != numerator.shape:
-        raise SkbanditError(f"clusters must give one label per row ({len(numerator)}); got "
-                            f"shape {clusters.shape}")
+        raise SkbanditError(
+            f"clusters must give one label per row ({len(numerator)}); got shape {clusters.shape}"
+        )
     codes = pd.factorize(clusters, sort=True)[0]
     den = np.ones(len(numerator)) if denominator is None else denominator
     sums = np.column_stack([np.bincount(codes, numerator), np.bincount(codes, den)])
@@ -440,10 +490,18 @@ def _weighted(rewards, logged_propensity, target_propensity):
     rewards = finite_vector("rewards", rewards)
     mu = finite_vector("logged_propensity", logged_propensity, len(rewards))
     pi = finite_vector("target_propensity", target_propensity, len(rewards))
-    _in_range("logged_propensity", mu, low_open=True,
-              advice="it is the logging policy's probability of the logged action")
-    _in_range("target_propensity", pi, low_open=False,
-              advice="it is the target policy's probability of the logged action")
+    _in_range(
+        "logged_propensity",
+        mu,
+        low_open=True,
+        advice="it is the logging policy's probability of the logged action",
+    )
+    _in_range(
+        "target_propensity",
+        pi,
+        low_open=False,
+        advice="it is the target policy's probability of the logged action",
+    )
     return rewards, pi / mu
 
 
@@ -461,12 +519,15 @@ def finite_vector(name, values, n=None, *, rows="rewards has {n} entries"):
     if n is None and len(array) == 0:
         raise SkbanditError(f"{name} is empty; off-policy evaluation needs logged rows")
     if n is not None and len(array) != n:
-        raise SkbanditError(f"{name} has {len(array)} entries but {rows.format(n=n)}; "
-                            "pass one entry per row")
+        raise SkbanditError(
+            f"{name} has {len(array)} entries but {rows.format(n=n)}; pass one entry per row"
+        )
     bad = np.flatnonzero(~np.isfinite(array))
     if len(bad):
-        raise SkbanditError(f"{name} has {len(bad)} missing or infinite values (first at "
-                            f"row {bad[0]}); drop or fill those rows first")
+        raise SkbanditError(
+            f"{name} has {len(bad)} missing or infinite values (first at "
+            f"row {bad[0]}); drop or fill those rows first"
+        )
     return array
 
 
@@ -474,8 +535,10 @@ def _boolean(name, values, n):
     """A boolean vector of length ``n`` from bools or 0/1 numbers."""
     array = finite_vector(name, values, n)
     if not np.isin(array, (0.0, 1.0)).all():
-        raise SkbanditError(f"{name} must be boolean (or 0/1); got values such as "
-                            f"{array[~np.isin(array, (0.0, 1.0))][0]!r}")
+        raise SkbanditError(
+            f"{name} must be boolean (or 0/1); got values such as "
+            f"{array[~np.isin(array, (0.0, 1.0))][0]!r}"
+        )
     return array.astype(bool)
 
 

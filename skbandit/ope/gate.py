@@ -39,6 +39,7 @@ REWARDS = ("correct", "progress")
 """What the gate's estimates are of: success of the served item, or the delayed learning
 reward of the decision."""
 
+
 @dataclass(frozen=True, slots=True)
 class PairedDifference:
     """``V(candidate) - V(champion)`` on the same logged decisions, with its interval.
@@ -70,8 +71,9 @@ class PairedDifference:
     confidence: float
 
 
-def paired_difference(candidate, baseline, students, *, estimator="dr", n_bootstrap=1000,
-                      confidence=0.95, rng=None) -> PairedDifference:
+def paired_difference(
+    candidate, baseline, students, *, estimator="dr", n_bootstrap=1000, confidence=0.95, rng=None
+) -> PairedDifference:
     """Paired difference of two policies' estimates with a student cluster bootstrap.
 
     Parameters
@@ -101,8 +103,7 @@ def paired_difference(candidate, baseline, students, *, estimator="dr", n_bootst
     (0.5, 3, 4.0)
     """
     codes, uniques = pd.factorize(pd.Series(np.asarray(students, dtype=object)), sort=True)
-    columns = [_column(part, len(codes)) for terms in (candidate, baseline)
-               for part in terms[:2]]
+    columns = [_column(part, len(codes)) for terms in (candidate, baseline) for part in terms[:2]]
     if (codes < 0).any():
         raise SkbanditError("students has missing values; every decision needs its student")
     sums = np.zeros((len(uniques), 4))
@@ -112,9 +113,18 @@ def paired_difference(candidate, baseline, students, *, estimator="dr", n_bootst
     cand_value, base_value = total[0] / total[1], total[2] / total[3]
     low, high = _cluster_interval(sums, n_bootstrap, confidence, rng)
     ess = min(_kish(candidate[2]), _kish(baseline[2]))
-    return PairedDifference(estimator, float(cand_value - base_value), low, high,
-                            float(cand_value), float(base_value), len(codes), len(uniques),
-                            ess, confidence)
+    return PairedDifference(
+        estimator,
+        float(cand_value - base_value),
+        low,
+        high,
+        float(cand_value),
+        float(base_value),
+        len(codes),
+        len(uniques),
+        ess,
+        confidence,
+    )
 
 
 def promotion_gate(difference: PairedDifference, min_ess=DEFAULT_MIN_ESS) -> tuple[bool, str]:
@@ -135,12 +145,14 @@ def promotion_gate(difference: PairedDifference, min_ess=DEFAULT_MIN_ESS) -> tup
         return False, (
             f"the effective sample size {difference.effective_sample_size:.0f} is below "
             f"--min-ess {min_ess:g}, so the interval cannot be trusted (log more decisions "
-            "or evaluate a policy closer to the served one)")
+            "or evaluate a policy closer to the served one)"
+        )
     where = "above" if difference.ci_low > 0 else "not above"
     return difference.ci_low > 0, (
         f"the paired difference {difference.value:.4f} has its "
         f"{difference.confidence:.0%} interval [{difference.ci_low:.4f}, "
-        f"{difference.ci_high:.4f}] {where} 0")
+        f"{difference.ci_high:.4f}] {where} 0"
+    )
 
 
 def with_rewards(inputs, rewards):
@@ -165,19 +177,25 @@ def with_rewards(inputs, rewards):
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     if rewards.shape != inputs.rewards.shape:
-        raise SkbanditError(f"expected one reward per logged decision ({inputs.rewards.size}); "
-                            f"got shape {rewards.shape}")
+        raise SkbanditError(
+            f"expected one reward per logged decision ({inputs.rewards.size}); "
+            f"got shape {rewards.shape}"
+        )
     keep = np.isfinite(rewards)
     if not keep.any():
-        raise SkbanditError(f"none of the {rewards.size} logged decisions has a reward (the "
-                            "delayed reward needs five later attempts on the decision's "
-                            "topic); evaluate on a longer stretch of events or use "
-                            "--reward correct")
+        raise SkbanditError(
+            f"none of the {rewards.size} logged decisions has a reward (the "
+            "delayed reward needs five later attempts on the decision's "
+            "topic); evaluate on a longer stretch of events or use "
+            "--reward correct"
+        )
     kept = rewards[keep]
     baseline = np.full(kept.size, kept.mean())
     modelled = inputs.reward_model_logged is not None
     return replace(
-        inputs, rewards=kept, logged_propensity=inputs.logged_propensity[keep],
+        inputs,
+        rewards=kept,
+        logged_propensity=inputs.logged_propensity[keep],
         target_propensity=inputs.target_propensity[keep],
         reward_model_logged=baseline if modelled else None,
         reward_model_target=baseline if modelled else None,
@@ -192,8 +210,10 @@ def _column(values, n):
         return np.ones(n)
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (n,) or not np.isfinite(values).all():
-        raise SkbanditError(f"paired terms must be {n} finite numbers (one per decision, like "
-                            f"students); got shape {values.shape}")
+        raise SkbanditError(
+            f"paired terms must be {n} finite numbers (one per decision, like "
+            f"students); got shape {values.shape}"
+        )
     return values
 
 

@@ -69,17 +69,20 @@ class JoinReport:
 
     def summary(self) -> str:
         """One line for a terminal or a log."""
-        return (f"{self.matched:,} of {self.events:,} outcomes joined to {self.decisions:,} "
-                f"decisions ({self.matched_by_id:,} by decision_id, {self.matched_by_window:,} "
-                f"within the window); {self.duplicated:,} duplicated, {self.unmatched:,} "
-                f"unmatched, {self.unknown_decision:,} naming an unknown decision, "
-                f"{self.other_model:,} of another model, {self.mismatched:,} mismatched, "
-                f"{self.out_of_order:,} before their decision; {self.unanswered:,} decisions "
-                "without an outcome")
+        return (
+            f"{self.matched:,} of {self.events:,} outcomes joined to {self.decisions:,} "
+            f"decisions ({self.matched_by_id:,} by decision_id, {self.matched_by_window:,} "
+            f"within the window); {self.duplicated:,} duplicated, {self.unmatched:,} "
+            f"unmatched, {self.unknown_decision:,} naming an unknown decision, "
+            f"{self.other_model:,} of another model, {self.mismatched:,} mismatched, "
+            f"{self.out_of_order:,} before their decision; {self.unanswered:,} decisions "
+            "without an outcome"
+        )
 
 
-def join_outcomes(decisions: pd.DataFrame, events: pd.DataFrame, *, model_name=None,
-                  window=DEFAULT_WINDOW) -> tuple[pd.DataFrame, JoinReport]:
+def join_outcomes(
+    decisions: pd.DataFrame, events: pd.DataFrame, *, model_name=None, window=DEFAULT_WINDOW
+) -> tuple[pd.DataFrame, JoinReport]:
     """Each answered decision with its outcome.
 
     Parameters
@@ -127,8 +130,11 @@ def join_outcomes(decisions: pd.DataFrame, events: pd.DataFrame, *, model_name=N
     candidates = candidates.sort_values([OUTCOME_AT, "_event"], kind="stable")
     first = ~candidates.duplicated(schema.DECISION_ID, keep="first")
     kept = candidates[first]
-    joined = decisions.merge(kept[[schema.DECISION_ID, schema.CORRECT, OUTCOME_AT, "_by_id"]],
-                             on=schema.DECISION_ID, how="inner")
+    joined = decisions.merge(
+        kept[[schema.DECISION_ID, schema.CORRECT, OUTCOME_AT, "_by_id"]],
+        on=schema.DECISION_ID,
+        how="inner",
+    )
     report = JoinReport(
         events=len(events),
         matched_by_id=int(kept["_by_id"].astype(bool).sum()),
@@ -152,7 +158,8 @@ def _of_model(decisions, model_name):
         found = ", ".join(sorted(map(str, decisions[MODEL_NAME].unique()))[:5])
         raise SkbanditError(
             f"the decision log holds no decision of model {model_name!r} (it has decisions of "
-            f"{found}); pass the model that served them or another log")
+            f"{found}); pass the model that served them or another log"
+        )
     other = set(decisions.loc[~mine, schema.DECISION_ID])
     return decisions[mine], int((~mine).sum()), other
 
@@ -167,18 +174,27 @@ def _named(events) -> np.ndarray:
 def _match_by_id(events, decisions, other_ids):
     if schema.DECISION_ID not in events.columns:
         events = events.assign(**{schema.DECISION_ID: pd.Series([], dtype=object)})
-    merged = events.merge(decisions[[schema.DECISION_ID, LOGGED_AT, schema.USER_ID,
-                                     SERVED_ITEM]].rename(columns={schema.USER_ID: "_user"}),
-                          on=schema.DECISION_ID, how="left")
+    merged = events.merge(
+        decisions[[schema.DECISION_ID, LOGGED_AT, schema.USER_ID, SERVED_ITEM]].rename(
+            columns={schema.USER_ID: "_user"}
+        ),
+        on=schema.DECISION_ID,
+        how="left",
+    )
     known = merged[LOGGED_AT].notna()
     other = ~known & merged[schema.DECISION_ID].isin(other_ids)
-    same = (merged["_user"] == merged[schema.USER_ID]) & \
-        (merged[SERVED_ITEM] == merged[schema.ITEM_ID])
+    same = (merged["_user"] == merged[schema.USER_ID]) & (
+        merged[SERVED_ITEM] == merged[schema.ITEM_ID]
+    )
     mismatched = known & ~same
     early = known & same & (merged[schema.TIMESTAMP] < merged[LOGGED_AT])
     good = known & same & ~early
-    counts = {"unknown_decision": int((~known & ~other).sum()), "other_model": int(other.sum()),
-              "mismatched": int(mismatched.sum()), "out_of_order": int(early.sum())}
+    counts = {
+        "unknown_decision": int((~known & ~other).sum()),
+        "other_model": int(other.sum()),
+        "mismatched": int(mismatched.sum()),
+        "out_of_order": int(early.sum()),
+    }
     return _outcomes(merged[good], by_id=True), counts
 
 
@@ -186,19 +202,32 @@ def _match_by_window(events, decisions, window):
     if events.empty or decisions.empty:
         return _outcomes(events.iloc[:0].assign(**{schema.DECISION_ID: []}), False), len(events)
     left = events.drop(columns=[schema.DECISION_ID], errors="ignore").sort_values(
-        schema.TIMESTAMP, kind="stable")
-    right = decisions[[schema.DECISION_ID, LOGGED_AT, schema.USER_ID, SERVED_ITEM]].rename(
-        columns={SERVED_ITEM: schema.ITEM_ID}).sort_values(LOGGED_AT, kind="stable")
-    merged = pd.merge_asof(left, right, left_on=schema.TIMESTAMP, right_on=LOGGED_AT,
-                           by=[schema.USER_ID, schema.ITEM_ID], direction="backward",
-                           tolerance=window)
+        schema.TIMESTAMP, kind="stable"
+    )
+    right = (
+        decisions[[schema.DECISION_ID, LOGGED_AT, schema.USER_ID, SERVED_ITEM]]
+        .rename(columns={SERVED_ITEM: schema.ITEM_ID})
+        .sort_values(LOGGED_AT, kind="stable")
+    )
+    merged = pd.merge_asof(
+        left,
+        right,
+        left_on=schema.TIMESTAMP,
+        right_on=LOGGED_AT,
+        by=[schema.USER_ID, schema.ITEM_ID],
+        direction="backward",
+        tolerance=window,
+    )
     found = merged[schema.DECISION_ID].notna()
     return _outcomes(merged[found], by_id=False), int((~found).sum())
 
 
 def _outcomes(frame, by_id):
-    out = frame[[schema.DECISION_ID, schema.CORRECT, schema.TIMESTAMP, "_event"]].rename(
-        columns={schema.TIMESTAMP: OUTCOME_AT}).reset_index(drop=True)
+    out = (
+        frame[[schema.DECISION_ID, schema.CORRECT, schema.TIMESTAMP, "_event"]]
+        .rename(columns={schema.TIMESTAMP: OUTCOME_AT})
+        .reset_index(drop=True)
+    )
     return out.assign(_by_id=bool(by_id))
 
 
@@ -211,8 +240,10 @@ def _utc(values) -> pd.Series:
 def _require(frame, columns, what):
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise SkbanditError(f"the {what} lacks column(s) {', '.join(missing)} (expected "
-                            f"{', '.join(columns)}); pass the table the log or export wrote")
+        raise SkbanditError(
+            f"the {what} lacks column(s) {', '.join(missing)} (expected "
+            f"{', '.join(columns)}); pass the table the log or export wrote"
+        )
 
 
 # --- evaluation inputs from the served log ------------------------------------------------
@@ -245,14 +276,20 @@ def served_rows(joined: pd.DataFrame, candidates: pd.DataFrame) -> ServedRows:
         The log's candidates (``decision_id``, ``item_id``, model inputs, ``propensity``), as
         :meth:`adapters.decision_log.DecisionLog.read` returns them.
     """
-    _require(candidates, (schema.DECISION_ID, schema.ITEM_ID, schema.PROPENSITY,
-                          *schema.MODEL_INPUT), "decision candidates")
+    _require(
+        candidates,
+        (schema.DECISION_ID, schema.ITEM_ID, schema.PROPENSITY, *schema.MODEL_INPUT),
+        "decision candidates",
+    )
     n = len(joined)
     if n == 0:
-        raise SkbanditError("no answered decisions to evaluate (no outcome joined to the log); "
-                            "check --events and the decision log")
-    position = _lookup(pd.Index(joined[schema.DECISION_ID].to_numpy()),
-                       candidates[schema.DECISION_ID])
+        raise SkbanditError(
+            "no answered decisions to evaluate (no outcome joined to the log); "
+            "check --events and the decision log"
+        )
+    position = _lookup(
+        pd.Index(joined[schema.DECISION_ID].to_numpy()), candidates[schema.DECISION_ID]
+    )
     keep = np.flatnonzero(position >= 0)
     keep = keep[np.argsort(position[keep], kind="stable")]
     rows = candidates.take(keep).reset_index(drop=True)
@@ -267,8 +304,15 @@ def served_rows(joined: pd.DataFrame, candidates: pd.DataFrame) -> ServedRows:
     return ServedRows(rows, n)
 
 
-def served_inputs(joined: pd.DataFrame, candidates, policy, *, reward_model=None,
-                  expectations=None, chunk_decisions=CHUNK_DECISIONS):
+def served_inputs(
+    joined: pd.DataFrame,
+    candidates,
+    policy,
+    *,
+    reward_model=None,
+    expectations=None,
+    chunk_decisions=CHUNK_DECISIONS,
+):
     """Estimator inputs of a target policy on answered served decisions.
 
     The logged candidate sets and first-slot propensities are used as logged (nothing is
@@ -289,25 +333,39 @@ def served_inputs(joined: pd.DataFrame, candidates, policy, *, reward_model=None
     OffPolicyInputs
         Entry ``i`` is decision ``joined.iloc[i]``.
     """
-    return served_inputs_of(joined, candidates, [(policy, reward_model)],
-                            expectations=expectations, chunk_decisions=chunk_decisions)[0]
+    return served_inputs_of(
+        joined,
+        candidates,
+        [(policy, reward_model)],
+        expectations=expectations,
+        chunk_decisions=chunk_decisions,
+    )[0]
 
 
-def served_inputs_of(joined: pd.DataFrame, candidates, policies, *, expectations=None,
-                     chunk_decisions=CHUNK_DECISIONS) -> list:
+def served_inputs_of(
+    joined: pd.DataFrame,
+    candidates,
+    policies,
+    *,
+    expectations=None,
+    chunk_decisions=CHUNK_DECISIONS,
+) -> list:
     """:func:`served_inputs` of several ``(policy, reward_model)`` pairs in one pass over the
     logged candidates (each chunk scored by every policy while it is at hand)."""
     if not isinstance(candidates, ServedRows):
         candidates = served_rows(joined, candidates)
-    sums = [targets.TargetSums(candidates.n, policy, reward_model, expectations)
-            for policy, reward_model in policies]
+    sums = [
+        targets.TargetSums(candidates.n, policy, reward_model, expectations)
+        for policy, reward_model in policies
+    ]
     mu = np.zeros(candidates.n)
     for chunk in _decision_chunks(candidates.rows, chunk_decisions):
         logged = chunk["is_logged"].to_numpy()
         for target in sums:
             ids, starts = target.add(chunk, logged)
         mu[ids] = np.add.reduceat(
-            np.where(logged, chunk[schema.PROPENSITY].to_numpy(np.float64), 0.0), starts)
+            np.where(logged, chunk[schema.PROPENSITY].to_numpy(np.float64), 0.0), starts
+        )
     _check_logged(mu, sums[0].sizes)
     rewards = joined[schema.CORRECT].to_numpy(np.float64)
     return [target.inputs(rewards, mu) for target in sums]
@@ -333,11 +391,15 @@ def _decision_chunks(rows, chunk_decisions):
 def _check_logged(mu, sizes):
     missing = np.flatnonzero(sizes == 0)
     if len(missing):
-        raise SkbanditError(f"{len(missing)} answered decision(s) have no candidates in the log "
-                            "(a truncated or partial log); export the log again or evaluate "
-                            "with --since after the gap")
+        raise SkbanditError(
+            f"{len(missing)} answered decision(s) have no candidates in the log "
+            "(a truncated or partial log); export the log again or evaluate "
+            "with --since after the gap"
+        )
     bad = ~(mu > 0) | ~(mu <= 1)
     if bad.any():
-        raise SkbanditError(f"{int(bad.sum())} decision(s) lack a propensity in (0, 1] for the "
-                            "item served first (the log's candidates must include it); this "
-                            "log cannot be evaluated off-policy")
+        raise SkbanditError(
+            f"{int(bad.sum())} decision(s) lack a propensity in (0, 1] for the "
+            "item served first (the log's candidates must include it); this "
+            "log cannot be evaluated off-policy"
+        )

@@ -79,8 +79,9 @@ class SharedFeatures:
 # --- target policies ---------------------------------------------------------------------
 
 
-def linucb_policy(pipeline, settings: RankingSettings | None = None,
-                  shared: SharedFeatures | None = None) -> TargetPolicy:
+def linucb_policy(
+    pipeline, settings: RankingSettings | None = None, shared: SharedFeatures | None = None
+) -> TargetPolicy:
     """First-slot probabilities of :func:`skbandit.policy.rank_linucb`, for many decisions.
 
     Parameters
@@ -126,8 +127,10 @@ def rule_policy() -> TargetPolicy:
     """
 
     def probabilities(candidates):
-        distance = rule_distance(candidates[schema.MASTERY].to_numpy(np.float64),
-                                 candidates[schema.DIFFICULTY].to_numpy(np.float64))
+        distance = rule_distance(
+            candidates[schema.MASTERY].to_numpy(np.float64),
+            candidates[schema.DIFFICULTY].to_numpy(np.float64),
+        )
         groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         closest = distance == groups.spread(np.minimum.reduceat(distance, groups.starts))
         position = np.arange(len(distance))
@@ -198,8 +201,9 @@ class OffPolicyInputs:
     expectations: dict = field(default_factory=dict)
     n_candidates: np.ndarray | None = None
 
-    def estimate(self, estimator="dr", *, n_bootstrap=1000, confidence=0.95, rng=None,
-                 clusters=None):
+    def estimate(
+        self, estimator="dr", *, n_bootstrap=1000, confidence=0.95, rng=None, clusters=None
+    ):
         """Run one estimator (``"dr"``, ``"snips"``, ``"ips"`` or ``"replay"``); with
         ``clusters`` (e.g. each decision's student) the interval resamples whole clusters.
 
@@ -207,8 +211,12 @@ class OffPolicyInputs:
         -------
         PolicyValueEstimate
         """
-        boot = {"n_bootstrap": n_bootstrap, "confidence": confidence, "rng": rng,
-                "clusters": clusters}
+        boot = {
+            "n_bootstrap": n_bootstrap,
+            "confidence": confidence,
+            "rng": rng,
+            "clusters": clusters,
+        }
         logged = (self.rewards, self.logged_propensity, self.target_propensity)
         if estimator == "ips":
             return evaluation.ips(*logged, **boot)
@@ -216,28 +224,46 @@ class OffPolicyInputs:
             return evaluation.snips(*logged, **boot)
         if estimator == "dr":
             if self.reward_model_logged is None:
-                raise SkbanditError("doubly robust needs a reward model; pass reward_model to "
-                                    "off_policy_inputs or choose ips/snips")
-            return evaluation.doubly_robust(*logged, self.reward_model_logged,
-                                            self.reward_model_target, **boot)
+                raise SkbanditError(
+                    "doubly robust needs a reward model; pass reward_model to "
+                    "off_policy_inputs or choose ips/snips"
+                )
+            return evaluation.doubly_robust(
+                *logged, self.reward_model_logged, self.reward_model_target, **boot
+            )
         if estimator == "replay":
             if self.match is None:
-                raise SkbanditError("replay needs a deterministic target policy; this one "
-                                    "randomises, so choose ips, snips or dr")
+                raise SkbanditError(
+                    "replay needs a deterministic target policy; this one "
+                    "randomises, so choose ips, snips or dr"
+                )
             return evaluation.replay(self.rewards, self.match, **boot)
         raise SkbanditError(f"unknown estimator {estimator!r} (expected one of {ESTIMATORS})")
-
 
     def terms(self, estimator="dr"):
         """Per-decision ``(numerator, denominator, weights)`` of ``estimator`` (see
         :func:`skbandit.ope.estimators.estimator_terms`)."""
-        return evaluation.estimator_terms(estimator, self.rewards, self.logged_propensity,
-                                          self.target_propensity, self.reward_model_logged,
-                                          self.reward_model_target)
+        return evaluation.estimator_terms(
+            estimator,
+            self.rewards,
+            self.logged_propensity,
+            self.target_propensity,
+            self.reward_model_logged,
+            self.reward_model_target,
+        )
 
 
-def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=None,
-                      contexts=None, rows=None, chunk_rows=CHUNK_ROWS) -> OffPolicyInputs:
+def off_policy_inputs(
+    events,
+    items,
+    policy,
+    *,
+    reward_model=None,
+    expectations=None,
+    contexts=None,
+    rows=None,
+    chunk_rows=CHUNK_ROWS,
+) -> OffPolicyInputs:
     """Score a target policy on every logged decision.
 
     Parameters
@@ -266,14 +292,18 @@ def off_policy_inputs(events, items, policy, *, reward_model=None, expectations=
         raise SkbanditError(
             f"events have no {schema.PROPENSITY!r} column (the logging policy's probability "
             "of each shown item), so off-policy estimates are impossible; log propensities "
-            "at serving time (rank_linucb returns them) or use the simulated school")
+            "at serving time (rank_linucb returns them) or use the simulated school"
+        )
     selected = decision_positions(rows, len(events))
     sums = TargetSums(len(selected), policy, reward_model, expectations)
-    for chunk in logged_decisions(events, items, contexts=contexts, rows=selected,
-                                  chunk_rows=chunk_rows):
+    for chunk in logged_decisions(
+        events, items, contexts=contexts, rows=selected, chunk_rows=chunk_rows
+    ):
         sums.add(chunk, chunk[IS_LOGGED].to_numpy())
-    return sums.inputs(events[schema.CORRECT].to_numpy(np.float64)[selected],
-                       events[schema.PROPENSITY].to_numpy(np.float64)[selected])
+    return sums.inputs(
+        events[schema.CORRECT].to_numpy(np.float64)[selected],
+        events[schema.PROPENSITY].to_numpy(np.float64)[selected],
+    )
 
 
 class TargetSums:
@@ -305,8 +335,9 @@ class TargetSums:
             self.q_logged[ids] = np.add.reduceat(q * logged, groups.starts)
             self.q_target[ids] = np.add.reduceat(q * probs, groups.starts)
         for name, values in self.value_functions.items():
-            self.expectations[name][ids] = np.add.reduceat(np.asarray(values(chunk)) * probs,
-                                                           groups.starts)
+            self.expectations[name][ids] = np.add.reduceat(
+                np.asarray(values(chunk)) * probs, groups.starts
+            )
         return ids, groups.starts
 
     def inputs(self, rewards, logged_propensity) -> OffPolicyInputs:
@@ -339,8 +370,10 @@ class _Groups:
         self.starts = np.flatnonzero(new)
         self.sizes = np.diff(np.r_[self.starts, len(decision_ids)])
         if len(np.unique(decision_ids[self.starts])) != len(self.starts):
-            raise SkbanditError("candidate rows of a decision must be contiguous (group the "
-                                "frame by decision_id, as logged_decisions does)")
+            raise SkbanditError(
+                "candidate rows of a decision must be contiguous (group the "
+                "frame by decision_id, as logged_decisions does)"
+            )
 
     def spread(self, per_group):
         """One value per group -> one value per row."""
@@ -350,14 +383,18 @@ class _Groups:
 def _checked_probabilities(probs, groups):
     probs = np.asarray(probs, dtype=np.float64)
     if probs.shape != (int(groups.sizes.sum()),):
-        raise SkbanditError(f"the target policy returned shape {probs.shape}, expected one "
-                            f"probability per candidate row ({int(groups.sizes.sum())})")
+        raise SkbanditError(
+            f"the target policy returned shape {probs.shape}, expected one "
+            f"probability per candidate row ({int(groups.sizes.sum())})"
+        )
     if not np.isfinite(probs).all() or (probs < 0).any():
         raise SkbanditError("the target policy returned negative or non-finite probabilities")
     sums = np.add.reduceat(probs, groups.starts)
     worst = int(np.argmax(np.abs(sums - 1.0)))
     if abs(sums[worst] - 1.0) > PROBABILITY_TOLERANCE:
-        raise SkbanditError(f"the target policy's probabilities of a decision sum to "
-                            f"{sums[worst]:.6g}, expected 1 (one first-slot choice per "
-                            "decision)")
+        raise SkbanditError(
+            f"the target policy's probabilities of a decision sum to "
+            f"{sums[worst]:.6g}, expected 1 (one first-slot choice per "
+            "decision)"
+        )
     return probs

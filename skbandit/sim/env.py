@@ -103,8 +103,10 @@ class CandidateArrays:
     def column(self, name: str) -> np.ndarray:
         """Raw model-input column ``name`` (one of :attr:`columns`) of every row."""
         if name not in self.columns:
-            raise SkbanditError(f"no column {name!r} in these candidate arrays (they hold "
-                                f"{self.columns}); ask env.candidate_arrays() for it")
+            raise SkbanditError(
+                f"no column {name!r} in these candidate arrays (they hold "
+                f"{self.columns}); ask env.candidate_arrays() for it"
+            )
         return self.X[:, self.columns.index(name)]
 
 
@@ -138,9 +140,14 @@ class SchoolEnv:
         w = self.world
         self.learning = StudentLearning(w.ability0, self.config)
         self._context = SchoolContext(
-            len(w.user_ids), len(w.topics), len(w.item_ids),
-            *(self.items[name].to_numpy(np.float64) for name in (schema.DIFFICULTY,
-                                                                 schema.DISCRIMINATION)))
+            len(w.user_ids),
+            len(w.topics),
+            len(w.item_ids),
+            *(
+                self.items[name].to_numpy(np.float64)
+                for name in (schema.DIFFICULTY, schema.DISCRIMINATION)
+            ),
+        )
         self._item_index = pd.Index(w.item_ids)
         self._timetable = SchoolTimetable(w, self.config.slot_seconds)
         self._records = SchoolRecords(w)
@@ -172,12 +179,14 @@ class SchoolEnv:
             ``decision_id, user_id, topic, timestamp`` (UTC), one row per acting student.
         """
         sess = self._timetable.sessions
-        return pd.DataFrame({
-            DECISION_ID: np.arange(sess.size),
-            schema.USER_ID: self.world.user_ids[self.world.session_student[sess]],
-            schema.TOPIC: self.world.topics[self.world.session_topic[sess]],
-            schema.TIMESTAMP: to_utc(self._timetable.times),
-        })
+        return pd.DataFrame(
+            {
+                DECISION_ID: np.arange(sess.size),
+                schema.USER_ID: self.world.user_ids[self.world.session_student[sess]],
+                schema.TOPIC: self.world.topics[self.world.session_topic[sess]],
+                schema.TIMESTAMP: to_utc(self._timetable.times),
+            }
+        )
 
     def student_context(self) -> pd.DataFrame:
         """Student context of each decision (``schema.STUDENT_CONTEXT`` and ``N_PRIOR``)."""
@@ -208,12 +217,16 @@ class SchoolEnv:
         columns = tuple(columns)
         unknown = [name for name in columns if name not in schema.MODEL_INPUT]
         if unknown:
-            raise SkbanditError(f"unknown candidate columns {unknown} (expected names from "
-                                f"schema.MODEL_INPUT: {schema.MODEL_INPUT})")
+            raise SkbanditError(
+                f"unknown candidate columns {unknown} (expected names from "
+                f"schema.MODEL_INPUT: {schema.MODEL_INPUT})"
+            )
         rows, item = self._candidate_index()
         student = self._context.student_columns(
-            self._acting_students(), self._acting_topics(),
-            [c for c in columns if c in schema.STUDENT_CONTEXT])
+            self._acting_students(),
+            self._acting_topics(),
+            [c for c in columns if c in schema.STUDENT_CONTEXT],
+        )
         w, ctx = self.world, self._context
         at = self._timetable.times[rows]
         item_columns = {
@@ -299,14 +312,17 @@ class SchoolEnv:
         self._check_count(item_ids.size)
         acting = self.acting()
         out = self.step_indices(self._lookup(item_ids), propensity)
-        return acting.assign(**{
-            schema.ITEM_ID: self.world.item_ids[out.item],
-            schema.CORRECT: out.correct.astype(np.int64),
-            schema.LATENCY_MS: out.latency_ms.astype(np.int64),
-            schema.HELP_REQUESTED: out.help_requested,
-            P_TRUE: out.p_true, ABILITY_BEFORE: out.ability_before,
-            ABILITY_AFTER: out.ability_after,
-        })
+        return acting.assign(
+            **{
+                schema.ITEM_ID: self.world.item_ids[out.item],
+                schema.CORRECT: out.correct.astype(np.int64),
+                schema.LATENCY_MS: out.latency_ms.astype(np.int64),
+                schema.HELP_REQUESTED: out.help_requested,
+                P_TRUE: out.p_true,
+                ABILITY_BEFORE: out.ability_before,
+                ABILITY_AFTER: out.ability_after,
+            }
+        )
 
     def step_indices(self, item, propensity=None) -> StepOutcome:
         """:meth:`step` with item indices: the array interface, no pandas.
@@ -335,13 +351,17 @@ class SchoolEnv:
             self.learning.forget(s[opening], t[opening])
         p = self._p_true(s, item)
         correct, latency, help_ = draw_attempt(w, s, p, attempt)
-        before, after = self.learning.learn(s, w.item_topic[item], p, correct,
-                                            w.noise["learn"][attempt])
+        before, after = self.learning.learn(
+            s, w.item_topic[item], p, correct, w.noise["learn"][attempt]
+        )
         self.learning.touch(s, t)
         done = t + latency / 1000.0
         self._context.update(s, w.item_topic[item], item, correct, latency, help_, done)
-        prop = (np.full(s.size, np.nan) if propensity is None
-                else np.asarray(propensity, dtype=np.float64).reshape(s.size))
+        prop = (
+            np.full(s.size, np.nan)
+            if propensity is None
+            else np.asarray(propensity, dtype=np.float64).reshape(s.size)
+        )
         self._records.append(sess, s, item, t, correct, latency, help_, p, before, after, prop)
         self._timetable.finish_step(done + w.noise["think"][attempt])
         self._context.release(self._timetable.slot_start)
@@ -402,8 +422,10 @@ class SchoolEnv:
         w = self.world
         self._check_count(item.size)
         if item.size and (item.min() < 0 or item.max() >= w.item_ids.size):
-            raise SkbanditError(f"item indices must be in 0..{w.item_ids.size - 1} (into "
-                                f"env.world.item_ids); found {item.min()}..{item.max()}")
+            raise SkbanditError(
+                f"item indices must be in 0..{w.item_ids.size - 1} (into "
+                f"env.world.item_ids); found {item.min()}..{item.max()}"
+            )
         topic = w.session_topic[self._timetable.sessions]
         wrong = (w.item_topic[item] != topic) | w.drift[item]
         if wrong.any():

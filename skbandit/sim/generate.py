@@ -39,9 +39,17 @@ from skbandit.sim.env import (
 from skbandit.sim.world import SchoolConfig, default_school_config
 
 __all__ = [
-    "ABILITY_AFTER", "ABILITY_BEFORE", "DECISION_ID", "P_TRUE", "TRUTH_COLUMNS",
-    "SchoolConfig", "SchoolEnv", "SimulatedSchool", "default_school_config",
-    "logging_policy_step", "simulate_school",
+    "ABILITY_AFTER",
+    "ABILITY_BEFORE",
+    "DECISION_ID",
+    "P_TRUE",
+    "TRUTH_COLUMNS",
+    "SchoolConfig",
+    "SchoolEnv",
+    "SimulatedSchool",
+    "default_school_config",
+    "logging_policy_step",
+    "simulate_school",
 ]
 
 
@@ -88,8 +96,9 @@ def simulate_school(config: SchoolConfig | None = None) -> SimulatedSchool:
     while not env.done:
         logging_policy_step(env, rng)
     events, truth = env.history(policy=logging_policy_name(cfg.epsilon))
-    return SimulatedSchool(events=events, items=env.items, truth=truth,
-                           true_items=env.true_items, config=cfg)
+    return SimulatedSchool(
+        events=events, items=env.items, truth=truth, true_items=env.true_items, config=cfg
+    )
 
 
 def logging_policy_step(env: SchoolEnv, rng: np.random.Generator) -> StepOutcome:

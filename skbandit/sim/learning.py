@@ -26,8 +26,7 @@ import numpy as np
 
 from skbandit.exceptions import SkbanditError
 
-LEARNING_MODELS = ("gaussian_peak", "performance_factors", "knowledge_tracing",
-                   "additive_factors")
+LEARNING_MODELS = ("gaussian_peak", "performance_factors", "knowledge_tracing", "additive_factors")
 """Values of ``SchoolConfig.learning_model``."""
 
 LEARNING_SCENARIOS = {
@@ -37,8 +36,11 @@ LEARNING_SCENARIOS = {
     "peak_0.9": {"learning_peak": 0.9},
     "peak_0.7_wide": {"learning_width": 0.3},
     "pfa_success": {"learning_model": "performance_factors"},
-    "pfa_errors": {"learning_model": "performance_factors", "gain_correct": 0.01,
-                   "gain_wrong": 0.05},
+    "pfa_errors": {
+        "learning_model": "performance_factors",
+        "gain_correct": 0.01,
+        "gain_wrong": 0.05,
+    },
     "bkt": {"learning_model": "knowledge_tracing"},
     "additive": {"learning_model": "additive_factors"},
     "peak_0.7_forgetting": {"forgetting_half_life_days": 30.0},
@@ -159,8 +161,9 @@ def expected_gain(p, config) -> np.ndarray:
 def check_learning_config(config) -> None:
     """Refuse an unknown learning model or a non-positive half-life, in one line."""
     if config.learning_model not in LEARNING_MODELS:
-        raise SkbanditError(f"unknown learning_model {config.learning_model!r} (expected one "
-                            f"of {LEARNING_MODELS})")
+        raise SkbanditError(
+            f"unknown learning_model {config.learning_model!r} (expected one of {LEARNING_MODELS})"
+        )
     half_life = config.forgetting_half_life_days
     if half_life is not None and not half_life > 0:
         raise SkbanditError(f"forgetting_half_life_days must be > 0 or None; found {half_life}")

@@ -66,8 +66,9 @@ def success_probability(world: World, theta, item) -> np.ndarray:
     ndarray of shape (n,)
         ``p_correct_2pl(theta, difficulty_true + hidden_effect, discrimination)``.
     """
-    return p_correct_2pl(theta, world.difficulty_true[item] + world.hidden_effect[item],
-                         world.discrimination[item])
+    return p_correct_2pl(
+        theta, world.difficulty_true[item] + world.hidden_effect[item], world.discrimination[item]
+    )
 
 
 def draw_attempt(world: World, student, p, attempt):
@@ -92,13 +93,18 @@ def draw_attempt(world: World, student, p, attempt):
     """
     cfg, noise = world.config, world.noise
     correct = noise["correct"][attempt] < p
-    log_s = (np.log(cfg.latency_median_s) + world.speed[student]
-             + cfg.latency_hardness * (0.6 - p) + cfg.latency_sigma * noise["latency"][attempt])
+    log_s = (
+        np.log(cfg.latency_median_s)
+        + world.speed[student]
+        + cfg.latency_hardness * (0.6 - p)
+        + cfg.latency_sigma * noise["latency"][attempt]
+    )
     tail = noise["tail"][attempt]
     log_s = log_s + np.where(tail < 0.03, -np.log(tail / 0.03), 0.0)  # heavy tail
     latency = np.clip(np.round(np.exp(log_s) * 1000.0), 2000.0, LATENCY_CAP_MS)
-    help_ = noise["help"][attempt] < expit(world.help_logit[student]
-                                           + cfg.help_struggle * (0.5 - p))
+    help_ = noise["help"][attempt] < expit(
+        world.help_logit[student] + cfg.help_struggle * (0.5 - p)
+    )
     return correct, latency, help_
 
 

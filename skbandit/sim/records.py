@@ -18,8 +18,19 @@ ABILITY_BEFORE = "ability_before"
 ABILITY_AFTER = "ability_after"
 TRUTH_COLUMNS = (P_TRUE, ABILITY_BEFORE, ABILITY_AFTER)
 
-RECORD_FIELDS = ("session", "student", "item", "time", "correct", "latency", "help",
-                 "p_true", "before", "after", "propensity")
+RECORD_FIELDS = (
+    "session",
+    "student",
+    "item",
+    "time",
+    "correct",
+    "latency",
+    "help",
+    "p_true",
+    "before",
+    "after",
+    "propensity",
+)
 """What :meth:`SchoolRecords.append` takes for every attempt of a step, in this order."""
 
 
@@ -81,23 +92,27 @@ class SchoolRecords:
         item = rec["item"].astype(np.int64)
         users = w.user_ids[student]
         number = w.session_number[rec["session"].astype(np.int64)]
-        events = pd.DataFrame({
-            schema.USER_ID: users,
-            schema.ITEM_ID: w.item_ids[item],
-            schema.TOPIC: w.topics[w.item_topic[item]],
-            schema.TIMESTAMP: to_utc(rec["time"]),
-            schema.CORRECT: rec["correct"].astype(np.int64),
-            schema.LATENCY_MS: rec["latency"].astype(np.int64),
-            schema.HELP_REQUESTED: rec["help"].astype(bool),
-            schema.ACTION_SEQUENCE_ID: pd.Series(users, dtype=object) + "-"
-            + pd.Series(number, dtype=str).str.zfill(3),
-        })
+        events = pd.DataFrame(
+            {
+                schema.USER_ID: users,
+                schema.ITEM_ID: w.item_ids[item],
+                schema.TOPIC: w.topics[w.item_topic[item]],
+                schema.TIMESTAMP: to_utc(rec["time"]),
+                schema.CORRECT: rec["correct"].astype(np.int64),
+                schema.LATENCY_MS: rec["latency"].astype(np.int64),
+                schema.HELP_REQUESTED: rec["help"].astype(bool),
+                schema.ACTION_SEQUENCE_ID: pd.Series(users, dtype=object)
+                + "-"
+                + pd.Series(number, dtype=str).str.zfill(3),
+            }
+        )
         if not np.isnan(rec["propensity"]).any():
             events[schema.PROPENSITY] = rec["propensity"]
         if policy is not None:
             events[schema.POLICY] = policy
-        truth = pd.DataFrame({P_TRUE: rec["p_true"], ABILITY_BEFORE: rec["before"],
-                              ABILITY_AFTER: rec["after"]})
+        truth = pd.DataFrame(
+            {P_TRUE: rec["p_true"], ABILITY_BEFORE: rec["before"], ABILITY_AFTER: rec["after"]}
+        )
         return events, truth
 
 

@@ -74,13 +74,22 @@ class SchoolContext:
     ([0, 3], [0.8])
     """
 
-    def __init__(self, n_students: int, n_topics: int, n_items: int, difficulty=None,
-                 discrimination=None, guessing=None):
+    def __init__(
+        self,
+        n_students: int,
+        n_topics: int,
+        n_items: int,
+        difficulty=None,
+        discrimination=None,
+        guessing=None,
+    ):
         self.item_parameters = (
             np.zeros(n_items) if difficulty is None else np.asarray(difficulty, np.float64),
-            np.full(n_items, DEFAULT_DISCRIMINATION) if discrimination is None
+            np.full(n_items, DEFAULT_DISCRIMINATION)
+            if discrimination is None
             else np.asarray(discrimination, np.float64),
-            np.zeros(n_items) if guessing is None else np.asarray(guessing, np.float64))
+            np.zeros(n_items) if guessing is None else np.asarray(guessing, np.float64),
+        )
         self.ability_sums = np.zeros((3, n_students))
         self.topic_ability_sums = np.zeros((3, n_students, n_topics))
         self.attempts = np.zeros(n_students, np.int64)
@@ -114,18 +123,34 @@ class SchoolContext:
         # the ring buffers are gathered only for the features that read them
         sums = self.ability_sums[:, s]
         topic_sums = self.topic_ability_sums[:, s, topic]
-        values = student_features(
-            score=sums[0], info=sums[1], info_b=sums[2], topic_score=topic_sums[0],
-            topic_info=topic_sums[1], topic_info_b=topic_sums[2],
-            n=self.attempts[s], n_correct=self.correct[s],
-            n_topic=self.topic_attempts[s, topic], n_topic_correct=self.topic_correct[s, topic],
-            recent_correct=(np.nansum(self.recent_correct[s], axis=1)
-                            if schema.RECENT_ACCURACY in features else None),
-            latency_lags=self.recent_latency_ms[s] if schema.RECENT_SPEED in features else None,
-            help_sum=self.help_sum[s], help_known=self.help_count[s], names=features,
-        ) if features else {}
-        return {name: self.attempts[s] if name == schema.N_PRIOR else values[name]
-                for name in names}
+        values = (
+            student_features(
+                score=sums[0],
+                info=sums[1],
+                info_b=sums[2],
+                topic_score=topic_sums[0],
+                topic_info=topic_sums[1],
+                topic_info_b=topic_sums[2],
+                n=self.attempts[s],
+                n_correct=self.correct[s],
+                n_topic=self.topic_attempts[s, topic],
+                n_topic_correct=self.topic_correct[s, topic],
+                recent_correct=(
+                    np.nansum(self.recent_correct[s], axis=1)
+                    if schema.RECENT_ACCURACY in features
+                    else None
+                ),
+                latency_lags=self.recent_latency_ms[s] if schema.RECENT_SPEED in features else None,
+                help_sum=self.help_sum[s],
+                help_known=self.help_count[s],
+                names=features,
+            )
+            if features
+            else {}
+        )
+        return {
+            name: self.attempts[s] if name == schema.N_PRIOR else values[name] for name in names
+        }
 
     def item_attempts(self, item, at=None) -> np.ndarray:
         """Completed attempts at each item in ``item`` (int array of its shape).
@@ -138,8 +163,9 @@ class SchoolContext:
     def item_accuracy(self, item, at=None) -> np.ndarray:
         """Smoothed accuracy ``(correct + 1) / (attempts + 2)`` of each item in ``item``."""
         extra_attempts, extra_correct = self._queued(item, at)
-        return ((self.item_correct_counts[item] + extra_correct + 1.0)
-                / (self.item_attempt_counts[item] + extra_attempts + 2.0))
+        return (self.item_correct_counts[item] + extra_correct + 1.0) / (
+            self.item_attempt_counts[item] + extra_attempts + 2.0
+        )
 
     def _queued(self, item, at):
         """Queued attempts (and correct ones) at each row's item completed before its ``at``."""
@@ -150,8 +176,7 @@ class SchoolContext:
         hit = (items[None, :] == item) & (times[None, :] < at)
         return hit.sum(axis=1), (hit & right[None, :]).sum(axis=1)
 
-    def update(self, student, topic, item, correct, latency_ms, help_requested,
-               done=None) -> None:
+    def update(self, student, topic, item, correct, latency_ms, help_requested, done=None) -> None:
         """Add one step's attempts; every argument is an array of shape (n_attempts,).
 
         A student attempts at most once per step (the per-student updates index by
@@ -169,17 +194,22 @@ class SchoolContext:
         self.topic_correct[s, topic] += correct
         self.help_sum[s] += help_requested
         self.help_count[s] += 1
-        evidence = np.stack(ability_model.attempt_evidence(
-            correct, *(values[item] for values in self.item_parameters)))
+        evidence = np.stack(
+            ability_model.attempt_evidence(
+                correct, *(values[item] for values in self.item_parameters)
+            )
+        )
         self.ability_sums[:, s] += evidence
         self.topic_ability_sums[:, s, topic] += evidence
         if done is None:
             self._count_items(item, correct)
             return
         items, right, times = self._pending
-        self._pending = (np.concatenate([items, item]),
-                         np.concatenate([right, np.asarray(correct, dtype=bool)]),
-                         np.concatenate([times, np.asarray(done, dtype=np.float64)]))
+        self._pending = (
+            np.concatenate([items, item]),
+            np.concatenate([right, np.asarray(correct, dtype=bool)]),
+            np.concatenate([times, np.asarray(done, dtype=np.float64)]),
+        )
 
     def release(self, now: float) -> None:
         """Count the queued item attempts completed strictly before ``now`` (epoch seconds)."""
@@ -192,5 +222,6 @@ class SchoolContext:
     def _count_items(self, item, correct) -> None:
         n_items = len(self.item_attempt_counts)
         self.item_attempt_counts += np.bincount(item, minlength=n_items)
-        self.item_correct_counts += np.bincount(item, weights=correct,
-                                                minlength=n_items).astype(np.int64)
+        self.item_correct_counts += np.bincount(item, weights=correct, minlength=n_items).astype(
+            np.int64
+        )

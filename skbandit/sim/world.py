@@ -23,20 +23,21 @@ import pandas as pd
 from skbandit import schema
 
 DEFAULT_CURRICULUM = (
-    ("6.NS.B.2", "6.NS.B.3", "6.NS.A.1", "6.RP.A.1", "6.RP.A.3", "6.EE.A.2", "6.EE.B.7",
-     "6.G.A.1"),
-    ("7.NS.A.1", "7.NS.A.2", "7.NS.A.3", "7.RP.A.1", "7.RP.A.2", "7.RP.A.3", "7.EE.B.4",
-     "7.G.B.4"),
-    ("8.NS.A.1", "8.EE.A.1", "8.EE.A.2", "8.EE.B.5", "8.EE.C.7", "8.F.A.1", "8.F.B.4",
-     "8.G.B.7"),
+    ("6.NS.B.2", "6.NS.B.3", "6.NS.A.1", "6.RP.A.1", "6.RP.A.3", "6.EE.A.2", "6.EE.B.7", "6.G.A.1"),
+    ("7.NS.A.1", "7.NS.A.2", "7.NS.A.3", "7.RP.A.1", "7.RP.A.2", "7.RP.A.3", "7.EE.B.4", "7.G.B.4"),
+    ("8.NS.A.1", "8.EE.A.1", "8.EE.A.2", "8.EE.B.5", "8.EE.C.7", "8.F.A.1", "8.F.B.4", "8.G.B.7"),
 )
 """Common Core topics per grade (6, 7, 8) in teaching order."""
 
 DEFAULT_HOLIDAYS = (
-    ("2023-10-09", "2023-10-09"), ("2023-11-10", "2023-11-10"),
-    ("2023-11-22", "2023-11-24"), ("2023-12-22", "2024-01-01"),
-    ("2024-01-15", "2024-01-15"), ("2024-02-19", "2024-02-19"),
-    ("2024-03-25", "2024-03-29"), ("2024-05-27", "2024-05-27"),
+    ("2023-10-09", "2023-10-09"),
+    ("2023-11-10", "2023-11-10"),
+    ("2023-11-22", "2023-11-24"),
+    ("2023-12-22", "2024-01-01"),
+    ("2024-01-15", "2024-01-15"),
+    ("2024-02-19", "2024-02-19"),
+    ("2024-03-25", "2024-03-29"),
+    ("2024-05-27", "2024-05-27"),
 )
 """Inclusive date ranges without school (US-style calendar, winter break ends 2024-01-01)."""
 
@@ -187,13 +188,15 @@ class World:
     @property
     def items(self) -> pd.DataFrame:
         """The published items table (canonical columns only)."""
-        return pd.DataFrame({
-            schema.ITEM_ID: self.item_ids.astype(object),
-            schema.TOPIC: self.topics[self.item_topic].astype(object),
-            schema.DIFFICULTY: self.difficulty_published,
-            schema.DISCRIMINATION: self.discrimination_published,
-            schema.DRIFT_FLAG: self.drift,
-        })
+        return pd.DataFrame(
+            {
+                schema.ITEM_ID: self.item_ids.astype(object),
+                schema.TOPIC: self.topics[self.item_topic].astype(object),
+                schema.DIFFICULTY: self.difficulty_published,
+                schema.DISCRIMINATION: self.discrimination_published,
+                schema.DRIFT_FLAG: self.drift,
+            }
+        )
 
     @property
     def true_items(self) -> pd.DataFrame:
@@ -242,9 +245,14 @@ def _draw_items(config, n_topics, rng):
         members = np.flatnonzero((item_topic == t) & ~drift)
         topic_items[t, : len(members)] = members
     return {
-        "item_ids": _item_ids(n, rng).astype(object), "item_topic": item_topic,
-        "difficulty_true": b_true, "discrimination": a, "hidden_effect": hidden,
-        "difficulty_published": b_pub, "discrimination_published": a_pub, "drift": drift,
+        "item_ids": _item_ids(n, rng).astype(object),
+        "item_topic": item_topic,
+        "difficulty_true": b_true,
+        "discrimination": a,
+        "hidden_effect": hidden,
+        "difficulty_published": b_pub,
+        "discrimination_published": a_pub,
+        "drift": drift,
         "topic_items": topic_items,
     }
 
@@ -276,13 +284,17 @@ def _draw_students(config, n_topics, rng):
     if config.demo_student and n:
         user_ids[_is_demo(config, grade)] = config.demo_student
     general = rng.normal(0.0, config.general_ability_sd, n)
-    ability0 = (config.ability_mean + general[:, None]
-                + rng.normal(0.0, config.topic_ability_sd, (n, n_topics)))
+    ability0 = (
+        config.ability_mean
+        + general[:, None]
+        + rng.normal(0.0, config.topic_ability_sd, (n, n_topics))
+    )
     return {
-        "user_ids": user_ids.astype(object), "grade": grade, "ability0": ability0,
+        "user_ids": user_ids.astype(object),
+        "grade": grade,
+        "ability0": ability0,
         "speed": rng.normal(0.0, 0.3, n),
-        "help_logit": np.log(config.help_rate / (1 - config.help_rate))
-        + rng.normal(0.0, 0.6, n),
+        "help_logit": np.log(config.help_rate / (1 - config.help_rate)) + rng.normal(0.0, 0.6, n),
     }
 
 
@@ -304,23 +316,30 @@ def _draw_sessions(config, grade, rng):
     keys = rng.random((n, n_days))
     if config.demo_student and n:
         demo = np.flatnonzero(_is_demo(config, grade))
-        keys[demo, np.searchsorted(days, pd.Timestamp("2024-01-01", tz="UTC"))
-             .clip(max=n_days - 1)] = -1.0
+        keys[
+            demo, np.searchsorted(days, pd.Timestamp("2024-01-01", tz="UTC")).clip(max=n_days - 1)
+        ] = -1.0
     rank = np.argsort(np.argsort(keys, axis=1), axis=1)
     student, day = np.nonzero(rank < n_sessions[:, None])
     first = np.searchsorted(student, student)
     number = np.arange(len(student)) - first + 1
     class_start = np.array([_seconds(hhmm) for hhmm in config.class_start_utc])
-    start = (days.as_unit("s").asi8[day].astype(np.float64) + class_start[grade[student]]
-             + rng.uniform(0.0, 600.0, len(student)))
+    start = (
+        days.as_unit("s").asi8[day].astype(np.float64)
+        + class_start[grade[student]]
+        + rng.uniform(0.0, 600.0, len(student))
+    )
     topic = _session_topics(config, grade[student], day / n_days, rng)
     length = rng.integers(lo, hi + 1, len(student))
     order = np.argsort(start, kind="stable")
     length = length[order]
     return {
-        "session_student": student[order], "session_start": start[order],
-        "session_topic": topic[order], "session_length": length,
-        "session_number": number[order], "attempt0": np.cumsum(length) - length,
+        "session_student": student[order],
+        "session_start": start[order],
+        "session_topic": topic[order],
+        "session_length": length,
+        "session_number": number[order],
+        "attempt0": np.cumsum(length) - length,
     }
 
 

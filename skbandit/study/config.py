@@ -2,9 +2,19 @@
 
 from dataclasses import dataclass
 
-POLICIES = ("oracle", "oracle_learning", "linucb_default", "linucb_seed", "linucb_target_band",
-            "linucb_progress", "linucb_progress_served", "irt_target", "rule", "thompson",
-            "random")
+POLICIES = (
+    "oracle",
+    "oracle_learning",
+    "linucb_default",
+    "linucb_seed",
+    "linucb_target_band",
+    "linucb_progress",
+    "linucb_progress_served",
+    "irt_target",
+    "rule",
+    "thompson",
+    "random",
+)
 """Policy names understood by :func:`make_policy`, in the order of the study's tables."""
 
 

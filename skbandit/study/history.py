@@ -63,10 +63,13 @@ def learned_target(config, days) -> float:
         items.append(outcome.item)
         correct.append(outcome.correct)
         contexts.append(np.column_stack([cands.column(c)[rows] for c in _COLUMNS]))
-    logged = pd.DataFrame(np.concatenate(contexts), columns=list(_COLUMNS)).assign(**{
-        schema.USER_ID: np.concatenate(students),
-        schema.TOPIC: env.world.item_topic[np.concatenate(items)],
-        schema.CORRECT: np.concatenate(correct).astype(np.float64)})
+    logged = pd.DataFrame(np.concatenate(contexts), columns=list(_COLUMNS)).assign(
+        **{
+            schema.USER_ID: np.concatenate(students),
+            schema.TOPIC: env.world.item_topic[np.concatenate(items)],
+            schema.CORRECT: np.concatenate(correct).astype(np.float64),
+        }
+    )
     return progress_bands(logged, logged).best_target()
 
 

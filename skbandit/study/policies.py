@@ -60,8 +60,10 @@ def group_argmax(score, group, n_groups, rng):
     """
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     if starts.size != n_groups or group[starts[-1]] != n_groups - 1 or (np.diff(group) < 0).any():
-        raise SkbanditError(f"expected candidate rows sorted by decision with at least one per "
-                            f"decision 0..{n_groups - 1}; found {starts.size} groups")
+        raise SkbanditError(
+            f"expected candidate rows sorted by decision with at least one per "
+            f"decision 0..{n_groups - 1}; found {starts.size} groups"
+        )
     best = np.maximum.reduceat(score, starts)
     key = np.where(score == best[group], rng.random(score.size), -1.0)
     hits = np.flatnonzero(key == np.maximum.reduceat(key, starts)[group])
@@ -153,21 +155,24 @@ class LinUCBPolicy(Policy):
     in order, so the ColumnTransformer's column selection is skipped).
     """
 
-    def __init__(self, feature_set="default", alpha=1.0, objective="max_success", target=0.7,
-                 l2=1.0):
+    def __init__(
+        self, feature_set="default", alpha=1.0, objective="max_success", target=0.7, l2=1.0
+    ):
         self.pipeline = make_pipeline(feature_set, alpha=alpha, l2=l2)
         self.feature_set = feature_set
         self.settings = RankingSettings(objective=objective, target=target)
-        frame = pd.DataFrame(np.full((1, len(schema.MODEL_INPUT)), 0.5),
-                             columns=list(schema.MODEL_INPUT))
+        frame = pd.DataFrame(
+            np.full((1, len(schema.MODEL_INPUT)), 0.5), columns=list(schema.MODEL_INPUT)
+        )
         features = self.pipeline.named_steps["features"].fit(frame)
         self._transform = features.named_transformers_[feature_set].transform
         self._features = None
 
     def score(self, cands, rng):
         if cands.columns != schema.MODEL_INPUT:
-            raise SkbanditError(f"LinUCBPolicy needs X with the columns schema.MODEL_INPUT; "
-                                f"found {cands.columns}")
+            raise SkbanditError(
+                f"LinUCBPolicy needs X with the columns schema.MODEL_INPUT; found {cands.columns}"
+            )
         Z = self._features = self._transform(cands.X)
         return linucb_scores(self.pipeline[-1], Z, self.settings).score
 
@@ -185,9 +190,11 @@ class IrtTargetPolicy(Policy):
         self.target = target
 
     def score(self, cands, rng):
-        p = irt.p_correct_2pl(irt.mastery_to_logit(cands.column(schema.MASTERY)),
-                              cands.column(schema.DIFFICULTY),
-                              cands.column(schema.DISCRIMINATION))
+        p = irt.p_correct_2pl(
+            irt.mastery_to_logit(cands.column(schema.MASTERY)),
+            cands.column(schema.DIFFICULTY),
+            cands.column(schema.DISCRIMINATION),
+        )
         return -np.abs(p - self.target)
 
 
@@ -221,9 +228,15 @@ class ProgressPolicy(LinUCBPolicy):
         topic = self.topic_of_item[outcome.item]
         difficulty = cands.column(schema.DIFFICULTY)[rows]
         discrimination = cands.column(schema.DISCRIMINATION)[rows]
-        self.bands.update(*self.pending.observe(outcome.student, topic,
-                                                outcome.correct.astype(np.float64),
-                                                difficulty, discrimination))
+        self.bands.update(
+            *self.pending.observe(
+                outcome.student,
+                topic,
+                outcome.correct.astype(np.float64),
+                difficulty,
+                discrimination,
+            )
+        )
         self.pending.add(outcome.student, topic, self._arm, cands.column(schema.MASTERY)[rows])
 
 
@@ -233,20 +246,27 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
     ``config`` (a :class:`skbandit.study.config.StudyConfig`) gives LinUCB's ``alpha`` and
     ``target``.
     """
-    linucb = {"linucb_default": ("default", "max_success"), "linucb_seed": ("seed", "max_success"),
-              "linucb_target_band": ("default", "target_band")}
+    linucb = {
+        "linucb_default": ("default", "max_success"),
+        "linucb_seed": ("seed", "max_success"),
+        "linucb_target_band": ("default", "target_band"),
+    }
     if name in linucb:
         feature_set, objective = linucb[name]
         return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
     if name == "linucb_progress_served":
-        return LinUCBPolicy("default", config.alpha, "learning_progress",
-                            learned_target(env.config, config.days))
-    simple = {"oracle": lambda: OraclePolicy(),
-              "oracle_learning": lambda: OraclePolicy(env.config),
-              "rule": RulePolicy, "random": RandomPolicy,
-              "irt_target": lambda: IrtTargetPolicy(config.target),
-              "linucb_progress": lambda: ProgressPolicy(config.alpha, env.world.item_topic),
-              "thompson": lambda: ThompsonPolicy(len(env.world.item_ids))}
+        return LinUCBPolicy(
+            "default", config.alpha, "learning_progress", learned_target(env.config, config.days)
+        )
+    simple = {
+        "oracle": lambda: OraclePolicy(),
+        "oracle_learning": lambda: OraclePolicy(env.config),
+        "rule": RulePolicy,
+        "random": RandomPolicy,
+        "irt_target": lambda: IrtTargetPolicy(config.target),
+        "linucb_progress": lambda: ProgressPolicy(config.alpha, env.world.item_topic),
+        "thompson": lambda: ThompsonPolicy(len(env.world.item_ids)),
+    }
     if name not in simple:
         raise SkbanditError(f"unknown policy {name!r} (expected one of {POLICIES})")
     return simple[name]()

@@ -50,8 +50,9 @@ def make_test_form(world: World, n_items: int = FORM_ITEMS) -> TestForm:
     rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(FORM_STREAM + 1)[-1])
     n_topics = len(world.topics)
     bank = world.difficulty_true + world.hidden_effect
-    centre = np.array([bank[(world.item_topic == t) & ~world.drift].mean()
-                       for t in range(n_topics)])
+    centre = np.array(
+        [bank[(world.item_topic == t) & ~world.drift].mean() for t in range(n_topics)]
+    )
     difficulty = centre[:, None] + rng.normal(0.0, config.difficulty_sd, (n_topics, n_items))
     discrimination = np.clip(rng.lognormal(0.0, 0.25, (n_topics, n_items)), 0.4, 2.5)
     return TestForm(difficulty, discrimination)
@@ -64,8 +65,7 @@ def expected_scores(world: World, form: TestForm, ability: np.ndarray) -> np.nda
     return observed_probability(p, world.config).mean(axis=2)
 
 
-def posttest_gain(world: World, form: TestForm, start: np.ndarray, now: np.ndarray
-                  ) -> np.ndarray:
+def posttest_gain(world: World, form: TestForm, start: np.ndarray, now: np.ndarray) -> np.ndarray:
     """Each student's post-test gain (points of 100) from abilities ``start`` to ``now``.
 
     The mean over the topics of the student's grade of the expected score's change.
@@ -75,5 +75,5 @@ def posttest_gain(world: World, form: TestForm, start: np.ndarray, now: np.ndarr
     offsets = np.cumsum(sizes) - sizes
     in_grade = np.zeros(change.shape, dtype=bool)
     for g, (offset, size) in enumerate(zip(offsets, sizes, strict=True)):
-        in_grade[world.grade == g, offset:offset + size] = True
+        in_grade[world.grade == g, offset : offset + size] = True
     return 100.0 * (change * in_grade).sum(axis=1) / in_grade.sum(axis=1)

@@ -40,8 +40,15 @@ from skbandit.study.posttest import make_test_form, posttest_gain
 
 BASELINES = ("rule", "thompson")
 """Policies that the paired differences (``<metric>_vs_<baseline>``) compare against."""
-RUN_METRICS = ("success_rate", "expected_success", "cumulative_regret", "regret_per_decision",
-               "learning_gain", "posttest_mid", "posttest_end")
+RUN_METRICS = (
+    "success_rate",
+    "expected_success",
+    "cumulative_regret",
+    "regret_per_decision",
+    "learning_gain",
+    "posttest_mid",
+    "posttest_end",
+)
 """Per-run metrics of :func:`summarise_trace`."""
 TRACE_COLUMNS = ("student", "p_chosen", "regret", "correct", "gain")
 """Columns of :func:`run_policy`'s per-decision trace."""
@@ -73,9 +80,13 @@ class Checkpoints:
             self.abilities.setdefault(name, env.learning.abilities_at(time))
 
 
-def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
-               days: int | None = None, checkpoints: Checkpoints | None = None
-               ) -> pd.DataFrame:
+def run_policy(
+    policy: Policy,
+    env: SchoolEnv,
+    rng: np.random.Generator,
+    days: int | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> pd.DataFrame:
     """Play ``policy`` against ``env`` until the year (or ``days`` school days) is over.
 
     Returns a DataFrame with one row per decision in step order and the columns
@@ -96,13 +107,20 @@ def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
         reward = outcome.correct.astype(np.float64)
         policy.update(cands, rows, reward)
         policy.observe(cands, rows, outcome)
-        values = (outcome.student, outcome.p_true, best - cands.p_true[rows], reward,
-                  outcome.ability_after - outcome.ability_before)
+        values = (
+            outcome.student,
+            outcome.p_true,
+            best - cands.p_true[rows],
+            reward,
+            outcome.ability_after - outcome.ability_before,
+        )
         for name, value in zip(TRACE_COLUMNS, values, strict=True):
             trace[name].append(value)
     if not trace["student"]:
-        raise SkbanditError(f"nobody practised in the first {days} school days (expected at "
-                            "least one attempt); use more days or students")
+        raise SkbanditError(
+            f"nobody practised in the first {days} school days (expected at "
+            "least one attempt); use more days or students"
+        )
     if checkpoints is not None:
         checkpoints.finish(env)
     return pd.DataFrame({name: np.concatenate(parts) for name, parts in trace.items()})
@@ -110,8 +128,10 @@ def run_policy(policy: Policy, env: SchoolEnv, rng: np.random.Generator,
 
 def _check_choice(policy: Policy, cands: CandidateArrays, rows: np.ndarray) -> None:
     if rows.shape != (cands.n_decisions,) or (cands.decision[rows] != np.arange(rows.size)).any():
-        raise SkbanditError(f"{type(policy).__name__} chose rows outside their decisions' "
-                            "candidates (expected one candidate row per decision)")
+        raise SkbanditError(
+            f"{type(policy).__name__} chose rows outside their decisions' "
+            "candidates (expected one candidate row per decision)"
+        )
 
 
 def summarise_trace(trace: pd.DataFrame, n_bins: int) -> tuple[dict, pd.DataFrame]:
@@ -122,21 +142,30 @@ def summarise_trace(trace: pd.DataFrame, n_bins: int) -> tuple[dict, pd.DataFram
     ``success_rate`` and ``expected_success`` within the bin.
     """
     n, n_students = len(trace), trace["student"].nunique()
-    metrics = {"n_decisions": n, "n_students": n_students,
-               "success_rate": trace["correct"].mean(),
-               "expected_success": trace["p_chosen"].mean(),
-               "cumulative_regret": trace["regret"].sum(),
-               "regret_per_decision": trace["regret"].mean(),
-               "learning_gain": trace["gain"].sum() / n_students}
+    metrics = {
+        "n_decisions": n,
+        "n_students": n_students,
+        "success_rate": trace["correct"].mean(),
+        "expected_success": trace["p_chosen"].mean(),
+        "cumulative_regret": trace["regret"].sum(),
+        "regret_per_decision": trace["regret"].mean(),
+        "learning_gain": trace["gain"].sum() / n_students,
+    }
     bins = np.minimum(np.arange(n) * n_bins // n, n_bins - 1)
     grouped = trace.groupby(bins)
-    curves = pd.DataFrame({
-        "decisions": grouped.size().cumsum(),
-        "cumulative_regret": grouped["regret"].sum().cumsum(),
-        "success_rate": grouped["correct"].mean(),
-        "expected_success": grouped["p_chosen"].mean(),
-        "learning_gain": grouped["gain"].sum().cumsum() / n_students,
-    }).rename_axis("bin").reset_index()
+    curves = (
+        pd.DataFrame(
+            {
+                "decisions": grouped.size().cumsum(),
+                "cumulative_regret": grouped["regret"].sum().cumsum(),
+                "success_rate": grouped["correct"].mean(),
+                "expected_success": grouped["p_chosen"].mean(),
+                "learning_gain": grouped["gain"].sum().cumsum() / n_students,
+            }
+        )
+        .rename_axis("bin")
+        .reset_index()
+    )
     return metrics, curves
 
 
@@ -162,10 +191,13 @@ def run_one(name: str, seed: int, config: StudyConfig) -> tuple[dict, pd.DataFra
 def school_config(config: StudyConfig, seed: int) -> SchoolConfig:
     """The school of ``seed`` under the study's learning scenario."""
     if config.learning not in LEARNING_SCENARIOS:
-        raise SkbanditError(f"unknown learning scenario {config.learning!r} (expected one of "
-                            f"{tuple(LEARNING_SCENARIOS)})")
-    return SchoolConfig(n_students=config.n_students, seed=seed,
-                        **LEARNING_SCENARIOS[config.learning])
+        raise SkbanditError(
+            f"unknown learning scenario {config.learning!r} (expected one of "
+            f"{tuple(LEARNING_SCENARIOS)})"
+        )
+    return SchoolConfig(
+        n_students=config.n_students, seed=seed, **LEARNING_SCENARIOS[config.learning]
+    )
 
 
 @dataclass
@@ -199,8 +231,10 @@ def run_study(config: StudyConfig | None = None, on_done=None) -> StudyResult:
     config = config or StudyConfig()
     _check_config(config)
     # slowest (LinUCB) first, so the parallel workers finish together
-    tasks = sorted(((name, seed) for name in config.policies for seed in config.seeds),
-                   key=lambda task: not task[0].startswith("linucb"))
+    tasks = sorted(
+        ((name, seed) for name in config.policies for seed in config.seeds),
+        key=lambda task: not task[0].startswith("linucb"),
+    )
     if config.n_jobs == 1:
         outputs = (run_one(name, seed, config) for name, seed in tasks)
     else:
@@ -214,8 +248,11 @@ def run_study(config: StudyConfig | None = None, on_done=None) -> StudyResult:
         if on_done is not None:
             on_done(metrics["policy"], metrics["seed"])
     runs = _sorted(pd.DataFrame([m for m, _ in results]), ["policy", "seed"], config.policies)
-    curves = _sorted(pd.concat([c for _, c in results], ignore_index=True),
-                     ["policy", "seed", "bin"], config.policies)
+    curves = _sorted(
+        pd.concat([c for _, c in results], ignore_index=True),
+        ["policy", "seed", "bin"],
+        config.policies,
+    )
     return StudyResult(runs, summarise_runs(runs), curves, config)
 
 
@@ -225,8 +262,9 @@ def _sorted(frame: pd.DataFrame, by: list[str], policies) -> pd.DataFrame:
     Parallel workers finish in any order; the study's result must not depend on it.
     """
     order = {name: i for i, name in enumerate(policies)}
-    return frame.sort_values(by, key=lambda col: col.map(order) if col.name == "policy" else col,
-                             ignore_index=True)
+    return frame.sort_values(
+        by, key=lambda col: col.map(order) if col.name == "policy" else col, ignore_index=True
+    )
 
 
 def summarise_runs(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -245,10 +283,8 @@ def summarise_runs(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             paired = group.set_index("seed")
             for metric in PAIRED_METRICS:
                 diff = (paired[metric] - by_seed.loc[baseline, metric]).dropna()
-                rows.append((name, f"{metric}_vs_{baseline}",
-                             *confidence_interval(diff, level)))
-    return pd.DataFrame(rows, columns=["policy", "metric", "mean", "ci_low", "ci_high",
-                                       "n_seeds"])
+                rows.append((name, f"{metric}_vs_{baseline}", *confidence_interval(diff, level)))
+    return pd.DataFrame(rows, columns=["policy", "metric", "mean", "ci_low", "ci_high", "n_seeds"])
 
 
 def confidence_interval(values, level=0.95) -> tuple[float, float, float, int]:
@@ -271,8 +307,10 @@ def _check_config(config: StudyConfig):
     if unknown:
         raise SkbanditError(f"unknown policies {unknown} (expected names from {POLICIES})")
     if config.n_students < 1 or not config.seeds:
-        raise SkbanditError(f"the study needs at least 1 student and 1 seed; found "
-                            f"{config.n_students} students and {len(config.seeds)} seeds")
+        raise SkbanditError(
+            f"the study needs at least 1 student and 1 seed; found "
+            f"{config.n_students} students and {len(config.seeds)} seeds"
+        )
     if config.days is not None:
         stop_seconds(SchoolConfig(n_students=1), config.days)
     school_config(config, 0)

@@ -25,9 +25,18 @@ from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.runner import _sorted, confidence_interval, run_one
 
-SWEEP_POLICIES = ("oracle_learning", "oracle", "linucb_progress", "linucb_progress_served",
-                  "linucb_target_band", "linucb_default", "irt_target", "rule", "thompson",
-                  "random")
+SWEEP_POLICIES = (
+    "oracle_learning",
+    "oracle",
+    "linucb_progress",
+    "linucb_progress_served",
+    "linucb_target_band",
+    "linucb_default",
+    "irt_target",
+    "rule",
+    "thompson",
+    "random",
+)
 """Policies of the sweep, in table order."""
 SWEEP_ORACLES = ("oracle", "oracle_learning")
 
@@ -60,15 +69,28 @@ class SweepConfig:
 
     def study(self, learning: str) -> StudyConfig:
         """The study of one learning model."""
-        return StudyConfig(n_students=self.n_students, seeds=self.seeds, days=self.days,
-                           alpha=self.alpha, target=self.target, policies=self.policies,
-                           n_bins=4, n_jobs=1, learning=learning)
+        return StudyConfig(
+            n_students=self.n_students,
+            seeds=self.seeds,
+            days=self.days,
+            alpha=self.alpha,
+            target=self.target,
+            policies=self.policies,
+            n_bins=4,
+            n_jobs=1,
+            learning=learning,
+        )
 
 
 def quick_sweep_config() -> SweepConfig:
     """CI-sized: 3 learning models, 2 seeds, 40 students, 10 school days."""
-    return SweepConfig(learning=("peak_0.7", "pfa_errors", "additive"), seeds=(0, 1),
-                       n_students=40, days=10, n_jobs=1)
+    return SweepConfig(
+        learning=("peak_0.7", "pfa_errors", "additive"),
+        seeds=(0, 1),
+        n_students=40,
+        days=10,
+        n_jobs=1,
+    )
 
 
 @dataclass
@@ -85,8 +107,12 @@ def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
     """Run every (learning model, policy, seed); ``on_done(learning, policy, seed)`` per run."""
     config = config or SweepConfig()
     _check(config)
-    tasks = [(learning, name, seed) for learning in config.learning
-             for name in config.policies for seed in config.seeds]
+    tasks = [
+        (learning, name, seed)
+        for learning in config.learning
+        for name in config.policies
+        for seed in config.seeds
+    ]
     tasks.sort(key=lambda task: not task[1].startswith("linucb"))  # slowest first
     studies = {learning: config.study(learning) for learning in config.learning}
     if config.n_jobs == 1:
@@ -95,8 +121,9 @@ def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")
-        outputs = parallel(delayed(run_one)(name, seed, studies[learning])
-                           for learning, name, seed in tasks)
+        outputs = parallel(
+            delayed(run_one)(name, seed, studies[learning]) for learning, name, seed in tasks
+        )
     rows = []
     for metrics, _ in outputs:
         rows.append(metrics)
@@ -105,8 +132,9 @@ def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
     runs = pd.DataFrame(rows)
     order = {name: i for i, name in enumerate(config.learning)}
     runs = _sorted(runs, ["policy", "seed"], config.policies)
-    runs = runs.sort_values("learning", key=lambda col: col.map(order), kind="stable",
-                            ignore_index=True)
+    runs = runs.sort_values(
+        "learning", key=lambda col: col.map(order), kind="stable", ignore_index=True
+    )
     return SweepResult(runs, sweep_table(runs), config)
 
 
@@ -123,21 +151,40 @@ def sweep_table(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         by = group.set_index(["policy", "seed"])["posttest_end"]
         policies = group["policy"].unique()
         rule = by.loc["rule"] if "rule" in policies else None
-        oracle_gap = (by.loc["oracle_learning"].mean() - rule.mean()
-                      if rule is not None and "oracle_learning" in policies else np.nan)
+        oracle_gap = (
+            by.loc["oracle_learning"].mean() - rule.mean()
+            if rule is not None and "oracle_learning" in policies
+            else np.nan
+        )
         for name in policies:
             mine = by.loc[name]
             gain = confidence_interval(mine, level)
-            paired = (confidence_interval((mine - rule).dropna(), level) if rule is not None
-                      else (np.nan,) * 4)
-            success = confidence_interval(group.loc[group["policy"] == name, "success_rate"],
-                                          level)
+            paired = (
+                confidence_interval((mine - rule).dropna(), level)
+                if rule is not None
+                else (np.nan,) * 4
+            )
+            success = confidence_interval(group.loc[group["policy"] == name, "success_rate"], level)
             gap = paired[0] / oracle_gap if oracle_gap > 0 else np.nan
             out.append((learning, name, *gain[:3], *paired[:3], gap, *success[:3], gain[3]))
-    return pd.DataFrame(out, columns=[
-        "learning", "policy", "posttest", "posttest_low", "posttest_high", "vs_rule",
-        "vs_rule_low", "vs_rule_high", "gap_closed", "success_rate", "success_low",
-        "success_high", "n_seeds"])
+    return pd.DataFrame(
+        out,
+        columns=[
+            "learning",
+            "policy",
+            "posttest",
+            "posttest_low",
+            "posttest_high",
+            "vs_rule",
+            "vs_rule_low",
+            "vs_rule_high",
+            "gap_closed",
+            "success_rate",
+            "success_low",
+            "success_high",
+            "n_seeds",
+        ],
+    )
 
 
 def best_non_oracle(table: pd.DataFrame) -> pd.DataFrame:
@@ -149,15 +196,26 @@ def best_non_oracle(table: pd.DataFrame) -> pd.DataFrame:
 def _check(config: SweepConfig) -> None:
     unknown = [name for name in config.learning if name not in LEARNING_SCENARIOS]
     if unknown:
-        raise SkbanditError(f"unknown learning scenarios {unknown} (expected names from "
-                            f"{tuple(LEARNING_SCENARIOS)})")
+        raise SkbanditError(
+            f"unknown learning scenarios {unknown} (expected names from "
+            f"{tuple(LEARNING_SCENARIOS)})"
+        )
     bad = [name for name in config.policies if name not in POLICIES]
     if bad:
         raise SkbanditError(f"unknown policies {bad} (expected names from {POLICIES})")
     if not config.seeds or config.n_students < 1:
-        raise SkbanditError(f"the sweep needs at least 1 seed and 1 student; found "
-                            f"{len(config.seeds)} seeds and {config.n_students} students")
+        raise SkbanditError(
+            f"the sweep needs at least 1 seed and 1 student; found "
+            f"{len(config.seeds)} seeds and {config.n_students} students"
+        )
 
 
-__all__ = ["SWEEP_POLICIES", "SweepConfig", "SweepResult", "best_non_oracle",
-           "quick_sweep_config", "run_sweep", "sweep_table"]
+__all__ = [
+    "SWEEP_POLICIES",
+    "SweepConfig",
+    "SweepResult",
+    "best_non_oracle",
+    "quick_sweep_config",
+    "run_sweep",
+    "sweep_table",
+]

@@ -15,5 +15,12 @@ from adapters.serving.local_server import (
     skbandit_server,
 )
 
-__all__ = ["HOST", "START_TIMEOUT_S", "STOP_TIMEOUT_S", "ServerError", "free_port",
-           "model_server", "skbandit_server"]
+__all__ = [
+    "HOST",
+    "START_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "ServerError",
+    "free_port",
+    "model_server",
+    "skbandit_server",
+]

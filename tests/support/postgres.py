@@ -27,8 +27,9 @@ class Unavailable(RuntimeError):
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                                                   reverse=True)), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
     if found is None:
         raise Unavailable(f"PostgreSQL server binary {name} not found: apt-get install postgresql")
     return found
@@ -48,19 +49,25 @@ def local_postgres() -> Iterator[str]:
     if as_root:
         shutil.chown(folder, "postgres")
     data, port = folder / "data", free_port()
-    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True,  # noqa: E731
-                                       text=True, timeout=120)
+
+    def run(*args):
+        return subprocess.run(
+            [*prefix, *args], check=True, capture_output=True, text=True, timeout=120
+        )
+
     try:
         run(initdb, "-D", str(data), "-A", "trust", "-U", USER, "--no-sync")
         options = f"-p {port} -k {folder} -c listen_addresses={HOST} -c fsync=off"
-        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w",
-            "start")
+        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start")
     except subprocess.CalledProcessError as error:
         shutil.rmtree(folder, ignore_errors=True)
         raise Unavailable(f"cannot start PostgreSQL: {error.stderr.strip()[-300:]}") from None
     try:
         yield f"postgresql://{USER}@{HOST}:{port}/postgres"
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(folder, ignore_errors=True)

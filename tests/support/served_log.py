@@ -13,8 +13,14 @@ from skbandit import schema
 from skbandit.ope import decisions as logged
 from skbandit.ope import targets
 
-CANDIDATE_COLUMNS = (schema.DECISION_ID, schema.ITEM_ID, *schema.MODEL_INPUT, "served_rank",
-                     "propensity", "slot_propensity")
+CANDIDATE_COLUMNS = (
+    schema.DECISION_ID,
+    schema.ITEM_ID,
+    *schema.MODEL_INPUT,
+    "served_rank",
+    "propensity",
+    "slot_propensity",
+)
 
 
 def served_log(events, items, rows, *, model_name="skbandit-linucb", epsilon=0.1, top_k=5):
@@ -30,14 +36,19 @@ def served_log(events, items, rows, *, model_name="skbandit-linucb", epsilon=0.1
         chunk["slot_propensity"] = np.where(chunk[logged.IS_LOGGED], chunk["propensity"], np.nan)
         chunks.append(chunk[list(CANDIDATE_COLUMNS)])
     picked = events.iloc[rows]
-    decisions = pd.DataFrame({
-        schema.DECISION_ID: ids,
-        "logged_at": (picked[schema.TIMESTAMP] - pd.Timedelta(seconds=1)).to_numpy(),
-        schema.USER_ID: picked[schema.USER_ID].to_numpy(),
-        schema.TOPIC: picked[schema.TOPIC].to_numpy(),
-        "model_name": model_name, "model_version": "1", "settings": "{}", "seeded": False,
-        "served_item_id": picked[schema.ITEM_ID].to_numpy(),
-    })
+    decisions = pd.DataFrame(
+        {
+            schema.DECISION_ID: ids,
+            "logged_at": (picked[schema.TIMESTAMP] - pd.Timedelta(seconds=1)).to_numpy(),
+            schema.USER_ID: picked[schema.USER_ID].to_numpy(),
+            schema.TOPIC: picked[schema.TOPIC].to_numpy(),
+            "model_name": model_name,
+            "model_version": "1",
+            "settings": "{}",
+            "seeded": False,
+            "served_item_id": picked[schema.ITEM_ID].to_numpy(),
+        }
+    )
     decisions["logged_at"] = pd.to_datetime(decisions["logged_at"], utc=True)
     return decisions, pd.concat(chunks, ignore_index=True)
 

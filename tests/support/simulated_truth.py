@@ -17,7 +17,10 @@ def true_success(school):
 
     def values(candidates):
         item = candidates[schema.ITEM_ID]
-        return p_correct_2pl(ability[candidates[logged_decisions.EVENT_ROW].to_numpy()],
-                             difficulty.loc[item].to_numpy(), discrimination.loc[item].to_numpy())
+        return p_correct_2pl(
+            ability[candidates[logged_decisions.EVENT_ROW].to_numpy()],
+            difficulty.loc[item].to_numpy(),
+            discrimination.loc[item].to_numpy(),
+        )
 
     return values

@@ -27,11 +27,16 @@ if TYPE_CHECKING:
     from skbandit.study.runner import StudyResult
 
 LABELS = {
-    "oracle": "oracle (max true success)", "oracle_learning": "oracle (max true learning)",
-    "linucb_default": "LinUCB, default features", "linucb_seed": "LinUCB, seed features",
-    "linucb_target_band": "LinUCB, target band", "linucb_progress": "LinUCB, learning progress",
-    "irt_target": "IRT rule aimed at the target", "rule": "rule-based (baseline)",
-    "thompson": "Thompson per item (non-contextual)", "random": "uniform random",
+    "oracle": "oracle (max true success)",
+    "oracle_learning": "oracle (max true learning)",
+    "linucb_default": "LinUCB, default features",
+    "linucb_seed": "LinUCB, seed features",
+    "linucb_target_band": "LinUCB, target band",
+    "linucb_progress": "LinUCB, learning progress",
+    "irt_target": "IRT rule aimed at the target",
+    "rule": "rule-based (baseline)",
+    "thompson": "Thompson per item (non-contextual)",
+    "random": "uniform random",
 }
 ZOOMED = ("oracle", "linucb_default", "linucb_seed", "thompson")
 """Policies of the regret plot's second panel (the others' regret grows ten times faster)."""
@@ -89,13 +94,24 @@ def simulate(
         result, seconds = _run_with_progress(config, console, quiet=json_output)
         run_id = log_study(result, seconds, out_dir)
     if json_output:
-        print(json.dumps({"run_id": run_id, "seconds": round(seconds, 1),
-                          "summary": result.summary.to_dict(orient="records")}))
+        print(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "seconds": round(seconds, 1),
+                    "summary": result.summary.to_dict(orient="records"),
+                }
+            )
+        )
         return
     for table in results_tables(result):
         console.print(table)
-    console.print(f"{len(result.runs)} runs in {seconds:.0f} s; logged to MLflow run {run_id} "
-                  f"(experiment skbandit-evaluation)", highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(result.runs)} runs in {seconds:.0f} s; logged to MLflow run {run_id} "
+        f"(experiment skbandit-evaluation)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def study_config(seeds, students, days, alpha, target, jobs, quick) -> StudyConfig:
@@ -136,11 +152,15 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
 
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
-    figures = {"regret.png": regret_figure(result.curves),
-               "learning_curves.png": learning_figure(result.curves)}
+    figures = {
+        "regret.png": regret_figure(result.curves),
+        "learning_curves.png": learning_figure(result.curves),
+    }
     tables = {"summary.csv": result.summary, "runs.csv": result.runs, "curves.csv": result.curves}
-    params = {key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
-              for key, value in asdict(result.config).items()}
+    params = {
+        key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
+        for key, value in asdict(result.config).items()
+    }
     with runs.tracked_run(run_name="simulation-study") as run_id:
         runs.set_tag("study", "simulation")
         runs.log_params(params)
@@ -187,10 +207,17 @@ def results_tables(result: StudyResult) -> list:
     n_seeds = len(result.config.seeds)
     days = "the whole year" if result.config.days is None else f"{result.config.days} days"
     return [
-        _table(result, TABLE_METRICS, f"Simulation study: {result.config.n_students} students, "
-               f"{days}, {n_seeds} seeds; mean [95% CI over seeds]"),
-        _table(result, PAIRED_TABLE_METRICS, "Paired differences on the same seeds (same "
-               "school and noise); mean [95% CI]"),
+        _table(
+            result,
+            TABLE_METRICS,
+            f"Simulation study: {result.config.n_students} students, "
+            f"{days}, {n_seeds} seeds; mean [95% CI over seeds]",
+        ),
+        _table(
+            result,
+            PAIRED_TABLE_METRICS,
+            "Paired differences on the same seeds (same school and noise); mean [95% CI]",
+        ),
     ]
 
 
@@ -203,8 +230,9 @@ def _table(result: StudyResult, metrics: dict, title: str):
         table.add_column(header, justify="right")
     summary = result.summary.set_index(["policy", "metric"])
     for policy in result.config.policies:
-        cells = [format_interval(summary, policy, metric, fmt)
-                 for metric, (_, fmt) in metrics.items()]
+        cells = [
+            format_interval(summary, policy, metric, fmt) for metric, (_, fmt) in metrics.items()
+        ]
         table.add_row(LABELS.get(policy, policy), *cells)
     return table
 
@@ -229,8 +257,11 @@ def curve_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
     from skbandit.study.runner import confidence_interval
 
     order = {name: i for i, name in enumerate(LABELS)}
-    curves = curves.sort_values(["policy", "bin"], key=lambda col: col.map(order)
-                                if col.name == "policy" else col, kind="stable")
+    curves = curves.sort_values(
+        ["policy", "bin"],
+        key=lambda col: col.map(order) if col.name == "policy" else col,
+        kind="stable",
+    )
     rows = []
     for (policy, bin_), group in curves.groupby(["policy", "bin"], sort=False):
         mean, low, high, _ = confidence_interval(group[column])
@@ -274,8 +305,7 @@ def _plot_bands(ax, band: pd.DataFrame, show_band: bool) -> None:
         color = f"C{list(LABELS).index(policy) % 10}" if policy in LABELS else None
         ax.plot(rows["decisions"], rows["mean"], label=LABELS.get(policy, policy), color=color)
         if rows["low"].notna().all() and show_band:
-            ax.fill_between(rows["decisions"], rows["low"], rows["high"], alpha=0.2,
-                            color=color)
+            ax.fill_between(rows["decisions"], rows["low"], rows["high"], alpha=0.2, color=color)
     ax.set_xlabel("decisions")
 
 

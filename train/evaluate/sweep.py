@@ -59,10 +59,13 @@ def sweep(
         seconds = time.perf_counter() - started
         run_id = log_sweep(result, seconds, out_dir)
     console.print(markdown_table(result.table), highlight=False, soft_wrap=True)
-    console.print(f"{len(result.runs)} runs in {seconds:.0f} s "
-                  f"({seconds * config.n_jobs / len(result.runs):.1f} s per run per process); "
-                  f"logged to MLflow run {run_id} (experiment skbandit-evaluation)",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(result.runs)} runs in {seconds:.0f} s "
+        f"({seconds * config.n_jobs / len(result.runs):.1f} s per run per process); "
+        f"logged to MLflow run {run_id} (experiment skbandit-evaluation)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
@@ -107,11 +110,15 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
     figure = sweep_figure(result.table)
-    texts = {"sweep.csv": result.table.to_csv(index=False),
-             "sweep_runs.csv": result.runs.to_csv(index=False),
-             "sweep.md": markdown_table(result.table)}
-    params = {key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
-              for key, value in asdict(result.config).items()}
+    texts = {
+        "sweep.csv": result.table.to_csv(index=False),
+        "sweep_runs.csv": result.runs.to_csv(index=False),
+        "sweep.md": markdown_table(result.table),
+    }
+    params = {
+        key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
+        for key, value in asdict(result.config).items()
+    }
     with runs.tracked_run(run_name="learning-model-sweep") as run_id:
         runs.set_tag("study", "sweep")
         runs.log_params(params)
@@ -157,14 +164,18 @@ def markdown_table(table: pd.DataFrame) -> str:
     >>> print(markdown_table(table).splitlines()[2])
     | additive | rule | 3.00 [2.50, 3.50] | - | - | 0.610 |
     """
-    lines = ["| learning model | policy | post-test gain (points) | vs rule | gap closed "
-             "| success |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| learning model | policy | post-test gain (points) | vs rule | gap closed | success |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in table.itertuples(index=False):
         gain = _interval(row.posttest, row.posttest_low, row.posttest_high, "{:.2f}")
         paired = _interval(row.vs_rule, row.vs_rule_low, row.vs_rule_high, "{:+.2f}")
         gap = "-" if row.gap_closed != row.gap_closed else f"{row.gap_closed:.0%}"
-        lines.append(f"| {row.learning} | {row.policy} | {gain} | {paired} | {gap} "
-                     f"| {row.success_rate:.3f} |")
+        lines.append(
+            f"| {row.learning} | {row.policy} | {gain} | {paired} | {gap} "
+            f"| {row.success_rate:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -188,14 +199,16 @@ def sweep_figure(table: pd.DataFrame) -> Figure:
     for ax, learning in zip(axes, learnings, strict=False):
         part = table[table["learning"] == learning]
         y = range(len(part))
-        err = [(part["vs_rule"] - part["vs_rule_low"]).fillna(0),
-               (part["vs_rule_high"] - part["vs_rule"]).fillna(0)]
+        err = [
+            (part["vs_rule"] - part["vs_rule_low"]).fillna(0),
+            (part["vs_rule_high"] - part["vs_rule"]).fillna(0),
+        ]
         ax.barh(list(y), part["vs_rule"].fillna(0), xerr=err, color="C0", alpha=0.7)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_yticks(list(y), part["policy"], fontsize="small")
         ax.invert_yaxis()
         ax.set_title(learning, fontsize="medium")
-    for ax in axes[len(learnings):]:
+    for ax in axes[len(learnings) :]:
         ax.set_visible(False)
     fig.supxlabel("post-test gain minus the rule's (points of 100; 95% CI over schools)")
     return fig

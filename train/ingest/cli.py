@@ -31,45 +31,64 @@ def main(
     ],
     format_: Annotated[
         str,
-        typer.Option("--format", help=f"Raw format: {', '.join(FORMATS)} (README: 'Bring "
-                     "your own data')."),
+        typer.Option(
+            "--format", help=f"Raw format: {', '.join(FORMATS)} (README: 'Bring your own data')."
+        ),
     ],
     out: Annotated[
         Path,
-        typer.Option(help="Folder for events.parquet, items.parquet and cleaning.json "
-                     "(new, or one an earlier ingest wrote; replaced atomically)."),
+        typer.Option(
+            help="Folder for events.parquet, items.parquet and cleaning.json "
+            "(new, or one an earlier ingest wrote; replaced atomically)."
+        ),
     ],
     calibrate: Annotated[
         str, typer.Option(help="Item calibration from the responses: rasch or 2pl.")
     ] = "rasch",
     calibration_fraction: Annotated[
         float,
-        typer.Option(help="Share of the events, earliest first, that calibration may use; "
-                     "replay should score only later events."),
+        typer.Option(
+            help="Share of the events, earliest first, that calibration may use; "
+            "replay should score only later events."
+        ),
     ] = 0.5,
     min_responses: Annotated[
-        int, typer.Option(min=1, help="Items with fewer responses are reported as shrunk "
-                          "toward their topic's difficulty.")
+        int,
+        typer.Option(
+            min=1,
+            help="Items with fewer responses are reported as shrunk "
+            "toward their topic's difficulty.",
+        ),
     ] = 20,
     skill: Annotated[
         str | None,
-        typer.Option(help="Where topics come from: datashop the KC model (Default, ...); "
-                     "ednet-kt1 tags or part; edm-cup-2023 code or description; assistments "
-                     "skill_name or skill_id. Default: the first of each.", show_default=False),
+        typer.Option(
+            help="Where topics come from: datashop the KC model (Default, ...); "
+            "ednet-kt1 tags or part; edm-cup-2023 code or description; assistments "
+            "skill_name or skill_id. Default: the first of each.",
+            show_default=False,
+        ),
     ] = None,
     item: Annotated[
         str | None,
-        typer.Option(help="Item granularity (datashop): step (default) or problem.",
-                     show_default=False),
+        typer.Option(
+            help="Item granularity (datashop): step (default) or problem.", show_default=False
+        ),
     ] = None,
     keep_untagged: Annotated[
-        bool, typer.Option(help="Keep attempts on items without a skill, under the topic "
-                           "'untagged' (default: dropped and counted).")
+        bool,
+        typer.Option(
+            help="Keep attempts on items without a skill, under the topic "
+            "'untagged' (default: dropped and counted)."
+        ),
     ] = False,
     max_students: Annotated[
         int | None,
-        typer.Option(min=1, help="A quick first look: only the first N students (EdNet reads "
-                     "only their files).", show_default=False),
+        typer.Option(
+            min=1,
+            help="A quick first look: only the first N students (EdNet reads only their files).",
+            show_default=False,
+        ),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print cleaning.json instead of the table.")
@@ -83,19 +102,27 @@ def main(
     from train.ingest.job import IngestOptions, print_report, run_ingest
 
     console = Console()
-    options = IngestOptions(format=format_, raw_files=tuple(raw_files), out=out,
-                            calibrate=calibrate, calibration_fraction=calibration_fraction,
-                            min_responses=min_responses, skill=skill, item=item,
-                            keep_untagged=keep_untagged, max_students=max_students)
-    nothing_done = (f"nothing was written to {out} (please report this with the --format and "
-                    "the file's header)")
+    options = IngestOptions(
+        format=format_,
+        raw_files=tuple(raw_files),
+        out=out,
+        calibrate=calibrate,
+        calibration_fraction=calibration_fraction,
+        min_responses=min_responses,
+        skill=skill,
+        item=item,
+        keep_untagged=keep_untagged,
+        max_students=max_students,
+    )
+    nothing_done = (
+        f"nothing was written to {out} (please report this with the --format and the file's header)"
+    )
     with one_line_errors(nothing_done), console.status(f"reading {format_} ..."):
         result = run_ingest(options)
     if json_output:
         print(json.dumps(result.cleaning, indent=2, default=str))
     else:
         print_report(console, result)
-
 
 
 if __name__ == "__main__":

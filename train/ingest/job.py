@@ -35,11 +35,23 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 EVENT_COLUMNS = (
-    schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.SKILL_IDS, schema.TIMESTAMP,
-    schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED, schema.ACTION_SEQUENCE_ID,
+    schema.USER_ID,
+    schema.ITEM_ID,
+    schema.TOPIC,
+    schema.SKILL_IDS,
+    schema.TIMESTAMP,
+    schema.CORRECT,
+    schema.LATENCY_MS,
+    schema.HELP_REQUESTED,
+    schema.ACTION_SEQUENCE_ID,
 )
-ITEM_COLUMNS = (schema.ITEM_ID, schema.TOPIC, schema.DIFFICULTY, schema.DISCRIMINATION,
-                schema.DRIFT_FLAG)
+ITEM_COLUMNS = (
+    schema.ITEM_ID,
+    schema.TOPIC,
+    schema.DIFFICULTY,
+    schema.DISCRIMINATION,
+    schema.DRIFT_FLAG,
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,12 @@ class IngestOptions:
 
     def import_options(self) -> importers.ImportOptions:
         """The importer's choices (topic source, item granularity, untagged items)."""
-        return importers.ImportOptions(skill=self.skill, item=self.item,
-                                       keep_untagged=self.keep_untagged,
-                                       max_students=self.max_students)
+        return importers.ImportOptions(
+            skill=self.skill,
+            item=self.item,
+            keep_untagged=self.keep_untagged,
+            max_students=self.max_students,
+        )
 
 
 @dataclass
@@ -83,8 +98,9 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     raw = importers.load(options.format, options.raw_files, options.import_options())
     events, event_report = validate_events(raw.events, source=f"{options.format} events")
     if events.empty:
-        dropped = [f"{n:,} without {col}" for col, n in event_report.dropped_missing.items()
-                   if n] + raw.report.lines()
+        dropped = [
+            f"{n:,} without {col}" for col, n in event_report.dropped_missing.items() if n
+        ] + raw.report.lines()
         raise SkbanditError(
             f"{options.format}: no attempts left after cleaning ({raw.report.rows_read:,} raw "
             f"rows; {'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
@@ -94,8 +110,13 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     seconds["read and clean"] = time.perf_counter() - start
     start = time.perf_counter()
     cutoff = calibration_cutoff(events[schema.TIMESTAMP], options.calibration_fraction)
-    fit = calibrate(events, items_from_events(events), method=options.calibrate, until=cutoff,
-                    min_responses=options.min_responses)
+    fit = calibrate(
+        events,
+        items_from_events(events),
+        method=options.calibrate,
+        until=cutoff,
+        min_responses=options.min_responses,
+    )
     items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
     seconds["calibrate"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -105,9 +126,14 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     return IngestResult(events, items, fit, cleaning, seconds)
 
 
-def cleaning_document(options: IngestOptions, imported: ImportReport,
-                      event_report: CleaningReport, item_report: CleaningReport,
-                      fit: CalibrationResult, events: pd.DataFrame) -> dict:
+def cleaning_document(
+    options: IngestOptions,
+    imported: ImportReport,
+    event_report: CleaningReport,
+    item_report: CleaningReport,
+    fit: CalibrationResult,
+    events: pd.DataFrame,
+) -> dict:
     """Everything ``cleaning.json`` records: counts per step, the window, the output sizes."""
     return {
         "format": options.format,
@@ -115,9 +141,12 @@ def cleaning_document(options: IngestOptions, imported: ImportReport,
         "rows_read": imported.rows_read,
         "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
         "notes": imported.notes,
-        "options": {"skill": options.skill, "item": options.item,
-                    "keep_untagged": options.keep_untagged,
-                    "max_students": options.max_students},
+        "options": {
+            "skill": options.skill,
+            "item": options.item,
+            "keep_untagged": options.keep_untagged,
+            "max_students": options.max_students,
+        },
         "events": {**asdict(event_report), "summary": event_report.summary()},
         "items": {**asdict(item_report), "summary": item_report.summary()},
         "calibration": {**fit.summary(), "fraction": options.calibration_fraction},
@@ -138,22 +167,28 @@ def report_rows(result: IngestResult) -> list[tuple[str, str]]:
     rows += [(step["step"], f"{step['count']:,}") for step in doc["import"] if step["count"]]
     ev = doc["events"]
     rows += [(f"dropped: no {col}", f"{n:,}") for col, n in ev["dropped_missing"].items() if n]
-    for label, key in (("dropped: exact duplicate attempts", "dropped_duplicates"),
-                       ("latencies clipped at 30 min", "latency_clipped"),
-                       ("negative latencies blanked", "latency_invalid"),
-                       ("latencies missing (kept blank)", "latency_missing"),
-                       ("help flags missing (kept blank)", "help_missing")):
+    for label, key in (
+        ("dropped: exact duplicate attempts", "dropped_duplicates"),
+        ("latencies clipped at 30 min", "latency_clipped"),
+        ("negative latencies blanked", "latency_invalid"),
+        ("latencies missing (kept blank)", "latency_missing"),
+        ("help flags missing (kept blank)", "help_missing"),
+    ):
         if ev[key]:
             rows.append((label, f"{ev[key]:,}"))
     out, cal = doc["output"], doc["calibration"]
     rows += [
         ("events written", f"{out['events']:,} ({out['students']:,} students)"),
         ("items written", f"{out['items']:,} ({out['topics']:,} topics)"),
-        (f"calibration ({cal['method']})",
-         f"{cal['events']:,} events, {cal['window_start'][:10]} to {cal['window_end'][:10]} "
-         f"(first {cal['fraction']:.0%})"),
-        (f"items with 1-{cal['min_responses'] - 1} responses (shrunk to topic)",
-         f"{cal['items_few_responses']:,}"),
+        (
+            f"calibration ({cal['method']})",
+            f"{cal['events']:,} events, {cal['window_start'][:10]} to {cal['window_end'][:10]} "
+            f"(first {cal['fraction']:.0%})",
+        ),
+        (
+            f"items with 1-{cal['min_responses'] - 1} responses (shrunk to topic)",
+            f"{cal['items_few_responses']:,}",
+        ),
         ("items unseen in window (topic mean)", f"{cal['items_unseen']:,}"),
     ]
     return rows
@@ -173,7 +208,14 @@ def print_report(console: Console, result: IngestResult) -> None:
     for note in doc["notes"]:
         console.print(f"note: {note}", soft_wrap=True, highlight=False)
     folder = doc["output"]["folder"]
-    console.print(f"wrote {folder}/events.parquet, items.parquet, cleaning.json", soft_wrap=True,
-                  highlight=False)
-    console.print(f"next: python -m train.warmstart --events {folder}/events.parquet "
-                  f"--items {folder}/items.parquet", soft_wrap=True, highlight=False)
+    console.print(
+        f"wrote {folder}/events.parquet, items.parquet, cleaning.json",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"next: python -m train.warmstart --events {folder}/events.parquet "
+        f"--items {folder}/items.parquet",
+        soft_wrap=True,
+        highlight=False,
+    )

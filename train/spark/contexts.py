@@ -45,8 +45,16 @@ if TYPE_CHECKING:
 
 TS = "_ts"
 """Event time as int64 nanoseconds since the epoch (UTC)."""
-CONTEXT_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC, TS, ROW_ORDER, schema.CORRECT,
-                   *schema.MODEL_INPUT, schema.N_PRIOR)
+CONTEXT_COLUMNS = (
+    schema.USER_ID,
+    schema.ITEM_ID,
+    schema.TOPIC,
+    TS,
+    ROW_ORDER,
+    schema.CORRECT,
+    *schema.MODEL_INPUT,
+    schema.N_PRIOR,
+)
 """What :func:`historical_contexts` returns, one row per known event."""
 _KEYS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
 EVENT_COLUMNS = (*_KEYS, TS, ROW_ORDER, schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED)
@@ -91,9 +99,14 @@ def clean_events(raw: DataFrame, source: str, partitions: int | None = None) -> 
     from pyspark.sql import types as T
 
     df = coerce_events(raw, source).where(F.col(_MISSING).isNull()).drop(_MISSING, _RAW_LATENCY)
-    compared = [c for c in df.columns if c not in (ROW_ORDER, schema.SKILL_IDS, schema.TIMESTAMP)
-                and not isinstance(df.schema[c].dataType,
-                                   T.ArrayType | T.MapType | T.StructType | T.BinaryType)]
+    compared = [
+        c
+        for c in df.columns
+        if c not in (ROW_ORDER, schema.SKILL_IDS, schema.TIMESTAMP)
+        and not isinstance(
+            df.schema[c].dataType, T.ArrayType | T.MapType | T.StructType | T.BinaryType
+        )
+    ]
     kept = df.select(*dict.fromkeys([*EVENT_COLUMNS, *compared]))
     out_schema = df.select(*EVENT_COLUMNS).schema
 
@@ -124,7 +137,8 @@ def coerce_events(raw: DataFrame, source: str) -> DataFrame:
             raise SkbanditError(
                 f"{source}: missing column '{name}' (expected the canonical event schema: "
                 f"{', '.join(schema.EVENT_REQUIRED)}, topic); found columns: "
-                f"{', '.join(c for c in columns if c != ROW_ORDER)}")
+                f"{', '.join(c for c in columns if c != ROW_ORDER)}"
+            )
     df = raw.withColumn(schema.TOPIC, _topic_column(raw, source))
     df = df.withColumn(TS, _nanoseconds(df, source))
     missing = F.lit(None).cast("string")
@@ -159,8 +173,9 @@ def local_dtypes(head: pd.DataFrame, raw_columns: list[str]) -> pd.DataFrame:
     return out[order]
 
 
-def check_events(raw: DataFrame, events: DataFrame, items: pd.DataFrame,
-                 source: str) -> tuple[CleaningReport, int]:
+def check_events(
+    raw: DataFrame, events: DataFrame, items: pd.DataFrame, source: str
+) -> tuple[CleaningReport, int]:
     """Raise on unusable values; what cleaning did, and how many events name unknown items.
 
     Two passes: one over the raw rows (the checks and the counts of
@@ -171,52 +186,73 @@ def check_events(raw: DataFrame, events: DataFrame, items: pd.DataFrame,
 
     kept = F.col(_MISSING).isNull()
     checks = {
-        schema.CORRECT: ("0 or 1", ~F.col(schema.CORRECT).isin(0.0, 1.0)
-                         | F.col(schema.CORRECT).isNull()),
-        schema.HELP_REQUESTED: ("a boolean (0/1, True/False)",
-                                F.col(schema.HELP_REQUESTED).isNotNull()
-                                & ~F.col(schema.HELP_REQUESTED).isin(0.0, 1.0)),
+        schema.CORRECT: (
+            "0 or 1",
+            ~F.col(schema.CORRECT).isin(0.0, 1.0) | F.col(schema.CORRECT).isNull(),
+        ),
+        schema.HELP_REQUESTED: (
+            "a boolean (0/1, True/False)",
+            F.col(schema.HELP_REQUESTED).isNotNull() & ~F.col(schema.HELP_REQUESTED).isin(0.0, 1.0),
+        ),
     }
     if schema.PROPENSITY in raw.columns:
         p = F.col(schema.PROPENSITY).try_cast("double")
         checks[schema.PROPENSITY] = ("a probability in (0, 1]", ~((p > 0) & (p <= 1)) | p.isNull())
     latency = F.col(_RAW_LATENCY)
-    counts = {"rows_in": F.lit(True),
-              **{f"missing_{k}": F.col(_MISSING) == k for k in (*_KEYS, schema.TIMESTAMP)}}
+    counts = {
+        "rows_in": F.lit(True),
+        **{f"missing_{k}": F.col(_MISSING) == k for k in (*_KEYS, schema.TIMESTAMP)},
+    }
     if schema.LATENCY_MS in raw.columns:
-        counts |= {"latency_invalid": kept & (latency < 0),
-                   "latency_clipped": kept & (latency > LATENCY_CAP_MS),
-                   "latency_missing": kept & F.col(schema.LATENCY_MS).isNull()}
+        counts |= {
+            "latency_invalid": kept & (latency < 0),
+            "latency_clipped": kept & (latency > LATENCY_CAP_MS),
+            "latency_missing": kept & F.col(schema.LATENCY_MS).isNull(),
+        }
     if schema.HELP_REQUESTED in raw.columns:
         counts["help_missing"] = kept & F.col(schema.HELP_REQUESTED).isNull()
     aggs = [F.sum(when.cast("long")).alias(name) for name, when in counts.items()]
     for name, (_, bad) in checks.items():
-        aggs += [F.sum((kept & bad).cast("long")).alias(f"bad_{name}"),
-                 F.first(F.when(kept & bad, F.coalesce(F.col(name).cast("string"),
-                                                       F.lit("NaN"))),
-                         ignorenulls=True).alias(f"example_{name}")]
+        aggs += [
+            F.sum((kept & bad).cast("long")).alias(f"bad_{name}"),
+            F.first(
+                F.when(kept & bad, F.coalesce(F.col(name).cast("string"), F.lit("NaN"))),
+                ignorenulls=True,
+            ).alias(f"example_{name}"),
+        ]
     row = coerce_events(raw, source).agg(*aggs).first().asDict()
     for name, (expected, _) in checks.items():
         if row[f"bad_{name}"]:
-            raise SkbanditError(f"{source}: column '{name}' must be {expected}; found "
-                                f"{row[f'example_{name}']} ({row[f'bad_{name}']} rows)")
+            raise SkbanditError(
+                f"{source}: column '{name}' must be {expected}; found "
+                f"{row[f'example_{name}']} ({row[f'bad_{name}']} rows)"
+            )
     ids = events.sparkSession.createDataFrame(items[[schema.ITEM_ID]].astype(str))
     flagged = events.join(F.broadcast(ids.withColumn("_known", F.lit(1))), schema.ITEM_ID, "left")
-    out = flagged.agg(F.count(F.lit(1)).alias("rows"),
-                      F.sum(F.col("_known").isNull().cast("long")).alias("unknown")).first()
+    out = flagged.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.col("_known").isNull().cast("long")).alias("unknown"),
+    ).first()
     n = {k: int(v or 0) for k, v in row.items() if not k.startswith(("bad_", "example_"))}
     missing = {k: n[f"missing_{k}"] for k in (*_KEYS, schema.TIMESTAMP)}
     report = CleaningReport(
-        source=source, n_rows_in=n["rows_in"], n_rows_out=int(out["rows"]),
+        source=source,
+        n_rows_in=n["rows_in"],
+        n_rows_out=int(out["rows"]),
         dropped_missing=missing,
         dropped_duplicates=n["rows_in"] - sum(missing.values()) - int(out["rows"]),
-        **{k: n[k] for k in ("latency_invalid", "latency_clipped", "latency_missing",
-                             "help_missing") if k in n})
+        **{
+            k: n[k]
+            for k in ("latency_invalid", "latency_clipped", "latency_missing", "help_missing")
+            if k in n
+        },
+    )
     return report, int(out["unknown"] or 0)
 
 
-def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None,
-                        partitions: int | None = None) -> DataFrame:
+def historical_contexts(
+    events: DataFrame, items: pd.DataFrame, buckets=None, partitions: int | None = None
+) -> DataFrame:
     """Every known event's model input from strictly earlier events (:data:`CONTEXT_COLUMNS`).
 
     ``events`` are :func:`clean_events`' result, whose partitions hold whole students. Two
@@ -234,21 +270,26 @@ def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None,
     """
     from pyspark.sql import functions as F
 
-    static = events.sparkSession.createDataFrame(item_table(items)[[schema.ITEM_ID,
-                                                                    *ITEM_PARAMETERS]])
+    static = events.sparkSession.createDataFrame(
+        item_table(items)[[schema.ITEM_ID, *ITEM_PARAMETERS]]
+    )
     known = events.join(F.broadcast(static), schema.ITEM_ID)  # keeps the students' partitions
-    student_columns = [*EVENT_COLUMNS, *ITEM_PARAMETERS, *schema.STUDENT_CONTEXT,
-                       schema.N_PRIOR]
+    student_columns = [*EVENT_COLUMNS, *ITEM_PARAMETERS, *schema.STUDENT_CONTEXT, schema.N_PRIOR]
 
     def students_counted(batches):
         table = whole_partition(batches)
         if table is not None:
             ts, done, correct = _times_and_outcomes(table)
-            counts = student_counts(key_codes(table, schema.USER_ID),
-                                    key_codes(table, schema.TOPIC), ts, done, correct,
-                                    floats(table, schema.LATENCY_MS),
-                                    floats(table, schema.HELP_REQUESTED),
-                                    *(floats(table, name) for name in ITEM_PARAMETERS))
+            counts = student_counts(
+                key_codes(table, schema.USER_ID),
+                key_codes(table, schema.TOPIC),
+                ts,
+                done,
+                correct,
+                floats(table, schema.LATENCY_MS),
+                floats(table, schema.HELP_REQUESTED),
+                *(floats(table, name) for name in ITEM_PARAMETERS),
+            )
             added = {**student_features(**counts), schema.N_PRIOR: counts["n"].astype(np.int64)}
             yield from _with_columns(table, added, student_columns).to_batches()
 
@@ -258,8 +299,7 @@ def historical_contexts(events: DataFrame, items: pd.DataFrame, buckets=None,
         table = whole_partition(batches)
         if table is not None:
             ts, done, correct = _times_and_outcomes(table)
-            added = item_features(*item_counts(key_codes(table, schema.ITEM_ID), ts, done,
-                                               correct))
+            added = item_features(*item_counts(key_codes(table, schema.ITEM_ID), ts, done, correct))
             if buckets is not None:
                 bounds, labels = buckets
                 added[BUCKET] = labels[np.searchsorted(bounds, ts, side="right")]
@@ -288,8 +328,12 @@ def whole_partition(batches, order=(TS, ROW_ORDER)):
 
 def key_codes(table, name: str) -> np.ndarray:
     """A text column as integer codes (equal values, equal codes)."""
-    return table.column(name).combine_chunks().dictionary_encode().indices.to_numpy(
-        zero_copy_only=False)
+    return (
+        table.column(name)
+        .combine_chunks()
+        .dictionary_encode()
+        .indices.to_numpy(zero_copy_only=False)
+    )
 
 
 def floats(table, name: str) -> np.ndarray:
@@ -315,8 +359,15 @@ def _times_and_outcomes(table):
 
 def _ddl(columns) -> str:
     """A Spark schema string for context columns (keys text, times and counts long)."""
-    kinds = {schema.USER_ID: "string", schema.ITEM_ID: "string", schema.TOPIC: "string",
-             TS: "long", ROW_ORDER: "long", schema.N_PRIOR: "long", BUCKET: "long"}
+    kinds = {
+        schema.USER_ID: "string",
+        schema.ITEM_ID: "string",
+        schema.TOPIC: "string",
+        TS: "long",
+        ROW_ORDER: "long",
+        schema.N_PRIOR: "long",
+        BUCKET: "long",
+    }
     return ", ".join(f"{c} {kinds.get(c, 'double')}" for c in columns)
 
 
@@ -327,17 +378,21 @@ def _topic_column(raw: DataFrame, source: str):
 
     has_skills = schema.SKILL_IDS in raw.columns
     if has_skills and not isinstance(raw.schema[schema.SKILL_IDS].dataType, T.ArrayType):
-        raise SkbanditError(f"{source}: column 'skill_ids' must be a list of strings on the Spark "
-                            f"engine; found {raw.schema[schema.SKILL_IDS].dataType.simpleString()}"
-                            "; write it as a parquet list column or give a 'topic' column")
+        raise SkbanditError(
+            f"{source}: column 'skill_ids' must be a list of strings on the Spark "
+            f"engine; found {raw.schema[schema.SKILL_IDS].dataType.simpleString()}"
+            "; write it as a parquet list column or give a 'topic' column"
+        )
     derived = F.trim(F.element_at(schema.SKILL_IDS, 1).cast("string")) if has_skills else None
     if schema.TOPIC in raw.columns:
         topic = F.col(schema.TOPIC).cast("string")
         return F.coalesce(topic, derived) if derived is not None else topic
     if derived is None:
-        raise SkbanditError(f"{source}: missing column 'topic' (expected the canonical event "
-                            "schema: user_id, item_id, timestamp, correct, topic or skill_ids); "
-                            f"found columns: {', '.join(c for c in raw.columns if c != ROW_ORDER)}")
+        raise SkbanditError(
+            f"{source}: missing column 'topic' (expected the canonical event "
+            "schema: user_id, item_id, timestamp, correct, topic or skill_ids); "
+            f"found columns: {', '.join(c for c in raw.columns if c != ROW_ORDER)}"
+        )
     return derived
 
 
@@ -353,9 +408,11 @@ def _nanoseconds(df: DataFrame, source: str):
         return F.unix_micros(F.col(schema.TIMESTAMP).cast("timestamp")) * F.lit(1000)
     if isinstance(kind, T.DateType):
         return F.unix_micros(F.col(schema.TIMESTAMP).cast("timestamp")) * F.lit(1000)
-    raise SkbanditError(f"{source}: column 'timestamp' must be a parquet timestamp on the Spark "
-                        f"engine; found {kind.simpleString()}; write it as a timestamp (e.g. "
-                        "pandas datetime64) or use the local engine, which parses strings")
+    raise SkbanditError(
+        f"{source}: column 'timestamp' must be a parquet timestamp on the Spark "
+        f"engine; found {kind.simpleString()}; write it as a timestamp (e.g. "
+        "pandas datetime64) or use the local engine, which parses strings"
+    )
 
 
 def _raw_latency(df: DataFrame):
@@ -385,7 +442,11 @@ def _help(df: DataFrame):
     col = F.col(schema.HELP_REQUESTED)
     if isinstance(df.schema[schema.HELP_REQUESTED].dataType, T.StringType):
         text = F.lower(F.trim(col))
-        col = (F.when(text == "true", 1.0).when(text == "false", 0.0).when(text == "", None)
-               .otherwise(text.try_cast("double")))
+        col = (
+            F.when(text == "true", 1.0)
+            .when(text == "false", 0.0)
+            .when(text == "", None)
+            .otherwise(text.try_cast("double"))
+        )
     value = col.try_cast("double")
     return F.when(F.isnan(value), F.lit(None)).otherwise(value)

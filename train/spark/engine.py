@@ -41,8 +41,10 @@ HASH_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP, schema.CORRECT
 MODEL_COLUMNS = (*schema.MODEL_INPUT, schema.N_PRIOR, schema.CORRECT)
 """What the model reads of the contexts: its input (the pipeline was fitted on these
 columns), and the reward."""
-_STATS_SCHEMA = ("pid int, batch int, n long, sum_y double, max_ts long, xtx array<double>, "
-                 "xty array<double>, hashes binary")
+_STATS_SCHEMA = (
+    "pid int, batch int, n long, sum_y double, max_ts long, xtx array<double>, "
+    "xty array<double>, hashes binary"
+)
 
 
 @dataclass
@@ -83,7 +85,8 @@ def check_estimator(pipeline) -> None:
     if forgetting != 1.0:
         raise SkbanditError(
             f"the Spark engine needs forgetting=1 (the model's state is then a plain sum over "
-            f"events), but this model has forgetting={forgetting}; use --engine local")
+            f"events), but this model has forgetting={forgetting}; use --engine local"
+        )
 
 
 def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,9 +114,15 @@ def time_buckets(events: DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray
     return bounds, np.array([first[p] for p in range(n)], dtype=np.int64)
 
 
-def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
-               learned_until_ns: int | None, cache,
-               calibrated_until_ns: int | None = None) -> TimeOrder:
+def time_order(
+    contexts: DataFrame,
+    n_buckets: int,
+    *,
+    max_events: int | None,
+    learned_until_ns: int | None,
+    cache,
+    calibrated_until_ns: int | None = None,
+) -> TimeOrder:
     """Partition by time bucket, sort, persist and count the contexts (one job).
 
     ``contexts`` carry :func:`time_buckets` labels (``_bucket``); positions follow from the
@@ -123,16 +132,25 @@ def time_order(contexts: DataFrame, n_buckets: int, *, max_events: int | None,
     """
     from pyspark.sql import functions as F
 
-    frame = (contexts.repartition(n_buckets, BUCKET).drop(BUCKET)
-             .sortWithinPartitions(TS, ROW_ORDER).persist(cache))
+    frame = (
+        contexts.repartition(n_buckets, BUCKET)
+        .drop(BUCKET)
+        .sortWithinPartitions(TS, ROW_ORDER)
+        .persist(cache)
+    )
 
     def until(ns):
         return (F.lit(False) if ns is None else F.col(TS) <= F.lit(ns)).cast("long")
 
-    sizes = (frame.groupBy(F.spark_partition_id().alias("pid"))
-             .agg(F.count(F.lit(1)).alias("n"), F.sum(until(learned_until_ns)).alias("ctx"),
-                  F.sum(until(calibrated_until_ns)).alias("cal"))
-             .collect())
+    sizes = (
+        frame.groupBy(F.spark_partition_id().alias("pid"))
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(until(learned_until_ns)).alias("ctx"),
+            F.sum(until(calibrated_until_ns)).alias("cal"),
+        )
+        .collect()
+    )
     counts = np.zeros(frame.rdd.getNumPartitions(), dtype=np.int64)
     for row in sizes:
         counts[row["pid"]] = row["n"]
@@ -179,16 +197,35 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
                 entry[3] = entry[3] + x[lo:hi].T @ x[lo:hi]
                 entry[4] = entry[4] + x[lo:hi].T @ y[lo:hi]
             hashes.append(_row_hashes(frame))
-        rows = [{"pid": pid, "batch": k, "n": e[0], "sum_y": e[1], "max_ts": e[2],
-                 "xtx": np.ravel(e[3]).tolist(), "xty": np.ravel(e[4]).tolist(), "hashes": None}
-                for k, e in sorted(sums.items())]
-        rows.append({"pid": pid, "batch": -1, "n": 0, "sum_y": 0.0, "max_ts": 0, "xtx": None,
-                     "xty": None, "hashes": b"".join(hashes)})
+        rows = [
+            {
+                "pid": pid,
+                "batch": k,
+                "n": e[0],
+                "sum_y": e[1],
+                "max_ts": e[2],
+                "xtx": np.ravel(e[3]).tolist(),
+                "xty": np.ravel(e[4]).tolist(),
+                "hashes": None,
+            }
+            for k, e in sorted(sums.items())
+        ]
+        rows.append(
+            {
+                "pid": pid,
+                "batch": -1,
+                "n": 0,
+                "sum_y": 0.0,
+                "max_ts": 0,
+                "xtx": None,
+                "xty": None,
+                "hashes": b"".join(hashes),
+            }
+        )
         yield pd.DataFrame(rows)
 
     columns = (schema.USER_ID, schema.ITEM_ID, TS, *MODEL_COLUMNS)
-    summed = (order.frame.select(*columns).mapInPandas(partials, _STATS_SCHEMA)
-              .persist(order.cache))
+    summed = order.frame.select(*columns).mapInPandas(partials, _STATS_SCHEMA).persist(order.cache)
     summed.count()  # toLocalIterator alone computes at most two partitions at a time
     try:
         return _add_partials(summed.toLocalIterator(), len(starts), d)
@@ -278,10 +315,12 @@ def batch_runs(batch: np.ndarray):
 def _row_hashes(frame: pd.DataFrame) -> bytes:
     """The rows' hashes as :func:`train.warmstart.history.events_hash` computes them (same
     dtypes)."""
-    events = pd.DataFrame({
-        schema.USER_ID: frame[schema.USER_ID].astype(object),
-        schema.ITEM_ID: frame[schema.ITEM_ID].astype(object),
-        schema.TIMESTAMP: pd.to_datetime(frame[TS].to_numpy(np.int64), unit="ns", utc=True),
-        schema.CORRECT: frame[schema.CORRECT].to_numpy(dtype=np.int64),
-    })
+    events = pd.DataFrame(
+        {
+            schema.USER_ID: frame[schema.USER_ID].astype(object),
+            schema.ITEM_ID: frame[schema.ITEM_ID].astype(object),
+            schema.TIMESTAMP: pd.to_datetime(frame[TS].to_numpy(np.int64), unit="ns", utc=True),
+            schema.CORRECT: frame[schema.CORRECT].to_numpy(dtype=np.int64),
+        }
+    )
     return pd.util.hash_pandas_object(events[list(HASH_COLUMNS)], index=False).to_numpy().tobytes()

@@ -42,10 +42,15 @@ if TYPE_CHECKING:
 
 PLOT_ROWS = 1_000_000
 """Predictions brought to the driver for the calibration plot (a seeded sample beyond)."""
-METRIC_KEYS = tuple(prediction_metrics(pd.DataFrame(
-    {"reward": [0.0, 1.0], "uncertainty": 0.0, **dict.fromkeys(PREDICTORS, 0.5)})))
-SCORED_SCHEMA = ("batch int, reward double, bandit double, global_rate double, irt double, "
-                 "uncertainty double, n long, metrics array<double>")
+METRIC_KEYS = tuple(
+    prediction_metrics(
+        pd.DataFrame({"reward": [0.0, 1.0], "uncertainty": 0.0, **dict.fromkeys(PREDICTORS, 0.5)})
+    )
+)
+SCORED_SCHEMA = (
+    "batch int, reward double, bandit double, global_rate double, irt double, "
+    "uncertainty double, n long, metrics array<double>"
+)
 """A prediction row has null ``n`` and ``metrics``; a summary row has only ``batch``, ``n``
 (the run's events) and ``metrics`` (:data:`METRIC_KEYS` in order)."""
 _PREDICTION_COLUMNS = ("reward", *PREDICTORS, "uncertainty")
@@ -62,16 +67,18 @@ class SparkReplayResult(ReplayResult):
     """
 
     def __init__(self, history, predictions, final, after_first, first_batch, n_unscored):
-        super().__init__(history=history, predictions=predictions, first_batch=first_batch,
-                         n_unscored=n_unscored)
+        super().__init__(
+            history=history, predictions=predictions, first_batch=first_batch, n_unscored=n_unscored
+        )
         self._final, self._after_first = dict(final), after_first
 
     def metrics_after_first_batch(self) -> dict[str, float] | None:
         return None if self._after_first is None else dict(self._after_first)
 
 
-def predictions(order: TimeOrder, pipeline, starts, states, rates,
-                score_from: int = 0) -> DataFrame:
+def predictions(
+    order: TimeOrder, pipeline, starts, states, rates, score_from: int = 0
+) -> DataFrame:
     """Every scored event predicted by the model of all earlier batches, with a summary row
     per run of one batch (:data:`SCORED_SCHEMA`, persisted).
 
@@ -88,8 +95,7 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
 
         models, rate = shipped.value
         pid = TaskContext.get().partitionId()
-        for frame, learned in learned_rows(batches, int(offsets[pid]), first + score_from,
-                                            stop):
+        for frame, learned in learned_rows(batches, int(offsets[pid]), first + score_from, stop):
             if frame is None:
                 continue
             x = transform_features(pipeline, frame)
@@ -101,12 +107,19 @@ def predictions(order: TimeOrder, pipeline, starts, states, rates,
                     width[lo:hi] = alpha * np.linalg.norm(x[lo:hi], axis=1)
                 else:
                     bandit[lo:hi], std = LinUCB.from_state(models[k]).predict(
-                        x[lo:hi], return_std=True)
+                        x[lo:hi], return_std=True
+                    )
                     width[lo:hi] = alpha * std
-            yield pd.DataFrame({"batch": batch.astype(np.int32),
-                                "reward": frame[schema.CORRECT].to_numpy(dtype=np.float64),
-                                "bandit": bandit, "global_rate": rate[batch],
-                                "irt": irt_prediction(frame), "uncertainty": width})
+            yield pd.DataFrame(
+                {
+                    "batch": batch.astype(np.int32),
+                    "reward": frame[schema.CORRECT].to_numpy(dtype=np.float64),
+                    "bandit": bandit,
+                    "global_rate": rate[batch],
+                    "irt": irt_prediction(frame),
+                    "uncertainty": width,
+                }
+            )
 
     def scored(batches):
         return with_batch_metrics(score(batches))
@@ -137,13 +150,19 @@ def with_batch_metrics(frames):
 def _summary(batch: int, run: list[pd.DataFrame]) -> pd.DataFrame:
     rows = pd.concat(run, ignore_index=True)
     metrics = prediction_metrics(rows)
-    return pd.DataFrame({"batch": np.array([batch], dtype=np.int32),
-                         **{name: np.nan for name in _PREDICTION_COLUMNS}, "n": len(rows),
-                         "metrics": [[metrics[k] for k in METRIC_KEYS]]})
+    return pd.DataFrame(
+        {
+            "batch": np.array([batch], dtype=np.int32),
+            **{name: np.nan for name in _PREDICTION_COLUMNS},
+            "n": len(rows),
+            "metrics": [[metrics[k] for k in METRIC_KEYS]],
+        }
+    )
 
 
-def replay_result(scored: DataFrame, n_scored: int, first_batch: int = 0,
-                  n_unscored: int = 0) -> ReplayResult:
+def replay_result(
+    scored: DataFrame, n_scored: int, first_batch: int = 0, n_unscored: int = 0
+) -> ReplayResult:
     """Per-batch metrics, final metrics and the predictions for the calibration plot.
 
     ``scored`` is :func:`predictions`' frame. Up to :data:`PLOT_ROWS` scored events the
@@ -163,14 +182,22 @@ def replay_result(scored: DataFrame, n_scored: int, first_batch: int = 0,
         first = predicted.where(F.col("batch") == int(rows["batch"].iloc[0])).toPandas()
     aucs = exact_aucs(predicted, n_scored, first)
     final = {**_event_weighted(rows), **{k: v[0] for k, v in aucs.items()}}
-    after = None if first is None else {**_event_weighted(rows.iloc[1:]),
-                                        **{k: v[1] for k, v in aucs.items()}}
+    after = (
+        None
+        if first is None
+        else {**_event_weighted(rows.iloc[1:]), **{k: v[1] for k, v in aucs.items()}}
+    )
     history = rows.drop(columns=["batch", "n"])
     history.insert(0, "events_seen", n_unscored + np.cumsum(rows["n"].to_numpy()))
     sample = predicted.sample(fraction=PLOT_ROWS / n_scored, seed=0).drop("batch").toPandas()
-    return SparkReplayResult(history, sample, {k: final[k] for k in METRIC_KEYS},
-                             None if after is None else {k: after[k] for k in METRIC_KEYS},
-                             first_batch, n_unscored)
+    return SparkReplayResult(
+        history,
+        sample,
+        {k: final[k] for k in METRIC_KEYS},
+        None if after is None else {k: after[k] for k in METRIC_KEYS},
+        first_batch,
+        n_unscored,
+    )
 
 
 def batch_metrics(scored: DataFrame, predicted: DataFrame) -> pd.DataFrame:
@@ -178,18 +205,25 @@ def batch_metrics(scored: DataFrame, predicted: DataFrame) -> pd.DataFrame:
     summary rows, and for a batch summarised in two partitions from its rows."""
     from pyspark.sql import functions as F
 
-    summaries = (scored.where(F.col("metrics").isNotNull()).select("batch", "n", "metrics")
-                 .toPandas())
+    summaries = (
+        scored.where(F.col("metrics").isNotNull()).select("batch", "n", "metrics").toPandas()
+    )
     pieces = summaries.groupby("batch")["n"].transform("size").to_numpy()
     whole = summaries[pieces == 1]
-    rows = pd.DataFrame(np.vstack(whole["metrics"].to_numpy()) if len(whole) else
-                        np.empty((0, len(METRIC_KEYS))), columns=list(METRIC_KEYS))
+    rows = pd.DataFrame(
+        np.vstack(whole["metrics"].to_numpy()) if len(whole) else np.empty((0, len(METRIC_KEYS))),
+        columns=list(METRIC_KEYS),
+    )
     rows.insert(0, "n", whole["n"].to_numpy(dtype=np.int64))
     rows.insert(0, "batch", whole["batch"].to_numpy(dtype=np.int32))
     split = sorted({int(b) for b in summaries["batch"][pieces > 1]})
     if split:
-        rescored = (predicted.where(F.col("batch").isin(split)).groupBy("batch")
-                    .applyInPandas(_one_batch, _BATCH_SCHEMA).toPandas())
+        rescored = (
+            predicted.where(F.col("batch").isin(split))
+            .groupBy("batch")
+            .applyInPandas(_one_batch, _BATCH_SCHEMA)
+            .toPandas()
+        )
         rows = pd.concat([rows, rescored], ignore_index=True)
     return rows.sort_values("batch").reset_index(drop=True)
 
@@ -201,8 +235,11 @@ def _one_batch(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _event_weighted(rows: pd.DataFrame) -> dict[str, float]:
     weights = rows["n"].to_numpy(dtype=np.float64)
-    return {k: float(weights @ rows[k].to_numpy() / weights.sum())
-            for k in METRIC_KEYS if not k.endswith("_auc")}
+    return {
+        k: float(weights @ rows[k].to_numpy() / weights.sum())
+        for k in METRIC_KEYS
+        if not k.endswith("_auc")
+    }
 
 
 def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) -> ReplayResult:
@@ -211,12 +248,17 @@ def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) ->
     for _, batch in frame.groupby("batch", sort=True):
         seen += len(batch)
         rows.append({"events_seen": seen, **prediction_metrics(batch)})
-    return ReplayResult(history=pd.DataFrame(rows), predictions=frame.drop(columns="batch"),
-                        first_batch=first_batch, n_unscored=n_unscored)
+    return ReplayResult(
+        history=pd.DataFrame(rows),
+        predictions=frame.drop(columns="batch"),
+        first_batch=first_batch,
+        n_unscored=n_unscored,
+    )
 
 
-def exact_aucs(predicted: DataFrame, n_scored: int,
-               first: pd.DataFrame | None = None) -> dict[str, tuple[float, float]]:
+def exact_aucs(
+    predicted: DataFrame, n_scored: int, first: pd.DataFrame | None = None
+) -> dict[str, tuple[float, float]]:
     """``{f"{name}_auc": (over all rows, without the rows of first)}`` for each predictor.
 
     One job: every row's clipped scores are counted by (predictor, score) and label,
@@ -226,13 +268,22 @@ def exact_aucs(predicted: DataFrame, n_scored: int,
     from pyspark.sql import functions as F
 
     label = (F.col("reward") >= 0.5).cast("long").alias("y")
-    clipped = F.array(*(
-        F.struct(F.lit(p).alias("p"), F.least(F.greatest(F.col(name), F.lit(PROBABILITY_FLOOR)),
-                                              F.lit(1 - PROBABILITY_FLOOR)).alias("score"))
-        for p, name in enumerate(PREDICTORS)))
-    counts = (predicted.select(F.explode(clipped).alias("s"), label)
-              .groupBy(F.col("s.p").alias("p"), F.col("s.score").alias("score"))
-              .agg(F.sum("y").alias("pos"), F.count(F.lit(1)).alias("n")))
+    clipped = F.array(
+        *(
+            F.struct(
+                F.lit(p).alias("p"),
+                F.least(
+                    F.greatest(F.col(name), F.lit(PROBABILITY_FLOOR)), F.lit(1 - PROBABILITY_FLOOR)
+                ).alias("score"),
+            )
+            for p, name in enumerate(PREDICTORS)
+        )
+    )
+    counts = (
+        predicted.select(F.explode(clipped).alias("s"), label)
+        .groupBy(F.col("s.p").alias("p"), F.col("s.score").alias("score"))
+        .agg(F.sum("y").alias("pos"), F.count(F.lit(1)).alias("n"))
+    )
     queries = _first_scores(first)
 
     def partial(frames):
@@ -241,8 +292,12 @@ def exact_aucs(predicted: DataFrame, n_scored: int,
             return
         for p, rows in pd.concat(frames, ignore_index=True).groupby("p"):
             pos = rows["pos"].to_numpy(dtype=np.int64)
-            counts = rank_counts(rows["score"].to_numpy(), pos,
-                                 rows["n"].to_numpy(dtype=np.int64) - pos, *queries[int(p)])
+            counts = rank_counts(
+                rows["score"].to_numpy(),
+                pos,
+                rows["n"].to_numpy(dtype=np.int64) - pos,
+                *queries[int(p)],
+            )
             yield pd.DataFrame([{"p": int(p), **asdict(counts)}])
 
     n = partitions_for(predicted.sparkSession, n_scored)  # distinct scores: fewer rows
@@ -251,8 +306,7 @@ def exact_aucs(predicted: DataFrame, n_scored: int,
     for row in parts.collect():
         fields = row.asDict()
         chunks[fields.pop("p")].append(RankCounts(**fields))
-    return {f"{name}_auc": exact_auc(chunks[p], *queries[p])
-            for p, name in enumerate(PREDICTORS)}
+    return {f"{name}_auc": exact_auc(chunks[p], *queries[p]) for p, name in enumerate(PREDICTORS)}
 
 
 def _first_scores(first: pd.DataFrame | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -260,8 +314,15 @@ def _first_scores(first: pd.DataFrame | None) -> list[tuple[np.ndarray, np.ndarr
     if first is None:
         first = pd.DataFrame({"reward": [], **{name: [] for name in PREDICTORS}})
     outcome = first["reward"].to_numpy(dtype=np.float64) >= 0.5
-    return [(np.clip(first[name].to_numpy(dtype=np.float64), PROBABILITY_FLOOR,
-                     1 - PROBABILITY_FLOOR), outcome) for name in PREDICTORS]
+    return [
+        (
+            np.clip(
+                first[name].to_numpy(dtype=np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR
+            ),
+            outcome,
+        )
+        for name in PREDICTORS
+    ]
 
 
 @dataclass(frozen=True)
@@ -312,8 +373,7 @@ def rank_counts(scores, pos, neg, first_scores=(), first_outcomes=()) -> RankCou
     return RankCounts(lowest, int(pos.sum()), int(neg.sum()), u2, u2_first)
 
 
-def exact_auc(chunks: list[RankCounts], first_scores=(), first_outcomes=()
-              ) -> tuple[float, float]:
+def exact_auc(chunks: list[RankCounts], first_scores=(), first_outcomes=()) -> tuple[float, float]:
     """ROC AUC (ties count one half) of all events, and without the first batch's events.
 
     ``chunks`` cover disjoint ranges of scores, in any order; ``first_scores`` and
@@ -324,12 +384,14 @@ def exact_auc(chunks: list[RankCounts], first_scores=(), first_outcomes=()
     for chunk in sorted(chunks, key=lambda c: c.lowest):
         u2 += chunk.u2 + 2 * chunk.n_pos * n_neg  # positives above every negative so far
         n_pos, n_neg, u2_first = n_pos + chunk.n_pos, n_neg + chunk.n_neg, u2_first + chunk.u2_first
-    first = rank_counts(first_scores, np.asarray(first_outcomes, dtype=np.int64),
-                        1 - np.asarray(first_outcomes, dtype=np.int64))
+    first = rank_counts(
+        first_scores,
+        np.asarray(first_outcomes, dtype=np.int64),
+        1 - np.asarray(first_outcomes, dtype=np.int64),
+    )
     # pairs between two first-batch events were subtracted twice in u2_first
     after = u2 - u2_first + first.u2
-    return (_area(u2, n_pos, n_neg),
-            _area(after, n_pos - first.n_pos, n_neg - first.n_neg))
+    return (_area(u2, n_pos, n_neg), _area(after, n_pos - first.n_pos, n_neg - first.n_neg))
 
 
 def _area(u2: int, n_pos: int, n_neg: int) -> float:

@@ -33,15 +33,22 @@ from train.spark.contexts import TS, floats, key_codes, partitions_for, whole_pa
 if TYPE_CHECKING:
     from train.spark.engine import TimeOrder
 
-REWARD_COLUMNS = (schema.USER_ID, schema.TOPIC, schema.CORRECT, schema.MASTERY,
-                  schema.DIFFICULTY, schema.DISCRIMINATION)
+REWARD_COLUMNS = (
+    schema.USER_ID,
+    schema.TOPIC,
+    schema.CORRECT,
+    schema.MASTERY,
+    schema.DIFFICULTY,
+    schema.DISCRIMINATION,
+)
 """What a delayed reward needs of each learned event."""
 COLUMNS = (*REWARD_COLUMNS, TS, ROW_ORDER)
 """The same, with the time order."""
 
 
-def progress_bands(order: TimeOrder, bands: ProgressBands | None = None,
-                   horizon: int = HORIZON) -> ProgressBands:
+def progress_bands(
+    order: TimeOrder, bands: ProgressBands | None = None, horizon: int = HORIZON
+) -> ProgressBands:
     """:func:`skbandit.learning_progress.progress_bands` of the learned events of ``order``.
 
     Adds to ``bands`` (a continued version's) when given, like the local engine.
@@ -57,8 +64,12 @@ def progress_bands(order: TimeOrder, bands: ProgressBands | None = None,
         table = whole_partition(batches)
         if table is not None:
             keys = (schema.USER_ID, schema.TOPIC)
-            events = pd.DataFrame({name: key_codes(table, name) if name in keys
-                                   else floats(table, name) for name in REWARD_COLUMNS})
+            events = pd.DataFrame(
+                {
+                    name: key_codes(table, name) if name in keys else floats(table, name)
+                    for name in REWARD_COLUMNS
+                }
+            )
             sums = reward_sums(events, events, targets, horizon)
             yield pa.RecordBatch.from_pydict({"sums": [sums.ravel().tolist()]})
 

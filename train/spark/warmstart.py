@@ -82,26 +82,34 @@ def train_and_register(options, console: Console, timer):
     :mod:`train.warmstart.job`) on Spark: same stages and return value."""
     with timer("load"):
         if getattr(options, "calibrate", None) is not None:
-            raise SkbanditError("--calibrate is not available with --engine spark; calibrate "
-                                "with `python -m train.ingest` (its items file carries the "
-                                "calibration) or use --engine local")
+            raise SkbanditError(
+                "--calibrate is not available with --engine spark; calibrate "
+                "with `python -m train.ingest` (its items file carries the "
+                "calibration) or use --engine local"
+            )
         continued, pipeline = job.start(options)
         engine.check_estimator(pipeline)
         session = spark.start_session(getattr(options, "spark_master", None) or DEFAULT_MASTER)
-        events_path, items_path, source = resolve_paths(options.events, options.items,
-                                                        options.seed)
+        events_path, items_path, source = resolve_paths(options.events, options.items, options.seed)
         raw = spark.read_parquet(session, events_path, "events")
         items, item_report = read_items(session, items_path)
     learned_until = continued.learned_until if continued else None
     with timer("contexts"):
-        cached = (f", cached in {datasets.default_school_dir(options.seed)}"
-                  if source.startswith("default-school") else "")
+        cached = (
+            f", cached in {datasets.default_school_dir(options.seed)}"
+            if source.startswith("default-school")
+            else ""
+        )
         console.print(f"data: {source}{cached}", soft_wrap=True)
-        calibration = None if source.startswith("default-school") else read_calibration(
-            items_path)
+        calibration = None if source.startswith("default-school") else read_calibration(items_path)
         order, history, event_report = prepare(
-            raw, items, source, options.max_events, learned_until,
-            pd.Timestamp(calibration["window_end"]) if calibration else None)
+            raw,
+            items,
+            source,
+            options.max_events,
+            learned_until,
+            pd.Timestamp(calibration["window_end"]) if calibration else None,
+        )
         data = _training_data(history, items, source, event_report, item_report, calibration)
         _say_what_was_skipped(console, history, continued)
         training_data.print_data_report(console, data, order.unscored)
@@ -115,15 +123,27 @@ def train_and_register(options, console: Console, timer):
         with timer("replay"):
             result = _replay(pipeline, order, prepared)
         with timer("progress"):
-            job.keep_progress_bands(pipeline, spark_progress.progress_bands(
-                order, learned_bands(pipeline)))
+            job.keep_progress_bands(
+                pipeline, spark_progress.progress_bands(order, learned_bands(pipeline))
+            )
     finally:
         order.frame.unpersist()
     version = job.log_and_register(
-        options, pipeline, history, data, result, timer, console,
+        options,
+        pipeline,
+        history,
+        data,
+        result,
+        timer,
+        console,
         log_dataset=lambda: spark.log_training_events_head(
-            history.events, history.n_events, source, digest=history.data_hash[:16],
-            target=schema.CORRECT))
+            history.events,
+            history.n_events,
+            source,
+            digest=history.data_hash[:16],
+            target=schema.CORRECT,
+        ),
+    )
     return version, history, result
 
 
@@ -132,12 +152,14 @@ def _replay(pipeline, order: engine.TimeOrder, prepared: Prepared) -> metrics.Re
     fresh = not hasattr(pipeline[-1], "n_features_in_")
     states = engine.prefix_models(pipeline[-1], prepared.stats)
     rates = engine.global_rates(prepared.stats)
-    scored = metrics.predictions(order, pipeline, prepared.starts, states, rates,
-                                 score_from=order.unscored)
+    scored = metrics.predictions(
+        order, pipeline, prepared.starts, states, rates, score_from=order.unscored
+    )
     try:
         first = int(prepared.stats.n[0]) if fresh and order.unscored == 0 else 0
-        return metrics.replay_result(scored, order.n_learned - order.unscored,
-                                     first_batch=first, n_unscored=order.unscored)
+        return metrics.replay_result(
+            scored, order.n_learned - order.unscored, first_batch=first, n_unscored=order.unscored
+        )
     finally:
         scored.unpersist()
 
@@ -147,8 +169,9 @@ def _training_data(history, items, source, event_report, item_report, calibratio
     reports = SimpleNamespace(event_report=event_report, item_report=item_report)
     if source.startswith("default-school"):  # the local job keeps no reports for it
         reports = SimpleNamespace(event_report=None, item_report=None)
-    return training_data.TrainingData(history.events, items, source,
-                                      training_data.cleaning_counts(reports), calibration)
+    return training_data.TrainingData(
+        history.events, items, source, training_data.cleaning_counts(reports), calibration
+    )
 
 
 def resolve_paths(events, items, seed):
@@ -163,14 +186,19 @@ def resolve_paths(events, items, seed):
     else:
         where = "--events and --items"
     if (events is None) != (items is None):
-        raise SkbanditError(f"give {where} together (or neither, for the default school); "
-                            f"found only {'events' if events is not None else 'items'}")
+        raise SkbanditError(
+            f"give {where} together (or neither, for the default school); "
+            f"found only {'events' if events is not None else 'items'}"
+        )
     if events is None:
         datasets.load_default_school(seed)  # writes the cache on first use
         folder = datasets.default_school_dir(seed)
         used = datasets.default_school_config().seed if seed is None else seed
-        return (str(folder / datasets.EVENTS_FILE), str(folder / datasets.ITEMS_FILE),
-                f"default-school(seed={used})")
+        return (
+            str(folder / datasets.EVENTS_FILE),
+            str(folder / datasets.ITEMS_FILE),
+            f"default-school(seed={used})",
+        )
     return str(events), str(items), f"{events} + {items}"
 
 
@@ -182,8 +210,14 @@ def read_items(session, path):
     return validate_items(frame.reset_index(drop=True), source=str(path))
 
 
-def prepare(raw, items: pd.DataFrame, source: str, max_events: int | None,
-            learned_until: pd.Timestamp | None, calibrated_until: pd.Timestamp | None = None):
+def prepare(
+    raw,
+    items: pd.DataFrame,
+    source: str,
+    max_events: int | None,
+    learned_until: pd.Timestamp | None,
+    calibrated_until: pd.Timestamp | None = None,
+):
     """Clean, check, build contexts and sort them by time; the head rows come to the driver.
 
     Returns the :class:`~train.spark.engine.TimeOrder`, the :class:`SparkHistory` and the
@@ -197,49 +231,78 @@ def prepare(raw, items: pd.DataFrame, source: str, max_events: int | None,
     events = events.persist(cache)
     try:
         report, unknown = contexts.check_events(raw, events, items, source)
-        order = _time_order(events, items, report.n_rows_out, unknown, max_events,
-                            learned_until, calibrated_until, cache)
+        order = _time_order(
+            events,
+            items,
+            report.n_rows_out,
+            unknown,
+            max_events,
+            learned_until,
+            calibrated_until,
+            cache,
+        )
     finally:
         events.unpersist()
-    learned = order.frame if learned_until is None else order.frame.where(
-        F.col(contexts.TS) > pd.Timestamp(learned_until).value)
+    learned = (
+        order.frame
+        if learned_until is None
+        else order.frame.where(F.col(contexts.TS) > pd.Timestamp(learned_until).value)
+    )
     take = min(HEAD_ROWS, order.n_learned)
     head = learned.orderBy(contexts.TS, spark.ROW_ORDER).limit(take).toPandas()
     wanted = [int(v) for v in head[spark.ROW_ORDER]]
-    rows = (contexts.coerce_events(raw, source).where(F.col(spark.ROW_ORDER).isin(wanted))
-            .toPandas().drop_duplicates(spark.ROW_ORDER))
+    rows = (
+        contexts.coerce_events(raw, source)
+        .where(F.col(spark.ROW_ORDER).isin(wanted))
+        .toPandas()
+        .drop_duplicates(spark.ROW_ORDER)
+    )
     history = SparkHistory(
         events=contexts.local_dtypes(rows, raw.columns),
         contexts=head[[*schema.MODEL_INPUT, schema.N_PRIOR]].reset_index(drop=True),
-        n_unknown_items=unknown, n_context_only=order.first, data_hash="",
-        n_events=order.n_learned, trained_until=None)
+        n_unknown_items=unknown,
+        n_context_only=order.first,
+        data_hash="",
+        n_events=order.n_learned,
+        trained_until=None,
+    )
     return order, history, report
 
 
-def _time_order(events, items, rows: int, unknown: int, max_events, learned_until,
-                calibrated_until, cache) -> engine.TimeOrder:
+def _time_order(
+    events, items, rows: int, unknown: int, max_events, learned_until, calibrated_until, cache
+) -> engine.TimeOrder:
     if rows == unknown:
         detail = f" ({unknown} events name items missing from the items table)" if unknown else ""
-        raise SkbanditError(f"no events to train on{detail}; pass an events file with at least "
-                            "one attempt on a known item")
+        raise SkbanditError(
+            f"no events to train on{detail}; pass an events file with at least "
+            "one attempt on a known item"
+        )
     until_ns = None if learned_until is None else pd.Timestamp(learned_until).value
     calibrated_ns = None if calibrated_until is None else pd.Timestamp(calibrated_until).value
     buckets = engine.time_buckets(events, rows - unknown)
     n_buckets = len(buckets[1])
-    order = engine.time_order(contexts.historical_contexts(events, items, buckets, n_buckets),
-                              n_buckets, max_events=max_events,
-                              learned_until_ns=until_ns, calibrated_until_ns=calibrated_ns,
-                              cache=cache)
+    order = engine.time_order(
+        contexts.historical_contexts(events, items, buckets, n_buckets),
+        n_buckets,
+        max_events=max_events,
+        learned_until_ns=until_ns,
+        calibrated_until_ns=calibrated_ns,
+        cache=cache,
+    )
     if order.n_learned <= 0:
         order.frame.unpersist()
-        raise SkbanditError(f"no events after {learned_until.isoformat()}, where the continued "
-                            "model's training ended; pass an events file with newer attempts")
+        raise SkbanditError(
+            f"no events after {learned_until.isoformat()}, where the continued "
+            "model's training ended; pass an events file with newer attempts"
+        )
     if order.unscored >= order.n_learned:
         order.frame.unpersist()
         raise SkbanditError(
             f"every learned event is inside the calibration window (up to "
             f"{pd.Timestamp(calibrated_until).isoformat()}), so progressive validation could "
-            "score none; pass events that go on after the window")
+            "score none; pass events that go on after the window"
+        )
     return order
 
 
@@ -255,16 +318,22 @@ def _statistics(pipeline, order, history: SparkHistory, batch_size: int) -> Prep
 
 def _say_what_was_skipped(console, history: History, continued) -> None:
     if history.n_unknown_items:
-        console.print(f"[yellow]skipped {history.n_unknown_items:,} events whose item is not in "
-                      "the items table (they cannot be featurised)[/yellow]")
+        console.print(
+            f"[yellow]skipped {history.n_unknown_items:,} events whose item is not in "
+            "the items table (they cannot be featurised)[/yellow]"
+        )
     if continued is not None and continued.learned_until is not None:
         version = f"{continued.version.name} v{continued.version.version}"
         until = continued.learned_until.isoformat()
         if history.n_context_only:
-            console.print(f"continuing {version}: {history.n_context_only:,} events up to "
-                          f"{until} used as context only")
+            console.print(
+                f"continuing {version}: {history.n_context_only:,} events up to "
+                f"{until} used as context only"
+            )
         else:
-            console.print(f"[yellow]continuing {version}: the events start after {until}, so "
-                          "contexts are computed from these events only (students and items "
-                          "look new); pass the full history to get the same model as training "
-                          "on all of it[/yellow]")
+            console.print(
+                f"[yellow]continuing {version}: the events start after {until}, so "
+                "contexts are computed from these events only (students and items "
+                "look new); pass the full history to get the same model as training "
+                "on all of it[/yellow]"
+            )

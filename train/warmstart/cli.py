@@ -38,22 +38,30 @@ class Engine(StrEnum):
 def main(
     events: Annotated[  # str, not Path: Path("s3a://b/x") would lose a slash (Spark engine)
         str | None,
-        typer.Option(help="Events file (parquet or CSV; with --engine spark a parquet file or "
-                     "directory, any URI Spark reads); default: the simulated school."),
+        typer.Option(
+            help="Events file (parquet or CSV; with --engine spark a parquet file or "
+            "directory, any URI Spark reads); default: the simulated school."
+        ),
     ] = None,
     items: Annotated[
         str | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
     ] = None,
     model_name: Annotated[
         str | None,
-        typer.Option(help="Registered model name; default: skbandit-linucb for the default "
-                     "school and data it was trained on, skbandit-<folder> for --events "
-                     "<folder>/events.parquet when its champion learned other items (one "
-                     "model per data set).", show_default=False),
+        typer.Option(
+            help="Registered model name; default: skbandit-linucb for the default "
+            "school and data it was trained on, skbandit-<folder> for --events "
+            "<folder>/events.parquet when its champion learned other items (one "
+            "model per data set).",
+            show_default=False,
+        ),
     ] = None,
     alias: Annotated[
-        str, typer.Option(help="Alias to point at the new version (not champion: the first "
-                          "version gets champion too; later, only compare --promote moves it).")
+        str,
+        typer.Option(
+            help="Alias to point at the new version (not champion: the first "
+            "version gets champion too; later, only compare --promote moves it)."
+        ),
     ] = "challenger",
     from_model: Annotated[
         str | None,
@@ -70,8 +78,11 @@ def main(
     ] = None,
     l2: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Ridge strength (default 1000 for the default feature set, "
-                     "which starts from IRT; 1.0 for seed; or the continued model's)."),
+        typer.Option(
+            min=0.0,
+            help="Ridge strength (default 1000 for the default feature set, "
+            "which starts from IRT; 1.0 for seed; or the continued model's).",
+        ),
     ] = None,
     feature_set: Annotated[
         str | None,
@@ -89,23 +100,33 @@ def main(
         int | None, typer.Option(help="Seed of the default school (default: its own).")
     ] = None,
     engine: Annotated[
-        Engine, typer.Option(help="local: pandas on this machine; spark: Apache Spark on "
-                             "parquet files or directories (needs the spark extra and Java 17, "
-                             "see the README).")
+        Engine,
+        typer.Option(
+            help="local: pandas on this machine; spark: Apache Spark on "
+            "parquet files or directories (needs the spark extra and Java 17, "
+            "see the README)."
+        ),
     ] = Engine.local,
     spark_master: Annotated[
-        str, typer.Option(help="Spark master URL with --engine spark: local[*], local[2], "
-                          "spark://HOST:7077, yarn, k8s://...")
+        str,
+        typer.Option(
+            help="Spark master URL with --engine spark: local[*], local[2], "
+            "spark://HOST:7077, yarn, k8s://..."
+        ),
     ] = "local[*]",
     calibrate: Annotated[
         str | None,
-        typer.Option(help="Re-estimate item difficulties from the events: rasch or 2pl "
-                     "(default: the items file's). The calibration window's events are "
-                     "learned but not scored."),
+        typer.Option(
+            help="Re-estimate item difficulties from the events: rasch or 2pl "
+            "(default: the items file's). The calibration window's events are "
+            "learned but not scored."
+        ),
     ] = None,
     calibration_fraction: Annotated[
-        float, typer.Option(help="With --calibrate: share of the events, earliest first, "
-                            "used to calibrate.")
+        float,
+        typer.Option(
+            help="With --calibrate: share of the events, earliest first, used to calibrate."
+        ),
     ] = 0.5,
 ) -> None:
     """Replay a history of attempts into LinUCB, log it to MLflow and register a version."""

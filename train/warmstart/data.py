@@ -46,18 +46,24 @@ class TrainingData:
         return pd.Timestamp(self.calibration["window_end"])
 
 
-def load_training_data(events_path=None, items_path=None, seed=None, *,
-                       calibrate_method: str | None = None,
-                       fraction: float = CALIBRATION_FRACTION,
-                       max_events: int | None = None) -> TrainingData:
+def load_training_data(
+    events_path=None,
+    items_path=None,
+    seed=None,
+    *,
+    calibrate_method: str | None = None,
+    fraction: float = CALIBRATION_FRACTION,
+    max_events: int | None = None,
+) -> TrainingData:
     """Load the tables with their cleaning counts; calibrate the items when asked.
 
     With ``max_events`` the calibration window is the first ``fraction`` of the earliest
     ``max_events`` events (the ones the job will use).
     """
     loaded = datasets.load_school_reports(events_path, items_path, seed=seed)
-    data = TrainingData(loaded.events, loaded.items, loaded.source, cleaning_counts(loaded),
-                        loaded.calibration)
+    data = TrainingData(
+        loaded.events, loaded.items, loaded.source, cleaning_counts(loaded), loaded.calibration
+    )
     if calibrate_method is not None:
         data = _calibrated(data, calibrate_method, fraction, max_events)
     return data
@@ -73,25 +79,33 @@ def cleaning_counts(loaded) -> dict[str, int]:
         counts[f"{table}_rows_dropped"] = report.n_dropped
         for column, n in values["dropped_missing"].items():
             counts[f"{table}_dropped_without_{column}"] = n
-        for key in ("dropped_duplicates", "latency_clipped", "latency_invalid",
-                    "latency_missing", "help_missing", "unknown_topic"):
+        for key in (
+            "dropped_duplicates",
+            "latency_clipped",
+            "latency_invalid",
+            "latency_missing",
+            "help_missing",
+            "unknown_topic",
+        ):
             counts[f"{table}_{key}"] = values[key]
         for column, n in values["filled_defaults"].items():
             counts[f"{table}_filled_{column}"] = n
     return {k: int(v) for k, v in counts.items() if v}
 
 
-def _calibrated(data: TrainingData, method: str, fraction: float,
-                max_events: int | None) -> TrainingData:
+def _calibrated(
+    data: TrainingData, method: str, fraction: float, max_events: int | None
+) -> TrainingData:
     known = data.events[schema.ITEM_ID].isin(data.items[schema.ITEM_ID]).to_numpy()
     events = data.events.loc[known].sort_values(schema.TIMESTAMP, kind="stable")
     events = events.iloc[:max_events] if max_events is not None else events
     if events.empty:
-        raise SkbanditError("--calibrate: no event names an item of the items table; pass "
-                            "the items file that goes with the events")
+        raise SkbanditError(
+            "--calibrate: no event names an item of the items table; pass "
+            "the items file that goes with the events"
+        )
     until = calibration_cutoff(events[schema.TIMESTAMP], fraction)
-    fit = calibrate(events, data.items[[schema.ITEM_ID, schema.TOPIC]], method=method,
-                    until=until)
+    fit = calibrate(events, data.items[[schema.ITEM_ID, schema.TOPIC]], method=method, until=until)
     params = fit.items.set_index(schema.ITEM_ID)
     items = data.items.copy()
     for column in (schema.DIFFICULTY, schema.DISCRIMINATION):
@@ -148,7 +162,10 @@ def print_data_report(console: Console, data: TrainingData, n_unscored: int) -> 
         console.print(
             f"item difficulties calibrated ({cal['method']}) on {cal['events']:,} events up to "
             f"{cal['window_end']}; the {n_unscored:,} events of that window are learned but "
-            "not scored", soft_wrap=True, highlight=False)
+            "not scored",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def print_caveats(console: Console, replay: ReplayResult) -> None:

@@ -61,8 +61,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 FAILURE_REASON_TAG = runs.FAILURE_REASON_TAG
-LOADING_MESSAGE = ("loading the default school (the first run generates it: about a minute, "
-                   "then it is cached)")
+LOADING_MESSAGE = (
+    "loading the default school (the first run generates it: about a minute, then it is cached)"
+)
 REGISTERED_VERSION_TAG = "registered_version"
 """Run tag naming the model version the run produced (``skbandit-linucb v3``)."""
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -133,8 +134,7 @@ class WarmstartResult:
     experiment_id: str = ""
 
 
-def run_warmstart(options: WarmstartOptions, console: Console,
-                  train_step=None) -> WarmstartResult:
+def run_warmstart(options: WarmstartOptions, console: Console, train_step=None) -> WarmstartResult:
     """Run the whole job and return what it registered.
 
     ``train_step`` replaces :func:`_train_and_register` (same arguments and result): the
@@ -163,17 +163,27 @@ def run_warmstart(options: WarmstartOptions, console: Console,
             train = _train_and_register if train_step is None else train_step
             version, history, result = train(options, console, timer)
         except KeyboardInterrupt:
-            runs.end_failed_run("interrupted (SIGINT or SIGTERM) before the model was "
-                                "registered; nothing was registered", "KILLED")
+            runs.end_failed_run(
+                "interrupted (SIGINT or SIGTERM) before the model was "
+                "registered; nothing was registered",
+                "KILLED",
+            )
             raise
         except BaseException as error:
             runs.end_failed_run(first_line(error), "FAILED")
             raise
         with signals_ignored():  # registered: an interrupt now must not contradict that
             runs.end_run()
-    outcome = WarmstartResult(version, run_id, tracking_uri, history, result, timer.seconds,
-                              alias_holder(options.model_name, options.alias),
-                              experiment_id=experiment_id)
+    outcome = WarmstartResult(
+        version,
+        run_id,
+        tracking_uri,
+        history,
+        result,
+        timer.seconds,
+        alias_holder(options.model_name, options.alias),
+        experiment_id=experiment_id,
+    )
     warmstart_report.print_summary(console, options.alias, outcome)
     return outcome
 
@@ -201,12 +211,16 @@ def _clean_up_after_killed_runs(experiment_id: str, model_name: str, console: Co
     half-registered (tagged ``pending``)."""
     stale = runs.fail_stale_runs(experiment_id)
     if stale:
-        console.print(f"[yellow]marked {len(stale)} earlier warm-start run(s) FAILED: their "
-                      "process ended without finishing them (killed)[/yellow]")
+        console.print(
+            f"[yellow]marked {len(stale)} earlier warm-start run(s) FAILED: their "
+            "process ended without finishing them (killed)[/yellow]"
+        )
     removed = remove_pending_versions(model_name, runs.run_is_running)
     if removed:
-        console.print(f"[yellow]removed {model_name} version(s) {', '.join(removed)}: their "
-                      "registration was interrupted (tag pending); aliases restored[/yellow]")
+        console.print(
+            f"[yellow]removed {model_name} version(s) {', '.join(removed)}: their "
+            "registration was interrupted (tag pending); aliases restored[/yellow]"
+        )
 
 
 def check_options(options: WarmstartOptions) -> None:
@@ -216,8 +230,10 @@ def check_options(options: WarmstartOptions) -> None:
             f"unknown --feature-set {options.feature_set!r} (expected one of "
             f"{', '.join(FEATURE_SETS)}); pass --feature-set default or --feature-set seed"
         )
-    if not _ALIAS.match(options.alias) or options.alias == "latest" or re.fullmatch(
-        r"[vV]\d+", options.alias
+    if (
+        not _ALIAS.match(options.alias)
+        or options.alias == "latest"
+        or re.fullmatch(r"[vV]\d+", options.alias)
     ):
         raise SkbanditError(
             f"--alias {options.alias!r} is not a usable alias (expected letters, digits, '_' "
@@ -235,7 +251,8 @@ def check_options(options: WarmstartOptions) -> None:
             "pass --calibrate rasch or --calibrate 2pl"
         )
     if options.model_name is not None and (
-            not options.model_name.strip() or any(c in options.model_name for c in "@/:")):
+        not options.model_name.strip() or any(c in options.model_name for c in "@/:")
+    ):
         raise SkbanditError(
             f"--model-name {options.model_name!r} is not a usable model name (expected a "
             "non-empty name without '@', '/' or ':'); pass for example --model-name "
@@ -248,8 +265,13 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
         continued, pipeline = start(options)
         with console.status(LOADING_MESSAGE if options.events is None else "reading the data"):
             data = training_data.load_training_data(
-                options.events, options.items, options.seed, calibrate_method=options.calibrate,
-                fraction=options.calibration_fraction, max_events=options.max_events)
+                options.events,
+                options.items,
+                options.seed,
+                calibrate_method=options.calibrate,
+                fraction=options.calibration_fraction,
+                max_events=options.max_events,
+            )
         events, items, source = data.events, data.items, data.source
     with timer("contexts"):
         history = _prepare(events, items, options, continued, source, console)
@@ -261,21 +283,39 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
     with timer("features"):
         features = model_features(pipeline, history.contexts)
     with timer("replay"):
-        result = _replay_with_progress(pipeline, history, features, options.batch_size, console,
-                                       score_from=unscored)
+        result = _replay_with_progress(
+            pipeline, history, features, options.batch_size, console, score_from=unscored
+        )
     attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
     with timer("progress"):
-        keep_progress_bands(pipeline, progress_bands(history.events, history.contexts,
-                                                     learned_bands(pipeline)))
+        keep_progress_bands(
+            pipeline, progress_bands(history.events, history.contexts, learned_bands(pipeline))
+        )
     version = log_and_register(
-        options, pipeline, history, data, result, timer, console,
+        options,
+        pipeline,
+        history,
+        data,
+        result,
+        timer,
+        console,
         log_dataset=lambda: runs.log_training_events(
-            history.events, source, digest=history.data_hash[:16], target=schema.CORRECT))
+            history.events, source, digest=history.data_hash[:16], target=schema.CORRECT
+        ),
+    )
     return version, history, result
 
 
-def log_and_register(options: WarmstartOptions, pipeline, history: History, data,
-                     result: ReplayResult, timer: StageTimer, console: Console, log_dataset):
+def log_and_register(
+    options: WarmstartOptions,
+    pipeline,
+    history: History,
+    data,
+    result: ReplayResult,
+    timer: StageTimer,
+    console: Console,
+    log_dataset,
+):
     """The stages after the replay, the same for the local and the Spark engine: metrics,
     plots, the training events (``log_dataset()``, engine-specific), the model, its
     registration and the run's :data:`REGISTERED_VERSION_TAG`; returns the registered
@@ -292,8 +332,10 @@ def log_and_register(options: WarmstartOptions, pipeline, history: History, data
     with timer("model"):
         info = log_pipeline(pipeline, history)
     with timer("register"):
-        tags = {**version_tags(pipeline, history, runs.active_run_id(), metrics),
-                **data_identity.identity_tags(data.items, data.source)}
+        tags = {
+            **version_tags(pipeline, history, runs.active_run_id(), metrics),
+            **data_identity.identity_tags(data.items, data.source),
+        }
         aliases = aliases_for_new_version(options.model_name, options.alias)
         version = register_version(info.model_uri, options.model_name, aliases, tags)
     runs.set_tag(REGISTERED_VERSION_TAG, f"{version.name} v{version.version}")
@@ -399,8 +441,9 @@ def _prepare(events, items, options, continued, source: str, console: Console) -
     return history
 
 
-def _replay_with_progress(pipeline, history: History, features, batch_size: int, console,
-                          score_from: int = 0):
+def _replay_with_progress(
+    pipeline, history: History, features, batch_size: int, console, score_from: int = 0
+):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())

@@ -115,8 +115,7 @@ def uncertainty_decay(history: pd.DataFrame) -> plt.Figure:
 def coefficients(names, values) -> plt.Figure:
     """The learned weight of every model feature (names as in docs/features.md)."""
     order = np.argsort(values)
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(values) + 1.8), dpi=100,
-                           constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(values) + 1.8), dpi=100, constrained_layout=True)
     ax.barh(np.asarray(names)[order], np.asarray(values)[order])
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel(f"coefficient (change in expected success per unit)\n{GLOSSARY_NOTE}")

@@ -78,8 +78,11 @@ def first_batch_metrics(history: pd.DataFrame) -> dict[str, float]:
     if history.empty:
         return {}
     row = history.iloc[0]
-    out = {f"first_batch_{c}": float(row[c]) for c in history.columns
-           if c != "events_seen" and pd.notna(row[c])}
+    out = {
+        f"first_batch_{c}": float(row[c])
+        for c in history.columns
+        if c != "events_seen" and pd.notna(row[c])
+    }
     return {**out, "first_batch_events_seen": float(row["events_seen"])}
 
 
@@ -87,7 +90,8 @@ def batch_metric_rows(history: pd.DataFrame) -> list[dict]:
     """The per-batch history as metric rows: every column but ``events_seen`` as ``batch_*``
     (:func:`log_metrics` logs them from the second batch on)."""
     return history.rename(columns=lambda c: c if c == "events_seen" else f"batch_{c}").to_dict(
-        "records")
+        "records"
+    )
 
 
 def run_name(source: str, feature_set: str, when: pd.Timestamp | None = None) -> str:
@@ -130,8 +134,11 @@ def print_summary(console: Console, alias: str, outcome) -> None:
     if outcome.alias_holder in (None, str(version.version)):
         table.add_row("model", f"{version.name} v{version.version} (alias {alias})")
     else:
-        table.add_row("model", f"{version.name} v{version.version} (alias {alias} was set, "
-                      f"but a concurrent run has since moved it to v{outcome.alias_holder})")
+        table.add_row(
+            "model",
+            f"{version.name} v{version.version} (alias {alias} was set, "
+            f"but a concurrent run has since moved it to v{outcome.alias_holder})",
+        )
     table.add_row("events learned", f"{outcome.history.n_events:,}")
     if outcome.history.n_context_only:
         table.add_row("context-only events", f"{outcome.history.n_context_only:,}")
@@ -144,18 +151,23 @@ def print_summary(console: Console, alias: str, outcome) -> None:
         table.add_row(f"final_{key}", f"{metrics[key]:.4f}")
     after = outcome.replay.metrics_after_first_batch()
     if after is not None:
-        table.add_row("final_after_first_batch_bandit_log_loss",
-                      f"{after['bandit_log_loss']:.4f}")
+        table.add_row("final_after_first_batch_bandit_log_loss", f"{after['bandit_log_loss']:.4f}")
     table.add_row("run id", outcome.run_id)
     console.print(table)
     if alias_holder(version.name, CHAMPION_ALIAS) == str(version.version):
-        console.print(f"{version.name} had no champion, so v{version.version} is also "
-                      f"'{CHAMPION_ALIAS}' (first run). Later versions get '{alias}' only; "
-                      "champion moves only with python -m train.evaluate compare --promote.",
-                      soft_wrap=True, highlight=False)
+        console.print(
+            f"{version.name} had no champion, so v{version.version} is also "
+            f"'{CHAMPION_ALIAS}' (first run). Later versions get '{alias}' only; "
+            "champion moves only with python -m train.evaluate compare --promote.",
+            soft_wrap=True,
+            highlight=False,
+        )
     # outside the table so that a narrow terminal never cuts the commands
     uri = tracking.redact_uri(outcome.tracking_uri)
-    console.print(f"Metric names are the ones the MLflow UI shows (batch_* are per batch).\n"
-                  f"Open the UI: mlflow ui --backend-store-uri {uri}\n"
-                  f"then browse {tracking.runs_page_hint(outcome.experiment_id)}",
-                  soft_wrap=True, highlight=False)
+    console.print(
+        f"Metric names are the ones the MLflow UI shows (batch_* are per batch).\n"
+        f"Open the UI: mlflow ui --backend-store-uri {uri}\n"
+        f"then browse {tracking.runs_page_hint(outcome.experiment_id)}",
+        soft_wrap=True,
+        highlight=False,
+    )

@@ -85,15 +85,22 @@ def _rebuilt(options: CompareOptions, console: Console) -> Logged:
     contexts = historical_contexts(events, items)  # once, for both policies
 
     def inputs(policies):
-        return [targets.off_policy_inputs(events, items, policy, reward_model=reward_model,
-                                          contexts=contexts, rows=rows)
-                for policy, reward_model in policies]
+        return [
+            targets.off_policy_inputs(
+                events, items, policy, reward_model=reward_model, contexts=contexts, rows=rows
+            )
+            for policy, reward_model in policies
+        ]
 
-    progress = (logged_rewards(events, contexts)[rows] if options.reward == "progress"
-                else None)
-    return Logged(inputs, events[schema.USER_ID].to_numpy()[rows],
-                  pd.Timestamp(events[schema.TIMESTAMP].iloc[rows[0]]), len(rows), source,
-                  progress=progress)
+    progress = logged_rewards(events, contexts)[rows] if options.reward == "progress" else None
+    return Logged(
+        inputs,
+        events[schema.USER_ID].to_numpy()[rows],
+        pd.Timestamp(events[schema.TIMESTAMP].iloc[rows[0]]),
+        len(rows),
+        source,
+        progress=progress,
+    )
 
 
 def _served(options: CompareOptions, console: Console, model_name: str) -> Logged:
@@ -103,8 +110,10 @@ def _served(options: CompareOptions, console: Console, model_name: str) -> Logge
     from skbandit.ope import join
 
     if options.events is None:
-        raise SkbanditError("--decisions needs --events: the outcomes (attempts) to join to the "
-                            "logged decisions; pass the events file")
+        raise SkbanditError(
+            "--decisions needs --events: the outcomes (attempts) to join to the "
+            "logged decisions; pass the events file"
+        )
     decisions, candidates, source = read_decision_log(str(options.decisions))
     if getattr(options, "verify_log", True):
         from adapters.decision_log.chain import require_intact
@@ -119,17 +128,24 @@ def _served(options: CompareOptions, console: Console, model_name: str) -> Logge
     if joined.empty:
         raise SkbanditError(
             f"no outcome in {options.events} joins a decision of {model_name} in {source} "
-            f"({report.summary()}); check that the events follow the served decisions")
+            f"({report.summary()}); check that the events follow the served decisions"
+        )
 
     rows = join.served_rows(joined, candidates)
 
     def inputs(policies):
         return join.served_inputs_of(joined, rows, policies)
 
-    progress = (_served_progress(joined, events, options) if options.reward == "progress"
-                else None)
-    return Logged(inputs, joined[schema.USER_ID].to_numpy(), joined[join.LOGGED_AT].iloc[0],
-                  len(joined), source, report.summary(), progress)
+    progress = _served_progress(joined, events, options) if options.reward == "progress" else None
+    return Logged(
+        inputs,
+        joined[schema.USER_ID].to_numpy(),
+        joined[join.LOGGED_AT].iloc[0],
+        len(joined),
+        source,
+        report.summary(),
+        progress,
+    )
 
 
 def _served_progress(joined, events, options: CompareOptions):
@@ -146,17 +162,23 @@ def _served_progress(joined, events, options: CompareOptions):
     from skbandit.ope import join
 
     if options.items is None:
-        raise SkbanditError("--reward progress with --decisions needs --items: the delayed "
-                            "reward reads the difficulty of the attempts after each decision")
+        raise SkbanditError(
+            "--reward progress with --decisions needs --items: the delayed "
+            "reward reads the difficulty of the attempts after each decision"
+        )
     items, _ = read_items(options.items)
     events = events[events[schema.ITEM_ID].isin(items[schema.ITEM_ID])]
     events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     reward = logged_rewards(events, historical_contexts(events, items))
     key = [schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP]
     table = events[key].assign(_reward=reward).drop_duplicates(key)
-    outcomes = pd.DataFrame({schema.USER_ID: joined[schema.USER_ID],
-                             schema.ITEM_ID: joined[join.SERVED_ITEM],
-                             schema.TIMESTAMP: joined[join.OUTCOME_AT]}).reset_index(drop=True)
+    outcomes = pd.DataFrame(
+        {
+            schema.USER_ID: joined[schema.USER_ID],
+            schema.ITEM_ID: joined[join.SERVED_ITEM],
+            schema.TIMESTAMP: joined[join.OUTCOME_AT],
+        }
+    ).reset_index(drop=True)
     return outcomes.merge(table, on=key, how="left")["_reward"].to_numpy(np.float64)
 
 
@@ -174,16 +196,21 @@ def read_decision_log(where: str):
         files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise SkbanditError(f"{folder} lacks {', '.join(missing)} (expected the export of "
-                                "a decision log); pass the export folder or the log's URL")
+            raise SkbanditError(
+                f"{folder} lacks {', '.join(missing)} (expected the export of "
+                "a decision log); pass the export folder or the log's URL"
+            )
         try:
             return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
         except (OSError, ValueError) as error:
-            raise SkbanditError(f"{folder}: cannot read the parquet export ({error}); export "
-                                "the decision log again") from None
+            raise SkbanditError(
+                f"{folder}: cannot read the parquet export ({error}); export the decision log again"
+            ) from None
     if "://" not in where and not folder.exists():
-        raise SkbanditError(f"--decisions {where}: no such file or folder (expected a decision "
-                            "log URL, its SQLite file or a parquet export folder)")
+        raise SkbanditError(
+            f"--decisions {where}: no such file or folder (expected a decision "
+            "log URL, its SQLite file or a parquet export folder)"
+        )
     log = DecisionLog(where)
     decisions, candidates = log.read()
     return decisions, candidates, log.display_url

@@ -51,8 +51,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 PLOT_PATH = "plots/policy_values.png"
-GATE_TAGS = ("gate.decision", "gate.estimate", "gate.ci_low", "gate.ci_high", "gate.ess",
-             "gate.estimator", "gate.reward", "gate.baseline", "gate.reason", "gate.run_id")
+GATE_TAGS = (
+    "gate.decision",
+    "gate.estimate",
+    "gate.ci_low",
+    "gate.ci_high",
+    "gate.ess",
+    "gate.estimator",
+    "gate.reward",
+    "gate.baseline",
+    "gate.reason",
+    "gate.run_id",
+)
 """Tags every ``--promote`` writes on the candidate version (decision: promoted/refused)."""
 
 
@@ -81,14 +91,18 @@ def compare(
     ] = DEFAULT_BASELINE,
     events: Annotated[
         Path | None,
-        typer.Option(help="Logged events with a propensity column (with --decisions: the "
-                     "outcomes to join); default: the simulated school."),
+        typer.Option(
+            help="Logged events with a propensity column (with --decisions: the "
+            "outcomes to join); default: the simulated school."
+        ),
     ] = None,
     decisions: Annotated[
         str | None,
-        typer.Option(help="Evaluate on the served decision log (URL, SQLite file or parquet "
-                     "export folder) joined to --events, using its candidate sets and "
-                     "propensities as served."),
+        typer.Option(
+            help="Evaluate on the served decision log (URL, SQLite file or parquet "
+            "export folder) joined to --events, using its candidate sets and "
+            "propensities as served."
+        ),
     ] = None,
     items: Annotated[
         Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
@@ -99,9 +113,11 @@ def compare(
     estimator: Annotated[Estimator, typer.Option(help="Off-policy estimator.")] = Estimator.dr,
     reward: Annotated[
         Reward,
-        typer.Option(help="What the policies are judged on: correct (success of the served "
-                     "item) or progress (the ability gain the student's next five attempts "
-                     "on the topic show; decisions without five are left out)."),
+        typer.Option(
+            help="What the policies are judged on: correct (success of the served "
+            "item) or progress (the ability gain the student's next five attempts "
+            "on the topic show; decisions without five are left out)."
+        ),
     ] = Reward.correct,
     exploration: Annotated[
         Exploration, typer.Option(help="Policy to evaluate: greedy top-1 or softmax(score/T).")
@@ -133,8 +149,11 @@ def compare(
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
-    unverified_log: Annotated[bool, typer.Option(
-        "--unverified-log", help="Use a --decisions log that fails hash-chain verification.")
+    unverified_log: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-log", help="Use a --decisions log that fails hash-chain verification."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -149,8 +168,12 @@ def compare(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
     with one_line_errors():
-        given = {"exploration": exploration, "temperature": temperature, "target": target,
-                 "alpha": alpha}
+        given = {
+            "exploration": exploration,
+            "temperature": temperature,
+            "target": target,
+            "alpha": alpha,
+        }
         if objective is not None:
             given["objective"] = objective
         options = CompareOptions(
@@ -196,18 +219,28 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
         _require_baseline_is_champion(cand_version.name, base_version)
     with console.status("scoring both policies on the logged decisions"):
         (cand, cand_inputs), (base, base_inputs) = _estimates(
-            {"candidate": cand_pipe, "baseline": base_pipe}, logged, options)
-        students = logged.students if logged.progress is None else \
-            logged.students[np.isfinite(logged.progress)]
+            {"candidate": cand_pipe, "baseline": base_pipe}, logged, options
+        )
+        students = (
+            logged.students
+            if logged.progress is None
+            else logged.students[np.isfinite(logged.progress)]
+        )
         difference = paired_difference(
-            cand_inputs.terms(options.estimator), base_inputs.terms(options.estimator),
-            students, estimator=options.estimator,
-            n_bootstrap=options.n_bootstrap, confidence=options.confidence, rng=options.seed)
+            cand_inputs.terms(options.estimator),
+            base_inputs.terms(options.estimator),
+            students,
+            estimator=options.estimator,
+            n_bootstrap=options.n_bootstrap,
+            confidence=options.confidence,
+            rng=options.seed,
+        )
     passes, reason = promotion_gate(difference, options.min_ess)
     notes = tuple(
         note
-        for note in (_in_sample_note(version, logged.first)
-                     for version in (cand_version, base_version))
+        for note in (
+            _in_sample_note(version, logged.first) for version in (cand_version, base_version)
+        )
         if note
     )
     found = Comparison(
@@ -281,9 +314,13 @@ def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
     from skbandit.ope.gate import with_rewards
 
     shared = ope_targets.SharedFeatures()
-    policies = [(ope_targets.linucb_policy(pipeline, options.ranking, shared),
-                 ope_targets.linucb_reward_model(pipeline, shared))
-                for pipeline in pipelines.values()]
+    policies = [
+        (
+            ope_targets.linucb_policy(pipeline, options.ranking, shared),
+            ope_targets.linucb_reward_model(pipeline, shared),
+        )
+        for pipeline in pipelines.values()
+    ]
     results = []
     for role, inputs in zip(pipelines, logged.inputs(policies), strict=True):
         students = logged.students
@@ -325,8 +362,9 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
     name, version = result.model_name, result.candidate_version
     previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
     baseline = f"{result.baseline_model_name} v{result.baseline_version}"
-    with mlflow.start_run(run_name=f"compare v{version} vs {baseline}",
-                          tags=runs.process_tags()) as run:
+    with mlflow.start_run(
+        run_name=f"compare v{version} vs {baseline}", tags=runs.process_tags()
+    ) as run:
         mlflow.log_params(_run_params(options, result, source))
         for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
             mlflow.log_metrics(
@@ -337,10 +375,19 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
                 }
             )  # NaN bounds are not logged
         difference = result.difference
-        mlflow.log_metrics({f"difference_{key}": value for key, value in (
-            ("value", difference.value), ("ci_low", difference.ci_low),
-            ("ci_high", difference.ci_high), ("ess", difference.effective_sample_size),
-            ("students", float(difference.n_students))) if value == value})
+        mlflow.log_metrics(
+            {
+                f"difference_{key}": value
+                for key, value in (
+                    ("value", difference.value),
+                    ("ci_low", difference.ci_low),
+                    ("ci_high", difference.ci_high),
+                    ("ess", difference.effective_sample_size),
+                    ("students", float(difference.n_students)),
+                )
+                if value == value
+            }
+        )
         figure = compare_report.interval_plot(result, options)
         mlflow.log_figure(figure, PLOT_PATH)
         plt.close(figure)
@@ -376,8 +423,7 @@ def _record_decision(client, result: Comparison, options: CompareOptions, run_id
         "gate.run_id": run_id,
     }
     for key in GATE_TAGS:
-        client.set_model_version_tag(result.model_name, result.candidate_version, key,
-                                     values[key])
+        client.set_model_version_tag(result.model_name, result.candidate_version, key, values[key])
 
 
 def _run_params(options: CompareOptions, result: Comparison, source: str) -> dict:

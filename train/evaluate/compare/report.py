@@ -43,8 +43,11 @@ def interval_plot(result: Comparison, options: CompareOptions) -> Figure:
     )
     ax.set_yticks([0, 1], labels)
     ax.set_ylim(-0.7, 1.7)
-    what = ("estimated success rate" if options.reward == "correct"
-            else "estimated learning reward (logits)")
+    what = (
+        "estimated success rate"
+        if options.reward == "correct"
+        else "estimated learning reward (logits)"
+    )
     ax.set_xlabel(f"{what} ({options.estimator}, {options.confidence:.0%} bootstrap interval)")
     ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -80,13 +83,20 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
             f"{estimate.max_weight:.3g}",
         )
     difference = result.difference
-    table.add_row("difference", f"{result.candidate_version} - {result.baseline_version}",
-                  f"{difference.value:+.4f}",
-                  f"[{difference.ci_low:+.4f}, {difference.ci_high:+.4f}]",
-                  f"{difference.effective_sample_size:,.0f}", "")
+    table.add_row(
+        "difference",
+        f"{result.candidate_version} - {result.baseline_version}",
+        f"{difference.value:+.4f}",
+        f"[{difference.ci_low:+.4f}, {difference.ci_high:+.4f}]",
+        f"{difference.effective_sample_size:,.0f}",
+        "",
+    )
     console.print(table)
-    console.print(f"the gate decides on the difference; its interval resamples the "
-                  f"{difference.n_students:,} students", highlight=False)
+    console.print(
+        f"the gate decides on the difference; its interval resamples the "
+        f"{difference.n_students:,} students",
+        highlight=False,
+    )
     for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
         if estimate.warning:
             console.print(f"[yellow]{role}: {estimate.warning}[/yellow]", soft_wrap=True)
@@ -106,8 +116,10 @@ def _verdict(result: Comparison, options: CompareOptions) -> str:
             f"because {result.reason}"
         )
     if options.promote:
-        return (f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move "
-                "(the refusal is recorded as gate.* tags on the candidate version)")
+        return (
+            f"[red]not promoted:[/red] {result.reason}; {CHAMPION_ALIAS!r} did not move "
+            "(the refusal is recorded as gate.* tags on the candidate version)"
+        )
     return (
         f"not promoted (no --promote, so no alias moved); the gate would "
         f"{'pass' if result.passes else 'fail'}: {result.reason}"

@@ -53,36 +53,52 @@ def deploy(
     ] = 2000,
     seed: Annotated[
         int | None,
-        typer.Option(help="School seed; also seeds every served draw, so the run is "
-                     "reproducible (default: school 0, draws from OS entropy as REST)."),
+        typer.Option(
+            help="School seed; also seeds every served draw, so the run is "
+            "reproducible (default: school 0, draws from OS entropy as REST)."
+        ),
     ] = None,
     history_days: Annotated[
-        int, typer.Option(help="School days logged by the rule+epsilon policy before the "
-                          "first model is trained.")
+        int,
+        typer.Option(
+            help="School days logged by the rule+epsilon policy before the first model is trained."
+        ),
     ] = 5,
     via: Annotated[
-        Via, typer.Option(help="Serve in this process through the REST code path, or through "
-                          "a real skbandit serve on 127.0.0.1.")
+        Via,
+        typer.Option(
+            help="Serve in this process through the REST code path, or through "
+            "a real skbandit serve on 127.0.0.1."
+        ),
     ] = Via.in_process,
     model_name: Annotated[
         str | None,
-        typer.Option(help="Registered model of the deployment (never the served "
-                     f"{PRODUCTION_MODEL_NAME}); must not exist yet. Default: "
-                     f"{DEFAULT_MODEL_NAME}, or {DEFAULT_MODEL_NAME}-2, -3, ... once taken."),
+        typer.Option(
+            help="Registered model of the deployment (never the served "
+            f"{PRODUCTION_MODEL_NAME}); must not exist yet. Default: "
+            f"{DEFAULT_MODEL_NAME}, or {DEFAULT_MODEL_NAME}-2, -3, ... once taken."
+        ),
     ] = None,
     decision_log: Annotated[
         str | None,
-        typer.Option(help="Decision log URL or SQLite file (default: MODEL_NAME-decisions.db "
-                     "beside the MLflow store)."),
+        typer.Option(
+            help="Decision log URL or SQLite file (default: MODEL_NAME-decisions.db "
+            "beside the MLflow store)."
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Keep each night's events, outcomes and truth (parquet) and the "
-                     "server logs here (default: a temporary folder)."),
+        typer.Option(
+            help="Keep each night's events, outcomes and truth (parquet) and the "
+            "server logs here (default: a temporary folder)."
+        ),
     ] = None,
     gate_reward: Annotated[
-        Reward, typer.Option(help="Reward the gate estimates (compare --reward): the served "
-                             "item's first attempt, or the delayed learning progress.")
+        Reward,
+        typer.Option(
+            help="Reward the gate estimates (compare --reward): the served "
+            "item's first attempt, or the delayed learning progress."
+        ),
     ] = Reward.correct,
 ) -> None:
     """Simulate days of serving, outcomes, nightly warm-start and the promotion gate."""
@@ -97,11 +113,21 @@ def deploy(
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines in the terminal
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # also if mlflow is imported already
     console = Console()
-    options = DeployOptions(days=days, students=students, seed=seed, history_days=history_days,
-                            via=via.value, model_name=model_name, decision_log=decision_log,
-                            out=out, gate_reward=gate_reward.value)
-    kept = ("the days served so far are logged (run KILLED); versions registered so far stay "
-            "in the deployment's model")
+    options = DeployOptions(
+        days=days,
+        students=students,
+        seed=seed,
+        history_days=history_days,
+        via=via.value,
+        model_name=model_name,
+        decision_log=decision_log,
+        out=out,
+        gate_reward=gate_reward.value,
+    )
+    kept = (
+        "the days served so far are logged (run KILLED); versions registered so far stay "
+        "in the deployment's model"
+    )
     with one_line_errors(interrupted=lambda _: kept):
         run_deploy(options, console)
 
@@ -110,9 +136,11 @@ def check_options(options: DeployOptions) -> None:
     """Refuse bad options before anything is created (one-line SkbanditError)."""
     from skbandit.exceptions import SkbanditError
 
-    for name, value, low in (("--days", options.days, 1),
-                             ("--history-days", options.history_days, 1),
-                             ("--students", options.students, MIN_STUDENTS)):
+    for name, value, low in (
+        ("--days", options.days, 1),
+        ("--history-days", options.history_days, 1),
+        ("--students", options.students, MIN_STUDENTS),
+    ):
         if value < low:
             why = " (the gate resamples students)" if name == "--students" else ""
             raise SkbanditError(f"{name} must be at least {low}{why}; got {value}")
@@ -121,17 +149,22 @@ def check_options(options: DeployOptions) -> None:
     if options.via not in tuple(Via):
         raise SkbanditError(f"unknown --via {options.via!r} (expected in-process or rest)")
     if options.gate_reward not in tuple(Reward):
-        raise SkbanditError(f"unknown --gate-reward {options.gate_reward!r} (expected one of "
-                            f"{', '.join(Reward)})")
+        raise SkbanditError(
+            f"unknown --gate-reward {options.gate_reward!r} (expected one of {', '.join(Reward)})"
+        )
     if options.model_name is None:
         return
     if options.model_name == PRODUCTION_MODEL_NAME:
-        raise SkbanditError(f"--model-name {PRODUCTION_MODEL_NAME} is the served model; a "
-                            "simulated deployment must not move its champion: pass another "
-                            f"name (default {DEFAULT_MODEL_NAME})")
+        raise SkbanditError(
+            f"--model-name {PRODUCTION_MODEL_NAME} is the served model; a "
+            "simulated deployment must not move its champion: pass another "
+            f"name (default {DEFAULT_MODEL_NAME})"
+        )
     if not options.model_name.strip() or any(c in options.model_name for c in "@/: "):
-        raise SkbanditError(f"--model-name {options.model_name!r} is not a usable model name "
-                            "(expected letters, digits, '-' or '_')")
+        raise SkbanditError(
+            f"--model-name {options.model_name!r} is not a usable model name "
+            "(expected letters, digits, '-' or '_')"
+        )
 
 
 def run_deploy(options: DeployOptions, console: Console) -> DeployResult:
@@ -173,8 +206,14 @@ def run_deploy(options: DeployOptions, console: Console) -> DeployResult:
     return result
 
 
-def _deploy(options: DeployOptions, console: Console, log_url: str, shown: str, folder,
-            days: list[DayResult]) -> DeployResult:
+def _deploy(
+    options: DeployOptions,
+    console: Console,
+    log_url: str,
+    shown: str,
+    folder,
+    days: list[DayResult],
+) -> DeployResult:
     from contextlib import ExitStack
 
     from adapters.serving.client import serving_champion
@@ -184,15 +223,22 @@ def _deploy(options: DeployOptions, console: Console, log_url: str, shown: str, 
     from train.evaluate.deploy.school import DeploySchool, request_seeds
 
     school = DeploySchool(SchoolConfig(n_students=options.students, seed=options.seed or 0))
-    with console.status(f"day 0: {options.history_days} school days under the logging "
-                        "policy, then the first warm-start"):
+    with console.status(
+        f"day 0: {options.history_days} school days under the logging "
+        "policy, then the first warm-start"
+    ):
         n_history = school.log_history(options.history_days)
         events_path = folder.write_history(school.events(), school.items)
-        first = deploy_night.train_challenger(options.model_name, events_path,
-                                              folder.items_path, first=True)
-    console.print(f"day 0: {n_history:,} attempts under the rule+epsilon policy -> "
-                  f"{options.model_name} v{first} (champion, first run); decisions go to "
-                  f"{shown}", highlight=False, soft_wrap=True)
+        first = deploy_night.train_challenger(
+            options.model_name, events_path, folder.items_path, first=True
+        )
+    console.print(
+        f"day 0: {n_history:,} attempts under the rule+epsilon policy -> "
+        f"{options.model_name} v{first} (champion, first run); decisions go to "
+        f"{shown}",
+        highlight=False,
+        soft_wrap=True,
+    )
     result = DeployResult(options, n_history, first, shown, days)
     seeds = request_seeds(options.seed)
     with ExitStack() as serving:
@@ -200,18 +246,26 @@ def _deploy(options: DeployOptions, console: Console, log_url: str, shown: str, 
         for day in range(1, options.days + 1):
             begun = time.perf_counter()
             if champion is None:
-                champion = serving.enter_context(serving_champion(
-                    options.via, options.model_name, log_url, folder.server_log(day)))
+                champion = serving.enter_context(
+                    serving_champion(
+                        options.via, options.model_name, log_url, folder.server_log(day)
+                    )
+                )
             since = _now()
             with console.status(f"day {day}: serving {options.model_name} v{champion.version}"):
                 served = school.serve_day(champion, seeds)
             with console.status(f"night {day}: join, gate, warm-start"):
-                files = folder.write_night(day, school.events(), served.outcomes(),
-                                           served.truth)
+                files = folder.write_night(day, school.events(), served.outcomes(), served.truth)
                 night = deploy_night.run_night(
-                    model_name=options.model_name, decision_log=log_url, day=served,
-                    since=since, files=files, seed=options.seed or 0,
-                    n_bootstrap=options.n_bootstrap, reward=options.gate_reward)
+                    model_name=options.model_name,
+                    decision_log=log_url,
+                    day=served,
+                    since=since,
+                    files=files,
+                    seed=options.seed or 0,
+                    n_bootstrap=options.n_bootstrap,
+                    reward=options.gate_reward,
+                )
             days.append(DayResult(day, served, night, time.perf_counter() - begun))
             deploy_report.print_day(console, days[-1])
             if night.champion != champion.version:
@@ -246,6 +300,8 @@ def _require_new_model(name: str) -> None:
 
     holder = alias_holder(name, CHAMPION_ALIAS)
     if holder is not None:
-        raise SkbanditError(f"model {name} already has a champion (v{holder}), so day 0 would "
-                            "not start from the school's own history; pass a new --model-name "
-                            f"(e.g. {name}-2)")
+        raise SkbanditError(
+            f"model {name} already has a champion (v{holder}), so day 0 would "
+            "not start from the school's own history; pass a new --model-name "
+            f"(e.g. {name}-2)"
+        )

@@ -94,8 +94,17 @@ def join_day(decision_log: str, model_name: str, day: ServedDay, since: pd.Times
     return joined, candidates, report
 
 
-def evaluate_version(version: str, model_name: str, joined, candidates, day: ServedDay, *,
-                     estimators=OPE_ESTIMATORS, n_bootstrap: int = 1000, seed: int = 0):
+def evaluate_version(
+    version: str,
+    model_name: str,
+    joined,
+    candidates,
+    day: ServedDay,
+    *,
+    estimators=OPE_ESTIMATORS,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+):
     """``(estimates, truths)`` of version ``version`` on the day's answered decisions, ranking
     as REST serves: ``estimates`` maps each of ``estimators`` to its estimate (of the
     ``correct`` reward); ``truths`` maps ``p_true`` and ``gain_true`` to
@@ -106,18 +115,25 @@ def evaluate_version(version: str, model_name: str, joined, candidates, day: Ser
 
     pipeline, _ = registry.load_pipeline(registry.ModelRef(model_name, version=version))
     answered = candidates[candidates[schema.DECISION_ID].isin(joined[schema.DECISION_ID])]
-    with_truth = answered.merge(day.truth, on=[schema.DECISION_ID, schema.ITEM_ID], how="left",
-                                validate="one_to_one")
+    with_truth = answered.merge(
+        day.truth, on=[schema.DECISION_ID, schema.ITEM_ID], how="left", validate="one_to_one"
+    )
     if with_truth[P_TRUE].isna().any():
-        raise SkbanditError("the decision log holds candidates the simulator did not offer "
-                            "(another deployment's decisions under this model name?); pass "
-                            "a fresh --decision-log")
+        raise SkbanditError(
+            "the decision log holds candidates the simulator did not offer "
+            "(another deployment's decisions under this model name?); pass "
+            "a fresh --decision-log"
+        )
     inputs = join.served_inputs(
-        joined, with_truth, targets.linucb_policy(pipeline, REST_SETTINGS),
+        joined,
+        with_truth,
+        targets.linucb_policy(pipeline, REST_SETTINGS),
         reward_model=targets.linucb_reward_model(pipeline),
-        expectations={name: _column(name) for name in TRUTHS})
-    estimates = {name: inputs.estimate(name, n_bootstrap=n_bootstrap, rng=seed)
-                 for name in estimators}
+        expectations={name: _column(name) for name in TRUTHS},
+    )
+    estimates = {
+        name: inputs.estimate(name, n_bootstrap=n_bootstrap, rng=seed) for name in estimators
+    }
     return estimates, {name: float(inputs.expectations[name].mean()) for name in TRUTHS}
 
 
@@ -125,8 +141,15 @@ def _column(name: str):
     return lambda chunk: chunk[name].to_numpy(np.float64)
 
 
-def gate(model_name: str, decision_log: str, files: tuple[Path, Path], since: pd.Timestamp,
-         seed: int, n_bootstrap: int, reward: str = "correct") -> Comparison:
+def gate(
+    model_name: str,
+    decision_log: str,
+    files: tuple[Path, Path],
+    since: pd.Timestamp,
+    seed: int,
+    n_bootstrap: int,
+    reward: str = "correct",
+) -> Comparison:
     """``compare --candidate @challenger --promote`` on the day's log, ranking as REST serves;
     ``files`` are the day's outcomes and the items."""
     from skbandit.ranking_settings import REST_SETTINGS
@@ -136,9 +159,17 @@ def gate(model_name: str, decision_log: str, files: tuple[Path, Path], since: pd
     options = CompareOptions(
         candidate=f"models:/{model_name}@{CHALLENGER_ALIAS}",
         baseline=f"models:/{model_name}@{CHAMPION_ALIAS}",
-        events=files[0], items=files[1], decisions=decision_log, promote=True, estimator="dr",
-        ranking=REST_SETTINGS, since=since.isoformat(), n_bootstrap=n_bootstrap, seed=seed,
-        reward=reward)
+        events=files[0],
+        items=files[1],
+        decisions=decision_log,
+        promote=True,
+        estimator="dr",
+        ranking=REST_SETTINGS,
+        since=since.isoformat(),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        reward=reward,
+    )
     return run_compare(options, quiet_console())
 
 
@@ -149,15 +180,27 @@ def train_challenger(model_name: str, events: Path, items: Path, first: bool) ->
     from train.warmstart.job import WarmstartOptions, run_warmstart
 
     options = WarmstartOptions(
-        events=events, items=items, model_name=model_name, alias=CHALLENGER_ALIAS,
-        from_model=None if first else f"models:/{model_name}@{CHAMPION_ALIAS}")
+        events=events,
+        items=items,
+        model_name=model_name,
+        alias=CHALLENGER_ALIAS,
+        from_model=None if first else f"models:/{model_name}@{CHAMPION_ALIAS}",
+    )
     with redirect_stderr(io.StringIO()):  # mlflow prints each registration; errors still raise
         return str(run_warmstart(options, quiet_console()).version.version)
 
 
-def run_night(*, model_name: str, decision_log: str, day: ServedDay, since: pd.Timestamp,
-              files: tuple[Path, Path, Path], seed: int, n_bootstrap: int,
-              reward: str = "correct") -> Night:
+def run_night(
+    *,
+    model_name: str,
+    decision_log: str,
+    day: ServedDay,
+    since: pd.Timestamp,
+    files: tuple[Path, Path, Path],
+    seed: int,
+    n_bootstrap: int,
+    reward: str = "correct",
+) -> Night:
     """Join, judge the waiting challenger, train the next one (see the module docstring).
 
     ``files`` are the paths of every attempt so far, the items and the day's outcomes.
@@ -169,13 +212,24 @@ def run_night(*, model_name: str, decision_log: str, day: ServedDay, since: pd.T
     waiting = alias_holder(model_name, CHALLENGER_ALIAS)
     check = None
     if waiting is not None and waiting != day.version:
-        estimates, truth = evaluate_version(waiting, model_name, joined, candidates, day,
-                                            n_bootstrap=n_bootstrap, seed=seed)
-        _, champion = evaluate_version(day.version, model_name, joined, candidates, day,
-                                       estimators=())
-        verdict = gate(model_name, decision_log, (outcomes, items), since, seed, n_bootstrap,
-                       reward)
-        check = ChallengerCheck(waiting, estimates, truth[P_TRUE], champion[P_TRUE],
-                                truth[GAIN_TRUE], champion[GAIN_TRUE], len(joined), verdict)
+        estimates, truth = evaluate_version(
+            waiting, model_name, joined, candidates, day, n_bootstrap=n_bootstrap, seed=seed
+        )
+        _, champion = evaluate_version(
+            day.version, model_name, joined, candidates, day, estimators=()
+        )
+        verdict = gate(
+            model_name, decision_log, (outcomes, items), since, seed, n_bootstrap, reward
+        )
+        check = ChallengerCheck(
+            waiting,
+            estimates,
+            truth[P_TRUE],
+            champion[P_TRUE],
+            truth[GAIN_TRUE],
+            champion[GAIN_TRUE],
+            len(joined),
+            verdict,
+        )
     following = train_challenger(model_name, events, items, first=False)
     return Night(report, check, following, alias_holder(model_name, CHAMPION_ALIAS) or "")

@@ -81,8 +81,7 @@ class ServedDay:
         when the day's serving ended, after every decision it answers; order and spacing are
         kept.
         """
-        return self.events.assign(**{schema.TIMESTAMP: self.events[schema.TIMESTAMP]
-                                     + self.shift})
+        return self.events.assign(**{schema.TIMESTAMP: self.events[schema.TIMESTAMP] + self.shift})
 
 
 class DeploySchool:
@@ -109,8 +108,10 @@ class DeploySchool:
                 logging_policy_step(self.env, self._rng)
                 steps += 1
         if steps == 0:
-            raise SkbanditError("nobody practised in the school's history (expected at least "
-                                "one attempt); use more --students or --history-days")
+            raise SkbanditError(
+                "nobody practised in the school's history (expected at least "
+                "one attempt); use more --students or --history-days"
+            )
         return len(self.events())
 
     def serve_day(self, champion, seeds: Iterator[int] | None) -> ServedDay:
@@ -118,8 +119,9 @@ class DeploySchool:
         (:class:`adapters.serving.client.ServedChampion`); ``seeds`` gives each request's
         seed (None: unseeded draws)."""
         if self.env.done:
-            raise SkbanditError("the simulated school year is over; use fewer --days or "
-                                "--history-days")
+            raise SkbanditError(
+                "the simulated school year is over; use fewer --days or --history-days"
+            )
         date = pd.Timestamp(self._day_end() - DAY_SECONDS, unit="s", tz="UTC")
         stop = self._day_end()
         steps = []
@@ -129,11 +131,19 @@ class DeploySchool:
         events = self.events()
         events = events[events[schema.TIMESTAMP] >= date].merge(
             decisions[[schema.USER_ID, schema.TIMESTAMP, schema.DECISION_ID]],
-            on=[schema.USER_ID, schema.TIMESTAMP], how="inner", validate="one_to_one")
+            on=[schema.USER_ID, schema.TIMESTAMP],
+            how="inner",
+            validate="one_to_one",
+        )
         shift = pd.Timestamp.now(tz="UTC") - events[schema.TIMESTAMP].min()
-        return ServedDay(date, champion.version, decisions,
-                         pd.concat([s[1] for s in steps], ignore_index=True),
-                         events.reset_index(drop=True), shift)
+        return ServedDay(
+            date,
+            champion.version,
+            decisions,
+            pd.concat([s[1] for s in steps], ignore_index=True),
+            events.reset_index(drop=True),
+            shift,
+        )
 
     def _day_end(self) -> float:
         """Epoch seconds of the midnight after the next slot in which someone acts."""
@@ -143,31 +153,45 @@ class DeploySchool:
         env = self.env
         cands = env.candidate_arrays()
         acting = env.acting()
-        frame = pd.DataFrame({
-            schema.USER_ID: acting[schema.USER_ID].to_numpy()[cands.decision],
-            schema.ITEM_ID: env.world.item_ids[cands.item],
-            **dict(zip(schema.MODEL_INPUT, cands.X.T, strict=True)),
-        })
+        frame = pd.DataFrame(
+            {
+                schema.USER_ID: acting[schema.USER_ID].to_numpy()[cands.decision],
+                schema.ITEM_ID: env.world.item_ids[cands.item],
+                **dict(zip(schema.MODEL_INPUT, cands.X.T, strict=True)),
+            }
+        )
         answer = _ask(champion, frame, acting[schema.TOPIC].to_numpy()[cands.decision], seeds)
         chosen = _first_rows(answer[schema.RANK].to_numpy(), cands.decision, cands.n_decisions)
-        greedy = _greedy_rows(score_candidates(champion.pipeline, frame, GREEDY_SETTINGS).score,
-                              cands.decision, cands.n_decisions)
+        greedy = _greedy_rows(
+            score_candidates(champion.pipeline, frame, GREEDY_SETTINGS).score,
+            cands.decision,
+            cands.n_decisions,
+        )
         ids = answer[schema.DECISION_ID].to_numpy()[chosen]
         propensity = answer[FIRST_SLOT_PROPENSITY].to_numpy()[chosen]
         outcome = env.step_indices(cands.item[chosen], propensity=propensity)
-        decisions = pd.DataFrame({
-            schema.DECISION_ID: ids, schema.USER_ID: acting[schema.USER_ID].to_numpy(),
-            schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy()[chosen],
-            schema.TOPIC: acting[schema.TOPIC].to_numpy(),
-            schema.TIMESTAMP: to_utc(outcome.timestamp),
-            schema.CORRECT: outcome.correct.astype(np.int64), schema.PROPENSITY: propensity,
-            P_SERVED: outcome.p_true, P_GREEDY: cands.p_true[greedy],
-            GAIN: outcome.ability_after - outcome.ability_before,
-        })
-        truth = pd.DataFrame({schema.DECISION_ID: ids[cands.decision],
-                              schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
-                              P_TRUE: cands.p_true,
-                              GAIN_TRUE: expected_gain(cands.p_true, env.config)})
+        decisions = pd.DataFrame(
+            {
+                schema.DECISION_ID: ids,
+                schema.USER_ID: acting[schema.USER_ID].to_numpy(),
+                schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy()[chosen],
+                schema.TOPIC: acting[schema.TOPIC].to_numpy(),
+                schema.TIMESTAMP: to_utc(outcome.timestamp),
+                schema.CORRECT: outcome.correct.astype(np.int64),
+                schema.PROPENSITY: propensity,
+                P_SERVED: outcome.p_true,
+                P_GREEDY: cands.p_true[greedy],
+                GAIN: outcome.ability_after - outcome.ability_before,
+            }
+        )
+        truth = pd.DataFrame(
+            {
+                schema.DECISION_ID: ids[cands.decision],
+                schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
+                P_TRUE: cands.p_true,
+                GAIN_TRUE: expected_gain(cands.p_true, env.config),
+            }
+        )
         return decisions, truth
 
 
@@ -186,8 +210,9 @@ def _first_rows(rank: np.ndarray, decision: np.ndarray, n_decisions: int) -> np.
     """The row ranked first in each decision (exactly one, or a SkbanditError)."""
     rows = np.flatnonzero(rank == 1)
     if not np.array_equal(decision[rows], np.arange(n_decisions)):
-        raise SkbanditError("the served answer does not rank exactly one item first per "
-                            "student; check the server")
+        raise SkbanditError(
+            "the served answer does not rank exactly one item first per student; check the server"
+        )
     return rows
 
 
