@@ -275,7 +275,7 @@ def verify_model(
         version = verify_version(registry.parse_model_ref(model))
         typer.echo(
             f"{version.name} version {version.version} verified: checksums match, no "
-            "stored code, loader adapters.model_flavor; serve "
+            "stored code, skbandit's own loader; serve "
             f"models:/{version.name}/{version.version}"
         )
 

@@ -219,7 +219,7 @@ def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored,
     mlmodel = stored / "MLmodel"
     mlmodel.write_text(
         mlmodel.read_text().replace(
-            "loader_module: adapters.model_flavor", "loader_module: evil\n    code: code"
+            "loader_module: adapters.model.flavor", "loader_module: evil\n    code: code"
         )
     )
     (stored / "code").mkdir()
@@ -231,7 +231,7 @@ def test_verify_model_passes_a_good_version_and_refuses_a_planted_loader(stored,
     with pytest.raises(SkbanditError, match="names loader module 'evil'"):
         verify_version(CHAMPION)
     mlmodel.write_text(
-        mlmodel.read_text().replace("loader_module: evil", "loader_module: adapters.model_flavor")
+        mlmodel.read_text().replace("loader_module: evil", "loader_module: adapters.model.flavor")
     )
     with pytest.raises(SkbanditError, match=r"has \['code'\]"):
         verify_version(CHAMPION)

@@ -5,7 +5,8 @@ the ``code`` paths it lists on ``sys.path``, before any code of skbandit runs: w
 write the artifact store can make it run code. :func:`verify_version` checks what MLflow
 would read: the recorded sha256 checksums of every stored file (in the registry database,
 not the artifact store), that the version is not pending, that ``MLmodel`` names the
-installed loader (:data:`adapters.model_flavor.LOADER_MODULE`) and no code paths, pickled
+installed loader (:data:`adapters.model.flavor.LOADER_MODULE`, or the name versions registered
+before the adapters were grouped carry, ``adapters.model_flavor``) and no code paths, pickled
 model or other flavor, and that no ``code/`` folder is stored. ``skbandit serve`` does the
 checksum check itself before MLflow reads ``MLmodel``.
 """
@@ -20,13 +21,16 @@ ALLOWED_PYFUNC_KEYS = {"loader_module", "data", "env", "python_version", "predic
 or pickles)."""
 
 
+LEGACY_LOADER_MODULE = "adapters.model_flavor"  # named by versions registered before issue 20
+
+
 def verify_version(ref):
     """The version ``ref`` names, after every check above; SkbanditError names the first
     failure in one line."""
     import yaml
 
     from adapters import registry
-    from adapters.model_flavor import LOADER_MODULE
+    from adapters.model.flavor import LOADER_MODULE
 
     version = registry.resolve_version(ref)
     what = f"{version.name} version {version.version}"
@@ -43,7 +47,7 @@ def verify_version(ref):
                 f"{what}: MLmodel has flavors {others}; a skbandit version has only python_function"
             )
         pyfunc = flavors.get("python_function") or {}
-        if pyfunc.get("loader_module") != LOADER_MODULE:
+        if pyfunc.get("loader_module") not in (LOADER_MODULE, LEGACY_LOADER_MODULE):
             raise SkbanditError(
                 f"{what}: MLmodel names loader module "
                 f"{pyfunc.get('loader_module')!r}, not {LOADER_MODULE!r}; "
