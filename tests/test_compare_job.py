@@ -184,6 +184,24 @@ def test_promote_without_a_champion_is_refused_before_anything_runs(tracking):
     assert mlflow.get_experiment_by_name(tracking_store.EVALUATION_EXPERIMENT) is None
 
 
+def test_promote_with_an_unreachable_tracking_server_says_so(monkeypatch):
+    from tests.support.local_server import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    try:
+        result = _compare("--candidate", f"models:/{NAME}/2", "--promote")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: cannot reach the tracking server at {uri} ")
+    assert "champion" not in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
 def test_promote_against_a_baseline_other_than_the_champion_is_refused(tracking):
     before = _aliases()
     result = _compare(

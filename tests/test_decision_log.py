@@ -332,6 +332,54 @@ def test_a_logged_decision_cannot_be_replaced(pipeline, tmp_path, verb):
     assert DecisionLog(str(path)).verify().ok
 
 
+@pytest.mark.parametrize(
+    "how",
+    ["insert", "on conflict do update", "merge", "truncate", "delete then insert"],
+)
+def test_a_logged_decision_cannot_be_replaced_on_postgresql(pipeline, postgres_url, how):
+    from sqlalchemy import text
+    from sqlalchemy.dialects.postgresql import insert
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from adapters.decision_log.tables import CANDIDATE_SETS, DECISIONS
+
+    log = DecisionLog(postgres_url)
+    model(pipeline, log).predict(None, request())
+    before = log.read()
+    for table in (DECISIONS, CANDIDATE_SETS):
+        with log._engine.connect() as connection:
+            row = connection.execute(table.select().limit(1)).mappings().one()
+        key = row["decision_id"]
+        changed = {**row, **({"user_id": "x"} if table is DECISIONS else {"item_ids": "[]"})}
+        statement = {
+            "insert": insert(table).values(changed),
+            "on conflict do update": insert(table)
+            .values(changed)
+            .on_conflict_do_update(
+                index_elements=["decision_id"],
+                set_={k: v for k, v in changed.items() if k != "decision_id"},
+            ),
+            "merge": text(
+                f"MERGE INTO {table.name} AS t USING (SELECT :key AS decision_id) AS s "
+                "ON t.decision_id = s.decision_id WHEN MATCHED THEN DELETE"
+            ).bindparams(key=key),
+            "truncate": text(f"TRUNCATE {table.name} CASCADE"),
+            "delete then insert": text(
+                f"DELETE FROM {table.name} WHERE decision_id = :key"
+            ).bindparams(key=key),
+        }[how]
+        words = "duplicate key" if how == "insert" else "append-only"
+        with pytest.raises(SQLAlchemyError, match=words), log._engine.begin() as connection:
+            connection.execute(statement)
+        with log._engine.begin() as connection:  # a new id is fine
+            connection.execute(insert(table).values({**row, "decision_id": "new-id"}))
+            connection.rollback()
+    after = log.read()
+    for old, new in zip(before, after, strict=True):
+        pd.testing.assert_frame_equal(old, new)
+    assert log.verify().ok
+
+
 def tampered(path, *statements):
     with sqlite3.connect(path) as connection:
         connection.executescript(

@@ -86,6 +86,12 @@ _POSTGRES_TRIGGERS = [
         "FOR EACH ROW EXECUTE FUNCTION skbandit_append_only()"
         for table in TABLES
     ),
+    # TRUNCATE fires no row trigger: refuse it with a statement trigger
+    *(
+        f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION skbandit_append_only()"
+        for table in TABLES
+    ),
 ]
 
 
@@ -166,7 +172,8 @@ def create(engine) -> None:
     created before decisions were chained gets the chain columns (null in its old rows).
 
     PostgreSQL has no REPLACE: an insert of a logged id fails on the primary key, and
-    ``INSERT ... ON CONFLICT DO UPDATE`` fires the update trigger, which refuses it.
+    ``INSERT ... ON CONFLICT DO UPDATE`` and ``MERGE`` fire the update or delete trigger,
+    which refuses them; ``TRUNCATE`` fires none, so a statement trigger refuses it.
     """
     for attempt in range(3):
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import skbandit
 from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_pipeline
+from adapters.tracking import raise_if_unreachable
 from skbandit import schema
 from skbandit.features import feature_set_of
 
@@ -197,12 +198,18 @@ def aliases_for_new_version(name: str, alias: str) -> tuple[str, ...]:
 
 
 def alias_holder(name: str, alias: str) -> str | None:
-    """The version ``alias`` of ``name`` points at now, or None (unset or unreadable)."""
+    """The version ``alias`` of ``name`` points at now, or None (unset or unreadable).
+
+    An unreachable tracking server is not "unset": it raises ``cannot reach the tracking
+    server`` (a SkbanditError), so that e.g. ``compare --promote`` does not report a missing
+    champion.
+    """
     import mlflow
 
     try:
         number = mlflow.MlflowClient().get_registered_model(name).aliases.get(alias)
-    except Exception:
+    except Exception as error:
+        raise_if_unreachable(error)
         return None
     return None if number is None else str(number)
 
