@@ -109,6 +109,56 @@ def fit_calibration(scores, outcomes) -> ProbabilityCalibration:
     )
 
 
+def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
+    """:func:`fit_calibration` from per-score sums: the same map, to the last bit.
+
+    ``scores`` (any order, a score may repeat), ``positives`` the sum of the outcomes of the
+    events with that score and ``counts`` their number, as an engine that aggregates the
+    pairs elsewhere (Spark, by score) brings them back. ``IsotonicRegression.fit`` on the
+    rows, step by step: scores within float64 resolution pooled (the first one kept, as
+    sklearn's ``_make_unique``), the weighted isotonic fit of the pooled means, clipped to
+    ``[FLOOR, 1 - FLOOR]``, and the redundant knots dropped. Exact for 0/1 outcomes, whose
+    sums are exact integers.
+
+    >>> rows = fit_calibration(np.repeat([0.1, 0.3, 0.5, 0.7], 60), np.tile([0, 1, 1], 80))
+    >>> rows == fit_calibration_counts([0.5, 0.1, 0.3, 0.7], [40, 40, 40, 40], [60] * 4)
+    True
+    """
+    from sklearn.isotonic import isotonic_regression
+
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = np.asarray(positives, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    keep = np.isfinite(scores) & np.isfinite(positives) & (counts > 0)
+    scores, positives, counts = scores[keep], positives[keep], counts[keep]
+    n_events = int(counts.sum())
+    if n_events < MIN_EVENTS:
+        return ProbabilityCalibration(n_events=n_events)
+    order = np.argsort(scores, kind="stable")
+    x, positives, counts = scores[order], positives[order], counts[order]
+    eps = np.finfo(np.float64).resolution
+    lead = np.ones(len(x), dtype=bool)  # first score of each pooled group
+    lead[1:] = (x[1:] - x[:-1]) >= eps
+    last = np.maximum.accumulate(np.where(lead, np.arange(len(x)), 0))
+    moved = -1
+    for j in np.flatnonzero(~lead):  # near-ties: pooled while within eps of the group's first
+        if x[j] - x[max(last[j], moved)] >= eps:
+            lead[j], moved = True, j
+    first = np.flatnonzero(lead)
+    weight = np.add.reduceat(counts, first)
+    y = isotonic_regression(
+        np.add.reduceat(positives, first) / weight,
+        sample_weight=weight,
+        y_min=FLOOR,
+        y_max=1.0 - FLOOR,
+        increasing=True,
+    )
+    x = x[first]
+    knots = np.ones(len(y), dtype=bool)
+    knots[1:-1] = (y[1:-1] != y[:-2]) | (y[1:-1] != y[2:])
+    return ProbabilityCalibration(tuple(x[knots].tolist()), tuple(y[knots].tolist()), n_events)
+
+
 def attach_calibration(pipeline, calibration: ProbabilityCalibration | None):
     """Store ``calibration`` with the pipeline (what :func:`calibration_of` returns)."""
     setattr(pipeline, ATTRIBUTE, calibration)

@@ -230,3 +230,28 @@ def test_probability_calibration_never_learns_from_the_events_it_scores():
     assert ((p["bandit"] >= FLOOR) & (p["bandit"] <= 1 - FLOOR)).all()
     # what the version serves is fitted on every scored pair
     assert result.calibration.n_events == 1500
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_calibration_from_per_score_sums_equals_the_fit_on_the_rows(seed):
+    """What the Spark engine fits from (score, outcome sum, count) is the rows' map exactly,
+    with ties and scores closer than float64 resolution (which sklearn pools)."""
+    from skbandit.probability_calibration import fit_calibration_counts
+
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    scores = rng.normal(0.5, 0.4, n)
+    scores[:600] = rng.choice(scores[600:], 600)  # exact ties
+    scores[600:900] = scores[900:1200] + rng.integers(-6, 7, 300) * 2e-16  # near-ties
+    outcomes = (rng.random(n) < np.clip(scores, 0.05, 0.95)).astype(float)
+    distinct, group = np.unique(scores, return_inverse=True)
+    order = rng.permutation(len(distinct))  # any order
+    sums = fit_calibration_counts(
+        distinct[order],
+        np.bincount(group, weights=outcomes)[order],
+        np.bincount(group)[order],
+    )
+    rows = fit_calibration(scores, outcomes)
+    assert len(rows.scores) > 10 and sums == rows
+    small = fit_calibration_counts(distinct[:50], np.ones(50), np.ones(50))
+    assert small == fit_calibration(distinct[:50], np.ones(50))  # too few: clip only

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from adapters import registry, tracking
 from adapters.data import datasets
+from adapters.data import identity as data_identity
 from adapters.data import spark as spark_io
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
@@ -210,7 +211,8 @@ def test_spark_run_logs_what_the_local_run_logs(client):
     assert {"spark_version", "spark_default_parallelism"} <= set(settings)
     expected = {k: v for k, v in local_run.data.params.items() if k != "engine"}
     items = expected.pop("data_source").split(" + ")[1]
-    assert params.pop("data_source").endswith(f"events + {items}")
+    params_source = params.pop("data_source")
+    assert params_source.endswith(f"events + {items}")
     assert params == expected
     local_metrics = dict(local_run.data.metrics)
     assert "learned_target" in local_metrics
@@ -222,6 +224,8 @@ def test_spark_run_logs_what_the_local_run_logs(client):
         assert_close([m.value for m in steps[0]], [m.value for m in steps[1]], key)
     different = {"run_id", "git_commit", "sha256"}  # the model files differ in their run
     different |= {k for k in local.tags if k.startswith("metric.")}  # compared above
+    different.add(data_identity.DATA_TAG)  # the events path: the directory against the file
+    assert spark.tags[data_identity.DATA_TAG] == params_source
     assert {k: v for k, v in spark.tags.items() if k not in different} == {
         k: v for k, v in local.tags.items() if k not in different
     }
@@ -249,6 +253,16 @@ def assert_same_run_tags(spark_tags, local_tags):
     started = [pd.Timestamp(name[2], tz="UTC") for name in names]
     assert pd.Timedelta(0) <= started[0] - started[1] < pd.Timedelta(minutes=10)
     assert spark_tags == local_tags
+
+
+def test_spark_learns_the_local_probability_calibration(client):
+    """The served calibration map, fitted on every scored progressive forecast."""
+    from skbandit.probability_calibration import calibration_of
+
+    local, spark = (calibration_of(pipeline(name)) for name in (LOCAL, SPARK))
+    assert local.n_events == spark.n_events > 2000 and len(local.scores) > 5
+    assert_close(spark.scores, local.scores, "scores")
+    assert_close(spark.probabilities, local.probabilities, "probabilities")
 
 
 def test_spark_learns_the_local_learning_progress_bands(client):

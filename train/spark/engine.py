@@ -272,12 +272,15 @@ def learned_events(order: TimeOrder, columns) -> DataFrame:
 
 
 def prefix_models(estimator, stats: Statistics) -> list[dict | None]:
-    """The LinUCB state before each batch (``None`` before the first batch of a fresh model).
+    """The LinUCB state before each batch (``None`` before the first batch of a fresh model
+    without a prior mean; one with a prior starts from it, as the local replay does).
 
     Also leaves ``estimator`` in the state after the last batch (through
     ``LinUCB.partial_fit_sums``, which starts a fresh model from its prior).
     """
     states = []
+    if not hasattr(estimator, "n_features_in_") and estimator.prior_mean is not None:
+        estimator.initialize(stats.xtx.shape[-1])  # predicts the prior's X @ prior_mean
     for k in range(len(stats.n)):
         fitted = hasattr(estimator, "n_features_in_")
         states.append(estimator.get_state() if fitted else None)

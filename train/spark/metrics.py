@@ -27,9 +27,11 @@ import pandas as pd
 from skbandit import schema
 from skbandit.features import transform_features
 from skbandit.linucb import LinUCB
+from skbandit.probability_calibration import ProbabilityCalibration, fit_calibration_counts
 from skbandit.progressive import (
     PREDICTORS,
     PROBABILITY_FLOOR,
+    REFIT_GROWTH,
     ReplayResult,
     irt_prediction,
     prediction_metrics,
@@ -53,6 +55,10 @@ SCORED_SCHEMA = (
 )
 """A prediction row has null ``n`` and ``metrics``; a summary row has only ``batch``, ``n``
 (the run's events) and ``metrics`` (:data:`METRIC_KEYS` in order)."""
+RAW_SCHEMA = (
+    "batch int, reward double, score double, global_rate double, irt double, uncertainty double"
+)
+"""A scored event before calibration: ``score`` is the model's linear mean."""
 _PREDICTION_COLUMNS = ("reward", *PREDICTORS, "uncertainty")
 _BATCH_SCHEMA = "batch int, n long, " + ", ".join(f"{k} double" for k in METRIC_KEYS)
 _COUNTS_SCHEMA = "p int, lowest double, n_pos long, n_neg long, u2 long, u2_first long"
@@ -66,9 +72,15 @@ class SparkReplayResult(ReplayResult):
     from all of them.
     """
 
-    def __init__(self, history, predictions, final, after_first, first_batch, n_unscored):
+    def __init__(
+        self, history, predictions, final, after_first, first_batch, n_unscored, calibration
+    ):
         super().__init__(
-            history=history, predictions=predictions, first_batch=first_batch, n_unscored=n_unscored
+            history=history,
+            predictions=predictions,
+            first_batch=first_batch,
+            n_unscored=n_unscored,
+            calibration=calibration,
         )
         self._final, self._after_first = dict(final), after_first
 
@@ -76,11 +88,9 @@ class SparkReplayResult(ReplayResult):
         return None if self._after_first is None else dict(self._after_first)
 
 
-def predictions(
-    order: TimeOrder, pipeline, starts, states, rates, score_from: int = 0
-) -> DataFrame:
-    """Every scored event predicted by the model of all earlier batches, with a summary row
-    per run of one batch (:data:`SCORED_SCHEMA`, persisted).
+def raw_scores(order: TimeOrder, pipeline, starts, states, rates, score_from: int = 0) -> DataFrame:
+    """Every scored event's linear score by the model of all earlier batches
+    (:data:`RAW_SCHEMA`, persisted): what the progressive calibrations are fitted on.
 
     Events before ``score_from`` (learned position) are learned but not scored.
     """
@@ -100,13 +110,13 @@ def predictions(
                 continue
             x = transform_features(pipeline, frame)
             batch = np.searchsorted(starts, learned + score_from, side="right") - 1
-            bandit, width = np.empty(len(frame)), np.empty(len(frame))
+            mean, width = np.empty(len(frame)), np.empty(len(frame))
             for k, lo, hi in batch_runs(batch):
                 if models[k] is None:  # a fresh model predicts 0 with width alpha * ||x||
-                    bandit[lo:hi] = 0.0
+                    mean[lo:hi] = 0.0
                     width[lo:hi] = alpha * np.linalg.norm(x[lo:hi], axis=1)
                 else:
-                    bandit[lo:hi], std = LinUCB.from_state(models[k]).predict(
+                    mean[lo:hi], std = LinUCB.from_state(models[k]).predict(
                         x[lo:hi], return_std=True
                     )
                     width[lo:hi] = alpha * std
@@ -114,18 +124,88 @@ def predictions(
                 {
                     "batch": batch.astype(np.int32),
                     "reward": frame[schema.CORRECT].to_numpy(dtype=np.float64),
-                    "bandit": bandit,
+                    "score": mean,
                     "global_rate": rate[batch],
                     "irt": irt_prediction(frame),
                     "uncertainty": width,
                 }
             )
 
-    def scored(batches):
-        return with_batch_metrics(score(batches))
-
-    frame = order.frame.select(*MODEL_COLUMNS).mapInPandas(scored, SCORED_SCHEMA)
+    frame = order.frame.select(*MODEL_COLUMNS).mapInPandas(score, RAW_SCHEMA)
     return frame.persist(order.cache)
+
+
+def refit_schedule(starts, score_from: int = 0) -> np.ndarray:
+    """The progressive calibration that forecasts each batch, as the local replay refits it
+    (:func:`skbandit.progressive.replay_history`): map ``j`` is fitted on the scored events
+    before the ``j``-th refit, ``-1`` for a batch that is learned but not scored.
+
+    >>> refit_schedule([0, 100, 300, 700, 1500, 2500, 3000]).tolist()
+    [0, 1, 2, 3, 4, 5, 5]
+    """
+    maps, fitted_on, refits = [], 0, -1
+    for start in np.asarray(starts, dtype=np.int64):
+        if start < score_from:
+            maps.append(-1)
+            continue
+        if start - score_from >= REFIT_GROWTH * fitted_on:
+            refits, fitted_on = refits + 1, int(start - score_from)
+        maps.append(refits)
+    return np.array(maps, dtype=np.int64)
+
+
+def progressive_calibrations(
+    raw: DataFrame, schedule: np.ndarray
+) -> tuple[list[ProbabilityCalibration], ProbabilityCalibration]:
+    """The maps that forecast the batches (map ``j`` fitted on the events of the batches of
+    maps below ``j``) and the final one, fitted on every scored event.
+
+    Isotonic regression needs only the outcome sum and count per distinct score: Spark
+    aggregates them by (batch, score) and the driver fits with
+    :func:`skbandit.probability_calibration.fit_calibration_counts`, the same maps as the
+    local engine's fits on the rows.
+    """
+    from pyspark.sql import functions as F
+
+    sums = (
+        raw.groupBy("batch", "score")
+        .agg(F.sum("reward").alias("positives"), F.count(F.lit(1)).alias("n"))
+        .toPandas()
+    )
+    segment = schedule[sums["batch"].to_numpy(dtype=np.int64)]
+    order = np.argsort(segment, kind="stable")
+    segment = segment[order]
+    scores = sums["score"].to_numpy(dtype=np.float64)[order]
+    positives = sums["positives"].to_numpy(dtype=np.float64)[order]
+    counts = sums["n"].to_numpy(dtype=np.int64)[order]
+    n_maps = int(schedule.max()) + 1 if len(schedule) else 0
+    maps = []
+    for j in range(n_maps):
+        cut = int(np.searchsorted(segment, j, side="left"))
+        maps.append(fit_calibration_counts(scores[:cut], positives[:cut], counts[:cut]))
+    return maps, fit_calibration_counts(scores, positives, counts)
+
+
+def predictions(raw: DataFrame, schedule: np.ndarray, maps, cache=None) -> DataFrame:
+    """Every scored event's calibrated forecast by its batch's progressive map, with a
+    summary row per run of one batch (:data:`SCORED_SCHEMA`, persisted)."""
+    shipped = raw.sparkSession.sparkContext.broadcast((schedule, maps))
+
+    def calibrated(frames):
+        which, calibrations = shipped.value
+        for frame in frames:
+            batch = frame["batch"].to_numpy()
+            score = frame["score"].to_numpy(dtype=np.float64)
+            bandit = np.empty(len(frame))
+            for k, lo, hi in batch_runs(batch):
+                bandit[lo:hi] = calibrations[which[k]](score[lo:hi])
+            yield frame.drop(columns="score").assign(bandit=bandit)[["batch", *_PREDICTION_COLUMNS]]
+
+    def scored(frames):
+        return with_batch_metrics(calibrated(frames))
+
+    frame = raw.mapInPandas(scored, SCORED_SCHEMA)
+    return frame.persist(cache) if cache is not None else frame.persist()
 
 
 def with_batch_metrics(frames):
@@ -161,7 +241,11 @@ def _summary(batch: int, run: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def replay_result(
-    scored: DataFrame, n_scored: int, first_batch: int = 0, n_unscored: int = 0
+    scored: DataFrame,
+    n_scored: int,
+    first_batch: int = 0,
+    n_unscored: int = 0,
+    calibration: ProbabilityCalibration | None = None,
 ) -> ReplayResult:
     """Per-batch metrics, final metrics and the predictions for the calibration plot.
 
@@ -170,12 +254,15 @@ def replay_result(
     as the local engine computes it. Beyond, the per-batch metrics come from the summary rows,
     the final ones (over all rows, and without the first batch when ``first_batch``) are the
     batches' event-weighted means and the exact AUCs, and ``predictions`` is a seeded sample.
+    ``calibration`` is the version's map (:func:`progressive_calibrations`).
     """
     from pyspark.sql import functions as F
 
+    calibration = ProbabilityCalibration() if calibration is None else calibration
+
     predicted = scored.where(F.col("metrics").isNull()).drop("n", "metrics")
     if n_scored <= PLOT_ROWS:  # the driver holds them all: the local engine's own arithmetic
-        return _replay_on_driver(predicted.toPandas(), first_batch, n_unscored)
+        return _replay_on_driver(predicted.toPandas(), first_batch, n_unscored, calibration)
     rows = batch_metrics(scored, predicted)
     first = None
     if first_batch and len(rows) > 1:
@@ -197,6 +284,7 @@ def replay_result(
         None if after is None else {k: after[k] for k in METRIC_KEYS},
         first_batch,
         n_unscored,
+        calibration,
     )
 
 
@@ -242,7 +330,9 @@ def _event_weighted(rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) -> ReplayResult:
+def _replay_on_driver(
+    frame: pd.DataFrame, first_batch: int, n_unscored: int, calibration: ProbabilityCalibration
+) -> ReplayResult:
     frame = frame.sort_values("batch", kind="stable").reset_index(drop=True)
     rows, seen = [], n_unscored
     for _, batch in frame.groupby("batch", sort=True):
@@ -253,6 +343,7 @@ def _replay_on_driver(frame: pd.DataFrame, first_batch: int, n_unscored: int) ->
         predictions=frame.drop(columns="batch"),
         first_batch=first_batch,
         n_unscored=n_unscored,
+        calibration=calibration,
     )
 
 

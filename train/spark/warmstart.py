@@ -24,6 +24,7 @@ from skbandit import schema
 from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
 from skbandit.learning_progress import learned_bands
+from skbandit.probability_calibration import attach_calibration
 from train.spark import contexts as contexts
 from train.spark import engine as engine
 from train.spark import metrics as metrics
@@ -122,6 +123,7 @@ def train_and_register(options, console: Console, timer):
             runs.log_params(spark.session_settings(session))
         with timer("replay"):
             result = _replay(pipeline, order, prepared)
+        attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
         with timer("progress"):
             job.keep_progress_bands(
                 pipeline, spark_progress.progress_bands(order, learned_bands(pipeline))
@@ -148,20 +150,32 @@ def train_and_register(options, console: Console, timer):
 
 
 def _replay(pipeline, order: engine.TimeOrder, prepared: Prepared) -> metrics.ReplayResult:
-    """Prefix sums on the driver, then every scored batch predicted on Spark."""
+    """Prefix sums on the driver, every scored batch scored on Spark, the progressive
+    probability calibrations fitted on the driver from per-score sums, then every forecast
+    calibrated and measured on Spark."""
     fresh = not hasattr(pipeline[-1], "n_features_in_")
     states = engine.prefix_models(pipeline[-1], prepared.stats)
     rates = engine.global_rates(prepared.stats)
-    scored = metrics.predictions(
+    raw = metrics.raw_scores(
         order, pipeline, prepared.starts, states, rates, score_from=order.unscored
     )
+    scored = None
     try:
+        schedule = metrics.refit_schedule(prepared.starts, order.unscored)
+        maps, calibration = metrics.progressive_calibrations(raw, schedule)
+        scored = metrics.predictions(raw, schedule, maps, order.cache)
         first = int(prepared.stats.n[0]) if fresh and order.unscored == 0 else 0
         return metrics.replay_result(
-            scored, order.n_learned - order.unscored, first_batch=first, n_unscored=order.unscored
+            scored,
+            order.n_learned - order.unscored,
+            first_batch=first,
+            n_unscored=order.unscored,
+            calibration=calibration,
         )
     finally:
-        scored.unpersist()
+        if scored is not None:
+            scored.unpersist()
+        raw.unpersist()
 
 
 def _training_data(history, items, source, event_report, item_report, calibration):
