@@ -290,31 +290,34 @@ def test_rest_deployment_serves_what_the_in_process_one_serves(deployed, tmp_pat
 
 
 HONEST = DeployOptions(days=3, students=2000, history_days=5, seed=1)
-"""The default school size; seed 1 promotes on night 2 (measured, see docs/loop.md)."""
+"""The default school size. Since the LinUCB starts from IRT (prior strength l2 = 1000), a
+challenger that learned one served day differs from its champion by about one point of
+success (measured over seeds 1-5: -1.2 to +1.8 points, simulator truth), which one day of
+1,200 decisions cannot resolve: the gate keeps the champion (docs/loop.md)."""
 
 
 @pytest.mark.slow
-def test_the_gate_promotes_a_better_challenger_on_its_own(tmp_path):
+def test_the_gate_keeps_the_champion_when_one_day_cannot_tell_them_apart(tmp_path):
     """No verdict is forced: a champion trained on five days of rule-logged history, then a
-    challenger that also learned a served day. The gate promotes it on the next day's log,
-    the simulator agrees that it is better there, and it serves the day after."""
+    challenger that also learned a served day. Their paired difference's interval straddles 0,
+    so the gate refuses, says so in its tags, and the champion serves the day after."""
     result, _ = _deploy(tmp_path, HONEST)
     night = result.days[1].night
     check = night.check
     assert check is not None and check.version == "2"
     difference = check.gate.difference
-    assert check.gate.passes and check.gate.promoted, check.gate.reason
-    assert difference.ci_low > 0.2 * difference.value > 0  # not a knife-edge pass
+    assert not check.gate.promoted and not check.gate.passes, check.gate.reason
+    assert difference.ci_low < 0 < difference.ci_high  # undecided, not confidently worse
+    assert abs(check.truth - check.champion_truth) < 0.03  # the simulator: within 3 points
     assert difference.effective_sample_size >= 2 * DEFAULT_MIN_ESS
-    assert check.truth - check.champion_truth > 0  # the simulator agrees
-    assert night.champion == "2" and result.days[2].served.version == "2"
+    assert night.champion == "1" and result.days[2].served.version == "1"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
         tracking.configure_tracking()
         tags = _tags(2)
-        assert str(MlflowClient().get_registered_model(NAME).aliases["champion"]) in ("2", "3")
+        assert str(MlflowClient().get_registered_model(NAME).aliases["champion"]) == "1"
         decisions, _ = _log(tmp_path)
-    assert tags["gate.decision"] == "promoted" and tags["gate.estimator"] == "dr"
+    assert tags["gate.decision"] == "refused" and tags["gate.estimator"] == "dr"
     assert tags["gate.reward"] == "correct" and tags["gate.baseline"] == f"{NAME}/1"
     assert float(tags["gate.estimate"]) == pytest.approx(difference.value, abs=1e-6)
     assert float(tags["gate.ci_low"]) == pytest.approx(difference.ci_low, abs=1e-6)
@@ -322,4 +325,4 @@ def test_the_gate_promotes_a_better_challenger_on_its_own(tmp_path):
         decisions[schema.DECISION_ID].isin(result.days[2].served.decisions[schema.DECISION_ID])
     ]
     assert len(day3) == len(result.days[2].served.decisions)
-    assert set(day3["model_version"]) == {"2"}
+    assert set(day3["model_version"]) == {"1"}

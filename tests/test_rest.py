@@ -19,6 +19,7 @@ from adapters.data.datasets import load_school
 from adapters.model.pyfunc import MAX_REQUEST_ROWS, LinUCBModel, default_params
 from serve import recommend
 from skbandit import schema
+from skbandit.probability_calibration import success_probability
 from tests.support.local_server import model_server
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
     got = predictions(post(server, encode(request_frame, seeded)))
     assert len(got) == len(request_frame)
     assert list(got[schema.ITEM_ID]) == list(request_frame[schema.ITEM_ID])
-    mean = np.clip(pipeline.predict(request_frame), 0.0, 1.0)
+    mean = success_probability(pipeline, pipeline.predict(request_frame))  # the calibrated map
     width = pipeline[-1].predict_uncertainty(pipeline[:-1].transform(request_frame))
     np.testing.assert_allclose(got[schema.EXPECTED_REWARD], mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UNCERTAINTY], width, rtol=0, atol=1e-12)

@@ -1,8 +1,9 @@
 """``python -m train.batch_score``: nightly top-k recommendations for a whole school, on Spark.
 
 Every (student, topic) pair that occurs in the events is ranked with a registered version,
-exactly as the in-process ranking does it for one student (``skbandit trace``): the context
-after all events (:func:`skbandit.context.student_context`), the topic's items with their
+exactly as the in-process ranking does it for one student (``skbandit trace`` without a
+window): the context at one second after the last event, counting the attempts finished by
+then (:func:`skbandit.context.student_context`), the topic's items with their
 attempt evidence, the student's last ``RECENT_ITEMS_EXCLUDED`` items left out, then
 :func:`skbandit.policy.rank_linucb` with a generator seeded by ``--seed`` for every pair. The
 ranking runs per student on the executors (``applyInPandas``), so the school never has to fit
@@ -76,7 +77,10 @@ def score_school(
     items = read_items(session, items_path)[0]
     events = clean_events(raw, str(events_path))
     check_events(raw, events, items, str(events_path))
-    items_ctx = _item_context(events, items)
+    last_ns = events.agg(F.max(TS)).first()[0]
+    at_ns = None if last_ns is None else int(last_ns) + 1_000_000_000  # as recommend.whole_history
+    at = None if at_ns is None else pd.Timestamp(at_ns, unit="ns", tz="UTC")
+    items_ctx = _item_context(events, items, at_ns)
     columns = [
         schema.USER_ID,
         schema.ITEM_ID,
@@ -95,7 +99,7 @@ def score_school(
         recent = recent_item_ids(mine, user, n_last=RECENT_ITEMS_EXCLUDED)
         out = []
         for topic in pd.unique(mine[schema.TOPIC]):
-            context = student_context(mine, user, topic, items=items)
+            context = student_context(mine, user, topic, at=at, items=items)
             candidates = candidate_frame(context, items_ctx, topic, recent_item_ids=recent)
             if candidates.empty:
                 continue  # every item of the topic is drift-flagged or recent
@@ -123,13 +127,19 @@ def _output_columns() -> list[str]:
     return [name.split()[0] for name in OUTPUT_SCHEMA.split(", ")]
 
 
-def _item_context(events, items):
-    """:func:`skbandit.context.item_context` after all events, counted on Spark."""
+def _item_context(events, items, at_ns):
+    """:func:`skbandit.context.item_context` at ``at_ns`` (attempts completed before it, by
+    :func:`skbandit.context.completion_ns`'s rule), counted on Spark."""
     from pyspark.sql import functions as F
 
     from skbandit import schema
     from skbandit.context import counted_items
+    from train.spark.contexts import TS
 
+    if at_ns is not None:
+        latency = F.coalesce(F.col(schema.LATENCY_MS).cast("double"), F.lit(0.0))
+        latency_ns = F.round(F.nanvl(latency, F.lit(0.0)) * 1e6)
+        events = events.where(F.col(TS) + latency_ns.cast("long") < F.lit(at_ns))
     stats = (
         events.groupBy(schema.ITEM_ID)
         .agg(F.count(F.lit(1)).alias("n"), F.sum(schema.CORRECT).alias("c"))
