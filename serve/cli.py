@@ -150,16 +150,14 @@ def trace(
         settings = _settings(exploration, temperature, objective, target, top_k, seed)
         if not use_rl:
             _warn_unused(ctx, "model", "exploration", "temperature", "objective", "target", "seed")
-        week = _student_week(events, items, student_id, topic, time_window)
+        trained, info = _load_model(model, (events, items)) if use_rl else (None, None)
+        week = _student_week(events, items, student_id, topic, time_window, trained, info)
         if use_rl:
-            pipeline, info = _load_model(model, (events, items))
-            settings = settings.for_model(pipeline)  # learning_progress: the learned target
-            recs = rl_recommendations(pipeline, week, settings)
+            settings = settings.for_model(trained)  # learning_progress: the learned target
+            recs = rl_recommendations(trained, week, settings)
         else:
-            recs, info, settings = rule_recommendations(week, top_k), None, None
-        decision_id = _log_decision(
-            log_decision, use_rl, pipeline if use_rl else None, week, recs, settings, info
-        )
+            recs, settings = rule_recommendations(week, top_k), None
+        decision_id = _log_decision(log_decision, use_rl, trained, week, recs, settings, info)
         if as_json:
             payload = render.trace_payload(week, recs, info, settings)
             _print_json(payload if decision_id is None else {**payload, "decision_id": decision_id})
@@ -189,11 +187,11 @@ def compare_recs(
         from serve.recommend import comparison, rl_recommendations, rule_recommendations
 
         settings = _settings(exploration, temperature, objective, target, top_k, seed)
-        week = _student_week(events, items, student_id, topic, time_window)
-        pipeline, info = _load_model(model, (events, items))
-        settings = settings.for_model(pipeline)
+        trained, info = _load_model(model, (events, items))
+        week = _student_week(events, items, student_id, topic, time_window, trained, info)
+        settings = settings.for_model(trained)
         rule = rule_recommendations(week, top_k)
-        rl = rl_recommendations(pipeline, week, settings)
+        rl = rl_recommendations(trained, week, settings)
         compared = comparison(rule, rl, settings)
         if as_json:
             _print_json(render.compare_payload(week, rule, rl, compared, info, settings))
@@ -357,15 +355,24 @@ def _warn_unused(ctx: typer.Context, *names: str) -> None:
         )
 
 
-def _student_week(events, items, student_id, topic, time_window):
+def _student_week(events, items, student_id, topic, time_window, model=None, info=None):
+    """The student's week; with a loaded ``model`` the items the items file gives no
+    difficulty take the version's parameters (issue 21), and the lines about the items
+    (disagreeing with the version's, still without difficulty) go to stderr."""
     from adapters.data.datasets import load_school_reports
     from serve.recommend import check_window, parse_week, student_week, whole_history
+    from skbandit.version_items import items_for_model
 
     loaded = load_school_reports(events, items)
     for report in (loaded.event_report, loaded.item_report):  # nothing dropped silently
         if report is not None and report.summary().count(";"):
             typer.echo(f"data: {report.summary()}", err=True)
-    event_table, item_table = loaded.events, loaded.items
+    label = "the model" if info is None else f"{info['name']} v{info['version']}"
+    stored = None if model is None else model.item_parameters
+    item_table, lines = items_for_model(loaded.items, stored, label)
+    for line in lines:
+        typer.echo(line, err=True)
+    event_table = loaded.events
     window = parse_week(time_window) if time_window else whole_history(event_table)
     if time_window:
         check_window(event_table, window)
@@ -387,19 +394,19 @@ def _configure_tracking() -> None:
 
 
 def _load_model(text: str, data: tuple | None = None):
-    """The version's pipeline and info; with ``data`` (``events, items``) say in one line
+    """The version's TrainedModel and info; with ``data`` (``events, items``) say in one line
     when those are not the data the version was trained on (issue 23)."""
     from adapters import registry
     from adapters.data import identity as data_identity
 
     _configure_tracking()
     ref = registry.parse_model_ref(text)
-    pipeline, version = registry.load_pipeline(ref)
+    trained, version = registry.load_model(ref)
     if data is not None:
         warning = data_identity.version_mismatch(version, *data)
         if warning:
             typer.echo(warning, err=True)
-    return pipeline, registry.version_info(version, ref, pipeline)
+    return trained, registry.version_info(version, ref, trained)
 
 
 def _print_json(payload) -> None:

@@ -455,12 +455,15 @@ def validate_items(df: pd.DataFrame, source: str = "items") -> tuple[pd.DataFram
     """Coerce and check an items frame against the canonical item schema.
 
     ``discrimination`` defaults to 1.0 and ``drift_flag`` to False (missing values filled
-    and counted). Item ids must be unique after exact duplicates are dropped.
+    and counted). ``difficulty`` may be blank or absent (a log's item list): it is then NaN,
+    which ``--calibrate`` estimates or the topic's mean stands in for
+    (:func:`skbandit.context.difficulty_or_topic_mean`). Item ids must be unique after exact
+    duplicates are dropped.
 
     Parameters
     ----------
     df : DataFrame
-        Raw items with ``item_id, topic, difficulty``.
+        Raw items with ``item_id, topic`` and usually ``difficulty``.
     source : str
         Name used in error messages and the report.
 
@@ -486,8 +489,11 @@ def _validate_items(df: pd.DataFrame, source) -> tuple[pd.DataFrame, CleaningRep
         df[col] = _as_str(df[col])
     df = _drop_missing(df, report, (schema.ITEM_ID, schema.TOPIC))
     difficulty = f"a number in [-{MAX_ABS_DIFFICULTY}, {MAX_ABS_DIFFICULTY}] (logit scale)"
+    if schema.DIFFICULTY not in df.columns:  # a log's item list: --calibrate estimates them
+        df[schema.DIFFICULTY] = np.nan
     df[schema.DIFFICULTY] = _numeric(df, source, schema.DIFFICULTY, difficulty)
-    bad = ~(df[schema.DIFFICULTY].abs() <= MAX_ABS_DIFFICULTY)
+    given = df[schema.DIFFICULTY].notna()  # a blank: the topic's mean stands in (context.py)
+    bad = given & ~(df[schema.DIFFICULTY].abs() <= MAX_ABS_DIFFICULTY)
     if bad.any():
         _fail(source, schema.DIFFICULTY, difficulty, df.loc[bad, schema.DIFFICULTY])
     _fill_default(df, report, schema.DISCRIMINATION, 1.0)

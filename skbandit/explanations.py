@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from skbandit import irt, schema
-from skbandit.features import candidate_features
 
 MATCH_LOGITS = 0.5
 """An item within this many logits of the student's ability is "at their level"."""
@@ -224,8 +223,8 @@ def ranking_reasons(pipeline, candidates, recs, base, *, target=None, cold_start
 
     Parameters
     ----------
-    pipeline : Pipeline
-        The fitted pipeline that ranked ``candidates``.
+    pipeline : TrainedModel
+        The trained model that ranked ``candidates``.
     candidates : DataFrame of shape (n_candidates, ...)
         Every candidate that was ranked (``schema.CANDIDATE_COLUMNS``).
     recs : DataFrame of shape (k, ...)
@@ -312,8 +311,8 @@ def explain(pipeline, candidates, alpha=None):
 
     Parameters
     ----------
-    pipeline : Pipeline
-        Fitted features + LinUCB pipeline.
+    pipeline : TrainedModel
+        The trained model (:class:`skbandit.model.TrainedModel`).
     candidates : DataFrame of shape (n_candidates, ...)
     alpha : float, optional
         Exploration width of the bonus; default the model's.
@@ -325,10 +324,10 @@ def explain(pipeline, candidates, alpha=None):
         ``prediction`` (their sum, the unclipped mean), ``bonus`` (``alpha * std``) and
         ``ucb`` (``clip(prediction, 0, 1) + bonus``), indexed like ``candidates``.
     """
-    X, model = candidate_features(pipeline, candidates)
+    X, model = pipeline.candidate_features(candidates)
     alpha = model.alpha if alpha is None else alpha
     mean, std = model.predict(X, return_std=True)
-    names = pipeline[:-1].get_feature_names_out()
+    names = pipeline.feature_names()
     out = pd.DataFrame(
         np.asarray(X, dtype=np.float64) * model.coef_, columns=names, index=candidates.index
     )

@@ -51,22 +51,20 @@ The raw input has one row per (student, candidate item) with the columns
 Both transformers are stateless, pickle (module-level functions) and support
 ``get_feature_names_out`` and ``set_output(transform="pandas")``.
 
-Scoring goes through :func:`transform_features`, which computes exactly
-``pipeline[:-1].transform(X)``. When the feature step is the one
-:func:`make_feature_transformer` built, the ColumnTransformer would only select
-``schema.MODEL_INPUT`` and hand it to the feature set's module-level function, so the fast
-path calls that same function on the same float64 block directly, without scikit-learn's
-per-call column indexing and checks (about 0.8 ms of a 1-row request; the values are
-identical, see ``tests/test_features.py``).
+The trained-model object (:class:`skbandit.model.TrainedModel`) builds the pipeline and
+scores with exactly ``pipeline[:-1].transform(X)``: the ColumnTransformer only selects
+``schema.MODEL_INPUT`` and hands it to the feature set's module-level function
+(:func:`feature_function_of`), so the object calls that same function on the same float64
+block (:func:`model_input_array`) directly, without scikit-learn's per-call column indexing
+and checks (about 0.8 ms of a 1-row request; the values are identical, see
+``tests/test_features.py``).
 """
 
 import numpy as np
 from scipy.special import expit, logit
 from sklearn.compose import ColumnTransformer
-from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.validation import check_is_fitted
 
 from skbandit import irt, schema
 from skbandit.context import (
@@ -243,7 +241,7 @@ def make_pipeline(feature_set="default", alpha=1.0, l2=1.0, forgetting=1.0):
     Returns
     -------
     Pipeline
-        Unfitted; train it with :func:`partial_fit_pipeline` (or ``fit``).
+        Unfitted; :class:`skbandit.model.TrainedModel` builds, fits and trains it.
     """
     return Pipeline(
         [
@@ -275,125 +273,15 @@ def irt_prior_mean(feature_set="default"):
     return prior
 
 
-def partial_fit_pipeline(pipeline, X, y, sample_weight=None):
-    """Update a features + LinUCB pipeline with new rows (``Pipeline`` has no ``partial_fit``).
+def feature_function_of(feature_set="default"):
+    """The module-level function a feature set's ColumnTransformer applies to its columns.
 
-    The feature step is stateless, so it is fitted once (on the first call, if unfitted)
-    and then only transforms; the LinUCB step gets
-    ``partial_fit(pipeline[:-1].transform(X), y, sample_weight)``.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-        From :func:`make_pipeline`; updated in place.
-    X : DataFrame of shape (n_samples, ...)
-        Raw input with the columns ``schema.MODEL_INPUT``.
-    y : array-like of shape (n_samples,)
-        Rewards (1 correct, 0 not).
-    sample_weight : array-like of shape (n_samples,), optional
-
-    Returns
-    -------
-    Pipeline
-        The same pipeline.
+    It maps a float64 array of the raw ``schema.MODEL_INPUT`` columns (in that order) to the
+    feature matrix, exactly what the transformer's ``transform`` returns with NumPy output;
+    :class:`skbandit.model.TrainedModel` calls it directly on the pipeline it built.
     """
-    validate_model_input(X)
-    features = pipeline[:-1]
-    try:
-        check_is_fitted(features[-1])
-    except NotFittedError:
-        features.fit(X[list(schema.MODEL_INPUT)])
-    pipeline[-1].partial_fit(transform_features(pipeline, X), y, sample_weight=sample_weight)
-    return pipeline
-
-
-def transform_features(pipeline, X):
-    """The feature matrix ``pipeline[:-1].transform(X)`` that the final LinUCB step scores.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-        From :func:`make_pipeline`, with the feature step fitted.
-    X : DataFrame of shape (n_samples, ...)
-        Raw input with the columns ``schema.MODEL_INPUT`` (others are ignored).
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features)
-        Or whatever ``pipeline[:-1].transform`` returns when the fast path does not apply.
-
-    Notes
-    -----
-    Fast path, taken when :func:`feature_function` finds the feature step unchanged from
-    :func:`make_feature_transformer` and ``X`` is a DataFrame: the feature set's function
-    applied to :func:`model_input_array` of ``X``. The ColumnTransformer would call the same
-    function on the same float64 values, so the result is the same to the last bit; any other
-    pipeline (another step, another function, pandas output) goes through ``transform``.
-    """
-    func = feature_function(pipeline)
-    if func is None or not hasattr(X, "columns"):
-        return pipeline[:-1].transform(X)
-    return func(model_input_array(X))
-
-
-def candidate_features(pipeline, candidates):
-    """Checked features of candidate rows: ``(transform_features(pipeline, candidates), model)``.
-
-    Raises
-    ------
-    SkbanditError
-        If there are no rows, ``item_id`` or a ``schema.MODEL_INPUT`` column is missing, or
-        the LinUCB step has not been trained; each message says what to do.
-    """
-    if len(candidates) == 0:
-        raise SkbanditError(
-            "no candidate items to rank (expected at least one row); the "
-            "caller should say why, e.g. all items drift-flagged or recent"
-        )
-    if schema.ITEM_ID not in candidates.columns:
-        raise SkbanditError(
-            f"candidates are missing column {schema.ITEM_ID!r}; build them "
-            "with skbandit.context.candidate_frame"
-        )
-    validate_model_input(candidates)
-    model = pipeline[-1]
-    if not hasattr(model, "coef_"):
-        raise SkbanditError(
-            "the model has not been trained (no coef_); warm-start it with "
-            "`python -m train.warmstart` or partial_fit_pipeline first"
-        )
-    return transform_features(pipeline, candidates), model
-
-
-def feature_function(pipeline):
-    """The feature set's function if the pipeline's feature step is the stock one, else None.
-
-    "Stock" means a fitted ColumnTransformer from :func:`make_feature_transformer` as the
-    only step before the estimator: one ``FunctionTransformer(default_features or
-    seed_features, validate=False)`` without ``kw_args`` on exactly ``schema.MODEL_INPUT``,
-    the rest dropped, default (NumPy) output.
-    """
-    steps = getattr(pipeline, "steps", ())
-    if len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
-        return None
-    transformer = steps[0][1]
-    fitted = getattr(transformer, "transformers_", None)
-    # set_output(transform="pandas") on the pipeline or the step is recorded here.
-    output = getattr(transformer, "_sklearn_output_config", {}).get("transform", "default")
-    if fitted is None or len(fitted) != 1 or transformer.remainder != "drop" or output != "default":
-        return None
-    name, step, columns = fitted[0]
-    func = _BUILDERS.get(name, (None,))[0]
-    if (
-        func is None
-        or not isinstance(step, FunctionTransformer)
-        or step.func is not func
-        or step.kw_args is not None
-        or step.validate
-        or list(columns) != list(schema.MODEL_INPUT)
-    ):
-        return None
-    return func
+    _check_feature_set(feature_set)
+    return _BUILDERS[feature_set][0]
 
 
 def model_input_array(X):
@@ -409,19 +297,6 @@ def model_input_array(X):
     return np.column_stack(
         [X[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in schema.MODEL_INPUT]
     )
-
-
-def feature_set_of(pipeline):
-    """The name of the feature set a pipeline from :func:`make_pipeline` uses."""
-    transformer = pipeline.named_steps.get("features") if hasattr(pipeline, "named_steps") else None
-    name = getattr(transformer, "transformers", [(None,)])[0][0]
-    if name not in FEATURE_SETS:
-        raise SkbanditError(
-            f"cannot tell the feature set of {type(pipeline).__name__} (expected "
-            f"a pipeline from skbandit.features.make_pipeline with one of "
-            f"{FEATURE_SETS}); rebuild the model with make_pipeline"
-        )
-    return name
 
 
 def validate_model_input(X):

@@ -387,8 +387,6 @@ def logged_rewards(events, contexts, horizon: int = HORIZON) -> np.ndarray:
 
 # --- the bands a model version learned ---------------------------------------------------
 
-LEARNED_BANDS = "learning_progress_"
-"""Attribute of a fitted pipeline holding the :class:`ProgressBands` its version learned."""
 UNAVAILABLE = (
     "objective learning_progress needs the target a model version learned from "
     "its training events, and this version has {}; retrain it with "
@@ -397,27 +395,22 @@ UNAVAILABLE = (
 )
 
 
-def attach_bands(pipeline, bands: ProgressBands):
-    """Store ``bands`` with a fitted pipeline (saved with its version); return the pipeline."""
-    setattr(pipeline, LEARNED_BANDS, bands)
-    return pipeline
+def learned_target(model) -> float:
+    """The target success a :class:`~skbandit.model.TrainedModel` version learned.
+
+    SkbanditError when it has none (:func:`target_of_bands`).
+    """
+    return target_of_bands(model.progress_bands)
 
 
-def learned_bands(pipeline) -> ProgressBands | None:
-    """The bands stored with ``pipeline`` (None for a version trained without them)."""
-    return getattr(pipeline, LEARNED_BANDS, None)
+def target_of_bands(bands: ProgressBands | None) -> float:
+    """The best target of a version's bands; SkbanditError when there are none to use.
 
-
-def learned_target(pipeline) -> float:
-    """The target success ``pipeline``'s version learned; SkbanditError when it has none.
-
-    >>> from sklearn.pipeline import Pipeline
-    >>> learned_target(Pipeline([("noop", "passthrough")]))  # doctest: +ELLIPSIS
+    >>> target_of_bands(None)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     skbandit.exceptions.SkbanditError: objective learning_progress needs ... none stored ...
     """
-    bands = learned_bands(pipeline)
     if bands is None:
         raise SkbanditError(UNAVAILABLE.format("none stored (trained before it was kept)"))
     if not bands.count.any():

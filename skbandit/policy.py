@@ -34,7 +34,7 @@ How to rank (``alpha``, ``objective``, ``target``, ``exploration``, ``temperatur
 ``top_k``) is one :class:`~skbandit.ranking_settings.RankingSettings`, checked when it is
 built. Every LinUCB score, here, in the off-policy target policies of
 :mod:`skbandit.ope.targets` and in the simulation study's online policy, comes from one
-function, :func:`linucb_scores` (features by :func:`skbandit.features.transform_features`).
+function, :func:`linucb_scores` (features by :meth:`skbandit.model.TrainedModel.features`).
 The product serves :data:`SERVING_OBJECTIVE` (``"target_band"``); ``RankingSettings()``
 keeps ``"max_success"``. The ``reason`` texts and :func:`~skbandit.explanations.explain` live in
 :mod:`skbandit.explanations`.
@@ -49,9 +49,7 @@ from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import linucb_reasons, rule_reasons
 from skbandit.exploration import draw_order, first_slot_probabilities
-from skbandit.features import candidate_features
 from skbandit.learning_progress import learned_target
-from skbandit.probability_calibration import calibration_of
 from skbandit.ranking_settings import (
     EXPLORATIONS,
     OBJECTIVES,
@@ -187,8 +185,8 @@ def score_candidates(
 
     Parameters
     ----------
-    pipeline : Pipeline
-        From :func:`skbandit.features.make_pipeline`, fitted.
+    pipeline : TrainedModel
+        A trained :class:`skbandit.model.TrainedModel` (a model version).
     candidates : DataFrame of shape (n_candidates, ...)
         ``item_id`` and ``schema.MODEL_INPUT`` (other columns are ignored).
     settings : RankingSettings, optional
@@ -196,7 +194,7 @@ def score_candidates(
         pipeline's learned target, :func:`resolve_objective`); default
         ``RankingSettings()``.
     features : ndarray, optional
-        The checked feature rows of ``candidates``, ``candidate_features(pipeline,
+        The checked feature rows of ``candidates``, ``pipeline.candidate_features(
         candidates)[0]``, when the caller already has them (off-policy evaluation shares them
         between versions with the same feature set, :class:`skbandit.ope.targets.SharedFeatures`).
 
@@ -210,12 +208,12 @@ def score_candidates(
     With ``"target_band"`` the score is minus the distance to the target, plus the bonus:
 
     >>> import pandas as pd
-    >>> from skbandit.features import make_pipeline, partial_fit_pipeline
+    >>> from skbandit.model import TrainedModel
     >>> row = pd.DataFrame({"item_id": ["a"], "mastery": [0.6], "recent_accuracy": [0.5],
     ...                     "recent_speed": [0.5], "help_tendency": [0.1],
     ...                     "skill_gap": [0.2], "difficulty": [0.0], "discrimination": [1.0],
     ...                     "guessing": [0.0], "item_attempts": [0.0], "item_accuracy": [0.5]})
-    >>> pipe = partial_fit_pipeline(make_pipeline(), row, [1.0])
+    >>> pipe = TrainedModel().partial_fit(row, [1.0])
     >>> band = RankingSettings(objective="target_band", target=0.7)
     >>> scores = score_candidates(pipe, row, band)
     >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.uncertainty[0])
@@ -224,11 +222,11 @@ def score_candidates(
     settings = resolve_objective(pipeline, settings)
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused below
         X, model = (
-            (features, pipeline[-1])
+            (features, pipeline.estimator)
             if features is not None
-            else candidate_features(pipeline, candidates)
+            else pipeline.candidate_features(candidates)
         )
-        scores = linucb_scores(model, X, settings, calibration=calibration_of(pipeline))
+        scores = linucb_scores(model, X, settings, calibration=pipeline.calibration)
     return _require_finite(scores, candidates)
 
 
@@ -237,8 +235,8 @@ def rank_linucb(pipeline, candidates, settings: RankingSettings | None = None, r
 
     Parameters
     ----------
-    pipeline : Pipeline
-        From :func:`skbandit.features.make_pipeline`, fitted.
+    pipeline : TrainedModel
+        A trained :class:`skbandit.model.TrainedModel` (a model version).
     candidates : DataFrame of shape (n_candidates, ...)
         ``schema.CANDIDATE_COLUMNS`` (at least ``item_id`` and ``schema.MODEL_INPUT``).
     settings : RankingSettings, optional

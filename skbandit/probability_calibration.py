@@ -26,8 +26,6 @@ FLOOR = 0.01
 """Calibrated probabilities lie in ``[FLOOR, 1 - FLOOR]``."""
 MIN_EVENTS = 200
 """Fewer progressive pairs than this: no map is fitted (the score is clipped)."""
-ATTRIBUTE = "probability_calibration_"
-"""Attribute of a pipeline that holds its version's :class:`ProbabilityCalibration`."""
 
 
 @dataclass(frozen=True)
@@ -157,26 +155,3 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
     knots = np.ones(len(y), dtype=bool)
     knots[1:-1] = (y[1:-1] != y[:-2]) | (y[1:-1] != y[2:])
     return ProbabilityCalibration(tuple(x[knots].tolist()), tuple(y[knots].tolist()), n_events)
-
-
-def attach_calibration(pipeline, calibration: ProbabilityCalibration | None):
-    """Store ``calibration`` with the pipeline (what :func:`calibration_of` returns)."""
-    setattr(pipeline, ATTRIBUTE, calibration)
-    return pipeline
-
-
-def calibration_of(pipeline) -> ProbabilityCalibration | None:
-    """The pipeline's calibration, None for a version trained before it was kept."""
-    return getattr(pipeline, ATTRIBUTE, None)
-
-
-def success_probability(pipeline, score) -> np.ndarray:
-    """The expected success to serve: the version's calibration of ``score``.
-
-    A version without one (trained before it was kept) gets the score clipped to [0, 1],
-    as it was served then.
-    """
-    calibration = calibration_of(pipeline)
-    if calibration is None:
-        return np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0)
-    return calibration(score)

@@ -1,4 +1,4 @@
-"""Replay a history of attempts into a pipeline, with progressive validation.
+"""Replay a history of attempts into a trained model, with progressive validation.
 
 Each batch is predicted before it is learned, so every prediction is an honest
 out-of-sample forecast: the running metrics show how well the bandit would have predicted
@@ -147,8 +147,8 @@ def replay_history(
 
     Parameters
     ----------
-    pipeline : Pipeline
-        A ``features`` + ``linucb`` pipeline, fresh or already trained; updated in place.
+    pipeline : TrainedModel
+        A :class:`skbandit.model.TrainedModel`, fresh or already trained; updated in place.
     contexts : DataFrame of shape (n_events, ...)
         Raw model input (``schema.MODEL_INPUT``), each row the context before its event.
     rewards : array-like of shape (n_events,)
@@ -170,7 +170,7 @@ def replay_history(
     ReplayResult
     """
     rewards = np.asarray(rewards, dtype=np.float64)
-    estimator = pipeline[-1]
+    estimator = pipeline.estimator
     score_from = min(max(int(score_from), 0), len(rewards))
     fresh = not hasattr(estimator, "n_features_in_") and score_from == 0
     if features is None:
@@ -244,11 +244,9 @@ def _split_at(slices: list[slice], cut: int) -> list[slice]:
     return out
 
 
-def model_features(pipeline, contexts: pd.DataFrame) -> np.ndarray:
-    """Fit the stateless feature step if needed, then map raw contexts to model features."""
-    if not hasattr(pipeline[0], "transformers_"):
-        pipeline[0].fit(contexts.iloc[:1])  # stateless feature maps: one row fixes the columns
-    return np.ascontiguousarray(pipeline[:-1].transform(contexts), dtype=np.float64)
+def model_features(model, contexts: pd.DataFrame) -> np.ndarray:
+    """The model features of raw contexts (:meth:`skbandit.model.TrainedModel.features`)."""
+    return np.ascontiguousarray(model.features(contexts), dtype=np.float64)
 
 
 def _predictions_frame(rewards, bandit, global_rate, irt, width, rows: slice) -> pd.DataFrame:

@@ -26,8 +26,8 @@ DISCRIMINATION = "discrimination"  # IRT a, default 1.0
 GUESSING = "guessing"  # optional IRT c in [0, 1); a model input, 0 when an item has none
 DRIFT_FLAG = "drift_flag"  # optional bool; flagged items are never recommended
 
-ITEM_REQUIRED = (ITEM_ID, TOPIC, DIFFICULTY)
-ITEM_OPTIONAL = (DISCRIMINATION, GUESSING, DRIFT_FLAG)
+ITEM_REQUIRED = (ITEM_ID, TOPIC)  # DIFFICULTY optional: blank or absent, see context.py
+ITEM_OPTIONAL = (DIFFICULTY, DISCRIMINATION, GUESSING, DRIFT_FLAG)
 
 # --- student context at a decision time (skbandit.context) -----------------------------
 MASTERY = "mastery"  # probability in [0, 1]

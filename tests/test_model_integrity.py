@@ -161,7 +161,7 @@ def test_a_config_that_disagrees_with_its_state_is_refused_at_load(saved):
     _rewrite_config(folder, feature_set="seed")
     with pytest.raises(
         SkbanditError,
-        match=r"feature set 'seed' \(\d+ features\) but state.npz "
+        match=r"feature set 'seed' \(\d+ features\) but its estimator "
         r"holds a \d+-feature state",
     ):
         load_pipeline_dir(folder, "skbandit-linucb version 9")

@@ -56,12 +56,18 @@ class BatchResult:
     students: int
     pairs: int
     warning: str | None = None
+    notes: tuple[str, ...] = ()
+    """One line each: given items disagreeing with the version's, items without difficulty."""
 
 
 def score_school(
-    session, pipeline, model_version: str, events_path, items_path, settings, seed: int = 0
+    session, model, model_version: str, events_path, items_path, settings, seed: int = 0, notes=None
 ):
-    """The recommendations DataFrame (lazy): top-k per (student, topic), see the module doc."""
+    """The recommendations DataFrame (lazy): top-k per (student, topic), see the module doc.
+
+    Items the items file gives no difficulty take the version's parameters
+    (:func:`skbandit.version_items.items_for_model`); its lines are appended to ``notes``.
+    """
     import numpy as np
     import pandas as pd
     from pyspark.sql import functions as F
@@ -70,11 +76,16 @@ def score_school(
     from skbandit import schema
     from skbandit.context import candidate_frame, recent_item_ids, student_context
     from skbandit.policy import rank_linucb
+    from skbandit.version_items import items_for_model
     from train.spark.contexts import TS, check_events, clean_events
     from train.spark.warmstart import read_items
 
     raw = read_parquet(session, events_path, "events")
-    items = read_items(session, items_path)[0]
+    items, lines = items_for_model(
+        read_items(session, items_path)[0], model.item_parameters, model_version
+    )
+    if notes is not None:
+        notes.extend(lines)
     events = clean_events(raw, str(events_path))
     check_events(raw, events, items, str(events_path))
     last_ns = events.agg(F.max(TS)).first()[0]
@@ -103,7 +114,7 @@ def score_school(
             candidates = candidate_frame(context, items_ctx, topic, recent_item_ids=recent)
             if candidates.empty:
                 continue  # every item of the topic is drift-flagged or recent
-            ranked = rank_linucb(pipeline, candidates, settings, rng=np.random.default_rng(seed))
+            ranked = rank_linucb(model, candidates, settings, rng=np.random.default_rng(seed))
             out.append(ranked.assign(**{schema.USER_ID: user, schema.TOPIC: topic}))
         if not out:
             return pd.DataFrame({name: [] for name in _output_columns()})
@@ -177,11 +188,12 @@ def run_batch_score(
         )
     events, items = school_paths(events, items)
     tracking.configure_tracking()
-    pipeline, version = registry.load_pipeline(registry.parse_model_ref(model))
+    trained, version = registry.load_model(registry.parse_model_ref(model))
     label = f"{version.name}/{version.version}"
     warning = _data_warning(version, events, items)
     session = spark.start_session(master, app_name="skbandit-batch-score")
-    recs = score_school(session, pipeline, label, events, items, settings, seed)
+    notes: list[str] = []
+    recs = score_school(session, trained, label, events, items, settings, seed, notes)
     recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
     written = session.read.parquet(str(out))
     counts = written.selectExpr(
@@ -190,7 +202,7 @@ def run_batch_score(
         "count(DISTINCT user_id, topic) AS pairs",
     ).first()
     return BatchResult(
-        str(out), label, counts["rows"], counts["students"], counts["pairs"], warning
+        str(out), label, counts["rows"], counts["students"], counts["pairs"], warning, tuple(notes)
     )
 
 
@@ -274,8 +286,9 @@ def main(
             master=spark_master,
             overwrite=overwrite,
         )
-    if result.warning:
-        console.print(result.warning, highlight=False, soft_wrap=True)
+    for line in (result.warning, *result.notes):
+        if line:
+            console.print(line, highlight=False, soft_wrap=True)
     console.print(
         f"wrote {result.rows:,} recommendations for {result.pairs:,} (student, topic) "
         f"pairs of {result.students:,} students with {result.model} to {result.out}",

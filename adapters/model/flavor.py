@@ -55,13 +55,13 @@ def _load_pyfunc(data_path: str) -> ServedModel:
     found = mlflow_internals.served_version(folder) if folder is not None else None
     if found is None:
         _logger.info("loading an unregistered model (not through the registry): no checksums")
-        return ServedModel(LinUCBModel.from_pipeline(model_format.load_pipeline_dir(data)))
+        return ServedModel(LinUCBModel.from_model(model_format.load_model_dir(data)))
     name, number = found
     what = f"{name} version {number}"
     version = registry.registry_version(name, number)
     registry.verify_stored_files(version, folder)
-    pipeline = model_format.load_pipeline_dir(data, what)
-    return ServedModel(LinUCBModel.from_pipeline(pipeline, f"{name}/{number}"))
+    model = model_format.load_model_dir(data, what)
+    return ServedModel(LinUCBModel.from_model(model, f"{name}/{number}"))
 
 
 __all__ = ["LOADER_MODULE", "ServedModel"]

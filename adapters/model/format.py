@@ -1,5 +1,9 @@
 """A registered version's data: ``config.json`` and ``state.npz`` (no code, no pickle).
 
+They are the data-only state of a :class:`skbandit.model.TrainedModel`
+(:meth:`~skbandit.model.TrainedModel.get_state`), written by :func:`save_model` and read back
+by :func:`load_model_dir`.
+
 A version stores only these two files (plus MLflow's ``MLmodel``, signature, input example
 and environment files); the code that reads them is the *installed* skbandit
 (:mod:`adapters.model.flavor`). ``config.json`` records the skbandit release and the state
@@ -18,20 +22,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 import skbandit
 from adapters.errors import first_line as _first_line
-from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
-from skbandit.learning_progress import ProgressBands, attach_bands, learned_bands
-from skbandit.linucb import LinUCB
-from skbandit.probability_calibration import (
-    ProbabilityCalibration,
-    attach_calibration,
-    calibration_of,
-)
+from skbandit.features import FEATURE_SETS
+from skbandit.model import TrainedModel
 
 CONFIG_FILE, STATE_FILE = "config.json", "state.npz"
 DATA_FOLDER = "skbandit"
@@ -48,79 +44,81 @@ PROBABILITY_CALIBRATION = "probability_calibration"
 """Key of ``config.json`` holding the score-to-probability map the version learned
 (:mod:`skbandit.probability_calibration`); older versions have none and serve the clipped
 score as before."""
+ITEM_PARAMETERS = "item_parameters"
+"""Key of ``config.json`` holding the item parameters the version was trained with (lists of
+``item_id, topic, difficulty, discrimination, guessing``; :mod:`skbandit.version_items`);
+older versions have none."""
+STATE_PARTS = {
+    "progress_bands": LEARNING_PROGRESS,
+    "calibration": PROBABILITY_CALIBRATION,
+    "item_parameters": ITEM_PARAMETERS,
+}
+""":meth:`skbandit.model.TrainedModel.get_state` part -> its key in ``config.json``."""
 IGNORED_FILES = frozenset({"registered_model_meta"})
 """Files MLflow itself adds to a downloaded model folder (not part of what was stored)."""
 
 
-def save_pipeline(pipeline, directory: Path) -> Path:
-    """Write the pipeline's ``config.json`` and ``state.npz`` into ``directory``; return it."""
-    estimator = pipeline[-1]
+def save_model(model: TrainedModel, directory: Path) -> Path:
+    """Write the model's state as ``config.json`` and ``state.npz`` in ``directory``.
+
+    ``state.npz`` holds the estimator's arrays and numbers (:meth:`LinUCB.get_state`), and
+    ``config.json`` the rest of :meth:`~skbandit.model.TrainedModel.get_state`: the feature
+    set, the estimator parameters and each learned extra the model has.
+    """
+    state = model.get_state()
     config = {
-        "feature_set": feature_set_of(pipeline),
+        "feature_set": state["feature_set"],
         # prior_mean is an array: it is stored in state.npz, which set_state restores it from
-        "params": {k: v for k, v in estimator.get_params().items() if k != "prior_mean"},
+        "params": state["params"],
         "skbandit_version": skbandit.__version__,
         "state_format": STATE_FORMAT,
     }
-    bands = learned_bands(pipeline)
-    if bands is not None:
-        config[LEARNING_PROGRESS] = bands.as_dict()
-    calibration = calibration_of(pipeline)
-    if calibration is not None:
-        config[PROBABILITY_CALIBRATION] = calibration.as_dict()
+    for part, key in STATE_PARTS.items():
+        if state[part] is not None:
+            config[key] = state[part]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    np.savez(directory / STATE_FILE, **estimator.get_state())
+    np.savez(directory / STATE_FILE, **state["estimator"])
     return directory
 
 
-def load_pipeline_dir(directory: Path, what: str = "the model"):
-    """Rebuild a fitted pipeline from a folder :func:`save_pipeline` wrote.
+def load_model_dir(directory: Path, what: str = "the model") -> TrainedModel:
+    """Rebuild the :class:`~skbandit.model.TrainedModel` a folder :func:`save_model` wrote.
 
     ``what`` names the version in errors (``skbandit-linucb version 3``). A missing or
     unreadable file, a state format this skbandit does not read, or a config that disagrees
-    with the state raises a one-line :class:`~skbandit.exceptions.SkbanditError`.
+    with the state raises a one-line :class:`~skbandit.exceptions.SkbanditError`. Versions
+    written before a learned extra was kept load without it (None).
     """
-    return load_pipeline_files(Path(directory) / CONFIG_FILE, Path(directory) / STATE_FILE, what)
+    return load_model_files(Path(directory) / CONFIG_FILE, Path(directory) / STATE_FILE, what)
 
 
-def load_pipeline_files(config_path, state_path, what: str = "the model"):
-    """Rebuild a fitted pipeline from the two files (see :func:`load_pipeline_dir`)."""
+def load_model_files(config_path, state_path, what: str = "the model") -> TrainedModel:
+    """Rebuild the model from the two files (see :func:`load_model_dir`)."""
     config = read_config(Path(config_path), what)
-    pipeline = make_pipeline(config["feature_set"])
     try:
-        pipeline.steps[-1] = ("linucb", LinUCB(**config["params"]))
-        with np.load(state_path, allow_pickle=False) as state:
-            pipeline[-1].set_state({key: state[key] for key in state.files})
-    except SkbanditError as error:
-        raise SkbanditError(f"cannot load {what}: {error}") from None
+        with np.load(state_path, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise SkbanditError(
             f"cannot load {what}: {Path(state_path).name} is unreadable ({_first_line(error)}); "
             f"{RETRAIN_HINT}"
         ) from None
-    example = pd.DataFrame({column: [0.5] for column in schema.MODEL_INPUT})
-    pipeline[0].fit(example)  # the feature maps are stateless; fitting fixes the columns
-    _check_agrees(pipeline, config["feature_set"], what)
-    if LEARNING_PROGRESS in config:
-        try:
-            attach_bands(pipeline, ProgressBands.from_dict(config[LEARNING_PROGRESS]))
-        except SkbanditError as error:
-            raise SkbanditError(
-                f"cannot load {what}: config.json's {LEARNING_PROGRESS} is "
-                f"malformed ({error}); {RETRAIN_HINT}"
-            ) from None
-    if PROBABILITY_CALIBRATION in config:
-        try:
-            attach_calibration(
-                pipeline, ProbabilityCalibration.from_dict(config[PROBABILITY_CALIBRATION])
-            )
-        except SkbanditError as error:
-            raise SkbanditError(
-                f"cannot load {what}: config.json's {PROBABILITY_CALIBRATION} "
-                f"is malformed ({error}); {RETRAIN_HINT}"
-            ) from None
-    return pipeline
+    state = {
+        "feature_set": config["feature_set"],
+        "params": config["params"],
+        "estimator": arrays,
+        **{part: config.get(key) for part, key in STATE_PARTS.items()},
+    }
+    try:
+        return TrainedModel.from_state(state)
+    except SkbanditError as error:
+        raise SkbanditError(f"cannot load {what}: {error}; {RETRAIN_HINT}") from None
+    except (ValueError, TypeError, KeyError) as error:
+        raise SkbanditError(
+            f"cannot load {what}: {Path(state_path).name} is unreadable ({_first_line(error)}); "
+            f"{RETRAIN_HINT}"
+        ) from None
 
 
 def read_config(path: Path, what: str = "the model") -> dict:
@@ -148,19 +146,6 @@ def read_config(path: Path, what: str = "the model") -> dict:
             f"params object, found {sorted(config)}; {RETRAIN_HINT}"
         )
     return config
-
-
-def _check_agrees(pipeline, feature_set: str, what: str) -> None:
-    """Refuse a config whose feature set does not produce the state's features."""
-    names = list(pipeline[0].get_feature_names_out())
-    estimator = pipeline[-1]
-    stored = getattr(estimator, "feature_names_in_", None)
-    if len(names) != estimator.n_features_in_ or (stored is not None and list(stored) != names):
-        raise SkbanditError(
-            f"cannot load {what}: config.json names feature set {feature_set!r} "
-            f"({len(names)} features) but state.npz holds a {estimator.n_features_in_}-feature "
-            f"state; the files do not belong together: {RETRAIN_HINT}"
-        )
 
 
 # --- checksums ---------------------------------------------------------------------------------

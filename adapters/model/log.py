@@ -1,4 +1,4 @@
-"""Log a fitted pipeline as an MLflow model and register it as a new version."""
+"""Log a trained model (:class:`skbandit.model.TrainedModel`) to MLflow and register it."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import skbandit
 from adapters import paths
-from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_pipeline
+from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_model
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
-from skbandit.features import feature_set_of
 
 TRAINED_UNTIL_TAG = "trained_until"
 UNDO_FAILED = (
@@ -77,8 +76,8 @@ def optional_inputs(inputs):
     )
 
 
-def log_pipeline(pipeline, history):
-    """Log ``pipeline`` to the active run as data read by installed code; return its info.
+def log_trained_model(model, history):
+    """Log ``model`` to the active run as data read by installed code; return its info.
 
     The model's ``MLmodel`` names the loader :mod:`adapters.model.flavor` and ``data/skbandit/``
     holds ``config.json`` and ``state.npz``; no Python file, pickle or local path is stored.
@@ -92,8 +91,8 @@ def log_pipeline(pipeline, history):
     from adapters.model.pyfunc import LinUCBModel, decisions_not_logged, default_params
 
     example = request_example(history)
-    params = default_params(pipeline)
-    adapter = LinUCBModel.from_pipeline(pipeline)
+    params = default_params(model)
+    adapter = LinUCBModel.from_model(model)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), decisions_not_logged():
         # mlflow hints that integer columns cannot hold missing values: the output's rank never does
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -102,14 +101,14 @@ def log_pipeline(pipeline, history):
         return mlflow.pyfunc.log_model(
             name="model",
             loader_module=LOADER_MODULE,
-            data_path=str(save_pipeline(pipeline, Path(tmp) / DATA_FOLDER)),
+            data_path=str(save_model(model, Path(tmp) / DATA_FOLDER)),
             pip_requirements=pip_requirements(),
             signature=signature,
             input_example=(example, params),
         )
 
 
-def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str]:
+def version_tags(model, history, run_id: str, metrics: dict) -> dict[str, str]:
     """What a registered version says about itself: its data, code, state and run, and its
     three headline metrics (:data:`KEY_METRIC_TAGS`). Every other metric stays on the run
     (``final_*``), where the registry UI does not cut it off."""
@@ -118,10 +117,10 @@ def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str
         "git_commit": git_commit(),
         "skbandit_version": skbandit.__version__,
         "state_format": str(STATE_FORMAT),
-        "n_updates": str(int(pipeline[-1].n_updates_)),
+        "n_updates": str(int(model.estimator.n_updates_)),
         "events_trained": str(history.n_events),
         "run_id": run_id,
-        "feature_set": feature_set_of(pipeline),
+        "feature_set": model.feature_set,
         TRAINED_UNTIL_TAG: history.trained_until.isoformat(),
         **{
             short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items() if key in metrics
@@ -309,9 +308,9 @@ def signals_ignored():
 
 
 def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
-    """:func:`log_pipeline` then :func:`register_version` (the active run's model)."""
+    """:func:`log_trained_model` then :func:`register_version` (the active run's model)."""
     import mlflow
 
-    info = log_pipeline(pipeline, history)
+    info = log_trained_model(pipeline, history)
     tags = version_tags(pipeline, history, mlflow.active_run().info.run_id, metrics)
     return register_version(info.model_uri, name, alias, tags)

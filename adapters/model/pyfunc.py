@@ -1,8 +1,9 @@
 """The MLflow model behind the registry and ``mlflow models serve``: a thin skbandit adapter.
 
-A version stores no code: ``config.json`` (feature set and estimator parameters) and
-``state.npz`` (the LinUCB sufficient statistics) rebuild the pipeline, and the installed
-:mod:`adapters.model.flavor` builds this class around it when mlflow loads the version.
+A version stores no code: ``config.json`` (feature set, estimator parameters, learned extras)
+and ``state.npz`` (the LinUCB sufficient statistics) rebuild its
+:class:`~skbandit.model.TrainedModel`, and the installed :mod:`adapters.model.flavor` builds
+this class around it when mlflow loads the version.
 
 REST request: one row per (student, candidate item) with ``user_id``, ``item_id`` and the
 raw context columns ``skbandit.schema.MODEL_INPUT``. Optional ``params``: ``alpha``,
@@ -42,7 +43,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE
 
-from adapters.model.format import load_pipeline_files, save_pipeline  # re-exported
+from adapters.model.format import load_model_files, save_model  # re-exported
 from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-exported
     MAX_REQUEST_ROWS,
     check_params,
@@ -79,9 +80,9 @@ def decisions_not_logged():
 
 
 class LinUCBModel(mlflow.pyfunc.PythonModel):
-    """Scores candidate items for students with a registered LinUCB pipeline."""
+    """Scores candidate items for students with a registered version's TrainedModel."""
 
-    pipeline = None
+    model = None
     model_version = UNREGISTERED
     decision_log = None
     """Where :meth:`predict` logs decisions: a DecisionLog, False for none, or None to
@@ -90,11 +91,11 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
     _rng_pid = None
 
     @classmethod
-    def from_pipeline(cls, pipeline, model_version: str = UNREGISTERED) -> LinUCBModel:
-        """An adapter around an in-memory pipeline (used to infer the signature)."""
-        model = cls()
-        model.pipeline, model.model_version = pipeline, model_version
-        return model
+    def from_model(cls, model, model_version: str = UNREGISTERED) -> LinUCBModel:
+        """An adapter around an in-memory :class:`~skbandit.model.TrainedModel`."""
+        adapter = cls()
+        adapter.model, adapter.model_version = model, model_version
+        return adapter
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         """Score a request: a bad request is an HTTP 400, anything else an HTTP 500.
@@ -104,11 +105,11 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         traceback and the client gets a 500 with :data:`INTERNAL_ERROR_MESSAGE`, so that a
         bug shows in monitoring instead of passing for the client's fault.
         """
-        params = {**default_params(self.pipeline), **(params or {})}
+        params = {**default_params(self.model), **(params or {})}
         try:
-            frame = check_request(model_input)
+            frame = check_request(self.model.with_item_parameters(model_input))
             settings, seed = check_params(params)
-            settings = resolve_objective(self.pipeline, settings)  # logs the target used
+            settings = resolve_objective(self.model, settings)  # logs the target used
             topic = check_topic(params)
             scored = self._rank(frame, settings, seed)
             decision_ids, decisions, candidates = self._decisions(
@@ -132,11 +133,11 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
     def score(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
         """Rank each student's candidate rows; one output row per input row, in input order."""
         settings, seed = check_params(params)
-        return self._rank(check_request(frame), settings, seed)
+        return self._rank(check_request(self.model.with_item_parameters(frame)), settings, seed)
 
     def _rank(self, frame, settings, seed):
         rng = self._generator() if seed is None else np.random.default_rng(seed)
-        scored = rank_requests(self.pipeline, frame, settings, rng=rng)
+        scored = rank_requests(self.model, frame, settings, rng=rng)
         scored["model_version"] = self.model_version
         return scored
 
@@ -145,7 +146,7 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
 
         values = {name: getattr(settings, name) for name in SETTING_NAMES}
         values["alpha"] = float(
-            self.pipeline[-1].alpha if settings.alpha is None else settings.alpha
+            self.model.estimator.alpha if settings.alpha is None else settings.alpha
         )
         values = {k: v.value if hasattr(v, "value") else v for k, v in values.items()}
         return served_decisions(
@@ -184,6 +185,6 @@ __all__ = [
     "LinUCBModel",
     "decisions_not_logged",
     "default_params",
-    "load_pipeline_files",
-    "save_pipeline",
+    "load_model_files",
+    "save_model",
 ]

@@ -62,7 +62,7 @@ _OPEN_LOW = np.array([c == schema.DISCRIMINATION for c in schema.MODEL_INPUT])
 _OPEN_HIGH = np.array([c == schema.GUESSING for c in schema.MODEL_INPUT])
 
 
-def default_params(pipeline) -> dict:
+def default_params(model) -> dict:
     """The request ``params`` and their defaults (alpha defaults to the trained model's).
 
     The served defaults are :data:`skbandit.ranking_settings.REST_SETTINGS` (softmax with
@@ -71,7 +71,7 @@ def default_params(pipeline) -> dict:
     """
     served = REST_SETTINGS
     return {
-        "alpha": float(pipeline[-1].alpha),
+        "alpha": float(model.estimator.alpha),
         "top_k": served.top_k,
         "objective": served.objective.value,
         "target": served.target,

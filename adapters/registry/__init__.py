@@ -23,7 +23,8 @@ from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
-    from sklearn.pipeline import Pipeline
+
+    from skbandit.model import TrainedModel
 
 DEFAULT_MODEL_NAME = "skbandit-linucb"
 DEFAULT_ALIAS = "champion"
@@ -145,21 +146,25 @@ def pending_info(version: ModelVersion) -> dict | None:
     return info if isinstance(info, dict) else {}
 
 
-def load_pipeline(ref: ModelRef) -> tuple[Pipeline, ModelVersion]:
-    """Load the fitted skbandit pipeline of a registered version, and the version itself.
+def load_model(ref: ModelRef) -> tuple[TrainedModel, ModelVersion]:
+    """Load the :class:`~skbandit.model.TrainedModel` of a registered version, and the version.
 
     Reads the version's ``config.json`` and ``state.npz`` (see :mod:`adapters.model.format`)
     after checking every stored file against the checksums recorded at registration. Never
     goes through ``mlflow.pyfunc.load_model``: nothing stored with a version is executed, and
     a version that cannot be read this way is refused with a one-line error.
     """
-    from adapters.model.format import load_pipeline_dir
+    from adapters.model.format import load_model_dir
 
     version = resolve_version(ref)
     what = f"{version.name} version {version.version}"
     with _model_folder(version) as folder:
         verify_stored_files(version, folder)
-        return load_pipeline_dir(folder / DATA_SUBPATH, what), version
+        return load_model_dir(folder / DATA_SUBPATH, what), version
+
+
+load_pipeline = load_model
+"""The name :func:`load_model` had while a version was a bare Pipeline."""
 
 
 def verify_registered(ref: ModelRef) -> ModelVersion:
@@ -258,9 +263,9 @@ def _local_folder(uri: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def version_info(version: ModelVersion, ref: ModelRef, pipeline: Pipeline) -> dict:
+def version_info(version: ModelVersion, ref: ModelRef, model: TrainedModel) -> dict:
     """What the CLI's footer and JSON say about the model that answered."""
-    estimator = pipeline[-1]
+    estimator = model.estimator
     return {
         "name": version.name,
         "version": int(version.version),

@@ -89,7 +89,7 @@ def _in_process(pipeline, model_version: str, decision_log_url: str):
     from adapters.decision_log import DecisionLog
     from adapters.model.pyfunc import LinUCBModel
 
-    model = LinUCBModel.from_pipeline(pipeline, model_version)
+    model = LinUCBModel.from_model(pipeline, model_version)
     model.decision_log = DecisionLog(decision_log_url)
 
     def answer(frame, params):

@@ -33,7 +33,6 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import candidate_features, feature_function
 from skbandit.irt import rule_distance
 from skbandit.logging_policy import logging_policy_probabilities
 from skbandit.ope import estimators as evaluation
@@ -59,9 +58,8 @@ class SharedFeatures:
 
     Off-policy evaluation scores the candidate and the champion, each as a policy and as a
     reward model, on the same chunks of logged candidates; with the same feature set (the
-    usual case) they need the features of a chunk once, not four times. Pipelines whose
-    feature step is not the stock one (:func:`skbandit.features.feature_function` is None)
-    get their own.
+    usual case) they need the features of a chunk once, not four times (keyed by
+    :attr:`skbandit.model.TrainedModel.feature_set`).
     """
 
     def __init__(self):
@@ -70,9 +68,9 @@ class SharedFeatures:
     def __call__(self, pipeline, candidates) -> np.ndarray:
         if candidates is not self._chunk:
             self._chunk, self._rows = candidates, {}
-        key = feature_function(pipeline) or id(pipeline)
+        key = pipeline.feature_set
         if key not in self._rows:
-            self._rows[key] = candidate_features(pipeline, candidates)[0]
+            self._rows[key] = pipeline.candidate_features(candidates)[0]
         return self._rows[key]
 
 
@@ -86,8 +84,8 @@ def linucb_policy(
 
     Parameters
     ----------
-    pipeline : Pipeline
-        Fitted features + LinUCB pipeline.
+    pipeline : TrainedModel
+        A trained :class:`skbandit.model.TrainedModel`.
     settings : RankingSettings, optional
         As in :func:`skbandit.policy.rank_linucb` (``top_k`` plays no part); default
         ``RankingSettings()``.
@@ -166,7 +164,7 @@ def linucb_reward_model(pipeline, shared: SharedFeatures | None = None) -> RowVa
     def predict(candidates):
         if shared is None:
             return np.clip(pipeline.predict(candidates), 0.0, 1.0)
-        return np.clip(pipeline[-1].predict(shared(pipeline, candidates)), 0.0, 1.0)
+        return np.clip(pipeline.estimator.predict(shared(pipeline, candidates)), 0.0, 1.0)
 
     return predict
 

@@ -33,12 +33,11 @@ Policies (:data:`POLICIES`, built by :func:`make_policy`):
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from skbandit import irt, schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline
 from skbandit.learning_progress import HORIZON, PendingRewards, ProgressBands
+from skbandit.model import TrainedModel
 from skbandit.policy import linucb_scores
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import CandidateArrays, SchoolEnv
@@ -145,27 +144,22 @@ class ThompsonPolicy(Policy):
 
 
 class LinUCBPolicy(Policy):
-    """LinUCB on a :func:`skbandit.features.make_pipeline` pipeline, learning online.
+    """LinUCB in a :class:`skbandit.model.TrainedModel`, learning online.
 
     Scores with :func:`skbandit.policy.linucb_scores`, the formula of
     :func:`skbandit.policy.rank_linucb` (greedy): ``"max_success"`` ranks by
     ``expected + bonus``, ``"target_band"`` by ``-|expected - target| + bonus``; before the
-    first update the model is its prior. The features are the pipeline's own stateless
-    feature function applied to the raw matrix (``X`` already holds ``schema.MODEL_INPUT``
-    in order, so the ColumnTransformer's column selection is skipped).
+    first update the model is its prior. The features are the model's
+    (:meth:`~skbandit.model.TrainedModel.features_of_array`: ``X`` already holds
+    ``schema.MODEL_INPUT`` in order).
     """
 
     def __init__(
         self, feature_set="default", alpha=1.0, objective="max_success", target=0.7, l2=1.0
     ):
-        self.pipeline = make_pipeline(feature_set, alpha=alpha, l2=l2)
+        self.model = TrainedModel(feature_set, alpha=alpha, l2=l2)
         self.feature_set = feature_set
         self.settings = RankingSettings(objective=objective, target=target)
-        frame = pd.DataFrame(
-            np.full((1, len(schema.MODEL_INPUT)), 0.5), columns=list(schema.MODEL_INPUT)
-        )
-        features = self.pipeline.named_steps["features"].fit(frame)
-        self._transform = features.named_transformers_[feature_set].transform
         self._features = None
 
     def score(self, cands, rng):
@@ -173,11 +167,11 @@ class LinUCBPolicy(Policy):
             raise SkbanditError(
                 f"LinUCBPolicy needs X with the columns schema.MODEL_INPUT; found {cands.columns}"
             )
-        Z = self._features = self._transform(cands.X)
-        return linucb_scores(self.pipeline[-1], Z, self.settings).score
+        Z = self._features = self.model.features_of_array(cands.X)
+        return linucb_scores(self.model.estimator, Z, self.settings).score
 
     def update(self, cands, rows, reward):
-        self.pipeline[-1].partial_fit(self._features[rows], reward)
+        self.model.partial_fit_features(self._features[rows], reward)
 
 
 class IrtTargetPolicy(Policy):
@@ -220,9 +214,9 @@ class ProgressPolicy(LinUCBPolicy):
 
     def score(self, cands, rng):
         self._arm = self.bands.draw(cands.n_decisions, rng)
-        Z = self._features = self._transform(cands.X)
+        Z = self._features = self.model.features_of_array(cands.X)
         target = self.bands.targets[self._arm][cands.decision]
-        return linucb_scores(self.pipeline[-1], Z, self.settings, target=target).score
+        return linucb_scores(self.model.estimator, Z, self.settings, target=target).score
 
     def observe(self, cands, rows, outcome):
         topic = self.topic_of_item[outcome.item]

@@ -6,8 +6,8 @@ a map over partitions and a sum. Progressive validation keeps the local replay's
 
 1. the contexts are range-partitioned and sorted by (time, row order) and persisted; each
    partition's first global position comes from the partition sizes;
-2. every partition applies the pipeline's feature function (:func:`skbandit.features.
-   transform_features`) and sums ``xxᵀ`` and ``yx`` per batch (one small row per batch and
+2. every partition applies the model's features (:meth:`skbandit.model.TrainedModel.
+   features`) and sums ``xxᵀ`` and ``yx`` per batch (one small row per batch and
    partition), with the row hashes of :func:`train.warmstart.history.events_hash`;
 3. the driver adds the partial sums per batch and takes prefix sums (one d×d matrix per
    batch): the model before batch ``k`` scores batch ``k``;
@@ -30,7 +30,6 @@ import pandas as pd
 from adapters.data.spark import ROW_ORDER
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import transform_features
 from skbandit.progressive import FIRST_BATCH, _split_at, batch_slices
 from train.spark.contexts import BUCKET, TS, partitions_for
 
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 HASH_COLUMNS = (schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP, schema.CORRECT)
 MODEL_COLUMNS = (*schema.MODEL_INPUT, schema.N_PRIOR, schema.CORRECT)
-"""What the model reads of the contexts: its input (the pipeline was fitted on these
+"""What the model reads of the contexts: its input (the model was fitted on these
 columns), and the reward."""
 _STATS_SCHEMA = (
     "pid int, batch int, n long, sum_y double, max_ts long, xtx array<double>, "
@@ -79,9 +78,9 @@ class Statistics:
     trained_until_ns: int
 
 
-def check_estimator(pipeline) -> None:
+def check_estimator(model) -> None:
     """Refuse what the Spark engine cannot reproduce exactly."""
-    forgetting = float(pipeline[-1].forgetting)
+    forgetting = float(model.estimator.forgetting)
     if forgetting != 1.0:
         raise SkbanditError(
             f"the Spark engine needs forgetting=1 (the model's state is then a plain sum over "
@@ -168,14 +167,15 @@ def batch_starts(n: int, batch_size: int, score_from: int = 0) -> np.ndarray:
     return np.array([s.start for s in slices], dtype=np.int64)
 
 
-def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
+def statistics(order: TimeOrder, model, starts: np.ndarray) -> Statistics:
     """Per-batch ``Σ xxᵀ``, ``Σ yx``, counts, the data hash and the last learned time.
 
     All partitions are summed at once (persisted); the driver then reads them one by one, in
     time order, so it never holds every row hash.
     """
 
-    d = int(pipeline[-1].n_features_in_) if hasattr(pipeline[-1], "n_features_in_") else None
+    estimator = model.estimator
+    d = int(estimator.n_features_in_) if hasattr(estimator, "n_features_in_") else None
     offsets, first, stop = order.offsets, order.first, order.stop
 
     def partials(batches):
@@ -186,7 +186,7 @@ def statistics(order: TimeOrder, pipeline, starts: np.ndarray) -> Statistics:
         for frame, learned in learned_rows(batches, pos, first, stop):
             if frame is None:
                 continue
-            x = transform_features(pipeline, frame)
+            x = model.features(frame)
             y = frame[schema.CORRECT].to_numpy(dtype=np.float64)
             batch = np.searchsorted(starts, learned, side="right") - 1
             for k, lo, hi in batch_runs(batch):

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from skbandit import schema
-from skbandit.features import transform_features
 from skbandit.linucb import LinUCB
 from skbandit.probability_calibration import ProbabilityCalibration, fit_calibration_counts
 from skbandit.progressive import (
@@ -88,7 +87,7 @@ class SparkReplayResult(ReplayResult):
         return None if self._after_first is None else dict(self._after_first)
 
 
-def raw_scores(order: TimeOrder, pipeline, starts, states, rates, score_from: int = 0) -> DataFrame:
+def raw_scores(order: TimeOrder, model, starts, states, rates, score_from: int = 0) -> DataFrame:
     """Every scored event's linear score by the model of all earlier batches
     (:data:`RAW_SCHEMA`, persisted): what the progressive calibrations are fitted on.
 
@@ -98,7 +97,7 @@ def raw_scores(order: TimeOrder, pipeline, starts, states, rates, score_from: in
     spark = order.frame.sparkSession
     shipped = spark.sparkContext.broadcast((states, rates))
     offsets, first, stop = order.offsets, order.first, order.stop
-    alpha = float(pipeline[-1].alpha)
+    alpha = float(model.estimator.alpha)
 
     def score(batches):
         from pyspark import TaskContext
@@ -108,7 +107,7 @@ def raw_scores(order: TimeOrder, pipeline, starts, states, rates, score_from: in
         for frame, learned in learned_rows(batches, int(offsets[pid]), first + score_from, stop):
             if frame is None:
                 continue
-            x = transform_features(pipeline, frame)
+            x = model.features(frame)
             batch = np.searchsorted(starts, learned + score_from, side="right") - 1
             mean, width = np.empty(len(frame)), np.empty(len(frame))
             for k, lo, hi in batch_runs(batch):

@@ -23,8 +23,7 @@ from adapters.data.ingest_output import read_calibration
 from skbandit import schema
 from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
-from skbandit.learning_progress import learned_bands
-from skbandit.probability_calibration import attach_calibration
+from skbandit.version_items import trained_item_parameters
 from train.spark import contexts as contexts
 from train.spark import engine as engine
 from train.spark import metrics as metrics
@@ -88,8 +87,8 @@ def train_and_register(options, console: Console, timer):
                 "with `python -m train.ingest` (its items file carries the "
                 "calibration) or use --engine local"
             )
-        continued, pipeline = job.start(options)
-        engine.check_estimator(pipeline)
+        continued, model = job.start(options)
+        engine.check_estimator(model)
         session = spark.start_session(getattr(options, "spark_master", None) or DEFAULT_MASTER)
         events_path, items_path, source = resolve_paths(options.events, options.items, options.seed)
         raw = spark.read_parquet(session, events_path, "events")
@@ -116,23 +115,24 @@ def train_and_register(options, console: Console, timer):
         training_data.print_data_report(console, data, order.unscored)
     try:
         with timer("features"):
-            prepared = _statistics(pipeline, order, history, options.batch_size)
+            prepared = _statistics(model, order, history, options.batch_size)
         with timer("params"):
-            warmstart_report.log_params(options, pipeline, history, source)
+            warmstart_report.log_params(options, model, history, source)
             runs.log_params(training_data.run_params(data, order.unscored))
             runs.log_params(spark.session_settings(session))
         with timer("replay"):
-            result = _replay(pipeline, order, prepared)
-        attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
+            result = _replay(model, order, prepared)
+        model.calibration = result.calibration  # learned from progressive forecasts
+        model.item_parameters = trained_item_parameters(data.items)
         with timer("progress"):
             job.keep_progress_bands(
-                pipeline, spark_progress.progress_bands(order, learned_bands(pipeline))
+                model, spark_progress.progress_bands(order, model.progress_bands)
             )
     finally:
         order.frame.unpersist()
     version = job.log_and_register(
         options,
-        pipeline,
+        model,
         history,
         data,
         result,
@@ -149,15 +149,15 @@ def train_and_register(options, console: Console, timer):
     return version, history, result
 
 
-def _replay(pipeline, order: engine.TimeOrder, prepared: Prepared) -> metrics.ReplayResult:
+def _replay(model, order: engine.TimeOrder, prepared: Prepared) -> metrics.ReplayResult:
     """Prefix sums on the driver, every scored batch scored on Spark, the progressive
     probability calibrations fitted on the driver from per-score sums, then every forecast
     calibrated and measured on Spark."""
-    fresh = not hasattr(pipeline[-1], "n_features_in_")
-    states = engine.prefix_models(pipeline[-1], prepared.stats)
+    fresh = not hasattr(model.estimator, "n_features_in_")
+    states = engine.prefix_models(model.estimator, prepared.stats)
     rates = engine.global_rates(prepared.stats)
     raw = metrics.raw_scores(
-        order, pipeline, prepared.starts, states, rates, score_from=order.unscored
+        order, model, prepared.starts, states, rates, score_from=order.unscored
     )
     scored = None
     try:
@@ -320,11 +320,9 @@ def _time_order(
     return order
 
 
-def _statistics(pipeline, order, history: SparkHistory, batch_size: int) -> Prepared:
-    if not hasattr(pipeline[0], "transformers_"):
-        pipeline[0].fit(history.contexts.iloc[:1])  # stateless: one row fixes the columns
+def _statistics(model, order, history: SparkHistory, batch_size: int) -> Prepared:
     starts = engine.batch_starts(order.n_learned, batch_size, order.unscored)
-    stats = engine.statistics(order, pipeline, starts)
+    stats = engine.statistics(order, model, starts)
     history.data_hash = stats.data_hash
     history._trained_until = pd.Timestamp(stats.trained_until_ns, unit="ns", tz="UTC")
     return Prepared(history, order, stats, starts)

@@ -20,6 +20,7 @@ import pandas as pd
 from adapters.data import datasets
 from skbandit import schema
 from skbandit.calibration import CALIBRATION_FRACTION, calibrate, calibration_cutoff
+from skbandit.context import missing_difficulty_note
 from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def run_metrics(data: TrainingData, replay: ReplayResult) -> dict[str, float]:
 
 
 def print_data_report(console: Console, data: TrainingData, n_unscored: int) -> None:
-    """One line of cleaning counts (or that nothing was changed), one about calibration."""
+    """One line of cleaning counts (or that nothing was changed), one about calibration, or
+    (no calibration) one about the items without difficulty, if any."""
     if data.cleaning:
         shown = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in data.cleaning.items())
         console.print(f"[yellow]cleaning: {shown}[/yellow]", soft_wrap=True, highlight=False)
@@ -166,6 +168,10 @@ def print_data_report(console: Console, data: TrainingData, n_unscored: int) -> 
             soft_wrap=True,
             highlight=False,
         )
+    else:
+        note = missing_difficulty_note(data.items)
+        if note:
+            console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True, highlight=False)
 
 
 def print_caveats(console: Console, replay: ReplayResult) -> None:

@@ -40,7 +40,7 @@ from adapters.model.log import (
     TRAINED_UNTIL_TAG,
     alias_holder,
     aliases_for_new_version,
-    log_pipeline,
+    log_trained_model,
     register_version,
     remove_pending_versions,
     signals_ignored,
@@ -49,10 +49,11 @@ from adapters.model.log import (
 from skbandit import schema
 from skbandit.calibration import CALIBRATION_FRACTION, METHODS
 from skbandit.exceptions import SkbanditError
-from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
-from skbandit.learning_progress import attach_bands, learned_bands, progress_bands
-from skbandit.probability_calibration import attach_calibration
+from skbandit.features import FEATURE_SETS
+from skbandit.learning_progress import progress_bands
+from skbandit.model import TrainedModel
 from skbandit.progressive import ReplayResult, model_features, replay_history
+from skbandit.version_items import trained_item_parameters
 from train.warmstart import data as training_data
 from train.warmstart import report as warmstart_report
 from train.warmstart.history import History, prepare_history
@@ -98,7 +99,7 @@ class WarmstartOptions:
 class Continued:
     """A registered version that training continues from."""
 
-    pipeline: object
+    model: TrainedModel
     version: object  # mlflow ModelVersion
     learned_until: pd.Timestamp | None
 
@@ -262,7 +263,7 @@ def check_options(options: WarmstartOptions) -> None:
 
 def _train_and_register(options: WarmstartOptions, console: Console, timer: StageTimer):
     with timer("load"):
-        continued, pipeline = start(options)
+        continued, model = start(options)
         with console.status(LOADING_MESSAGE if options.events is None else "reading the data"):
             data = training_data.load_training_data(
                 options.events,
@@ -278,22 +279,23 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
         unscored = training_data.scored_from(history.events, data.calibrated_until)
         training_data.print_data_report(console, data, unscored)
     with timer("params"):
-        warmstart_report.log_params(options, pipeline, history, source)
+        warmstart_report.log_params(options, model, history, source)
         runs.log_params(training_data.run_params(data, unscored))
     with timer("features"):
-        features = model_features(pipeline, history.contexts)
+        features = model_features(model, history.contexts)
     with timer("replay"):
         result = _replay_with_progress(
-            pipeline, history, features, options.batch_size, console, score_from=unscored
+            model, history, features, options.batch_size, console, score_from=unscored
         )
-    attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
+    model.calibration = result.calibration  # learned from progressive forecasts
+    model.item_parameters = trained_item_parameters(items)
     with timer("progress"):
         keep_progress_bands(
-            pipeline, progress_bands(history.events, history.contexts, learned_bands(pipeline))
+            model, progress_bands(history.events, history.contexts, model.progress_bands)
         )
     version = log_and_register(
         options,
-        pipeline,
+        model,
         history,
         data,
         result,
@@ -308,7 +310,7 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
 
 def log_and_register(
     options: WarmstartOptions,
-    pipeline,
+    model,
     history: History,
     data,
     result: ReplayResult,
@@ -326,14 +328,14 @@ def log_and_register(
         runs.log_metrics(training_data.run_metrics(data, result))
         training_data.print_caveats(console, result)
     with timer("plots"):
-        warmstart_report.log_plots(result, pipeline)
+        warmstart_report.log_plots(result, model)
     with timer("dataset"):
         log_dataset()
     with timer("model"):
-        info = log_pipeline(pipeline, history)
+        info = log_trained_model(model, history)
     with timer("register"):
         tags = {
-            **version_tags(pipeline, history, runs.active_run_id(), metrics),
+            **version_tags(model, history, runs.active_run_id(), metrics),
             **data_identity.identity_tags(data.items, data.source),
         }
         aliases = aliases_for_new_version(options.model_name, options.alias)
@@ -342,26 +344,26 @@ def log_and_register(
     return version
 
 
-def keep_progress_bands(pipeline, bands) -> None:
+def keep_progress_bands(model: TrainedModel, bands) -> None:
     """Store with the version the learning-progress bands of its training events (which
     target success taught most: the ``learning_progress`` objective's target, computed
     from the continued version's bands when there is one) and log ``learned_target``."""
-    attach_bands(pipeline, bands)
+    model.progress_bands = bands
     if bands.count.any():
         runs.log_metrics({"learned_target": bands.best_target()})
 
 
 def start(options: WarmstartOptions) -> tuple[Continued | None, object]:
-    """The version to continue (``--from``, None without it) and the pipeline to train."""
+    """The version to continue (``--from``, None without it) and the model to train."""
     continued = _load_continued(options.from_model, options.feature_set)
-    return continued, _starting_pipeline(options, continued)
+    return continued, _starting_model(options, continued)
 
 
 def _load_continued(from_model: str | None, feature_set: str | None) -> Continued | None:
     if from_model is None:
         return None
-    pipeline, version = registry.load_pipeline(registry.parse_model_ref(from_model))
-    source_set = feature_set_of(pipeline)
+    model, version = registry.load_model(registry.parse_model_ref(from_model))
+    source_set = model.feature_set
     if feature_set is not None and feature_set != source_set:
         raise SkbanditError(
             f"--from {from_model} uses feature set {source_set!r} but --feature-set "
@@ -369,7 +371,7 @@ def _load_continued(from_model: str | None, feature_set: str | None) -> Continue
             "--from to train a fresh model"
         )
     until = version.tags.get(TRAINED_UNTIL_TAG)
-    return Continued(pipeline, version, pd.Timestamp(until) if until else None)
+    return Continued(model, version, pd.Timestamp(until) if until else None)
 
 
 PRIOR_L2 = 1_000.0
@@ -388,15 +390,15 @@ def default_l2(feature_set: str) -> float:
     return PRIOR_L2 if irt_prior_mean(feature_set) is not None else 1.0
 
 
-def _starting_pipeline(options: WarmstartOptions, continued: Continued | None):
+def _starting_model(options: WarmstartOptions, continued: Continued | None):
     if continued is None:
         feature_set = options.feature_set or "default"
-        return make_pipeline(
+        return TrainedModel(
             feature_set,
             alpha=1.0 if options.alpha is None else options.alpha,
             l2=default_l2(feature_set) if options.l2 is None else options.l2,
         )
-    estimator = continued.pipeline[-1]
+    estimator = continued.model.estimator
     if options.alpha is not None:
         estimator.set_params(alpha=options.alpha)
     if options.l2 is not None and options.l2 != estimator.l2:
@@ -404,7 +406,7 @@ def _starting_pipeline(options: WarmstartOptions, continued: Continued | None):
             f"--l2 {options.l2} differs from the continued model's ridge strength "
             f"{estimator.l2}; the ridge is part of the learned state, so train a fresh model"
         )
-    return continued.pipeline
+    return continued.model
 
 
 def _prepare(events, items, options, continued, source: str, console: Console) -> History:
@@ -442,7 +444,7 @@ def _prepare(events, items, options, continued, source: str, console: Console) -
 
 
 def _replay_with_progress(
-    pipeline, history: History, features, batch_size: int, console, score_from: int = 0
+    model, history: History, features, batch_size: int, console, score_from: int = 0
 ):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -450,7 +452,7 @@ def _replay_with_progress(
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("replaying events", total=len(history.events))
         return replay_history(
-            pipeline,
+            model,
             history.contexts,
             history.events[schema.CORRECT].to_numpy(),
             batch_size=batch_size,

@@ -10,7 +10,6 @@ import pandas as pd
 from adapters import runs, tracking
 from adapters.model.log import CHAMPION_ALIAS, alias_holder
 from skbandit import schema
-from skbandit.features import feature_set_of
 from train.warmstart import plots
 
 if TYPE_CHECKING:
@@ -30,15 +29,15 @@ SUMMARY_METRICS = (
 )
 
 
-def log_params(options, pipeline, history: History, source: str) -> None:
+def log_params(options, model, history: History, source: str) -> None:
     """The run's params (``options``: a :class:`train.warmstart.job.WarmstartOptions`) and
     its name in the UI (:func:`run_name`)."""
-    estimator = pipeline[-1]
+    estimator = model.estimator
     runs.log_params(
         {
             "alpha": estimator.alpha,
             "l2": estimator.l2,
-            "feature_set": feature_set_of(pipeline),
+            "feature_set": model.feature_set,
             "batch_size": options.batch_size,
             "data_source": source,
             "event_count": history.n_events,
@@ -51,7 +50,7 @@ def log_params(options, pipeline, history: History, source: str) -> None:
             "reward": schema.CORRECT,
         }
     )
-    runs.set_tag("mlflow.runName", run_name(source, feature_set_of(pipeline)))
+    runs.set_tag("mlflow.runName", run_name(source, model.feature_set))
 
 
 def log_metrics(result: ReplayResult) -> None:
@@ -107,13 +106,13 @@ def run_name(source: str, feature_set: str, when: pd.Timestamp | None = None) ->
     return f"{data} · {feature_set} features · {when:%Y-%m-%d %H:%M}"
 
 
-def log_plots(result: ReplayResult, pipeline) -> None:
-    names = pipeline[:-1].get_feature_names_out()
+def log_plots(result: ReplayResult, model) -> None:
+    names = model.feature_names()
     for filename, draw in (
         ("progressive_validation.png", lambda: plots.progressive_validation(result.history)),
         ("calibration.png", lambda: plots.calibration(result.predictions)),
         ("uncertainty_decay.png", lambda: plots.uncertainty_decay(result.history)),
-        ("coefficients.png", lambda: plots.coefficients(names, pipeline[-1].coef_)),
+        ("coefficients.png", lambda: plots.coefficients(names, model.estimator.coef_)),
     ):
         figure = draw()
         try:
