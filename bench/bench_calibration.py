@@ -31,7 +31,7 @@ def measure(n_students: int | None, seed: int = 0) -> pd.DataFrame:
 
     from skbandit import schema
     from skbandit.context import historical_contexts
-    from skbandit.features import make_pipeline
+    from skbandit.model import TrainedModel
     from skbandit.progressive import replay_history
     from skbandit.sim.generate import P_TRUE, default_school_config, simulate_school
 
@@ -44,7 +44,7 @@ def measure(n_students: int | None, seed: int = 0) -> pd.DataFrame:
     events = school.events.iloc[order].reset_index(drop=True)
     truth = school.truth[P_TRUE].to_numpy()[order]
     contexts = historical_contexts(events, school.items)
-    pipeline = make_pipeline()
+    pipeline = TrainedModel()
     replay = replay_history(pipeline, contexts, events[schema.CORRECT].to_numpy())
     progressive = replay.predictions["bandit"].to_numpy()
     final = np.clip(pipeline.predict(contexts), 0.0, 1.0)

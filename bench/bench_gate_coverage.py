@@ -28,7 +28,7 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.context import historical_contexts
-from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.model import TrainedModel
 from skbandit.ope import targets as ope_targets
 from skbandit.ope.gate import paired_difference
 from skbandit.ranking_settings import RankingSettings
@@ -64,9 +64,9 @@ def replicates(seed: int, n_students: int, n_bootstrap: int) -> list[dict]:
     school = simulate_school(config)
     contexts = historical_contexts(school.events, school.items)
     half = len(school.events) // 2
-    pipeline = make_pipeline()
-    partial_fit_pipeline(
-        pipeline, contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
+    pipeline = TrainedModel()
+    pipeline.partial_fit(
+        contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
     )
     rows = np.arange(half, len(school.events))
     common = {

@@ -230,7 +230,7 @@ def full_rank_row(repeats, n_candidates=1000):
         import pandas as pd
 
         from skbandit import schema
-        from skbandit.features import make_pipeline, partial_fit_pipeline
+        from skbandit.model import TrainedModel
         from skbandit.policy import rank_linucb
         from skbandit.ranking_settings import RankingSettings
     except ImportError as err:
@@ -258,7 +258,7 @@ def full_rank_row(repeats, n_candidates=1000):
         for column in schema.MODEL_INPUT:  # any model input added since (0 = not given)
             if column not in frame:
                 frame[column] = 0.0
-        pipeline = partial_fit_pipeline(make_pipeline(), frame, (rng.random(n) < 0.6) * 1.0)
+        pipeline = TrainedModel().partial_fit(frame, (rng.random(n) < 0.6) * 1.0)
         settings = RankingSettings(top_k=5)
         (seconds,) = best_times(
             [lambda: rank_linucb(pipeline, frame, settings, rng=np.random.default_rng(0))], repeats

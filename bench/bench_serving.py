@@ -255,12 +255,12 @@ def _bench_log_step(folder: Path, n: int) -> dict:
 
     from adapters.decision_log import DecisionLog
     from adapters.model.pyfunc import LinUCBModel
-    from skbandit.features import make_pipeline, partial_fit_pipeline
+    from skbandit.model import TrainedModel
 
     split = json_module.loads(_payload(100))["dataframe_split"]
     frame = pd.DataFrame(split["data"], columns=split["columns"])
-    pipeline = partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], 50))
-    logged, unlogged = (LinUCBModel.from_pipeline(pipeline, "bench/1") for _ in range(2))
+    pipeline = TrainedModel().partial_fit(frame, np.tile([1.0, 0.0], 50))
+    logged, unlogged = (LinUCBModel.from_model(pipeline, "bench/1") for _ in range(2))
     logged.decision_log, unlogged.decision_log = DecisionLog(str(folder / "d.db")), False
     times = {"predict, logged": [], "predict, not logged": [], "logging step": []}
     for _ in range(n):

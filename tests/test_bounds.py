@@ -13,7 +13,7 @@ from adapters.model.requests import check_params, check_request
 from skbandit import schema
 from skbandit.cleaning import validate_events, validate_items
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.model import TrainedModel
 from skbandit.policy import rank_linucb, rank_requests
 from skbandit.ranking_settings import MIN_TEMPERATURE, RankingSettings
 
@@ -96,7 +96,7 @@ def pipeline():
     rng = np.random.default_rng(1)
     rows = pd.DataFrame({column: rng.uniform(0.1, 0.9, 300) for column in schema.MODEL_INPUT})
     rows[schema.DIFFICULTY] = rng.uniform(-3, 3, 300)
-    return partial_fit_pipeline(make_pipeline(), rows, rng.integers(0, 2, 300).astype(float))
+    return TrainedModel().partial_fit(rows, rng.integers(0, 2, 300).astype(float))
 
 
 def test_no_infinity_or_nan_reaches_a_ranking(pipeline, request_frame):

@@ -106,7 +106,7 @@ def test_trace_rl_table_matches_the_seed_layout_and_the_model(store_env, expecte
         )
     footer = FOOTER.search(result.output)
     assert footer is not None, result.output
-    assert footer["updates"] == f"{pipeline[-1].n_updates_:,}"
+    assert footer["updates"] == f"{pipeline.estimator.n_updates_:,}"
     assert footer["alpha"] == "1.0"
     assert (footer["name"], footer["version"], footer["alias"]) == (
         "skbandit-linucb",

@@ -22,7 +22,7 @@ from adapters.decision_log import DecisionLog
 from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.model import TrainedModel
 from tests.support.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,11 +43,11 @@ def request(n_students=2, n_items=6, seed=0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def pipeline():
     frame = request(4, 6, seed=1)
-    return partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], len(frame) // 2))
+    return TrainedModel().partial_fit(frame, np.tile([1.0, 0.0], len(frame) // 2))
 
 
 def model(pipeline, log, version="skbandit-linucb/3") -> LinUCBModel:
-    served = LinUCBModel.from_pipeline(pipeline, version)
+    served = LinUCBModel.from_model(pipeline, version)
     served.decision_log = log
     return served
 

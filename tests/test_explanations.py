@@ -29,8 +29,9 @@ from skbandit.explanations import (
     level_phrase,
     ranking_reasons,
 )
-from skbandit.features import DEFAULT_FEATURES, SEED_FEATURES, make_pipeline
+from skbandit.features import DEFAULT_FEATURES, SEED_FEATURES
 from skbandit.linucb import STATE_VERSION, LinUCB
+from skbandit.model import TrainedModel
 from skbandit.policy import rank_linucb, score_candidates
 from skbandit.ranking_settings import RankingSettings
 
@@ -84,9 +85,7 @@ def _seed_model(explore_weight):
             "state_version": STATE_VERSION,
         }
     )
-    pipe = make_pipeline("seed")
-    pipe[:-1].fit(_candidates([0.0]))
-    return pipe.set_params(linucb=model)
+    return TrainedModel.from_state({"feature_set": "seed", "estimator": model.get_state()})
 
 
 def _reasons(pipe, cands, settings, **kwargs):

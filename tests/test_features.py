@@ -12,6 +12,7 @@ from skbandit.context import DEFAULT_HELP_TENDENCY, DEFAULT_RECENT_ACCURACY, DEF
 from skbandit.exceptions import SkbanditError
 from skbandit.irt import mastery_to_logit
 from skbandit.linucb import LinUCB
+from skbandit.model import TrainedModel
 
 COLD = {
     "mastery": 0.5,
@@ -124,8 +125,8 @@ def test_default_features_predict_success_better_than_seed():
     train, test = slice(0, n // 2), slice(n // 2, n)
     brier = {}
     for feature_set in features.FEATURE_SETS:
-        pipe = features.make_pipeline(feature_set)
-        features.partial_fit_pipeline(pipe, raw.iloc[train], y[train])
+        pipe = TrainedModel(feature_set)
+        pipe.partial_fit(raw.iloc[train], y[train])
         pred = np.clip(pipe.predict(raw.iloc[test]), 0, 1)
         brier[feature_set] = np.mean((pred - y[test]) ** 2)
     oracle = np.mean((truth[test] - y[test]) ** 2)
@@ -133,35 +134,35 @@ def test_default_features_predict_success_better_than_seed():
     assert brier["default"] < brier["seed"] - 0.01
 
 
-def test_pipeline_partial_fit_helper_pickles_and_knows_its_feature_set():
+def test_trained_model_partial_fit_pickles_and_knows_its_feature_set():
     raw = _raw(4, mastery=[0.2, 0.4, 0.6, 0.8], difficulty=[0.0, 1.0, -1.0, 0.5])
     y = np.array([0.0, 1.0, 1.0, 0.0])
-    pipe = features.make_pipeline("default", alpha=0.5, l2=2.0)
-    assert features.feature_set_of(pipe) == "default"
-    features.partial_fit_pipeline(pipe, raw.iloc[:2], y[:2])
-    features.partial_fit_pipeline(pipe, raw.iloc[2:], y[2:])
+    pipe = TrainedModel("default", alpha=0.5, l2=2.0)
+    assert pipe.feature_set == "default"
+    pipe.partial_fit(raw.iloc[:2], y[:2])
+    pipe.partial_fit(raw.iloc[2:], y[2:])
     direct = LinUCB(alpha=0.5, l2=2.0, prior_mean=features.irt_prior_mean()).fit(
         features.default_features(raw[list(schema.MODEL_INPUT)]), y
     )
-    np.testing.assert_allclose(pipe[-1].coef_, direct.coef_, atol=1e-12)
+    np.testing.assert_allclose(pipe.estimator.coef_, direct.coef_, atol=1e-12)
     clone = pickle.loads(pickle.dumps(pipe))
     np.testing.assert_allclose(clone.predict(raw), pipe.predict(raw))
-    assert features.feature_set_of(clone) == "default"
-    assert features.feature_set_of(features.make_pipeline("seed")) == "seed"
+    assert clone.feature_set == "default"
+    assert TrainedModel("seed").feature_set == "seed"
 
 
 def test_missing_column_and_nan_are_clear_errors():
-    pipe = features.make_pipeline()
+    pipe = TrainedModel()
     with pytest.raises(SkbanditError, match=r"missing columns \['item_accuracy'\]"):
-        features.partial_fit_pipeline(pipe, _raw().drop(columns="item_accuracy"), [1, 0, 1])
+        pipe.partial_fit(_raw().drop(columns="item_accuracy"), [1, 0, 1])
     bad = _raw()
     bad.loc[1, "recent_speed"] = np.nan
     with pytest.raises(SkbanditError, match="'recent_speed' has NaN"):
-        features.partial_fit_pipeline(pipe, bad, [1, 0, 1])
+        pipe.partial_fit(bad, [1, 0, 1])
     with pytest.raises(SkbanditError, match="unknown feature set"):
-        features.make_pipeline("fancy")
-    with pytest.raises(SkbanditError, match="feature set"):
-        features.feature_set_of(LinUCB())
+        TrainedModel("fancy")
+    with pytest.raises(SkbanditError, match="has not been trained"):
+        TrainedModel().predict(_raw())
 
 
 def _random_raw(rng, n):
@@ -188,31 +189,30 @@ def _random_raw(rng, n):
 @pytest.mark.parametrize("n", [1, 2, 57])
 def test_fast_path_equals_the_column_transformer(feature_set, n):
     rng = np.random.default_rng(n)
-    pipe = features.make_pipeline(feature_set)
-    features.partial_fit_pipeline(pipe, _random_raw(rng, 30), rng.integers(0, 2, 30) * 1.0)
-    assert features.feature_function(pipe) is getattr(features, f"{feature_set}_features")
+    pipe = TrainedModel(feature_set)
+    pipe.partial_fit(_random_raw(rng, 30), rng.integers(0, 2, 30) * 1.0)
+    assert features.feature_function_of(feature_set) is getattr(features, f"{feature_set}_features")
     for _ in range(5):
         raw = _random_raw(rng, n)
-        fast = features.transform_features(pipe, raw)
+        fast = pipe.features(raw)
         assert fast.dtype == np.float64 and fast.flags.c_contiguous
-        np.testing.assert_allclose(fast, pipe[:-1].transform(raw), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(fast, pipe.pipeline[:-1].transform(raw))
+        np.testing.assert_array_equal(pipe.features_of_array(features.model_input_array(raw)), fast)
         assert features.model_input_array(raw).shape == (n, len(schema.MODEL_INPUT))
 
 
-def test_changed_feature_steps_take_the_column_transformer_path():
+def test_the_model_sets_its_feature_steps_output_itself():
+    """The fast path holds because the object fits its own step with NumPy output: a
+    global ``set_config(transform_output="pandas")`` does not change what it scores."""
+    from sklearn import config_context
+
     rng = np.random.default_rng(0)
     raw = _random_raw(rng, 5)
-    pipe = features.partial_fit_pipeline(features.make_pipeline(), raw, np.ones(5))
-    assert features.feature_function(features.make_pipeline()) is None  # unfitted
-    pandas_out = pickle.loads(pickle.dumps(pipe)).set_output(transform="pandas")
-    assert features.feature_function(pandas_out) is None
-    assert isinstance(features.transform_features(pandas_out, raw), pd.DataFrame)
-    other = pickle.loads(pickle.dumps(pipe))
-    other[0].transformers_[0][1].set_params(kw_args={})
-    assert features.feature_function(other) is None
-    np.testing.assert_allclose(
-        features.transform_features(other, raw), features.transform_features(pipe, raw), atol=1e-12
-    )
+    with config_context(transform_output="pandas"):
+        pipe = TrainedModel().partial_fit(raw, np.ones(5))
+        step = pipe.pipeline[:-1].transform(raw)
+    assert isinstance(step, np.ndarray)
+    np.testing.assert_array_equal(pipe.features(raw), step)
 
 
 # --- the 3PL guessing parameter (issue 12) ------------------------------------------------

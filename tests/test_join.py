@@ -174,7 +174,7 @@ def test_every_event_is_counted_exactly_once_on_a_random_log():
 @pytest.fixture(scope="module")
 def school():
     from skbandit.context import historical_contexts
-    from skbandit.features import make_pipeline, partial_fit_pipeline
+    from skbandit.model import TrainedModel
     from skbandit.sim.generate import SchoolConfig, simulate_school
 
     school = simulate_school(
@@ -188,10 +188,8 @@ def school():
     )
     contexts = historical_contexts(school.events, school.items)
     half = len(school.events) // 2
-    pipeline = make_pipeline()
-    partial_fit_pipeline(
-        pipeline, contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
-    )
+    pipeline = TrainedModel()
+    pipeline.partial_fit(contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half])
     return school, pipeline, np.arange(half, len(school.events))
 
 

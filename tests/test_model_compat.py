@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.model.format import load_pipeline_dir
+from adapters.model.format import load_model_dir
 from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 
@@ -68,8 +68,8 @@ def test_an_old_version_served_by_mlflow_answers_as_it_did(monkeypatch):
 
 
 def test_an_old_version_loads_and_ranks_with_guessing_0():
-    pipeline = load_pipeline_dir(BEFORE / "model" / "data" / "skbandit")
-    model = LinUCBModel.from_pipeline(pipeline)
+    pipeline = load_model_dir(BEFORE / "model" / "data" / "skbandit")
+    model = LinUCBModel.from_model(pipeline)
     frame, params = _request()
     expected = _expected()
     _assert_same_answer(model.score(frame, params), expected)

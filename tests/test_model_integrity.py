@@ -17,10 +17,10 @@ from mlflow import MlflowClient
 import skbandit
 from adapters import registry
 from adapters.model import format as model_format
-from adapters.model.format import CONFIG_FILE, STATE_FILE, load_pipeline_dir, save_pipeline
+from adapters.model.format import CONFIG_FILE, STATE_FILE, load_model_dir, save_model
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline
+from skbandit.model import TrainedModel
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "skbandit-linucb"
@@ -145,9 +145,9 @@ def test_readers_ignore_a_pending_version(store):
 
 @pytest.fixture
 def saved(tmp_path):
-    pipeline = make_pipeline("default")
+    pipeline = TrainedModel("default")
     pipeline.fit(pd.DataFrame({c: [0.5, 0.2] for c in schema.MODEL_INPUT}), [1.0, 0.0])
-    return save_pipeline(pipeline, tmp_path / "skbandit"), pipeline
+    return save_model(pipeline, tmp_path / "skbandit"), pipeline
 
 
 def _rewrite_config(folder: Path, **changes) -> None:
@@ -157,21 +157,21 @@ def _rewrite_config(folder: Path, **changes) -> None:
 
 def test_a_config_that_disagrees_with_its_state_is_refused_at_load(saved):
     folder, pipeline = saved
-    assert load_pipeline_dir(folder)[-1].n_features_in_ == pipeline[-1].n_features_in_
+    assert load_model_dir(folder).estimator.n_features_in_ == pipeline.estimator.n_features_in_
     _rewrite_config(folder, feature_set="seed")
     with pytest.raises(
         SkbanditError,
         match=r"feature set 'seed' \(\d+ features\) but its estimator "
         r"holds a \d+-feature state",
     ):
-        load_pipeline_dir(folder, "skbandit-linucb version 9")
+        load_model_dir(folder, "skbandit-linucb version 9")
 
 
 def test_another_state_format_is_refused_naming_both_versions(saved):
     folder, _ = saved
     _rewrite_config(folder, state_format=99, skbandit_version="7.0.0")
     with pytest.raises(SkbanditError) as caught:
-        load_pipeline_dir(folder, "skbandit-linucb version 9")
+        load_model_dir(folder, "skbandit-linucb version 9")
     message = str(caught.value)
     assert "skbandit 7.0.0 in state format 99" in message
     assert f"this skbandit {skbandit.__version__} reads state format " in message
@@ -185,14 +185,14 @@ def test_a_models_from_code_version_is_refused_with_retrain(saved):
         del config[key]
     (folder / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(SkbanditError, match=r"an older skbandit in state format 1.*retrain"):
-        load_pipeline_dir(folder)
+        load_model_dir(folder)
 
 
 def test_an_unreadable_state_is_one_line(saved):
     folder, _ = saved
     (folder / STATE_FILE).write_bytes(b"not a zip file")
     with pytest.raises(SkbanditError, match=r"state.npz is unreadable") as caught:
-        load_pipeline_dir(folder)
+        load_model_dir(folder)
     assert "\n" not in str(caught.value)
 
 

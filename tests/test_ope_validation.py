@@ -41,7 +41,7 @@ from scipy.stats import chisquare
 
 from skbandit import schema
 from skbandit.context import historical_contexts
-from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.model import TrainedModel
 from skbandit.ope import decisions as logged_decisions
 from skbandit.ope import targets as ope_targets
 from skbandit.policy import action_probabilities, rank_linucb, rank_requests
@@ -67,10 +67,8 @@ def school_config(seed):
 
 def trained_on_first_half(school, contexts):
     half = len(school.events) // 2
-    pipeline = make_pipeline()
-    partial_fit_pipeline(
-        pipeline, contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
-    )
+    pipeline = TrainedModel()
+    pipeline.partial_fit(contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half])
     return pipeline, np.arange(half, len(school.events))
 
 

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from skbandit import irt, policy, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import explain
-from skbandit.features import SEED_FEATURES, make_pipeline, partial_fit_pipeline
-from skbandit.learning_progress import ProgressBands, attach_bands
+from skbandit.features import SEED_FEATURES
+from skbandit.learning_progress import ProgressBands
 from skbandit.linucb import STATE_VERSION, LinUCB
+from skbandit.model import TrainedModel
 from skbandit.ranking_settings import (
     SERVING_OBJECTIVE,
     SERVING_SETTINGS,
@@ -66,9 +67,7 @@ def _hand_model(coef, variance, alpha=1.0):
             "state_version": STATE_VERSION,
         }
     )
-    pipe = make_pipeline("seed")
-    pipe[:-1].fit(_candidates([0.0]))
-    return pipe.set_params(linucb=model)
+    return TrainedModel.from_state({"feature_set": "seed", "estimator": model.get_state()})
 
 
 def _seed_index(name):
@@ -97,8 +96,9 @@ def trained():
     y = (
         rng.random(300) < irt.p_correct_2pl(irt.mastery_to_logit(raw["mastery"]), raw["difficulty"])
     ).astype(float)
-    pipe = partial_fit_pipeline(make_pipeline("default", alpha=0.5), raw, y)
-    return attach_bands(pipe, _bands_preferring(0.6))  # for objective learning_progress
+    pipe = TrainedModel("default", alpha=0.5).partial_fit(raw, y)
+    pipe.progress_bands = _bands_preferring(0.6)  # for objective learning_progress
+    return pipe
 
 
 def _bands_preferring(target):
@@ -241,7 +241,7 @@ def test_rule_based_orders_by_logit_distance_and_drops_drift():
 def test_explain_contributions_sum_to_the_prediction(trained):
     cands = _candidates([-1.0, 0.0, 1.5], mastery=0.7, item_attempts=30.0, item_accuracy=0.6)
     table = explain(trained, cands)
-    names = list(trained[:-1].get_feature_names_out())
+    names = list(trained.feature_names())
     assert list(table.columns) == ["item_id", *names, "prediction", "bonus", "ucb"]
     assert table.index.equals(cands.index)
     np.testing.assert_allclose(table[names].sum(axis=1), table["prediction"], atol=1e-12)
@@ -259,7 +259,7 @@ def test_bad_input_is_a_clear_error(trained):
     with pytest.raises(SkbanditError, match="no candidate items to rank"):
         policy.rank_rule_based(_candidates([]))
     with pytest.raises(SkbanditError, match="not been trained"):
-        policy.rank_linucb(make_pipeline(), _candidates([0.0]))
+        policy.rank_linucb(TrainedModel(), _candidates([0.0]))
     with pytest.raises(SkbanditError, match="unknown objective"):
         policy.rank_linucb(trained, _candidates([0.0]), RankingSettings(objective="fun"))
     with pytest.raises(SkbanditError, match="top_k"):
@@ -338,18 +338,18 @@ def test_serving_study_and_off_policy_targets_score_alike(objective):
     for seed in range(3):  # learn online from its own choices, as in the study
         rows = study.choose(cands, np.random.default_rng(seed))
         study.update(cands, rows, (rng.random(rows.size) < 0.6).astype(float))
-    attach_bands(study.pipeline, _bands_preferring(0.6))  # served: the version's learned 0.6
+    study.model.progress_bands = _bands_preferring(0.6)  # served: the version's learned 0.6
     ranking = RankingSettings(
         objective=objective, target=0.6, exploration="softmax", temperature=0.2
     )
     studied = study.score(cands, rng)
-    served = policy.score_candidates(study.pipeline, frame, ranking).score
+    served = policy.score_candidates(study.model, frame, ranking).score
     np.testing.assert_array_equal(served, studied)
-    targeted = linucb_policy(study.pipeline, ranking)(frame)
+    targeted = linucb_policy(study.model, ranking)(frame)
     for d in range(3):
         z = np.exp((studied[4 * d : 4 * d + 4] - studied[4 * d : 4 * d + 4].max()) / 0.2)
         np.testing.assert_allclose(targeted[4 * d : 4 * d + 4], z / z.sum(), rtol=1e-12)
-    greedy = linucb_policy(study.pipeline, replace(ranking, exploration="greedy"))(frame)
+    greedy = linucb_policy(study.model, replace(ranking, exploration="greedy"))(frame)
     best = [4 * d + int(np.argmax(studied[4 * d : 4 * d + 4])) for d in range(3)]
     assert np.flatnonzero(greedy == 1.0).tolist() == best
 

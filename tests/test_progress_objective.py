@@ -10,20 +10,18 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from adapters.model.format import CONFIG_FILE, load_pipeline_dir, save_pipeline
+from adapters.model.format import CONFIG_FILE, load_model_dir, save_model
 from skbandit import schema
 from skbandit.context import historical_contexts
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline, partial_fit_pipeline
 from skbandit.learning_progress import (
     ProgressBands,
-    attach_bands,
     bands_from_sums,
-    learned_bands,
     progress_bands,
     progress_target,
     reward_sums,
 )
+from skbandit.model import TrainedModel
 from skbandit.policy import rank_linucb, score_candidates
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.learning import StudentLearning, expected_gain
@@ -77,8 +75,9 @@ def _warm_started(events, items):
     ``python -m train.warmstart`` stores with a version)."""
     events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     contexts = historical_contexts(events, items)
-    pipeline = partial_fit_pipeline(make_pipeline(), contexts, events[schema.CORRECT])
-    return attach_bands(pipeline, progress_bands(events, contexts)), contexts
+    pipeline = TrainedModel().partial_fit(contexts, events[schema.CORRECT])
+    pipeline.progress_bands = progress_bands(events, contexts)
+    return pipeline, contexts
 
 
 def _candidates(contexts, mastery=0.6):
@@ -99,7 +98,7 @@ def _candidates(contexts, mastery=0.6):
 def test_learning_progress_aims_where_the_logged_students_learned_most(config, hard):
     events, items = _logged_school(config)
     pipeline, contexts = _warm_started(events, items)
-    target = learned_bands(pipeline).best_target()
+    target = pipeline.progress_bands.best_target()
     assert (target <= 0.5) if hard else (target >= 0.8)
     assert progress_target(events, items)[0] == target  # from the events alone, the same
     cands = _candidates(contexts)
@@ -135,19 +134,19 @@ def test_a_version_keeps_its_learned_target_and_an_older_one_refuses_the_objecti
     small_model, tmp_path
 ):
     pipeline, cands = small_model
-    folder = save_pipeline(pipeline, tmp_path / "v")
-    loaded = load_pipeline_dir(folder)
-    np.testing.assert_array_equal(learned_bands(loaded).total, learned_bands(pipeline).total)
+    folder = save_model(pipeline, tmp_path / "v")
+    loaded = load_model_dir(folder)
+    np.testing.assert_array_equal(loaded.progress_bands.total, pipeline.progress_bands.total)
     settings = RankingSettings(objective="learning_progress", top_k=3)
     pd.testing.assert_frame_equal(
         rank_linucb(loaded, cands, settings, np.random.default_rng(1)),
         rank_linucb(pipeline, cands, settings, np.random.default_rng(1)),
     )
     config = json.loads((folder / CONFIG_FILE).read_text())
-    assert config["learning_progress"]["target"] == learned_bands(pipeline).best_target()
+    assert config["learning_progress"]["target"] == pipeline.progress_bands.best_target()
     del config["learning_progress"]  # as written before the target was kept
     (folder / CONFIG_FILE).write_text(json.dumps(config))
-    old = load_pipeline_dir(folder)
+    old = load_model_dir(folder)
     assert len(rank_linucb(old, cands, RankingSettings(objective="target_band"))) == 5
     with pytest.raises(
         SkbanditError,
@@ -158,12 +157,12 @@ def test_a_version_keeps_its_learned_target_and_an_older_one_refuses_the_objecti
 
 
 def test_malformed_stored_bands_are_refused_at_load(small_model, tmp_path):
-    folder = save_pipeline(small_model[0], tmp_path / "v")
+    folder = save_model(small_model[0], tmp_path / "v")
     config = json.loads((folder / CONFIG_FILE).read_text())
     config["learning_progress"]["count"] = [1.0, 2.0]
     (folder / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(SkbanditError, match=r"config\.json's learning_progress is malformed"):
-        load_pipeline_dir(folder, "v7")
+        load_model_dir(folder, "v7")
 
 
 def test_continued_bands_add_the_new_events_rewards(small_model):
@@ -171,9 +170,9 @@ def test_continued_bands_add_the_new_events_rewards(small_model):
     events = events.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     contexts = historical_contexts(events, items)
     fresh = progress_bands(events, contexts)
-    before = ProgressBands.from_dict(learned_bands(small_model[0]).as_dict())
+    before = ProgressBands.from_dict(small_model[0].progress_bands.as_dict())
     continued = progress_bands(events, contexts, before)
-    np.testing.assert_allclose(continued.count, learned_bands(small_model[0]).count + fresh.count)
+    np.testing.assert_allclose(continued.count, small_model[0].progress_bands.count + fresh.count)
 
 
 def test_reward_sums_of_groups_of_students_add_up_to_the_bands_of_all(small_model):
@@ -194,7 +193,7 @@ def test_reward_sums_of_groups_of_students_add_up_to_the_bands_of_all(small_mode
     np.testing.assert_array_equal(combined.count, whole.count)
     np.testing.assert_allclose(combined.total, whole.total, rtol=1e-12)
     np.testing.assert_allclose(combined.total_sq, whole.total_sq, rtol=1e-12)
-    before = learned_bands(small_model[0])
+    before = small_model[0].progress_bands
     continued = bands_from_sums(sum(parts), ProgressBands.from_dict(before.as_dict()))
     np.testing.assert_allclose(continued.total, before.total + whole.total, rtol=1e-12)
 
@@ -214,8 +213,8 @@ def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
     from adapters.model.pyfunc import LinUCBModel
 
     pipeline, cands = small_model
-    target = learned_bands(pipeline).best_target()
-    model = LinUCBModel.from_pipeline(pipeline)
+    target = pipeline.progress_bands.best_target()
+    model = LinUCBModel.from_model(pipeline)
     model.decision_log = False
     frame = _rest_frame(cands)
     params = {"exploration": "greedy", "epsilon": 0.0, "seed": 0}
@@ -229,7 +228,7 @@ def test_rest_params_learning_progress_ranks_at_the_learned_target(small_model):
         pd.testing.assert_series_equal(served["rank"], answer["rank"])
     elsewhere = model.predict(None, frame, {**params, "objective": "target_band", "target": other})
     assert not served["rank"].equals(elsewhere["rank"])
-    old = LinUCBModel.from_pipeline(make_pipeline().fit(cands, np.ones(len(cands))))
+    old = LinUCBModel.from_model(TrainedModel().partial_fit(cands, np.ones(len(cands))))
     old.decision_log = False
     with pytest.raises(MlflowException, match="objective learning_progress needs") as error:
         old.predict(None, frame, {"objective": "learning_progress"})
@@ -243,7 +242,7 @@ def test_cli_trace_ranks_with_the_versions_learned_target(configured_store):
     from serve.cli import app
 
     pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb@champion"))
-    target = learned_bands(pipeline).best_target()
+    target = pipeline.progress_bands.best_target()
     args = [
         "trace",
         "--student-id",

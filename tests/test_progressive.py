@@ -6,8 +6,8 @@ import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from skbandit import progressive, schema
-from skbandit.features import make_pipeline
 from skbandit.irt import mastery_to_logit, p_correct_2pl
+from skbandit.model import TrainedModel
 from skbandit.probability_calibration import FLOOR, fit_calibration
 from skbandit.progressive import (
     PREDICTORS,
@@ -99,17 +99,19 @@ def test_auc_is_nan_for_one_class_and_log_loss_is_finite():
 
 def test_each_batch_is_predicted_before_it_is_learned():
     X, y = contexts(700)
-    pipeline = make_pipeline()
+    pipeline = TrainedModel()
     result = replay_history(pipeline, X, y, batch_size=200)
     predictions = result.predictions
     # nothing learned yet: the prior mean makes the score the IRT probability exactly
     np.testing.assert_array_equal(predictions["score"].iloc[:100], predictions["irt"].iloc[:100])
     # the batch (100, 300) is forecast by a model that has learned exactly rows 0..99
-    reference = make_pipeline()
+    reference = TrainedModel()
     features = model_features(reference, X)
-    reference[-1].partial_fit(features[:100], y[:100])
+    reference.estimator.partial_fit(features[:100], y[:100])
     np.testing.assert_allclose(
-        predictions["score"].iloc[100:300], reference[-1].predict(features[100:300]), atol=1e-12
+        predictions["score"].iloc[100:300],
+        reference.estimator.predict(features[100:300]),
+        atol=1e-12,
     )
     # fewer than MIN_EVENTS earlier pairs: the forecast is the score clipped to the floor
     np.testing.assert_array_equal(
@@ -125,27 +127,30 @@ def test_each_batch_is_predicted_before_it_is_learned():
             X[schema.DISCRIMINATION].to_numpy(),
         ),
     )
-    assert pipeline[-1].n_updates_ == 700
+    assert pipeline.estimator.n_updates_ == 700
     assert list(result.history["events_seen"]) == [100, 300, 500, 700]
 
 
 def test_replaying_a_then_b_equals_replaying_a_and_b():
     X, y = contexts(900, seed=3)
-    both = make_pipeline()
+    both = TrainedModel()
     replay_history(both, X, y, batch_size=250)
-    split = make_pipeline()
+    split = TrainedModel()
     replay_history(split, X.iloc[:400], y[:400], batch_size=250)
     replay_history(split, X.iloc[400:], y[400:], batch_size=250)
     for attribute in ("A_", "b_", "coef_"):
         np.testing.assert_allclose(
-            getattr(split[-1], attribute), getattr(both[-1], attribute), rtol=1e-10, atol=1e-10
+            getattr(split.estimator, attribute),
+            getattr(both.estimator, attribute),
+            rtol=1e-10,
+            atol=1e-10,
         )
 
 
 def test_final_metrics_are_computed_once_and_match_the_predictions(monkeypatch):
     X, y = contexts(500, seed=4)
     result = replay_history(
-        make_pipeline("seed"), X, y, batch_size=100, features=None, on_batch=None
+        TrainedModel("seed"), X, y, batch_size=100, features=None, on_batch=None
     )
     first = result.final_metrics()
     assert first == prediction_metrics(result.predictions)
@@ -157,8 +162,8 @@ def test_final_metrics_are_computed_once_and_match_the_predictions(monkeypatch):
 def test_precomputed_features_and_progress_callback():
     X, y = contexts(450, seed=5)
     seen = []
-    a = replay_history(make_pipeline(), X, y, batch_size=200, on_batch=seen.append)
-    pipeline = make_pipeline()
+    a = replay_history(TrainedModel(), X, y, batch_size=200, on_batch=seen.append)
+    pipeline = TrainedModel()
     b = replay_history(pipeline, X, y, batch_size=200, features=model_features(pipeline, X))
     assert seen == [100, 200, 150]
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
@@ -167,10 +172,12 @@ def test_precomputed_features_and_progress_callback():
 def test_unscored_events_are_learned_but_never_scored():
     """``score_from``: the calibration window trains the model and stays out of the metrics."""
     X, y = contexts(1_500, seed=6)
-    full, windowed = make_pipeline(), make_pipeline()
+    full, windowed = TrainedModel(), TrainedModel()
     everything = replay_history(full, X, y, batch_size=400)
     result = replay_history(windowed, X, y, batch_size=400, score_from=500)
-    np.testing.assert_allclose(windowed[-1].coef_, full[-1].coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        windowed.estimator.coef_, full.estimator.coef_, rtol=1e-10, atol=1e-12
+    )
     assert (len(result.predictions), result.n_unscored, result.first_batch) == (1_000, 500, 0)
     np.testing.assert_array_equal(result.predictions["reward"], y[500:])
     # the scored events got the same forecasts as in the full replay (same model states)
@@ -181,7 +188,7 @@ def test_unscored_events_are_learned_but_never_scored():
 
 def test_metrics_without_the_untrained_first_batch_and_caveats():
     X, y = contexts(600, seed=7)
-    result = replay_history(make_pipeline(), X, y, batch_size=200)
+    result = replay_history(TrainedModel(), X, y, batch_size=200)
     assert result.first_batch == 100
     after = result.metrics_after_first_batch()
     assert after == prediction_metrics(result.predictions.iloc[100:])
@@ -192,9 +199,9 @@ def test_metrics_without_the_untrained_first_batch_and_caveats():
     caveats = result.caveats()
     assert caveats[0].startswith("only 600 events were scored (fewer than 1,000)")
     assert "the first 100 events were predicted by an untrained model" in caveats[1]
-    trained = replay_history(make_pipeline(), X, y, batch_size=200, score_from=100)
+    trained = replay_history(TrainedModel(), X, y, batch_size=200, score_from=100)
     assert trained.first_batch == 0 and trained.metrics_after_first_batch() is None
-    straddled = replay_history(make_pipeline(), X, y, batch_size=200, score_from=50)
+    straddled = replay_history(TrainedModel(), X, y, batch_size=200, score_from=50)
     assert (straddled.predictions["bandit"].iloc[:50] != 0).all()  # learned rows 0-49 first
 
 
@@ -208,16 +215,16 @@ def test_irt_baseline_uses_guessing_where_given():
 
 def test_an_untrained_model_predicts_the_irt_probability_exactly():
     X, _ = contexts(50, seed=4)
-    pipeline = make_pipeline()
+    pipeline = TrainedModel()
     features = model_features(pipeline, X)
-    pipeline[-1].initialize(features.shape[1])
-    np.testing.assert_array_equal(pipeline[-1].predict(features), features[:, 1])  # p_irt
-    np.testing.assert_allclose(pipeline[-1].predict(features), irt_prediction(X), atol=1e-15)
+    pipeline.estimator.initialize(features.shape[1])
+    np.testing.assert_array_equal(pipeline.estimator.predict(features), features[:, 1])  # p_irt
+    np.testing.assert_allclose(pipeline.estimator.predict(features), irt_prediction(X), atol=1e-15)
 
 
 def test_probability_calibration_never_learns_from_the_events_it_scores():
     X, y = contexts(1500, seed=5)
-    result = replay_history(make_pipeline(), X, y, batch_size=400)
+    result = replay_history(TrainedModel(), X, y, batch_size=400)
     p = result.predictions
     # the batch (300, 700) is calibrated by the map fitted on rows 0..299 only
     earlier = fit_calibration(p["score"].iloc[:300], y[:300])
@@ -225,7 +232,7 @@ def test_probability_calibration_never_learns_from_the_events_it_scores():
     # flipping the outcomes of that batch changes no forecast in it
     flipped = y.copy()
     flipped[300:700] = 1 - flipped[300:700]
-    again = replay_history(make_pipeline(), X, flipped, batch_size=400).predictions
+    again = replay_history(TrainedModel(), X, flipped, batch_size=400).predictions
     np.testing.assert_array_equal(again["bandit"].iloc[:700], p["bandit"].iloc[:700])
     assert ((p["bandit"] >= FLOOR) & (p["bandit"] <= 1 - FLOOR)).all()
     # what the version serves is fitted on every scored pair

@@ -22,7 +22,6 @@ from adapters.model.requests import (
 from adapters.registry import _mlflow_internals as mlflow_internals
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import feature_function
 
 MODEL = registry.DEFAULT_MODEL_NAME
 
@@ -60,7 +59,7 @@ def tracking(store_env):
 
 
 def _state(pipeline) -> dict:
-    return pipeline[-1].get_state()
+    return pipeline.estimator.get_state()
 
 
 def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
@@ -69,7 +68,7 @@ def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
     import mlflow
 
     served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    slow = served.get_raw_model().pipeline  # what mlflow models serve scores with
+    slow = served.get_raw_model().model  # what mlflow models serve scores with
     monkeypatch.setattr(mlflow_internals, "fast_logged_model_location", lambda model_id: None)
     via_client, _ = registry.load_pipeline(ref)  # artifact location from the tracking client
     for other in (slow, via_client):
@@ -77,8 +76,9 @@ def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
             np.testing.assert_array_equal(value, _state(other)[key])
     assert (version.name, int(version.version)) == ("skbandit-linucb", 1)
     assert version.tags["events_trained"] == str(len(tracking.school.events))
-    for loaded in (fast, slow):  # a served version scores through the feature fast path
-        assert feature_function(loaded) is not None
+    for loaded in (fast, slow):  # the whole version, learned extras included
+        assert loaded.get_state()["calibration"] == fast.get_state()["calibration"]
+        assert loaded.item_parameters.equals(fast.item_parameters)
 
 
 def test_resolve_version_errors_say_what_to_do(tracking):
@@ -164,7 +164,7 @@ def test_check_params(change, message):
 
 def test_predict_turns_every_failure_into_a_bad_request(tracking, frame):
     pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb"))
-    model = LinUCBModel.from_pipeline(pipeline, "skbandit-linucb/1")
+    model = LinUCBModel.from_model(pipeline, "skbandit-linucb/1")
     out = model.predict(None, frame)
     assert out["model_version"].tolist() == ["skbandit-linucb/1"] * 2
     greedy = {"objective": "max_success", "exploration": "greedy", "epsilon": 0.0}
@@ -180,7 +180,7 @@ def test_predict_turns_every_failure_into_a_bad_request(tracking, frame):
         with pytest.raises(MlflowException) as caught:
             model.predict(None, bad, params)
         assert caught.value.get_http_status_code() == 400
-    assert default_params(pipeline)["alpha"] == pipeline[-1].alpha
+    assert default_params(pipeline)["alpha"] == pipeline.estimator.alpha
 
 
 # --- MLflow internals: each fast (private) path against its public fallback ----------------

@@ -88,7 +88,7 @@ def predictions(response: requests.Response) -> pd.DataFrame:
 
 
 def expected(pipeline, frame: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-    model = LinUCBModel.from_pipeline(pipeline, "skbandit-linucb/1")
+    model = LinUCBModel.from_model(pipeline, "skbandit-linucb/1")
     return model.score(frame, {**default_params(pipeline), **(params or {})})
 
 
@@ -99,7 +99,7 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
     assert len(got) == len(request_frame)
     assert list(got[schema.ITEM_ID]) == list(request_frame[schema.ITEM_ID])
     mean = success_probability(pipeline, pipeline.predict(request_frame))  # the calibrated map
-    width = pipeline[-1].predict_uncertainty(pipeline[:-1].transform(request_frame))
+    width = pipeline.estimator.predict_uncertainty(pipeline.features(request_frame))
     np.testing.assert_allclose(got[schema.EXPECTED_REWARD], mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UNCERTAINTY], width, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UCB], mean + width, rtol=0, atol=1e-12)

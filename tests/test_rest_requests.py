@@ -20,7 +20,7 @@ from adapters.model.pyfunc import INTERNAL_ERROR_MESSAGE, LinUCBModel
 from adapters.model.requests import check_params, check_request, default_params
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.model import TrainedModel
 from skbandit.ranking_settings import SERVING_SETTINGS
 
 
@@ -39,15 +39,15 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(frame) -> LinUCBModel:
-    pipeline = partial_fit_pipeline(make_pipeline(), frame, np.tile([1.0, 0.0], 4))
-    return LinUCBModel.from_pipeline(pipeline, "skbandit-linucb/3")
+    pipeline = TrainedModel().partial_fit(frame, np.tile([1.0, 0.0], 4))
+    return LinUCBModel.from_model(pipeline, "skbandit-linucb/3")
 
 
 def test_params_become_the_served_settings_and_a_seed(model):
     served, _ = check_params({})
     assert served.objective == SERVING_SETTINGS.objective
-    settings, _ = check_params(default_params(model.pipeline))
-    assert settings == replace(served, alpha=model.pipeline[-1].alpha)
+    settings, _ = check_params(default_params(model.model))
+    assert settings == replace(served, alpha=model.model.estimator.alpha)
     settings, seed = check_params({"exploration": "softmax", "temperature": 0.2, "seed": 4})
     assert settings == replace(served, exploration="softmax", temperature=0.2)
     assert seed == 4
@@ -108,14 +108,13 @@ def test_a_request_without_guessing_is_scored_as_guessing_0(model, frame):
 
 
 def test_a_request_with_guessing_is_scored_with_the_3pl(model, frame):
-    from skbandit.features import transform_features
 
     lifted = frame.assign(**{schema.GUESSING: 0.4})
     checked = check_request(lifted)
     assert checked[schema.GUESSING].tolist() == [0.4] * len(frame)
-    features = transform_features(model.pipeline, checked)
-    zero = transform_features(model.pipeline, check_request(frame.assign(guessing=0.0)))
-    p_irt = list(model.pipeline[:-1].get_feature_names_out()).index("p_irt")
+    features = model.model.features(checked)
+    zero = model.model.features(check_request(frame.assign(guessing=0.0)))
+    p_irt = list(model.model.feature_names()).index("p_irt")
     np.testing.assert_allclose(features[:, p_irt], 0.4 + 0.6 * zero[:, p_irt])
     assert not _scores(model, lifted)["expected_reward"].equals(
         _scores(model, frame.assign(guessing=0.0))["expected_reward"]

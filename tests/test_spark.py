@@ -25,8 +25,8 @@ from adapters.data import identity as data_identity
 from adapters.data import spark as spark_io
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.features import make_pipeline
-from skbandit.learning_progress import learned_bands, progress_bands
+from skbandit.learning_progress import progress_bands
+from skbandit.model import TrainedModel
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from train.spark import contexts as spark_contexts
 from train.spark import engine as spark_engine
@@ -191,7 +191,7 @@ def test_contexts_equal_the_local_definitions_exactly(school, session):
 
 
 def test_spark_learns_the_local_state(client):
-    local, spark = pipeline(LOCAL)[-1], pipeline(SPARK)[-1]
+    local, spark = pipeline(LOCAL).estimator, pipeline(SPARK).estimator
     assert spark.n_updates_ == local.n_updates_ > 2000
     assert_close(spark.A_, local.A_, "A")
     assert_close(spark.b_, local.b_, "b")
@@ -257,9 +257,8 @@ def assert_same_run_tags(spark_tags, local_tags):
 
 def test_spark_learns_the_local_probability_calibration(client):
     """The served calibration map, fitted on every scored progressive forecast."""
-    from skbandit.probability_calibration import calibration_of
 
-    local, spark = (calibration_of(pipeline(name)) for name in (LOCAL, SPARK))
+    local, spark = (pipeline(name).calibration for name in (LOCAL, SPARK))
     assert local.n_events == spark.n_events > 2000 and len(local.scores) > 5
     assert_close(spark.scores, local.scores, "scores")
     assert_close(spark.probabilities, local.probabilities, "probabilities")
@@ -268,7 +267,7 @@ def test_spark_learns_the_local_probability_calibration(client):
 def test_spark_learns_the_local_learning_progress_bands(client):
     """The delayed rewards need each student's later attempts: the Spark engine sums them per
     partition of whole students, the local engine over all events at once."""
-    local, spark = (learned_bands(pipeline(name)) for name in (LOCAL, SPARK))
+    local, spark = (pipeline(name).progress_bands for name in (LOCAL, SPARK))
     assert local.count.sum() > 1000 and (local.count > 0).sum() >= 3
     assert_same_bands(spark, local)
     assert spark.best_target() == local.best_target()
@@ -296,11 +295,13 @@ def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(
     first = pipeline(LOCAL)
     for name in names:
         params = client.get_run(version(client, name).run_id).data.params
-        assert params["context_only_events"] == str(first[-1].n_updates_)
+        assert params["context_only_events"] == str(first.estimator.n_updates_)
     local, spark = map(pipeline, names)
-    assert spark[-1].n_updates_ == local[-1].n_updates_ == 2 * first[-1].n_updates_
-    assert_close(spark[-1].A_, local[-1].A_, "A")
-    assert_close(spark[-1].b_, local[-1].b_, "b")
+    assert (
+        spark.estimator.n_updates_ == local.estimator.n_updates_ == 2 * first.estimator.n_updates_
+    )
+    assert_close(spark.estimator.A_, local.estimator.A_, "A")
+    assert_close(spark.estimator.b_, local.estimator.b_, "b")
     items, _ = datasets.read_items(school / "items.parquet")
     until = pd.Timestamp(version(client, LOCAL).tags["trained_until"])
     learned = prepare_history(
@@ -309,9 +310,9 @@ def test_a_continued_spark_run_adds_to_the_continued_versions_model_and_bands(
     fresh = progress_bands(learned.events, learned.contexts)
     assert fresh.count.sum() > 1000
     np.testing.assert_array_equal(
-        learned_bands(local).count, learned_bands(first).count + fresh.count
+        local.progress_bands.count, first.progress_bands.count + fresh.count
     )
-    assert_same_bands(learned_bands(spark), learned_bands(local))
+    assert_same_bands(spark.progress_bands, local.progress_bands)
 
 
 def test_registered_versions_rank_candidates_identically(client, school):
@@ -433,7 +434,7 @@ def _runs(client):
 
 def test_forgetting_below_one_is_refused_with_a_reason():
     with pytest.raises(SkbanditError, match=r"forgetting=0\.99; use --engine local"):
-        spark_engine.check_estimator(make_pipeline(forgetting=0.99))
+        spark_engine.check_estimator(TrainedModel(forgetting=0.99))
 
 
 def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_path):
@@ -463,7 +464,7 @@ def test_metrics_aggregated_on_spark_equal_the_local_replay(school, session, mon
     items, _ = datasets.read_items(school / "items.parquet")
     history = prepare_history(events, items)
     local = replay_history(
-        make_pipeline(),
+        TrainedModel(),
         history.contexts,
         history.events[schema.CORRECT].to_numpy(),
         batch_size=BATCH_SIZE,

@@ -84,7 +84,7 @@ def test_linucb_policy_chooses_what_rank_linucb_ranks_first(objective):
     rows = policy.choose(step, rng)
     for decision in range(step.n_decisions):
         ranked = rank_linucb(
-            policy.pipeline,
+            policy.model,
             frame[frame[DECISION_ID] == decision],
             RankingSettings(top_k=1, objective=objective),
             rng=np.random.default_rng(0),

@@ -237,8 +237,8 @@ def test_seed_feature_set_is_trained_and_tagged(env, files):
     version = version_of(env, "seeded")
     assert version.tags["feature_set"] == "seed"
     pipeline = pipeline_of("seeded")
-    assert pipeline[-1].n_features_in_ == 8 and pipeline[-1].alpha == 0.5
-    assert pipeline[-1].n_updates_ == 500
+    assert pipeline.estimator.n_features_in_ == 8 and pipeline.estimator.alpha == 0.5
+    assert pipeline.estimator.n_updates_ == 500
     params = env.get_run(version.run_id).data.params
     assert params["feature_set"] == "seed" and params["event_count"] == "500"
 
@@ -265,7 +265,7 @@ def test_continuing_on_a_and_b_equals_training_on_both(env, files):
 
     n_a, n_all = len(pd.read_parquet(files["a"])), len(pd.read_parquet(files["all"]))
     assert f"{n_a:,} events up to" in result.output and "used as context only" in result.output
-    continued, direct = pipeline_of(a_then_b, "challenger")[-1], pipeline_of(both)[-1]
+    continued, direct = pipeline_of(a_then_b, "challenger").estimator, pipeline_of(both).estimator
     for attribute in ("A_", "b_", "coef_"):
         np.testing.assert_allclose(
             getattr(continued, attribute), getattr(direct, attribute), rtol=1e-10, atol=1e-10

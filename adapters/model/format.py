@@ -113,7 +113,10 @@ def load_model_files(config_path, state_path, what: str = "the model") -> Traine
     try:
         return TrainedModel.from_state(state)
     except SkbanditError as error:
-        raise SkbanditError(f"cannot load {what}: {error}; {RETRAIN_HINT}") from None
+        message = str(error)
+        for part, key in STATE_PARTS.items():  # name the extra as the file holds it
+            message = message.replace(f"the state's {part}", f"{CONFIG_FILE}'s {key}")
+        raise SkbanditError(f"cannot load {what}: {message}; {RETRAIN_HINT}") from None
     except (ValueError, TypeError, KeyError) as error:
         raise SkbanditError(
             f"cannot load {what}: {Path(state_path).name} is unreadable ({_first_line(error)}); "
