@@ -65,9 +65,7 @@ def replicates(seed: int, n_students: int, n_bootstrap: int) -> list[dict]:
     contexts = historical_contexts(school.events, school.items)
     half = len(school.events) // 2
     pipeline = TrainedModel()
-    pipeline.partial_fit(
-        contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half]
-    )
+    pipeline.partial_fit(contexts.iloc[:half], school.events[schema.CORRECT].to_numpy()[:half])
     rows = np.arange(half, len(school.events))
     common = {
         "reward_model": ope_targets.linucb_reward_model(pipeline),
