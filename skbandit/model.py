@@ -44,7 +44,7 @@ from skbandit.features import (
 )
 from skbandit.learning_progress import ProgressBands
 from skbandit.linucb import LinUCB
-from skbandit.probability_calibration import ProbabilityCalibration
+from skbandit.probability_calibration import ProbabilityCalibration, served_probability
 from skbandit.version_items import complete_items, items_as_state, items_from_state
 
 NOT_TRAINED = (
@@ -198,9 +198,7 @@ class TrainedModel:
         A version without one (trained before it was kept) gets the score clipped to
         [0, 1], as it was served then.
         """
-        if self.calibration is None:
-            return np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0)
-        return self.calibration(score)
+        return served_probability(self.calibration, score)
 
     def with_item_parameters(self, frame):
         """Candidate rows (or an items table) with this version's item parameters for the

@@ -155,3 +155,20 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
     knots = np.ones(len(y), dtype=bool)
     knots[1:-1] = (y[1:-1] != y[:-2]) | (y[1:-1] != y[2:])
     return ProbabilityCalibration(tuple(x[knots].tolist()), tuple(y[knots].tolist()), n_events)
+
+
+def served_probability(calibration: ProbabilityCalibration | None, score) -> np.ndarray:
+    """The expected success to serve: ``calibration(score)``.
+
+    A version without a calibration (trained before it was kept) gets the score clipped to
+    [0, 1], as it was served then.
+    """
+    if calibration is None:
+        return np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0)
+    return calibration(score)
+
+
+def success_probability(model, score) -> np.ndarray:
+    """:func:`served_probability` with the calibration of ``model`` (a
+    :class:`skbandit.model.TrainedModel`)."""
+    return served_probability(model.calibration, score)

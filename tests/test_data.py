@@ -136,8 +136,10 @@ def test_items_defaults_and_checks():
     assert items[schema.DISCRIMINATION].tolist() == [1.0, 1.0]
     assert items[schema.DRIFT_FLAG].tolist() == [False, False]
     assert report.filled_defaults == {schema.DISCRIMINATION: 2, schema.DRIFT_FLAG: 2}
-    with pytest.raises(SkbanditError, match=r"items\.csv: missing column 'difficulty'"):
-        validate_items(_items().drop(columns="difficulty"), "items.csv")
+    bare, _ = validate_items(_items().drop(columns="difficulty"), "items.csv")  # --calibrate
+    assert bare[schema.DIFFICULTY].isna().all()
+    with pytest.raises(SkbanditError, match=r"items\.csv: missing column 'topic'"):
+        validate_items(_items().drop(columns="topic"), "items.csv")
     with pytest.raises(SkbanditError, match=r"column 'difficulty' must be a number in \[-10"):
         validate_items(_items(difficulty=[0.1, np.inf]), "items.csv")
     unique = r"column 'item_id' must be unique \(one row per item\); found 'a' \(2 rows\)"

@@ -146,7 +146,7 @@ def test_readers_ignore_a_pending_version(store):
 @pytest.fixture
 def saved(tmp_path):
     pipeline = TrainedModel("default")
-    pipeline.fit(pd.DataFrame({c: [0.5, 0.2] for c in schema.MODEL_INPUT}), [1.0, 0.0])
+    pipeline.partial_fit(pd.DataFrame({c: [0.5, 0.2] for c in schema.MODEL_INPUT}), [1.0, 0.0])
     return save_model(pipeline, tmp_path / "skbandit"), pipeline
 
 
