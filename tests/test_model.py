@@ -170,3 +170,27 @@ def test_request_rows_without_difficulty_take_the_versions_item_parameters(train
         lacking[schema.DISCRIMINATION].to_numpy()[kept],
     )
     assert model.with_item_parameters(request) is request  # nothing missing: untouched
+
+
+def test_the_served_model_scores_blank_difficulties_with_the_versions_items(trained):
+    """``skbandit serve`` (the pyfunc model): a request row whose difficulty is blank is
+    scored as if it carried the version's item parameters."""
+    from adapters.model.pyfunc import LinUCBModel
+
+    model, rows = trained
+    items = _items()
+    complete = rows.head(7).assign(
+        **{
+            schema.USER_ID: "s1",
+            schema.ITEM_ID: items[schema.ITEM_ID],
+            **{name: items[name] for name in (schema.DIFFICULTY, schema.DISCRIMINATION)},
+            schema.GUESSING: items[schema.GUESSING],
+        }
+    )
+    blank = complete.assign(**{schema.DIFFICULTY: np.nan})
+    served = LinUCBModel.from_model(model, "m/1")
+    served.decision_log = False
+    params = {"exploration": "greedy", "epsilon": 0.0, "seed": 0}
+    answers = [served.predict(None, frame, params) for frame in (complete, blank)]
+    columns = ["item_id", "expected_reward", "uncertainty", "rank"]
+    pd.testing.assert_frame_equal(answers[0][columns], answers[1][columns])
