@@ -42,7 +42,7 @@ from skbandit.features import (
     model_input_array,
     validate_model_input,
 )
-from skbandit.learning_progress import ProgressBands
+from skbandit.learning_progress import ProgressBands, target_of_bands
 from skbandit.linucb import LinUCB
 from skbandit.probability_calibration import ProbabilityCalibration, served_probability
 from skbandit.version_items import complete_items, items_as_state, items_from_state
@@ -123,8 +123,6 @@ class TrainedModel:
 
     def learned_target(self) -> float:
         """The ``learning_progress`` target this version learned (SkbanditError if none)."""
-        from skbandit.learning_progress import target_of_bands
-
         return target_of_bands(self.progress_bands)
 
     # ---------------------------------------------------------------- compute
