@@ -360,6 +360,36 @@ def test_batch_scores_equal_the_in_process_ranking(client, school, session, tmp_
         np.testing.assert_allclose(got[schema.UCB], expected[schema.UCB], rtol=1e-12)
 
 
+def test_both_engines_store_the_items_and_batch_scoring_fills_a_bare_items_file(
+    client, school, tmp_path
+):
+    """The Spark engine's version keeps the items it trained with, as the local one does;
+    batch scoring with an items file of only ``item_id, topic`` ranks as with the full file."""
+    from serve.recommend import rl_recommendations, student_week, whole_history
+    from train.batch_score import run_batch_score
+
+    model = pipeline(SPARK)
+    pd.testing.assert_frame_equal(model.item_parameters, pipeline(LOCAL).item_parameters)
+    items, _ = datasets.read_items(school / "items.parquet")
+    bare = tmp_path / "items.parquet"
+    items[[schema.ITEM_ID, schema.TOPIC]].to_parquet(bare, index=False)
+    out = tmp_path / "recs"
+    result = run_batch_score(
+        f"{SPARK}/1", str(school / "events"), str(bare), out, top_k=3, master="local[2]"
+    )
+    assert result.notes == ()  # every item known to the version, none disagreeing
+    recs = pd.read_parquet(out)
+    events, _ = datasets.read_events(school / "events.parquet")
+    pairs = events[[schema.USER_ID, schema.TOPIC]].drop_duplicates()
+    for user, topic in pairs.sample(10, random_state=4).itertuples(index=False):
+        week = student_week(events, items, user, topic, whole_history(events))
+        expected = rl_recommendations(model, week, _top(3))
+        got = recs[(recs[schema.USER_ID] == user) & (recs[schema.TOPIC] == topic)]
+        got = got.sort_values(schema.RANK)
+        assert list(got[schema.ITEM_ID]) == list(expected[schema.ITEM_ID]), (user, topic)
+        np.testing.assert_allclose(got[schema.UCB], expected[schema.UCB], rtol=1e-12)
+
+
 def _top(k):
     from dataclasses import replace
 
