@@ -30,6 +30,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.registry import DEFAULT_CHAMPION
 from skbandit.exceptions import SkbanditError
 from skbandit.ranking_settings import Objective
 from train._cli import one_line_errors
@@ -245,7 +246,7 @@ def main(
     model: Annotated[
         str,
         typer.Option(envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."),
-    ] = "skbandit-linucb@champion",
+    ] = DEFAULT_CHAMPION,
     top_k: Annotated[int, typer.Option(min=1, help="Items per student and topic.")] = 5,
     objective: Annotated[
         Objective | None,

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 DEFAULT_MODEL_NAME = "skbandit-linucb"
-DEFAULT_ALIAS = "champion"
+"""The registered model of the default school (the name every command defaults to)."""
+CHAMPION_ALIAS = "champion"
+"""The alias serving reads; after a model's first version only ``compare --promote`` moves it
+(:mod:`adapters.registry.promote`)."""
+CHALLENGER_ALIAS = "challenger"
+"""The alias a warm-start gives each new version (after the first)."""
+DEFAULT_ALIAS = CHAMPION_ALIAS
+DEFAULT_CHAMPION = f"{DEFAULT_MODEL_NAME}@{CHAMPION_ALIAS}"
+"""``skbandit-linucb@champion``: the version every command uses by default."""
 
 TRAIN_HINT = "run `python -m train.warmstart` to train and register one"
 PENDING_TAG = "pending"
@@ -61,7 +69,7 @@ _REF = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[^@/]+)|/(?P<ver
 
 def parse_model_ref(text: str) -> ModelRef:
     """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/VERSION``
-    or a bare ``NAME`` (meaning ``NAME@champion``).
+    or a bare ``NAME`` (meaning ``NAME@champion``, :data:`DEFAULT_ALIAS`).
 
     >>> parse_model_ref("models:/skbandit-linucb/3").uri
     'models:/skbandit-linucb/3'

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from adapters.registry import CHAMPION_ALIAS
 from skbandit.ranking_settings import SERVING_OBJECTIVE, Exploration, Objective
 from train.evaluate.compare import report as compare_report
 from train.evaluate.compare.options import (
-    CHAMPION_ALIAS,
     DEFAULT_BASELINE,
     CompareOptions,
     Comparison,
@@ -345,29 +345,27 @@ def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
 
 
 def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> Comparison:
-    """One MLflow run with params, metrics and the plot; then the aliases.
+    """One MLflow run with params, metrics and the plot; then the gate's decision.
 
+    With ``--promote`` the decision goes through :mod:`adapters.registry.promote`: the
+    champion moves only if it is still the baseline the gate judged, all or nothing.
     Returns ``result`` with the run's id.
     """
     import dataclasses
 
-    import mlflow
-    from mlflow import MlflowClient
-
     from adapters import runs, tracking
+    from adapters.model.log import alias_holder
+    from adapters.registry import promote as promotion
     from train.warmstart.plots import plt
 
     runs.fail_stale_runs(tracking.use_experiment(tracking.EVALUATION_EXPERIMENT))
-    client = MlflowClient()
     name, version = result.model_name, result.candidate_version
-    previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
+    previous = alias_holder(name, CHAMPION_ALIAS)
     baseline = f"{result.baseline_model_name} v{result.baseline_version}"
-    with mlflow.start_run(
-        run_name=f"compare v{version} vs {baseline}", tags=runs.process_tags()
-    ) as run:
-        mlflow.log_params(_run_params(options, result, source))
+    with runs.tracked_run(run_name=f"compare v{version} vs {baseline}") as run_id:
+        runs.log_params(_run_params(options, result, source))
         for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
-            mlflow.log_metrics(
+            runs.log_metrics(
                 {
                     f"{role}_{key}": value
                     for key, value in _numbers(estimate).items()
@@ -375,7 +373,7 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
                 }
             )  # NaN bounds are not logged
         difference = result.difference
-        mlflow.log_metrics(
+        runs.log_metrics(
             {
                 f"difference_{key}": value
                 for key, value in (
@@ -389,26 +387,27 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
             }
         )
         figure = compare_report.interval_plot(result, options)
-        mlflow.log_figure(figure, PLOT_PATH)
+        runs.log_figure(figure, PLOT_PATH)
         plt.close(figure)
         if options.promote:
+            tags = _decision_tags(result, options, run_id)
             if result.promoted:
-                client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-            _record_decision(client, result, options, run.info.run_id)
-        mlflow.log_metric("promoted", float(result.promoted))
-        mlflow.set_tags(
-            {
-                "gate_passed": str(result.passes),
-                "gate_reason": result.reason,
-                "previous_champion": previous or "",
-                "promoted": str(result.promoted),
-            }
-        )
-    return dataclasses.replace(result, run_id=run.info.run_id)
+                promotion.promote(name, version, result.baseline_version, tags)
+            else:
+                promotion.record_decision(name, version, tags)
+        runs.log_metrics({"promoted": float(result.promoted)})
+        for key, value in {
+            "gate_passed": str(result.passes),
+            "gate_reason": result.reason,
+            "previous_champion": previous or "",
+            "promoted": str(result.promoted),
+        }.items():
+            runs.set_tag(key, value)
+    return dataclasses.replace(result, run_id=run_id)
 
 
-def _record_decision(client, result: Comparison, options: CompareOptions, run_id: str) -> None:
-    """The gate's verdict as :data:`GATE_TAGS` on the candidate version."""
+def _decision_tags(result: Comparison, options: CompareOptions, run_id: str) -> dict[str, str]:
+    """The gate's verdict as :data:`GATE_TAGS` for the candidate version."""
     estimate = result.difference
     values = {
         "gate.decision": "promoted" if result.promoted else "refused",
@@ -422,8 +421,7 @@ def _record_decision(client, result: Comparison, options: CompareOptions, run_id
         "gate.reason": result.reason,
         "gate.run_id": run_id,
     }
-    for key in GATE_TAGS:
-        client.set_model_version_tag(result.model_name, result.candidate_version, key, values[key])
+    return {key: values[key] for key in GATE_TAGS}
 
 
 def _run_params(options: CompareOptions, result: Comparison, source: str) -> dict:

@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters.registry import DEFAULT_CHAMPION
 from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
 if TYPE_CHECKING:
     from skbandit.ope.estimators import PolicyValueEstimate
     from skbandit.ope.gate import PairedDifference
 
-CHALLENGER_ALIAS = "challenger"
-CHAMPION_ALIAS = "champion"
-DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
+DEFAULT_BASELINE = f"models:/{DEFAULT_CHAMPION}"
 
 
 def default_min_ess() -> float:

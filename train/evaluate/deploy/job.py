@@ -284,7 +284,7 @@ def _free_model_name() -> str:
     """The first of ``skbandit-deploy``, ``skbandit-deploy-2``, ... without a champion, so
     that the documented command can be run again."""
     from adapters.model.log import alias_holder
-    from train.evaluate.compare.options import CHAMPION_ALIAS
+    from adapters.registry import CHAMPION_ALIAS
 
     for number in itertools.count(1):
         name = DEFAULT_MODEL_NAME if number == 1 else f"{DEFAULT_MODEL_NAME}-{number}"
@@ -295,8 +295,8 @@ def _free_model_name() -> str:
 
 def _require_new_model(name: str) -> None:
     from adapters.model.log import alias_holder
+    from adapters.registry import CHAMPION_ALIAS
     from skbandit.exceptions import SkbanditError
-    from train.evaluate.compare.options import CHAMPION_ALIAS
 
     holder = alias_holder(name, CHAMPION_ALIAS)
     if holder is not None:
