@@ -183,8 +183,7 @@ def run_batch_score(
     warning = _data_warning(version, events, items)
     session = spark.start_session(master, app_name="skbandit-batch-score")
     recs = score_school(session, pipeline, label, events, items, settings, seed)
-    recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
-    written = session.read.parquet(str(out))
+    written = spark.write_parquet(session, recs, out, overwrite)
     counts = written.selectExpr(
         "count(*) AS rows",
         "count(DISTINCT user_id) AS students",

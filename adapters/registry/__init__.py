@@ -191,6 +191,15 @@ def download_verified(version: ModelVersion, dst_path: str) -> str:
     return folder
 
 
+@contextmanager
+def verified_download(version: ModelVersion, prefix: str = "skbandit-model-") -> Iterator[str]:
+    """:func:`download_verified` into a temporary folder, removed when the block ends."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield download_verified(version, folder)
+
+
 def verify_stored_files(version: ModelVersion, folder: Path) -> None:
     """Refuse a pending version, one without recorded checksums (registered before
     checksums existed) or one whose stored files changed since registration."""

@@ -149,6 +149,7 @@ def _run_with_progress(config: StudyConfig, console: Console, quiet: bool):
 def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
     """Log one MLflow run with params, metrics, plots and tables; return its id."""
     from adapters import runs, tracking
+    from adapters.data.report_files import write_report_files
 
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
@@ -157,6 +158,7 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
         "learning_curves.png": learning_figure(result.curves),
     }
     tables = {"summary.csv": result.summary, "runs.csv": result.runs, "curves.csv": result.curves}
+    texts = {name: table.to_csv(index=False) for name, table in tables.items()}
     params = {
         key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
         for key, value in asdict(result.config).items()
@@ -167,14 +169,10 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
         runs.log_metrics(summary_metrics(result.summary) | {"wall_seconds": seconds})
         for name, figure in figures.items():
             runs.log_figure(figure, f"plots/{name}")
-        for name, table in tables.items():
-            runs.log_text(table.to_csv(index=False), f"tables/{name}")
+        for name, text in texts.items():
+            runs.log_text(text, f"tables/{name}")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, figure in figures.items():
-            figure.savefig(out_dir / name, dpi=120)
-        for name, table in tables.items():
-            table.to_csv(out_dir / name, index=False)
+        write_report_files(out_dir, figures, texts)
     return run_id
 
 

@@ -106,6 +106,7 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
     from dataclasses import asdict
 
     from adapters import runs, tracking
+    from adapters.data.report_files import write_report_files
 
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
@@ -127,10 +128,7 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
         for name, text in texts.items():
             runs.log_text(text, f"tables/{name}")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_dir / "sweep.png", dpi=120)
-        for name, text in texts.items():
-            (out_dir / name).write_text(text)
+        write_report_files(out_dir, {"sweep.png": figure}, texts)
     return run_id
 
 
