@@ -72,14 +72,36 @@ def test_a_champion_moved_since_the_gate_judged_is_not_overwritten(client):
     assert gate_tags(client, "2") == {}
 
 
-def _promote_in_process(uri, version, barrier, results):
+READ_WAIT_S = 3.0
+"""How long a promotion holds still after reading the champion, for the other to read too."""
+
+
+def _promote_in_process(uri, version, barrier, after_read, results):
+    """Promote ``version`` over v1; after its compare-and-set read it waits for the other
+    process's read (at most READ_WAIT_S): without the lock both would read v1 and both move
+    the alias; with it the other is still waiting for the lock, so the wait just ends."""
     import os
+    import threading
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     from adapters import tracking
     from adapters.registry import promote as promotion
     from skbandit.exceptions import SkbanditError
 
+    read = promotion._champion
+    reads = []
+
+    def read_then_wait(client, name):
+        found = read(client, name)
+        if not reads:
+            reads.append(found)
+            try:
+                after_read.wait(timeout=READ_WAIT_S)
+            except threading.BrokenBarrierError:
+                pass  # the other promotion never got to read: it waits for the lock
+        return found
+
+    promotion._champion = read_then_wait
     tracking.configure_tracking(create=False)
     barrier.wait()  # both processes are ready: promote at the same moment
     try:
@@ -92,9 +114,11 @@ def _promote_in_process(uri, version, barrier, results):
 
 def test_of_two_promotions_at_once_exactly_one_moves_the_champion(client, store_uri):
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(2), context.Queue()
+    barrier, after_read, results = context.Barrier(2), context.Barrier(2), context.Queue()
     workers = [
-        context.Process(target=_promote_in_process, args=(store_uri, v, barrier, results))
+        context.Process(
+            target=_promote_in_process, args=(store_uri, v, barrier, after_read, results)
+        )
         for v in ("2", "3")
     ]
     for worker in workers:
