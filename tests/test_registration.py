@@ -262,6 +262,7 @@ def refusing_server():
     try:
         yield listener.getsockname()[1], seen
     finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         listener.close()
         thread.join()
 
