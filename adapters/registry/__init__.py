@@ -1,8 +1,9 @@
 """The model registry: model references, resolving and loading a registered version, listing.
 
-mlflow is imported inside the functions that need it, so that ``--help`` of every command
-stays instant. Where the store is: :mod:`adapters.tracking`; the private MLflow shortcuts used
-here (with their public fallbacks): :mod:`adapters.registry._mlflow_internals`.
+mlflow (and this package's MLflow helpers) are imported inside the functions that need them:
+every command's options read the names below, so importing them must cost nothing and
+``--help`` stays instant. Where the store is: :mod:`adapters.tracking`; the private MLflow
+shortcuts used here (with their public fallbacks): :mod:`adapters.registry._mlflow_internals`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from adapters.registry import _mlflow_internals as mlflow_internals
-from adapters.tracking import raise_if_unreachable, redact_uri
 from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
@@ -95,6 +94,9 @@ def resolve_version(ref: ModelRef) -> ModelVersion:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable, redact_uri
+
     store = mlflow_internals.registry_store()
     try:
         store.get_registered_model(ref.name)
@@ -132,6 +134,9 @@ def resolve_version(ref: ModelRef) -> ModelVersion:
 def registry_version(name: str, number: str) -> ModelVersion:
     """Version ``number`` of ``name`` (any state); a one-line SkbanditError if missing."""
     from mlflow.exceptions import MlflowException
+
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable
 
     try:
         return mlflow_internals.registry_store().get_model_version(name, number)
@@ -241,6 +246,8 @@ def _model_folder(version: ModelVersion) -> Iterator[Path]:
 
 def _location_of(source: str) -> str:
     """Where a model's folder is (``file://...`` for a local store)."""
+    from adapters.registry import _mlflow_internals as mlflow_internals
+
     if source.startswith("models:/m-"):  # an MLflow 3 logged model: look up its location
         return mlflow_internals.logged_model_location(source.removeprefix("models:/"))
     return source
@@ -292,6 +299,9 @@ def list_versions(name: str) -> list[dict]:
     """Every registered version of ``name``, newest first, with aliases, size and metrics."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable, redact_uri
 
     store = mlflow_internals.registry_store()
     try:
