@@ -57,7 +57,7 @@ Scoring goes through :func:`transform_features`, which computes exactly
 ``schema.MODEL_INPUT`` and hand it to the feature set's module-level function, so the fast
 path calls that same function on the same float64 block directly, without scikit-learn's
 per-call column indexing and checks (about 0.8 ms of a 1-row request; the values are
-identical, see ``tests/test_features.py``).
+identical, see ``tests/skbandit/test_features.py``).
 """
 
 import numpy as np

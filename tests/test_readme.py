@@ -6,7 +6,7 @@ temporary folder (holding the files of ``tests/fixtures/*/``, so the bring-your-
 find their files), against a temporary MLflow store at ``$PWD/mlruns/mlflow.db`` and on the
 small school of ``tests/conftest.py``: ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS`` point at it,
 so a command without ``--events``/``--items`` takes seconds instead of the default school's
-minutes (the default school itself is trained by ``tests/test_warmstart.py``).
+minutes (the default school itself is trained by ``tests/train/test_warmstart.py``).
 
 Not run as written, each for a reason this test checks:
 
@@ -49,7 +49,7 @@ SERVERS = (
 )
 SERVER_START_S = 240.0
 COMMAND_TIMEOUT_S = 600
-CURL_COVERED_BY = ("tests/test_rest.py",)
+CURL_COVERED_BY = ("tests/adapters/test_rest.py",)
 PIP_INSTALL = re.compile(r"^pip install (?:-e )?(?P<spec>\S+) && ")
 
 

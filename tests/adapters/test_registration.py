@@ -31,7 +31,7 @@ from train.warmstart import job as job
 from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHORT = ("--max-events", "400")
 
 
