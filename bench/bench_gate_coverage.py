@@ -5,9 +5,9 @@
 What it measures: how often the 95% interval of the paired difference
 ``V(candidate) - V(champion)`` (doubly robust, both on the same logged decisions) contains the
 simulator's truth, for the student (cluster) bootstrap the gate uses and, for comparison, the
-per-decision bootstrap. The truth is the one of ``tests/test_ope_validation.py``: the expected
-reward of each policy's choice in the logged contexts, from the simulator's true success
-probabilities.
+per-decision bootstrap. The truth is the one of ``tests/skbandit/test_ope_validation.py``:
+the expected reward of each policy's choice in the logged contexts, from the simulator's true
+success probabilities.
 
 Design: each seed simulates a school (rule+epsilon logging policy, epsilon 0.1); a LinUCB
 pipeline learns the first half of the events and serves as reward model; the champion is

@@ -371,8 +371,6 @@ def create_app():
 
 def run(model: str, host: str, port: int, workers: int, allowed_hosts=(), echo=print) -> None:
     """Serve the registered version ``model`` names until interrupted (``skbandit serve``)."""
-    import tempfile
-
     import uvicorn
 
     from adapters import registry, tracking
@@ -394,9 +392,9 @@ def run(model: str, host: str, port: int, workers: int, allowed_hosts=(), echo=p
     log_url = None if logging_off else DecisionLog().url
     if log_url is not None:
         os.environ[ENV_VAR] = log_url  # every worker writes to the same log
-    with tempfile.TemporaryDirectory(prefix="skbandit-serve-") as folder:
-        # checksums are verified before mlflow reads the stored MLmodel
-        os.environ[ENV_MODEL_PATH] = registry.download_verified(version, folder)
+    # checksums are verified before mlflow reads the stored MLmodel
+    with registry.verified_download(version, prefix="skbandit-serve-") as folder:
+        os.environ[ENV_MODEL_PATH] = folder
         app = create_app()  # load once here: a broken version fails before any worker starts
         where = tracking.redact_uri(log_url) if log_url else "nowhere (SKBANDIT_DECISION_LOG=off)"
         echo(

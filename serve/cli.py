@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from adapters import registry
 from skbandit.ranking_settings import Exploration, Objective
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ ItemsOpt = Annotated[
     Path | None, typer.Option(envvar="SKBANDIT_ITEMS", help="Items file (parquet or CSV).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")]
-DEFAULT_MODEL = "skbandit-linucb@champion"
+DEFAULT_MODEL = registry.DEFAULT_CHAMPION
 
 
 ExplorationOpt = Annotated[
@@ -201,7 +202,7 @@ def compare_recs(
 
 @app.command()
 def models(
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "skbandit-linucb",
+    name: Annotated[str, typer.Option(help="Registered model name.")] = registry.DEFAULT_MODEL_NAME,
     wide: Annotated[
         bool,
         typer.Option(
@@ -214,7 +215,6 @@ def models(
 ) -> None:
     """List the registered versions of a model with aliases, training size and metrics."""
     with _one_line_errors():
-        from adapters import registry
         from serve import render
 
         _configure_tracking()
@@ -266,7 +266,6 @@ def verify_model(
     """Check a version before plain `mlflow models serve`: checksums, no stored code, the
     installed loader. Prints the version number to serve."""
     with _one_line_errors():
-        from adapters import registry
         from adapters.model.check import verify_version
 
         _configure_tracking()
@@ -383,7 +382,7 @@ def _configure_tracking() -> None:
     """Point mlflow at the store; refuse a SQLite store that does not exist (yet)."""
     import logging
 
-    from adapters import registry, tracking
+    from adapters import tracking
     from skbandit.exceptions import SkbanditError
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO chatter on the CLI
@@ -396,7 +395,6 @@ def _configure_tracking() -> None:
 def _load_model(text: str, data: tuple | None = None):
     """The version's TrainedModel and info; with ``data`` (``events, items``) say in one line
     when those are not the data the version was trained on (issue 23)."""
-    from adapters import registry
     from adapters.data import identity as data_identity
 
     _configure_tracking()

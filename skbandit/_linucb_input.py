@@ -2,7 +2,7 @@
 
 ``validate_fit_input`` is what ``fit``/``partial_fit`` run; ``validate_plain`` is the fast path
 for input that needs no conversion, with exactly ``validate_data``'s effects
-(``tests/test_linucb.py`` compares the two).
+(``tests/skbandit/test_linucb.py`` compares the two).
 """
 
 import math
@@ -67,7 +67,7 @@ def validate_plain(estimator, X, y="no_validation", *, reset):
     from the fitted one is left to ``validate_data`` (which raises its error). What it leaves out
     costs more than an online update and cannot matter here: the tag lookup and asking
     narwhals whether ``X`` is a dataframe. Any other input returns ``None``, having changed
-    nothing, and the caller uses ``validate_data``. ``tests/test_linucb.py`` checks that
+    nothing, and the caller uses ``validate_data``. ``tests/skbandit/test_linucb.py`` checks that
     both have the same effects.
     """
     if not (

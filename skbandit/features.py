@@ -57,7 +57,7 @@ scores with exactly ``pipeline[:-1].transform(X)``: the ColumnTransformer only s
 (:func:`feature_function_of`), so the object calls that same function on the same float64
 block (:func:`model_input_array`) directly, without scikit-learn's per-call column indexing
 and checks (about 0.8 ms of a 1-row request; the values are identical, see
-``tests/test_features.py``).
+``tests/skbandit/test_features.py``).
 """
 
 import numpy as np

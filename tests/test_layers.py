@@ -50,6 +50,24 @@ ROOMS = {
     },
 }
 ENTRY_MODULES = {"cli", "__main__"}  # a job's command: the top floor, above every job
+# Above adapters/ no module touches MLflow or files itself (issue 20): it calls adapters/.
+IO_LAYERS = ("train", "serve")
+IO_FORBIDDEN_IMPORTS = {"mlflow", "shutil", "tempfile", "sqlite3", "pickle", "joblib", "glob"}
+IO_FORBIDDEN_METHODS = {  # on any object: Path, DataFrame, figure, file handle
+    "read_text", "write_text", "read_bytes", "write_bytes", "open",
+    "read_parquet", "read_csv", "read_json", "read_feather", "read_excel", "read_pickle",
+    "to_parquet", "to_feather", "to_excel", "to_pickle", "savefig",
+    "mkdir", "unlink", "rmdir", "touch", "rmtree", "iterdir", "glob", "rglob",
+}  # fmt: skip
+IO_PATH_OPTIONAL = {"to_csv", "to_json"}  # without a path they return text: allowed
+IO_FORBIDDEN_MODULE_CALLS = {
+    "os": {"remove", "unlink", "rename", "replace", "makedirs", "mkdir", "rmdir", "removedirs",
+           "listdir", "scandir", "walk", "open", "truncate"},
+    "np": {"save", "savez", "savez_compressed", "load", "loadtxt", "savetxt", "fromfile"},
+    "numpy": {"save", "savez", "savez_compressed", "load", "loadtxt", "savetxt", "fromfile"},
+    "json": {"dump", "load"},
+}  # fmt: skip
+STANDARD_STREAMS = {"sys.stdout", "sys.stderr", "sys.stdin"}
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,68 @@ def reaches(imports: list[Import], source_prefix: str, forbidden: tuple[str, ...
     return found
 
 
+def _adapter_names(tree: ast.AST) -> set[str]:
+    """The names a module binds to modules of adapters/ (``from adapters.data import spark``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "adapters":
+            names.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(
+                a.asname for a in node.names if a.asname and a.name.startswith("adapters.")
+            )
+    return names
+
+
+def _io_call(node: ast.Call, adapters: set[str] = frozenset()) -> str | None:
+    """Why ``node`` reads or writes a file itself, or None (calls on adapters/ are the way)."""
+    func = node.func
+    if isinstance(func, ast.Name):
+        return "calls open()" if func.id == "open" else None
+    if not isinstance(func, ast.Attribute):
+        return None
+    name, owner = func.attr, ast.unparse(func.value)
+    if owner in adapters:
+        return None
+    if owner in IO_FORBIDDEN_MODULE_CALLS:
+        if name not in IO_FORBIDDEN_MODULE_CALLS[owner]:
+            return None
+        streams = [ast.unparse(arg) in STANDARD_STREAMS for arg in node.args[1:2]]
+        return None if any(streams) else f"calls {owner}.{name}()"
+    if isinstance(func.value, ast.Attribute) and func.value.attr in ("read", "write"):
+        return f"reads or writes through .{func.value.attr}.{name}()"  # Spark's reader/writer
+    if name in IO_FORBIDDEN_METHODS:
+        return f"calls .{name}()"
+    if name in IO_PATH_OPTIONAL and (
+        node.args or any(k.arg == "path_or_buf" for k in node.keywords)
+    ):
+        return f"calls .{name}() with a path"
+    return None
+
+
+def file_io_violations(root: Path = ROOT, layers=IO_LAYERS) -> list[str]:
+    """Every import of an I/O module and every file read or write in the modules of ``layers``."""
+    bad = []
+    for package in layers:
+        for path in sorted((root / package).rglob("*.py")):
+            file = path.relative_to(root).as_posix()
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=file)
+            adapters = _adapter_names(tree)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = (
+                        [alias.name for alias in node.names]
+                        if isinstance(node, ast.Import)
+                        else [node.module or ""]
+                    )
+                    hit = sorted({n.split(".")[0] for n in names} & IO_FORBIDDEN_IMPORTS)
+                    if hit:
+                        bad.append(f"{file}:{node.lineno} `{ast.unparse(node)}`: imports {hit[0]}")
+                elif isinstance(node, ast.Call) and (why := _io_call(node, adapters)):
+                    bad.append(f"{file}:{node.lineno} `{ast.unparse(node)[:80]}`: {why}")
+    return bad
+
+
 @pytest.fixture(scope="module")
 def graph() -> list[Import]:
     return import_graph()
@@ -240,6 +320,51 @@ def test_core_text_never_says_import_mlflow_or_typer():
         if pattern.search(line)
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_train_and_serve_leave_mlflow_and_files_to_adapters():
+    """No module of train/ or serve/ imports mlflow or reads or writes a file itself (pyspark
+    stays allowed in train/spark/, whose session and reads/writes are in adapters/data/spark.py)."""
+    bad = file_io_violations()
+    assert not bad, "MLflow or file I/O above adapters/ (move it into adapters/):\n" + "\n".join(
+        bad
+    )
+
+
+def test_the_io_check_catches_each_form_and_allows_text_and_streams(tmp_path):
+    forbidden = {
+        "import mlflow": "imports mlflow",
+        "from mlflow.exceptions import MlflowException": "imports mlflow",
+        "import shutil": "imports shutil",
+        "open('x')": "calls open()",
+        "path.read_text()": "calls .read_text()",
+        "path.write_bytes(b'')": "calls .write_bytes()",
+        "pd.read_parquet(path)": "calls .read_parquet()",
+        "frame.to_parquet(path)": "calls .to_parquet()",
+        "frame.to_csv(path, index=False)": "calls .to_csv() with a path",
+        "frame.to_json(path_or_buf=path)": "calls .to_json() with a path",
+        "figure.savefig(path)": "calls .savefig()",
+        "folder.mkdir(parents=True)": "calls .mkdir()",
+        "os.replace(a, b)": "calls os.replace()",
+        "np.save(path, a)": "calls np.save()",
+        "json.dump(payload, handle)": "calls json.dump()",
+        "session.read.parquet(path)": "reads or writes through .read.parquet()",
+    }
+    allowed = [
+        "frame.to_csv(index=False)",
+        "json.dump(payload, sys.stdout, indent=2)",
+        "json.dumps(payload)",
+        "text.replace('a', 'b')",
+        "import pyspark",
+        "from adapters.data import spark",
+        "spark.read_parquet(session, path, 'events')",
+    ]
+    (tmp_path / "serve").mkdir()
+    (tmp_path / "serve" / "bad.py").write_text("\n".join(forbidden) + "\n")
+    (tmp_path / "serve" / "fine.py").write_text("\n".join(allowed) + "\n")
+    found = file_io_violations(tmp_path, ("serve",))
+    assert [line.rsplit(": ", 1)[1] for line in found] == list(forbidden.values())
+    assert all(line.startswith("serve/bad.py:") for line in found)
 
 
 def test_off_policy_evaluation_never_reaches_the_simulator_or_study(graph):

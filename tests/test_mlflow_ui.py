@@ -18,8 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from typer.testing import CliRunner
 from adapters.tracking import runs_page_hint
 from skbandit.sim.generate import SchoolConfig, simulate_school
 from tests.support.local_server import HOST, free_port
+from tests.support.readiness import Logged
 from train.warmstart.cli import app as warmstart_app
 
 pytestmark = pytest.mark.slow
@@ -88,7 +87,7 @@ def two_versions(tmp_path_factory):
 def _start_ui(uri: str, log_path: Path):
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    process = subprocess.Popen(
+    server = Logged(
         [
             str(bin_dir / "mlflow"),
             "ui",
@@ -101,23 +100,17 @@ def _start_ui(uri: str, log_path: Path):
             "--workers",
             "1",
         ],
+        log_path,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"mlflow ui exited:\n{log_path.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.5)
-    _stop(process)
-    raise AssertionError(f"mlflow ui did not answer in time:\n{log_path.read_text()[-2000:]}")
+    try:
+        server.wait_until_answering(f"{url}/health", 240)
+    except AssertionError as error:
+        _stop(server.process)
+        raise AssertionError(f"mlflow ui: {error}") from None
+    return server.process, url
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -6,7 +6,7 @@ temporary folder (holding the files of ``tests/fixtures/*/``, so the bring-your-
 find their files), against a temporary MLflow store at ``$PWD/mlruns/mlflow.db`` and on the
 small school of ``tests/conftest.py``: ``SKBANDIT_EVENTS``/``SKBANDIT_ITEMS`` point at it,
 so a command without ``--events``/``--items`` takes seconds instead of the default school's
-minutes (the default school itself is trained by ``tests/test_warmstart.py``).
+minutes (the default school itself is trained by ``tests/train/test_warmstart.py``).
 
 Not run as written, each for a reason this test checks:
 
@@ -28,15 +28,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.local_server import HOST, free_port
+from tests.support.readiness import Logged
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +49,7 @@ SERVERS = (
 )
 SERVER_START_S = 240.0
 COMMAND_TIMEOUT_S = 600
-CURL_COVERED_BY = ("tests/test_rest.py",)
+CURL_COVERED_BY = ("tests/adapters/test_rest.py",)
 PIP_INSTALL = re.compile(r"^pip install (?:-e )?(?P<spec>\S+) && ")
 
 
@@ -152,27 +150,15 @@ def _server_answers(command: str, cwd: Path, env: dict, log_path: Path) -> None:
     command, n = re.subn(r"(\s(?:-p|--port))\s+\d+", rf"\1 {port}", command)
     if n == 0:
         command += f" --port {port}"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = Logged(
+        ["bash", "-c", f"exec {command}"], log_path, cwd=cwd, env=env, start_new_session=True
+    )
+    process = server.process
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"{command} exited:\n{log_path.read_text()[-3000:]}"
-            try:
-                urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2)
-                return
-            except urllib.error.HTTPError:
-                return  # any HTTP answer means it is serving
-            except OSError:
-                time.sleep(0.5)
-        raise AssertionError(f"{command} did not answer in time:\n{log_path.read_text()[-3000:]}")
+        try:
+            server.wait_until_answering(f"http://{HOST}:{port}/", SERVER_START_S)
+        except AssertionError as error:
+            raise AssertionError(f"{command}: {error}") from None
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:

@@ -30,6 +30,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.registry import DEFAULT_CHAMPION
 from skbandit.exceptions import SkbanditError
 from skbandit.ranking_settings import Objective
 from train._cli import one_line_errors
@@ -194,8 +195,7 @@ def run_batch_score(
     session = spark.start_session(master, app_name="skbandit-batch-score")
     notes: list[str] = []
     recs = score_school(session, trained, label, events, items, settings, seed, notes)
-    recs.write.mode("overwrite" if overwrite else "errorifexists").parquet(str(out))
-    written = session.read.parquet(str(out))
+    written = spark.write_parquet(session, recs, out, overwrite)
     counts = written.selectExpr(
         "count(*) AS rows",
         "count(DISTINCT user_id) AS students",
@@ -257,7 +257,7 @@ def main(
     model: Annotated[
         str,
         typer.Option(envvar="SKBANDIT_MODEL", help="Registered model: NAME@ALIAS or NAME/VERSION."),
-    ] = "skbandit-linucb@champion",
+    ] = DEFAULT_CHAMPION,
     top_k: Annotated[int, typer.Option(min=1, help="Items per student and topic.")] = 5,
     objective: Annotated[
         Objective | None,

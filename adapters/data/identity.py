@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from adapters.registry import CHAMPION_ALIAS, DEFAULT_MODEL_NAME
 from skbandit import schema
 
 DATA_TAG = "data"
 ITEMS_DIGEST_TAG = "data_items"
-DEFAULT_MODEL_NAME = "skbandit-linucb"
-"""The default school's model name (as :data:`adapters.registry.DEFAULT_MODEL_NAME`)."""
 
 
 def items_digest(items: pd.DataFrame) -> str:
@@ -81,7 +80,7 @@ def mismatch(tags: dict, label: str, items: pd.DataFrame, source: str) -> str | 
     return (
         f"warning: {label} was trained on {trained_on}, not on the items given ({source}, "
         f"{len(items):,} items): its rankings of these items mean little; pass the model "
-        f"trained on them (--model {default_model_name(_events_of(source))}@champion, "
+        f"trained on them (--model {default_model_name(_events_of(source))}@{CHAMPION_ALIAS}, "
         "`skbandit models --name ...` lists its versions)"
     )
 
@@ -132,7 +131,9 @@ def model_name_for(events_path, items_path) -> tuple[str, str | None]:
     from skbandit.exceptions import SkbanditError
 
     try:
-        champion = mlflow.MlflowClient().get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion")
+        champion = mlflow.MlflowClient().get_model_version_by_alias(
+            DEFAULT_MODEL_NAME, CHAMPION_ALIAS
+        )
     except MlflowException:  # no such model or alias yet: the data may take the name
         return DEFAULT_MODEL_NAME, None
     recorded = (champion.tags or {}).get(ITEMS_DIGEST_TAG)

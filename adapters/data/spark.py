@@ -254,6 +254,14 @@ def read_parquet(spark: SparkSession, path, what: str) -> DataFrame:
     return frame.withColumn(ROW_ORDER, order).drop("_file", "_row", "_file_index")
 
 
+def write_parquet(spark: SparkSession, frame: DataFrame, path, overwrite: bool) -> DataFrame:
+    """Write ``frame`` as a parquet directory at ``path`` (replacing one only with
+    ``overwrite``) and return what was written, read back."""
+    text = str(path)
+    frame.write.mode("overwrite" if overwrite else "errorifexists").parquet(text)
+    return spark.read.parquet(text)
+
+
 def _canonical(uri: str) -> str:
     parts = urlparse(uri)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else uri

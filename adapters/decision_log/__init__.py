@@ -47,6 +47,8 @@ from skbandit.exceptions import SkbanditError
 
 ENV_VAR = "SKBANDIT_DECISION_LOG"
 DEFAULT_FILE = "decisions.db"
+EXPORT_FILES = ("decisions.parquet", "decision_candidates.parquet")
+"""The files of a parquet export (:meth:`DecisionLog.export_parquet`): decisions, candidates."""
 READ_CHUNK = 20_000
 """Candidate sets unpacked at a time when reading (bounds the raw rows held at once)."""
 BUSY_TIMEOUT_S = 5.0
@@ -239,12 +241,12 @@ class DecisionLog:
         return verify(*self.read())
 
     def export_parquet(self, out_dir) -> None:
-        """Write ``decisions.parquet`` and ``decision_candidates.parquet`` into ``out_dir``."""
+        """Write the :data:`EXPORT_FILES` (decisions, candidates) into ``out_dir``."""
         decisions, candidates = self.read()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        decisions.to_parquet(out / "decisions.parquet", index=False)
-        candidates.to_parquet(out / "decision_candidates.parquet", index=False)
+        for frame, name in zip((decisions, candidates), EXPORT_FILES, strict=True):
+            frame.to_parquet(out / name, index=False)
 
     # --- engines ---------------------------------------------------------------------------
 
@@ -280,25 +282,27 @@ class DecisionLog:
         return decision_tables.make_engine(self.url, BUSY_TIMEOUT_S)
 
 
-def read_source(where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(decisions, candidates, source)`` of a parquet export folder or a log URL/file."""
-    from pathlib import Path
-
+def read_source(where: str, option: str = "") -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(decisions, candidates, source)`` of a parquet export folder (:data:`EXPORT_FILES`)
+    or a log URL/file; ``option`` names where ``where`` came from in errors."""
     folder = Path(where)
     if "://" not in where and folder.is_dir():
-        files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
+        files = [folder / name for name in EXPORT_FILES]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise SkbanditError(
-                f"{folder} lacks {', '.join(missing)} (expected the export of a decision log)"
+                f"{folder} lacks {', '.join(missing)} (expected the export of a decision "
+                "log); pass the export folder or the log's URL"
             )
         try:
             return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
         except (OSError, ValueError) as error:
-            raise SkbanditError(f"{folder}: cannot read the parquet export ({error})") from None
+            raise SkbanditError(
+                f"{folder}: cannot read the parquet export ({error}); export the decision log again"
+            ) from None
     if "://" not in where and not folder.exists():
         raise SkbanditError(
-            f"{where}: no such file or folder (expected a decision log URL, "
+            f"{option}{where}: no such file or folder (expected a decision log URL, "
             "its SQLite file or a parquet export folder)"
         )
     log = DecisionLog(where)

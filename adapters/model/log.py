@@ -15,6 +15,7 @@ from pathlib import Path
 import skbandit
 from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_model
+from adapters.registry import CHAMPION_ALIAS
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
 
@@ -168,10 +169,6 @@ def register_version(model_uri: str, name: str, alias: str | tuple[str, ...], ta
             error.add_note(UNDO_FAILED)
         raise
     return client.get_model_version(name, created.version)
-
-
-CHAMPION_ALIAS = "champion"
-"""The alias serving reads; after a model's first version only ``compare --promote`` moves it."""
 
 
 def aliases_for_new_version(name: str, alias: str) -> tuple[str, ...]:

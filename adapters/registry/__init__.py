@@ -1,8 +1,9 @@
 """The model registry: model references, resolving and loading a registered version, listing.
 
-mlflow is imported inside the functions that need it, so that ``--help`` of every command
-stays instant. Where the store is: :mod:`adapters.tracking`; the private MLflow shortcuts used
-here (with their public fallbacks): :mod:`adapters.registry._mlflow_internals`.
+mlflow (and this package's MLflow helpers) are imported inside the functions that need them:
+every command's options read the names below, so importing them must cost nothing and
+``--help`` stays instant. Where the store is: :mod:`adapters.tracking`; the private MLflow
+shortcuts used here (with their public fallbacks): :mod:`adapters.registry._mlflow_internals`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from adapters.registry import _mlflow_internals as mlflow_internals
-from adapters.tracking import raise_if_unreachable, redact_uri
 from skbandit.exceptions import SkbanditError
 
 if TYPE_CHECKING:
@@ -27,7 +26,15 @@ if TYPE_CHECKING:
     from skbandit.model import TrainedModel
 
 DEFAULT_MODEL_NAME = "skbandit-linucb"
-DEFAULT_ALIAS = "champion"
+"""The registered model of the default school (the name every command defaults to)."""
+CHAMPION_ALIAS = "champion"
+"""The alias serving reads; after a model's first version only ``compare --promote`` moves it
+(:mod:`adapters.registry.promote`)."""
+CHALLENGER_ALIAS = "challenger"
+"""The alias a warm-start gives each new version (after the first)."""
+DEFAULT_ALIAS = CHAMPION_ALIAS
+DEFAULT_CHAMPION = f"{DEFAULT_MODEL_NAME}@{CHAMPION_ALIAS}"
+"""``skbandit-linucb@champion``: the version every command uses by default."""
 
 TRAIN_HINT = "run `python -m train.warmstart` to train and register one"
 PENDING_TAG = "pending"
@@ -62,7 +69,7 @@ _REF = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[^@/]+)|/(?P<ver
 
 def parse_model_ref(text: str) -> ModelRef:
     """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/VERSION``
-    or a bare ``NAME`` (meaning ``NAME@champion``).
+    or a bare ``NAME`` (meaning ``NAME@champion``, :data:`DEFAULT_ALIAS`).
 
     >>> parse_model_ref("models:/skbandit-linucb/3").uri
     'models:/skbandit-linucb/3'
@@ -87,6 +94,9 @@ def resolve_version(ref: ModelRef) -> ModelVersion:
     """
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable, redact_uri
 
     store = mlflow_internals.registry_store()
     try:
@@ -125,6 +135,9 @@ def resolve_version(ref: ModelRef) -> ModelVersion:
 def registry_version(name: str, number: str) -> ModelVersion:
     """Version ``number`` of ``name`` (any state); a one-line SkbanditError if missing."""
     from mlflow.exceptions import MlflowException
+
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable
 
     try:
         return mlflow_internals.registry_store().get_model_version(name, number)
@@ -188,6 +201,15 @@ def download_verified(version: ModelVersion, dst_path: str) -> str:
     return folder
 
 
+@contextmanager
+def verified_download(version: ModelVersion, prefix: str = "skbandit-model-") -> Iterator[str]:
+    """:func:`download_verified` into a temporary folder, removed when the block ends."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield download_verified(version, folder)
+
+
 def verify_stored_files(version: ModelVersion, folder: Path) -> None:
     """Refuse a pending version, one without recorded checksums (registered before
     checksums existed) or one whose stored files changed since registration."""
@@ -229,6 +251,8 @@ def _model_folder(version: ModelVersion) -> Iterator[Path]:
 
 def _location_of(source: str) -> str:
     """Where a model's folder is (``file://...`` for a local store)."""
+    from adapters.registry import _mlflow_internals as mlflow_internals
+
     if source.startswith("models:/m-"):  # an MLflow 3 logged model: look up its location
         return mlflow_internals.logged_model_location(source.removeprefix("models:/"))
     return source
@@ -280,6 +304,9 @@ def list_versions(name: str) -> list[dict]:
     """Every registered version of ``name``, newest first, with aliases, size and metrics."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    from adapters.registry import _mlflow_internals as mlflow_internals
+    from adapters.tracking import raise_if_unreachable, redact_uri
 
     store = mlflow_internals.registry_store()
     try:

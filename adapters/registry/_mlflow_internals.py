@@ -1,7 +1,7 @@
 """The only module that touches MLflow's private internals, each with a public fallback.
 
 Checked against mlflow 3.17.2 (pyproject pins ``mlflow>=3.17,<4``); re-check on upgrade.
-``tests/test_registry.py`` runs every fast path and its public fallback on a real store and
+``tests/adapters/test_registry.py`` runs every fast path and its public fallback on a real store and
 asserts they agree, so a private name that disappears fails that test loudly, while users
 only get a logged warning and the (slightly slower) public path.
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.model.log import CHAMPION_ALIAS
+from adapters.registry import CHAMPION_ALIAS
 from skbandit.exceptions import SkbanditError
 
 VIAS = ("in-process", "rest")

@@ -29,7 +29,7 @@ In the simulated school the environment counts an item's attempts only from earl
 attempts of other students in the same step (a handful at most). The rebuilt context is
 the one an off-policy estimate refers to: the value of the target acting on these
 contexts. The logging policy's probabilities depend only on mastery and published
-difficulty, which the rebuild reproduces exactly (``tests/test_ope_validation.py``).
+difficulty, which the rebuild reproduces exactly (``tests/skbandit/test_ope_validation.py``).
 """
 
 from collections.abc import Iterator

@@ -1,5 +1,5 @@
 """The simulator's truth about logged decisions, for checking off-policy estimates against it
-(shared by ``tests/test_ope_validation.py`` and ``bench/bench_gate_coverage.py``)."""
+(shared by ``tests/skbandit/test_ope_validation.py`` and ``bench/bench_gate_coverage.py``)."""
 
 from __future__ import annotations
 

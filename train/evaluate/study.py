@@ -14,16 +14,22 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import pandas as pd
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from adapters import runs, tracking
+from adapters.data.report_files import write_report_files
+from skbandit.exceptions import SkbanditError
+from skbandit.study.config import StudyConfig, quick_study_config
+from skbandit.study.runner import confidence_interval, run_study
+from train._cli import one_line_errors
 
 if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
-    from rich.console import Console
-
-    from skbandit.study.config import StudyConfig
     from skbandit.study.runner import StudyResult
 
 LABELS = {
@@ -56,37 +62,19 @@ PAIRED_TABLE_METRICS = {
 }
 
 
-def simulate(
-    seeds: Annotated[
-        int | None, typer.Option(help="Number of seeds, schools 0..N-1 (default 5; --quick: 2).")
-    ] = None,
-    students: Annotated[
-        int | None, typer.Option(help="Students per school (default 2000; --quick: 60).")
-    ] = None,
-    days: Annotated[
-        int | None,
-        typer.Option(help="Stop after N school days (default: the whole year, 180; --quick: 15)."),
-    ] = None,
-    alpha: Annotated[float, typer.Option(min=0.0, help="LinUCB exploration width.")] = 1.0,
-    target: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Target success of the target-band LinUCB.")
-    ] = 0.7,
-    jobs: Annotated[int, typer.Option(min=1, help="Runs in parallel (processes).")] = 2,
-    quick: Annotated[
-        bool, typer.Option(help="Small study for CI (60 students, 15 days, 2 seeds).")
-    ] = False,
-    out_dir: Annotated[
-        Path | None, typer.Option(help="Also write the tables (CSV) and plots (PNG) here.")
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
-    ] = False,
+def main(
+    *,
+    seeds,
+    students,
+    days,
+    alpha,
+    target,
+    jobs,
+    quick,
+    out_dir,
+    json_output,
 ) -> None:
-    """Run the policies online in the simulated school and compare them against the truth."""
-    from rich.console import Console
-
-    from train._cli import one_line_errors
-
+    """What ``simulate`` does with its options (:mod:`train.evaluate.cli`)."""
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with one_line_errors():
@@ -116,9 +104,6 @@ def simulate(
 
 def study_config(seeds, students, days, alpha, target, jobs, quick) -> StudyConfig:
     """The study asked for: the default (or ``--quick``) study with the options given."""
-    from skbandit.exceptions import SkbanditError
-    from skbandit.study.config import StudyConfig, quick_study_config
-
     for flag, value in (("--seeds", seeds), ("--students", students), ("--days", days)):
         if value is not None and value < 1:
             raise SkbanditError(f"{flag} must be at least 1; found {value}")
@@ -134,9 +119,6 @@ def study_config(seeds, students, days, alpha, target, jobs, quick) -> StudyConf
 
 
 def _run_with_progress(config: StudyConfig, console: Console, quiet: bool):
-    from rich.progress import Progress
-
-    from skbandit.study.runner import run_study
 
     started = time.perf_counter()
     total = len(config.policies) * len(config.seeds)
@@ -148,8 +130,6 @@ def _run_with_progress(config: StudyConfig, console: Console, quiet: bool):
 
 def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
     """Log one MLflow run with params, metrics, plots and tables; return its id."""
-    from adapters import runs, tracking
-
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
     figures = {
@@ -157,6 +137,7 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
         "learning_curves.png": learning_figure(result.curves),
     }
     tables = {"summary.csv": result.summary, "runs.csv": result.runs, "curves.csv": result.curves}
+    texts = {name: table.to_csv(index=False) for name, table in tables.items()}
     params = {
         key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
         for key, value in asdict(result.config).items()
@@ -167,14 +148,10 @@ def log_study(result: StudyResult, seconds: float, out_dir: Path | None) -> str:
         runs.log_metrics(summary_metrics(result.summary) | {"wall_seconds": seconds})
         for name, figure in figures.items():
             runs.log_figure(figure, f"plots/{name}")
-        for name, table in tables.items():
-            runs.log_text(table.to_csv(index=False), f"tables/{name}")
+        for name, text in texts.items():
+            runs.log_text(text, f"tables/{name}")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, figure in figures.items():
-            figure.savefig(out_dir / name, dpi=120)
-        for name, table in tables.items():
-            table.to_csv(out_dir / name, index=False)
+        write_report_files(out_dir, figures, texts)
     return run_id
 
 
@@ -222,8 +199,6 @@ def results_tables(result: StudyResult) -> list:
 
 
 def _table(result: StudyResult, metrics: dict, title: str):
-    from rich.table import Table
-
     table = Table(title=title)
     table.add_column("policy")
     for header, _ in metrics.values():
@@ -252,9 +227,6 @@ def curve_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
 
     Policies in the order of :data:`LABELS` (the study's order).
     """
-    import pandas as pd
-
-    from skbandit.study.runner import confidence_interval
 
     order = {name: i for i, name in enumerate(LABELS)}
     curves = curves.sort_values(
@@ -271,8 +243,6 @@ def curve_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def regret_figure(curves: pd.DataFrame) -> Figure:
     """Cumulative regret against the max-success oracle: all policies, and the learners."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(13, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     band = curve_band(curves, "cumulative_regret")
@@ -287,8 +257,6 @@ def regret_figure(curves: pd.DataFrame) -> Figure:
 
 def learning_figure(curves: pd.DataFrame) -> Figure:
     """Success rate per stretch of decisions, and cumulative true learning gain per student."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(13, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     _plot_bands(left, curve_band(curves, "success_rate"), _bands(curves))

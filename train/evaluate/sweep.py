@@ -11,45 +11,37 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.progress import Progress
+
+from adapters import runs, tracking
+from adapters.data.report_files import write_report_files
+from skbandit.exceptions import SkbanditError
+from skbandit.study.sweep import SweepConfig, quick_sweep_config, run_sweep
+from train._cli import one_line_errors
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
-    from skbandit.study.sweep import SweepConfig, SweepResult
+    from skbandit.study.sweep import SweepResult
 
 
-def sweep(
-    seeds: Annotated[
-        int | None, typer.Option(help="Number of seeds, schools 0..N-1 (default 20; --quick: 2).")
-    ] = None,
-    students: Annotated[
-        int | None, typer.Option(help="Students per school (default 300; --quick: 40).")
-    ] = None,
-    days: Annotated[
-        int | None, typer.Option(help="School days per run (default 30; --quick: 10).")
-    ] = None,
-    learning: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated learning scenarios (default: all of them)."),
-    ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Runs in parallel (processes).")] = 2,
-    quick: Annotated[
-        bool, typer.Option(help="CI-sized sweep: 3 learning models, 2 seeds, 40 students.")
-    ] = False,
-    out_dir: Annotated[
-        Path | None, typer.Option(help="Also write the table (CSV, Markdown) and plot here.")
-    ] = None,
+def main(
+    *,
+    seeds,
+    students,
+    days,
+    learning,
+    jobs,
+    quick,
+    out_dir,
 ) -> None:
-    """Run every policy under every learning model and report the held-out post-test gain."""
-    from rich.console import Console
-
-    from train._cli import one_line_errors
-
+    """What ``sweep`` does with its options (:mod:`train.evaluate.cli`)."""
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with one_line_errors():
@@ -70,10 +62,6 @@ def sweep(
 
 def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
     """The default (or ``--quick``) sweep with the options given."""
-    from dataclasses import replace
-
-    from skbandit.exceptions import SkbanditError
-    from skbandit.study.sweep import SweepConfig, quick_sweep_config
 
     for flag, value in (("--seeds", seeds), ("--students", students), ("--days", days)):
         if value is not None and value < 1:
@@ -91,9 +79,6 @@ def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
 
 
 def _run(config: SweepConfig, console) -> SweepResult:
-    from rich.progress import Progress
-
-    from skbandit.study.sweep import run_sweep
 
     total = len(config.learning) * len(config.policies) * len(config.seeds)
     with Progress(console=console, transient=True) as progress:
@@ -103,9 +88,6 @@ def _run(config: SweepConfig, console) -> SweepResult:
 
 def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
     """Log one MLflow run with params, metrics, the table and the plot; return its id."""
-    from dataclasses import asdict
-
-    from adapters import runs, tracking
 
     tracking.configure_tracking()
     tracking.use_experiment(tracking.EVALUATION_EXPERIMENT)
@@ -127,10 +109,7 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
         for name, text in texts.items():
             runs.log_text(text, f"tables/{name}")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_dir / "sweep.png", dpi=120)
-        for name, text in texts.items():
-            (out_dir / name).write_text(text)
+        write_report_files(out_dir, {"sweep.png": figure}, texts)
     return run_id
 
 
@@ -189,8 +168,6 @@ def _interval(mean, low, high, fmt) -> str:
 
 def sweep_figure(table: pd.DataFrame) -> Figure:
     """Paired post-test gain vs the rule, per learning model (panel) and policy (bar)."""
-    from matplotlib.figure import Figure
-
     learnings = list(dict.fromkeys(table["learning"]))
     cols = min(len(learnings), 5)
     rows = -(-len(learnings) // cols)

@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from adapters import registry
 from train._cli import one_line_errors
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -62,7 +63,7 @@ def main(
             help="Alias to point at the new version (not champion: the first "
             "version gets champion too; later, only compare --promote moves it)."
         ),
-    ] = "challenger",
+    ] = registry.CHALLENGER_ALIAS,
     from_model: Annotated[
         str | None,
         typer.Option(

@@ -76,9 +76,9 @@ class WarmstartOptions:
 
     events: Path | None = None
     items: Path | None = None
-    model_name: str | None = "skbandit-linucb"
+    model_name: str | None = registry.DEFAULT_MODEL_NAME
     """None: chosen from the data (:func:`adapters.data.identity.model_name_for`)."""
-    alias: str = "challenger"
+    alias: str = registry.CHALLENGER_ALIAS
     """Alias of the new version; the model's first version also becomes ``champion``."""
     from_model: str | None = None
     alpha: float | None = None

@@ -184,36 +184,9 @@ def _served_progress(joined, events, options: CompareOptions):
 
 def read_decision_log(where: str):
     """``(decisions, candidates, source)`` from a parquet export folder or a log URL/file."""
-    from pathlib import Path
+    from adapters.decision_log import read_source
 
-    import pandas as pd
-
-    from adapters.decision_log import DecisionLog
-    from skbandit.exceptions import SkbanditError
-
-    folder = Path(where)
-    if "://" not in where and folder.is_dir():
-        files = folder / "decisions.parquet", folder / "decision_candidates.parquet"
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise SkbanditError(
-                f"{folder} lacks {', '.join(missing)} (expected the export of "
-                "a decision log); pass the export folder or the log's URL"
-            )
-        try:
-            return pd.read_parquet(files[0]), pd.read_parquet(files[1]), str(folder)
-        except (OSError, ValueError) as error:
-            raise SkbanditError(
-                f"{folder}: cannot read the parquet export ({error}); export the decision log again"
-            ) from None
-    if "://" not in where and not folder.exists():
-        raise SkbanditError(
-            f"--decisions {where}: no such file or folder (expected a decision "
-            "log URL, its SQLite file or a parquet export folder)"
-        )
-    log = DecisionLog(where)
-    decisions, candidates = log.read()
-    return decisions, candidates, log.display_url
+    return read_source(where, option="--decisions ")
 
 
 def _since(options: CompareOptions):

@@ -1,4 +1,4 @@
-"""``python -m train.evaluate compare``: off-policy champion/challenger gate.
+"""``python -m train.evaluate compare``: the off-policy champion/challenger gate's work.
 
 Both registered versions are scored as target policies on the logged decisions: events
 rebuilt into decisions, or with ``--decisions`` the served decision log with the outcomes
@@ -25,30 +25,34 @@ five later attempts on the topic are left out); it is recorded as ``gate.reward`
 
 Both policies rank by ``--objective``, by default the one the product serves
 (:data:`skbandit.ranking_settings.SERVING_OBJECTIVE`). The table, JSON and plot are built by
-:mod:`train.evaluate.compare.report`. Heavy imports happen inside functions (the defaults
-that live in ``skbandit`` are read lazily), so ``--help`` is instant.
+:mod:`train.evaluate.compare.report`. The command's options are in
+:mod:`train.evaluate.compare.cli`, which imports this module only when it runs, so the
+imports here stay at the top and ``--help`` stays instant.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+import dataclasses
+import os
 
+import numpy as np
+import pandas as pd
 import typer
+from rich.console import Console
 
-from skbandit.ranking_settings import SERVING_OBJECTIVE, Exploration, Objective
+from adapters import registry, runs, tracking
+from adapters.model.log import TRAINED_UNTIL_TAG, alias_holder
+from adapters.registry import CHAMPION_ALIAS
+from adapters.registry import promote as promotion
+from skbandit.exceptions import SkbanditError
+from skbandit.ope import targets as ope_targets
+from skbandit.ope.gate import paired_difference, promotion_gate, with_rewards
+from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
+from train._cli import one_line_errors
 from train.evaluate.compare import report as compare_report
-from train.evaluate.compare.options import (
-    CHAMPION_ALIAS,
-    DEFAULT_BASELINE,
-    CompareOptions,
-    Comparison,
-    default_min_ess,
-)
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from train.evaluate.compare.data import load_logged
+from train.evaluate.compare.options import CompareOptions, Comparison, default_min_ess
+from train.warmstart.plots import plt
 
 PLOT_PATH = "plots/policy_values.png"
 GATE_TAGS = (
@@ -66,105 +70,29 @@ GATE_TAGS = (
 """Tags every ``--promote`` writes on the candidate version (decision: promoted/refused)."""
 
 
-class Reward(StrEnum):
-    """What the estimates are of (``gate.reward``; :data:`skbandit.ope.gate.REWARDS`)."""
-
-    correct = "correct"
-    """The first attempt at the served item was correct."""
-    progress = "progress"
-    """The delayed learning reward: the ability change (logits) the student's next five
-    attempts on the topic show (:func:`skbandit.learning_progress.logged_rewards`)."""
-
-
-class Estimator(StrEnum):
-    """Off-policy estimator behind the gate."""
-
-    dr = "dr"
-    snips = "snips"
-    ips = "ips"
-
-
-def compare(
-    candidate: Annotated[str, typer.Option(help="Version to evaluate: models:/NAME/VERSION.")],
-    baseline: Annotated[
-        str, typer.Option(help="Version to beat: models:/NAME@ALIAS or NAME/VERSION.")
-    ] = DEFAULT_BASELINE,
-    events: Annotated[
-        Path | None,
-        typer.Option(
-            help="Logged events with a propensity column (with --decisions: the "
-            "outcomes to join); default: the simulated school."
-        ),
-    ] = None,
-    decisions: Annotated[
-        str | None,
-        typer.Option(
-            help="Evaluate on the served decision log (URL, SQLite file or parquet "
-            "export folder) joined to --events, using its candidate sets and "
-            "propensities as served."
-        ),
-    ] = None,
-    items: Annotated[
-        Path | None, typer.Option(help="Items file (parquet or CSV); required with --events.")
-    ] = None,
-    promote: Annotated[
-        bool, typer.Option("--promote", help="Move 'champion' to the candidate if it passes.")
-    ] = False,
-    estimator: Annotated[Estimator, typer.Option(help="Off-policy estimator.")] = Estimator.dr,
-    reward: Annotated[
-        Reward,
-        typer.Option(
-            help="What the policies are judged on: correct (success of the served "
-            "item) or progress (the ability gain the student's next five attempts "
-            "on the topic show; decisions without five are left out)."
-        ),
-    ] = Reward.correct,
-    exploration: Annotated[
-        Exploration, typer.Option(help="Policy to evaluate: greedy top-1 or softmax(score/T).")
-    ] = Exploration.greedy,
-    temperature: Annotated[
-        float, typer.Option(min=0.0, help="Softmax temperature T (with --exploration softmax).")
-    ] = 0.05,
-    objective: Annotated[
-        Objective | None,
-        typer.Option(
-            help=f"Ranking objective (default: {SERVING_OBJECTIVE}, the objective serving uses)."
-        ),
-    ] = None,
-    target: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Target success of target_band.")
-    ] = 0.7,
-    alpha: Annotated[
-        float | None, typer.Option(min=0.0, help="Exploration width (default: each model's).")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Evaluate only decisions at or after this ISO time.")
-    ] = None,
-    min_ess: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            help="Smallest effective sample size that may promote (default: 100).",
-        ),
-    ] = None,
-    n_bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
-    unverified_log: Annotated[
-        bool,
-        typer.Option(
-            "--unverified-log", help="Use a --decisions log that fails hash-chain verification."
-        ),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+def main(
+    *,
+    candidate,
+    baseline,
+    events,
+    decisions,
+    items,
+    promote,
+    estimator,
+    reward,
+    exploration,
+    temperature,
+    objective,
+    target,
+    alpha,
+    since,
+    min_ess,
+    n_bootstrap,
+    seed,
+    unverified_log,
+    as_json,
 ) -> None:
-    """Estimate candidate and baseline off-policy, log the comparison, gate promotion."""
-    import os
-
-    from rich.console import Console
-
-    from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
-    from train._cli import one_line_errors
-
+    """What ``compare`` does with its options (:mod:`train.evaluate.compare.cli`)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
     with one_line_errors():
@@ -201,12 +129,6 @@ def compare(
 
 def run_compare(options: CompareOptions, console: Console) -> Comparison:
     """Load, estimate, log and move aliases; raise SkbanditError before anything moves."""
-    import numpy as np
-
-    from adapters import registry, tracking
-    from skbandit.ope.gate import paired_difference, promotion_gate
-    from train.evaluate.compare.data import load_logged
-
     tracking.configure_tracking()
     cand_ref = registry.parse_model_ref(options.candidate)
     base_ref = registry.parse_model_ref(options.baseline)
@@ -263,9 +185,6 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
 
 def _require_champion(name: str) -> None:
     """Refuse ``--promote`` when ``name`` has no champion: the gate compares against it."""
-    from adapters.model.log import alias_holder
-    from skbandit.exceptions import SkbanditError
-
     if alias_holder(name, CHAMPION_ALIAS) is None:
         raise SkbanditError(
             f"cannot --promote: {name} has no {CHAMPION_ALIAS!r} alias to compare against "
@@ -275,9 +194,6 @@ def _require_champion(name: str) -> None:
 
 
 def _require_baseline_is_champion(name: str, baseline) -> None:
-    from adapters.model.log import alias_holder
-    from skbandit.exceptions import SkbanditError
-
     champion = alias_holder(name, CHAMPION_ALIAS)
     if baseline.name != name or str(baseline.version) != champion:
         raise SkbanditError(
@@ -289,10 +205,6 @@ def _require_baseline_is_champion(name: str, baseline) -> None:
 
 def _in_sample_note(version, first_decision) -> str:
     """A warning when the evaluated decisions overlap what ``version`` was trained on."""
-    import pandas as pd
-
-    from adapters.model.log import TRAINED_UNTIL_TAG
-
     until = version.tags.get(TRAINED_UNTIL_TAG)
     if not until or pd.Timestamp(until) < first_decision:
         return ""
@@ -309,10 +221,6 @@ def _in_sample_note(version, first_decision) -> str:
 def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
     """``(estimate, inputs)`` of each role's pipeline, scored in one pass over the decisions
     (versions with the same feature set share each chunk's features)."""
-    from skbandit.exceptions import SkbanditError
-    from skbandit.ope import targets as ope_targets
-    from skbandit.ope.gate import with_rewards
-
     shared = ope_targets.SharedFeatures()
     policies = [
         (
@@ -345,29 +253,20 @@ def _estimates(pipelines: dict, logged, options: CompareOptions) -> list[tuple]:
 
 
 def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> Comparison:
-    """One MLflow run with params, metrics and the plot; then the aliases.
+    """One MLflow run with params, metrics and the plot; then the gate's decision.
 
+    With ``--promote`` the decision goes through :mod:`adapters.registry.promote`: the
+    champion moves only if it is still the baseline the gate judged, all or nothing.
     Returns ``result`` with the run's id.
     """
-    import dataclasses
-
-    import mlflow
-    from mlflow import MlflowClient
-
-    from adapters import runs, tracking
-    from train.warmstart.plots import plt
-
     runs.fail_stale_runs(tracking.use_experiment(tracking.EVALUATION_EXPERIMENT))
-    client = MlflowClient()
     name, version = result.model_name, result.candidate_version
-    previous = client.get_registered_model(name).aliases.get(CHAMPION_ALIAS)
+    previous = alias_holder(name, CHAMPION_ALIAS)
     baseline = f"{result.baseline_model_name} v{result.baseline_version}"
-    with mlflow.start_run(
-        run_name=f"compare v{version} vs {baseline}", tags=runs.process_tags()
-    ) as run:
-        mlflow.log_params(_run_params(options, result, source))
+    with runs.tracked_run(run_name=f"compare v{version} vs {baseline}") as run_id:
+        runs.log_params(_run_params(options, result, source))
         for role, estimate in (("candidate", result.candidate), ("baseline", result.baseline)):
-            mlflow.log_metrics(
+            runs.log_metrics(
                 {
                     f"{role}_{key}": value
                     for key, value in _numbers(estimate).items()
@@ -375,7 +274,7 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
                 }
             )  # NaN bounds are not logged
         difference = result.difference
-        mlflow.log_metrics(
+        runs.log_metrics(
             {
                 f"difference_{key}": value
                 for key, value in (
@@ -389,26 +288,27 @@ def _log_and_move(options: CompareOptions, result: Comparison, source: str) -> C
             }
         )
         figure = compare_report.interval_plot(result, options)
-        mlflow.log_figure(figure, PLOT_PATH)
+        runs.log_figure(figure, PLOT_PATH)
         plt.close(figure)
         if options.promote:
+            tags = _decision_tags(result, options, run_id)
             if result.promoted:
-                client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-            _record_decision(client, result, options, run.info.run_id)
-        mlflow.log_metric("promoted", float(result.promoted))
-        mlflow.set_tags(
-            {
-                "gate_passed": str(result.passes),
-                "gate_reason": result.reason,
-                "previous_champion": previous or "",
-                "promoted": str(result.promoted),
-            }
-        )
-    return dataclasses.replace(result, run_id=run.info.run_id)
+                promotion.promote(name, version, result.baseline_version, tags)
+            else:
+                promotion.record_decision(name, version, tags)
+        runs.log_metrics({"promoted": float(result.promoted)})
+        for key, value in {
+            "gate_passed": str(result.passes),
+            "gate_reason": result.reason,
+            "previous_champion": previous or "",
+            "promoted": str(result.promoted),
+        }.items():
+            runs.set_tag(key, value)
+    return dataclasses.replace(result, run_id=run_id)
 
 
-def _record_decision(client, result: Comparison, options: CompareOptions, run_id: str) -> None:
-    """The gate's verdict as :data:`GATE_TAGS` on the candidate version."""
+def _decision_tags(result: Comparison, options: CompareOptions, run_id: str) -> dict[str, str]:
+    """The gate's verdict as :data:`GATE_TAGS` for the candidate version."""
     estimate = result.difference
     values = {
         "gate.decision": "promoted" if result.promoted else "refused",
@@ -422,8 +322,7 @@ def _record_decision(client, result: Comparison, options: CompareOptions, run_id
         "gate.reason": result.reason,
         "gate.run_id": run_id,
     }
-    for key in GATE_TAGS:
-        client.set_model_version_tag(result.model_name, result.candidate_version, key, values[key])
+    return {key: values[key] for key in GATE_TAGS}
 
 
 def _run_params(options: CompareOptions, result: Comparison, source: str) -> dict:

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters.registry import DEFAULT_CHAMPION
 from skbandit.ranking_settings import SERVING_SETTINGS, RankingSettings
 
 if TYPE_CHECKING:
     from skbandit.ope.estimators import PolicyValueEstimate
     from skbandit.ope.gate import PairedDifference
 
-CHALLENGER_ALIAS = "challenger"
-CHAMPION_ALIAS = "champion"
-DEFAULT_BASELINE = "models:/skbandit-linucb@champion"
+DEFAULT_BASELINE = f"models:/{DEFAULT_CHAMPION}"
+
+
+class Reward(StrEnum):
+    """What the estimates are of (``gate.reward``; :data:`skbandit.ope.gate.REWARDS`)."""
+
+    correct = "correct"
+    """The first attempt at the served item was correct."""
+    progress = "progress"
+    """The delayed learning reward: the ability change (logits) the student's next five
+    attempts on the topic show (:func:`skbandit.learning_progress.logged_rewards`)."""
+
+
+class Estimator(StrEnum):
+    """Off-policy estimator behind the gate."""
+
+    dr = "dr"
+    snips = "snips"
+    ips = "ips"
 
 
 def default_min_ess() -> float:

@@ -108,7 +108,7 @@ def print_comparison(console: Console, result: Comparison, options: CompareOptio
 
 def _verdict(result: Comparison, options: CompareOptions) -> str:
     """Whether ``champion`` moved, and why (rich markup)."""
-    from train.evaluate.compare.options import CHAMPION_ALIAS
+    from adapters.registry import CHAMPION_ALIAS
 
     if result.promoted:
         return (

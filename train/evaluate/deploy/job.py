@@ -24,14 +24,30 @@ the served ``skbandit-linucb`` champion nor writes to the production ``decisions
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import time
+from contextlib import ExitStack
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
 
-import typer
+import pandas as pd
+from rich.console import Console
 
-from train.evaluate.compare.job import Reward
+from adapters import tracking
+from adapters.data.deployment_files import (
+    DeploymentFolder,
+    check_decision_log,
+    default_decision_log_url,
+)
+from adapters.model.log import alias_holder
+from adapters.registry import CHAMPION_ALIAS
+from adapters.serving.client import serving_champion
+from skbandit.exceptions import SkbanditError
+from skbandit.sim.world import SchoolConfig
+from train._cli import one_line_errors
+from train.evaluate.compare.options import Reward
+from train.evaluate.deploy import night as deploy_night
+from train.evaluate.deploy import report as deploy_report
 from train.evaluate.deploy.options import (
     DEFAULT_MODEL_NAME,
     MIN_STUDENTS,
@@ -41,74 +57,22 @@ from train.evaluate.deploy.options import (
     DeployResult,
     Via,
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from train.evaluate.deploy.school import DeploySchool, request_seeds
 
 
-def deploy(
-    days: Annotated[int, typer.Option(help="School days to serve (at least 1).")] = 5,
-    students: Annotated[
-        int, typer.Option(help=f"Students in the simulated school (at least {MIN_STUDENTS}).")
-    ] = 2000,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            help="School seed; also seeds every served draw, so the run is "
-            "reproducible (default: school 0, draws from OS entropy as REST)."
-        ),
-    ] = None,
-    history_days: Annotated[
-        int,
-        typer.Option(
-            help="School days logged by the rule+epsilon policy before the first model is trained."
-        ),
-    ] = 5,
-    via: Annotated[
-        Via,
-        typer.Option(
-            help="Serve in this process through the REST code path, or through "
-            "a real skbandit serve on 127.0.0.1."
-        ),
-    ] = Via.in_process,
-    model_name: Annotated[
-        str | None,
-        typer.Option(
-            help="Registered model of the deployment (never the served "
-            f"{PRODUCTION_MODEL_NAME}); must not exist yet. Default: "
-            f"{DEFAULT_MODEL_NAME}, or {DEFAULT_MODEL_NAME}-2, -3, ... once taken."
-        ),
-    ] = None,
-    decision_log: Annotated[
-        str | None,
-        typer.Option(
-            help="Decision log URL or SQLite file (default: MODEL_NAME-decisions.db "
-            "beside the MLflow store)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Keep each night's events, outcomes and truth (parquet) and the "
-            "server logs here (default: a temporary folder)."
-        ),
-    ] = None,
-    gate_reward: Annotated[
-        Reward,
-        typer.Option(
-            help="Reward the gate estimates (compare --reward): the served "
-            "item's first attempt, or the delayed learning progress."
-        ),
-    ] = Reward.correct,
+def main(
+    *,
+    days,
+    students,
+    seed,
+    history_days,
+    via,
+    model_name,
+    decision_log,
+    out,
+    gate_reward,
 ) -> None:
-    """Simulate days of serving, outcomes, nightly warm-start and the promotion gate."""
-    import logging
-    import os
-
-    from rich.console import Console
-
-    from train._cli import one_line_errors
-
+    """What ``deploy`` does with its options (:mod:`train.evaluate.deploy.cli`)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines in the terminal
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # also if mlflow is imported already
@@ -134,8 +98,6 @@ def deploy(
 
 def check_options(options: DeployOptions) -> None:
     """Refuse bad options before anything is created (one-line SkbanditError)."""
-    from skbandit.exceptions import SkbanditError
-
     for name, value, low in (
         ("--days", options.days, 1),
         ("--history-days", options.history_days, 1),
@@ -173,14 +135,6 @@ def run_deploy(options: DeployOptions, console: Console) -> DeployResult:
     Raises a one-line SkbanditError for bad options, an existing model of that name or an
     unreachable decision log, before anything is registered.
     """
-    from adapters import tracking
-    from adapters.data.deployment_files import (
-        DeploymentFolder,
-        check_decision_log,
-        default_decision_log_url,
-    )
-    from train.evaluate.deploy import report as deploy_report
-
     started = time.perf_counter()
     check_options(options)
     tracking.configure_tracking()
@@ -214,14 +168,6 @@ def _deploy(
     folder,
     days: list[DayResult],
 ) -> DeployResult:
-    from contextlib import ExitStack
-
-    from adapters.serving.client import serving_champion
-    from skbandit.sim.world import SchoolConfig
-    from train.evaluate.deploy import night as deploy_night
-    from train.evaluate.deploy import report as deploy_report
-    from train.evaluate.deploy.school import DeploySchool, request_seeds
-
     school = DeploySchool(SchoolConfig(n_students=options.students, seed=options.seed or 0))
     with console.status(
         f"day 0: {options.history_days} school days under the logging "
@@ -275,17 +221,12 @@ def _deploy(
 
 
 def _now():
-    import pandas as pd
-
     return pd.Timestamp.now(tz="UTC")
 
 
 def _free_model_name() -> str:
     """The first of ``skbandit-deploy``, ``skbandit-deploy-2``, ... without a champion, so
     that the documented command can be run again."""
-    from adapters.model.log import alias_holder
-    from train.evaluate.compare.options import CHAMPION_ALIAS
-
     for number in itertools.count(1):
         name = DEFAULT_MODEL_NAME if number == 1 else f"{DEFAULT_MODEL_NAME}-{number}"
         if alias_holder(name, CHAMPION_ALIAS) is None:
@@ -294,10 +235,6 @@ def _free_model_name() -> str:
 
 
 def _require_new_model(name: str) -> None:
-    from adapters.model.log import alias_holder
-    from skbandit.exceptions import SkbanditError
-    from train.evaluate.compare.options import CHAMPION_ALIAS
-
     holder = alias_holder(name, CHAMPION_ALIAS)
     if holder is not None:
         raise SkbanditError(

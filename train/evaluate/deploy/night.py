@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adapters.registry import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from train.evaluate.compare.options import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from train.evaluate.deploy.school import GAIN_TRUE, P_TRUE, ServedDay
 
 if TYPE_CHECKING:

@@ -8,13 +8,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters import registry
+
 if TYPE_CHECKING:
     from train.evaluate.deploy.night import Night
     from train.evaluate.deploy.school import ServedDay
 
 DEFAULT_MODEL_NAME = "skbandit-deploy"
 MIN_STUDENTS = 10
-PRODUCTION_MODEL_NAME = "skbandit-linucb"
+PRODUCTION_MODEL_NAME = registry.DEFAULT_MODEL_NAME
+"""The served model, which a simulated deployment must never write to."""
 
 
 class Via(StrEnum):

@@ -21,7 +21,7 @@ from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS, validate_events
 from skbandit.exceptions import SkbanditError
 
-QUIRKS = Path(__file__).parent / "fixtures" / "datashop-quirks"
+QUIRKS = Path(__file__).parents[1] / "fixtures" / "datashop-quirks"
 TX = QUIRKS / "tx_export.txt"
 
 

@@ -25,7 +25,7 @@ from skbandit.exceptions import SkbanditError
 from skbandit.model import TrainedModel
 from tests.support.local_server import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def request(n_students=2, n_items=6, seed=0) -> pd.DataFrame:

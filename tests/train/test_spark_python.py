@@ -15,7 +15,7 @@ import pytest
 from adapters.data import spark
 from skbandit.exceptions import SkbanditError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spark_missing() -> str | None:

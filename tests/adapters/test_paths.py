@@ -10,7 +10,7 @@ from adapters import paths, tracking
 from adapters.data import datasets
 from adapters.model import log as model_logging
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = '[project]\nname = "{name}"\nversion = "0"\n'
 
 

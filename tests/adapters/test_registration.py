@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
-import time
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -29,7 +31,7 @@ from train.warmstart import job as job
 from train.warmstart.cli import app
 
 NAME = registry.DEFAULT_MODEL_NAME
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHORT = ("--max-events", "400")
 
 
@@ -239,26 +241,61 @@ def test_two_jobs_creating_a_new_store_at_once_both_succeed(tmp_path):
 # --- secrets, timeouts, read-only --------------------------------------------------------------
 
 
+@contextmanager
+def refusing_server():
+    """A port on 127.0.0.1 that accepts each connection and closes it unanswered; yields the
+    port and the list of connections it saw (one per HTTP attempt)."""
+    seen = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            seen.append(connection.getpeername())
+            connection.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], seen
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        thread.join()
+
+
 def test_credentials_never_reach_the_output_and_an_absent_server_fails_fast(
     small_school, monkeypatch
 ):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9")
+    """Each command gives up after its first call's short retries (mlflow's own defaults
+    retry 7 times with backoff, about four minutes per call) and names the server, redacted."""
     for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
         monkeypatch.delenv(name, raising=False)  # our short defaults apply
-    try:
-        start = time.monotonic()
-        result = invoke(*small_school.options, *SHORT)
-        cli = CliRunner().invoke(cli_app, ["models"])
-        elapsed = time.monotonic() - start
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
+    attempts = {}
+    with refusing_server() as (port, seen):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret@127.0.0.1:{port}")
+        try:
+            result = invoke(*small_school.options, *SHORT)
+            attempts["warmstart"] = len(seen)
+            cli = CliRunner().invoke(cli_app, ["models"])
+            attempts["models"] = len(seen) - attempts["warmstart"]
+        finally:
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
     for outcome in (result, cli):
         assert outcome.exit_code == 1, outcome.output
         assert "s3cret" not in outcome.output and "alice" not in outcome.output
-        assert "cannot reach the tracking server at http://***@127.0.0.1:9" in outcome.output
+        assert f"cannot reach the tracking server at http://***@127.0.0.1:{port}" in outcome.output
+        assert f"after {tracking.HTTP_MAX_RETRIES} retries" in outcome.output
         assert "Traceback" not in outcome.output
-    assert elapsed < 120  # mlflow's own defaults retry for about four minutes per call
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == str(tracking.HTTP_TIMEOUT_SECONDS)
+    assert attempts == {
+        "warmstart": 1 + tracking.HTTP_MAX_RETRIES,
+        "models": 1 + tracking.HTTP_MAX_RETRIES,
+    }
     assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"  # no "View run at"
 
 

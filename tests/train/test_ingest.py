@@ -23,7 +23,7 @@ from skbandit import schema
 from skbandit.cleaning import LATENCY_CAP_MS, unknown_items, validate_events
 from train.ingest.cli import app
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def _ingest(*args) -> object:

@@ -13,7 +13,7 @@ from adapters.data.datasets import load_school_reports, read_events, read_items
 from skbandit.exceptions import SkbanditError
 from train.ingest.cli import app
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 A09 = FIXTURES / "assistments-2009" / "skill_builder_data.csv"
 
 

@@ -5,7 +5,7 @@ The golden files in ``tests/golden/`` are the exact output of ``skbandit trace``
 trained by the ``trained_store`` fixture) at ``COLUMNS=80``, so any change of wording or
 layout shows up in review. After an intended change, regenerate them with::
 
-    SKBANDIT_UPDATE_GOLDEN=1 pytest tests/test_explanations.py -k golden
+    SKBANDIT_UPDATE_GOLDEN=1 pytest tests/serve/test_explanations.py -k golden
 
 and read the diff of ``tests/golden/*.txt`` before committing it.
 """
@@ -35,9 +35,9 @@ from skbandit.model import TrainedModel
 from skbandit.policy import rank_linucb, score_candidates
 from skbandit.ranking_settings import RankingSettings
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 UPDATE = os.environ.get("SKBANDIT_UPDATE_GOLDEN") == "1"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "features.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 STUDENT, TOPIC, WEEK = "ABC123", "7.RP.A.1", "2024-W01"
 WIDTH = 80
 

@@ -21,7 +21,7 @@ from adapters.model.format import load_model_dir
 from adapters.model.pyfunc import LinUCBModel
 from skbandit import schema
 
-BEFORE = Path(__file__).parent / "versions" / "before-guessing"
+BEFORE = Path(__file__).parents[1] / "versions" / "before-guessing"
 ANSWER = ["expected_reward", "uncertainty", "ucb", "rank"]
 
 

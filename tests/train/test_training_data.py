@@ -12,7 +12,7 @@ from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from train.warmstart.data import load_training_data, run_params, scored_from
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def test_cleaning_counts_are_kept_not_discarded(tmp_path, small_school):

@@ -22,7 +22,7 @@ from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.model import TrainedModel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "skbandit-linucb"
 CHAMPION = registry.parse_model_ref(f"{MODEL}@champion")
 

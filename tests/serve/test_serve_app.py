@@ -1,6 +1,6 @@
 """The guard of ``skbandit serve`` in process: hosts, limits, one-line errors (no server).
 
-``tests/test_serve.py`` runs the same checks against the real server.
+``tests/serve/test_serve.py`` runs the same checks against the real server.
 """
 
 from __future__ import annotations

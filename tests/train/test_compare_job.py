@@ -141,7 +141,7 @@ def test_a_version_never_beats_itself_and_the_refusal_is_tagged(tracking):
 
 
 # A promotion by the real gate (champion moves, the version is tagged ``promoted`` with the
-# estimate, interval and ESS) is shown in tests/test_deploy.py
+# estimate, interval and ESS) is shown in tests/train/test_deploy.py
 # (test_the_gate_promotes_a_better_challenger_on_its_own): on this rule-logged school no pair
 # of versions passes the gate honestly (version 1's effective sample size is 11-18).
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from adapters.data import spark
 from skbandit.exceptions import SkbanditError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_missing_pyspark_names_the_extra_and_java(monkeypatch):
