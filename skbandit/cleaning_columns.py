@@ -58,7 +58,7 @@ def clean_id(value) -> str | None:
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return None
-        if float(value).is_integer() and abs(value) < 2**63:
+        if float(value).is_integer() and abs(float(value)) < 2**63:
             return str(int(value))
     return str(value)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import skbandit
 from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_pipeline
+from adapters.runs import active_run_id
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
 from skbandit.features import feature_set_of
@@ -310,8 +311,6 @@ def signals_ignored():
 
 def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
     """:func:`log_pipeline` then :func:`register_version` (the active run's model)."""
-    import mlflow
-
     info = log_pipeline(pipeline, history)
-    tags = version_tags(pipeline, history, mlflow.active_run().info.run_id, metrics)
+    tags = version_tags(pipeline, history, active_run_id(), metrics)
     return register_version(info.model_uri, name, alias, tags)

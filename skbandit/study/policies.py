@@ -84,6 +84,10 @@ class OnlinePolicy:
         """Row index (into ``cands``) chosen for each decision: the best ``score``."""
         return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
 
+    def score(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
+        """One score per candidate row, higher is better (each policy defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define score")
+
     def update(self, cands: CandidateArrays, rows: np.ndarray, reward: np.ndarray) -> None:
         """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
 

@@ -95,7 +95,7 @@ def run_policy(
     when given, records the abilities for the post-test as the clock passes its times.
     """
     stop = stop_seconds(env.config, days)
-    trace = {name: [] for name in TRACE_COLUMNS}
+    trace: dict[str, list] = {name: [] for name in TRACE_COLUMNS}
     while not env.done and env.slot_start < stop:
         if checkpoints is not None:
             checkpoints.observe(env)
