@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from skbandit.exceptions import SkbanditError
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
@@ -74,7 +76,10 @@ def active_run_id() -> str:
     """The id of the active run."""
     import mlflow
 
-    return mlflow.active_run().info.run_id
+    run = mlflow.active_run()
+    if run is None:
+        raise SkbanditError("no active MLflow run (this step runs inside a job's run)")
+    return run.info.run_id
 
 
 def set_tag(key: str, value: str) -> None:
@@ -131,7 +136,9 @@ def log_training_events(events: pd.DataFrame, source: str, digest: str, target: 
     """Log ``events`` as the run's training input (dataset ``events``, schema from its first
     ``DATASET_SCHEMA_ROWS`` rows)."""
     import mlflow
-    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    # made at import time by mlflow.data.artifact_dataset_sources, so invisible to mypy
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
 
     dataset = _events_dataset_class()(
         events,

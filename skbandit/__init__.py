@@ -13,6 +13,7 @@ from skbandit.exceptions import SkbanditError
 
 __all__ = ["LinUCB", "SkbanditError"]
 __version__ = "0.1.0"
+"""The version, written only here (pyproject.toml reads it; CHANGELOG.md says what changed)."""
 
 
 def __getattr__(name: str):

@@ -155,7 +155,7 @@ class PendingRewards:
 
     def __init__(self, horizon: int = HORIZON):
         self.horizon = horizon
-        self._open = defaultdict(list)
+        self._open: defaultdict[object, list] = defaultdict(list)
 
     def observe(self, student, topic, correct, difficulty, discrimination):
         """Residuals of one step's attempts; returns finished ``(arms, rewards)`` arrays."""

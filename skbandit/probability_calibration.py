@@ -138,7 +138,7 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
     lead = np.ones(len(x), dtype=bool)  # first score of each pooled group
     lead[1:] = (x[1:] - x[:-1]) >= eps
     last = np.maximum.accumulate(np.where(lead, np.arange(len(x)), 0))
-    moved = -1
+    moved: int | np.integer = -1
     for j in np.flatnonzero(~lead):  # near-ties: pooled while within eps of the group's first
         if x[j] - x[max(last[j], moved)] >= eps:
             lead[j], moved = True, j

@@ -36,6 +36,7 @@ def default_decision_log_url(model_name: str) -> str:
     store = tracking.sqlite_path(mlflow.get_tracking_uri())
     if store is None:
         store = tracking.sqlite_path(tracking.embedded_tracking_uri())
+    assert store is not None  # the embedded store is always a sqlite:/// file
     return f"sqlite:///{store.parent / f'{model_name}-decisions.db'}"
 
 

@@ -210,12 +210,12 @@ def session_settings(spark: SparkSession) -> dict[str, str]:
     """Spark settings worth logging with a run (master, version, parallelism, memory)."""
     conf = spark.sparkContext.getConf()
     return {
-        "spark_master": spark.sparkContext.master,
+        "spark_master": str(spark.sparkContext.master),
         "spark_version": spark.version,
         "spark_default_parallelism": str(spark.sparkContext.defaultParallelism),
         "spark_driver_memory": conf.get("spark.driver.memory", "1g"),
         "spark_executor_memory": conf.get("spark.executor.memory", "1g"),
-        "spark_shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+        "spark_shuffle_partitions": str(spark.conf.get("spark.sql.shuffle.partitions")),
     }
 
 
@@ -352,7 +352,9 @@ def log_training_events_head(head, n_rows: int, source: str, digest: str, target
     """
     import mlflow
     from mlflow.data.pandas_dataset import PandasDataset
-    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    # made at import time by mlflow.data.artifact_dataset_sources, so invisible to mypy
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
 
     class EventsHead(PandasDataset):
         @property

@@ -78,6 +78,7 @@ def default_url() -> str:
     store = tracking.sqlite_path(os.environ.get("MLFLOW_TRACKING_URI") or "")
     if store is None:
         store = tracking.sqlite_path(tracking.embedded_tracking_uri())
+    assert store is not None  # the embedded store is always a sqlite:/// file
     return f"sqlite:///{store.parent / DEFAULT_FILE}"
 
 
@@ -100,8 +101,8 @@ class DecisionLog:
         self._ready = False
         self._lock = threading.Lock()
         self._chain_lock = threading.Lock()
-        self._chain_pid = None
-        self._chain = None
+        self._chain_pid: int | None = None
+        self._chain: tuple[str, int, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"DecisionLog({self.display_url!r})"
@@ -151,7 +152,7 @@ class DecisionLog:
         try:
             engine = self._writable_engine()
             with self._chain_lock:  # links are numbered in commit order within a process
-                if self._chain_pid != os.getpid():  # a new writer (or a forked one)
+                if self._chain is None or self._chain_pid != os.getpid():  # a new (forked) writer
                     self._chain = (new_decision_ids(1)[0], 0, GENESIS)
                     self._chain_pid = os.getpid()
                 chain_id, seq, previous = self._chain

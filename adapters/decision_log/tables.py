@@ -99,7 +99,7 @@ def make_engine(url: str, busy_timeout_s: float):
     """An engine for a SQLite or PostgreSQL log (``postgresql://`` uses psycopg 3)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        sync = parsed.query.get("synchronous", "normal").lower()
+        sync = str(parsed.query.get("synchronous", "normal")).lower()
         if sync not in ("off", "normal", "full", "extra"):
             raise SkbanditError(
                 f"decision log URL has synchronous={sync!r} (expected normal or full)"
@@ -136,9 +136,10 @@ def insert(connection, table: Table, rows: list[tuple]) -> None:
     processing would cost more than the write itself.
     """
     sql, names = _insert_sql(connection.dialect, table)
-    if names is not None:  # a named paramstyle (psycopg): rows become dicts
-        rows = [dict(zip(names, row, strict=True)) for row in rows]
-    connection.exec_driver_sql(sql, rows)
+    if names is None:
+        connection.exec_driver_sql(sql, rows)
+    else:  # a named paramstyle (psycopg): rows become dicts
+        connection.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in rows])
 
 
 _COMPILED: dict = {}
@@ -150,7 +151,7 @@ def _insert_sql(dialect, table: Table):
         names = [c.name for c in table.columns]
         compiled = table.insert().values({n: None for n in names}).compile(dialect=dialect)
         positional = dialect.paramstyle in ("qmark", "format", "numeric")
-        if positional and list(compiled.positiontup) != names:
+        if positional and list(compiled.positiontup or ()) != names:
             raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
         _COMPILED[key] = (str(compiled), None if positional else names)
     return _COMPILED[key]

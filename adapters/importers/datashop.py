@@ -101,7 +101,7 @@ def _load_file(path: Path, model: str | None, report: ImportReport) -> pd.DataFr
         FORMAT,
         KEYS,
         STEP + TRANSACTION,
-        extra=_KC.match,
+        extra=lambda column: _KC.match(column) is not None,
         sep="\t",
         text_columns=("*",),
         layout=LAYOUT,

@@ -53,7 +53,7 @@ def _load_pyfunc(data_path: str) -> ServedModel:
     data = Path(data_path)
     folder = mlflow_internals.model_folder(data)
     found = mlflow_internals.served_version(folder) if folder is not None else None
-    if found is None:
+    if folder is None or found is None:
         _logger.info("loading an unregistered model (not through the registry): no checksums")
         return ServedModel(LinUCBModel.from_model(model_format.load_model_dir(data)))
     name, number = found

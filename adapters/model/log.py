@@ -16,6 +16,7 @@ import skbandit
 from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_model
 from adapters.registry import CHAMPION_ALIAS
+from adapters.runs import active_run_id
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
 
@@ -306,8 +307,6 @@ def signals_ignored():
 
 def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
     """:func:`log_trained_model` then :func:`register_version` (the active run's model)."""
-    import mlflow
-
     info = log_trained_model(pipeline, history)
-    tags = version_tags(pipeline, history, mlflow.active_run().info.run_id, metrics)
+    tags = version_tags(pipeline, history, active_run_id(), metrics)
     return register_version(info.model_uri, name, alias, tags)

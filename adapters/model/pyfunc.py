@@ -36,12 +36,13 @@ import contextlib
 import contextvars
 import logging
 import os
+from typing import TYPE_CHECKING
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE
+from mlflow.pyfunc.model import PythonModel
 
 from adapters.model.format import load_model_files, save_model  # re-exported
 from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-exported
@@ -54,6 +55,9 @@ from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-ex
 from skbandit.exceptions import SkbanditError
 from skbandit.policy import rank_requests, resolve_objective
 from skbandit.ranking_settings import SETTING_NAMES
+
+if TYPE_CHECKING:
+    from adapters.decision_log import DecisionLog
 
 UNREGISTERED = "unregistered"
 LOGGING_OFF = "off"
@@ -79,12 +83,12 @@ def decisions_not_logged():
         _NOT_LOGGING.reset(token)
 
 
-class LinUCBModel(mlflow.pyfunc.PythonModel):
+class LinUCBModel(PythonModel):
     """Scores candidate items for students with a registered version's TrainedModel."""
 
     model = None
     model_version = UNREGISTERED
-    decision_log = None
+    decision_log: DecisionLog | None = None
     """Where :meth:`predict` logs decisions: a DecisionLog, False for none, or None to
     resolve from ``$SKBANDIT_DECISION_LOG`` at the first request."""
     _rng = None

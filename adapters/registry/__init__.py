@@ -245,6 +245,8 @@ def stored_checksums(source: str) -> dict[str, str]:
 @contextmanager
 def _model_folder(version: ModelVersion) -> Iterator[Path]:
     source = getattr(version, "storage_location", None) or version.source
+    if not source:
+        raise SkbanditError(f"version {version.version} of {version.name!r} names no stored model")
     with _model_folder_at(_location_of(source)) as folder:
         yield folder
 

@@ -21,7 +21,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ class ServedChampion:
     version: str
     pipeline: object
     via: str
-    _answer: object
+    _answer: Callable[[pd.DataFrame, dict], pd.DataFrame]
 
     def rank(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
         """The served response to one request (rows in request order)."""

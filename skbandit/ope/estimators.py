@@ -14,8 +14,9 @@ Every estimator takes plain arrays, one entry per logged decision ``i`` (a conte
   :func:`skbandit.ope.decisions.policy_expected_reward`);
 - for replay, ``match``: whether the deterministic target chooses the logged action.
 
-Each estimate is a ratio of two sample means, ``mean(numerator) / mean(denominator)``,
-which is also what the bootstrap resamples; the importance weight is
+Each estimate is a ratio of two sample means, ``mean(numerator) / mean(denominator)``
+(:func:`estimator_terms`), which is also what the bootstrap
+(:mod:`skbandit.ope.bootstrap`) resamples; the importance weight is
 ``w_i = pi(a_i | x_i) / mu(a_i | x_i)``.
 
 References
@@ -28,8 +29,6 @@ References
    counterfactual learning. NeurIPS.
 .. [4] Dudík, M., Langford, J. and Li, L. (2011). Doubly robust policy evaluation and
    learning. ICML.
-.. [5] Efron, B. and Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 13
-   (percentile intervals).
 """
 
 from dataclasses import asdict, dataclass
@@ -38,15 +37,13 @@ import numpy as np
 import pandas as pd
 
 from skbandit.exceptions import SkbanditError
+from skbandit.ope.bootstrap import percentile_interval, unit_sums
 
 ESS_WARN_FRACTION = 0.1
 """Warn when the effective sample size is below this fraction of the logged rows."""
 
 MAX_WEIGHT_WARN = 100.0
 """Warn when one importance weight ``pi / mu`` exceeds this (one row counts as 100)."""
-
-BOOTSTRAP_CHUNK_ELEMENTS = 2**22
-"""Resampled indices held in memory at once (``chunk_rows * n``; 32 MiB of int64)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +170,8 @@ def ips(
     >>> ips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
     0.75
     """
-    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
-    return _estimate(
-        "ips", weights * rewards, None, weights, n_bootstrap, confidence, rng, clusters
-    )
+    terms = estimator_terms("ips", rewards, logged_propensity, target_propensity)
+    return _estimate("ips", *terms, n_bootstrap, confidence, rng, clusters)
 
 
 def snips(
@@ -213,15 +208,13 @@ def snips(
     >>> snips([1, 0, 0, 1], [0.5, 0.5, 0.25, 1.0], [1.0, 0.0, 0.5, 1.0], n_bootstrap=0).value
     0.6
     """
-    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
-    if not weights.any():
+    terms = estimator_terms("snips", rewards, logged_propensity, target_propensity)
+    if not terms[2].any():
         raise SkbanditError(
             "snips is undefined: the target policy gives probability 0 to every logged "
             "action (no overlap with the logging policy); check target_propensity"
         )
-    return _estimate(
-        "snips", weights * rewards, weights, weights, n_bootstrap, confidence, rng, clusters
-    )
+    return _estimate("snips", *terms, n_bootstrap, confidence, rng, clusters)
 
 
 def doubly_robust(
@@ -266,11 +259,15 @@ def doubly_robust(
     ...               n_bootstrap=0).value
     1.0
     """
-    rewards, weights = _weighted(rewards, logged_propensity, target_propensity)
-    q_logged = finite_vector("reward_model_logged", reward_model_logged, len(rewards))
-    q_target = finite_vector("reward_model_target", reward_model_target, len(rewards))
-    terms = q_target + weights * (rewards - q_logged)
-    return _estimate("dr", terms, None, weights, n_bootstrap, confidence, rng, clusters)
+    terms = estimator_terms(
+        "dr",
+        rewards,
+        logged_propensity,
+        target_propensity,
+        reward_model_logged,
+        reward_model_target,
+    )
+    return _estimate("dr", *terms, n_bootstrap, confidence, rng, clusters)
 
 
 def estimate_all(
@@ -329,8 +326,8 @@ def estimator_terms(
 ):
     """Per-decision ``(numerator, denominator or None, weights)`` of one estimator.
 
-    The estimate is ``mean(numerator) / mean(denominator)`` (denominator None: 1), as in
-    :func:`ips`, :func:`snips` and :func:`doubly_robust`; the paired gate
+    The estimate is ``mean(numerator) / mean(denominator)`` (denominator None: 1): the one
+    definition of :func:`ips`, :func:`snips` and :func:`doubly_robust`; the paired gate
     (:func:`skbandit.ope.gate.paired_difference`) resamples these terms by student.
 
     Examples
@@ -371,16 +368,15 @@ def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rn
     n = len(numerator)
     den = 1.0 if denominator is None else denominator.mean()
     value = float(numerator.mean() / den)
-    if clusters is None:
-        ci_low, ci_high, n_dropped = _bootstrap_interval(
-            numerator, denominator, n_bootstrap, confidence, rng
+    if clusters is not None and np.shape(clusters) != numerator.shape:
+        raise SkbanditError(
+            f"clusters must give one label per row ({n}); got shape {np.shape(clusters)}"
         )
-    else:
-        ci_low, ci_high, n_dropped = _cluster_bootstrap_interval(
-            numerator, denominator, clusters, n_bootstrap, confidence, rng
-        )
-    total, total_sq = weights.sum(), np.square(weights).sum()
-    ess = float(total**2 / total_sq) if total_sq > 0 else 0.0
+    ones = np.ones(n) if denominator is None else denominator
+    ci_low, ci_high, n_dropped = percentile_interval(
+        unit_sums([numerator, ones], clusters), _ratio, n_bootstrap, confidence, rng
+    )
+    ess = effective_sample_size(weights)
     max_weight = float(weights.max())
     problems = []
     if ess < ESS_WARN_FRACTION * n:
@@ -398,91 +394,20 @@ def _estimate(name, numerator, denominator, weights, n_bootstrap, confidence, rn
     return PolicyValueEstimate(name, value, ci_low, ci_high, n, ess, max_weight, warning)
 
 
-def _bootstrap_interval(numerator, denominator, n_bootstrap, confidence, rng):
-    """Percentile interval of ``mean(num[idx]) / mean(den[idx])`` over resampled rows.
+def effective_sample_size(weights) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of importance weights (0 if all 0).
 
-    Index matrices of shape ``(chunk, n)`` are drawn chunk by chunk so that at most
-    ``BOOTSTRAP_CHUNK_ELEMENTS`` indices live in memory. Returns ``(low, high, dropped)``,
-    where ``dropped`` counts resamples whose denominator was 0.
+    >>> effective_sample_size([1.0, 1.0, 0.0, 2.0])
+    2.6666666666666665
     """
-    _check_bootstrap(n_bootstrap, confidence)
-    if n_bootstrap == 0:
-        return np.nan, np.nan, 0
-    rng = np.random.default_rng(rng)
-    n = len(numerator)
-    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // n)
-    stats = np.empty(n_bootstrap)
-    for start in range(0, n_bootstrap, chunk):
-        stop = min(start + chunk, n_bootstrap)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        num = numerator[idx].mean(axis=1)
-        if denominator is None:
-            stats[start:stop] = num
-        else:
-            den = denominator[idx].mean(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                stats[start:stop] = np.where(den > 0, num / den, np.nan)
-    return _percentile_interval(stats, confidence)
+    weights = np.asarray(weights, dtype=np.float64)
+    square = np.square(weights).sum()
+    return float(weights.sum() ** 2 / square) if square > 0 else 0.0
 
 
-def _check_bootstrap(n_bootstrap, confidence) -> None:
-    if (
-        isinstance(n_bootstrap, bool)
-        or not isinstance(n_bootstrap, int | np.integer)
-        or n_bootstrap < 0
-    ):
-        raise SkbanditError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
-    if not 0.0 < confidence < 1.0:
-        raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
-
-
-def _cluster_bootstrap_interval(numerator, denominator, clusters, n_bootstrap, confidence, rng):
-    """:func:`_bootstrap_interval` resampling whole clusters: per cluster the sums of
-    ``num`` and ``den`` (row counts without a denominator), then ratio of resampled totals."""
-    _check_bootstrap(n_bootstrap, confidence)
-    if n_bootstrap == 0:
-        return np.nan, np.nan, 0
-    clusters = np.asarray(clusters)
-    if clusters.shape != numerator.shape:
-        raise SkbanditError(
-            f"clusters must give one label per row ({len(numerator)}); got shape {clusters.shape}"
-        )
-    codes = pd.factorize(clusters, sort=True)[0]
-    den = np.ones(len(numerator)) if denominator is None else denominator
-    sums = np.column_stack([np.bincount(codes, numerator), np.bincount(codes, den)])
-    totals = resampled_totals(sums, n_bootstrap, rng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stats = np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.nan)
-    return _percentile_interval(stats, confidence)
-
-
-def resampled_totals(sums, n_bootstrap, rng) -> np.ndarray:
-    """Column totals of ``sums`` (one row per cluster) over bootstrap resamples of its rows.
-
-    Returns an array of shape ``(n_bootstrap, sums.shape[1])``; resample counts are drawn in
-    chunks of at most ``BOOTSTRAP_CHUNK_ELEMENTS``.
-    """
-    rng = np.random.default_rng(rng)
-    n = len(sums)
-    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // n)
-    totals = np.empty((n_bootstrap, sums.shape[1]))
-    for start in range(0, n_bootstrap, chunk):
-        stop = min(start + chunk, n_bootstrap)
-        picks = rng.integers(0, n, size=(stop - start, n))
-        flat = (picks + n * np.arange(stop - start)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
-        totals[start:stop] = counts @ sums
-    return totals
-
-
-def _percentile_interval(stats, confidence):
-    """``(low, high, dropped)`` of the finite resample statistics."""
-    finite = stats[np.isfinite(stats)]
-    if len(finite) == 0:
-        return np.nan, np.nan, len(stats)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high), len(stats) - len(finite)
+def _ratio(totals):
+    """Resampled ``sum(num) / sum(den)``, NaN where a resample's denominator is 0."""
+    return np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.nan)
 
 
 def _weighted(rewards, logged_propensity, target_propensity):

@@ -21,10 +21,10 @@ student's next attempts on the topic show against their ability at the decision
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from skbandit.exceptions import SkbanditError
-from skbandit.ope.estimators import resampled_totals
+from skbandit.ope.bootstrap import percentile_interval, unit_sums
+from skbandit.ope.estimators import effective_sample_size
 
 DEFAULT_MIN_ESS = 100.0
 """Smallest effective sample size that may promote.
@@ -102,17 +102,13 @@ def paired_difference(
     >>> d.value, d.n_students, d.effective_sample_size
     (0.5, 3, 4.0)
     """
-    codes, uniques = pd.factorize(pd.Series(np.asarray(students, dtype=object)), sort=True)
-    columns = [_column(part, len(codes)) for terms in (candidate, baseline) for part in terms[:2]]
-    if (codes < 0).any():
-        raise SkbanditError("students has missing values; every decision needs its student")
-    sums = np.zeros((len(uniques), 4))
-    for j, column in enumerate(columns):
-        sums[:, j] = np.bincount(codes, weights=column, minlength=len(uniques))
+    n = len(np.asarray(students, dtype=object))
+    columns = [_column(part, n) for terms in (candidate, baseline) for part in terms[:2]]
+    sums = unit_sums(columns, students, name="students")
     total = sums.sum(axis=0)
     cand_value, base_value = total[0] / total[1], total[2] / total[3]
-    low, high = _cluster_interval(sums, n_bootstrap, confidence, rng)
-    ess = min(_kish(candidate[2]), _kish(baseline[2]))
+    low, high, _ = percentile_interval(sums, _difference, n_bootstrap, confidence, rng)
+    ess = min(effective_sample_size(candidate[2]), effective_sample_size(baseline[2]))
     return PairedDifference(
         estimator,
         float(cand_value - base_value),
@@ -120,8 +116,8 @@ def paired_difference(
         high,
         float(cand_value),
         float(base_value),
-        len(codes),
-        len(uniques),
+        n,
+        len(sums),
         ess,
         confidence,
     )
@@ -217,24 +213,6 @@ def _column(values, n):
     return values
 
 
-def _kish(weights) -> float:
-    weights = np.asarray(weights, dtype=np.float64)
-    square = np.square(weights).sum()
-    return float(weights.sum() ** 2 / square) if square > 0 else 0.0
-
-
-def _cluster_interval(sums, n_bootstrap, confidence, rng):
-    """Percentile interval of the difference over resamples of the rows of ``sums``."""
-    if not 0.0 < confidence < 1.0:
-        raise SkbanditError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
-    if n_bootstrap == 0:
-        return np.nan, np.nan
-    totals = resampled_totals(sums, n_bootstrap, rng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stats = totals[:, 0] / totals[:, 1] - totals[:, 2] / totals[:, 3]
-    finite = stats[np.isfinite(stats)]
-    if len(finite) == 0:
-        return np.nan, np.nan
-    alpha = 1.0 - confidence
-    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+def _difference(totals):
+    """Resampled candidate ratio minus the champion's (columns ``num_c, den_c, num_b, den_b``)."""
+    return totals[:, 0] / totals[:, 1] - totals[:, 2] / totals[:, 3]

@@ -7,9 +7,11 @@ reward model at the logged item and in expectation under the target.
 :func:`skbandit.ope.decisions.logged_decisions` rebuilds, chunk by chunk, and returns
 :class:`OffPolicyInputs`, whose :meth:`~OffPolicyInputs.estimate` runs one estimator.
 
-A target policy is any callable ``policy(candidates) -> probs``: ``candidates`` is one chunk
-(rows of a decision are contiguous and share ``decision_id``), ``probs`` the probability that
-the policy shows each row's item first (summing to 1 per decision). :func:`linucb_policy`,
+A target policy is a :class:`TargetPolicy`, a
+:class:`~skbandit.policy_protocol.StochasticPolicy` on chunks of logged candidates:
+``policy.probabilities(candidates)`` (or ``policy(candidates)``) gives, for one chunk (rows
+of a decision are contiguous and share ``decision_id``), the probability that the policy
+shows each row's item first (summing to 1 per decision). :func:`linucb_policy`,
 :func:`rule_policy`, :func:`uniform_policy` and :func:`logging_policy` build them.
 
 :func:`skbandit.ope.gate.promotion_gate` decides from the paired difference of two such
@@ -43,14 +45,38 @@ from skbandit.ope.decisions import (
     logged_decisions,
 )
 from skbandit.policy import score_candidates
+from skbandit.policy_protocol import StochasticPolicy, draw_rows
 from skbandit.ranking_settings import Exploration, RankingSettings, as_settings
 
 ESTIMATORS = ("dr", "snips", "ips", "replay")
 """Estimator names accepted by :meth:`OffPolicyInputs.estimate`."""
 PROBABILITY_TOLERANCE = 1e-6
 """How far a decision's target probabilities may sum from 1."""
-TargetPolicy = Callable[[pd.DataFrame], np.ndarray]
 RowValues = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """A target policy: first-slot probabilities of each decision's candidate rows.
+
+    Satisfies :class:`~skbandit.policy_protocol.StochasticPolicy` on frames whose rows of a
+    decision are contiguous and share ``decision_id``; calling it is :meth:`probabilities`.
+    """
+
+    first_slot: RowValues
+    """``first_slot(candidates) -> probs``, one probability per row, 1 per decision."""
+
+    def probabilities(self, candidates: pd.DataFrame) -> np.ndarray:
+        """Probability that the policy shows each row's item first."""
+        return self.first_slot(candidates)
+
+    def __call__(self, candidates: pd.DataFrame) -> np.ndarray:
+        return self.first_slot(candidates)
+
+    def choose(self, candidates: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+        """One row per decision, drawn from :meth:`probabilities`."""
+        groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
+        return draw_rows(self.probabilities(candidates), groups.starts, rng)
 
 
 class SharedFeatures:
@@ -77,6 +103,19 @@ class SharedFeatures:
 # --- target policies ---------------------------------------------------------------------
 
 
+def as_target_policy(policy) -> StochasticPolicy[pd.DataFrame]:
+    """``policy`` as a :class:`~skbandit.policy_protocol.StochasticPolicy` (a plain
+    ``probs = policy(candidates)`` function becomes a :class:`TargetPolicy`)."""
+    if isinstance(policy, StochasticPolicy):
+        return policy
+    if callable(policy):
+        return TargetPolicy(policy)
+    raise SkbanditError(
+        f"a target policy must give first-slot probabilities (a TargetPolicy, e.g. from "
+        f"linucb_policy, or a function of the candidates); got {type(policy).__name__}"
+    )
+
+
 def linucb_policy(
     pipeline, settings: RankingSettings | None = None, shared: SharedFeatures | None = None
 ) -> TargetPolicy:
@@ -94,8 +133,8 @@ def linucb_policy(
 
     Returns
     -------
-    callable
-        ``policy(candidates) -> probs``; per decision equal to
+    TargetPolicy
+        ``policy.probabilities(candidates) -> probs``; per decision equal to
         :func:`skbandit.policy.action_probabilities` (greedy ties share the probability).
     """
     settings = as_settings(settings)
@@ -114,7 +153,7 @@ def linucb_policy(
             return probs
         return (1.0 - settings.epsilon) * probs + settings.epsilon / groups.spread(groups.sizes)
 
-    return probabilities
+    return TargetPolicy(probabilities)
 
 
 def rule_policy() -> TargetPolicy:
@@ -135,7 +174,7 @@ def rule_policy() -> TargetPolicy:
         first = np.minimum.reduceat(np.where(closest, position, len(distance)), groups.starts)
         return (position == groups.spread(first)).astype(np.float64)
 
-    return probabilities
+    return TargetPolicy(probabilities)
 
 
 def uniform_policy() -> TargetPolicy:
@@ -145,7 +184,7 @@ def uniform_policy() -> TargetPolicy:
         groups = _Groups(candidates[schema.DECISION_ID].to_numpy())
         return 1.0 / groups.spread(groups.sizes).astype(np.float64)
 
-    return probabilities
+    return TargetPolicy(probabilities)
 
 
 def logging_policy(epsilon=0.1, top_k=5) -> TargetPolicy:
@@ -154,7 +193,7 @@ def logging_policy(epsilon=0.1, top_k=5) -> TargetPolicy:
     def probabilities(candidates):
         return logging_policy_probabilities(candidates, epsilon=epsilon, top_k=top_k)
 
-    return probabilities
+    return TargetPolicy(probabilities)
 
 
 def linucb_reward_model(pipeline, shared: SharedFeatures | None = None) -> RowValues:
@@ -254,7 +293,7 @@ class OffPolicyInputs:
 def off_policy_inputs(
     events,
     items,
-    policy,
+    policy: StochasticPolicy[pd.DataFrame] | RowValues,
     *,
     reward_model=None,
     expectations=None,
@@ -271,8 +310,10 @@ def off_policy_inputs(
         logged item).
     items : DataFrame
         Item table.
-    policy : callable
-        ``policy(candidates) -> probs``, e.g. from :func:`linucb_policy`.
+    policy : StochasticPolicy or callable
+        A :class:`TargetPolicy` (e.g. from :func:`linucb_policy`), any other
+        :class:`~skbandit.policy_protocol.StochasticPolicy` on candidate frames, or a plain
+        ``probs = policy(candidates)`` function.
     reward_model : callable, optional
         ``q(candidates) -> values`` (e.g. :func:`linucb_reward_model`); needed for ``"dr"``.
     expectations : dict of str to callable, optional
@@ -313,8 +354,14 @@ class TargetSums:
     the served-log (:func:`skbandit.ope.join.served_inputs`) paths.
     """
 
-    def __init__(self, n, policy, reward_model=None, expectations=None):
-        self.policy, self.reward_model = policy, reward_model
+    def __init__(
+        self,
+        n: int,
+        policy: StochasticPolicy[pd.DataFrame] | RowValues,
+        reward_model: RowValues | None = None,
+        expectations: dict[str, RowValues] | None = None,
+    ):
+        self.policy, self.reward_model = as_target_policy(policy), reward_model
         self.value_functions = dict(expectations or {})
         self.target, self.top, self.q_logged, self.q_target = (np.zeros(n) for _ in range(4))
         self.expectations = {name: np.zeros(n) for name in self.value_functions}
@@ -324,7 +371,7 @@ class TargetSums:
         """Score one chunk; returns the decisions it held and where each starts in it."""
         groups = _Groups(chunk[schema.DECISION_ID].to_numpy())
         ids = chunk[schema.DECISION_ID].to_numpy()[groups.starts]
-        probs = _checked_probabilities(self.policy(chunk), groups)
+        probs = _checked_probabilities(self.policy.probabilities(chunk), groups)
         self.target[ids] = np.add.reduceat(probs * logged, groups.starts)
         self.top[ids] = np.maximum.reduceat(probs, groups.starts)
         self.sizes[ids] = groups.sizes

@@ -22,6 +22,8 @@ passed through :func:`observed_probability` (guess and slip, for knowledge traci
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from skbandit.exceptions import SkbanditError
@@ -29,7 +31,7 @@ from skbandit.exceptions import SkbanditError
 LEARNING_MODELS = ("gaussian_peak", "performance_factors", "knowledge_tracing", "additive_factors")
 """Values of ``SchoolConfig.learning_model``."""
 
-LEARNING_SCENARIOS = {
+LEARNING_SCENARIOS: dict[str, dict[str, Any]] = {
     "peak_0.5": {"learning_peak": 0.5},
     "peak_0.7": {},
     "peak_0.85": {"learning_peak": 0.85},

@@ -54,7 +54,7 @@ class SchoolRecords:
 
     def __init__(self, world: World):
         self._world = world
-        self._records = {name: [] for name in RECORD_FIELDS}
+        self._records: dict[str, list] = {name: [] for name in RECORD_FIELDS}
 
     def append(self, *values: np.ndarray) -> None:
         """Record one step's attempts.

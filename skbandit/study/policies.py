@@ -69,11 +69,12 @@ def group_argmax(score, group, n_groups, rng):
     return hits[np.r_[True, group[hits][1:] != group[hits][:-1]]]  # one per group
 
 
-class Policy:
+class OnlinePolicy:
     """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes.
 
-    ``columns`` are the model-input columns the policy reads (the environment computes
-    only those).
+    A :class:`~skbandit.policy_protocol.Policy` on
+    :class:`~skbandit.sim.env.CandidateArrays` that also learns online. ``columns`` are the
+    model-input columns the policy reads (the environment computes only those).
     """
 
     columns: tuple[str, ...] = schema.MODEL_INPUT
@@ -82,6 +83,10 @@ class Policy:
         """Row index (into ``cands``) chosen for each decision: the best ``score``."""
         return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
 
+    def score(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
+        """One score per candidate row, higher is better (each policy defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define score")
+
     def update(self, cands: CandidateArrays, rows: np.ndarray, reward: np.ndarray) -> None:
         """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
 
@@ -89,7 +94,11 @@ class Policy:
         """See the step's whole outcome (a :class:`~skbandit.sim.outcomes.StepOutcome`)."""
 
 
-class RandomPolicy(Policy):
+Policy = OnlinePolicy
+"""The name :class:`OnlinePolicy` had before the policy protocol (kept for imports)."""
+
+
+class RandomPolicy(OnlinePolicy):
     """A uniformly random candidate."""
 
     columns = ()
@@ -98,7 +107,7 @@ class RandomPolicy(Policy):
         return np.zeros(cands.decision.size)
 
 
-class RulePolicy(Policy):
+class RulePolicy(OnlinePolicy):
     """The seed's rule: the item whose difficulty is closest to the observed mastery."""
 
     columns = (schema.MASTERY, schema.DIFFICULTY)
@@ -107,7 +116,7 @@ class RulePolicy(Policy):
         return -irt.rule_distance(cands.column(schema.MASTERY), cands.column(schema.DIFFICULTY))
 
 
-class OraclePolicy(Policy):
+class OraclePolicy(OnlinePolicy):
     """Knows the truth: max true success, or (``config`` given) max expected true learning
     gain under the school's learning model (:func:`skbandit.sim.learning.expected_gain`)."""
 
@@ -120,7 +129,7 @@ class OraclePolicy(Policy):
         return cands.p_true if self.config is None else expected_gain(cands.p_true, self.config)
 
 
-class ThompsonPolicy(Policy):
+class ThompsonPolicy(OnlinePolicy):
     """Beta-Bernoulli Thompson sampling per item (non-contextual).
 
     Each item's success probability has the posterior ``Beta(1 + s, 1 + f)`` of its own
@@ -143,7 +152,7 @@ class ThompsonPolicy(Policy):
         self.failures += np.bincount(cands.item[rows], weights=1.0 - reward, minlength=n)
 
 
-class LinUCBPolicy(Policy):
+class LinUCBPolicy(OnlinePolicy):
     """LinUCB in a :class:`skbandit.model.TrainedModel`, learning online.
 
     Scores with :func:`skbandit.policy.linucb_scores`, the formula of
@@ -174,7 +183,7 @@ class LinUCBPolicy(Policy):
         self.model.partial_fit_features(self._features[rows], reward)
 
 
-class IrtTargetPolicy(Policy):
+class IrtTargetPolicy(OnlinePolicy):
     """The IRT rule aimed at a target: the item whose 2PL success at the observed mastery is
     closest to ``target`` (no learning from data)."""
 
@@ -234,7 +243,7 @@ class ProgressPolicy(LinUCBPolicy):
         self.pending.add(outcome.student, topic, self._arm, cands.column(schema.MASTERY)[rows])
 
 
-def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
+def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     """A fresh policy called ``name`` (one of :data:`POLICIES`) for ``env``.
 
     ``config`` (a :class:`skbandit.study.config.StudyConfig`) gives LinUCB's ``alpha`` and

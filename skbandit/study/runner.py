@@ -30,12 +30,13 @@ import pandas as pd
 from scipy import stats
 
 from skbandit.exceptions import SkbanditError
+from skbandit.policy_protocol import Policy
 from skbandit.sim.env import CandidateArrays, SchoolEnv
 from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig, school_days
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.history import stop_seconds
-from skbandit.study.policies import Policy, make_policy
+from skbandit.study.policies import OnlinePolicy, make_policy
 from skbandit.study.posttest import make_test_form, posttest_gain
 
 BASELINES = ("rule", "thompson")
@@ -81,7 +82,7 @@ class Checkpoints:
 
 
 def run_policy(
-    policy: Policy,
+    policy: OnlinePolicy,
     env: SchoolEnv,
     rng: np.random.Generator,
     days: int | None = None,
@@ -94,7 +95,7 @@ def run_policy(
     when given, records the abilities for the post-test as the clock passes its times.
     """
     stop = stop_seconds(env.config, days)
-    trace = {name: [] for name in TRACE_COLUMNS}
+    trace: dict[str, list] = {name: [] for name in TRACE_COLUMNS}
     while not env.done and env.slot_start < stop:
         if checkpoints is not None:
             checkpoints.observe(env)
@@ -126,7 +127,9 @@ def run_policy(
     return pd.DataFrame({name: np.concatenate(parts) for name, parts in trace.items()})
 
 
-def _check_choice(policy: Policy, cands: CandidateArrays, rows: np.ndarray) -> None:
+def _check_choice(
+    policy: Policy[CandidateArrays], cands: CandidateArrays, rows: np.ndarray
+) -> None:
     if rows.shape != (cands.n_decisions,) or (cands.decision[rows] != np.arange(rows.size)).any():
         raise SkbanditError(
             f"{type(policy).__name__} chose rows outside their decisions' "

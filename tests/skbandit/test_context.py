@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from skbandit import context, schema
 from skbandit.cleaning import LATENCY_CAP_MS
+from skbandit.context_features import _row_nanmedian
 from skbandit.exceptions import SkbanditError
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
@@ -236,7 +237,7 @@ def test_historical_contexts_of_no_events_is_empty():
 )
 def test_row_nanmedian_is_numpys_nanmedian_without_warnings(rows):
     matrix = np.array(rows, dtype=np.float64)
-    got = context._row_nanmedian(matrix)
+    got = _row_nanmedian(matrix)
     for row, value in zip(matrix, got, strict=True):
         known = row[~np.isnan(row)]
         if known.size == 0:

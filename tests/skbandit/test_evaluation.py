@@ -18,6 +18,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import expit, softmax
 
 from skbandit.exceptions import SkbanditError
+from skbandit.ope import bootstrap
 from skbandit.ope import estimators as evaluation
 from skbandit.ope.decisions import logged_action_probability, policy_expected_reward
 from skbandit.ope.estimators import (
@@ -227,7 +228,7 @@ def test_bootstrap_is_reproducible_and_independent_of_the_chunk_size(bandit, mon
     pi = bandit.greedy_target()[m, a]
     whole = snips(r, mu[m, a], pi, n_bootstrap=200, rng=7)
     assert snips(r, mu[m, a], pi, n_bootstrap=200, rng=np.random.default_rng(7)) == whole
-    monkeypatch.setattr(evaluation, "BOOTSTRAP_CHUNK_ELEMENTS", 3 * 1000 + 1)  # 3 rows/chunk
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_ELEMENTS", 3 * 1000 + 1)  # 3 rows/chunk
     assert snips(r, mu[m, a], pi, n_bootstrap=200, rng=7) == whole
 
 

@@ -24,6 +24,7 @@ from adapters.data import datasets
 from adapters.data import identity as data_identity
 from adapters.data import spark as spark_io
 from skbandit import schema
+from skbandit.cleaning import validate_events
 from skbandit.exceptions import SkbanditError
 from skbandit.learning_progress import progress_bands
 from skbandit.model import TrainedModel
@@ -465,6 +466,58 @@ def _runs(client):
 def test_forgetting_below_one_is_refused_with_a_reason():
     with pytest.raises(SkbanditError, match=r"forgetting=0\.99; use --engine local"):
         spark_engine.check_estimator(TrainedModel(forgetting=0.99))
+
+
+def _loose_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The school's first events in the loose forms the local engine cleans: ids as floats,
+    times as text, help as words, skills as text instead of a topic, blank keys."""
+    out = events.head(300).copy()
+    codes = pd.factorize(out[schema.USER_ID])[0]
+    out[schema.USER_ID] = np.where(codes % 7 == 0, np.nan, 280.0 + codes)  # '280', not '280.0'
+    out[schema.TIMESTAMP] = out[schema.TIMESTAMP].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    out[schema.HELP_REQUESTED] = np.where(out[schema.HELP_REQUESTED], " True", "false")
+    out[schema.SKILL_IDS] = "[" + out.pop(schema.TOPIC).astype(str) + ", 'x']"
+    return pd.concat([out, out.iloc[:5]], ignore_index=True)  # and exact duplicates
+
+
+def test_spark_cleans_with_the_local_functions(school, session, tmp_path):
+    raw_events = _loose_events(pd.read_parquet(school / "events.parquet"))
+    raw_events.to_parquet(tmp_path / "loose.parquet", index=False)
+    local, local_report = validate_events(raw_events, "loose")
+    raw = spark_io.read_parquet(session, str(tmp_path / "loose.parquet"), "loose").repartition(3)
+    cleaned = spark_contexts.clean_events(raw, "loose").toPandas()
+    cleaned = cleaned.sort_values([spark_contexts.TS, spark_io.ROW_ORDER]).reset_index(drop=True)
+    assert len(cleaned) == len(local) < len(raw_events)
+    for name in (schema.USER_ID, schema.ITEM_ID, schema.TOPIC):
+        assert cleaned[name].tolist() == local[name].tolist(), name
+    assert cleaned[spark_contexts.TS].tolist() == local[schema.TIMESTAMP].array.asi8.tolist()
+    for name in (schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED):
+        np.testing.assert_array_equal(cleaned[name], local[name].astype(np.float64), name)
+    report, _ = spark_contexts.check_events(
+        raw,
+        spark_contexts.clean_events(raw, "loose"),
+        pd.read_parquet(school / "items.parquet"),
+        "loose",
+    )
+    assert report == local_report
+
+
+def test_a_value_spark_cannot_clean_is_the_local_one_line_error(school, session, tmp_path):
+    events = pd.read_parquet(school / "events.parquet").head(200)
+    events[schema.CORRECT] = events[schema.CORRECT].where(events.index != 150, 2)
+    events.to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(SkbanditError) as local:
+        validate_events(events, "bad")
+    raw = spark_io.read_parquet(session, str(tmp_path / "bad.parquet"), "bad")
+    with pytest.raises(SkbanditError) as spark:
+        spark_contexts.check_events(
+            raw,
+            spark_contexts.clean_events(raw, "bad"),
+            pd.read_parquet(school / "items.parquet"),
+            "bad",
+        )
+    assert str(spark.value) == str(local.value)
+    assert "column 'correct' must be 0 or 1; found 2 (1 rows)" in str(spark.value)
 
 
 def test_timestamps_of_either_parquet_unit_read_the_same(school, session, tmp_path):

@@ -1,21 +1,23 @@
 """Canonical events and their historical contexts on Spark (the Spark engine's first half).
 
-:func:`clean_events` applies :mod:`skbandit.cleaning`'s event rules as Spark expressions
-(a missing column, an unusable ``correct``/``help_requested``/``propensity`` raise; blank
-keys and exact duplicate rows are dropped; latencies are capped) and :func:`check_events`
-counts what they did. :func:`historical_contexts` computes, for every event, the same model
-input as :func:`skbandit.context.historical_contexts`, with that module's own code run on
-partitions that hold whole students, then whole items.
+:func:`cleaned_rows` applies :mod:`skbandit.cleaning`'s own row-by-row rules
+(:func:`~skbandit.cleaning.clean_event_rows`) to every partition of the raw rows, and
+:func:`clean_events` drops exact duplicates with :func:`~skbandit.cleaning.drop_duplicates`
+in partitions that hold whole students, so both engines clean with the same functions.
+:func:`check_events` runs the rules once more per partition, only to count what they did and
+to raise the first partition's one-line error on the driver. :func:`historical_contexts`
+computes, for every event, the same model input as
+:func:`skbandit.context.historical_contexts`, with that module's own code run on partitions
+that hold whole students, then whole items.
 
 Window functions gave the same contexts but needed four sorts of twice as many rows as
 events, which made the engine 4–5x slower than the local one on two cores; partitions of
 whole students (or items) let the local engine's vectorised code count each at once.
-The passes work on Arrow batches (``mapInArrow``), so text columns are never turned into
-Python strings.
+The passes work on Arrow batches (``mapInArrow``); the cleaning passes turn a partition into
+pandas for :mod:`skbandit.cleaning`, the counting passes never do.
 
-Casts are ``try_cast`` (Spark 4 runs in ANSI mode, where a bad value in a plain cast stops
-the job with a long error): a value that is not a number becomes null and is reported by
-:func:`check_events` in one line, as the local engine does.
+Timestamps: a parquet timestamp, a date, or text the local engine parses; nanosecond
+timestamps arrive as int64 nanoseconds (the session reads them so) and are taken as such.
 """
 
 from __future__ import annotations
@@ -28,17 +30,16 @@ import pandas as pd
 
 from adapters.data.spark import ROW_ORDER
 from skbandit import schema
-from skbandit.cleaning import LATENCY_CAP_MS, CleaningReport
-from skbandit.context import (
-    ITEM_PARAMETERS,
-    completion_ns,
-    item_counts,
-    item_features,
-    item_table,
-    student_counts,
-    student_features,
+from skbandit.cleaning import (
+    STRING_COLUMNS,
+    CleaningReport,
+    clean_event_rows,
+    drop_duplicates,
 )
+from skbandit.context_counts import completion_ns, item_counts, student_counts, utc_ns
+from skbandit.context_features import item_features, student_features
 from skbandit.exceptions import SkbanditError
+from skbandit.item_table import ITEM_PARAMETERS, item_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -59,7 +60,8 @@ CONTEXT_COLUMNS = (
 _KEYS = (schema.USER_ID, schema.ITEM_ID, schema.TOPIC)
 EVENT_COLUMNS = (*_KEYS, TS, ROW_ORDER, schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED)
 """The columns of :func:`clean_events`' result."""
-_MISSING, _RAW_LATENCY = "_missing", "_raw_latency"
+_COUNTED = ("latency_invalid", "latency_clipped", "latency_missing", "help_missing")
+"""The :class:`~skbandit.cleaning.CleaningReport` counts that :func:`check_events` adds up."""
 ROWS_PER_PARTITION = 500_000
 """Target partition size: a partition's rows are counted in one Arrow table."""
 BUCKET = "_bucket"
@@ -88,21 +90,20 @@ def partitions_for(spark, n_rows: int) -> int:
 def clean_events(raw: DataFrame, source: str, partitions: int | None = None) -> DataFrame:
     """Coerce and clean raw events like :func:`skbandit.cleaning.validate_events` (lazily).
 
-    Rows with a blank key are dropped, then exact duplicate rows (equal in every column
-    but the timestamp's raw form and ``skill_ids``; the first in row order kept). Checks
-    that need the data (``correct`` in {0, 1}, ...) run in :func:`check_events`. Only the
-    columns the contexts need are kept (:data:`EVENT_COLUMNS`), in ``partitions``
-    partitions (default: the session's parallelism) that each hold whole students:
-    :func:`historical_contexts` counts every student's events within its partition.
+    :func:`cleaned_rows`, then in ``partitions`` partitions (default: the session's
+    parallelism) that each hold whole students, exact duplicate rows dropped by
+    :func:`skbandit.cleaning.drop_duplicates` (equal in every column but ``skill_ids`` and
+    nested ones; the first in row order kept). Only the columns the contexts need are kept
+    (:data:`EVENT_COLUMNS`): :func:`historical_contexts` counts every student's events
+    within its partition. The checks that raise run in :func:`check_events`.
     """
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    df = coerce_events(raw, source).where(F.col(_MISSING).isNull()).drop(_MISSING, _RAW_LATENCY)
+    df = cleaned_rows(raw, source)
     compared = [
         c
         for c in df.columns
-        if c not in (ROW_ORDER, schema.SKILL_IDS, schema.TIMESTAMP)
+        if c not in (ROW_ORDER, schema.SKILL_IDS)
         and not isinstance(
             df.schema[c].dataType, T.ArrayType | T.MapType | T.StructType | T.BinaryType
         )
@@ -111,53 +112,50 @@ def clean_events(raw: DataFrame, source: str, partitions: int | None = None) -> 
     out_schema = df.select(*EVENT_COLUMNS).schema
 
     def first_copies(batches):
-        import pyarrow as pa
-
         table = whole_partition(batches, (ROW_ORDER,))
         if table is not None:
-            rows = table.select(compared).append_column("_row", pa.array(np.arange(len(table))))
-            first = rows.group_by(compared).aggregate([("_row", "min")])["_row_min"]
-            yield from table.select(EVENT_COLUMNS).take(np.sort(first.to_numpy())).to_batches()
+            frame = table.select(compared).to_pandas()
+            first = drop_duplicates(frame, CleaningReport(source)).index.to_numpy()
+            yield from table.select(EVENT_COLUMNS).take(first).to_batches()
 
     n = partitions or df.sparkSession.sparkContext.defaultParallelism
     return kept.repartition(n, schema.USER_ID).mapInArrow(first_copies, out_schema)
 
 
-def coerce_events(raw: DataFrame, source: str) -> DataFrame:
-    """Every raw row with the canonical types, latency cleaned (lazily).
+def cleaned_rows(raw: DataFrame, source: str) -> DataFrame:
+    """Every raw row through :func:`skbandit.cleaning.clean_event_rows`, per partition (lazily).
 
-    ``_missing`` names the first blank key of a row (the local engine drops such rows and
-    counts them by that key), ``_raw_latency`` keeps the latency before cleaning.
+    Rows with a blank key are dropped; the result has the raw columns (``topic`` added where
+    only ``skill_ids`` gave it) with the local engine's cleaned values, and the event time
+    as :data:`TS` (int64 ns, UTC) instead of ``timestamp``. Missing columns raise here, on
+    the driver; a value that cannot be cleaned raises in the executor, so run
+    :func:`check_events` first for its one-line error.
     """
-    from pyspark.sql import functions as F
+    check_columns(raw, source)
+    out_schema = _cleaned_schema(raw)
 
-    columns = raw.columns
-    for name in schema.EVENT_REQUIRED:
-        if name not in columns:
-            raise SkbanditError(
-                f"{source}: missing column '{name}' (expected the canonical event schema: "
-                f"{', '.join(schema.EVENT_REQUIRED)}, topic); found columns: "
-                f"{', '.join(c for c in columns if c != ROW_ORDER)}"
-            )
-    df = raw.withColumn(schema.TOPIC, _topic_column(raw, source))
-    df = df.withColumn(TS, _nanoseconds(df, source))
-    missing = F.lit(None).cast("string")
-    for name in reversed(_KEYS):
-        df = df.withColumn(name, F.col(name).cast("string"))
-        blank = F.col(name).isNull() | F.col(name).rlike(r"^\s*$")
-        missing = F.when(blank, name).otherwise(missing)
-    missing = F.when(F.col(TS).isNull() & missing.isNull(), schema.TIMESTAMP).otherwise(missing)
-    df = df.withColumn(_MISSING, missing)
-    df = df.withColumn(schema.CORRECT, F.col(schema.CORRECT).try_cast("double"))
-    df = df.withColumn(_RAW_LATENCY, _raw_latency(df))
-    df = df.withColumn(schema.LATENCY_MS, _latency(F.col(_RAW_LATENCY)))
-    return df.withColumn(schema.HELP_REQUESTED, _help(df))
+    def clean(batches):
+        import pyarrow as pa
+
+        table = whole_partition(batches, (ROW_ORDER,))
+        if table is not None:
+            frame = _cleaned_partition(table, source, CleaningReport(source))
+            yield from pa.Table.from_pandas(
+                frame[out_schema.fieldNames()], preserve_index=False
+            ).to_batches()
+
+    return raw.mapInArrow(clean, out_schema)
+
+
+def check_columns(raw: DataFrame, source: str) -> None:
+    """Raise the local engine's error for a missing column, from the columns alone."""
+    columns = [c for c in raw.columns if c != ROW_ORDER]
+    clean_event_rows(pd.DataFrame(columns=columns), source, CleaningReport(source))
 
 
 def local_dtypes(head: pd.DataFrame, raw_columns: list[str]) -> pd.DataFrame:
-    """Coerced events brought to the driver with the local engine's dtypes and columns."""
-    from skbandit.cleaning import STRING_COLUMNS
-
+    """Cleaned rows (:func:`cleaned_rows`) on the driver with the local engine's dtypes and
+    columns."""
     order = [c for c in raw_columns if c != ROW_ORDER]
     if schema.TOPIC not in order:
         order.append(schema.TOPIC)
@@ -178,74 +176,58 @@ def check_events(
 ) -> tuple[CleaningReport, int]:
     """Raise on unusable values; what cleaning did, and how many events name unknown items.
 
-    Two passes: one over the raw rows (the checks and the counts of
-    :class:`skbandit.cleaning.CleaningReport`), one over the cleaned ``events`` (rows kept,
+    Two passes: one over the raw rows' partitions, each cleaned by
+    :func:`skbandit.cleaning.clean_event_rows` for its :class:`~skbandit.cleaning.CleaningReport`
+    counts (added up) or its error (the partition earliest in row order raises it, with
+    the values and the row count it found), one over the cleaned ``events`` (rows kept,
     unknown items). The report's counts equal the local engine's.
     """
     from pyspark.sql import functions as F
 
-    kept = F.col(_MISSING).isNull()
-    checks = {
-        schema.CORRECT: (
-            "0 or 1",
-            ~F.col(schema.CORRECT).isin(0.0, 1.0) | F.col(schema.CORRECT).isNull(),
-        ),
-        schema.HELP_REQUESTED: (
-            "a boolean (0/1, True/False)",
-            F.col(schema.HELP_REQUESTED).isNotNull() & ~F.col(schema.HELP_REQUESTED).isin(0.0, 1.0),
-        ),
-    }
-    if schema.PROPENSITY in raw.columns:
-        p = F.col(schema.PROPENSITY).try_cast("double")
-        checks[schema.PROPENSITY] = ("a probability in (0, 1]", ~((p > 0) & (p <= 1)) | p.isNull())
-    latency = F.col(_RAW_LATENCY)
-    counts = {
-        "rows_in": F.lit(True),
-        **{f"missing_{k}": F.col(_MISSING) == k for k in (*_KEYS, schema.TIMESTAMP)},
-    }
-    if schema.LATENCY_MS in raw.columns:
-        counts |= {
-            "latency_invalid": kept & (latency < 0),
-            "latency_clipped": kept & (latency > LATENCY_CAP_MS),
-            "latency_missing": kept & F.col(schema.LATENCY_MS).isNull(),
+    check_columns(raw, source)
+    keys = (*_KEYS, schema.TIMESTAMP)
+    counts = ("rows_in", *(f"missing_{k}" for k in keys), *_COUNTED)
+
+    def reports(batches):
+        import pyarrow as pa
+
+        table = whole_partition(batches, (ROW_ORDER,))
+        if table is None:
+            return
+        report, error = CleaningReport(source, n_rows_in=table.num_rows), None
+        try:
+            _cleaned_partition(table, source, report)
+        except SkbanditError as failure:
+            error = str(failure)
+        row = {
+            "first_row": table.column(ROW_ORDER)[0].as_py(),
+            "error": error,
+            "rows_in": report.n_rows_in,
+            **{f"missing_{k}": report.dropped_missing.get(k, 0) for k in keys},
+            **{k: getattr(report, k) for k in _COUNTED},
         }
-    if schema.HELP_REQUESTED in raw.columns:
-        counts["help_missing"] = kept & F.col(schema.HELP_REQUESTED).isNull()
-    aggs = [F.sum(when.cast("long")).alias(name) for name, when in counts.items()]
-    for name, (_, bad) in checks.items():
-        aggs += [
-            F.sum((kept & bad).cast("long")).alias(f"bad_{name}"),
-            F.first(
-                F.when(kept & bad, F.coalesce(F.col(name).cast("string"), F.lit("NaN"))),
-                ignorenulls=True,
-            ).alias(f"example_{name}"),
-        ]
-    row = coerce_events(raw, source).agg(*aggs).first().asDict()
-    for name, (expected, _) in checks.items():
-        if row[f"bad_{name}"]:
-            raise SkbanditError(
-                f"{source}: column '{name}' must be {expected}; found "
-                f"{row[f'example_{name}']} ({row[f'bad_{name}']} rows)"
-            )
+        yield pa.RecordBatch.from_pylist([row])
+
+    ddl = "first_row long, error string, " + ", ".join(f"{c} long" for c in counts)
+    parts = raw.mapInArrow(reports, ddl).collect()
+    failed = sorted((p["first_row"], p["error"]) for p in parts if p["error"] is not None)
+    if failed:
+        raise SkbanditError(failed[0][1])
+    n = {c: sum(int(p[c]) for p in parts) for c in counts}
     ids = events.sparkSession.createDataFrame(items[[schema.ITEM_ID]].astype(str))
     flagged = events.join(F.broadcast(ids.withColumn("_known", F.lit(1))), schema.ITEM_ID, "left")
     out = flagged.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.col("_known").isNull().cast("long")).alias("unknown"),
     ).first()
-    n = {k: int(v or 0) for k, v in row.items() if not k.startswith(("bad_", "example_"))}
-    missing = {k: n[f"missing_{k}"] for k in (*_KEYS, schema.TIMESTAMP)}
+    missing = {k: n[f"missing_{k}"] for k in keys}
     report = CleaningReport(
         source=source,
         n_rows_in=n["rows_in"],
         n_rows_out=int(out["rows"]),
         dropped_missing=missing,
         dropped_duplicates=n["rows_in"] - sum(missing.values()) - int(out["rows"]),
-        **{
-            k: n[k]
-            for k in ("latency_invalid", "latency_clipped", "latency_missing", "help_missing")
-            if k in n
-        },
+        **{k: n[k] for k in _COUNTED},
     )
     return report, int(out["unknown"] or 0)
 
@@ -371,82 +353,35 @@ def _ddl(columns) -> str:
     return ", ".join(f"{c} {kinds.get(c, 'double')}" for c in columns)
 
 
-def _topic_column(raw: DataFrame, source: str):
-    """``topic``, or the first of ``skill_ids`` (an array of strings) where it is missing."""
-    from pyspark.sql import functions as F
+def _cleaned_partition(table, source: str, report: CleaningReport) -> pd.DataFrame:
+    """One partition of raw rows (Arrow, in row order) through ``clean_event_rows``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stamps = table.column(schema.TIMESTAMP)
+    if pa.types.is_integer(stamps.type):  # nanosecond parquet timestamps, read as int64
+        index = table.schema.get_field_index(schema.TIMESTAMP)
+        table = table.set_column(
+            index, schema.TIMESTAMP, pc.cast(stamps, pa.timestamp("ns", tz="UTC"))
+        )
+    frame = clean_event_rows(table.to_pandas(), source, report)
+    frame[TS] = utc_ns(frame.pop(schema.TIMESTAMP))
+    frame[schema.CORRECT] = frame[schema.CORRECT].astype(np.float64)
+    return frame
+
+
+def _cleaned_schema(raw: DataFrame):
+    """The Spark schema of :func:`cleaned_rows`: raw columns with the canonical types."""
     from pyspark.sql import types as T
 
-    has_skills = schema.SKILL_IDS in raw.columns
-    if has_skills and not isinstance(raw.schema[schema.SKILL_IDS].dataType, T.ArrayType):
-        raise SkbanditError(
-            f"{source}: column 'skill_ids' must be a list of strings on the Spark "
-            f"engine; found {raw.schema[schema.SKILL_IDS].dataType.simpleString()}"
-            "; write it as a parquet list column or give a 'topic' column"
-        )
-    derived = F.trim(F.element_at(schema.SKILL_IDS, 1).cast("string")) if has_skills else None
-    if schema.TOPIC in raw.columns:
-        topic = F.col(schema.TOPIC).cast("string")
-        return F.coalesce(topic, derived) if derived is not None else topic
-    if derived is None:
-        raise SkbanditError(
-            f"{source}: missing column 'topic' (expected the canonical event "
-            "schema: user_id, item_id, timestamp, correct, topic or skill_ids); "
-            f"found columns: {', '.join(c for c in raw.columns if c != ROW_ORDER)}"
-        )
-    return derived
-
-
-def _nanoseconds(df: DataFrame, source: str):
-    """Event time as int64 ns (nanosecond parquet timestamps arrive as int64 already)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    kind = df.schema[schema.TIMESTAMP].dataType
-    if isinstance(kind, T.LongType):
-        return F.col(schema.TIMESTAMP)
-    if isinstance(kind, T.TimestampType | T.TimestampNTZType):  # naive times are UTC (session)
-        return F.unix_micros(F.col(schema.TIMESTAMP).cast("timestamp")) * F.lit(1000)
-    if isinstance(kind, T.DateType):
-        return F.unix_micros(F.col(schema.TIMESTAMP).cast("timestamp")) * F.lit(1000)
-    raise SkbanditError(
-        f"{source}: column 'timestamp' must be a parquet timestamp on the Spark "
-        f"engine; found {kind.simpleString()}; write it as a timestamp (e.g. "
-        "pandas datetime64) or use the local engine, which parses strings"
-    )
-
-
-def _raw_latency(df: DataFrame):
-    from pyspark.sql import functions as F
-
-    if schema.LATENCY_MS not in df.columns:
-        return F.lit(None).cast("double")
-    value = F.col(schema.LATENCY_MS).try_cast("double")
-    return F.when(F.isnan(value), F.lit(None)).otherwise(value)
-
-
-def _latency(raw):
-    """Negative latencies become missing, latencies above the cap the cap."""
-    from pyspark.sql import functions as F
-
-    cap = F.lit(float(LATENCY_CAP_MS))
-    value = F.when(raw < 0, F.lit(None)).otherwise(raw)
-    return F.when(value > cap, cap).otherwise(value)  # least() would turn null into the cap
-
-
-def _help(df: DataFrame):
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    if schema.HELP_REQUESTED not in df.columns:
-        return F.lit(None).cast("double")
-    col = F.col(schema.HELP_REQUESTED)
-    if isinstance(df.schema[schema.HELP_REQUESTED].dataType, T.StringType):
-        text = F.lower(F.trim(col))
-        col = (
-            F.when(text == "true", 1.0)
-            .when(text == "false", 0.0)
-            .when(text == "", None)
-            .otherwise(text.try_cast("double"))
-        )
-    value = col.try_cast("double")
-    return F.when(F.isnan(value), F.lit(None)).otherwise(value)
+    kinds = {name: T.StringType() for name in STRING_COLUMNS}
+    kinds |= {
+        name: T.DoubleType()
+        for name in (schema.CORRECT, schema.LATENCY_MS, schema.HELP_REQUESTED, schema.PROPENSITY)
+    }
+    kinds |= {schema.SKILL_IDS: T.ArrayType(T.StringType()), ROW_ORDER: T.LongType()}
+    names = [c for c in raw.columns if c != schema.TIMESTAMP]
+    if schema.TOPIC not in names:
+        names.append(schema.TOPIC)
+    fields = [T.StructField(c, kinds.get(c) or raw.schema[c].dataType) for c in names]
+    return T.StructType([*fields, T.StructField(TS, T.LongType())])

@@ -266,7 +266,7 @@ def prepare(
     head = learned.orderBy(contexts.TS, spark.ROW_ORDER).limit(take).toPandas()
     wanted = [int(v) for v in head[spark.ROW_ORDER]]
     rows = (
-        contexts.coerce_events(raw, source)
+        contexts.cleaned_rows(raw, source)
         .where(F.col(spark.ROW_ORDER).isin(wanted))
         .toPandas()
         .drop_duplicates(spark.ROW_ORDER)

@@ -74,8 +74,9 @@ _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 class WarmstartOptions:
     """Everything the job was asked to do (logged as run parameters)."""
 
-    events: Path | None = None
-    items: Path | None = None
+    events: str | Path | None = None
+    """A path, or text kept as given (a Spark URL such as ``s3a://b/x`` loses a slash as a Path)."""
+    items: str | Path | None = None
     model_name: str | None = registry.DEFAULT_MODEL_NAME
     """None: chosen from the data (:func:`adapters.data.identity.model_name_for`)."""
     alias: str = registry.CHALLENGER_ALIAS

@@ -19,7 +19,7 @@ from skbandit.learning_progress import ProgressBands
 from skbandit.model import TrainedModel
 from skbandit.probability_calibration import fit_calibration
 
-BEFORE = Path(__file__).parent / "versions" / "before-guessing" / "model" / "data" / "skbandit"
+BEFORE = Path(__file__).parents[1] / "versions" / "before-guessing" / "model" / "data" / "skbandit"
 
 
 def _rows(rng, n):
