@@ -28,13 +28,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.local_server import HOST, free_port
-from tests.support.readiness import Logged
 
 pytestmark = pytest.mark.slow
 
@@ -150,15 +152,27 @@ def _server_answers(command: str, cwd: Path, env: dict, log_path: Path) -> None:
     command, n = re.subn(r"(\s(?:-p|--port))\s+\d+", rf"\1 {port}", command)
     if n == 0:
         command += f" --port {port}"
-    server = Logged(
-        ["bash", "-c", f"exec {command}"], log_path, cwd=cwd, env=env, start_new_session=True
-    )
-    process = server.process
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        try:
-            server.wait_until_answering(f"http://{HOST}:{port}/", SERVER_START_S)
-        except AssertionError as error:
-            raise AssertionError(f"{command}: {error}") from None
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"{command} exited:\n{log_path.read_text()[-3000:]}"
+            try:
+                urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2)
+                return
+            except urllib.error.HTTPError:
+                return  # any HTTP answer means it is serving
+            except OSError:  # uvicorn with workers logs "running on" before it listens: no
+                time.sleep(0.5)  # line marks readiness, so the port is what is checked
+        raise AssertionError(f"{command} did not answer in time:\n{log_path.read_text()[-3000:]}")
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:

@@ -4,6 +4,9 @@ The server's output (stdout and stderr) is copied line by line into a log file b
 thread, which sets an event on the line that says the socket listens (uvicorn's "Uvicorn
 running on", gunicorn's "Listening at") or when the output ends (the process exited). One
 HTTP request then confirms it answers; a socket that listens queues it until the app is up.
+
+Only for single-process servers (``--workers 1``): with several workers uvicorn's parent logs
+"Uvicorn running on" after binding the socket but before any worker listens on it.
 """
 
 from __future__ import annotations
