@@ -62,7 +62,7 @@ from skbandit.irt import mastery_to_logit
 TARGET = "target"
 """Column of the target success an attempt was served at (logged by the experiment)."""
 REQUIRED = (schema.USER_ID, schema.TOPIC, schema.CORRECT, schema.DIFFICULTY)
-N_NODES = 20
+N_NODES = 12
 """Gauss-Hermite nodes of the integral over a starting ability."""
 MARGIN = 0.002
 """Logits per attempt by which a target must beat the default (5 % of the simulator's 0.04

@@ -37,6 +37,16 @@ def sweep(
         str | None,
         typer.Option(help="Comma-separated learning scenarios (default: all of them)."),
     ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated policies (default: every policy of the sweep)."),
+    ] = None,
+    history_students: Annotated[
+        int | None,
+        typer.Option(
+            help="Students of each school's target-experiment history (default 1200; --quick: 150)."
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Runs in parallel (processes).")] = 2,
     quick: Annotated[
         bool, typer.Option(help="CI-sized sweep: 3 learning models, 2 seeds, 40 students.")
@@ -53,12 +63,16 @@ def sweep(
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with one_line_errors():
-        config = sweep_config(seeds, students, days, learning, jobs, quick)
+        config = sweep_config(
+            seeds, students, days, learning, jobs, quick, policies, history_students
+        )
         started = time.perf_counter()
         result = _run(config, console)
         seconds = time.perf_counter() - started
         run_id = log_sweep(result, seconds, out_dir)
     console.print(markdown_table(result.table), highlight=False, soft_wrap=True)
+    for text in teaching_texts(result).values():
+        console.print(text, highlight=False, soft_wrap=True)
     console.print(
         f"{len(result.runs)} runs in {seconds:.0f} s "
         f"({seconds * config.n_jobs / len(result.runs):.1f} s per run per process); "
@@ -68,14 +82,22 @@ def sweep(
     )
 
 
-def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
+def sweep_config(
+    seeds, students, days, learning, jobs, quick, policies=None, history_students=None
+) -> SweepConfig:
     """The default (or ``--quick``) sweep with the options given."""
     from dataclasses import replace
 
     from skbandit.exceptions import SkbanditError
     from skbandit.study.sweep import SweepConfig, quick_sweep_config
 
-    for flag, value in (("--seeds", seeds), ("--students", students), ("--days", days)):
+    sizes = (
+        ("--seeds", seeds),
+        ("--students", students),
+        ("--days", days),
+        ("--history-students", history_students),
+    )
+    for flag, value in sizes:
         if value is not None and value < 1:
             raise SkbanditError(f"{flag} must be at least 1; found {value}")
     changes = {"n_jobs": jobs}
@@ -87,6 +109,10 @@ def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
         changes["days"] = days
     if learning:
         changes["learning"] = tuple(name.strip() for name in learning.split(",") if name.strip())
+    if policies:
+        changes["policies"] = tuple(name.strip() for name in policies.split(",") if name.strip())
+    if history_students is not None:
+        changes["history_students"] = history_students
     return replace(quick_sweep_config() if quick else SweepConfig(), **changes)
 
 
@@ -114,6 +140,7 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
         "sweep.csv": result.table.to_csv(index=False),
         "sweep_runs.csv": result.runs.to_csv(index=False),
         "sweep.md": markdown_table(result.table),
+        **teaching_texts(result),
     }
     params = {
         key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
@@ -132,6 +159,19 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
         for name, text in texts.items():
             (out_dir / name).write_text(text)
     return run_id
+
+
+def teaching_texts(result: SweepResult) -> dict[str, str]:
+    """The teaching tables (gap shares; the experiment's targets) when the sweep has them."""
+    from skbandit.study.teaching import experiment_markdown, gap_markdown, gap_shares
+
+    if "oracle_achievable" not in result.config.policies:
+        return {}
+    texts = {"teaching.md": gap_markdown(gap_shares(result.runs))}
+    if result.experiment is not None:
+        texts["experiment.md"] = experiment_markdown(result.experiment)
+        texts["experiment_targets.csv"] = result.experiment.targets.to_csv(index=False)
+    return texts
 
 
 def sweep_metrics(table: pd.DataFrame) -> dict[str, float]:
