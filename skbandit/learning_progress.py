@@ -385,7 +385,20 @@ def logged_rewards(events, contexts, horizon: int = HORIZON) -> np.ndarray:
     )
 
 
-# --- the bands a model version learned ---------------------------------------------------
+# --- the target a model version learned ---------------------------------------------------
+#
+# Decision (issue 24): ``objective=learning_progress`` now serves the target a **target
+# experiment** identifies (:mod:`skbandit.target_experiment`, :mod:`skbandit.learning_curves`:
+# learning curves fit to the experiment's log, safe switching from the default). A version
+# that stores such a state (attribute :data:`IDENTIFIED`) serves it; a version stored
+# before (delayed-reward bands only) keeps loading and serving its bands' target, so no
+# registered version breaks. The bands' own estimate is kept for those versions and for
+# the study (``linucb_progress``), not for new decisions: from rule-logged history it is
+# noise (docs/evidence.md).
+
+IDENTIFIED = "identified_target_"
+"""Attribute of a fitted pipeline holding :func:`skbandit.target_experiment.identified_state`'s
+plain dict (the experiment and the learning curves its version identified)."""
 
 LEARNED_BANDS = "learning_progress_"
 """Attribute of a fitted pipeline holding the :class:`ProgressBands` its version learned."""
@@ -411,12 +424,20 @@ def learned_bands(pipeline) -> ProgressBands | None:
 def learned_target(pipeline) -> float:
     """The target success ``pipeline``'s version learned; SkbanditError when it has none.
 
+    The target its target experiment identified when it stores one (:data:`IDENTIFIED`),
+    else its delayed-reward bands' (versions stored before the experiment).
+
     >>> from sklearn.pipeline import Pipeline
     >>> learned_target(Pipeline([("noop", "passthrough")]))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     skbandit.exceptions.SkbanditError: objective learning_progress needs ... none stored ...
     """
+    identified = getattr(pipeline, IDENTIFIED, None)
+    if identified is not None:
+        from skbandit.target_experiment import served_target
+
+        return served_target(identified)
     bands = learned_bands(pipeline)
     if bands is None:
         raise SkbanditError(UNAVAILABLE.format("none stored (trained before it was kept)"))

@@ -12,7 +12,10 @@ each pair a uniform number ``u``; ``u < share`` puts it in the experiment, with 
 the same target.
 
 The experiment's whole state is a plain dict (:func:`experiment_state`), stored with a
-model version; :func:`assign_targets` reads it.
+model version; :func:`assign_targets` reads it. What a version learned from an experiment's
+log is a plain dict too (:func:`identified_state`: the experiment and the learning curves
+fit to its log); :func:`served_target` reads it, the target the ``learning_progress``
+objective serves (:func:`skbandit.learning_progress.learned_target`).
 
 >>> state = experiment_state(share=1.0, arms=(0.5, 0.9), seed=7)
 >>> targets, probability = assign_targets(state, ["ABC123", "ABC123"], ["6.NS.B.2"] * 2)
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from skbandit.exceptions import SkbanditError
+from skbandit.learning_curves import LearningCurves, fit_learning_curves, safe_target
 
 ARMS = (0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97)
 """Target successes of the experiment's arms."""
@@ -135,6 +139,43 @@ def assign_targets(state, user_ids, topics) -> tuple[np.ndarray, np.ndarray]:
     return target, probability
 
 
+def identified_state(attempts: pd.DataFrame | None, experiment: dict, bias=None) -> dict:
+    """What a version stores: the experiment and the learning curves of its logged attempts.
+
+    ``attempts`` are logged attempts in time order with ``target`` and the columns of
+    :func:`skbandit.learning_curves.fit_learning_curves`; rows without a target (served
+    before the experiment was on) are left out. Without any, ``curves`` is None and the
+    default target is served.
+    """
+    experiment = check_state(experiment)
+    curves = None
+    if attempts is not None and TARGET in attempts:
+        logged = attempts[attempts[TARGET].notna()]
+        if len(logged):
+            curves = fit_learning_curves(logged, bias=bias).as_dict()
+    return {"experiment": experiment, "curves": curves}
+
+
+def served_target(state) -> float:
+    """The target to serve from :func:`identified_state`'s dict: the default unless the
+    identified curves say another target surely teaches more
+    (:func:`skbandit.learning_curves.safe_target`).
+
+    >>> served_target({"experiment": experiment_state(), "curves": None})
+    0.7
+    """
+    try:
+        experiment, curves = check_state(state["experiment"]), state["curves"]
+    except (KeyError, TypeError):
+        raise SkbanditError(
+            "an identified target needs 'experiment' and 'curves' (retrain the version with "
+            "`python -m train.warmstart`)"
+        ) from None
+    if curves is None:
+        return experiment["default"]
+    return safe_target(LearningCurves.from_dict(curves), experiment["default"])
+
+
 __all__ = [
     "ARMS",
     "DEFAULT_TARGET",
@@ -143,5 +184,7 @@ __all__ = [
     "assign_targets",
     "check_state",
     "experiment_state",
+    "identified_state",
     "pair_uniform",
+    "served_target",
 ]

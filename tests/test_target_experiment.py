@@ -100,3 +100,43 @@ def test_the_experiment_off_is_the_irt_rule_at_the_default():
     off, _ = run_one("experiment_on", 0, StudyConfig(**tiny, experiment_share=0.0))
     irt, _ = run_one("irt_target", 0, StudyConfig(**tiny))
     assert off["posttest_end"] == pytest.approx(irt["posttest_end"])
+
+
+def _curves_state(rates):
+    from skbandit.learning_curves import LearningCurves
+
+    arms = (0.5, 0.7, 0.9)
+    curves = LearningCurves(
+        np.array(arms), np.array(rates), np.zeros(3), np.diag([1e-6] * 3), np.ones(3), 0.0
+    )
+    return {"experiment": experiment_state(arms=arms), "curves": curves.as_dict()}
+
+
+def test_learning_progress_serves_the_identified_target_and_old_versions_their_bands():
+    from sklearn.pipeline import Pipeline
+
+    from skbandit.learning_progress import IDENTIFIED, ProgressBands, attach_bands
+    from skbandit.policy import resolve_objective
+    from skbandit.ranking_settings import RankingSettings
+
+    settings = RankingSettings(objective="learning_progress")
+    teaching = Pipeline([("noop", "passthrough")])
+    setattr(teaching, IDENTIFIED, _curves_state([0.01, 0.02, 0.05]))
+    assert resolve_objective(teaching, settings).target == 0.9
+    undecided = Pipeline([("noop", "passthrough")])
+    setattr(undecided, IDENTIFIED, _curves_state([0.02, 0.02, 0.0201]))
+    assert resolve_objective(undecided, settings).target == 0.7  # stays at the default
+    old = attach_bands(Pipeline([("noop", "passthrough")]), ProgressBands())
+    old.learning_progress_.update(np.array([1, 1]), np.array([0.5, 0.4]))
+    assert resolve_objective(old, settings).target == 0.5
+
+
+def test_identified_state_fits_the_logged_attempts_with_targets():
+    from skbandit.target_experiment import identified_state, served_target
+
+    state = experiment_state(share=1.0, arms=(0.5, 0.7, 0.9))
+    log = experiment_history(SchoolConfig(n_students=80, seed=4), 8, 80, state)
+    identified = identified_state(log, state)
+    assert identified["curves"]["targets"] == [0.5, 0.7, 0.9]
+    assert served_target(identified) in (0.5, 0.7, 0.9)
+    assert identified_state(log.drop(columns=TARGET), state)["curves"] is None
