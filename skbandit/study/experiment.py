@@ -28,8 +28,8 @@ from skbandit.learning_curves import fit_learning_curves, safe_target
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig
+from skbandit.study.choice import group_argmax
 from skbandit.study.history import HISTORY_SEED_OFFSET, stop_seconds
-from skbandit.study.policies import Policy, group_argmax
 from skbandit.target_experiment import TARGET, TARGET_PROBABILITY, assign_targets
 
 NULL_SEED_OFFSET = 20_000
@@ -60,10 +60,11 @@ def predicted_success(cands) -> np.ndarray:
     )
 
 
-class AssignedTargetPolicy(Policy):
+class AssignedTargetPolicy:
     """Serves each (student, topic) at its assigned target: the item whose predicted success
     (:func:`predicted_success`) is closest to it. ``state`` is a target experiment's state
-    (a share of 0 serves everyone at the default)."""
+    (a share of 0 serves everyone at the default). A study policy
+    (:class:`skbandit.study.policies.Policy`'s methods) that learns nothing."""
 
     columns = _COLUMNS
 
@@ -77,6 +78,16 @@ class AssignedTargetPolicy(Policy):
         self.last_target = self.targets[student, topic]
         self.last_probability = self.probability[student, topic]
         return -np.abs(predicted_success(cands) - self.last_target[cands.decision])
+
+    def choose(self, cands, rng) -> np.ndarray:
+        """The row of each decision's item predicted closest to its pair's target."""
+        return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
+
+    def update(self, cands, rows, reward) -> None:
+        """Learns nothing."""
+
+    def observe(self, cands, rows, outcome) -> None:
+        """Learns nothing."""
 
 
 def experiment_history(
@@ -99,7 +110,7 @@ def experiment_history(
     parts = []
     while not env.done and env.slot_start < stop:
         cands = env.candidate_arrays(columns=_COLUMNS)
-        rows = group_argmax(policy.score(cands, rng), cands.decision, cands.n_decisions, rng)
+        rows = policy.choose(cands, rng)
         outcome = env.step_indices(cands.item[rows])
         context = {name: cands.column(name)[rows] for name in _COLUMNS}
         parts.append(
