@@ -19,7 +19,7 @@ objective serves (:func:`skbandit.learning_progress.learned_target`).
 
 >>> state = experiment_state(share=1.0, arms=(0.5, 0.9), seed=7)
 >>> targets, probability = assign_targets(state, ["ABC123", "ABC123"], ["6.NS.B.2"] * 2)
->>> targets[0] == targets[1], probability.tolist()
+>>> bool(targets[0] == targets[1]), probability.tolist()
 (True, [0.5, 0.5])
 """
 
