@@ -385,7 +385,16 @@ def logged_rewards(events, contexts, horizon: int = HORIZON) -> np.ndarray:
     )
 
 
-# --- the bands a model version learned ---------------------------------------------------
+# --- the target a model version learned ---------------------------------------------------
+#
+# Decision (issue 24): ``objective=learning_progress`` now serves the target a **target
+# experiment** identifies (:mod:`skbandit.target_experiment`, :mod:`skbandit.learning_curves`:
+# learning curves fit to the experiment's log, safe switching from the default). A version
+# that stores such a state (``TrainedModel.identified_target``) serves it; a version stored
+# before (delayed-reward bands only) keeps loading and serving its bands' target, so no
+# registered version breaks. The bands' own estimate is kept for those versions and for
+# the study (``linucb_progress``), not for new decisions: from rule-logged history it is
+# noise (docs/evidence.md).
 
 UNAVAILABLE = (
     "objective learning_progress needs the target a model version learned from "
@@ -398,8 +407,15 @@ UNAVAILABLE = (
 def learned_target(model) -> float:
     """The target success a :class:`~skbandit.model.TrainedModel` version learned.
 
-    SkbanditError when it has none (:func:`target_of_bands`).
+    The target its target experiment identified when it stores one
+    (``model.identified_target``, :func:`skbandit.target_experiment.served_target`), else its
+    delayed-reward bands' (:func:`target_of_bands`); SkbanditError when it has neither.
     """
+    identified = getattr(model, "identified_target", None)
+    if identified is not None:
+        from skbandit.target_experiment import served_target
+
+        return served_target(identified)
     return target_of_bands(model.progress_bands)
 
 

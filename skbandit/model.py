@@ -42,9 +42,10 @@ from skbandit.features import (
     model_input_array,
     validate_model_input,
 )
-from skbandit.learning_progress import ProgressBands, target_of_bands
+from skbandit.learning_progress import ProgressBands, learned_target
 from skbandit.linucb import LinUCB
 from skbandit.probability_calibration import ProbabilityCalibration, served_probability
+from skbandit.target_experiment import served_target
 from skbandit.version_items import complete_items, items_as_state, items_from_state
 
 NOT_TRAINED = (
@@ -74,6 +75,9 @@ class TrainedModel:
     calibration : ProbabilityCalibration or None
     item_parameters : DataFrame or None
         ``item_id, topic, difficulty, discrimination, guessing`` the version trained with.
+    identified_target : dict or None
+        The target experiment and the learning curves identified from its log
+        (:func:`skbandit.target_experiment.identified_state`).
 
     Examples
     --------
@@ -90,6 +94,7 @@ class TrainedModel:
         self.progress_bands: ProgressBands | None = None
         self.calibration: ProbabilityCalibration | None = None
         self.item_parameters: pd.DataFrame | None = None
+        self.identified_target: dict | None = None
 
     def _set_pipeline(self, feature_set, estimator):
         pipeline = make_pipeline(feature_set)
@@ -123,7 +128,7 @@ class TrainedModel:
 
     def learned_target(self) -> float:
         """The ``learning_progress`` target this version learned (SkbanditError if none)."""
-        return target_of_bands(self.progress_bands)
+        return learned_target(self)
 
     # ---------------------------------------------------------------- compute
     def features(self, X) -> np.ndarray:
@@ -242,8 +247,8 @@ class TrainedModel:
         dict
             ``feature_set`` (str), ``params`` (the LinUCB parameters but ``prior_mean``),
             ``estimator`` (:meth:`LinUCB.get_state`: arrays and numbers, ``prior_mean``
-            among them), and ``progress_bands``, ``calibration``, ``item_parameters``
-            (dicts of lists, or None).
+            among them), and ``progress_bands``, ``calibration``, ``item_parameters``,
+            ``identified_target`` (dicts of lists, or None).
         """
         if not self.is_trained:
             raise SkbanditError(NOT_TRAINED)
@@ -254,6 +259,7 @@ class TrainedModel:
             "progress_bands": _as_dict(self.progress_bands),
             "calibration": _as_dict(self.calibration),
             "item_parameters": items_as_state(self.item_parameters),
+            "identified_target": self.identified_target,
         }
 
     @classmethod
@@ -282,18 +288,24 @@ class TrainedModel:
         model.progress_bands = _part("progress_bands", state, ProgressBands.from_dict)
         model.calibration = _part("calibration", state, ProbabilityCalibration.from_dict)
         model.item_parameters = _part("item_parameters", state, items_from_state)
+        model.identified_target = _part("identified_target", state, _checked_identified)
         return model
 
     def __repr__(self) -> str:
         learned = [
             name
-            for name in ("progress_bands", "calibration", "item_parameters")
+            for name in ("progress_bands", "calibration", "item_parameters", "identified_target")
             if getattr(self, name) is not None
         ]
         return (
             f"TrainedModel(feature_set={self.feature_set!r}, trained={self.is_trained}, "
             f"extras={learned})"
         )
+
+
+def _checked_identified(value) -> dict:
+    served_target(value)  # a one-line SkbanditError when malformed
+    return value
 
 
 def _as_dict(part):

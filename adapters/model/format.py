@@ -48,10 +48,15 @@ ITEM_PARAMETERS = "item_parameters"
 """Key of ``config.json`` holding the item parameters the version was trained with (lists of
 ``item_id, topic, difficulty, discrimination, guessing``; :mod:`skbandit.version_items`);
 older versions have none."""
+IDENTIFIED_TARGET = "identified_target"
+"""Key of ``config.json`` holding the target experiment and the learning curves the version
+identified from it (:func:`skbandit.target_experiment.identified_state`); older versions have
+none and serve their bands' target."""
 STATE_PARTS = {
     "progress_bands": LEARNING_PROGRESS,
     "calibration": PROBABILITY_CALIBRATION,
     "item_parameters": ITEM_PARAMETERS,
+    "identified_target": IDENTIFIED_TARGET,
 }
 """:meth:`skbandit.model.TrainedModel.get_state` part -> its key in ``config.json``."""
 IGNORED_FILES = frozenset({"registered_model_meta"})

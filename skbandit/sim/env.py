@@ -193,6 +193,12 @@ class SchoolEnv:
         ctx = self._context.student_columns(self._acting_students(), self._acting_topics())
         return pd.DataFrame({DECISION_ID: np.arange(self.n_decisions), **ctx})
 
+    def acting_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Student and topic index (into ``world.user_ids``, ``world.topics``) of each of the
+        current step's decisions, in decision order (what a per-(student, topic) policy such
+        as the target experiment reads)."""
+        return self._acting_students(), self._acting_topics()
+
     @property
     def slot_start(self) -> float:
         """Epoch seconds at which the current step's time slot begins (inf when done)."""

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from skbandit.target_experiment import ARMS
+
 POLICIES = (
     "oracle",
     "oracle_learning",
@@ -10,6 +12,11 @@ POLICIES = (
     "linucb_target_band",
     "linucb_progress",
     "linucb_progress_served",
+    "oracle_achievable",
+    "experiment_served",
+    "experiment_argmax",
+    "linucb_experiment_served",
+    "experiment_on",
     "irt_target",
     "rule",
     "thompson",
@@ -42,6 +49,21 @@ class StudyConfig:
         How the simulated students learn: a name from
         :data:`skbandit.sim.learning.LEARNING_SCENARIOS` (default ``"peak_0.7"``, the
         default school).
+    history_students : int
+        Students of the history school that runs the target experiment before
+        ``experiment_served`` and ``linucb_experiment_served`` are run
+        (:mod:`skbandit.study.experiment`).
+    experiment_share, experiment_arms
+        The target experiment (:func:`skbandit.target_experiment.experiment_state`, default
+        target ``target``, seed 0): share of (student, topic) pairs in it and its arms;
+        ``experiment_on`` runs it on the reported school (what it costs in learning).
+    design_bias : tuple of (float, float)
+        ``(target, bias)`` pairs subtracted from the identified rates
+        (:func:`skbandit.study.experiment.design_bias`; the sweep measures them).
+    served_targets : tuple of (int, float, float)
+        ``(seed, safe target, highest-rate target)``: what each seed's experiment history
+        identified, when already computed (the sweep does it once per school); a seed not
+        listed is computed.
     """
 
     n_students: int = 2000
@@ -53,6 +75,17 @@ class StudyConfig:
     n_bins: int = 40
     n_jobs: int = 2
     learning: str = "peak_0.7"
+    history_students: int = 1200
+    experiment_share: float = 1.0
+    experiment_arms: tuple[float, ...] = ARMS
+    design_bias: tuple[tuple[float, float], ...] = ()
+    served_targets: tuple[tuple[int, float, float], ...] = ()
+
+    def experiment(self) -> dict:
+        """The target experiment's state (seed 0, default ``target``)."""
+        from skbandit.target_experiment import experiment_state
+
+        return experiment_state(self.experiment_share, self.experiment_arms, 0, self.target)
 
 
 def quick_study_config() -> StudyConfig:

@@ -22,6 +22,18 @@ Policies (:data:`POLICIES`, built by :func:`make_policy`):
   like the target band at the one target a rule-logged history of another school under
   the same learning model favours (:func:`skbandit.study.history.learned_target`, what
   warm-start stores with a version);
+- ``oracle_achievable``: knows the learning model, hence the best target, but sees only
+  what a deployed policy sees: the item with the highest expected gain
+  (:func:`~skbandit.sim.learning.expected_gain`) at its predicted success, the 2PL at the
+  deployed ability estimate with the published item parameters;
+- ``experiment_served`` / ``linucb_experiment_served``: the target a target-experiment
+  history identifies (:func:`skbandit.study.experiment.identified_target`: learning curves
+  fit to a history school running the experiment, then safe switching from the default),
+  served by the IRT rule aimed at it or by LinUCB's target band at it;
+  ``experiment_argmax``: the IRT rule at the target with the highest identified rate, no
+  safe switching (the issue's prototype);
+- ``experiment_on``: the reported school running the target experiment itself (each
+  (student, topic) at its assigned target): what the experiment costs in learning;
 - ``irt_target``: the IRT rule aimed at the target band's target (2PL success at the
   observed mastery closest to ``target``; no learning from data);
 - ``rule``: the seed's rule, top-1 by :func:`skbandit.irt.rule_distance` on observed mastery;
@@ -42,31 +54,9 @@ from skbandit.policy import linucb_scores
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import CandidateArrays, SchoolEnv
 from skbandit.sim.learning import expected_gain
+from skbandit.study.choice import group_argmax
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.history import learned_target
-
-
-def group_argmax(score, group, n_groups, rng):
-    """Row of the highest ``score`` in each group (ties broken uniformly at random by ``rng``).
-
-    ``group`` (shape ``(n_rows,)``) must be sorted with every group ``0..n_groups-1``
-    non-empty, as ``CandidateArrays.decision`` is. Returns the chosen row of each group in
-    order.
-
-    >>> rng = np.random.default_rng(0)
-    >>> group_argmax(np.array([1.0, 3.0, 2.0, 5.0]), np.array([0, 0, 1, 1]), 2, rng).tolist()
-    [1, 3]
-    """
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    if starts.size != n_groups or group[starts[-1]] != n_groups - 1 or (np.diff(group) < 0).any():
-        raise SkbanditError(
-            f"expected candidate rows sorted by decision with at least one per "
-            f"decision 0..{n_groups - 1}; found {starts.size} groups"
-        )
-    best = np.maximum.reduceat(score, starts)
-    key = np.where(score == best[group], rng.random(score.size), -1.0)
-    hits = np.flatnonzero(key == np.maximum.reduceat(key, starts)[group])
-    return hits[np.r_[True, group[hits][1:] != group[hits][:-1]]]  # one per group
 
 
 class OnlinePolicy:
@@ -201,6 +191,25 @@ class IrtTargetPolicy(OnlinePolicy):
         return -np.abs(p - self.target)
 
 
+class AchievableOraclePolicy(Policy):
+    """Knows how students learn but not their true ability or the items' true parameters:
+    the highest expected gain at the 2PL success predicted from the deployed ability
+    estimate (``mastery``) and the published item parameters."""
+
+    columns = (schema.MASTERY, schema.DIFFICULTY, schema.DISCRIMINATION)
+
+    def __init__(self, config):
+        self.config = config
+
+    def score(self, cands, rng):
+        p = irt.p_correct_2pl(
+            irt.mastery_to_logit(cands.column(schema.MASTERY)),
+            cands.column(schema.DIFFICULTY),
+            cands.column(schema.DISCRIMINATION),
+        )
+        return expected_gain(p, self.config)
+
+
 class ProgressPolicy(LinUCBPolicy):
     """LinUCB aimed at a target it learns: learning progress (:mod:`skbandit.learning_progress`).
 
@@ -257,6 +266,13 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     if name in linucb:
         feature_set, objective = linucb[name]
         return LinUCBPolicy(feature_set, config.alpha, objective, config.target)
+    if name in (
+        "experiment_served",
+        "experiment_argmax",
+        "linucb_experiment_served",
+        "experiment_on",
+    ):
+        return _experiment_policy(name, env, config)
     if name == "linucb_progress_served":
         return LinUCBPolicy(
             "default", config.alpha, "learning_progress", learned_target(env.config, config.days)
@@ -264,6 +280,7 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     simple = {
         "oracle": lambda: OraclePolicy(),
         "oracle_learning": lambda: OraclePolicy(env.config),
+        "oracle_achievable": lambda: AchievableOraclePolicy(env.config),
         "rule": RulePolicy,
         "random": RandomPolicy,
         "irt_target": lambda: IrtTargetPolicy(config.target),
@@ -273,3 +290,28 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     if name not in simple:
         raise SkbanditError(f"unknown policy {name!r} (expected one of {POLICIES})")
     return simple[name]()
+
+
+def _experiment_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
+    """The target experiment's policies (:mod:`skbandit.study.experiment`)."""
+    from skbandit.study import experiment
+
+    if name == "experiment_on":
+        return experiment.AssignedTargetPolicy(env, config.experiment())
+    known = {seed: targets for seed, *targets in config.served_targets}
+    if env.config.seed in known:
+        target, best = known[env.config.seed]
+    else:
+        target, curves = experiment.identified_target(
+            env.config,
+            config.days,
+            config.history_students,
+            config.experiment(),
+            dict(config.design_bias),
+        )
+        best = float(curves.targets[np.argmax(curves.rates)])
+    if name == "experiment_served":
+        return IrtTargetPolicy(target)
+    if name == "experiment_argmax":
+        return IrtTargetPolicy(best)
+    return LinUCBPolicy("default", config.alpha, "target_band", target)

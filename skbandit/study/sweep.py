@@ -28,6 +28,11 @@ from skbandit.study.runner import _sorted, confidence_interval, run_one
 SWEEP_POLICIES = (
     "oracle_learning",
     "oracle",
+    "oracle_achievable",
+    "experiment_served",
+    "experiment_argmax",
+    "linucb_experiment_served",
+    "experiment_on",
     "linucb_progress",
     "linucb_progress_served",
     "linucb_target_band",
@@ -38,7 +43,7 @@ SWEEP_POLICIES = (
     "random",
 )
 """Policies of the sweep, in table order."""
-SWEEP_ORACLES = ("oracle", "oracle_learning")
+SWEEP_ORACLES = ("oracle", "oracle_learning", "oracle_achievable")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,11 @@ class SweepConfig:
         One school per seed (the same schools under every learning model).
     n_students, days, alpha, target, n_jobs
         As in :class:`~skbandit.study.config.StudyConfig`.
+    history_students, experiment_share
+        The target experiment's history schools (:mod:`skbandit.study.experiment`).
+    null_seeds : int
+        Null-world history schools behind the design bias
+        (:func:`skbandit.study.experiment.design_bias`).
     """
 
     learning: tuple[str, ...] = tuple(LEARNING_SCENARIOS)
@@ -66,9 +76,12 @@ class SweepConfig:
     alpha: float = 1.0
     target: float = 0.7
     n_jobs: int = 2
+    history_students: int = 1200
+    experiment_share: float = 1.0
+    null_seeds: int = 10
 
-    def study(self, learning: str) -> StudyConfig:
-        """The study of one learning model."""
+    def study(self, learning: str, design_bias=(), served_targets=()) -> StudyConfig:
+        """The study of one learning model (with the experiment's bias and targets)."""
         return StudyConfig(
             n_students=self.n_students,
             seeds=self.seeds,
@@ -79,6 +92,10 @@ class SweepConfig:
             n_bins=4,
             n_jobs=1,
             learning=learning,
+            history_students=self.history_students,
+            experiment_share=self.experiment_share,
+            design_bias=tuple(design_bias),
+            served_targets=tuple(served_targets),
         )
 
 
@@ -90,23 +107,29 @@ def quick_sweep_config() -> SweepConfig:
         n_students=40,
         days=10,
         n_jobs=1,
+        history_students=150,
+        null_seeds=2,
     )
 
 
 @dataclass
 class SweepResult:
     """``runs``: one row per (learning, policy, seed); ``table``: one row per (learning,
-    policy) (:func:`sweep_table`)."""
+    policy) (:func:`sweep_table`); ``experiment``: the target experiment's side
+    (:class:`skbandit.study.teaching.ExperimentOutcome`, None when no experiment policy
+    ran)."""
 
     runs: pd.DataFrame
     table: pd.DataFrame
     config: SweepConfig
+    experiment: object = None
 
 
 def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
     """Run every (learning model, policy, seed); ``on_done(learning, policy, seed)`` per run."""
     config = config or SweepConfig()
     _check(config)
+    experiment = _run_experiment(config)
     tasks = [
         (learning, name, seed)
         for learning in config.learning
@@ -114,7 +137,12 @@ def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
         for seed in config.seeds
     ]
     tasks.sort(key=lambda task: not task[1].startswith("linucb"))  # slowest first
-    studies = {learning: config.study(learning) for learning in config.learning}
+    studies = {
+        learning: config.study(learning, *experiment.study_inputs(learning))
+        if experiment is not None
+        else config.study(learning)
+        for learning in config.learning
+    }
     if config.n_jobs == 1:
         outputs = (run_one(name, seed, studies[learning]) for learning, name, seed in tasks)
     else:
@@ -135,7 +163,16 @@ def run_sweep(config: SweepConfig | None = None, on_done=None) -> SweepResult:
     runs = runs.sort_values(
         "learning", key=lambda col: col.map(order), kind="stable", ignore_index=True
     )
-    return SweepResult(runs, sweep_table(runs), config)
+    return SweepResult(runs, sweep_table(runs), config, experiment)
+
+
+def _run_experiment(config: SweepConfig):
+    """The design bias and every school's identified target, when a policy needs them."""
+    from skbandit.study.teaching import EXPERIMENT_POLICIES, run_experiment
+
+    if not set(config.policies) & set(EXPERIMENT_POLICIES):
+        return None
+    return run_experiment(config)
 
 
 def sweep_table(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

@@ -37,6 +37,8 @@ def main(
     students,
     days,
     learning,
+    policies,
+    history_students,
     jobs,
     quick,
     out_dir,
@@ -45,12 +47,16 @@ def main(
     console = Console()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with one_line_errors():
-        config = sweep_config(seeds, students, days, learning, jobs, quick)
+        config = sweep_config(
+            seeds, students, days, learning, jobs, quick, policies, history_students
+        )
         started = time.perf_counter()
         result = _run(config, console)
         seconds = time.perf_counter() - started
         run_id = log_sweep(result, seconds, out_dir)
     console.print(markdown_table(result.table), highlight=False, soft_wrap=True)
+    for text in teaching_texts(result).values():
+        console.print(text, highlight=False, soft_wrap=True)
     console.print(
         f"{len(result.runs)} runs in {seconds:.0f} s "
         f"({seconds * config.n_jobs / len(result.runs):.1f} s per run per process); "
@@ -60,10 +66,18 @@ def main(
     )
 
 
-def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
+def sweep_config(
+    seeds, students, days, learning, jobs, quick, policies=None, history_students=None
+) -> SweepConfig:
     """The default (or ``--quick``) sweep with the options given."""
 
-    for flag, value in (("--seeds", seeds), ("--students", students), ("--days", days)):
+    sizes = (
+        ("--seeds", seeds),
+        ("--students", students),
+        ("--days", days),
+        ("--history-students", history_students),
+    )
+    for flag, value in sizes:
         if value is not None and value < 1:
             raise SkbanditError(f"{flag} must be at least 1; found {value}")
     changes = {"n_jobs": jobs}
@@ -75,6 +89,10 @@ def sweep_config(seeds, students, days, learning, jobs, quick) -> SweepConfig:
         changes["days"] = days
     if learning:
         changes["learning"] = tuple(name.strip() for name in learning.split(",") if name.strip())
+    if policies:
+        changes["policies"] = tuple(name.strip() for name in policies.split(",") if name.strip())
+    if history_students is not None:
+        changes["history_students"] = history_students
     return replace(quick_sweep_config() if quick else SweepConfig(), **changes)
 
 
@@ -96,6 +114,7 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
         "sweep.csv": result.table.to_csv(index=False),
         "sweep_runs.csv": result.runs.to_csv(index=False),
         "sweep.md": markdown_table(result.table),
+        **teaching_texts(result),
     }
     params = {
         key: (",".join(map(str, value)) if isinstance(value, tuple) else value)
@@ -111,6 +130,19 @@ def log_sweep(result: SweepResult, seconds: float, out_dir: Path | None) -> str:
     if out_dir is not None:
         write_report_files(out_dir, {"sweep.png": figure}, texts)
     return run_id
+
+
+def teaching_texts(result: SweepResult) -> dict[str, str]:
+    """The teaching tables (gap shares; the experiment's targets) when the sweep has them."""
+    from skbandit.study.teaching import experiment_markdown, gap_markdown, gap_shares
+
+    if "oracle_achievable" not in result.config.policies:
+        return {}
+    texts = {"teaching.md": gap_markdown(gap_shares(result.runs))}
+    if result.experiment is not None:
+        texts["experiment.md"] = experiment_markdown(result.experiment)
+        texts["experiment_targets.csv"] = result.experiment.targets.to_csv(index=False)
+    return texts
 
 
 def sweep_metrics(table: pd.DataFrame) -> dict[str, float]:
