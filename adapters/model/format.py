@@ -32,6 +32,12 @@ from skbandit.probability_calibration import (
     attach_calibration,
     calibration_of,
 )
+from skbandit.uncertainty import (
+    SuccessInterval,
+    attach_success_interval,
+    has_learned_interval,
+    success_interval_of,
+)
 
 CONFIG_FILE, STATE_FILE = "config.json", "state.npz"
 DATA_FOLDER = "skbandit"
@@ -48,6 +54,9 @@ PROBABILITY_CALIBRATION = "probability_calibration"
 """Key of ``config.json`` holding the score-to-probability map the version learned
 (:mod:`skbandit.probability_calibration`); older versions have none and serve the clipped
 score as before."""
+SUCCESS_INTERVAL = "success_interval"
+"""Key of ``config.json`` holding the learned scales of the success interval
+(:mod:`skbandit.uncertainty`); older versions have none and get its defaults."""
 IGNORED_FILES = frozenset({"registered_model_meta"})
 """Files MLflow itself adds to a downloaded model folder (not part of what was stored)."""
 
@@ -68,6 +77,8 @@ def save_pipeline(pipeline, directory: Path) -> Path:
     calibration = calibration_of(pipeline)
     if calibration is not None:
         config[PROBABILITY_CALIBRATION] = calibration.as_dict()
+    if has_learned_interval(pipeline):
+        config[SUCCESS_INTERVAL] = success_interval_of(pipeline).as_dict()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     np.savez(directory / STATE_FILE, **estimator.get_state())
@@ -119,6 +130,14 @@ def load_pipeline_files(config_path, state_path, what: str = "the model"):
             raise SkbanditError(
                 f"cannot load {what}: config.json's {PROBABILITY_CALIBRATION} "
                 f"is malformed ({error}); {RETRAIN_HINT}"
+            ) from None
+    if SUCCESS_INTERVAL in config:
+        try:
+            attach_success_interval(pipeline, SuccessInterval.from_dict(config[SUCCESS_INTERVAL]))
+        except SkbanditError as error:
+            raise SkbanditError(
+                f"cannot load {what}: config.json's {SUCCESS_INTERVAL} is malformed "
+                f"({error}); {RETRAIN_HINT}"
             ) from None
     return pipeline
 

@@ -53,6 +53,7 @@ from skbandit.features import FEATURE_SETS, feature_set_of, make_pipeline
 from skbandit.learning_progress import attach_bands, learned_bands, progress_bands
 from skbandit.probability_calibration import attach_calibration
 from skbandit.progressive import ReplayResult, model_features, replay_history
+from skbandit.uncertainty import attach_success_interval, learn_success_interval
 from train.warmstart import data as training_data
 from train.warmstart import report as warmstart_report
 from train.warmstart.history import History, prepare_history
@@ -287,6 +288,11 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
             pipeline, history, features, options.batch_size, console, score_from=unscored
         )
     attach_calibration(pipeline, result.calibration)  # learned from progressive forecasts
+    with timer("interval"):  # the scales of the success interval, from the same forecasts
+        attach_success_interval(
+            pipeline,
+            learn_success_interval(history.events, items, history.contexts, result.predictions),
+        )
     with timer("progress"):
         keep_progress_bands(
             pipeline, progress_bands(history.events, history.contexts, learned_bands(pipeline))
