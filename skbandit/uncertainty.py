@@ -14,7 +14,9 @@ probability with :data:`COVERAGE` (80 %):
    under-confident, and the data says which.
 2. **The item.** A published difficulty is an estimate and an item has effects the IRT
    parameters miss; what the model has not learned of them is shared by every student who
-   answers the item: ``item_variance`` (logits^2).
+   answers the item: ``item_variance`` (logits^2), one value per band of the expected success
+   (:data:`EXPECTED_BANDS`): the model's logit error is larger at the extremes, where a
+   linear score calibrated by a monotone map is least sure, than in the middle.
 3. **The model's parameters.** ``residual_variance * x' A^-1 x`` is the Bayesian ridge
    variance of the linear score (``residual_variance`` is the mean squared progressive
    residual of the score), divided by ``(p (1 - p))^2`` to put it on the logit scale.
@@ -27,10 +29,12 @@ tell how far its true chance was from the forecast (only the mean is identified)
 outcomes that share an error can: their residuals' product has the shared error's variance
 as its expectation, since the answers' own noise is independent.
 
-- ``item_variance``: over pairs of *different* students' attempts at the same item,
-  ``sum r_i r_j / sum v_i v_j`` with ``r = y - p`` the progressive residual and
-  ``v = p (1 - p)`` (the linearised logit scale); each forecast was made before its event
-  was learned (:func:`skbandit.progressive.replay_history`).
+- ``item_variance``: over pairs of *different* students' attempts at the same item whose
+  forecasts lie in the same band, ``sum r_i r_j / sum v_i v_j`` with ``r = y - p`` the
+  progressive residual and ``v = p (1 - p)`` (the linearised logit scale), minus the same
+  ratio over pairs on *other* items of the topic (what the cohort's common ability error
+  adds to every pair: it is in the ability term already); each forecast was made before its
+  event was learned (:func:`skbandit.progressive.replay_history`).
 - ``ability_factor``: each attempt ``i`` and the student's next attempt ``j`` on the same
   topic are both forecast from the ability at ``i`` (the IRT probability of each item at
   the ability mean before ``i``, so ``j``'s forecast has not seen ``y_i``); their residuals'
@@ -75,6 +79,8 @@ ATTRIBUTE = "success_interval_"
 """Attribute of a pipeline that holds its version's :class:`SuccessInterval`."""
 MIN_PAIRS = 200
 """Fewer residual pairs than this: the scale keeps its default (too noisy to learn)."""
+EXPECTED_BANDS = (0.35, 0.55, 0.7, 0.85)
+"""Inner edges of the bands of expected success that each get their own item variance."""
 PROBABILITY_EDGE = 1e-3
 """Expected successes are kept in ``[edge, 1 - edge]`` before taking their logit."""
 DEFAULT_ABILITY_VARIANCE = 1.0**2 + 0.7**2
@@ -92,8 +98,9 @@ class SuccessInterval:
         Realised ability error variance over the posterior's ``sd^2``.
     ability_variance : float
         Realised ability error variance (logits^2): used for rows without ``ability_sd``.
-    item_variance : float
-        Item-level error variance the model has not learned (logits^2).
+    item_variance : tuple of float
+        Item-level error variance the model has not learned (logits^2), one per band of
+        the expected success (``len(EXPECTED_BANDS) + 1``).
     residual_variance : float
         Mean squared progressive residual of the linear score (scales ``x' A^-1 x``).
     n_item_pairs, n_ability_pairs, n_events : int
@@ -106,7 +113,8 @@ class SuccessInterval:
     With only an item term of 1 logit^2 and no ability sd, an expected 50 % gets the 80 %
     interval ``sigmoid(-+1.2816)``:
 
-    >>> scales = SuccessInterval(ability_variance=0.0, item_variance=1.0, residual_variance=0.0)
+    >>> scales = SuccessInterval(ability_variance=0.0, item_variance=(1.0,) * 5,
+    ...                          residual_variance=0.0)
     >>> low, high = scales.bounds(np.array([0.5]), mastery=np.array([0.5]),
     ...                           difficulty=np.zeros(1), discrimination=np.ones(1),
     ...                           guessing=np.zeros(1), std=np.zeros(1))
@@ -116,7 +124,7 @@ class SuccessInterval:
 
     ability_factor: float = 1.0
     ability_variance: float = DEFAULT_ABILITY_VARIANCE
-    item_variance: float = 0.0
+    item_variance: tuple = (0.0,) * (len(EXPECTED_BANDS) + 1)
     residual_variance: float = 0.25
     n_item_pairs: int = 0
     n_ability_pairs: int = 0
@@ -148,7 +156,8 @@ class SuccessInterval:
             own = self.ability_factor * np.asarray(ability_sd, dtype=np.float64) ** 2
             ability_part = np.where(np.isnan(own), ability_part, slope**2 * own)
         model_part = self.residual_variance * np.asarray(std, dtype=np.float64) ** 2
-        total = ability_part + self.item_variance + model_part / (p * (1 - p)) ** 2
+        item_part = np.asarray(self.item_variance)[np.searchsorted(EXPECTED_BANDS, p)]
+        total = ability_part + item_part + model_part / (p * (1 - p)) ** 2
         half = ndtri(0.5 + self.coverage / 2) * np.sqrt(total)
         centre = logit(p)
         return expit(centre - half), expit(centre + half)
@@ -158,21 +167,39 @@ class SuccessInterval:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SuccessInterval":
+        defaults = cls()
         try:
-            scales = cls(**{k: type(getattr(cls(), k))(v) for k, v in dict(data).items()})
+            unknown = set(data) - set(asdict(defaults))
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            values = {
+                k: (
+                    tuple(float(x) for x in v)
+                    if isinstance(getattr(defaults, k), tuple)
+                    else type(getattr(defaults, k))(v)
+                )
+                for k, v in dict(data).items()
+            }
+            scales = cls(**values)
         except (TypeError, ValueError) as error:
             raise SkbanditError(
                 f"success interval is malformed ({error}); expected the keys "
-                f"{', '.join(asdict(cls()))}"
+                f"{', '.join(asdict(defaults))}"
             ) from None
-        values = [scales.ability_factor, scales.ability_variance, scales.item_variance]
+        variances = [
+            scales.ability_factor,
+            scales.ability_variance,
+            scales.residual_variance,
+            *scales.item_variance,
+        ]
         if not (
-            all(np.isfinite(v) and v >= 0 for v in [*values, scales.residual_variance])
+            all(np.isfinite(v) and v >= 0 for v in variances)
+            and len(scales.item_variance) == len(defaults.item_variance)
             and 0 < scales.coverage < 1
         ):
             raise SkbanditError(
-                "success interval is malformed (expected finite non-negative variances and "
-                "a coverage in (0, 1))"
+                "success interval is malformed (expected finite non-negative variances, "
+                f"{len(defaults.item_variance)} item variances and a coverage in (0, 1))"
             )
         return scales
 
@@ -183,7 +210,8 @@ def fit_success_interval(
     expected,
     score,
     item,
-    student_topic,
+    student,
+    topic,
     mastery,
     ability_sd,
     difficulty,
@@ -194,7 +222,7 @@ def fit_success_interval(
 
     Every argument is an array with one entry per scored event, sorted by time:
     ``reward`` (0/1), ``expected`` (the calibrated progressive forecast), ``score`` (the
-    linear score it calibrated), ``item`` and ``student_topic`` (group codes), and the
+    linear score it calibrated), ``item``, ``student`` and ``topic`` (group codes), and the
     event's ``mastery``, ``ability_sd`` and item parameters from its context (all from
     attempts strictly before it). See the module docstring for the estimators.
     """
@@ -202,10 +230,13 @@ def fit_success_interval(
     n = len(reward)
     p = np.clip(np.asarray(expected, dtype=np.float64), PROBABILITY_EDGE, 1 - PROBABILITY_EDGE)
     residual_variance = float(np.mean((reward - np.asarray(score)) ** 2)) if n else 0.25
-    item_variance, n_item_pairs = _shared_variance(reward - p, p * (1 - p), np.asarray(item))
+    item, student, topic = (pd.factorize(np.asarray(v))[0] for v in (item, student, topic))
+    item_variance, n_item_pairs = _banded_item_variance(
+        reward - p, p * (1 - p), np.searchsorted(EXPECTED_BANDS, p), item, student, topic
+    )
     factor, variance, n_ability_pairs = _ability_error(
         reward,
-        np.asarray(student_topic),
+        _codes(student, topic),
         logit(np.clip(np.asarray(mastery, dtype=np.float64), 1e-6, 1 - 1e-6)),
         np.asarray(ability_sd, dtype=np.float64),
         np.asarray(difficulty, dtype=np.float64),
@@ -216,7 +247,7 @@ def fit_success_interval(
     return SuccessInterval(
         ability_factor=factor if n_ability_pairs >= MIN_PAIRS else default.ability_factor,
         ability_variance=variance if n_ability_pairs >= MIN_PAIRS else default.ability_variance,
-        item_variance=item_variance if n_item_pairs >= MIN_PAIRS else default.item_variance,
+        item_variance=item_variance,
         residual_variance=residual_variance,
         n_item_pairs=n_item_pairs,
         n_ability_pairs=n_ability_pairs,
@@ -238,10 +269,9 @@ def learn_success_interval(events, items, contexts, predictions) -> SuccessInter
         reward=predictions["reward"].to_numpy(dtype=np.float64),
         expected=predictions["bandit"].to_numpy(dtype=np.float64),
         score=predictions["score"].to_numpy(dtype=np.float64),
-        item=pd.factorize(scored[schema.ITEM_ID])[0],
-        student_topic=pd.factorize(
-            pd.MultiIndex.from_arrays([scored[schema.USER_ID], scored[schema.TOPIC]])
-        )[0],
+        item=scored[schema.ITEM_ID].to_numpy(),
+        student=scored[schema.USER_ID].to_numpy(),
+        topic=scored[schema.TOPIC].to_numpy(),
         mastery=context[schema.MASTERY].to_numpy(dtype=np.float64),
         ability_sd=sd[rows],
         difficulty=context[schema.DIFFICULTY].to_numpy(dtype=np.float64),
@@ -284,21 +314,63 @@ def _column(frame, name):
     return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _shared_variance(residual, weight, group):
-    """``sum_{i != j in a group} r_i r_j / sum_{i != j} w_i w_j`` (>= 0) and the pair count."""
-    if residual.size == 0:
+def _banded_item_variance(residual, weight, band, item, student, topic):
+    """:func:`_item_variance` per band of expected success, and the pairs they rest on.
+
+    A band with fewer than :data:`MIN_PAIRS` item pairs takes the estimate over all bands
+    (or 0 when even that has too few).
+    """
+    pooled, n_pairs = _item_variance(residual, weight, item, student, topic)
+    pooled = pooled if n_pairs >= MIN_PAIRS else 0.0
+    out = []
+    for b in range(len(EXPECTED_BANDS) + 1):
+        rows = band == b
+        value, pairs = _item_variance(
+            residual[rows], weight[rows], item[rows], student[rows], topic[rows]
+        )
+        out.append(value if pairs >= MIN_PAIRS else pooled)
+    return tuple(out), n_pairs
+
+
+def _item_variance(residual, weight, item, student, topic):
+    """The item-level error variance and the number of item pairs it rests on.
+
+    ``C(item) - C(topic, other item)``, where ``C(g)`` is :func:`_pair_moments`' ratio over
+    pairs of *different* students in the same group ``g``: what two students' residuals on
+    the same item share beyond what any two attempts on the topic share (the cohort's
+    common ability error, already in the ability term).
+    """
+    if residual.size < 2:
         return 0.0, 0
-    codes = np.unique(group, return_inverse=True)[1].ravel()
-    s = np.bincount(codes, weights=residual)
-    q = np.bincount(codes, weights=residual**2)
-    w = np.bincount(codes, weights=weight)
-    ww = np.bincount(codes, weights=weight**2)
-    sizes = np.bincount(codes)
-    pairs = int((sizes * (sizes - 1) // 2).sum())
-    denominator = float((w * w - ww).sum())
-    if pairs == 0 or denominator <= 0:
-        return 0.0, pairs
-    return max(0.0, float((s * s - q).sum()) / denominator), pairs
+    item, student, topic = (pd.factorize(v)[0] for v in (item, student, topic))
+    same_item = _pair_moments(residual, weight, item) - _pair_moments(
+        residual, weight, _codes(item, student)
+    )
+    same_topic = _pair_moments(residual, weight, topic) - _pair_moments(
+        residual, weight, _codes(topic, student)
+    )
+    other_item = same_topic - same_item
+    n_pairs = int(same_item[2])
+    if same_item[1] <= 0 or other_item[1] <= 0:
+        return 0.0, n_pairs
+    return max(0.0, float(same_item[0] / same_item[1] - other_item[0] / other_item[1])), n_pairs
+
+
+def _pair_moments(residual, weight, group):
+    """``[sum r_i r_j, sum w_i w_j, pairs]`` over the pairs ``i != j`` within each group."""
+    s = np.bincount(group, weights=residual)
+    q = np.bincount(group, weights=residual**2)
+    w = np.bincount(group, weights=weight)
+    ww = np.bincount(group, weights=weight**2)
+    sizes = np.bincount(group).astype(np.float64)
+    return np.array(
+        [(s * s - q).sum() / 2, (w * w - ww).sum() / 2, (sizes * (sizes - 1)).sum() / 2]
+    )
+
+
+def _codes(*keys):
+    """One group code per combination of the integer codes ``keys``."""
+    return pd.factorize(pd.MultiIndex.from_arrays(keys))[0]
 
 
 def _ability_error(reward, group, ability, sd, b, a, c):
