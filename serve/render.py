@@ -95,6 +95,10 @@ INTERVAL_NOTE = (
     f"{COVERAGE:.0%} of the time (from the uncertainty of their level, of the item and of "
     "the model). UCB bonus: what the ranking adds to explore; not an uncertainty."
 )
+COMPARISON_INTERVAL_NOTE = (
+    f"LinUCB est.: with the range the true chance lies in {COVERAGE:.0%} of the time (from "
+    "the uncertainty of their level, of the item and of the model)."
+)
 
 
 def _difficulty(row: dict) -> str:
@@ -237,8 +241,7 @@ COMPARISON_COLUMNS = (
     "IRT est.",
     "LinUCB pick",
     "Diff.",
-    "LinUCB est.",
-    "UCB bonus",
+    "LinUCB est. (80% range)",
     "Mode",
 )
 ESTIMATES_NOTE = (
@@ -289,20 +292,19 @@ def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) 
                 )
             ),
             *(
-                ("",) * 5
+                ("",) * 4
                 if right is None
                 else (
                     str(right[schema.ITEM_ID]),
                     _difficulty(right),
                     _expected(right),
-                    _bonus(right),
                     "Explore" if right[schema.IS_EXPLORATION] else "Exploit",
                 )
             ),
         )
     console.print(table)
     console.print(ESTIMATES_NOTE)
-    console.print(INTERVAL_NOTE)
+    console.print(COMPARISON_INTERVAL_NOTE)
     console.print(f"Overlap: {compared['n_overlap']} of {len(rl)} items")
     for why in compared["rl_only"]:
         console.print(

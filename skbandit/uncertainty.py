@@ -14,9 +14,7 @@ probability with :data:`COVERAGE` (80 %):
    under-confident, and the data says which.
 2. **The item.** A published difficulty is an estimate and an item has effects the IRT
    parameters miss; what the model has not learned of them is shared by every student who
-   answers the item: ``item_variance`` (logits^2), one value per band of the expected success
-   (:data:`EXPECTED_BANDS`): the model's logit error is larger at the extremes, where a
-   linear score calibrated by a monotone map is least sure, than in the middle.
+   answers the item: ``item_variance`` (logits^2).
 3. **The model's parameters.** ``residual_variance * x' A^-1 x`` is the Bayesian ridge
    variance of the linear score (``residual_variance`` is the mean squared progressive
    residual of the score), divided by ``(p (1 - p))^2`` to put it on the logit scale.
@@ -29,8 +27,8 @@ tell how far its true chance was from the forecast (only the mean is identified)
 outcomes that share an error can: their residuals' product has the shared error's variance
 as its expectation, since the answers' own noise is independent.
 
-- ``item_variance``: over pairs of *different* students' attempts at the same item whose
-  forecasts lie in the same band, ``sum r_i r_j / sum v_i v_j`` with ``r = y - p`` the
+- ``item_variance``: over pairs of *different* students' attempts at the same item,
+  ``sum r_i r_j / sum v_i v_j`` with ``r = y - p`` the
   progressive residual and ``v = p (1 - p)`` (the linearised logit scale), minus the same
   ratio over pairs on *other* items of the topic (what the cohort's common ability error
   adds to every pair: it is in the ability term already); each forecast was made before its
@@ -79,8 +77,6 @@ ATTRIBUTE = "success_interval_"
 """Attribute of a pipeline that holds its version's :class:`SuccessInterval`."""
 MIN_PAIRS = 200
 """Fewer residual pairs than this: the scale keeps its default (too noisy to learn)."""
-EXPECTED_BANDS = (0.35, 0.55, 0.7, 0.85)
-"""Inner edges of the bands of expected success that each get their own item variance."""
 PROBABILITY_EDGE = 1e-3
 """Expected successes are kept in ``[edge, 1 - edge]`` before taking their logit."""
 DEFAULT_ABILITY_VARIANCE = 1.0**2 + 0.7**2
@@ -98,9 +94,8 @@ class SuccessInterval:
         Realised ability error variance over the posterior's ``sd^2``.
     ability_variance : float
         Realised ability error variance (logits^2): used for rows without ``ability_sd``.
-    item_variance : tuple of float
-        Item-level error variance the model has not learned (logits^2), one per band of
-        the expected success (``len(EXPECTED_BANDS) + 1``).
+    item_variance : float
+        Item-level error variance the model has not learned (logits^2).
     residual_variance : float
         Mean squared progressive residual of the linear score (scales ``x' A^-1 x``).
     n_item_pairs, n_ability_pairs, n_events : int
@@ -113,8 +108,7 @@ class SuccessInterval:
     With only an item term of 1 logit^2 and no ability sd, an expected 50 % gets the 80 %
     interval ``sigmoid(-+1.2816)``:
 
-    >>> scales = SuccessInterval(ability_variance=0.0, item_variance=(1.0,) * 5,
-    ...                          residual_variance=0.0)
+    >>> scales = SuccessInterval(ability_variance=0.0, item_variance=1.0, residual_variance=0.0)
     >>> low, high = scales.bounds(np.array([0.5]), mastery=np.array([0.5]),
     ...                           difficulty=np.zeros(1), discrimination=np.ones(1),
     ...                           guessing=np.zeros(1), std=np.zeros(1))
@@ -124,7 +118,7 @@ class SuccessInterval:
 
     ability_factor: float = 1.0
     ability_variance: float = DEFAULT_ABILITY_VARIANCE
-    item_variance: tuple = (0.0,) * (len(EXPECTED_BANDS) + 1)
+    item_variance: float = 0.0
     residual_variance: float = 0.25
     n_item_pairs: int = 0
     n_ability_pairs: int = 0
@@ -156,8 +150,7 @@ class SuccessInterval:
             own = self.ability_factor * np.asarray(ability_sd, dtype=np.float64) ** 2
             ability_part = np.where(np.isnan(own), ability_part, slope**2 * own)
         model_part = self.residual_variance * np.asarray(std, dtype=np.float64) ** 2
-        item_part = np.asarray(self.item_variance)[np.searchsorted(EXPECTED_BANDS, p)]
-        total = ability_part + item_part + model_part / (p * (1 - p)) ** 2
+        total = ability_part + self.item_variance + model_part / (p * (1 - p)) ** 2
         half = ndtri(0.5 + self.coverage / 2) * np.sqrt(total)
         centre = logit(p)
         return expit(centre - half), expit(centre + half)
@@ -172,14 +165,7 @@ class SuccessInterval:
             unknown = set(data) - set(asdict(defaults))
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
-            values = {
-                k: (
-                    tuple(float(x) for x in v)
-                    if isinstance(getattr(defaults, k), tuple)
-                    else type(getattr(defaults, k))(v)
-                )
-                for k, v in dict(data).items()
-            }
+            values = {k: type(getattr(defaults, k))(v) for k, v in dict(data).items()}
             scales = cls(**values)
         except (TypeError, ValueError) as error:
             raise SkbanditError(
@@ -190,16 +176,12 @@ class SuccessInterval:
             scales.ability_factor,
             scales.ability_variance,
             scales.residual_variance,
-            *scales.item_variance,
+            scales.item_variance,
         ]
-        if not (
-            all(np.isfinite(v) and v >= 0 for v in variances)
-            and len(scales.item_variance) == len(defaults.item_variance)
-            and 0 < scales.coverage < 1
-        ):
+        if not (all(np.isfinite(v) and v >= 0 for v in variances) and 0 < scales.coverage < 1):
             raise SkbanditError(
-                "success interval is malformed (expected finite non-negative variances, "
-                f"{len(defaults.item_variance)} item variances and a coverage in (0, 1))"
+                "success interval is malformed (expected finite non-negative variances and "
+                "a coverage in (0, 1))"
             )
         return scales
 
@@ -231,9 +213,7 @@ def fit_success_interval(
     p = np.clip(np.asarray(expected, dtype=np.float64), PROBABILITY_EDGE, 1 - PROBABILITY_EDGE)
     residual_variance = float(np.mean((reward - np.asarray(score)) ** 2)) if n else 0.25
     item, student, topic = (pd.factorize(np.asarray(v))[0] for v in (item, student, topic))
-    item_variance, n_item_pairs = _banded_item_variance(
-        reward - p, p * (1 - p), np.searchsorted(EXPECTED_BANDS, p), item, student, topic
-    )
+    item_variance, n_item_pairs = _item_variance(reward - p, p * (1 - p), item, student, topic)
     factor, variance, n_ability_pairs = _ability_error(
         reward,
         _codes(student, topic),
@@ -247,7 +227,7 @@ def fit_success_interval(
     return SuccessInterval(
         ability_factor=factor if n_ability_pairs >= MIN_PAIRS else default.ability_factor,
         ability_variance=variance if n_ability_pairs >= MIN_PAIRS else default.ability_variance,
-        item_variance=item_variance,
+        item_variance=item_variance if n_item_pairs >= MIN_PAIRS else default.item_variance,
         residual_variance=residual_variance,
         n_item_pairs=n_item_pairs,
         n_ability_pairs=n_ability_pairs,
@@ -312,24 +292,6 @@ def _column(frame, name):
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
     return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _banded_item_variance(residual, weight, band, item, student, topic):
-    """:func:`_item_variance` per band of expected success, and the pairs they rest on.
-
-    A band with fewer than :data:`MIN_PAIRS` item pairs takes the estimate over all bands
-    (or 0 when even that has too few).
-    """
-    pooled, n_pairs = _item_variance(residual, weight, item, student, topic)
-    pooled = pooled if n_pairs >= MIN_PAIRS else 0.0
-    out = []
-    for b in range(len(EXPECTED_BANDS) + 1):
-        rows = band == b
-        value, pairs = _item_variance(
-            residual[rows], weight[rows], item[rows], student[rows], topic[rows]
-        )
-        out.append(value if pairs >= MIN_PAIRS else pooled)
-    return tuple(out), n_pairs
 
 
 def _item_variance(residual, weight, item, student, topic):

@@ -257,8 +257,7 @@ def test_compare_recs_overlap_and_why_lines(store_env):
             "IRT est.",
             "LinUCB pick",
             "Diff.",
-            "LinUCB est.",
-            "UCB bonus",
+            "LinUCB est. (80% range)",
             "Mode",
         ),
     )

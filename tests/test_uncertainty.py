@@ -1,11 +1,9 @@
 """The success interval (issue 21 item 4): its maths, its estimators, its storage, its coverage.
 
-The coverage tests run the served loop of :mod:`skbandit.study.interval_coverage` (log,
-warm-start, serve a frozen version greedily at the 70 % target) and compare each served
-item's 80 % interval with the simulator's true success probability. The issue asks for the
-nominal rate within 3 points. With about 4,000 served items the binomial sd of a coverage
-near 0.8 is 0.6 points (about 1 point with the clustering of a student's items), so the
-3-point band is the requirement itself, not a margin for noise; every seed is fixed.
+The coverage tests run the served loop of :mod:`skbandit.study.interval_coverage` (log 60
+school days, warm-start, serve a frozen version for 20 more) and compare each served item's
+80 % interval with the simulator's true success probability; the issue asks for the nominal
+rate within 3 points. Every seed is fixed; each test's docstring states its noise.
 """
 
 import itertools
@@ -19,19 +17,17 @@ from adapters.model.format import load_pipeline_dir, save_pipeline
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.features import make_pipeline, partial_fit_pipeline
+from skbandit.ranking_settings import REST_SETTINGS, SERVING_SETTINGS
 from skbandit.sim.world import SchoolConfig
 from skbandit.study.interval_coverage import served_coverage
 from skbandit.uncertainty import (
     COVERAGE,
-    EXPECTED_BANDS,
     SuccessInterval,
     attach_success_interval,
     fit_success_interval,
     has_learned_interval,
     success_interval_of,
 )
-
-N_BANDS = len(EXPECTED_BANDS) + 1
 
 
 def _bounds(scales, expected, ability_sd=None, std=0.0, mastery=0.5, difficulty=0.0):
@@ -49,9 +45,7 @@ def _bounds(scales, expected, ability_sd=None, std=0.0, mastery=0.5, difficulty=
 
 def test_interval_is_the_logit_normal_quantile_of_the_summed_variances():
     # 2PL at the item's difficulty: slope of logit P per logit of ability is a = 1
-    scales = SuccessInterval(
-        ability_factor=2.0, item_variance=(0.5,) * N_BANDS, residual_variance=0.0
-    )
+    scales = SuccessInterval(ability_factor=2.0, item_variance=0.5, residual_variance=0.0)
     low, high = _bounds(scales, [0.5], ability_sd=0.5)  # 2 * 0.25 + 0.5 = 1 logit^2
     z = 1.2815515655446004  # normal quantile of 0.9: a central 80 % interval
     np.testing.assert_allclose([low[0], high[0]], [expit(-z), expit(z)], rtol=1e-9)
@@ -68,8 +62,8 @@ def test_interval_contains_the_estimate_stays_in_0_1_and_widens_with_each_source
     for scales, sd, std in (
         (SuccessInterval(residual_variance=0.0), 0.3, 0.0),
         (SuccessInterval(residual_variance=0.0), 0.6, 0.0),
-        (SuccessInterval(item_variance=(0.3,) * N_BANDS, residual_variance=0.0), 0.6, 0.0),
-        (SuccessInterval(item_variance=(0.3,) * N_BANDS, residual_variance=0.25), 0.6, 0.05),
+        (SuccessInterval(item_variance=0.3, residual_variance=0.0), 0.6, 0.0),
+        (SuccessInterval(item_variance=0.3, residual_variance=0.25), 0.6, 0.05),
     ):
         low, high = _bounds(scales, expected, ability_sd=sd, std=std)
         assert ((0 < low) & (low < expected) & (expected < high) & (high < 1)).all()
@@ -134,8 +128,9 @@ def test_the_estimators_recover_a_known_item_and_ability_error():
         discrimination=np.ones(len(frame)),
         guessing=np.zeros(len(frame)),
     )
-    pooled = np.average(scales.item_variance)
-    assert pooled == pytest.approx(0.36, abs=0.08)  # 36,000 events, 60 items: about 0.03 sd
+    assert scales.item_variance == pytest.approx(
+        0.36, abs=0.08
+    )  # 36,000 events, 60 items: about 0.03 sd
     assert scales.ability_factor == pytest.approx(1.5, abs=0.3)
     assert scales.ability_variance == pytest.approx(1.5 * sd**2, abs=0.05)
     assert scales.n_events == len(frame) and scales.n_item_pairs > 0
@@ -167,7 +162,7 @@ def test_the_scales_are_stored_with_the_version_as_data(tmp_path):
     save_pipeline(pipe, old)
     loaded = load_pipeline_dir(old)
     assert not has_learned_interval(loaded) and success_interval_of(loaded) == SuccessInterval()
-    scales = SuccessInterval(0.9, 0.4, (0.1, 0.2, 0.3, 0.2, 0.1), 0.21, 10, 20, 30)
+    scales = SuccessInterval(0.9, 0.4, 0.2, 0.21, 10, 20, 30)
     save_pipeline(attach_success_interval(pipe, scales), tmp_path / "new")
     assert success_interval_of(load_pipeline_dir(tmp_path / "new")) == scales
 
@@ -177,6 +172,7 @@ def test_the_scales_are_stored_with_the_version_as_data(tmp_path):
     [
         {"ability_factor": -1.0},
         {"item_variance": [0.1, 0.2]},
+        {"item_variance": float("nan")},
         {"coverage": 1.5},
         {"residual_variance": "x"},
         {"typo": 1.0},
@@ -187,23 +183,35 @@ def test_a_malformed_stored_interval_is_a_one_line_error(bad):
         SuccessInterval.from_dict({**SuccessInterval().as_dict(), **bad})
 
 
-def test_served_interval_covers_the_true_success_at_its_nominal_rate():
-    coverage = served_coverage(SchoolConfig(n_students=400, seed=1))
-    assert coverage.n_served > 3000
-    assert abs(coverage.own_sd - COVERAGE) <= 0.03, coverage
-    assert 0.1 < coverage.mean_width < 0.6  # an interval, not [0, 1]
+def _pooled(settings, seeds, covered):
+    runs = [served_coverage(SchoolConfig(n_students=400, seed=s), settings=settings) for s in seeds]
+    n = sum(run.n_served for run in runs)
+    assert n > 3000 * len(seeds)
+    assert all(0.1 < run.mean_width < 0.6 for run in runs)  # an interval, not [0, 1]
+    return sum(covered(run) * run.n_served for run in runs) / n, runs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "learning", ["performance_factors", "knowledge_tracing", "additive_factors"]
-)
-def test_served_interval_coverage_under_other_learning_models(learning):
-    coverage = served_coverage(SchoolConfig(n_students=400, seed=1, learning_model=learning))
-    assert abs(coverage.own_sd - COVERAGE) <= 0.03, coverage
+def test_rest_interval_covers_the_true_success_of_served_items_at_its_nominal_rate():
+    """REST: the REST defaults (softmax, 10 % floor) and rows without ``ability_sd``.
+
+    Three schools pooled (about 12,000 served items; measured 82.0, 81.2 and 80.6 %): the
+    schools' coverages differ by about 1.5 points (the scales are learned from one small
+    history each), so the pooled mean has an sd near 1 point and the 3-point band is 3 sd.
+    """
+    coverage, runs = _pooled(REST_SETTINGS, (1, 2, 3), lambda run: run.typical_sd)
+    assert abs(coverage - COVERAGE) <= 0.03, runs
+
+
+@pytest.mark.slow
+def test_trace_interval_covers_the_true_success_of_served_items_at_its_nominal_rate():
+    """``trace`` and batch scoring: the greedy served ranking and the student's own sd
+    (two schools pooled, about 8,400 served items; measured 82.4 and 80.0 %)."""
+    coverage, runs = _pooled(SERVING_SETTINGS, (1, 2), lambda run: run.own_sd)
+    assert abs(coverage - COVERAGE) <= 0.03, runs
 
 
 def test_logit_helpers_agree():  # the interval is symmetric on the logit scale
-    scales = SuccessInterval(item_variance=(0.4,) * N_BANDS, residual_variance=0.0)
+    scales = SuccessInterval(item_variance=0.4, residual_variance=0.0)
     low, high = _bounds(scales, [0.8], ability_sd=0.3)
     np.testing.assert_allclose(logit(0.8) - logit(low), logit(high) - logit(0.8), rtol=1e-9)

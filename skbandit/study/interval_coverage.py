@@ -12,10 +12,11 @@ The simulator knows every attempt's true success probability, so the interval of
    interval's scales learned from the replay's forecasts
    (:func:`skbandit.uncertainty.learn_success_interval`);
 3. the version serves the next ``served_days`` school days, frozen (a version between two
-   nightly trainings): at every decision it ranks the topic's candidates greedily by the
-   served objective (``target_band`` at 70 %, :func:`skbandit.policy.linucb_scores`), the
-   student practises the first item, and the served item's interval
-   (:func:`skbandit.policy.candidate_interval`) is compared with its true success.
+   nightly trainings): at every decision the topic's candidates are ranked as a REST request
+   is (:func:`skbandit.policy.rank_requests`, by default with the REST settings: target band
+   at 70 %, softmax with a 10 % uniform floor), the student practises the first item, and the
+   served item's interval (``success_low``, ``success_high``) is compared with its true
+   success.
 
 The interval is computed twice: with the student's own ability sd (what ``trace`` and batch
 scoring show) and without it (what a REST request, which carries no ``ability_sd``, gets).
@@ -29,14 +30,13 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import ABILITY_SD, historical_contexts
 from skbandit.features import make_pipeline
-from skbandit.policy import candidate_interval, linucb_scores
-from skbandit.probability_calibration import attach_calibration, calibration_of
+from skbandit.policy import candidate_interval, rank_requests
+from skbandit.probability_calibration import attach_calibration
 from skbandit.progressive import model_features, replay_history
-from skbandit.ranking_settings import RankingSettings
+from skbandit.ranking_settings import REST_SETTINGS, RankingSettings
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.generate import logging_policy_step
 from skbandit.sim.world import SchoolConfig, school_days
-from skbandit.study.policies import group_argmax
 from skbandit.uncertainty import (
     SuccessInterval,
     attach_success_interval,
@@ -44,8 +44,6 @@ from skbandit.uncertainty import (
     success_interval_of,
 )
 
-SERVED_SETTINGS = RankingSettings(objective="target_band", target=0.7)
-"""How the version ranks while it serves (greedy, the served objective)."""
 PRIOR_L2 = 1_000.0
 """Warm-start's default ridge strength with the IRT prior (``train.warmstart``)."""
 
@@ -74,10 +72,19 @@ class Coverage:
     scales: SuccessInterval
 
 
-def served_coverage(config: SchoolConfig, history_days=60, served_days=20, seed=0) -> Coverage:
+def served_coverage(
+    config: SchoolConfig,
+    history_days=60,
+    served_days=20,
+    settings: RankingSettings = REST_SETTINGS,
+    seed=0,
+) -> Coverage:
     """Log, warm-start, then serve ``config``'s school and measure the interval's coverage.
 
-    ``seed`` breaks ties between equal scores.
+    Each step's candidate rows go through :func:`skbandit.policy.rank_requests` (the REST
+    path) with ``settings`` (default the REST defaults: softmax with a 10 % uniform floor;
+    :data:`~skbandit.ranking_settings.SERVING_SETTINGS` is ``trace``'s greedy ranking); the
+    item ranked first is served. ``seed`` seeds the draws.
     """
     env = SchoolEnv(config)
     calendar = school_days(env.config)
@@ -91,19 +98,23 @@ def served_coverage(config: SchoolConfig, history_days=60, served_days=20, seed=
     own, typical, width = [], [], []
     while not env.done and env.slot_start < served_end:
         cands = env.candidate_arrays()
-        features = pipeline[:-1].transform(pd.DataFrame(cands.X, columns=list(cands.columns)))
-        scored = linucb_scores(
-            pipeline[-1], features, SERVED_SETTINGS, calibration=calibration_of(pipeline)
+        frame = pd.DataFrame(cands.X, columns=list(cands.columns))
+        frame.insert(0, schema.ITEM_ID, env.world.item_ids[cands.item])
+        frame.insert(0, schema.USER_ID, cands.decision.astype(str))
+        sd = env.student_context(names=[ABILITY_SD])[ABILITY_SD].to_numpy()
+        ranked = rank_requests(
+            pipeline, frame.assign(**{ABILITY_SD: sd[cands.decision]}), settings, rng
         )
-        rows = group_argmax(scored.score, cands.decision, cands.n_decisions, rng)
-        served = pd.DataFrame(cands.X[rows], columns=list(cands.columns))
-        served[ABILITY_SD] = env.student_context(names=[ABILITY_SD])[ABILITY_SD].to_numpy()
+        rows = np.flatnonzero(ranked[schema.RANK].to_numpy() == 1)
+        rows = rows[np.argsort(cands.decision[rows])]
         truth = cands.p_true[rows]
-        for frame, out in ((served, own), (served.drop(columns=ABILITY_SD), typical)):
-            low, high = candidate_interval(pipeline, frame, scored.expected[rows], scored.std[rows])
-            out.append((truth >= low) & (truth <= high))
-            if out is own:
-                width.append(high - low)
+        low, high = (ranked[c].to_numpy()[rows] for c in (schema.SUCCESS_LOW, schema.SUCCESS_HIGH))
+        own.append((truth >= low) & (truth <= high))
+        width.append(high - low)
+        expected = ranked[schema.EXPECTED_REWARD].to_numpy()[rows]
+        std = pipeline[-1].predict(pipeline[:-1].transform(frame.iloc[rows]), return_std=True)[1]
+        low, high = candidate_interval(pipeline, frame.iloc[rows], expected, std)  # as REST
+        typical.append((truth >= low) & (truth <= high))
         env.step_indices(cands.item[rows])
     own, typical = np.concatenate(own), np.concatenate(typical)
     return Coverage(
