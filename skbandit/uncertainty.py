@@ -142,7 +142,8 @@ class SuccessInterval:
             The ability posterior sd (logits); None (or NaN in a row) uses
             :attr:`ability_variance`.
         """
-        p = np.clip(np.asarray(expected, dtype=np.float64), PROBABILITY_EDGE, 1 - PROBABILITY_EDGE)
+        shown = np.asarray(expected, dtype=np.float64)
+        p = np.clip(shown, PROBABILITY_EDGE, 1 - PROBABILITY_EDGE)
         ability = logit(np.clip(np.asarray(mastery, dtype=np.float64), 1e-6, 1 - 1e-6))
         slope = _logit_slope(ability, difficulty, discrimination, guessing)
         ability_part = slope**2 * self.ability_variance
@@ -153,7 +154,8 @@ class SuccessInterval:
         total = ability_part + self.item_variance + model_part / (p * (1 - p)) ** 2
         half = ndtri(0.5 + self.coverage / 2) * np.sqrt(total)
         centre = logit(p)
-        return expit(centre - half), expit(centre + half)
+        # an old version's clipped expected 0 or 1 stays inside its own interval
+        return np.minimum(expit(centre - half), shown), np.maximum(expit(centre + half), shown)
 
     def as_dict(self) -> dict:
         return asdict(self)
