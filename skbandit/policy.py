@@ -4,13 +4,11 @@ All policies take a candidate frame (one row per eligible item, the columns
 ``schema.CANDIDATE_COLUMNS``, see :func:`skbandit.context.candidate_frame`) and return a
 frame with ``schema.RECOMMENDATION_COLUMNS``, one row per shown item, best first.
 
-LinUCB scores every candidate at once: ``expected_reward`` is the version's calibrated
-success probability, ``ucb_bonus = alpha * sqrt(x' A^-1 x)`` the exploration bonus and
-``ucb = expected_reward + ucb_bonus`` (Li et al. 2010). The bonus is on the model's own
-scale and is not an uncertainty a teacher should read: that is ``success_low`` and
-``success_high``, the 80 % interval of the true success probability
-(:mod:`skbandit.uncertainty`), and ``uncertainty``, half its width. The *objective* is what
-the ranking maximises:
+LinUCB scores every candidate at once: ``expected_reward`` is the calibrated success
+probability, ``ucb_bonus = alpha * sqrt(x' A^-1 x)`` the exploration bonus (the model's own
+scale, not an uncertainty) and ``ucb = expected_reward + ucb_bonus`` (Li et al. 2010);
+``success_low``/``success_high`` are the 80 % interval of the true success
+(:mod:`skbandit.uncertainty`) and ``uncertainty`` half its width. The *objective*:
 
 - ``"max_success"``: ``score = ucb``; without the bonus, ``expected_reward``.
 - ``"target_band"``: ``score = -|expected_reward - target| + ucb_bonus``; without the bonus,
@@ -50,7 +48,6 @@ import numpy as np
 import pandas as pd
 
 from skbandit import irt, schema
-from skbandit.context import ABILITY_SD
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import linucb_reasons, rule_reasons
 from skbandit.exploration import draw_order, first_slot_probabilities
@@ -65,7 +62,7 @@ from skbandit.ranking_settings import (
     RankingSettings,
     as_settings,
 )
-from skbandit.uncertainty import success_interval_of
+from skbandit.uncertainty import candidate_interval
 
 __all__ = [
     "EXPLORATIONS",
@@ -74,7 +71,6 @@ __all__ = [
     "CandidateScores",
     "RankingSettings",
     "action_probabilities",
-    "candidate_interval",
     "linucb_scores",
     "rank_linucb",
     "rank_requests",
@@ -314,8 +310,7 @@ def rank_rule_based(candidates, top_k=5):
     logit scale), ties in candidate order; drift-flagged rows are dropped if the frame has a
     ``drift_flag`` column. ``expected_reward`` is the 3PL probability from mastery,
     difficulty, discrimination and ``guessing`` (where the candidates carry it; else the
-    2PL); the interval, ``uncertainty``, ``ucb_bonus`` and ``ucb`` are NaN,
-    ``is_exploration`` False and ``propensity`` 1.
+    2PL); the interval, bonus and ``ucb`` are NaN, ``is_exploration`` False, ``propensity`` 1.
 
     Parameters
     ----------
@@ -375,9 +370,8 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
     -------
     DataFrame of shape (n_rows, 13)
         In request order with ``frame``'s index: ``user_id``, ``item_id``,
-        ``expected_reward``, ``success_low`` and ``success_high`` (the 80 % interval of the
-        true success, :func:`candidate_interval`; a row without ``ability_sd`` uses the
-        version's typical ability error), ``uncertainty`` (half its width), ``ucb_bonus``,
+        ``expected_reward``, ``success_low``, ``success_high`` (the interval,
+        :func:`skbandit.uncertainty.candidate_interval`), ``uncertainty``, ``ucb_bonus``,
         ``ucb``, ``rank`` (1.. within the student),
         ``recommended`` (``rank <= top_k``), ``is_exploration``, ``propensity`` (of the
         row's slot given the earlier slots, as in :func:`rank_linucb`) and
@@ -431,32 +425,6 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
 # --- scoring and selection ---------------------------------------------------------------
 
 
-def candidate_interval(pipeline, candidates, expected, std, rows=None):
-    """``(success_low, success_high)``: the 80 % interval of each candidate's true success.
-
-    :meth:`skbandit.uncertainty.SuccessInterval.bounds` with the version's learned scales,
-    the candidates' ability and item parameters, and ``ability_sd`` where the candidates
-    carry it (``trace`` does; a REST row may), else the version's typical ability error.
-    ``rows`` selects candidate rows (``expected`` and ``std`` are already those rows').
-    """
-    picked = candidates if rows is None else candidates.iloc[rows]
-
-    def column(name, default=None):
-        if name not in picked.columns:
-            return default
-        return picked[name].to_numpy(dtype=np.float64)
-
-    return success_interval_of(pipeline).bounds(
-        expected,
-        mastery=column(schema.MASTERY),
-        difficulty=column(schema.DIFFICULTY),
-        discrimination=column(schema.DISCRIMINATION),
-        guessing=irt.guessing_of(picked),
-        std=std,
-        ability_sd=column(ABILITY_SD),
-    )
-
-
 def _student_rows(user_ids):
     """Row positions of each student, students in order of first appearance.
 
@@ -502,9 +470,7 @@ def _require_positive(propensity, settings: RankingSettings) -> None:
 
 
 def _output(candidates, chosen, expected, interval, bonus, explore, propensity, reasons):
-    expected = np.asarray(expected, dtype=np.float64)
-    low, high = (np.asarray(v, dtype=np.float64) for v in interval)
-    bonus = np.asarray(bonus, dtype=np.float64)
+    expected, low, high, bonus = (np.asarray(v, np.float64) for v in (expected, *interval, bonus))
     return pd.DataFrame(
         {
             schema.RANK: np.arange(1, len(chosen) + 1),

@@ -69,7 +69,7 @@ from skbandit.context import (
     student_features,
 )
 from skbandit.exceptions import SkbanditError
-from skbandit.irt import p_correct_3pl
+from skbandit.irt import guessing_of, p_correct_3pl
 
 COVERAGE = 0.8
 """Nominal coverage of the shown interval of the success probability."""
@@ -368,6 +368,30 @@ def _logit_slope(ability, difficulty, discrimination, guessing):
     """``d logit P / d theta`` of the 3PL (``a`` for the 2PL)."""
     p = np.clip(p_correct_3pl(ability, difficulty, discrimination, guessing), 1e-9, 1 - 1e-9)
     return _slope(ability, difficulty, discrimination, guessing) / (p * (1.0 - p))
+
+
+def candidate_interval(pipeline, candidates, expected, std, rows=None):
+    """``(success_low, success_high)``: the 80 % interval of each candidate's true success.
+
+    :meth:`SuccessInterval.bounds` with the version's learned scales, the candidates' ability
+    and item parameters, and ``ability_sd`` where the candidates carry it (``trace`` does; a
+    REST row does not), else the version's typical ability error. ``rows`` selects candidate
+    rows (``expected`` and ``std`` are already those rows').
+    """
+    picked = candidates if rows is None else candidates.iloc[rows]
+
+    def column(name):
+        return picked[name].to_numpy(dtype=np.float64) if name in picked.columns else None
+
+    return success_interval_of(pipeline).bounds(
+        expected,
+        mastery=column(schema.MASTERY),
+        difficulty=column(schema.DIFFICULTY),
+        discrimination=column(schema.DISCRIMINATION),
+        guessing=guessing_of(picked),
+        std=std,
+        ability_sd=column(ABILITY_SD),
+    )
 
 
 def attach_success_interval(pipeline, scales: SuccessInterval | None):

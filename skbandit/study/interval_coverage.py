@@ -30,7 +30,7 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import ABILITY_SD, historical_contexts
 from skbandit.features import make_pipeline
-from skbandit.policy import candidate_interval, rank_requests
+from skbandit.policy import rank_requests
 from skbandit.probability_calibration import attach_calibration
 from skbandit.progressive import model_features, replay_history
 from skbandit.ranking_settings import REST_SETTINGS, RankingSettings
@@ -40,6 +40,7 @@ from skbandit.sim.world import SchoolConfig, school_days
 from skbandit.uncertainty import (
     SuccessInterval,
     attach_success_interval,
+    candidate_interval,
     learn_success_interval,
     success_interval_of,
 )
