@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from skbandit import schema
-from skbandit.context import candidate_frame, item_context, student_context
+from skbandit.context import ABILITY_SD, candidate_frame, item_context, student_context
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import ranking_reasons
 from skbandit.policy import rank_linucb, rank_rule_based, resolve_objective, score_candidates
@@ -138,6 +138,7 @@ def student_week(events, items, user_id: str, topic: str, window: Window) -> Stu
     candidates = candidate_frame(
         context, item_context(events, items, at=window.end), topic, recent_item_ids=recent
     )
+    candidates[ABILITY_SD] = context[ABILITY_SD]  # the student's own interval (not a model input)
     if candidates.empty:
         n_items = int((items[schema.TOPIC] == topic).sum())
         raise SkbanditError(
@@ -249,7 +250,9 @@ def comparison(
         {
             "item_id": row[schema.ITEM_ID],
             "expected_reward": float(row[schema.EXPECTED_REWARD]),
-            "bonus": float(row[schema.UNCERTAINTY]),
+            "success_low": float(row[schema.SUCCESS_LOW]),
+            "success_high": float(row[schema.SUCCESS_HIGH]),
+            "ucb_bonus": float(row[schema.UCB_BONUS]),
             "why": (
                 "exploration bonus lifted it into the list"
                 if row[schema.IS_EXPLORATION]

@@ -14,6 +14,8 @@ from rich.rule import Rule
 from rich.table import Table
 
 from skbandit import schema
+from skbandit.explanations import success_range
+from skbandit.uncertainty import COVERAGE
 
 RULE_WIDTH = 60
 ATTEMPT_COLUMNS = (
@@ -74,6 +76,29 @@ def _print_student_notes(console: Console, week) -> None:
     similar = getattr(week, "similar_ids", ())
     if similar:
         console.print(f"[yellow]did you mean: {', '.join(similar)}?[/yellow]")
+
+
+def _expected(row: dict) -> str:
+    """``70% (58–80%)``: the expected success and its 80 % interval (just ``70%`` without one)."""
+    low, high = row.get(schema.SUCCESS_LOW), row.get(schema.SUCCESS_HIGH)
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return _percent(row[schema.EXPECTED_REWARD])
+    return f"{_percent(row[schema.EXPECTED_REWARD])} ({success_range(low, high)})"
+
+
+def _bonus(row: dict) -> str:
+    return f"+{row[schema.UCB_BONUS]:.0%}"
+
+
+INTERVAL_NOTE = (
+    f"Expected: the chance of success, with the range the true chance lies in "
+    f"{COVERAGE:.0%} of the time (from the uncertainty of their level, of the item and of "
+    "the model). UCB bonus: what the ranking adds to explore; not an uncertainty."
+)
+COMPARISON_INTERVAL_NOTE = (
+    f"LinUCB est.: with the range the true chance lies in {COVERAGE:.0%} of the time (from "
+    "the uncertainty of their level, of the item and of the model)."
+)
 
 
 def _difficulty(row: dict) -> str:
@@ -184,21 +209,25 @@ def _print_rule_list(console: Console, recs: pd.DataFrame) -> None:
     _print_reasons(console, recs)
 
 
+RL_COLUMNS = ("Rank", "Item", "Difficulty", "Expected", "UCB bonus", "Mode")
+
+
 def _print_rl_table(console: Console, recs: pd.DataFrame, info: dict, settings) -> None:
     console.print(Rule("RL-Powered Recommendations (LinUCB Bandit)", characters="━"))
     table = Table()
-    for column in ("Rank", "Item", "Difficulty", "Expected", "UCB bonus", "Mode"):
+    for column in RL_COLUMNS:
         table.add_column(column)
     for row in recs.to_dict("records"):
         table.add_row(
             str(row[schema.RANK]),
             str(row[schema.ITEM_ID]),
             _difficulty(row),
-            _percent(row[schema.EXPECTED_REWARD]),
-            f"±{row[schema.UNCERTAINTY]:.0%}",
+            _expected(row),
+            _bonus(row),
             "Explore" if row[schema.IS_EXPLORATION] else "Exploit",
         )
     console.print(table)
+    console.print(INTERVAL_NOTE)
     _print_reasons(console, recs)
     _print_settings(console, settings)
     console.print(_model_footer(info))
@@ -212,8 +241,7 @@ COMPARISON_COLUMNS = (
     "IRT est.",
     "LinUCB pick",
     "Diff.",
-    "LinUCB est.",
-    "±",
+    "LinUCB est. (80% range)",
     "Mode",
 )
 ESTIMATES_NOTE = (
@@ -264,24 +292,25 @@ def print_comparison(week, rule, rl, compared: dict, info: dict, settings=None) 
                 )
             ),
             *(
-                ("",) * 5
+                ("",) * 4
                 if right is None
                 else (
                     str(right[schema.ITEM_ID]),
                     _difficulty(right),
-                    _percent(right[schema.EXPECTED_REWARD]),
-                    f"±{right[schema.UNCERTAINTY]:.0%}",
+                    _expected(right),
                     "Explore" if right[schema.IS_EXPLORATION] else "Exploit",
                 )
             ),
         )
     console.print(table)
     console.print(ESTIMATES_NOTE)
+    console.print(COMPARISON_INTERVAL_NOTE)
     console.print(f"Overlap: {compared['n_overlap']} of {len(rl)} items")
     for why in compared["rl_only"]:
         console.print(
-            f"  {why['item_id']}: {why['why']} (expected {why['expected_reward']:.0%}, "
-            f"bonus ±{why['bonus']:.0%})"
+            f"  {why['item_id']}: {why['why']} (expected {why['expected_reward']:.0%} "
+            f"({success_range(why['success_low'], why['success_high'])}), "
+            f"UCB bonus +{why['ucb_bonus']:.0%})"
         )
     _print_settings(console, settings)
     console.print(_model_footer(info))

@@ -3,13 +3,14 @@
 Two levels of reason:
 
 - :func:`linucb_reasons` and :func:`rule_reasons` are what :mod:`skbandit.policy` puts in
-  the ``reason`` column from the numbers it has (expected success, uncertainty, whether the
-  bonus put the item in the list). They never claim a confidence the numbers do not show.
+  the ``reason`` column from the numbers it has (expected success and its interval, whether
+  the exploration bonus put the item in the list). They never claim a confidence the numbers
+  do not show.
 - :func:`ranking_reasons` is what the CLI shows: one line per item saying what sets it apart
   from the other candidates: its expected success against the objective, its difficulty
   against the student's level, how often the item has been tried, and the one or two
   features whose contribution ``theta_j * x_j`` (:func:`explain`) differs most from the
-  candidates' average. "Explore" means what the README says: without the uncertainty bonus
+  candidates' average. "Explore" means what the README says: without the exploration bonus
   the item would not be in the top k, and the line says where it would rank. A student with
   no attempts gets the cold-start default context, so their ranking is generic: the line
   says so instead of claiming any confidence.
@@ -130,16 +131,18 @@ def feature_meaning(name):
     raise KeyError(f"no glossary entry for feature {name!r}")
 
 
-def linucb_reasons(expected, uncertainty, is_exploration):
+def linucb_reasons(expected, low, high, bonus, is_exploration):
     """One reason per shown LinUCB item (arrays of equal length, in slot order).
 
-    Only what the numbers say: the expected success with its uncertainty and what that
-    success means for the student; an exploring item says that the bonus put it there.
+    Only what the numbers say: the expected success with its 80 % interval
+    (:mod:`skbandit.uncertainty`) and what that success means for the student; an exploring
+    item says that the exploration bonus put it there.
 
     Parameters
     ----------
-    expected, uncertainty : array-like of shape (k,)
-        ``expected_reward`` and ``uncertainty`` of the shown items.
+    expected, low, high, bonus : array-like of shape (k,)
+        ``expected_reward``, ``success_low``, ``success_high`` and ``ucb_bonus`` of the
+        shown items.
     is_exploration : array-like of bool, shape (k,)
 
     Returns
@@ -148,19 +151,28 @@ def linucb_reasons(expected, uncertainty, is_exploration):
 
     Examples
     --------
-    >>> linucb_reasons([0.7, 0.3], [0.05, 0.2], [False, True])
-    ['70% ± 5% expected success; good difficulty match', \
-'Exploring: in the list only because of its ±20% uncertainty bonus; a stretch item']
+    >>> linucb_reasons([0.7, 0.3], [0.58, 0.2], [0.8, 0.45], [0.05, 0.2], [False, True])
+    ['70% (58–80%) expected success; good difficulty match', \
+'Exploring: in the list only because of its +20% UCB bonus; a stretch item']
     """
     return [
         (
-            f"Exploring: in the list only because of its ±{u:.0%} uncertainty bonus"
+            f"Exploring: in the list only because of its +{u:.0%} UCB bonus"
             if x
-            else f"{e:.0%} ± {u:.0%} expected success"
+            else f"{e:.0%} ({success_range(lo, hi)}) expected success"
         )
         + f"; {success_phrase(e)}"
-        for e, u, x in zip(expected, uncertainty, is_exploration, strict=True)
+        for e, lo, hi, u, x in zip(expected, low, high, bonus, is_exploration, strict=True)
     ]
+
+
+def success_range(low, high):
+    """The interval of the success probability as a teacher reads it: ``58–80%``.
+
+    >>> success_range(0.581, 0.796)
+    '58–80%'
+    """
+    return f"{low * 100:.0f}–{high:.0%}"
 
 
 def success_phrase(expected):
@@ -271,11 +283,11 @@ def ranking_reasons(pipeline, candidates, recs, base, *, target=None, cold_start
 
 
 def _lead(row, base_rank, target):
-    expected, bonus = row[schema.EXPECTED_REWARD], row[schema.UNCERTAINTY]
+    expected, bonus = row[schema.EXPECTED_REWARD], row[schema.UCB_BONUS]
     if row[schema.IS_EXPLORATION]:
         return (
             f"Explore: {expected:.0%} expected, would rank {base_rank} without its "
-            f"±{bonus:.0%} bonus"
+            f"+{bonus:.0%} UCB bonus"
         )
     if target is None:
         return f"{expected:.0%} expected success, #{base_rank} of the candidates"

@@ -46,6 +46,7 @@ from skbandit.learning_progress import ProgressBands, learned_target
 from skbandit.linucb import LinUCB
 from skbandit.probability_calibration import ProbabilityCalibration, served_probability
 from skbandit.target_experiment import served_target
+from skbandit.uncertainty import SuccessInterval
 from skbandit.version_items import complete_items, items_as_state, items_from_state
 
 NOT_TRAINED = (
@@ -54,6 +55,16 @@ NOT_TRAINED = (
 )
 ESTIMATOR_PARAMS = ("alpha", "l2", "forgetting")
 """LinUCB parameters stored by name in a version's state (``prior_mean`` is an array)."""
+
+
+EXTRAS = (
+    "progress_bands",
+    "calibration",
+    "item_parameters",
+    "success_interval",
+    "identified_target",
+)
+"""The learned parts of a version beside the estimator (None where a version has none)."""
 
 
 class TrainedModel:
@@ -75,6 +86,8 @@ class TrainedModel:
     calibration : ProbabilityCalibration or None
     item_parameters : DataFrame or None
         ``item_id, topic, difficulty, discrimination, guessing`` the version trained with.
+    success_interval : SuccessInterval or None
+        The learned scales of the shown 80% success interval (:mod:`skbandit.uncertainty`).
     identified_target : dict or None
         The target experiment and the learning curves identified from its log
         (:func:`skbandit.target_experiment.identified_state`).
@@ -94,6 +107,7 @@ class TrainedModel:
         self.progress_bands: ProgressBands | None = None
         self.calibration: ProbabilityCalibration | None = None
         self.item_parameters: pd.DataFrame | None = None
+        self.success_interval: SuccessInterval | None = None
         self.identified_target: dict | None = None
 
     def _set_pipeline(self, feature_set, estimator):
@@ -248,7 +262,7 @@ class TrainedModel:
             ``feature_set`` (str), ``params`` (the LinUCB parameters but ``prior_mean``),
             ``estimator`` (:meth:`LinUCB.get_state`: arrays and numbers, ``prior_mean``
             among them), and ``progress_bands``, ``calibration``, ``item_parameters``,
-            ``identified_target`` (dicts of lists, or None).
+            ``success_interval``, ``identified_target`` (dicts of lists, or None).
         """
         if not self.is_trained:
             raise SkbanditError(NOT_TRAINED)
@@ -259,6 +273,7 @@ class TrainedModel:
             "progress_bands": _as_dict(self.progress_bands),
             "calibration": _as_dict(self.calibration),
             "item_parameters": items_as_state(self.item_parameters),
+            "success_interval": _as_dict(self.success_interval),
             "identified_target": self.identified_target,
         }
 
@@ -288,15 +303,12 @@ class TrainedModel:
         model.progress_bands = _part("progress_bands", state, ProgressBands.from_dict)
         model.calibration = _part("calibration", state, ProbabilityCalibration.from_dict)
         model.item_parameters = _part("item_parameters", state, items_from_state)
+        model.success_interval = _part("success_interval", state, SuccessInterval.from_dict)
         model.identified_target = _part("identified_target", state, _checked_identified)
         return model
 
     def __repr__(self) -> str:
-        learned = [
-            name
-            for name in ("progress_bands", "calibration", "item_parameters", "identified_target")
-            if getattr(self, name) is not None
-        ]
+        learned = [name for name in EXTRAS if getattr(self, name) is not None]
         return (
             f"TrainedModel(feature_set={self.feature_set!r}, trained={self.is_trained}, "
             f"extras={learned})"

@@ -4,12 +4,14 @@ All policies take a candidate frame (one row per eligible item, the columns
 ``schema.CANDIDATE_COLUMNS``, see :func:`skbandit.context.candidate_frame`) and return a
 frame with ``schema.RECOMMENDATION_COLUMNS``, one row per shown item, best first.
 
-LinUCB scores every candidate at once: ``expected_reward`` is the model's mean clipped to
-[0, 1], ``uncertainty = alpha * sqrt(x' A^-1 x)`` and ``ucb = expected_reward + uncertainty``
-(Li et al. 2010). The *objective* is what the ranking maximises:
+LinUCB scores every candidate at once: ``expected_reward`` is the calibrated success
+probability, ``ucb_bonus = alpha * sqrt(x' A^-1 x)`` the exploration bonus (the model's own
+scale, not an uncertainty) and ``ucb = expected_reward + ucb_bonus`` (Li et al. 2010);
+``success_low``/``success_high`` are the 80 % interval of the true success
+(:mod:`skbandit.uncertainty`) and ``uncertainty`` half its width. The *objective*:
 
 - ``"max_success"``: ``score = ucb``; without the bonus, ``expected_reward``.
-- ``"target_band"``: ``score = -|expected_reward - target| + uncertainty``; without the bonus,
+- ``"target_band"``: ``score = -|expected_reward - target| + ucb_bonus``; without the bonus,
   ``-|expected_reward - target|``. Maximising success favours easy items that teach little;
   this keeps students in a productive success band.
 - ``"learning_progress"``: the target band at the target the model version *learned* from
@@ -20,7 +22,7 @@ LinUCB scores every candidate at once: ``expected_reward`` is the model's mean c
 
 ``is_exploration`` is True when the item would not be in the top-k by the objective without
 the bonus: at least ``k`` candidates beat it strictly on the bonus-free score, so only the
-uncertainty bonus (or, for softmax, the random draw) put it there.
+exploration bonus (or, for softmax, the random draw) put it there.
 
 ``propensity`` is the probability that the item was chosen *in its slot given the items in
 earlier slots*: for greedy ranking it is 1 unless the item tied on score with others still
@@ -58,6 +60,7 @@ from skbandit.ranking_settings import (
     RankingSettings,
     as_settings,
 )
+from skbandit.uncertainty import candidate_interval
 
 __all__ = [
     "EXPLORATIONS",
@@ -82,20 +85,23 @@ class CandidateScores:
     Attributes
     ----------
     expected : ndarray of shape (n_candidates,)
-        The model's mean clipped to [0, 1] (``expected_reward``).
-    uncertainty : ndarray of shape (n_candidates,)
-        The exploration bonus ``alpha * sqrt(x' A^-1 x)``.
+        The calibrated success probability (``expected_reward``).
+    bonus : ndarray of shape (n_candidates,)
+        The exploration bonus ``alpha * sqrt(x' A^-1 x)`` (``ucb_bonus``).
     base : ndarray of shape (n_candidates,)
         The bonus-free objective: ``expected`` for ``"max_success"``,
         ``-|expected - target|`` for ``"target_band"`` and ``"learning_progress"``.
     score : ndarray of shape (n_candidates,)
-        ``base + uncertainty``: what the rankings maximise.
+        ``base + bonus``: what the rankings maximise.
+    std : ndarray of shape (n_candidates,)
+        ``sqrt(x' A^-1 x)``, which the success interval also uses.
     """
 
     expected: np.ndarray
-    uncertainty: np.ndarray
+    bonus: np.ndarray
     base: np.ndarray
     score: np.ndarray
+    std: np.ndarray
 
 
 def linucb_scores(
@@ -129,9 +135,9 @@ def linucb_scores(
     -----
     ``expected = calibration(theta' x)`` (the version's probability calibration,
     :mod:`skbandit.probability_calibration`; ``clip(theta' x, 0, 1)`` without one) and the
-    exploration bonus ``uncertainty = alpha * sqrt(x' A^-1 x)``
-    (Li et al. 2010); ``score = expected + uncertainty`` for ``"max_success"`` and
-    ``-|expected - target| + uncertainty`` for ``"target_band"`` and
+    exploration bonus ``bonus = alpha * sqrt(x' A^-1 x)``
+    (Li et al. 2010); ``score = expected + bonus`` for ``"max_success"`` and
+    ``-|expected - target| + bonus`` for ``"target_band"`` and
     ``"learning_progress"``.
 
     Examples
@@ -141,7 +147,7 @@ def linucb_scores(
     >>> from skbandit.linucb import LinUCB
     >>> scores = linucb_scores(LinUCB(alpha=2.0, l2=4.0), np.array([[3.0, 4.0]]),
     ...                        RankingSettings(objective="target_band", target=0.5))
-    >>> float(scores.uncertainty[0]), float(scores.score[0])
+    >>> float(scores.bonus[0]), float(scores.score[0])
     (5.0, 4.5)
     """
     alpha = model.alpha if settings.alpha is None else settings.alpha
@@ -150,12 +156,12 @@ def linucb_scores(
     else:
         mean, std = np.zeros(len(X)), np.sqrt((X**2).sum(axis=1) / model.l2)
     expected = np.clip(mean, 0.0, 1.0) if calibration is None else calibration(mean)
-    uncertainty = alpha * std
+    bonus = alpha * std
     if settings.objective is Objective.max_success:
         base = expected
     else:
         base = -np.abs(expected - (settings.target if target is None else target))
-    return CandidateScores(expected, uncertainty, base, base + uncertainty)
+    return CandidateScores(expected, bonus, base, base + bonus, std)
 
 
 def resolve_objective(pipeline, settings: RankingSettings | None) -> RankingSettings:
@@ -216,7 +222,7 @@ def score_candidates(
     >>> pipe = TrainedModel().partial_fit(row, [1.0])
     >>> band = RankingSettings(objective="target_band", target=0.7)
     >>> scores = score_candidates(pipe, row, band)
-    >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.uncertainty[0])
+    >>> bool(scores.score[0] == -abs(scores.expected[0] - 0.7) + scores.bonus[0])
     True
     """
     settings = resolve_objective(pipeline, settings)
@@ -262,14 +268,15 @@ def rank_linucb(pipeline, candidates, settings: RankingSettings | None = None, r
     _require_positive(propensity, settings)
     explore = _exploration_flags(scored.base, k)[chosen]
     expected = scored.expected[chosen]
-    uncertainty = scored.uncertainty[chosen]
-    reasons = linucb_reasons(expected, uncertainty, explore)
+    bonus = scored.bonus[chosen]
+    low, high = candidate_interval(pipeline, candidates, expected, scored.std[chosen], chosen)
+    reasons = linucb_reasons(expected, low, high, bonus, explore)
     return _output(
         candidates,
         chosen,
         expected,
-        uncertainty,
-        expected + uncertainty,
+        (low, high),
+        bonus,
         explore,
         propensity,
         reasons,
@@ -301,7 +308,7 @@ def rank_rule_based(candidates, top_k=5):
     logit scale), ties in candidate order; drift-flagged rows are dropped if the frame has a
     ``drift_flag`` column. ``expected_reward`` is the 3PL probability from mastery,
     difficulty, discrimination and ``guessing`` (where the candidates carry it; else the
-    2PL); ``uncertainty`` and ``ucb`` are NaN, ``is_exploration`` False and ``propensity`` 1.
+    2PL); the interval, bonus and ``ucb`` are NaN, ``is_exploration`` False, ``propensity`` 1.
 
     Parameters
     ----------
@@ -334,7 +341,7 @@ def rank_rule_based(candidates, top_k=5):
     reasons = rule_reasons((difficulty - ability)[chosen])
     nan = np.full(k, np.nan)
     return _output(
-        candidates, chosen, expected, nan, nan, np.zeros(k, dtype=bool), np.ones(k), reasons
+        candidates, chosen, expected, (nan, nan), nan, np.zeros(k, dtype=bool), np.ones(k), reasons
     )
 
 
@@ -359,9 +366,11 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
 
     Returns
     -------
-    DataFrame of shape (n_rows, 10)
+    DataFrame of shape (n_rows, 13)
         In request order with ``frame``'s index: ``user_id``, ``item_id``,
-        ``expected_reward``, ``uncertainty``, ``ucb``, ``rank`` (1.. within the student),
+        ``expected_reward``, ``success_low``, ``success_high`` (the interval,
+        :func:`skbandit.uncertainty.candidate_interval`), ``uncertainty``, ``ucb_bonus``,
+        ``ucb``, ``rank`` (1.. within the student),
         ``recommended`` (``rank <= top_k``), ``is_exploration``, ``propensity`` (of the
         row's slot given the earlier slots, as in :func:`rank_linucb`) and
         ``first_slot_propensity`` (probability of being ranked first, as in
@@ -390,13 +399,17 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
         first[rows] = first_slot_probabilities(score, settings)
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
     _require_positive(propensity[rank <= top_k], settings)
+    low, high = candidate_interval(pipeline, frame, scored.expected, scored.std)
     return pd.DataFrame(
         {
             schema.USER_ID: user_ids,
             schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
             schema.EXPECTED_REWARD: scored.expected,
-            schema.UNCERTAINTY: scored.uncertainty,
-            schema.UCB: scored.expected + scored.uncertainty,
+            schema.SUCCESS_LOW: low,
+            schema.SUCCESS_HIGH: high,
+            schema.UNCERTAINTY: (high - low) / 2.0,
+            schema.UCB_BONUS: scored.bonus,
+            schema.UCB: scored.expected + scored.bonus,
             schema.RANK: rank,
             "recommended": rank <= top_k,
             schema.IS_EXPLORATION: explore & (rank <= top_k),
@@ -454,14 +467,18 @@ def _require_positive(propensity, settings: RankingSettings) -> None:
         )
 
 
-def _output(candidates, chosen, expected, uncertainty, ucb, explore, propensity, reasons):
+def _output(candidates, chosen, expected, interval, bonus, explore, propensity, reasons):
+    expected, low, high, bonus = (np.asarray(v, np.float64) for v in (expected, *interval, bonus))
     return pd.DataFrame(
         {
             schema.RANK: np.arange(1, len(chosen) + 1),
             schema.ITEM_ID: candidates[schema.ITEM_ID].to_numpy()[chosen],
-            schema.EXPECTED_REWARD: np.asarray(expected, dtype=np.float64),
-            schema.UNCERTAINTY: np.asarray(uncertainty, dtype=np.float64),
-            schema.UCB: np.asarray(ucb, dtype=np.float64),
+            schema.EXPECTED_REWARD: expected,
+            schema.SUCCESS_LOW: low,
+            schema.SUCCESS_HIGH: high,
+            schema.UNCERTAINTY: (high - low) / 2.0,
+            schema.UCB_BONUS: bonus,
+            schema.UCB: expected + bonus,
             schema.IS_EXPLORATION: np.asarray(explore, dtype=bool),
             schema.PROPENSITY: np.asarray(propensity, dtype=np.float64),
             schema.REASON: reasons,

@@ -52,15 +52,21 @@ CANDIDATE_COLUMNS = (USER_ID, ITEM_ID, TOPIC, *MODEL_INPUT)
 # --- ranking output (skbandit.policy) ---------------------------------------------------
 RANK = "rank"
 EXPECTED_REWARD = "expected_reward"
-UNCERTAINTY = "uncertainty"
-UCB = "ucb"
+SUCCESS_LOW = "success_low"  # the interval of the true success (skbandit.uncertainty)
+SUCCESS_HIGH = "success_high"
+UNCERTAINTY = "uncertainty"  # half the interval's width, (success_high - success_low) / 2
+UCB_BONUS = "ucb_bonus"  # the exploration bonus alpha * sqrt(x' A^-1 x), not an uncertainty
+UCB = "ucb"  # expected_reward + ucb_bonus
 IS_EXPLORATION = "is_exploration"
 REASON = "reason"
 RECOMMENDATION_COLUMNS = (
     RANK,
     ITEM_ID,
     EXPECTED_REWARD,
+    SUCCESS_LOW,
+    SUCCESS_HIGH,
     UNCERTAINTY,
+    UCB_BONUS,
     UCB,
     IS_EXPLORATION,
     PROPENSITY,

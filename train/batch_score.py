@@ -8,7 +8,8 @@ attempt evidence, the student's last ``RECENT_ITEMS_EXCLUDED`` items left out, t
 :func:`skbandit.policy.rank_linucb` with a generator seeded by ``--seed`` for every pair. The
 ranking runs per student on the executors (``applyInPandas``), so the school never has to fit
 on one machine. The output is a parquet directory, one row per shown item: ``user_id, topic,
-rank, item_id, expected_reward, uncertainty, ucb, is_exploration, propensity, reason,
+rank, item_id, expected_reward, success_low, success_high, uncertainty, ucb_bonus, ucb,
+is_exploration, propensity, reason,
 model_version``.
 
 Example::
@@ -41,7 +42,8 @@ RECENT_ITEMS_EXCLUDED = 10
 """As serving: items of the student's last this-many attempts are not recommended again."""
 OUTPUT_SCHEMA = (
     "user_id string, topic string, rank long, item_id string, "
-    "expected_reward double, uncertainty double, ucb double, "
+    "expected_reward double, success_low double, success_high double, "
+    "uncertainty double, ucb_bonus double, ucb double, "
     "is_exploration boolean, propensity double, reason string, "
     "model_version string"
 )
@@ -75,7 +77,7 @@ def score_school(
 
     from adapters.data.spark import ROW_ORDER, read_parquet
     from skbandit import schema
-    from skbandit.context import candidate_frame, recent_item_ids, student_context
+    from skbandit.context import ABILITY_SD, candidate_frame, recent_item_ids, student_context
     from skbandit.policy import rank_linucb
     from skbandit.version_items import items_for_model
     from train.spark.contexts import TS, check_events, clean_events
@@ -113,6 +115,7 @@ def score_school(
         for topic in pd.unique(mine[schema.TOPIC]):
             context = student_context(mine, user, topic, at=at, items=items)
             candidates = candidate_frame(context, items_ctx, topic, recent_item_ids=recent)
+            candidates[ABILITY_SD] = context[ABILITY_SD]  # the student's own interval, as trace
             if candidates.empty:
                 continue  # every item of the topic is drift-flagged or recent
             ranked = rank_linucb(model, candidates, settings, rng=np.random.default_rng(seed))

@@ -52,11 +52,15 @@ IDENTIFIED_TARGET = "identified_target"
 """Key of ``config.json`` holding the target experiment and the learning curves the version
 identified from it (:func:`skbandit.target_experiment.identified_state`); older versions have
 none and serve their bands' target."""
+SUCCESS_INTERVAL = "success_interval"
+"""Key of ``config.json`` holding the learned scales of the success interval
+(:mod:`skbandit.uncertainty`); older versions have none and get its defaults."""
 STATE_PARTS = {
     "progress_bands": LEARNING_PROGRESS,
     "calibration": PROBABILITY_CALIBRATION,
     "item_parameters": ITEM_PARAMETERS,
     "identified_target": IDENTIFIED_TARGET,
+    "success_interval": SUCCESS_INTERVAL,
 }
 """:meth:`skbandit.model.TrainedModel.get_state` part -> its key in ``config.json``."""
 IGNORED_FILES = frozenset({"registered_model_meta"})

@@ -12,7 +12,10 @@ raw context columns ``skbandit.schema.MODEL_INPUT``. Optional ``params``: ``alph
 an epsilon floor of 0.1; no seed). ``objective="learning_progress"`` aims at the target the
 version learned from its training events (``target`` is then ignored); a version stored
 without one answers it with HTTP 400. Response: one record per request row, in request order,
-with ``expected_reward``, ``uncertainty``, ``ucb``, ``rank`` (within the student),
+with ``expected_reward``, ``success_low`` and ``success_high`` (the 80 % interval of the true
+success, :mod:`skbandit.uncertainty`; REST rows carry no ability sd, so it uses the version's
+typical ability error), ``uncertainty`` (half its width), ``ucb_bonus`` (the exploration bonus
+``alpha * sqrt(x' A^-1 x)``), ``ucb``, ``rank`` (within the student),
 ``recommended`` (rank <= top_k), ``is_exploration``, ``propensity`` (of the row's slot),
 ``first_slot_propensity``, ``model_version`` and ``decision_id`` (one per student).
 

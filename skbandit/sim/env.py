@@ -188,9 +188,17 @@ class SchoolEnv:
             }
         )
 
-    def student_context(self) -> pd.DataFrame:
-        """Student context of each decision (``schema.STUDENT_CONTEXT`` and ``N_PRIOR``)."""
-        ctx = self._context.student_columns(self._acting_students(), self._acting_topics())
+    def student_context(self, names=None) -> pd.DataFrame:
+        """Student context of each decision (``schema.STUDENT_CONTEXT`` and ``N_PRIOR``).
+
+        ``names`` computes other columns of :func:`skbandit.context.student_features` instead
+        (``ability_sd``, the ability posterior's sd, is not a model input).
+        """
+        students, topics = self._acting_students(), self._acting_topics()
+        if names is None:
+            ctx = self._context.student_columns(students, topics)
+        else:
+            ctx = self._context.student_columns(students, topics, names=tuple(names))
         return pd.DataFrame({DECISION_ID: np.arange(self.n_decisions), **ctx})
 
     def acting_indices(self) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,9 @@ from skbandit import schema
 
 BEFORE = Path(__file__).parents[1] / "versions" / "before-guessing"
 ANSWER = ["expected_reward", "uncertainty", "ucb", "rank"]
+"""The stored answer's columns; its ``uncertainty`` was the UCB bonus, today's ``ucb_bonus``
+(``uncertainty`` is now half the success interval, which the old answer did not have)."""
+TODAY = ["expected_reward", "ucb_bonus", "ucb"]
 
 
 def _request():
@@ -38,7 +41,7 @@ def _expected():
 def _assert_same_answer(scored, expected):
     assert scored[schema.ITEM_ID].tolist() == expected[schema.ITEM_ID].tolist()
     np.testing.assert_allclose(
-        scored[ANSWER[:3]].to_numpy(np.float64),
+        scored[TODAY].to_numpy(np.float64),
         expected[ANSWER[:3]].to_numpy(np.float64),
         rtol=1e-12,
         atol=1e-14,

@@ -101,8 +101,11 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
     mean = success_probability(pipeline, pipeline.predict(request_frame))  # the calibrated map
     width = pipeline.estimator.predict_uncertainty(pipeline.features(request_frame))
     np.testing.assert_allclose(got[schema.EXPECTED_REWARD], mean, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(got[schema.UNCERTAINTY], width, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[schema.UCB_BONUS], width, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[schema.UCB], mean + width, rtol=0, atol=1e-12)
+    for column in (schema.SUCCESS_LOW, schema.SUCCESS_HIGH, schema.UNCERTAINTY):
+        assert (got[column] > 0).all(), column
+    assert (got[schema.SUCCESS_LOW] <= mean).all() and (mean <= got[schema.SUCCESS_HIGH]).all()
     want = expected(pipeline, request_frame, seeded)
     for column in (
         schema.RANK,
@@ -120,11 +123,12 @@ def test_answers_equal_the_in_process_pipeline(server, pipeline, request_frame, 
 def test_params_alpha_and_top_k_are_honoured(server, pipeline, request_frame):
     base = predictions(post(server, split(request_frame)))
     wide = predictions(post(server, split(request_frame, {"alpha": 2.5, "top_k": 2})))
-    np.testing.assert_allclose(wide[schema.UNCERTAINTY], base[schema.UNCERTAINTY] * 2.5, atol=1e-12)
+    np.testing.assert_allclose(wide[schema.UCB_BONUS], base[schema.UCB_BONUS] * 2.5, atol=1e-12)
+    np.testing.assert_allclose(wide[schema.UNCERTAINTY], base[schema.UNCERTAINTY], atol=1e-12)
     assert (wide.groupby(schema.USER_ID)["recommended"].sum() == 2).all()
     greedy_flat = {"alpha": 0.0, "exploration": "greedy", "epsilon": 0.0}  # no random draws
     flat = predictions(post(server, split(request_frame, greedy_flat)))
-    assert (flat[schema.UNCERTAINTY] == 0).all() and not flat[schema.IS_EXPLORATION].any()
+    assert (flat[schema.UCB_BONUS] == 0).all() and not flat[schema.IS_EXPLORATION].any()
     params = {"exploration": "softmax", "temperature": 0.1, "seed": 7}
     soft = predictions(post(server, split(request_frame, params)))
     want = expected(pipeline, request_frame, params)

@@ -96,8 +96,9 @@ def test_trace_rl_table_matches_the_seed_layout_and_the_model(store_env, expecte
             str(rec[schema.RANK]),
             rec[schema.ITEM_ID],
             f"{rec[schema.DIFFICULTY]:+.2f}",
-            f"{rec[schema.EXPECTED_REWARD]:.0%}",
-            f"±{rec[schema.UNCERTAINTY]:.0%}",
+            f"{rec[schema.EXPECTED_REWARD]:.0%} ("
+            f"{rec[schema.SUCCESS_LOW] * 100:.0f}–{rec[schema.SUCCESS_HIGH]:.0%})",
+            f"+{rec[schema.UCB_BONUS]:.0%}",
             "Explore" if rec[schema.IS_EXPLORATION] else "Exploit",
         ]
         # a long reason wraps at the pinned width: compare with whitespace collapsed
@@ -249,7 +250,16 @@ def test_compare_recs_overlap_and_why_lines(store_env):
     text = ok(*args).output
     rows = table_rows(
         text,
-        ("#", "Rule pick", "Diff.", "IRT est.", "LinUCB pick", "Diff.", "LinUCB est.", "±", "Mode"),
+        (
+            "#",
+            "Rule pick",
+            "Diff.",
+            "IRT est.",
+            "LinUCB pick",
+            "Diff.",
+            "LinUCB est. (80% range)",
+            "Mode",
+        ),
     )
     assert [row[1] for row in rows] == rule and [row[4] for row in rows] == rl
     assert (
@@ -260,7 +270,8 @@ def test_compare_recs_overlap_and_why_lines(store_env):
         line = next(line for line in text.splitlines() if line.strip().startswith(why["item_id"]))
         assert why["why"] in line
         assert f"expected {why['expected_reward']:.0%}" in line
-        assert f"bonus ±{why['bonus']:.0%}" in line
+        assert f"UCB bonus +{why['ucb_bonus']:.0%}" in line
+        assert f"{why['success_low'] * 100:.0f}–{why['success_high']:.0%}" in line
     assert FOOTER.search(text) is not None
 
 
@@ -275,7 +286,7 @@ def test_default_objective_is_the_serving_target_band(store_env):
     assert ids[0] == ids[1] and ids[0] != ids[2]
 
     def scores(payload, score):
-        return [score(r[schema.EXPECTED_REWARD], r[schema.UNCERTAINTY]) for r in payload["linucb"]]
+        return [score(r[schema.EXPECTED_REWARD], r[schema.UCB_BONUS]) for r in payload["linucb"]]
 
     band = scores(default, lambda expected, bonus: -abs(expected - 0.7) + bonus)
     assert band == sorted(band, reverse=True)

@@ -102,7 +102,7 @@ def test_explore_says_where_the_item_would_rank_without_its_shown_bonus():
         True,
         False,
     ]
-    assert reasons[0].startswith("Explore: 0% expected, would rank 4 without its ±140% bonus")
+    assert reasons[0].startswith("Explore: 0% expected, would rank 4 without its +140% UCB bonus")
     assert reasons[1].startswith("70% expected success, #1 of the candidates")
     assert "much harder than their level" in reasons[0]
     assert "a bit easier than their level" in reasons[1]  # offset -1 logit

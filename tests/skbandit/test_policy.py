@@ -129,8 +129,12 @@ def test_ranking_is_a_subset_permutation_of_the_candidates(
     assert recs["item_id"].is_unique and recs["item_id"].isin(cands["item_id"]).all()
     assert recs["rank"].tolist() == list(range(1, len(recs) + 1))
     assert recs["expected_reward"].between(0, 1).all()
-    assert (recs["uncertainty"] >= 0).all() and recs["propensity"].between(0, 1).all()
-    np.testing.assert_allclose(recs["ucb"], recs["expected_reward"] + recs["uncertainty"])
+    assert (recs["ucb_bonus"] >= 0).all() and recs["propensity"].between(0, 1).all()
+    np.testing.assert_allclose(recs["ucb"], recs["expected_reward"] + recs["ucb_bonus"])
+    low, high = recs["success_low"], recs["success_high"]
+    assert ((low >= 0) & (low <= recs["expected_reward"])).all()
+    assert ((high >= recs["expected_reward"]) & (high <= 1)).all()
+    np.testing.assert_allclose(recs["uncertainty"], (high - low) / 2)
     rules = policy.rank_rule_based(cands, top_k=top_k)
     assert sorted(rules["item_id"]) == sorted(
         cands["item_id"].iloc[
@@ -147,19 +151,22 @@ def test_is_exploration_only_when_the_bonus_put_the_item_in_the_top_k():
     assert recs["item_id"].tolist() == ["i3", "i0"]
     assert recs["is_exploration"].tolist() == [True, False]
     np.testing.assert_allclose(recs["expected_reward"], [0.0, 0.7])
-    np.testing.assert_allclose(recs["uncertainty"], [1.4, 0.6])
+    np.testing.assert_allclose(recs["ucb_bonus"], [1.4, 0.6])
     assert (
         recs["reason"]
         .iloc[0]
-        .startswith("Exploring: in the list only because of its ±140% uncertainty bonus")
+        .startswith("Exploring: in the list only because of its +140% UCB bonus")
     )
-    assert recs["reason"].iloc[1].startswith("70% ± 60% expected success")
+    low, high = recs["success_low"].iloc[1], recs["success_high"].iloc[1]
+    assert recs["reason"].iloc[1].startswith(f"70% ({low * 100:.0f}–{high:.0%}) expected success")
     assert recs["reason"].iloc[1].endswith("good difficulty match")  # 70 % expected success
     # without a bonus nothing is exploration and the order is by expected success
     greedy = policy.rank_linucb(pipe, cands, RankingSettings(top_k=2, alpha=0.0))
     assert greedy["item_id"].tolist() == ["i0", "i1"]
     assert not greedy["is_exploration"].any()
-    assert greedy["reason"].iloc[0] == ("70% ± 0% expected success; good difficulty match")
+    assert greedy["reason"].iloc[0] == (  # the interval does not depend on alpha
+        f"70% ({low * 100:.0f}–{high:.0%}) expected success; good difficulty match"
+    )
 
 
 def test_target_band_prefers_items_near_the_target():
@@ -233,7 +240,11 @@ def test_rule_based_orders_by_logit_distance_and_drops_drift():
     assert recs["item_id"].tolist() == ["i1", "i3", "i0"]  # ability logit(0.6) = 0.405
     ability = irt.mastery_to_logit(0.6)
     np.testing.assert_allclose(recs["expected_reward"], irt.p_correct_2pl(ability, [0.3, 1.0, 2.0]))
-    assert recs["uncertainty"].isna().all() and recs["ucb"].isna().all()
+    assert (
+        recs[["success_low", "success_high", "uncertainty", "ucb_bonus", "ucb"]]
+        .isna()
+        .all(axis=None)
+    )
     assert not recs["is_exploration"].any() and (recs["propensity"] == 1.0).all()
     assert "good difficulty match" in recs["reason"].iloc[0]
 
@@ -249,7 +260,7 @@ def test_explain_contributions_sum_to_the_prediction(trained):
     recs = policy.rank_linucb(trained, cands, RankingSettings(top_k=3)).set_index("item_id")
     np.testing.assert_allclose(table.set_index("item_id").loc[recs.index, "ucb"], recs["ucb"])
     np.testing.assert_allclose(
-        table.set_index("item_id").loc[recs.index, "bonus"], recs["uncertainty"]
+        table.set_index("item_id").loc[recs.index, "bonus"], recs["ucb_bonus"]
     )
 
 
@@ -360,10 +371,10 @@ def test_the_prior_scores_like_a_model_that_has_seen_nothing():
     prior = policy.linucb_scores(LinUCB(alpha=1.5, l2=2.0), X, ranking)
     almost_nothing = LinUCB(alpha=1.5, l2=2.0).partial_fit(X[:1], [1.0], sample_weight=[1e-12])
     seen = policy.linucb_scores(almost_nothing, X, ranking)
-    np.testing.assert_allclose(prior.uncertainty, seen.uncertainty, rtol=1e-9)
+    np.testing.assert_allclose(prior.bonus, seen.bonus, rtol=1e-9)
     np.testing.assert_allclose(prior.expected, seen.expected, atol=1e-9)
-    np.testing.assert_allclose(prior.score, -0.3 + prior.uncertainty)  # expected 0: |0 - 0.3|
-    np.testing.assert_allclose(prior.uncertainty, 1.5 * np.sqrt((X**2).sum(axis=1) / 2.0))
+    np.testing.assert_allclose(prior.score, -0.3 + prior.bonus)  # expected 0: |0 - 0.3|
+    np.testing.assert_allclose(prior.bonus, 1.5 * np.sqrt((X**2).sum(axis=1) / 2.0))
 
 
 # --- the settings ----------------------------------------------------------------------------

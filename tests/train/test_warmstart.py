@@ -213,9 +213,11 @@ def test_registered_model_loads_and_predicts(env, store):
     rows[schema.ITEM_ATTEMPTS] = [0.0, 10.0, 30.0]
     out = model.predict(rows)
     assert len(out) == 3
-    assert {"expected_reward", "uncertainty", "ucb"} <= set(out.columns)
-    assert (out["uncertainty"] > 0).all()
-    np.testing.assert_allclose(out["ucb"], out["expected_reward"] + out["uncertainty"], atol=1e-9)
+    assert {"expected_reward", "success_low", "success_high", "uncertainty", "ucb"} <= set(
+        out.columns
+    )
+    assert (out["uncertainty"] > 0).all() and (out["ucb_bonus"] > 0).all()
+    np.testing.assert_allclose(out["ucb"], out["expected_reward"] + out["ucb_bonus"], atol=1e-9)
 
 
 def test_seed_feature_set_is_trained_and_tagged(env, files):

@@ -53,6 +53,7 @@ from skbandit.features import FEATURE_SETS
 from skbandit.learning_progress import progress_bands
 from skbandit.model import TrainedModel
 from skbandit.progressive import ReplayResult, model_features, replay_history
+from skbandit.uncertainty import learn_success_interval
 from skbandit.version_items import trained_item_parameters
 from train.warmstart import data as training_data
 from train.warmstart import report as warmstart_report
@@ -290,6 +291,10 @@ def _train_and_register(options: WarmstartOptions, console: Console, timer: Stag
         )
     model.calibration = result.calibration  # learned from progressive forecasts
     model.item_parameters = trained_item_parameters(items)
+    with timer("interval"):  # the scales of the success interval, from the same forecasts
+        model.success_interval = learn_success_interval(
+            history.events, items, history.contexts, result.predictions
+        )
     with timer("progress"):
         keep_progress_bands(
             model, progress_bands(history.events, history.contexts, model.progress_bands)
