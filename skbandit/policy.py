@@ -375,15 +375,27 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
             f"request is missing column {schema.USER_ID!r} (expected one row "
             f"per student and candidate item)"
         )
+    _shown(settings.top_k, len(frame))
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused
+        features, _ = candidate_features(pipeline, frame)
+    users, items = (frame[c].to_numpy() for c in (schema.USER_ID, schema.ITEM_ID))
+    columns = rank_request_rows(pipeline, users, items, features, settings, rng)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def rank_request_rows(pipeline, user_ids, item_ids, features, settings=None, rng=None) -> dict:
+    """:func:`rank_requests`' answer as a dict of arrays, for a request already checked with
+    its feature rows computed once (``features``, as :func:`candidate_features` gives them)."""
+    settings = as_settings(settings)
     rng = np.random.default_rng() if rng is None else rng
     top_k = settings.top_k
-    _shown(top_k, len(frame))
-    scored = score_candidates(pipeline, frame, settings)
-    rank = np.zeros(len(frame), dtype=np.int64)
-    propensity = np.ones(len(frame))
-    first = np.ones(len(frame))
-    explore = np.zeros(len(frame), dtype=bool)
-    user_ids = frame[schema.USER_ID].to_numpy()
+    _shown(top_k, len(user_ids))
+    scored = score_candidates(pipeline, {schema.ITEM_ID: item_ids}, settings, features=features)
+    n_rows = len(user_ids)
+    rank = np.zeros(n_rows, dtype=np.int64)
+    propensity = np.ones(n_rows)
+    first = np.ones(n_rows)
+    explore = np.zeros(n_rows, dtype=bool)
     for rows in _student_rows(user_ids):
         score = scored.score[rows]
         chosen, prob = draw_order(score, len(rows), top_k, rng, settings)
@@ -392,21 +404,18 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
         first[rows] = first_slot_probabilities(score, settings)
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
     _require_positive(propensity[rank <= top_k], settings)
-    return pd.DataFrame(
-        {
-            schema.USER_ID: user_ids,
-            schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
-            schema.EXPECTED_REWARD: scored.expected,
-            schema.UNCERTAINTY: scored.uncertainty,
-            schema.UCB: scored.expected + scored.uncertainty,
-            schema.RANK: rank,
-            "recommended": rank <= top_k,
-            schema.IS_EXPLORATION: explore & (rank <= top_k),
-            schema.PROPENSITY: propensity,
-            FIRST_SLOT_PROPENSITY: first,
-        },
-        index=frame.index,
-    )
+    return {
+        schema.USER_ID: user_ids,
+        schema.ITEM_ID: item_ids,
+        schema.EXPECTED_REWARD: scored.expected,
+        schema.UNCERTAINTY: scored.uncertainty,
+        schema.UCB: scored.expected + scored.uncertainty,
+        schema.RANK: rank,
+        "recommended": rank <= top_k,
+        schema.IS_EXPLORATION: explore & (rank <= top_k),
+        schema.PROPENSITY: propensity,
+        FIRST_SLOT_PROPENSITY: first,
+    }
 
 
 # --- scoring and selection ---------------------------------------------------------------
@@ -439,7 +448,7 @@ def _require_finite(scores: CandidateScores, candidates) -> CandidateScores:
     finite = np.isfinite(scores.score) & np.isfinite(scores.expected)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        item = candidates[schema.ITEM_ID].to_numpy()[row] if schema.ITEM_ID in candidates else row
+        item = np.asarray(candidates[schema.ITEM_ID])[row] if schema.ITEM_ID in candidates else row
         raise SkbanditError(
             f"cannot rank: candidate {item!r} scores {scores.score[row]} (expected a finite "
             "score); its inputs are outside their documented ranges or the model is corrupt"

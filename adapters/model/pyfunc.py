@@ -45,13 +45,16 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST, INTERNAL_ERROR, TEMPORARIL
 from adapters.model.format import load_pipeline_files, save_pipeline  # re-exported
 from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-exported
     MAX_REQUEST_ROWS,
+    CheckedRequest,
     check_params,
-    check_request,
     check_topic,
+    checked_request,
     default_params,
 )
+from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import rank_requests, resolve_objective
+from skbandit.features import candidate_features, feature_function
+from skbandit.policy import rank_request_rows, resolve_objective
 from skbandit.ranking_settings import SETTING_NAMES
 
 UNREGISTERED = "unregistered"
@@ -76,6 +79,19 @@ def decisions_not_logged():
         yield
     finally:
         _NOT_LOGGING.reset(token)
+
+
+@contextlib.contextmanager
+def _answered_as_http():
+    """A SkbanditError becomes an HTTP 400 with its message; any other error is logged with
+    its traceback and becomes an HTTP 500 with :data:`INTERNAL_ERROR_MESSAGE`."""
+    try:
+        yield
+    except SkbanditError as error:
+        raise MlflowException(str(error), error_code=BAD_REQUEST) from None
+    except Exception:
+        _logger.exception("unexpected error while scoring a request")
+        raise MlflowException(INTERNAL_ERROR_MESSAGE, error_code=INTERNAL_ERROR) from None
 
 
 class LinUCBModel(mlflow.pyfunc.PythonModel):
@@ -104,21 +120,27 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         traceback and the client gets a 500 with :data:`INTERNAL_ERROR_MESSAGE`, so that a
         bug shows in monitoring instead of passing for the client's fault.
         """
+        with _answered_as_http():
+            request = checked_request(model_input)
+        return pd.DataFrame(self.serve_request(request, params), index=request.index)
+
+    def serve_request(self, request: CheckedRequest, params: dict | None = None) -> dict:
+        """Rank a checked request, log its decisions and return the answer's columns (the
+        columns of :meth:`predict`'s frame, as arrays): the one per-request path, which
+        ``skbandit serve`` calls directly for a JSON request (no DataFrame built).
+
+        Raises MlflowException as :meth:`predict` does (400, 500, or 503 when the decision
+        log cannot be written).
+        """
         params = {**default_params(self.pipeline), **(params or {})}
-        try:
-            frame = check_request(model_input)
+        with _answered_as_http():
             settings, seed = check_params(params)
             settings = resolve_objective(self.pipeline, settings)  # logs the target used
             topic = check_topic(params)
-            scored = self._rank(frame, settings, seed)
+            columns = self._rank(request, settings, seed)
             decision_ids, decisions, candidates = self._decisions(
-                frame, scored, settings, seed, topic
+                request, columns, settings, seed, topic
             )
-        except SkbanditError as error:
-            raise MlflowException(str(error), error_code=BAD_REQUEST) from None
-        except Exception:
-            _logger.exception("unexpected error while scoring a request")
-            raise MlflowException(INTERNAL_ERROR_MESSAGE, error_code=INTERNAL_ERROR) from None
         log = None if _NOT_LOGGING.get() else self._log()
         if log:
             try:
@@ -126,21 +148,40 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
             except SkbanditError as error:
                 _logger.error("%s", error)
                 raise MlflowException(str(error), error_code=TEMPORARILY_UNAVAILABLE) from None
-        scored["decision_id"] = decision_ids
-        return scored
+        columns["decision_id"] = decision_ids
+        return columns
 
     def score(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
         """Rank each student's candidate rows; one output row per input row, in input order."""
         settings, seed = check_params(params)
-        return self._rank(check_request(frame), settings, seed)
+        request = checked_request(frame)
+        return pd.DataFrame(self._rank(request, settings, seed), index=request.index)
 
-    def _rank(self, frame, settings, seed):
+    def _rank(self, request: CheckedRequest, settings, seed) -> dict:
         rng = self._generator() if seed is None else np.random.default_rng(seed)
-        scored = rank_requests(self.pipeline, frame, settings, rng=rng)
-        scored["model_version"] = self.model_version
-        return scored
+        columns = rank_request_rows(
+            self.pipeline,
+            request.user_ids,
+            request.item_ids,
+            self._features(request),
+            settings,
+            rng=rng,
+        )
+        columns["model_version"] = [self.model_version] * len(request.user_ids)
+        return columns
 
-    def _decisions(self, frame, scored, settings, seed, topic):
+    def _features(self, request: CheckedRequest):
+        """The request's feature rows, from its model-input array (no DataFrame) when the
+        pipeline's feature step is the stock one (:func:`skbandit.features.feature_function`)."""
+        func = feature_function(self.pipeline)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused
+            if func is not None and hasattr(self.pipeline[-1], "coef_"):
+                return func(request.inputs)
+            frame = pd.DataFrame(request.inputs, columns=list(schema.MODEL_INPUT))
+            frame[schema.ITEM_ID] = request.item_ids
+            return candidate_features(self.pipeline, frame)[0]
+
+    def _decisions(self, request, columns, settings, seed, topic):
         from adapters.decision_log import served_decisions
 
         values = {name: getattr(settings, name) for name in SETTING_NAMES}
@@ -149,8 +190,8 @@ class LinUCBModel(mlflow.pyfunc.PythonModel):
         )
         values = {k: v.value if hasattr(v, "value") else v for k, v in values.items()}
         return served_decisions(
-            frame,
-            scored,
+            request,
+            columns,
             settings={**values, "seed": seed},
             seeded=seed is not None,
             model_version=self.model_version,
