@@ -329,7 +329,11 @@ def served_decisions(
     from adapters.decision_log.candidate_sets import pack
     from skbandit.policy import FIRST_SLOT_PROPENSITY
 
-    codes, students = pd.factorize(request.user_ids)
+    user_ids = request.user_ids
+    if len(user_ids) and (user_ids == user_ids[0]).all():  # the usual request: one student
+        codes, students = np.zeros(len(user_ids), dtype=np.intp), user_ids[:1]
+    else:
+        codes, students = pd.factorize(user_ids)
     ids = np.array(new_decision_ids(len(students)))
     rank = np.asarray(ranked[schema.RANK])
     shown = np.asarray(ranked["recommended"])
