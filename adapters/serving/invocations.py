@@ -76,6 +76,8 @@ class FastJSON:
 
     def parse(self, body: bytes):
         """``(CheckedRequest, params)`` of a plain, valid JSON table, else ``(None, None)``."""
+        from mlflow.exceptions import MlflowException
+
         try:
             payload = json.loads(body)
             if not isinstance(payload, dict) or set(payload) - {*FORMATS, "params"}:
@@ -86,8 +88,15 @@ class FastJSON:
                 return None, None
             columns = _table_columns(payload[formats[0]], formats[0])
             return (None, None) if columns is None else (self._request(columns), params)
-        except (SkbanditError, TypeError, ValueError, OverflowError, RecursionError):
-            return None, None
+        except (
+            MlflowException,
+            SkbanditError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ):
+            return None, None  # a param MLflow refuses, a bad value: MLflow's app answers
 
     def answer(self, request: CheckedRequest, params: dict) -> tuple[int, bytes]:
         """The HTTP status and body of a parsed request, as MLflow's app would give them."""
