@@ -13,7 +13,8 @@ ours / reference time (lower is better); compare ratios, not absolute times, bet
 
 Targets: every ratio <= 2, except scoring K = 1,000 candidates (``predict(X,
 return_std=True)``) <= 1.5 and the online choose -> observe -> update loop <= 2 (issue 9);
-issue 20 asks <= 1.3 for both.
+issue 20 asks <= 1.3 for both. The online loop is also given as the median of paired rounds
+(ours then the reference, back to back), the steadier figure on a busy machine.
 This script prints a table, then the issue 9 targets and whether each is met; it asserts
 nothing.
 """
@@ -29,6 +30,8 @@ ALPHA = 1.0
 L2 = 1.0
 SCORE_TARGETS = {1_000: 1.5}  # K -> largest acceptable ratio (issue 9); others 2
 ONLINE_TARGET = 2.0
+ISSUE20_TARGET = 1.3
+"""Issue 20: scoring K = 1,000 and the online loop within 1.3x the reference."""
 
 
 def best_times(fns, repeats=5, min_time=0.05):
@@ -181,27 +184,43 @@ def score_rows(ks, repeats, d=8):
 
 
 def online_row(n_decisions, repeats, k=100, d=8):
+    """The online loop, best of ``repeats`` interleaved rounds, and a second row with the
+    median of the rounds' paired ratios (each round runs ours, then the reference, back to
+    back, so a burst of load from other processes mostly hits both)."""
     rng = np.random.default_rng(2)
     candidate_sets = rng.normal(size=(n_decisions, k, d))
     uniforms = rng.random(n_decisions)
     true_theta = rng.normal(size=d) / np.sqrt(d)
-    ours, ref = best_times(
-        [
-            lambda: ours_online(candidate_sets, uniforms, true_theta),
-            lambda: reference_online(candidate_sets, uniforms, true_theta),
-        ],
-        repeats,
-        min_time=0.0,
-    )
-    ours_rate, ref_rate = n_decisions / ours, n_decisions / ref
-    return (
-        f"online loop K={k} d={d}",
-        f"{ours_rate:,.0f} dec/s",
-        f"{ref_rate:,.0f} dec/s",
-        f"{ours / ref:.2f}",
-        f"ratio <= {ONLINE_TARGET:g}",
-        ours / ref <= ONLINE_TARGET,
-    )
+
+    def ours_fn():
+        ours_online(candidate_sets, uniforms, true_theta)
+
+    def ref_fn():
+        reference_online(candidate_sets, uniforms, true_theta)
+
+    ours_fn(), ref_fn()
+    rounds = [(_clock_loop(ours_fn, 1), _clock_loop(ref_fn, 1)) for _ in range(repeats)]
+    ours, ref = (min(times) for times in zip(*rounds, strict=True))
+    paired = float(np.median([o / r for o, r in rounds]))
+    label = f"online loop K={k} d={d}"
+    return [
+        (
+            label,
+            f"{n_decisions / ours:,.0f} dec/s",
+            f"{n_decisions / ref:,.0f} dec/s",
+            f"{ours / ref:.2f}",
+            f"ratio <= {ONLINE_TARGET:g}",
+            ours / ref <= ONLINE_TARGET,
+        ),
+        (
+            f"  {label}, median paired round",
+            "-",
+            "-",
+            f"{paired:.2f}",
+            f"ratio <= {ISSUE20_TARGET:g}",
+            paired <= ISSUE20_TARGET,
+        ),
+    ]
 
 
 def memory_row(d=8):
@@ -274,15 +293,19 @@ def _ratio_row(label, ours, ref, unit, ratio, higher_is_better=True, limit=2.0):
 
 
 def print_issue_targets(rows):
-    """The two speed targets of issue 9, picked out of the table."""
+    """The speed targets of issues 9 and 20, picked out of the table."""
     wanted = {
         "score K=1000 d=8 (predict return_std)": "score K=1,000 candidates",
         "online loop K=100 d=8": "online choose -> observe -> update loop",
+        "  online loop K=100 d=8, median paired round": "online loop, median paired round",
     }
-    print("\nissue 9 targets (ours / reference time):")
-    for label, ours, _, ratio, target, met in rows:
+    print("\nissue 9 targets (<= 1.5 / 2) and issue 20 targets (<= 1.3), ours / reference time:")
+    print("| measure | ratio | issue 9 | issue 20 (<= 1.3) |")
+    print("|---|---:|---|---|")
+    for label, _, _, ratio, target, met in rows:
         if label in wanted:
-            print(f"  {wanted[label]:<40} {ratio}x  {target:<11} {_cell(met)}  ({ours})")
+            issue20 = _cell(float(ratio) <= ISSUE20_TARGET)
+            print(f"| {wanted[label]} | {ratio}x | {target} {_cell(met)} | {issue20} |")
 
 
 def print_table(rows):
@@ -312,7 +335,7 @@ def main(argv=None):
     rows += score_rows((100, 1_000, 10_000), repeats)
     # many short rounds rather than a few long ones: on a shared machine more rounds are
     # likely to include a quiet one for each side
-    rows.append(online_row(1_000 if args.quick else 3_000, repeats=5 if args.quick else 11))
+    rows += online_row(1_000, repeats=9 if args.quick else 25)
     rows.append(memory_row())
     rows.append(full_rank_row(repeats))
     print_table(rows)

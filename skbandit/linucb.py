@@ -323,9 +323,8 @@ class LinUCB(RegressorMixin, BaseEstimator):
 
         Assigning a parameter (directly or through ``set_params``) binds a new object, so
         comparing identities notices every change; validation is skipped, as in
-        ``_fit_context``, under ``sklearn.set_config(skip_parameter_validation=True)``.
-        On a fitted model a change is also checked against the fitted prior.
-        """
+        ``_fit_context``, under ``sklearn.set_config(skip_parameter_validation=True)``. On a
+        fitted model a change is also checked against the fitted prior."""
         current = tuple(getattr(self, name) for name in self._parameter_constraints)
         last = getattr(self, "_validated_params", None)
         if last is not None and all(map(operator.is_, current, last)):
@@ -436,7 +435,7 @@ class LinUCB(RegressorMixin, BaseEstimator):
         return float(self.alpha) * self._std(X)
 
     def _std(self, X):
-        quad = np.einsum("ij,ij->i", X @ self.A_inv_, X)
+        quad = np.vecdot(X @ self.A_inv_, X)  # a ufunc: less call overhead than einsum
         return np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)
 
     def _validate_X_predict(self, X):

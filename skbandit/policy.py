@@ -60,7 +60,7 @@ from skbandit.ranking_settings import (
     RankingSettings,
     as_settings,
 )
-from skbandit.uncertainty import candidate_interval
+from skbandit.uncertainty import candidate_interval, interval_inputs_of, interval_of_columns
 
 __all__ = [
     "EXPLORATIONS",
@@ -382,15 +382,35 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
             f"request is missing column {schema.USER_ID!r} (expected one row "
             f"per student and candidate item)"
         )
+    _shown(settings.top_k, len(frame))
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused
+        features, _ = pipeline.candidate_features(frame)
+    users, items = (frame[c].to_numpy() for c in (schema.USER_ID, schema.ITEM_ID))
+    columns = rank_request_rows(
+        pipeline, users, items, features, interval_inputs_of(frame), settings, rng
+    )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def rank_request_rows(
+    pipeline, user_ids, item_ids, features, interval_inputs, settings=None, rng=None
+) -> dict:
+    """:func:`rank_requests`' answer as a dict of arrays, for a request already checked with
+    its feature rows computed once (``features``, as :func:`candidate_features` gives them).
+
+    ``interval_inputs`` maps the columns the success interval reads (the rows' ``mastery``,
+    item parameters and, where known, ``ability_sd``; :func:`interval_inputs_of`) to arrays.
+    """
+    settings = as_settings(settings)
     rng = np.random.default_rng() if rng is None else rng
     top_k = settings.top_k
-    _shown(top_k, len(frame))
-    scored = score_candidates(pipeline, frame, settings)
-    rank = np.zeros(len(frame), dtype=np.int64)
-    propensity = np.ones(len(frame))
-    first = np.ones(len(frame))
-    explore = np.zeros(len(frame), dtype=bool)
-    user_ids = frame[schema.USER_ID].to_numpy()
+    _shown(top_k, len(user_ids))
+    scored = score_candidates(pipeline, {schema.ITEM_ID: item_ids}, settings, features=features)
+    n_rows = len(user_ids)
+    rank = np.zeros(n_rows, dtype=np.int64)
+    propensity = np.ones(n_rows)
+    first = np.ones(n_rows)
+    explore = np.zeros(n_rows, dtype=bool)
     for rows in _student_rows(user_ids):
         score = scored.score[rows]
         chosen, prob = draw_order(score, len(rows), top_k, rng, settings)
@@ -399,25 +419,22 @@ def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=
         first[rows] = first_slot_probabilities(score, settings)
         explore[rows] = _exploration_flags(scored.base[rows], top_k)
     _require_positive(propensity[rank <= top_k], settings)
-    low, high = candidate_interval(pipeline, frame, scored.expected, scored.std)
-    return pd.DataFrame(
-        {
-            schema.USER_ID: user_ids,
-            schema.ITEM_ID: frame[schema.ITEM_ID].to_numpy(),
-            schema.EXPECTED_REWARD: scored.expected,
-            schema.SUCCESS_LOW: low,
-            schema.SUCCESS_HIGH: high,
-            schema.UNCERTAINTY: (high - low) / 2.0,
-            schema.UCB_BONUS: scored.bonus,
-            schema.UCB: scored.expected + scored.bonus,
-            schema.RANK: rank,
-            "recommended": rank <= top_k,
-            schema.IS_EXPLORATION: explore & (rank <= top_k),
-            schema.PROPENSITY: propensity,
-            FIRST_SLOT_PROPENSITY: first,
-        },
-        index=frame.index,
-    )
+    low, high = interval_of_columns(pipeline, interval_inputs, scored.expected, scored.std)
+    return {
+        schema.USER_ID: user_ids,
+        schema.ITEM_ID: item_ids,
+        schema.EXPECTED_REWARD: scored.expected,
+        schema.SUCCESS_LOW: low,
+        schema.SUCCESS_HIGH: high,
+        schema.UNCERTAINTY: (high - low) / 2.0,
+        schema.UCB_BONUS: scored.bonus,
+        schema.UCB: scored.expected + scored.bonus,
+        schema.RANK: rank,
+        "recommended": rank <= top_k,
+        schema.IS_EXPLORATION: explore & (rank <= top_k),
+        schema.PROPENSITY: propensity,
+        FIRST_SLOT_PROPENSITY: first,
+    }
 
 
 # --- scoring and selection ---------------------------------------------------------------
@@ -450,7 +467,7 @@ def _require_finite(scores: CandidateScores, candidates) -> CandidateScores:
     finite = np.isfinite(scores.score) & np.isfinite(scores.expected)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        item = candidates[schema.ITEM_ID].to_numpy()[row] if schema.ITEM_ID in candidates else row
+        item = np.asarray(candidates[schema.ITEM_ID])[row] if schema.ITEM_ID in candidates else row
         raise SkbanditError(
             f"cannot rank: candidate {item!r} scores {scores.score[row]} (expected a finite "
             "score); its inputs are outside their documented ranges or the model is corrupt"

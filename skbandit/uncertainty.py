@@ -369,28 +369,46 @@ def _logit_slope(ability, difficulty, discrimination, guessing):
     return _slope(ability, difficulty, discrimination, guessing) / (p * (1.0 - p))
 
 
-def candidate_interval(model, candidates, expected, std, rows=None):
-    """``(success_low, success_high)``: the 80 % interval of each candidate's true success.
+INTERVAL_INPUTS = (schema.MASTERY, schema.DIFFICULTY, schema.DISCRIMINATION, schema.GUESSING)
+"""Candidate columns the interval reads (with ``ability_sd`` where the rows carry it)."""
 
-    :meth:`SuccessInterval.bounds` with the version's learned scales, the candidates' ability
-    and item parameters, and ``ability_sd`` where the candidates carry it (``trace`` does; a
-    REST row does not), else the version's typical ability error. ``rows`` selects candidate
-    rows (``expected`` and ``std`` are already those rows').
+
+def interval_inputs_of(candidates) -> dict:
+    """The columns of candidate rows that :func:`interval_of_columns` reads, as float arrays
+    (``guessing`` 0 where missing; ``ability_sd`` only where the rows carry it)."""
+    columns = {
+        name: candidates[name].to_numpy(dtype=np.float64)
+        for name in (*INTERVAL_INPUTS[:3], ABILITY_SD)
+        if name in candidates.columns
+    }
+    columns[schema.GUESSING] = guessing_of(candidates)
+    return columns
+
+
+def interval_of_columns(model, columns, expected, std):
+    """``(success_low, success_high)``: the 80 % interval of each row's true success.
+
+    :meth:`SuccessInterval.bounds` with the version's learned scales and the rows' ability
+    and item parameters (``columns``, :func:`interval_inputs_of`), and ``ability_sd`` where
+    the rows carry it (``trace`` does; a REST row does not), else the version's typical
+    ability error.
     """
-    picked = candidates if rows is None else candidates.iloc[rows]
-
-    def column(name):
-        return picked[name].to_numpy(dtype=np.float64) if name in picked.columns else None
-
     return success_interval_of(model).bounds(
         expected,
-        mastery=column(schema.MASTERY),
-        difficulty=column(schema.DIFFICULTY),
-        discrimination=column(schema.DISCRIMINATION),
-        guessing=guessing_of(picked),
+        mastery=columns.get(schema.MASTERY),
+        difficulty=columns.get(schema.DIFFICULTY),
+        discrimination=columns.get(schema.DISCRIMINATION),
+        guessing=columns.get(schema.GUESSING),
         std=std,
-        ability_sd=column(ABILITY_SD),
+        ability_sd=columns.get(ABILITY_SD),
     )
+
+
+def candidate_interval(model, candidates, expected, std, rows=None):
+    """:func:`interval_of_columns` of candidate rows (``rows`` selects some; ``expected`` and
+    ``std`` are already those rows')."""
+    picked = candidates if rows is None else candidates.iloc[rows]
+    return interval_of_columns(model, interval_inputs_of(picked), expected, std)
 
 
 def success_interval_of(model) -> SuccessInterval:

@@ -311,8 +311,8 @@ def read_source(where: str, option: str = "") -> tuple[pd.DataFrame, pd.DataFram
 
 
 def served_decisions(
-    frame: pd.DataFrame,
-    ranked: pd.DataFrame,
+    request,
+    ranked,
     *,
     settings: dict,
     seeded: bool,
@@ -322,24 +322,27 @@ def served_decisions(
     """The decisions of one ranked request: a decision id per row, the decision rows and
     the packed candidate sets to log.
 
-    ``frame`` is the checked request, ``ranked`` its :func:`skbandit.policy.rank_requests`
-    output (same row order); ``settings`` the ranking settings as plain values and
-    ``model_version`` ``"NAME/NUMBER"`` (or ``"unregistered"``). Each student of the
-    request is one decision.
+    ``request`` is the checked request (:class:`adapters.model.requests.CheckedRequest`:
+    ``user_ids``, ``item_ids`` and the model-input array ``inputs``), ``ranked`` its
+    :func:`skbandit.policy.rank_request_rows` columns (same row order); ``settings`` the
+    ranking settings as plain values and ``model_version`` ``"NAME/NUMBER"`` (or
+    ``"unregistered"``). Each student of the request is one decision.
     """
     import datetime
     import json
 
     from adapters.decision_log.candidate_sets import pack
-    from skbandit.features import model_input_array
     from skbandit.policy import FIRST_SLOT_PROPENSITY
 
-    codes, students = pd.factorize(frame[schema.USER_ID].to_numpy())
+    user_ids = request.user_ids
+    if len(user_ids) and (user_ids == user_ids[0]).all():  # the usual request: one student
+        codes, students = np.zeros(len(user_ids), dtype=np.intp), user_ids[:1]
+    else:
+        codes, students = pd.factorize(user_ids)
     ids = np.array(new_decision_ids(len(students)))
-    row_ids = ids[codes]
-    rank = ranked[schema.RANK].to_numpy()
-    shown = ranked["recommended"].to_numpy()
-    items = frame[schema.ITEM_ID].to_numpy(dtype=object)
+    rank = np.asarray(ranked[schema.RANK])
+    shown = np.asarray(ranked["recommended"])
+    items = np.asarray(request.item_ids, dtype=object)
     name, _, number = model_version.partition("/")
     now = datetime.datetime.now(datetime.UTC)
     text = json.dumps(settings, sort_keys=True)
@@ -350,24 +353,25 @@ def served_decisions(
         for k, student in enumerate(students)
     ]
     served_rank = np.where(shown, rank, 0)
-    slot = np.where(shown, ranked[schema.PROPENSITY].to_numpy(), np.nan)
-    first_slot = ranked[FIRST_SLOT_PROPENSITY].to_numpy()
-    inputs = model_input_array(frame)
-    candidate_sets = []
-    for k in range(len(students)):
-        rows = np.flatnonzero(codes == k)
-        candidate_sets.append(
-            pack(
-                str(ids[k]),
-                items[rows].tolist(),
-                inputs[rows],
-                schema.MODEL_INPUT,
-                served_rank[rows],
-                first_slot[rows],
-                slot[rows],
-            )
+    slot = np.where(shown, np.asarray(ranked[schema.PROPENSITY]), np.nan)
+    first_slot = np.asarray(ranked[FIRST_SLOT_PROPENSITY])
+    if len(students) == 1:  # the usual request: one student, every row
+        groups = [slice(None)]
+    else:
+        groups = [np.flatnonzero(codes == k) for k in range(len(students))]
+    candidate_sets = [
+        pack(
+            str(ids[k]),
+            items[rows].tolist(),
+            request.inputs[rows],
+            schema.MODEL_INPUT,
+            served_rank[rows],
+            first_slot[rows],
+            slot[rows],
         )
-    return row_ids, decisions, candidate_sets
+        for k, rows in enumerate(groups)
+    ]
+    return ids[codes], decisions, candidate_sets
 
 
 def new_decision_ids(n: int) -> list[str]:

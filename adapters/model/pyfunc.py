@@ -50,13 +50,16 @@ from mlflow.pyfunc.model import PythonModel
 from adapters.model.format import load_model_files, save_model  # re-exported
 from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-exported
     MAX_REQUEST_ROWS,
+    CheckedRequest,
     check_params,
-    check_request,
     check_topic,
+    checked_request,
     default_params,
+    request_interval_inputs,
 )
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import rank_requests, resolve_objective
+from skbandit.model import NOT_TRAINED
+from skbandit.policy import rank_request_rows, resolve_objective
 from skbandit.ranking_settings import SETTING_NAMES
 
 if TYPE_CHECKING:
@@ -86,6 +89,19 @@ def decisions_not_logged():
         _NOT_LOGGING.reset(token)
 
 
+@contextlib.contextmanager
+def _answered_as_http():
+    """A SkbanditError becomes an HTTP 400 with its message; any other error is logged with
+    its traceback and becomes an HTTP 500 with :data:`INTERNAL_ERROR_MESSAGE`."""
+    try:
+        yield
+    except SkbanditError as error:
+        raise MlflowException(str(error), error_code=BAD_REQUEST) from None
+    except Exception:
+        _logger.exception("unexpected error while scoring a request")
+        raise MlflowException(INTERNAL_ERROR_MESSAGE, error_code=INTERNAL_ERROR) from None
+
+
 class LinUCBModel(PythonModel):
     """Scores candidate items for students with a registered version's TrainedModel."""
 
@@ -112,21 +128,27 @@ class LinUCBModel(PythonModel):
         traceback and the client gets a 500 with :data:`INTERNAL_ERROR_MESSAGE`, so that a
         bug shows in monitoring instead of passing for the client's fault.
         """
+        with _answered_as_http():
+            request = checked_request(self.model.with_item_parameters(model_input))
+        return pd.DataFrame(self.serve_request(request, params), index=request.index)
+
+    def serve_request(self, request: CheckedRequest, params: dict | None = None) -> dict:
+        """Rank a checked request, log its decisions and return the answer's columns (the
+        columns of :meth:`predict`'s frame, as arrays): the one per-request path, which
+        ``skbandit serve`` calls directly for a JSON request (no DataFrame built).
+
+        Raises MlflowException as :meth:`predict` does (400, 500, or 503 when the decision
+        log cannot be written).
+        """
         params = {**default_params(self.model), **(params or {})}
-        try:
-            frame = check_request(self.model.with_item_parameters(model_input))
+        with _answered_as_http():
             settings, seed = check_params(params)
             settings = resolve_objective(self.model, settings)  # logs the target used
             topic = check_topic(params)
-            scored = self._rank(frame, settings, seed)
+            columns = self._rank(request, settings, seed)
             decision_ids, decisions, candidates = self._decisions(
-                frame, scored, settings, seed, topic
+                request, columns, settings, seed, topic
             )
-        except SkbanditError as error:
-            raise MlflowException(str(error), error_code=BAD_REQUEST) from None
-        except Exception:
-            _logger.exception("unexpected error while scoring a request")
-            raise MlflowException(INTERNAL_ERROR_MESSAGE, error_code=INTERNAL_ERROR) from None
         log = None if _NOT_LOGGING.get() else self._log()
         if log:
             try:
@@ -134,21 +156,37 @@ class LinUCBModel(PythonModel):
             except SkbanditError as error:
                 _logger.error("%s", error)
                 raise MlflowException(str(error), error_code=TEMPORARILY_UNAVAILABLE) from None
-        scored["decision_id"] = decision_ids
-        return scored
+        columns["decision_id"] = decision_ids
+        return columns
 
     def score(self, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
         """Rank each student's candidate rows; one output row per input row, in input order."""
         settings, seed = check_params(params)
-        return self._rank(check_request(self.model.with_item_parameters(frame)), settings, seed)
+        request = checked_request(self.model.with_item_parameters(frame))
+        return pd.DataFrame(self._rank(request, settings, seed), index=request.index)
 
-    def _rank(self, frame, settings, seed):
+    def _rank(self, request: CheckedRequest, settings, seed) -> dict:
         rng = self._generator() if seed is None else np.random.default_rng(seed)
-        scored = rank_requests(self.model, frame, settings, rng=rng)
-        scored["model_version"] = self.model_version
-        return scored
+        columns = rank_request_rows(
+            self.model,
+            request.user_ids,
+            request.item_ids,
+            self._features(request),
+            request_interval_inputs(request),
+            settings,
+            rng=rng,
+        )
+        columns["model_version"] = [self.model_version] * len(request.user_ids)
+        return columns
 
-    def _decisions(self, frame, scored, settings, seed, topic):
+    def _features(self, request: CheckedRequest):
+        """The request's feature rows, from its model-input array (no DataFrame)."""
+        if not self.model.is_trained:
+            raise SkbanditError(NOT_TRAINED)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused
+            return self.model.features_of_array(request.inputs)
+
+    def _decisions(self, request, columns, settings, seed, topic):
         from adapters.decision_log import served_decisions
 
         values = {name: getattr(settings, name) for name in SETTING_NAMES}
@@ -157,8 +195,8 @@ class LinUCBModel(PythonModel):
         )
         values = {k: v.value if hasattr(v, "value") else v for k, v in values.items()}
         return served_decisions(
-            frame,
-            scored,
+            request,
+            columns,
             settings={**values, "seed": seed},
             seeded=seed is not None,
             model_version=self.model_version,

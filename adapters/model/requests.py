@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from skbandit.cleaning import MAX_ABS_DIFFICULTY, MAX_DISCRIMINATION
 from skbandit.exceptions import SkbanditError
 from skbandit.features import model_input_array
 from skbandit.ranking_settings import REST_SETTINGS, RankingSettings
+from skbandit.uncertainty import INTERVAL_INPUTS
 
 MAX_REQUEST_ROWS = 10_000
 """Requests with more candidate rows than this are refused with HTTP 400."""
@@ -46,6 +48,7 @@ REQUEST_COLUMNS = (schema.USER_ID, schema.ITEM_ID, *schema.MODEL_INPUT)
 """Every column a request row can carry."""
 REQUIRED_COLUMNS = tuple(c for c in REQUEST_COLUMNS if c not in OPTIONAL_INPUTS)
 """The columns a request must have."""
+ID_COLUMNS = (schema.USER_ID, schema.ITEM_ID)
 MAX_ITEM_ATTEMPTS = 1e9
 """``item_attempts`` must lie in [0, 1e9]."""
 RANGES = {
@@ -117,8 +120,29 @@ def check_topic(params: dict) -> str | None:
     return topic
 
 
-def check_request(frame) -> pd.DataFrame:
-    """The request frame with string ids, or a SkbanditError saying what is wrong with it.
+class CheckedRequest(NamedTuple):
+    """A checked request as arrays: what ranking and the decision log read, built once."""
+
+    user_ids: np.ndarray
+    """Object array of ``str``, one per row."""
+    item_ids: np.ndarray
+    """Object array of ``str``, one per row."""
+    inputs: np.ndarray
+    """C-contiguous float64 of shape (n_rows, len(schema.MODEL_INPUT)), in that column order,
+    with every optional input filled in (:data:`OPTIONAL_INPUTS`)."""
+    index: pd.Index | None = None
+    """The request frame's index (None for a request read from JSON)."""
+
+
+def request_interval_inputs(request: CheckedRequest) -> dict:
+    """The columns of a checked request the success interval reads
+    (:func:`skbandit.uncertainty.interval_of_columns`): views of its model-input array. A REST
+    row carries no ``ability_sd``, so the version's typical ability error is used."""
+    return {name: request.inputs[:, schema.MODEL_INPUT.index(name)] for name in INTERVAL_INPUTS}
+
+
+def checked_request(frame) -> CheckedRequest:
+    """The request table as arrays, or a SkbanditError saying what is wrong with it.
 
     The common case (mlflow has already converted the columns to the signature's types) is a
     few vectorised checks; only a failing request pays for finding the offending cell.
@@ -128,13 +152,7 @@ def check_request(frame) -> pd.DataFrame:
             f"request must be a table (dataframe_split or dataframe_records), got "
             f"{type(frame).__name__}"
         )
-    if len(frame) == 0:
-        raise SkbanditError("request has no rows (expected one row per student and candidate item)")
-    if len(frame) > MAX_REQUEST_ROWS:
-        raise SkbanditError(
-            f"request has {len(frame)} rows; at most {MAX_REQUEST_ROWS} candidate rows are "
-            "accepted per request: split it"
-        )
+    _check_row_count(len(frame))
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise SkbanditError(
@@ -142,13 +160,38 @@ def check_request(frame) -> pd.DataFrame:
             f"optionally {list(OPTIONAL_INPUTS)})"
         )
     frame = _with_optional_inputs(frame)
-    changed = {}
-    for column in (schema.USER_ID, schema.ITEM_ID):
-        ids = frame[column]
-        _no_nulls(np.asarray(ids.array.isna()), column, "a string id")
-        if not pd.api.types.is_string_dtype(ids):
-            changed[column] = ids.astype(str)
+    ids = []
+    for column in ID_COLUMNS:
+        column_ids = frame[column]
+        _no_nulls(np.asarray(column_ids.array.isna()), column, "a string id")
+        if not pd.api.types.is_string_dtype(column_ids):
+            column_ids = column_ids.astype(str)
+        ids.append(column_ids.to_numpy(dtype=object))
     values = _numeric_values(frame)
+    check_input_values(values)
+    return CheckedRequest(ids[0], ids[1], values, frame.index)
+
+
+def check_request(frame) -> pd.DataFrame:
+    """The request frame with string ids, float inputs and the optional inputs filled in, or a
+    SkbanditError saying what is wrong with it (the checks of :func:`checked_request`)."""
+    checked = checked_request(frame)
+    frame = _with_optional_inputs(frame)
+    changed = {
+        column: frame[column].astype(str)
+        for column in ID_COLUMNS
+        if not pd.api.types.is_string_dtype(frame[column])
+    }
+    dtypes = frame.dtypes
+    for j, column in enumerate(schema.MODEL_INPUT):
+        if dtypes[column] != np.float64:
+            changed[column] = checked.inputs[:, j]
+    return frame.assign(**changed) if changed else frame
+
+
+def check_input_values(values: np.ndarray) -> None:
+    """Refuse a null, an infinity or a value outside its documented range (:data:`RANGES`)
+    in a model-input array, naming the first such cell."""
     if not np.isfinite(values).all():
         _no_nulls(np.isnan(values), None, "a finite number")
         _first_bad(np.isinf(values), "must be a finite number", values)
@@ -159,11 +202,16 @@ def check_request(frame) -> pd.DataFrame:
         | (_OPEN_HIGH & (values == _HIGH))
     )
     _first_bad(outside, "must lie in {interval}", values)
-    dtypes = frame.dtypes
-    for j, column in enumerate(schema.MODEL_INPUT):
-        if dtypes[column] != np.float64:
-            changed[column] = values[:, j]
-    return frame.assign(**changed) if changed else frame
+
+
+def _check_row_count(n_rows: int) -> None:
+    if n_rows == 0:
+        raise SkbanditError("request has no rows (expected one row per student and candidate item)")
+    if n_rows > MAX_REQUEST_ROWS:
+        raise SkbanditError(
+            f"request has {n_rows} rows; at most {MAX_REQUEST_ROWS} candidate rows are "
+            "accepted per request: split it"
+        )
 
 
 def _with_optional_inputs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +278,6 @@ PARAM_TYPES = {
     "topic": str,
 }
 """The request ``params`` and their JSON types (an int is accepted where a float is)."""
-ID_COLUMNS = (schema.USER_ID, schema.ITEM_ID)
 _NUMBER = (int, float)
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
 

@@ -12,10 +12,14 @@ def load_served_model(path: str):
 
 
 def scoring_app(model):
-    """MLflow's ASGI scoring app (``/invocations``, ``/ping``, ``/health``, ``/version``)."""
+    """MLflow's ASGI scoring app (``/invocations``, ``/ping``, ``/health``, ``/version``),
+    with a JSON table to ``/invocations`` answered without pandas for skbandit's model
+    (:mod:`adapters.serving.invocations`; the same answer, a few ms sooner)."""
     from mlflow.pyfunc import scoring_server
 
-    return scoring_server.init(model)
+    from adapters.serving.invocations import fast_json_app
+
+    return fast_json_app(scoring_server.init(model), model)
 
 
 def param_names(model) -> list[str] | None:

@@ -66,7 +66,7 @@ def test_an_unexpected_error_is_a_500_logged_on_the_server_not_shown(
     def broken(*args, **kwargs):
         raise KeyError("/srv/skbandit/secret/path.py: a bug")
 
-    monkeypatch.setattr(pyfunc_model, "rank_requests", broken)
+    monkeypatch.setattr(pyfunc_model, "rank_request_rows", broken)
     with (
         caplog.at_level(logging.ERROR, logger=pyfunc_model.__name__),
         pytest.raises(MlflowException) as caught,
