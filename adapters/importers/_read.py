@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -106,7 +107,13 @@ def read_table(
 
 
 def _read(
-    path: Path, fmt: str, sep: str, use: list[str], text_columns, raw_names: list[str]
+    path: Path | bytes,
+    fmt: str,
+    sep: str,
+    use: list[str],
+    text_columns,
+    raw_names: list[str],
+    where: str | None = None,
 ) -> pd.DataFrame:
     """Read ``use`` (stripped names) with one parser, pandas' C parser, whatever the size.
 
@@ -119,19 +126,37 @@ def _read(
     dtype = {n: str for n in names if every or n.strip() in text_columns}
     for encoding in ("utf-8", "latin-1"):  # ASSISTments exports are Latin-1
         try:
+            source = io.BytesIO(path) if isinstance(path, bytes) else path
             frame = pd.read_csv(
-                path, sep=sep, usecols=names, dtype=dtype or None, encoding=encoding, engine="c"
+                source, sep=sep, usecols=names, dtype=dtype or None, encoding=encoding, engine="c"
             )
             break
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, ValueError) as exc:
             raise SkbanditError(
-                f"{fmt}: {path} could not be parsed ({_first_line(exc)}); check that it is a "
+                f"{fmt}: {where or path} could not be parsed ({_first_line(exc)}); check that it is a "
                 f"{_SEPARATORS.get(sep, repr(sep))}-separated export"
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def read_buffer(
+    data: bytes,
+    where: str,
+    fmt: str,
+    columns: list[str],
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    *,
+    text_columns: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Several files of one header, joined as ``data`` (one header line first), parsed as
+    :func:`read_table` parses each file: the same parser, columns and types."""
+    wanted = set(required) | set(optional)
+    use = [c.strip() for c in columns if c.strip() in wanted]
+    return _read(data, fmt, ",", use, text_columns, columns, where)
 
 
 def read_tables(
