@@ -89,6 +89,25 @@ def read_table(
         Empty file, missing column (naming the columns found, and the separator when the
         header looks split by another one), unparseable rows.
     """
+    raw_names, use = checked_columns(path, fmt, required, optional, layout, extra=extra, sep=sep)
+    frame = _read(path, fmt, sep, use, text_columns, raw_names)
+    if frame.empty:
+        raise SkbanditError(f"{fmt}: {path} has a header but no data rows; pass a full export")
+    return frame
+
+
+def checked_columns(
+    path: Path,
+    fmt: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    layout: str,
+    *,
+    extra: Callable[[str], bool] | None = None,
+    sep: str = ",",
+) -> tuple[list[str], list[str]]:
+    """The file's column names as written, and the (stripped) ones to read; a one-line
+    error naming the columns found when a required one is missing."""
     raw_names = header(path, fmt, sep, strip=False)
     columns = [name.strip() for name in raw_names]
     missing = [c for c in required if c not in columns]
@@ -99,11 +118,7 @@ def read_table(
             f"{_separator_hint(columns, sep)}; check --format and the file"
         )
     wanted = set(required) | set(optional)
-    use = [c for c in columns if c in wanted or (extra is not None and extra(c))]
-    frame = _read(path, fmt, sep, use, text_columns, raw_names)
-    if frame.empty:
-        raise SkbanditError(f"{fmt}: {path} has a header but no data rows; pass a full export")
-    return frame
+    return raw_names, [c for c in columns if c in wanted or (extra is not None and extra(c))]
 
 
 def _read(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from adapters import importers
-from adapters.data.ingest_output import check_output_dir, write_ingested
+from adapters.data.ingest_output import EVENTS_FILE, check_output_dir, write_ingested
 from skbandit import schema
 from skbandit.calibration import (
     CALIBRATION_FRACTION,
@@ -54,6 +54,11 @@ ITEM_COLUMNS = (
 )
 
 
+CALIBRATION_MAX_EVENTS = 2_000_000
+"""A streamed ingest calibrates on at most about this many events of the window: those of
+whole parts (whole students), in part order. An in-memory ingest uses the whole window."""
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     """What to read, where to write, how to calibrate."""
@@ -68,6 +73,11 @@ class IngestOptions:
     item: str | None = None
     keep_untagged: bool = False
     max_students: int | None = None
+    sample_students: float | None = None
+    seed: int = 0
+    stream: bool | None = None
+    workers: int | None = None
+    calibration_max_events: int | None = CALIBRATION_MAX_EVENTS
 
     def import_options(self) -> importers.ImportOptions:
         """The importer's choices (topic source, item granularity, untagged items)."""
@@ -76,14 +86,26 @@ class IngestOptions:
             item=self.item,
             keep_untagged=self.keep_untagged,
             max_students=self.max_students,
+            sample_students=self.sample_students,
+            seed=self.seed,
         )
+
+    def streamed(self) -> bool:
+        """Stream when asked, or (unless ``stream=False``) for a streamable format whose
+        input is big (:func:`adapters.importers.streaming.is_big`)."""
+        if self.stream is not None:
+            return self.stream
+        from adapters.importers import streaming
+
+        return self.format in streaming.STREAMED and streaming.is_big(self.raw_files)
 
 
 @dataclass
 class IngestResult:
-    """The tables written and the report (``cleaning`` is what ``cleaning.json`` holds)."""
+    """The tables written and the report (``cleaning`` is what ``cleaning.json`` holds;
+    ``events`` is None for a streamed ingest, whose events are only on disk)."""
 
-    events: pd.DataFrame
+    events: pd.DataFrame | None
     items: pd.DataFrame
     calibration: CalibrationResult
     cleaning: dict
@@ -93,6 +115,10 @@ class IngestResult:
 def run_ingest(options: IngestOptions) -> IngestResult:
     """Read, clean, calibrate and write; nothing is written unless every step succeeded."""
     check_output_dir(options.out)
+    if options.streamed():
+        from train.ingest.streamed import run_streamed_ingest
+
+        return run_streamed_ingest(options)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     raw = importers.load(options.format, options.raw_files, options.import_options())
@@ -120,7 +146,15 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
     seconds["calibrate"] = time.perf_counter() - start
     start = time.perf_counter()
-    cleaning = cleaning_document(options, raw.report, event_report, item_report, fit, events)
+    cleaning = cleaning_document(
+        options,
+        raw.report,
+        event_report,
+        item_report,
+        fit,
+        n_events=len(events),
+        n_students=int(events[schema.USER_ID].nunique()),
+    )
     write_ingested(options.out, events, items[list(ITEM_COLUMNS)], cleaning)
     seconds["write"] = time.perf_counter() - start
     return IngestResult(events, items, fit, cleaning, seconds)
@@ -132,7 +166,10 @@ def cleaning_document(
     event_report: CleaningReport,
     item_report: CleaningReport,
     fit: CalibrationResult,
-    events: pd.DataFrame,
+    *,
+    n_events: int,
+    n_students: int,
+    events_path: str = EVENTS_FILE,
 ) -> dict:
     """Everything ``cleaning.json`` records: counts per step, the window, the output sizes."""
     return {
@@ -146,16 +183,19 @@ def cleaning_document(
             "item": options.item,
             "keep_untagged": options.keep_untagged,
             "max_students": options.max_students,
+            "sample_students": options.sample_students,
+            "seed": options.seed,
         },
         "events": {**asdict(event_report), "summary": event_report.summary()},
         "items": {**asdict(item_report), "summary": item_report.summary()},
         "calibration": {**fit.summary(), "fraction": options.calibration_fraction},
         "output": {
-            "events": len(events),
-            "students": int(events[schema.USER_ID].nunique()),
+            "events": n_events,
+            "students": n_students,
             "items": len(fit.items),
             "topics": int(fit.items[schema.TOPIC].nunique()),
             "folder": str(options.out),
+            "events_path": str(Path(options.out) / events_path),
         },
     }
 
@@ -208,13 +248,15 @@ def print_report(console: Console, result: IngestResult) -> None:
     for note in doc["notes"]:
         console.print(f"note: {note}", soft_wrap=True, highlight=False)
     folder = doc["output"]["folder"]
+    events_path = doc["output"].get("events_path", f"{folder}/{EVENTS_FILE}")
+    written = Path(events_path).name + ("/" if doc.get("streamed") else "")
     console.print(
-        f"wrote {folder}/events.parquet, items.parquet, cleaning.json",
+        f"wrote {folder}/{written}, items.parquet, cleaning.json",
         soft_wrap=True,
         highlight=False,
     )
     console.print(
-        f"next: python -m train.warmstart --events {folder}/events.parquet "
+        f"next: python -m train.warmstart --events {events_path} "
         f"--items {folder}/items.parquet",
         soft_wrap=True,
         highlight=False,
