@@ -350,12 +350,25 @@ def _check_propensity(df, source) -> pd.Series:
     return values
 
 
+def _skill_lists(values: np.ndarray) -> list[list[str]]:
+    """:func:`_skill_list` of each value; a value object repeated over rows (an importer's
+    per-item list) is parsed once and its result shared."""
+    parsed: dict[int, list[str]] = {}
+    out = []
+    for value in values:
+        key = id(value)  # every value is alive in ``values``, so ids do not repeat
+        if key not in parsed:
+            parsed[key] = _skill_list(value)
+        out.append(parsed[key])
+    return out
+
+
 def _derive_topic(df, source) -> pd.DataFrame:
     if schema.TOPIC not in df.columns and schema.SKILL_IDS not in df.columns:
         _require(df, source, (*schema.EVENT_REQUIRED, schema.TOPIC), "event")
     if schema.SKILL_IDS in df.columns:
         try:
-            lists = [_skill_list(v) for v in df[schema.SKILL_IDS].to_numpy(dtype=object)]
+            lists = _skill_lists(df[schema.SKILL_IDS].to_numpy(dtype=object))
         except _BadSkills as bad:
             raise SkbanditError(
                 f"{source}: column '{schema.SKILL_IDS}' has {_shown_value(bad.args[0])}, not a "

@@ -375,11 +375,43 @@ def _finish_part(fmt, events, report, options, path: Path, columns) -> PartSumma
     return PartSummary(report, cleaning, pairs, len(events), events[schema.USER_ID].nunique())
 
 
+FOLD_PARTS = 16
+"""The parts' (item, topic) counts are added up every this many parts (EdNet's 392 parts
+would otherwise hold millions of rows)."""
+
+
 def _run(function, jobs: list, workers: int) -> list[PartSummary]:
+    """Each job's summary, in job order, the (item, topic) counts folded as they come."""
+    summaries: list[PartSummary] = []
+
+    def fold(summary: PartSummary) -> None:
+        summaries.append(summary)
+        if len(summaries) % FOLD_PARTS == 0:
+            tables = [s.pairs for s in summaries[-FOLD_PARTS:] if len(s.pairs)]
+            if tables:
+                summaries[-1].pairs = _added(tables)
+            for s in summaries[-FOLD_PARTS:-1]:
+                s.pairs = s.pairs.iloc[:0]
+
     if workers <= 1 or len(jobs) <= 1:
-        return [function(job) for job in jobs]
+        for job in jobs:
+            fold(function(job))
+        return summaries
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(function, jobs))
+        for summary in pool.map(function, jobs):
+            fold(summary)
+    return summaries
+
+
+def _added(pairs: list[pd.DataFrame]) -> pd.DataFrame:
+    """(item, topic) counts of several parts as one: counts summed, first time and part."""
+    table = pd.concat(pairs, ignore_index=True)
+    table = table.sort_values(["first", "part"], kind="stable")
+    return (
+        table.groupby([schema.ITEM_ID, schema.TOPIC], sort=False)
+        .agg(n=("n", "sum"), first=("first", "min"), part=("part", "min"))
+        .reset_index()
+    )
 
 
 def _merged(fmt: str, summaries: list[PartSummary], files: list[Path]) -> StreamedImport:
