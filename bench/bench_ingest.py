@@ -71,7 +71,9 @@ def skill_builder_csv(n_rows: int, data_dir: Path) -> Path:
     block = 1_000_000
     with partial.open("w") as out:
         for start in range(0, n_rows, block):
-            rows = _skill_builder_block(min(block, n_rows - start), start, np.random.default_rng(start))
+            rows = _skill_builder_block(
+                min(block, n_rows - start), start, np.random.default_rng(start)
+            )
             rows[list(COLUMNS)].to_csv(out, index=False, header=start == 0)
     partial.rename(path)
     return path
@@ -103,7 +105,9 @@ def _skill_builder_block(n_rows: int, start: int, rng):
             "type": "MasterySection",
             "base_sequence_id": 5948,
             "skill_id": skill.astype(float),
-            "skill_name": pd.Series([f"Skill {s}, part {s % 7}" for s in range(121)])[skill].to_numpy(),
+            "skill_name": pd.Series([f"Skill {s}, part {s % 7}" for s in range(121)])[
+                skill
+            ].to_numpy(),
             "teacher_id": 22763,
             "school_id": 73,
             "hint_count": rng.poisson(0.3, n_attempts),
@@ -170,8 +174,14 @@ def ednet_tree(n_students: int, data_dir: Path) -> Path:
         elapsed = rng.integers(5_000, 60_000, n)
         lines = [
             f"{t},{i},q{q},{a},{e}\n"
-            for t, i, q, a, e in zip(stamp.tolist(), range(1, n + 1), question.tolist(),
-                                     answer.tolist(), elapsed.tolist())
+            for t, i, q, a, e in zip(
+                stamp.tolist(),
+                range(1, n + 1),
+                question.tolist(),
+                answer.tolist(),
+                elapsed.tolist(),
+                strict=True,
+            )
         ]
         (root / "KT1" / f"u{user + 1}.csv").write_text(head + "".join(lines))
     (root / "done").write_text("")
@@ -248,14 +258,18 @@ def _run_child(args: list) -> dict:
     code = (
         "import json, resource, sys; from bench.bench_ingest import *; "
         f"r = {args[0]}(*{args[1:]!r}); "
-        "u = resource.getrusage(resource.RUSAGE_SELF); c = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "u = resource.getrusage(resource.RUSAGE_SELF); "
+        "c = resource.getrusage(resource.RUSAGE_CHILDREN); "
         "r['cpu'] = u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime; "
         "print('RESULT', json.dumps(r))"
     )
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     peak = 0
     while child.poll() is None:
@@ -346,7 +360,10 @@ def _print(results: dict, args, load: list[float]) -> None:
                 "",
             )
             extra = (scale - 1) * files * EDNET_ROWS_PER_STUDENT * 8 / 1024**3
-            case, wall = f"ednet-kt1, {EDNET_FILES:,} files (EXTRAPOLATED x{scale:.1f})", wall * scale
+            case, wall = (
+                f"ednet-kt1, {EDNET_FILES:,} files (EXTRAPOLATED x{scale:.1f})",
+                wall * scale,
+            )
             size = f"~{EDNET_FILES * EDNET_ROWS_PER_STUDENT / 1e6:.0f}M rows"
             r = {**r, "cpu": r["cpu"] * scale, "rss_gb": r["rss_gb"] + extra}
         verdict = "pass" if wall <= seconds and r["rss_gb"] <= rss else "FAIL"
@@ -357,7 +374,9 @@ def _print(results: dict, args, load: list[float]) -> None:
             f"{wall:.1f}",
             f"{r['cpu']:.1f}",
             f"{r['rss_gb']:.2f}",
-            f"<= {seconds / 60:.0f} min, <= {rss:.0f} GB" if seconds >= 60 else f"<= {seconds:.0f} s",
+            f"<= {seconds / 60:.0f} min, <= {rss:.0f} GB"
+            if seconds >= 60
+            else f"<= {seconds:.0f} s",
             verdict,
         )
     Console(width=160).print(table)

@@ -1,12 +1,12 @@
 """The folder ``python -m train.ingest`` writes: canonical tables plus the cleaning report.
 
-``events.parquet`` (or, from a streamed ingest, ``events/part-00000.parquet``, ...: each part
-holds whole students, so a student's events stay together) and ``items.parquet`` (the canonical schema, read back by
-:mod:`adapters.data.datasets`) and ``cleaning.json`` (every count, the calibration window) are
-written together into a temporary folder next to ``--out`` and renamed into place, so a
-failed or interrupted run leaves ``--out`` as it was. The calibration summary is also stored
-in ``items.parquet``'s schema metadata (key :data:`CALIBRATION_KEY`), so the items file
-alone says which events set its difficulties.
+``events.parquet`` (or, from a streamed ingest, ``events/part-00000.parquet``, ...: each
+part holds whole students, so a student's events stay together) and ``items.parquet`` (the
+canonical schema, read back by :mod:`adapters.data.datasets`) and ``cleaning.json`` (every
+count, the calibration window) are written together into a temporary folder next to
+``--out`` and renamed into place, so a failed or interrupted run leaves ``--out`` as it was.
+The calibration summary is also stored in ``items.parquet``'s schema metadata (key
+:data:`CALIBRATION_KEY`), so the items file alone says which events set its difficulties.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def write_ingested(out: Path, events: pd.DataFrame, items: pd.DataFrame, cleanin
 
 @contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
-    """A temporary folder next to ``out`` to write into; removed unless :func:`publish`\ ed."""
+    """A temporary folder next to ``out`` to write into; removed unless :func:`publish` moved
+    it into place."""
     out = Path(out)
     check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,8 +116,8 @@ def write_part(events: pd.DataFrame, path: Path) -> None:
         "float64": pa.float64(),
     }
     schema = pa.schema([(c, types[PART_TYPES[c]]) for c in events.columns])
-    table = pa.Table.from_pandas(events, schema=schema, preserve_index=False)
-    pq.write_table(table, path)
+    table = pa.Table.from_pandas(events, preserve_index=False)
+    pq.write_table(table.cast(schema.with_metadata(table.schema.metadata)), path)
 
 
 def part_files(parts: Path) -> list[Path]:

@@ -150,8 +150,8 @@ def _read(
             continue
         except (pd.errors.ParserError, ValueError) as exc:
             raise SkbanditError(
-                f"{fmt}: {where or path} could not be parsed ({_first_line(exc)}); check that it is a "
-                f"{_SEPARATORS.get(sep, repr(sep))}-separated export"
+                f"{fmt}: {where or path} could not be parsed ({_first_line(exc)}); check that "
+                f"it is a {_SEPARATORS.get(sep, repr(sep))}-separated export"
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame

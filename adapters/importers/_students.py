@@ -75,4 +75,6 @@ def max_students_label(n: int) -> str:
 
 
 def sample_label(fraction: float, seed: int) -> str:
-    return f"rows dropped: students outside the {fraction:g} sample (--sample-students, seed {seed})"
+    return (
+        f"rows dropped: students outside the {fraction:g} sample (--sample-students, seed {seed})"
+    )

@@ -34,7 +34,7 @@ import pandas as pd
 from adapters.data.ingest_output import part_path, shift_part_times, write_part
 from adapters.importers import ImportOptions, check_options, keep_untagged
 from skbandit import schema
-from skbandit.cleaning import CleaningReport, validate_events
+from skbandit.cleaning import CleaningReport, summed_reports, validate_events
 from skbandit.exceptions import SkbanditError
 from skbandit.import_rules import ImportReport
 
@@ -135,9 +135,7 @@ def _stream_ednet(paths, options, parts, columns, workers) -> StreamedImport:
 
     logs, questions = ednet_kt1.split_files(paths, options)
     ednet_kt1.read_questions(questions, options)  # its errors before any worker starts
-    chunks = [
-        logs[i : i + EDNET_FILES_PER_PART] for i in range(0, len(logs), EDNET_FILES_PER_PART)
-    ]
+    chunks = [logs[i : i + EDNET_FILES_PER_PART] for i in range(0, len(logs), EDNET_FILES_PER_PART)]
     jobs = [(i, chunk, questions, options, parts, columns) for i, chunk in enumerate(chunks)]
     summaries = _run(_ednet_part, jobs, workers)
     streamed = _merged("ednet-kt1", summaries, [*logs, questions])
@@ -416,16 +414,10 @@ def _added(pairs: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _merged(fmt: str, summaries: list[PartSummary], files: list[Path]) -> StreamedImport:
     report = ImportReport(fmt, sources=_listed(files))
-    cleaning = CleaningReport(f"{fmt} events")
     for s in summaries:
         for label, n in s.report.steps.items():
             report.count(label, n)
-        for name in ("n_rows_in", "n_rows_out", "dropped_duplicates", "latency_clipped"):
-            setattr(cleaning, name, getattr(cleaning, name) + getattr(s.cleaning, name))
-        for name in ("latency_invalid", "latency_missing", "help_missing"):
-            setattr(cleaning, name, getattr(cleaning, name) + getattr(s.cleaning, name))
-        for column, n in s.cleaning.dropped_missing.items():
-            cleaning.dropped_missing[column] = cleaning.dropped_missing.get(column, 0) + n
+    cleaning = summed_reports([s.cleaning for s in summaries], f"{fmt} events")
     pairs = [s.pairs for s in summaries if len(s.pairs)]
     return StreamedImport(
         report,

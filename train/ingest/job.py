@@ -256,8 +256,7 @@ def print_report(console: Console, result: IngestResult) -> None:
         highlight=False,
     )
     console.print(
-        f"next: python -m train.warmstart --events {events_path} "
-        f"--items {folder}/items.parquet",
+        f"next: python -m train.warmstart --events {events_path} --items {folder}/items.parquet",
         soft_wrap=True,
         highlight=False,
     )

@@ -112,6 +112,3 @@ def _cutoff(times: np.ndarray, fraction: float) -> pd.Timestamp:
     k = max(1, int(np.ceil(fraction * times.size)))
     kth = np.partition(times, k - 1)[k - 1]
     return pd.Timestamp(int(kth), tz="UTC")
-
-
-
