@@ -17,7 +17,6 @@ from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_pipeline
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
-from skbandit.features import feature_set_of
 
 TRAINED_UNTIL_TAG = "trained_until"
 UNDO_FAILED = (
@@ -99,6 +98,7 @@ def log_pipeline(pipeline, history):
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, adapter.score(example, params), params=params)
         signature.inputs = optional_inputs(signature.inputs)
+        log_run_details(pipeline, history)
         return mlflow.pyfunc.log_model(
             name="model",
             loader_module=LOADER_MODULE,
@@ -109,29 +109,40 @@ def log_pipeline(pipeline, history):
         )
 
 
-def version_tags(pipeline, history, run_id: str, metrics: dict) -> dict[str, str]:
-    """What a registered version says about itself: its data, code, state and run, and its
-    three headline metrics (:data:`KEY_METRIC_TAGS`). Every other metric stays on the run
-    (``final_*``), where the registry UI does not cut it off."""
+def version_tags(pipeline, history, run_id: str = "", metrics: dict | None = None) -> dict:
+    """The tags that identify a registered version: the data it learned (``data_hash``;
+    the job adds :func:`adapters.data.identity.identity_tags`) and until when it learned
+    (:data:`TRAINED_UNTIL_TAG`); the gate adds its verdict. Everything else about the
+    version (code, state format, update and event counts, metrics) is on its run
+    (:func:`log_run_details`, ``final_*``), where the registry UI does not cut it off.
+    ``pipeline``, ``run_id`` and ``metrics`` are accepted for the callers; the version
+    records its run itself (``version.run_id``)."""
     return {
         "data_hash": history.data_hash,
-        "git_commit": git_commit(),
-        "skbandit_version": skbandit.__version__,
-        "state_format": str(STATE_FORMAT),
-        "n_updates": str(int(pipeline[-1].n_updates_)),
-        "events_trained": str(history.n_events),
-        "run_id": run_id,
-        "feature_set": feature_set_of(pipeline),
         TRAINED_UNTIL_TAG: history.trained_until.isoformat(),
-        **{
-            short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items() if key in metrics
-        },
     }
 
 
-KEY_METRIC_TAGS = {"log_loss": "bandit_log_loss", "auc": "bandit_auc", "brier": "bandit_brier"}
-"""Short tags with the bandit's headline metrics (4 decimals), readable in the registry UI
-where the full ``metric.*`` tags are cut off."""
+RUN_DETAIL_PARAMS = ("git_commit", "skbandit_version", "state_format")
+RUN_DETAIL_METRICS = ("n_updates", "events_trained")
+"""What a version's run says about it beyond its tags (versions registered before the
+move carry these as version tags; :func:`adapters.registry.version_details` reads both)."""
+
+
+def log_run_details(pipeline, history) -> None:
+    """The code, state format and counts of the model being logged, on the active run."""
+    from adapters import runs
+
+    runs.log_params(
+        {
+            "git_commit": git_commit(),
+            "skbandit_version": skbandit.__version__,
+            "state_format": str(STATE_FORMAT),
+        }
+    )
+    runs.log_metrics(
+        {"n_updates": int(pipeline[-1].n_updates_), "events_trained": int(history.n_events)}
+    )
 
 
 def register_version(model_uri: str, name: str, alias: str | tuple[str, ...], tags: dict[str, str]):
@@ -151,7 +162,9 @@ def register_version(model_uri: str, name: str, alias: str | tuple[str, ...], ta
 
     aliases = (alias,) if isinstance(alias, str) else tuple(alias)
     client = mlflow.MlflowClient()
-    pending = {"run_id": tags.get("run_id", ""), "aliases": _alias_targets(client, name, aliases)}
+    run = mlflow.active_run()
+    run_id = tags.get("run_id") or (run.info.run_id if run is not None else "")
+    pending = {"run_id": run_id, "aliases": _alias_targets(client, name, aliases)}
     tags = {
         **tags,
         registry.CHECKSUM_TAG: json.dumps(registry.stored_checksums(model_uri), sort_keys=True),
