@@ -27,7 +27,7 @@ from skbandit import schema
 from skbandit.calibration import calibrate, calibration_cutoff
 from skbandit.cleaning import validate_items
 from skbandit.exceptions import SkbanditError
-from train.ingest.job import (
+from train.ingest.options import (
     EVENT_COLUMNS,
     ITEM_COLUMNS,
     IngestOptions,
