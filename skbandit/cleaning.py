@@ -151,6 +151,35 @@ class CleaningReport:
         return "; ".join(parts)
 
 
+def summed_reports(reports, source: str) -> CleaningReport:
+    """One report for a table cleaned in parts (every count added up).
+
+    >>> a, b = CleaningReport("a", 3, 2), CleaningReport("b", 5, 5)
+    >>> summed_reports([a, b], "both").summary()
+    'both: kept 7 of 8 rows'
+    """
+    total = CleaningReport(source=source)
+    for report in reports:
+        for name in (
+            "n_rows_in",
+            "n_rows_out",
+            "dropped_duplicates",
+            "latency_clipped",
+            "latency_invalid",
+            "latency_missing",
+            "help_missing",
+            "unknown_topic",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        for counts, into in (
+            (report.dropped_missing, total.dropped_missing),
+            (report.filled_defaults, total.filled_defaults),
+        ):
+            for column, n in counts.items():
+                into[column] = into.get(column, 0) + n
+    return total
+
+
 def drop_missing(df, report, columns):
     """Drop rows whose key column is missing or blank; count them per column, in order."""
     keep = np.ones(len(df), dtype=bool)

@@ -224,12 +224,25 @@ def check_propensity(df, source) -> pd.Series:
     return values
 
 
+def skill_lists(values: np.ndarray) -> list[list[str]]:
+    """:func:`skill_list` of each value; a value object repeated over rows (an importer's
+    per-item list) is parsed once and its result shared."""
+    parsed: dict[int, list[str]] = {}
+    out = []
+    for value in values:
+        key = id(value)  # every value is alive in ``values``, so ids do not repeat
+        if key not in parsed:
+            parsed[key] = skill_list(value)
+        out.append(parsed[key])
+    return out
+
+
 def derive_topic(df, source) -> pd.DataFrame:
     if schema.TOPIC not in df.columns and schema.SKILL_IDS not in df.columns:
         require(df, source, (*schema.EVENT_REQUIRED, schema.TOPIC), "event")
     if schema.SKILL_IDS in df.columns:
         try:
-            lists = [skill_list(v) for v in df[schema.SKILL_IDS].to_numpy(dtype=object)]
+            lists = skill_lists(df[schema.SKILL_IDS].to_numpy(dtype=object))
         except BadSkills as bad:
             raise SkbanditError(
                 f"{source}: column '{schema.SKILL_IDS}' has {shown_value(bad.args[0])}, not a "

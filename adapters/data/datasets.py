@@ -22,10 +22,12 @@ from skbandit.cleaning import (
     STRING_COLUMNS,
     CleaningReport,
     check_topics,
+    summed_reports,
     validate_events,
     validate_items,
 )
 from skbandit.exceptions import SkbanditError
+from skbandit.schema import TIMESTAMP
 from skbandit.sim.generate import default_school_config, simulate_school
 
 EVENTS_FILE = "events.parquet"
@@ -166,11 +168,39 @@ def _read_table(path) -> pd.DataFrame:
 
 
 def read_events(path) -> tuple[pd.DataFrame, CleaningReport]:
-    """Read and validate an events file (``.parquet``/``.pq`` or ``.csv`` by suffix).
+    """Read and validate an events file (``.parquet``/``.pq`` or ``.csv`` by suffix), or a
+    folder of parquet parts (a streamed ingest's ``events/``: :func:`read_event_parts`).
 
     See :func:`validate_events` for the rules; errors name ``path``.
     """
+    if Path(path).is_dir():
+        return read_event_parts(path)
     return validate_events(_read_table(path), source=str(path))
+
+
+def read_event_parts(folder) -> tuple[pd.DataFrame, CleaningReport]:
+    """The parquet parts of ``folder`` (name order), read and validated one at a time.
+
+    Each part is cleaned on its own and the parts are then put in time order (stable), so
+    the table equals the validated concatenation of the parts when no duplicate spans two
+    parts (a streamed ingest's parts hold whole students), in less memory: one raw part at
+    a time beside the cleaned events.
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        raise SkbanditError(
+            f"{folder}: the folder holds no parquet parts (expected part-00000.parquet, ... "
+            "as `python -m train.ingest --stream` writes); check the path"
+        )
+    frames, reports = [], []
+    for file in files:
+        events, report = validate_events(_read_table(file), source=str(file))
+        frames.append(events)
+        reports.append(report)
+    events = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    events = events.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+    return events, summed_reports(reports, str(folder))
 
 
 def read_items(path) -> tuple[pd.DataFrame, CleaningReport]:

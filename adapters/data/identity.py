@@ -57,11 +57,14 @@ def default_model_name(events_path=None) -> str:
 
     >>> default_model_name(None), default_model_name("data/a09/events.parquet")
     ('skbandit-linucb', 'skbandit-a09')
+    >>> default_model_name("data/kt1/events")
+    'skbandit-kt1'
     """
     if events_path is None:  # the default data (SKBANDIT_EVENTS stands in for it in tests)
         return DEFAULT_MODEL_NAME
     path = Path(str(events_path))
-    for word in (path.parent.name if path.suffix else path.name, path.stem):
+    named_by_folder = path.suffix or path.name.lower() == "events"  # a streamed events/
+    for word in (path.parent.name if named_by_folder else path.name, path.stem):
         slug = re.sub(r"[^A-Za-z0-9_-]+", "-", word).strip("-_").lower()
         if slug and slug not in ("events", "data", ".", ""):
             return f"skbandit-{slug}"

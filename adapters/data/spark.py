@@ -142,6 +142,9 @@ def start_session(
         use_driver_python()
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname warning
     quiet_pyspark_warnings()
+    quiet = quiet_log4j_option()
+    if quiet:
+        settings["spark.driver.extraJavaOptions"] = quiet
     if driver_memory:
         settings["spark.driver.memory"] = driver_memory
     settings.update(conf or {})
@@ -158,6 +161,47 @@ def start_session(
     if not _LOCAL_MASTER.match(master):
         ship_code(spark)
     return spark
+
+
+LOG4J2_CONFIG = """\
+# skbandit: Spark's start-up lines (default profile, log level, native-hadoop) kept off the
+# terminal; errors still show. Set spark.driver.extraJavaOptions or SPARK_CONF_DIR to override.
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+logger.submit.name = org.apache.spark.deploy.SparkSubmit
+logger.submit.level = error
+"""
+"""Spark's log4j2 configuration for our sessions: only errors reach the terminal.
+``setLogLevel("ERROR")`` comes after the JVM has printed its start-up lines; this file is
+read when the driver JVM starts (``-Dlog4j.configurationFile``)."""
+
+
+def quiet_log4j_option() -> str | None:
+    """``-Dlog4j.configurationFile=...`` for :data:`LOG4J2_CONFIG` (written once into the
+    temporary folder), or None when the user configures log4j (``SPARK_CONF_DIR`` holding a
+    ``log4j2.properties``)."""
+    import hashlib
+    import tempfile
+
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    if conf_dir and (Path(conf_dir) / "log4j2.properties").is_file():
+        return None
+    digest = hashlib.sha256(LOG4J2_CONFIG.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"skbandit-log4j2-{digest}.properties"
+    if not path.is_file():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(LOG4J2_CONFIG)
+        os.replace(partial, path)
+    return f"-Dlog4j.configurationFile={path.as_uri()}"
 
 
 PANDAS3_WARNING_FILTER = "ignore:PySpark does not yet fully support pandas:FutureWarning"

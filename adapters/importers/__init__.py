@@ -51,13 +51,20 @@ class ImportOptions:
         dropped by validation and counted as "without topic").
     max_students : int, optional
         A quick first look: keep the first this-many students (in file order; EdNet reads
-        only their files), the others' attempts dropped and counted.
+        only their files), the others' rows dropped and counted.
+    sample_students : float, optional
+        Keep each student with this probability, decided by a hash of the student id and
+        ``seed`` (whole students; the same ones on every run; EdNet reads only their files).
+    seed : int
+        Seed of ``sample_students``.
     """
 
     skill: str | None = None
     item: str | None = None
     keep_untagged: bool = False
     max_students: int | None = None
+    sample_students: float | None = None
+    seed: int = 0
 
 
 UNTAGGED = "untagged"
@@ -107,21 +114,8 @@ class RawImport:
 
 def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) -> RawImport:
     """Read ``paths`` as format ``fmt`` (one of :data:`FORMATS`) with ``options``."""
-    if fmt not in FORMATS:
-        raise SkbanditError(
-            f"unknown --format {fmt!r} (expected one of {', '.join(FORMATS)}); "
-            "pass for example --format assistments-2009"
-        )
     options = options or ImportOptions()
-    if options.item is not None and fmt not in ITEM_CHOICES:
-        raise SkbanditError(
-            f"{fmt}: --item applies to {', '.join(ITEM_CHOICES)} exports only "
-            f"(a {fmt} item is fixed by the format); leave it out"
-        )
-    if fmt in SKILL_CHOICES:
-        checked_choice(fmt, "--skill", options.skill, SKILL_CHOICES[fmt])
-    if fmt in ITEM_CHOICES:
-        checked_choice(fmt, "--item", options.item, ITEM_CHOICES[fmt])
+    check_options(fmt, options)
     module = importlib.import_module(f"{__name__}.{FORMATS[fmt][0]}")
     raw = module.load(list(paths), options)
     if raw.events.empty:
@@ -133,35 +127,54 @@ def load(fmt: str, paths: Sequence[Path], options: ImportOptions | None = None) 
             else (f"{len(raw.report.sources)} files")
         )
         refuse_empty(raw.events, fmt, where, raw.report)
-    if options.max_students is not None:
-        raw = _first_students(raw, options.max_students)
+    if fmt not in SELECTS_RAW_STUDENTS:
+        raw = _selected_students(raw, options)
     if options.keep_untagged:
-        raw = _keep_untagged(raw)
+        raw = RawImport(keep_untagged(raw.events, raw.report), raw.report)
     return raw
 
 
-def _first_students(raw: RawImport, n: int) -> RawImport:
-    """Keep the attempts of the first ``n`` students (by first appearance; counted)."""
-    import pandas as pd
-
-    users = raw.events["user_id"]
-    first = pd.unique(users.to_numpy(dtype=object))[:n]
-    keep = users.isin(first).to_numpy(dtype=bool)
-    raw.report.count(
-        f"attempts dropped: beyond the first {n:,} students (--max-students)", (~keep).sum()
-    )
-    if keep.all():
-        return raw
-    return RawImport(raw.events.loc[keep], raw.report)
+SELECTS_RAW_STUDENTS = ("ednet-kt1", "assistments-2009", "assistments-2012")
+"""Formats whose importer applies ``--max-students``/``--sample-students`` to the raw rows
+(EdNet to its files) itself, as the streaming ingest does; the others' events are
+selected after import."""
 
 
-def _keep_untagged(raw: RawImport) -> RawImport:
+def check_options(fmt: str, options: ImportOptions) -> None:
+    """Refuse unknown formats and choices (one line each) before anything is read."""
+    from adapters.importers._students import check_fraction
+
+    if fmt not in FORMATS:
+        raise SkbanditError(
+            f"unknown --format {fmt!r} (expected one of {', '.join(FORMATS)}); "
+            "pass for example --format assistments-2009"
+        )
+    if options.item is not None and fmt not in ITEM_CHOICES:
+        raise SkbanditError(
+            f"{fmt}: --item applies to {', '.join(ITEM_CHOICES)} exports only "
+            f"(a {fmt} item is fixed by the format); leave it out"
+        )
+    if fmt in SKILL_CHOICES:
+        checked_choice(fmt, "--skill", options.skill, SKILL_CHOICES[fmt])
+    if fmt in ITEM_CHOICES:
+        checked_choice(fmt, "--item", options.item, ITEM_CHOICES[fmt])
+    check_fraction(options.sample_students)
+
+
+def _selected_students(raw: RawImport, options: ImportOptions) -> RawImport:
+    """The events of the students ``--max-students``/``--sample-students`` keep (counted)."""
+    from adapters.importers._students import select_students
+
+    keep = select_students(raw.events["user_id"], options, raw.report)
+    return raw if keep is None else RawImport(raw.events.loc[keep], raw.report)
+
+
+def keep_untagged(events: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
     """Give attempts without a skill the topic :data:`UNTAGGED` (counted)."""
-    skills = raw.events["skill_ids"]
+    skills = events["skill_ids"]
     empty = skills.map(lambda s: not isinstance(s, list) or not s).to_numpy(dtype=bool)
-    raw.report.count(f"attempts without a skill kept under the topic '{UNTAGGED}'", empty.sum())
+    report.count(f"attempts without a skill kept under the topic '{UNTAGGED}'", empty.sum())
     if empty.any():
-        events = raw.events.copy()
+        events = events.copy()
         events.loc[empty, "skill_ids"] = events.loc[empty, "skill_ids"].map(lambda _: [UNTAGGED])
-        raw = RawImport(events, raw.report)
-    return raw
+    return events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -88,6 +89,25 @@ def read_table(
         Empty file, missing column (naming the columns found, and the separator when the
         header looks split by another one), unparseable rows.
     """
+    raw_names, use = checked_columns(path, fmt, required, optional, layout, extra=extra, sep=sep)
+    frame = _read(path, fmt, sep, use, text_columns, raw_names)
+    if frame.empty:
+        raise SkbanditError(f"{fmt}: {path} has a header but no data rows; pass a full export")
+    return frame
+
+
+def checked_columns(
+    path: Path,
+    fmt: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    layout: str,
+    *,
+    extra: Callable[[str], bool] | None = None,
+    sep: str = ",",
+) -> tuple[list[str], list[str]]:
+    """The file's column names as written, and the (stripped) ones to read; a one-line
+    error naming the columns found when a required one is missing."""
     raw_names = header(path, fmt, sep, strip=False)
     columns = [name.strip() for name in raw_names]
     missing = [c for c in required if c not in columns]
@@ -98,15 +118,17 @@ def read_table(
             f"{_separator_hint(columns, sep)}; check --format and the file"
         )
     wanted = set(required) | set(optional)
-    use = [c for c in columns if c in wanted or (extra is not None and extra(c))]
-    frame = _read(path, fmt, sep, use, text_columns, raw_names)
-    if frame.empty:
-        raise SkbanditError(f"{fmt}: {path} has a header but no data rows; pass a full export")
-    return frame
+    return raw_names, [c for c in columns if c in wanted or (extra is not None and extra(c))]
 
 
 def _read(
-    path: Path, fmt: str, sep: str, use: list[str], text_columns, raw_names: list[str]
+    path: Path | bytes,
+    fmt: str,
+    sep: str,
+    use: list[str],
+    text_columns,
+    raw_names: list[str],
+    where: str | None = None,
 ) -> pd.DataFrame:
     """Read ``use`` (stripped names) with one parser, pandas' C parser, whatever the size.
 
@@ -119,19 +141,37 @@ def _read(
     dtype = {n: str for n in names if every or n.strip() in text_columns}
     for encoding in ("utf-8", "latin-1"):  # ASSISTments exports are Latin-1
         try:
+            source = io.BytesIO(path) if isinstance(path, bytes) else path
             frame = pd.read_csv(
-                path, sep=sep, usecols=names, dtype=dtype or None, encoding=encoding, engine="c"
+                source, sep=sep, usecols=names, dtype=dtype or None, encoding=encoding, engine="c"
             )
             break
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, ValueError) as exc:
             raise SkbanditError(
-                f"{fmt}: {path} could not be parsed ({_first_line(exc)}); check that it is a "
-                f"{_SEPARATORS.get(sep, repr(sep))}-separated export"
+                f"{fmt}: {where or path} could not be parsed ({_first_line(exc)}); check that "
+                f"it is a {_SEPARATORS.get(sep, repr(sep))}-separated export"
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def read_buffer(
+    data: bytes,
+    where: str,
+    fmt: str,
+    columns: list[str],
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    *,
+    text_columns: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Several files of one header, joined as ``data`` (one header line first), parsed as
+    :func:`read_table` parses each file: the same parser, columns and types."""
+    wanted = set(required) | set(optional)
+    use = [c.strip() for c in columns if c.strip() in wanted]
+    return _read(data, fmt, ",", use, text_columns, columns, where)
 
 
 def read_tables(

@@ -38,6 +38,7 @@ import pandas as pd
 from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
 from adapters.importers._read import described, expand, numbers, read_tables, refuse_empty
+from adapters.importers._students import select_students
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows, synthetic_times
@@ -63,15 +64,27 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     ``options.skill``: ``skill_name`` (default) or ``skill_id`` (each falls back to the other
     where blank).
     """
-    by_id = options is not None and options.skill == "skill_id"
+    options = options or ImportOptions()
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
     report.rows_read = len(raw)
-    report.notes.append(
-        f"timestamps are synthetic: {ORIGIN} UTC + (order_id - smallest order_id) seconds"
-    )
+    report.notes.append(CLOCK_NOTE)
+    keep = select_students(raw["user_id"], options, report)
+    raw = raw if keep is None else raw.loc[keep]
     where = described(files)
+    raw = attempts(raw, where, report, options)
+    refuse_empty(raw, FORMAT, where, report)
+    return RawImport(events(raw, where, report), report)
+
+
+CLOCK_NOTE = f"timestamps are synthetic: {ORIGIN} UTC + (order_id - smallest order_id) seconds"
+
+
+def attempts(raw: pd.DataFrame, where: str, report, options: ImportOptions) -> pd.DataFrame:
+    """Raw rows (of whole students) -> one row per attempt, with ``skill_ids`` (the rules of
+    the module docstring but the clock)."""
+    by_id = options.skill == "skill_id"
     if "original" in raw:
         scaffolding = numbers(raw["original"], FORMAT, where, "original") == 0
         raw = drop_rows(raw, scaffolding, report, "scaffolding rows dropped (original = 0)")
@@ -80,19 +93,23 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     )
     raw = collapse_skill_rows(raw, "order_id", "skill", report)
     correct = numbers(raw["correct"], FORMAT, where, "correct")
-    raw = drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report, "rows dropped: correct not 0 or 1")
-    refuse_empty(raw, FORMAT, where, report)
-    return RawImport(_events(raw, where, report), report)
+    return drop_rows(raw, ~np.isin(correct, (0.0, 1.0)), report, "rows dropped: correct not 0 or 1")
+
+
+def smallest_order(raw: pd.DataFrame, where: str) -> float:
+    """The clock's zero: the smallest finite ``order_id`` of the attempts (NaN if none)."""
+    order = numbers(raw["order_id"], FORMAT, where, "order_id")
+    finite = order[np.isfinite(order)]
+    return float(finite.min()) if finite.size else np.nan
 
 
 MAX_CLOCK_SECONDS = 9.2e9
 """The synthetic clock's span limit: nanosecond timestamps reach about 292 years."""
 
 
-def _check_clock(order: np.ndarray, where: str) -> None:
+def _check_clock(order: np.ndarray, where: str, low: float) -> None:
     """Refuse ``order_id`` values the synthetic clock cannot hold (inf, 1e18, ...)."""
     finite = np.isfinite(order)
-    low = np.nanmin(np.where(finite, order, np.nan)) if finite.any() else 0.0
     bad = ~np.isnan(order) & (~finite | (order - low > MAX_CLOCK_SECONDS))
     if bad.any():
         shown = ", ".join(f"{v:g}" for v in pd.unique(order[bad])[:3])
@@ -103,15 +120,19 @@ def _check_clock(order: np.ndarray, where: str) -> None:
         )
 
 
-def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:
+def events(raw: pd.DataFrame, where: str, report: ImportReport, low: float | None = None):
+    """Attempts -> canonical events; the clock starts at ``low`` (default: the attempts'
+    smallest ``order_id``; a streamed import passes the whole export's)."""
     order = numbers(raw["order_id"], FORMAT, where, "order_id")
-    _check_clock(order, where)
-    events = pd.DataFrame(
+    low = smallest_order(raw, where) if low is None else low
+    low = 0.0 if np.isnan(low) else low
+    _check_clock(order, where, low)
+    frame = pd.DataFrame(
         {
             schema.USER_ID: raw["user_id"].to_numpy(),
             schema.ITEM_ID: raw["problem_id"].to_numpy(),
             schema.SKILL_IDS: raw[schema.SKILL_IDS].to_numpy(),
-            schema.TIMESTAMP: synthetic_times(order - np.nanmin(order), ORIGIN).array,
+            schema.TIMESTAMP: synthetic_times(order - low, ORIGIN).array,
         }
     )
-    return add_outcome_columns(events, raw, FORMAT, where, report)
+    return add_outcome_columns(frame, raw, FORMAT, where, report)

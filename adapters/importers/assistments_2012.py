@@ -34,6 +34,7 @@ import pandas as pd
 from adapters.importers import ImportOptions, RawImport
 from adapters.importers._assistments import add_outcome_columns, skill_tag
 from adapters.importers._read import described, expand, numbers, read_tables, times
+from adapters.importers._students import select_students
 from skbandit import schema
 from skbandit.import_rules import ImportReport, collapse_skill_rows, drop_rows
 
@@ -66,12 +67,20 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     ``options.skill``: ``skill_name`` (default; the ``skill`` column) or ``skill_id`` (each
     falls back to the other where blank).
     """
-    by_id = options is not None and options.skill == "skill_id"
+    options = options or ImportOptions()
     files = expand(paths, FORMAT)
     report = ImportReport(FORMAT, sources=[str(p) for p in files])
     raw = read_tables(files, FORMAT, REQUIRED, OPTIONAL, text_columns=TEXT, layout=LAYOUT)
     report.rows_read = len(raw)
+    keep = select_students(raw["user_id"], options, report)
+    raw = raw if keep is None else raw.loc[keep]
     where = described(files)
+    return RawImport(events(raw, where, report, options), report)
+
+
+def events(raw: pd.DataFrame, where: str, report, options: ImportOptions) -> pd.DataFrame:
+    """Raw rows (of whole students) -> canonical events (the rules of the module docstring)."""
+    by_id = options.skill == "skill_id"
     if "original" in raw:
         raw = drop_rows(
             raw,
@@ -92,7 +101,7 @@ def load(paths: list[Path], options: ImportOptions | None = None) -> RawImport:
     raw = raw.drop(columns=["skill", "skill_id"], errors="ignore")
     key = "problem_log_id" if "problem_log_id" in raw else ["user_id", "problem_id", "start_time"]
     raw = collapse_skill_rows(raw, key, "skill_tag", report)
-    return RawImport(_events(raw, where, report), report)
+    return _events(raw, where, report)
 
 
 def _events(raw: pd.DataFrame, where: str, report: ImportReport) -> pd.DataFrame:

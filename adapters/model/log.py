@@ -16,7 +16,6 @@ import skbandit
 from adapters import paths
 from adapters.model.format import DATA_FOLDER, STATE_FORMAT, save_model
 from adapters.registry import CHAMPION_ALIAS
-from adapters.runs import active_run_id
 from adapters.tracking import raise_if_unreachable
 from skbandit import schema
 
@@ -100,6 +99,7 @@ def log_trained_model(model, history):
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, adapter.score(example, params), params=params)
         signature.inputs = optional_inputs(signature.inputs)
+        log_run_details(model, history)
         return mlflow.pyfunc.log_model(
             name="model",
             loader_module=LOADER_MODULE,
@@ -110,29 +110,39 @@ def log_trained_model(model, history):
         )
 
 
-def version_tags(model, history, run_id: str, metrics: dict) -> dict[str, str]:
-    """What a registered version says about itself: its data, code, state and run, and its
-    three headline metrics (:data:`KEY_METRIC_TAGS`). Every other metric stays on the run
-    (``final_*``), where the registry UI does not cut it off."""
+def version_tags(history) -> dict:
+    """The tags that identify a registered version: the data it learned (``data_hash``;
+    the job adds :func:`adapters.data.identity.identity_tags`) and until when it learned
+    (:data:`TRAINED_UNTIL_TAG`); the gate adds its verdict. Everything else about the
+    version (code, state format, update and event counts, metrics) is on its run
+    (:func:`log_run_details`, ``final_*``), where the registry UI does not cut it off; the
+    version records its run itself (``version.run_id``)."""
     return {
         "data_hash": history.data_hash,
-        "git_commit": git_commit(),
-        "skbandit_version": skbandit.__version__,
-        "state_format": str(STATE_FORMAT),
-        "n_updates": str(int(model.estimator.n_updates_)),
-        "events_trained": str(history.n_events),
-        "run_id": run_id,
-        "feature_set": model.feature_set,
         TRAINED_UNTIL_TAG: history.trained_until.isoformat(),
-        **{
-            short: f"{metrics[key]:.4f}" for short, key in KEY_METRIC_TAGS.items() if key in metrics
-        },
     }
 
 
-KEY_METRIC_TAGS = {"log_loss": "bandit_log_loss", "auc": "bandit_auc", "brier": "bandit_brier"}
-"""Short tags with the bandit's headline metrics (4 decimals), readable in the registry UI
-where the full ``metric.*`` tags are cut off."""
+RUN_DETAIL_PARAMS = ("git_commit", "skbandit_version", "state_format")
+RUN_DETAIL_METRICS = ("n_updates", "events_trained")
+"""What a version's run says about it beyond its tags (versions registered before the
+move carry these as version tags; :func:`adapters.registry.version_details` reads both)."""
+
+
+def log_run_details(model, history) -> None:
+    """The code, state format and counts of the model being logged, on the active run."""
+    from adapters import runs
+
+    runs.log_params(
+        {
+            "git_commit": git_commit(),
+            "skbandit_version": skbandit.__version__,
+            "state_format": str(STATE_FORMAT),
+        }
+    )
+    runs.log_metrics(
+        {"n_updates": int(model.estimator.n_updates_), "events_trained": int(history.n_events)}
+    )
 
 
 def register_version(model_uri: str, name: str, alias: str | tuple[str, ...], tags: dict[str, str]):
@@ -152,7 +162,9 @@ def register_version(model_uri: str, name: str, alias: str | tuple[str, ...], ta
 
     aliases = (alias,) if isinstance(alias, str) else tuple(alias)
     client = mlflow.MlflowClient()
-    pending = {"run_id": tags.get("run_id", ""), "aliases": _alias_targets(client, name, aliases)}
+    run = mlflow.active_run()
+    run_id = tags.get("run_id") or (run.info.run_id if run is not None else "")
+    pending = {"run_id": run_id, "aliases": _alias_targets(client, name, aliases)}
     tags = {
         **tags,
         registry.CHECKSUM_TAG: json.dumps(registry.stored_checksums(model_uri), sort_keys=True),
@@ -303,10 +315,3 @@ def signals_ignored():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def log_and_register(pipeline, history, name: str, alias: str, metrics: dict):
-    """:func:`log_trained_model` then :func:`register_version` (the active run's model)."""
-    info = log_trained_model(pipeline, history)
-    tags = version_tags(pipeline, history, active_run_id(), metrics)
-    return register_version(info.model_uri, name, alias, tags)

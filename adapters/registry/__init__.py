@@ -298,7 +298,7 @@ def version_info(version: ModelVersion, ref: ModelRef, model: TrainedModel) -> d
         "alias": ref.alias or ", ".join(version.aliases or []),
         "updates": int(estimator.n_updates_),
         "alpha": float(estimator.alpha),
-        "feature_set": version.tags.get("feature_set", ""),
+        "feature_set": version.tags.get("feature_set") or model.feature_set,
     }
 
 
@@ -325,44 +325,58 @@ def list_versions(name: str) -> list[dict]:
     for version in store.search_model_versions(f"name = '{name}'"):
         if pending_info(version) is not None:
             continue  # an interrupted registration: not a version anyone can use
-        tags = version.tags
+        details = version_details(version)
         rows.append(
             {
                 "version": int(version.version),
                 "aliases": sorted(by_version.get(str(version.version), [])),
                 "created": _utc(version.creation_timestamp),
-                "events_trained": int(tags.get("events_trained", 0)),
-                "updates": int(tags.get("n_updates", 0)),
-                "feature_set": tags.get("feature_set", ""),
-                "metrics": _version_metrics(version),
-                "run_id": tags.get("run_id", version.run_id),
+                "events_trained": details["events_trained"],
+                "updates": details["n_updates"],
+                "feature_set": details["feature_set"],
+                "metrics": details["metrics"],
+                "run_id": details["run_id"],
             }
         )
     return sorted(rows, key=lambda row: row["version"], reverse=True)
 
 
-def _version_metrics(version: ModelVersion) -> dict[str, float]:
-    """The version's final metrics: its run's ``final_*`` (``metric.*`` tags of versions
-    registered before the metrics left the tags)."""
+def version_details(version: ModelVersion) -> dict:
+    """What a version's run records about it: ``events_trained``, ``n_updates``,
+    ``feature_set``, ``run_id`` and its final ``metrics``.
+
+    Versions tag only what identifies them (data, trained until, gate verdict); versions
+    registered before that carried these as tags (and metrics as ``metric.*``), which win.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    tags = version.tags or {}
+    run_id = tags.get("run_id") or version.run_id or ""
+    params: dict = {}
+    metrics: dict = {}
+    if run_id:
+        try:
+            data = mlflow.MlflowClient().get_run(run_id).data
+            params, metrics = data.params, data.metrics
+        except MlflowException:  # the run was deleted: the version still lists
+            pass
     tagged = {
         key.removeprefix("metric."): float(value)
-        for key, value in version.tags.items()
+        for key, value in tags.items()
         if key.startswith("metric.")
     }
-    run_id = version.tags.get("run_id", version.run_id)
-    if tagged or not run_id:
-        return tagged
-    try:
-        metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
-    except MlflowException:  # the run was deleted: the version still lists
-        return {}
-    return {
+    final = {
         key.removeprefix("final_"): float(value)
         for key, value in metrics.items()
         if key.startswith("final_") and not key.startswith("final_after_first_batch_")
+    }
+    return {
+        "events_trained": int(float(tags.get("events_trained", metrics.get("events_trained", 0)))),
+        "n_updates": int(float(tags.get("n_updates", metrics.get("n_updates", 0)))),
+        "feature_set": tags.get("feature_set", params.get("feature_set", "")),
+        "run_id": run_id,
+        "metrics": tagged or final,
     }
 
 

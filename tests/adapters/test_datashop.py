@@ -259,7 +259,7 @@ def test_max_students_keeps_the_first_students_and_counts_the_rest():
         "assistments-2009", [fixtures / "assistments-2009"], ImportOptions(max_students=1)
     )
     assert a09.events[schema.USER_ID].nunique() == 1
-    dropped = a09.report.steps["attempts dropped: beyond the first 1 students (--max-students)"]
+    dropped = a09.report.steps["rows dropped: beyond the first 1 students (--max-students)"]
     assert dropped > 0
 
 

@@ -74,3 +74,6 @@ def test_spark_starts_from_an_interpreter_that_is_not_on_path(tmp_path):
     assert worker.split()[1] == sys.executable
     assert "ROWS 1" in result.stdout
     assert "PySpark does not yet fully support pandas" not in result.stderr
+    # Spark's start-up lines stay off the terminal (the log4j2 file passed to the driver JVM)
+    for noise in ("log4j", "Setting default log level", "setLogLevel", " WARN "):
+        assert noise not in result.stderr, result.stderr[-3000:]

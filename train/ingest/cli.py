@@ -2,7 +2,8 @@
 
     python -m train.ingest --format assistments-2009 skill_builder_data.csv --out data/a09
 
-writes ``data/a09/events.parquet``, ``items.parquet`` (difficulties calibrated from the
+writes ``data/a09/events.parquet`` (``events/`` parts when streamed: ``--stream``, or an
+input over 512 MB or 20,000 files), ``items.parquet`` (difficulties calibrated from the
 earliest half of the events, by time) and ``cleaning.json``, atomically, and prints the
 cleaning report. Then ``python -m train.warmstart --events data/a09/events.parquet --items
 data/a09/items.parquet`` trains on them. The job is in :mod:`train.ingest.job`.
@@ -90,6 +91,37 @@ def main(
             show_default=False,
         ),
     ] = None,
+    sample_students: Annotated[
+        float | None,
+        typer.Option(
+            help="A quick first look: each student kept with this probability (e.g. 0.01), "
+            "by a hash of the id and --seed; EdNet reads only their files.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample-students.")] = 0,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--in-memory",
+            help="Stream into --out/events/ parts of whole students in bounded memory "
+            "(ednet-kt1, assistments-2009/2012); default: stream inputs over 512 MB or "
+            "20,000 files.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes of a streamed ingest (default 2).", show_default=False),
+    ] = None,
+    calibration_max_events: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="A streamed ingest calibrates on the window's events of whole students, "
+            "up to about this many.",
+        ),
+    ] = 2_000_000,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print cleaning.json instead of the table.")
     ] = False,
@@ -113,6 +145,11 @@ def main(
         item=item,
         keep_untagged=keep_untagged,
         max_students=max_students,
+        sample_students=sample_students,
+        seed=seed,
+        stream=stream,
+        workers=workers,
+        calibration_max_events=calibration_max_events,
     )
     nothing_done = (
         f"nothing was written to {out} (please report this with the --format and the file's header)"

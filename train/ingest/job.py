@@ -11,88 +11,40 @@ write ``events.parquet``, ``items.parquet`` and ``cleaning.json`` atomically
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from adapters import importers
-from adapters.data.ingest_output import check_output_dir, write_ingested
+from adapters.data.ingest_output import EVENTS_FILE, check_output_dir, write_ingested
 from skbandit import schema
 from skbandit.calibration import (
-    CALIBRATION_FRACTION,
-    MIN_RESPONSES,
-    CalibrationResult,
     calibrate,
     calibration_cutoff,
 )
-from skbandit.cleaning import CleaningReport, validate_events, validate_items
+from skbandit.cleaning import validate_events, validate_items
 from skbandit.exceptions import SkbanditError
-from skbandit.import_rules import ImportReport, items_from_events
+from skbandit.import_rules import items_from_events
+from train.ingest.options import (
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    IngestOptions,
+    IngestResult,
+    cleaning_document,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-EVENT_COLUMNS = (
-    schema.USER_ID,
-    schema.ITEM_ID,
-    schema.TOPIC,
-    schema.SKILL_IDS,
-    schema.TIMESTAMP,
-    schema.CORRECT,
-    schema.LATENCY_MS,
-    schema.HELP_REQUESTED,
-    schema.ACTION_SEQUENCE_ID,
-)
-ITEM_COLUMNS = (
-    schema.ITEM_ID,
-    schema.TOPIC,
-    schema.DIFFICULTY,
-    schema.DISCRIMINATION,
-    schema.DRIFT_FLAG,
-)
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """What to read, where to write, how to calibrate."""
-
-    format: str
-    raw_files: tuple[Path, ...]
-    out: Path
-    calibrate: str = "rasch"
-    calibration_fraction: float = CALIBRATION_FRACTION
-    min_responses: int = MIN_RESPONSES
-    skill: str | None = None
-    item: str | None = None
-    keep_untagged: bool = False
-    max_students: int | None = None
-
-    def import_options(self) -> importers.ImportOptions:
-        """The importer's choices (topic source, item granularity, untagged items)."""
-        return importers.ImportOptions(
-            skill=self.skill,
-            item=self.item,
-            keep_untagged=self.keep_untagged,
-            max_students=self.max_students,
-        )
-
-
-@dataclass
-class IngestResult:
-    """The tables written and the report (``cleaning`` is what ``cleaning.json`` holds)."""
-
-    events: pd.DataFrame
-    items: pd.DataFrame
-    calibration: CalibrationResult
-    cleaning: dict
-    seconds: dict[str, float] = field(default_factory=dict)
+__all__ = ["EVENT_COLUMNS", "ITEM_COLUMNS", "IngestOptions", "IngestResult", "run_ingest"]
 
 
 def run_ingest(options: IngestOptions) -> IngestResult:
     """Read, clean, calibrate and write; nothing is written unless every step succeeded."""
     check_output_dir(options.out)
+    if options.streamed():
+        from train.ingest.streamed import run_streamed_ingest
+
+        return run_streamed_ingest(options)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     raw = importers.load(options.format, options.raw_files, options.import_options())
@@ -120,44 +72,18 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
     seconds["calibrate"] = time.perf_counter() - start
     start = time.perf_counter()
-    cleaning = cleaning_document(options, raw.report, event_report, item_report, fit, events)
+    cleaning = cleaning_document(
+        options,
+        raw.report,
+        event_report,
+        item_report,
+        fit,
+        n_events=len(events),
+        n_students=int(events[schema.USER_ID].nunique()),
+    )
     write_ingested(options.out, events, items[list(ITEM_COLUMNS)], cleaning)
     seconds["write"] = time.perf_counter() - start
     return IngestResult(events, items, fit, cleaning, seconds)
-
-
-def cleaning_document(
-    options: IngestOptions,
-    imported: ImportReport,
-    event_report: CleaningReport,
-    item_report: CleaningReport,
-    fit: CalibrationResult,
-    events: pd.DataFrame,
-) -> dict:
-    """Everything ``cleaning.json`` records: counts per step, the window, the output sizes."""
-    return {
-        "format": options.format,
-        "sources": imported.sources,
-        "rows_read": imported.rows_read,
-        "import": [{"step": label, "count": n} for label, n in imported.steps.items()],
-        "notes": imported.notes,
-        "options": {
-            "skill": options.skill,
-            "item": options.item,
-            "keep_untagged": options.keep_untagged,
-            "max_students": options.max_students,
-        },
-        "events": {**asdict(event_report), "summary": event_report.summary()},
-        "items": {**asdict(item_report), "summary": item_report.summary()},
-        "calibration": {**fit.summary(), "fraction": options.calibration_fraction},
-        "output": {
-            "events": len(events),
-            "students": int(events[schema.USER_ID].nunique()),
-            "items": len(fit.items),
-            "topics": int(fit.items[schema.TOPIC].nunique()),
-            "folder": str(options.out),
-        },
-    }
 
 
 def report_rows(result: IngestResult) -> list[tuple[str, str]]:
@@ -208,14 +134,15 @@ def print_report(console: Console, result: IngestResult) -> None:
     for note in doc["notes"]:
         console.print(f"note: {note}", soft_wrap=True, highlight=False)
     folder = doc["output"]["folder"]
+    events_path = doc["output"].get("events_path", f"{folder}/{EVENTS_FILE}")
+    written = Path(events_path).name + ("/" if doc.get("streamed") else "")
     console.print(
-        f"wrote {folder}/events.parquet, items.parquet, cleaning.json",
+        f"wrote {folder}/{written}, items.parquet, cleaning.json",
         soft_wrap=True,
         highlight=False,
     )
     console.print(
-        f"next: python -m train.warmstart --events {folder}/events.parquet "
-        f"--items {folder}/items.parquet",
+        f"next: python -m train.warmstart --events {events_path} --items {folder}/items.parquet",
         soft_wrap=True,
         highlight=False,
     )

@@ -329,7 +329,6 @@ def log_and_register(
     registration and the run's :data:`REGISTERED_VERSION_TAG`; returns the registered
     version."""
     with timer("metrics"):
-        metrics = result.final_metrics()
         warmstart_report.log_metrics(result)
         runs.log_metrics(training_data.run_metrics(data, result))
         training_data.print_caveats(console, result)
@@ -341,7 +340,7 @@ def log_and_register(
         info = log_trained_model(model, history)
     with timer("register"):
         tags = {
-            **version_tags(model, history, runs.active_run_id(), metrics),
+            **version_tags(history),
             **data_identity.identity_tags(data.items, data.source),
         }
         aliases = aliases_for_new_version(options.model_name, options.alias)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from adapters import runs, tracking
+from adapters import registry, runs, tracking
 from adapters.model.log import CHAMPION_ALIAS, alias_holder
 from skbandit import schema
 from train.warmstart import plots
@@ -143,7 +143,7 @@ def print_summary(console: Console, alias: str, outcome) -> None:
         table.add_row("context-only events", f"{outcome.history.n_context_only:,}")
     if outcome.history.n_unknown_items:
         table.add_row("skipped (unknown item)", f"{outcome.history.n_unknown_items:,}")
-    table.add_row("updates (total)", f"{int(version.tags['n_updates']):,}")
+    table.add_row("updates (total)", f"{registry.version_details(version)['n_updates']:,}")
     if outcome.replay.n_unscored:
         table.add_row("learned, not scored", f"{outcome.replay.n_unscored:,} (calibration window)")
     for key in SUMMARY_METRICS:
