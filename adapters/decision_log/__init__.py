@@ -355,6 +355,7 @@ def served_decisions(
     served_rank = np.where(shown, rank, 0)
     slot = np.where(shown, np.asarray(ranked[schema.PROPENSITY]), np.nan)
     first_slot = np.asarray(ranked[FIRST_SLOT_PROPENSITY])
+    groups: list[slice | np.ndarray]
     if len(students) == 1:  # the usual request: one student, every row
         groups = [slice(None)]
     else:

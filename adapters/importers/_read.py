@@ -150,8 +150,8 @@ def _read(
             continue
         except (pd.errors.ParserError, ValueError) as exc:
             raise SkbanditError(
-                f"{fmt}: {where or path} could not be parsed ({_first_line(exc)}); check that "
-                f"it is a {_SEPARATORS.get(sep, repr(sep))}-separated export"
+                f"{fmt}: {where or _named(path)} could not be parsed ({_first_line(exc)}); "
+                f"check that it is a {_SEPARATORS.get(sep, repr(sep))}-separated export"
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
@@ -276,3 +276,8 @@ def _separator_hint(columns: list[str], sep: str) -> str:
 def _shown(columns: list[str], limit: int = 12) -> str:
     text = ", ".join(columns[:limit])
     return text + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
+
+
+def _named(path) -> str:
+    """A path for a message; a buffer of joined files has no name of its own."""
+    return "the joined files" if isinstance(path, bytes) else str(path)

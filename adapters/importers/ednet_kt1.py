@@ -168,9 +168,12 @@ def read_chunk(logs: list[Path]) -> pd.DataFrame:
 
     def flush() -> None:
         if joined:
+            assert head is not None  # set with the first joined file
             frame = _joined_frame(head, joined, members, counts)
             frames.extend([frame] if frame is not None else [_read_log(p) for p in members])
-            joined.clear(), members.clear(), counts.clear()
+            joined.clear()
+            members.clear()
+            counts.clear()
 
     for path in logs:
         data = path.read_bytes()

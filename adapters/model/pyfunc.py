@@ -64,6 +64,7 @@ from skbandit.ranking_settings import SETTING_NAMES
 
 if TYPE_CHECKING:
     from adapters.decision_log import DecisionLog
+    from skbandit.model import TrainedModel
 
 UNREGISTERED = "unregistered"
 LOGGING_OFF = "off"
@@ -105,7 +106,9 @@ def _answered_as_http():
 class LinUCBModel(PythonModel):
     """Scores candidate items for students with a registered version's TrainedModel."""
 
-    model = None
+    model: TrainedModel
+    """The version's :class:`~skbandit.model.TrainedModel` (set by :meth:`load_context` or
+    :meth:`from_model`)."""
     model_version = UNREGISTERED
     decision_log: DecisionLog | None = None
     """Where :meth:`predict` logs decisions: a DecisionLog, False for none, or None to
@@ -130,7 +133,7 @@ class LinUCBModel(PythonModel):
         """
         with _answered_as_http():
             request = checked_request(self.model.with_item_parameters(model_input))
-        return pd.DataFrame(self.serve_request(request, params), index=request.index)
+        return pd.DataFrame(self.serve_request(request, params), index=request.frame_index)
 
     def serve_request(self, request: CheckedRequest, params: dict | None = None) -> dict:
         """Rank a checked request, log its decisions and return the answer's columns (the
@@ -163,7 +166,7 @@ class LinUCBModel(PythonModel):
         """Rank each student's candidate rows; one output row per input row, in input order."""
         settings, seed = check_params(params)
         request = checked_request(self.model.with_item_parameters(frame))
-        return pd.DataFrame(self._rank(request, settings, seed), index=request.index)
+        return pd.DataFrame(self._rank(request, settings, seed), index=request.frame_index)
 
     def _rank(self, request: CheckedRequest, settings, seed) -> dict:
         rng = self._generator() if seed is None else np.random.default_rng(seed)

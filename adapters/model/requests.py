@@ -130,7 +130,7 @@ class CheckedRequest(NamedTuple):
     inputs: np.ndarray
     """C-contiguous float64 of shape (n_rows, len(schema.MODEL_INPUT)), in that column order,
     with every optional input filled in (:data:`OPTIONAL_INPUTS`)."""
-    index: pd.Index | None = None
+    frame_index: pd.Index | None = None
     """The request frame's index (None for a request read from JSON)."""
 
 

@@ -176,10 +176,6 @@ def load_model(ref: ModelRef) -> tuple[TrainedModel, ModelVersion]:
         return load_model_dir(folder / DATA_SUBPATH, what), version
 
 
-load_pipeline = load_model
-"""The name :func:`load_model` had while a version was a bare Pipeline."""
-
-
 def verify_registered(ref: ModelRef) -> ModelVersion:
     """The version behind ``ref`` after checking its stored files (for a server to call
     before it lets mlflow load ``models:/NAME/VERSION``: a modified ``MLmodel`` could

@@ -68,7 +68,7 @@ def serving_champion(
 
     if via not in VIAS:
         raise SkbanditError(f"unknown --via {via!r} (expected one of {VIAS})")
-    pipeline, version = registry.load_pipeline(registry.ModelRef(model_name, alias=CHAMPION_ALIAS))
+    pipeline, version = registry.load_model(registry.ModelRef(model_name, alias=CHAMPION_ALIAS))
     number = str(version.version)
     if via == "in-process":
         yield ServedChampion(

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from skbandit import irt, schema
-from skbandit.learning_curves import fit_learning_curves, safe_target
+from skbandit.learning_curves import LearningCurves, fit_learning_curves, safe_target
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig
-from skbandit.study.choice import group_argmax
 from skbandit.study.history import HISTORY_SEED_OFFSET, stop_seconds
+from skbandit.study.policies import OnlinePolicy
 from skbandit.target_experiment import TARGET, TARGET_PROBABILITY, assign_targets
 
 NULL_SEED_OFFSET = 20_000
@@ -60,11 +60,10 @@ def predicted_success(cands) -> np.ndarray:
     )
 
 
-class AssignedTargetPolicy:
+class AssignedTargetPolicy(OnlinePolicy):
     """Serves each (student, topic) at its assigned target: the item whose predicted success
     (:func:`predicted_success`) is closest to it. ``state`` is a target experiment's state
-    (a share of 0 serves everyone at the default). A study policy
-    (:class:`skbandit.study.policies.Policy`'s methods) that learns nothing."""
+    (a share of 0 serves everyone at the default). A study policy that learns nothing."""
 
     columns = _COLUMNS
 
@@ -78,16 +77,6 @@ class AssignedTargetPolicy:
         self.last_target = self.targets[student, topic]
         self.last_probability = self.probability[student, topic]
         return -np.abs(predicted_success(cands) - self.last_target[cands.decision])
-
-    def choose(self, cands, rng) -> np.ndarray:
-        """The row of each decision's item predicted closest to its pair's target."""
-        return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
-
-    def update(self, cands, rows, reward) -> None:
-        """Learns nothing."""
-
-    def observe(self, cands, rows, outcome) -> None:
-        """Learns nothing."""
 
 
 def experiment_history(
@@ -131,7 +120,7 @@ def experiment_history(
 
 def identified_target(
     config: SchoolConfig, days: int | None, n_students: int, state: dict, bias=None
-) -> tuple[float, object]:
+) -> tuple[float, LearningCurves]:
     """The target ``config``'s experiment history identifies (safe switching from the
     default), and the learning curves behind it."""
     curves = fit_learning_curves(experiment_history(config, days, n_students, state), bias=bias)

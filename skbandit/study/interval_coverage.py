@@ -115,11 +115,11 @@ def served_coverage(
         low, high = candidate_interval(model, frame.iloc[rows], expected, std)  # as REST
         typical.append((truth >= low) & (truth <= high))
         env.step_indices(cands.item[rows])
-    own, typical = np.concatenate(own), np.concatenate(typical)
+    covered_own, covered_typical = np.concatenate(own), np.concatenate(typical)
     return Coverage(
-        own_sd=float(own.mean()),
-        typical_sd=float(typical.mean()),
-        n_served=int(own.size),
+        own_sd=float(covered_own.mean()),
+        typical_sd=float(covered_typical.mean()),
+        n_served=int(covered_own.size),
         mean_width=float(np.concatenate(width).mean()),
         scales=success_interval_of(model),
     )

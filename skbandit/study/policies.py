@@ -292,7 +292,7 @@ def make_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     return simple[name]()
 
 
-def _experiment_policy(name: str, env: SchoolEnv, config: StudyConfig) -> Policy:
+def _experiment_policy(name: str, env: SchoolEnv, config: StudyConfig) -> OnlinePolicy:
     """The target experiment's policies (:mod:`skbandit.study.experiment`)."""
     from skbandit.study import experiment
 

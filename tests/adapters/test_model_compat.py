@@ -86,7 +86,7 @@ def registered(store_env):
     from adapters import registry, tracking
 
     tracking.configure_tracking()
-    _, version = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb@champion"))
+    _, version = registry.load_model(registry.parse_model_ref("skbandit-linucb@champion"))
     return f"models:/{version.name}/{version.version}"
 
 

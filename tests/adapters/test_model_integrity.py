@@ -86,7 +86,7 @@ def test_tampering_with_any_stored_file_is_refused_and_runs_nothing(stored, tmp_
         if how == "append":
             target.write_bytes(original + payload)
         with pytest.raises(SkbanditError, match="differ from the checksums recorded") as caught:
-            registry.load_pipeline(CHAMPION)
+            registry.load_model(CHAMPION)
         assert target.relative_to(stored).as_posix() in str(caught.value)
         assert "\n" not in str(caught.value)
         with pytest.raises(SkbanditError):  # the registry-checked path a server can call
@@ -99,7 +99,7 @@ def test_tampering_with_any_stored_file_is_refused_and_runs_nothing(stored, tmp_
     assert not marker.exists()
     if how == "add_code":
         shutil.rmtree(stored / "code")
-    registry.load_pipeline(CHAMPION)  # restored: loads again
+    registry.load_model(CHAMPION)  # restored: loads again
 
 
 def test_the_cli_never_falls_back_to_pyfunc(stored, monkeypatch):
@@ -109,7 +109,7 @@ def test_the_cli_never_falls_back_to_pyfunc(stored, monkeypatch):
     monkeypatch.setattr(mlflow.pyfunc, "load_model", forbidden)
     (stored / "data/skbandit" / CONFIG_FILE).unlink()
     with pytest.raises(SkbanditError, match=r"data/skbandit/config.json"):
-        registry.load_pipeline(CHAMPION)
+        registry.load_model(CHAMPION)
 
 
 def test_a_version_without_checksums_was_registered_by_older_code(store):
@@ -119,7 +119,7 @@ def test_a_version_without_checksums_was_registered_by_older_code(store):
     client.delete_model_version_tag(MODEL, version.version, registry.CHECKSUM_TAG)
     try:
         with pytest.raises(SkbanditError, match=r"older skbandit.*retrain"):
-            registry.load_pipeline(CHAMPION)
+            registry.load_model(CHAMPION)
     finally:
         client.set_model_version_tag(MODEL, version.version, registry.CHECKSUM_TAG, recorded)
 

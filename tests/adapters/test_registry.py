@@ -64,13 +64,13 @@ def _state(pipeline) -> dict:
 
 def test_fast_load_equals_pyfunc_load(tracking, monkeypatch):
     ref = registry.parse_model_ref("skbandit-linucb@champion")
-    fast, version = registry.load_pipeline(ref)
+    fast, version = registry.load_model(ref)
     import mlflow
 
     served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     slow = served.get_raw_model().model  # what mlflow models serve scores with
     monkeypatch.setattr(mlflow_internals, "fast_logged_model_location", lambda model_id: None)
-    via_client, _ = registry.load_pipeline(ref)  # artifact location from the tracking client
+    via_client, _ = registry.load_model(ref)  # artifact location from the tracking client
     for other in (slow, via_client):
         for key, value in _state(fast).items():
             np.testing.assert_array_equal(value, _state(other)[key])
@@ -164,7 +164,7 @@ def test_check_params(change, message):
 
 
 def test_predict_turns_every_failure_into_a_bad_request(tracking, frame):
-    pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb"))
+    pipeline, _ = registry.load_model(registry.parse_model_ref("skbandit-linucb"))
     model = LinUCBModel.from_model(pipeline, "skbandit-linucb/1")
     out = model.predict(None, frame)
     assert out["model_version"].tolist() == ["skbandit-linucb/1"] * 2

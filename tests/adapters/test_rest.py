@@ -41,7 +41,7 @@ def pipeline(trained_store):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", trained_store.tracking_uri)
         tracking.configure_tracking()
-        pipeline, _ = registry.load_pipeline(registry.parse_model_ref(MODEL_URI))
+        pipeline, _ = registry.load_model(registry.parse_model_ref(MODEL_URI))
     return pipeline
 
 

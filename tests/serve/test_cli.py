@@ -68,7 +68,7 @@ def table_rows(output: str, header: tuple[str, ...]) -> list[list[str]]:
 def expected_rl(store_env):
     """What ``trace --use-rl`` must show, computed in-process from the same store and data."""
     tracking.configure_tracking()
-    pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb"))
+    pipeline, _ = registry.load_model(registry.parse_model_ref("skbandit-linucb"))
     school = store_env.school
     events, items, _ = load_school(school.events_path, school.items_path)
     week = recommend.student_week(events, items, STUDENT, TOPIC, recommend.parse_week(WEEK))

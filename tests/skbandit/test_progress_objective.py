@@ -241,7 +241,7 @@ def test_cli_trace_ranks_with_the_versions_learned_target(configured_store):
     from adapters import registry
     from serve.cli import app
 
-    pipeline, _ = registry.load_pipeline(registry.parse_model_ref("skbandit-linucb@champion"))
+    pipeline, _ = registry.load_model(registry.parse_model_ref("skbandit-linucb@champion"))
     target = pipeline.progress_bands.best_target()
     args = [
         "trace",

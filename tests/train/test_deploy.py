@@ -172,7 +172,7 @@ def test_truth_is_the_challengers_expected_success_on_the_logged_decisions(store
     day = result.days[1]
     check = day.night.check
     _, candidates = _log(root)
-    pipeline, _ = registry.load_pipeline(registry.ModelRef(NAME, version=check.version))
+    pipeline, _ = registry.load_model(registry.ModelRef(NAME, version=check.version))
     truth = day.served.truth.set_index([schema.DECISION_ID, schema.ITEM_ID])[P_TRUE]
     values = []
     for decision_id in day.served.decisions[schema.DECISION_ID]:

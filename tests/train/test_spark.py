@@ -163,7 +163,7 @@ def version(client, name):
 
 
 def pipeline(name):
-    return registry.load_pipeline(registry.ModelRef(name, version="1"))[0]
+    return registry.load_model(registry.ModelRef(name, version="1"))[0]
 
 
 def assert_close(spark_value, local_value, what):

@@ -119,7 +119,7 @@ def version_of(client, name, alias="champion"):
 
 
 def pipeline_of(name, alias="champion"):
-    return registry.load_pipeline(registry.ModelRef(name, alias=alias))[0]
+    return registry.load_model(registry.ModelRef(name, alias=alias))[0]
 
 
 # --- the default run -------------------------------------------------------------------------

@@ -135,8 +135,8 @@ def run_compare(options: CompareOptions, console: Console) -> Comparison:
     if options.promote:
         _require_champion(cand_ref.name)
     logged = load_logged(options, console, cand_ref.name)
-    cand_pipe, cand_version = registry.load_pipeline(cand_ref)
-    base_pipe, base_version = registry.load_pipeline(base_ref)
+    cand_pipe, cand_version = registry.load_model(cand_ref)
+    base_pipe, base_version = registry.load_model(base_ref)
     if options.promote:
         _require_baseline_is_champion(cand_version.name, base_version)
     with console.status("scoring both policies on the logged decisions"):

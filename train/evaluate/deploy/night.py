@@ -113,7 +113,7 @@ def evaluate_version(
     from skbandit.ope import join, targets
     from skbandit.ranking_settings import REST_SETTINGS
 
-    pipeline, _ = registry.load_pipeline(registry.ModelRef(model_name, version=version))
+    pipeline, _ = registry.load_model(registry.ModelRef(model_name, version=version))
     answered = candidates[candidates[schema.DECISION_ID].isin(joined[schema.DECISION_ID])]
     with_truth = answered.merge(
         day.truth, on=[schema.DECISION_ID, schema.ITEM_ID], how="left", validate="one_to_one"
