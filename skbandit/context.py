@@ -160,7 +160,8 @@ def student_context(events, user_id, topic, at=None, mastery_table=None, items=N
     lags = np.full((1, RECENT_WINDOW), np.nan)
     lags[0, : len(latency)] = latency
     b, a, c = event_item_parameters(mine, items)
-    g, h, hb = ability_model.attempt_evidence(correct, b, a, c)
+    fade = ability_model.FORGETTING ** np.arange(n - 1.0, -1.0, -1.0)  # latest attempt: 1
+    g, h, hb = (fade * v for v in ability_model.attempt_evidence(correct, b, a, c))
     sums = dict(
         score=[g.sum()],
         info=[h.sum()],
@@ -480,9 +481,15 @@ def student_counts(
         )
     evidence = ability_model.attempt_evidence(correct, difficulty, discrimination, guessing)
     sums = {}
+    clock, n_earlier = ability_model.attempt_clock(order, start, end)
     for prefix, (o, lo, hi) in (("", (order, start, end)), ("topic_", (t_order, t_start, t_end))):
         for name, values in zip(("score", "info", "info_b"), evidence, strict=True):
-            sums[prefix + name] = _group_prefix_sum(values[o], lo, hi)
+            sums[prefix + name] = ability_model.faded_prefix_sum(
+                lambda v, o=o, lo=lo, hi=hi: _group_prefix_sum(v[o], lo, hi),
+                values,
+                clock,
+                n_earlier,
+            )
     return dict(
         **sums,
         n=(end - start).astype(np.float64),
