@@ -9,7 +9,11 @@ calibration never sees the events it scores (:func:`skbandit.progressive.replay_
 
 The map is a logistic link on the score's logit (Platt scaling, with a prior):
 
-    ``p = sigmoid(intercept + slope * logit(clip(score, SCORE_EPS, 1 - SCORE_EPS)))``
+    ``p = sigmoid(intercept + slope * logit(clip(score, SCORE_EPS, 1 - SCORE_EPS))
+                  + tail_slope * beyond)``
+
+where ``beyond`` is how far a score lies outside ``[SCORE_EPS, 1 - SCORE_EPS]``, in units of
+:data:`TAIL_UNIT` (a linear score leaves [0, 1]; a score of 1.2 still ranks above 1.1),
 
 fitted by penalised maximum likelihood with a Gaussian prior at the identity
 (``intercept = 0, slope = 1``) worth :data:`PRIOR_EVENTS` events. Why this and not isotonic
@@ -23,7 +27,8 @@ is the identity: the score clipped to ``[FLOOR, 1 - FLOOR]``.
 
 It is stored as data: :data:`KNOTS` knots of a non-decreasing piecewise-linear map from
 score to probability (uniform in the score's logit, so dense at the ends, where the link
-bends), with outputs bounded to ``[FLOOR, 1 - FLOOR]`` so that no forecast is 0 or 1.
+bends), with outputs squeezed linearly into ``[FLOOR, 1 - FLOOR]`` (``FLOOR + (1 - 2 FLOOR)
+p``, not clipped: no ties) so that no forecast is 0 or 1.
 """
 
 from dataclasses import dataclass
@@ -35,9 +40,11 @@ from skbandit.exceptions import SkbanditError
 
 FLOOR = 0.001
 """Calibrated probabilities lie in ``[FLOOR, 1 - FLOOR]``."""
-SCORE_EPS = 0.01
-"""Scores are clipped to ``[SCORE_EPS, 1 - SCORE_EPS]`` before their logit (a linear score
-can leave [0, 1]; beyond this the map is flat)."""
+SCORE_EPS = 1e-4
+"""Scores are clipped to ``[SCORE_EPS, 1 - SCORE_EPS]`` before their logit; the rest of a
+score beyond that range enters the link as ``beyond``."""
+TAIL_UNIT = 0.01
+"""``beyond`` counts in steps of this much score (its prior slope is 1)."""
 PRIOR_EVENTS = 50.0
 """Strength of the prior at the identity, in events: the penalty is
 ``PRIOR_EVENTS / 8 * (intercept^2 + (slope - 1)^2)`` (an event near p = 1/2 carries Fisher
@@ -170,17 +177,17 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
 
 def _design(score):
     """The link's inputs: ``1``, the logit of the score clipped to ``[SCORE_EPS, 1 -
-    SCORE_EPS]`` and how far the score lies beyond that range, in units where the identity's
-    slope there is 1 (so a score of 1.2 still ranks above one of 1.1: no ties)."""
+    SCORE_EPS]`` and how far the score lies beyond that range, in :data:`TAIL_UNIT` steps
+    (so a score of 1.2 still ranks above one of 1.1: no ties)."""
     score = np.asarray(score, dtype=np.float64)
     inside = np.clip(score, SCORE_EPS, 1.0 - SCORE_EPS)
-    beyond = (score - inside) / (SCORE_EPS * (1.0 - SCORE_EPS))
+    beyond = (score - inside) / TAIL_UNIT
     return np.column_stack([np.ones_like(score), logit(inside), beyond])
 
 
 def _link(weights, score):
     p = expit(_design(score) @ weights)
-    return np.maximum.accumulate(np.clip(p, FLOOR, 1.0 - FLOOR))
+    return FLOOR + (1.0 - 2.0 * FLOOR) * p
 
 
 def _fit_link(score, positives, counts) -> np.ndarray:
