@@ -54,6 +54,8 @@ MIN_SLOPE = 1e-3
 """The fitted slope is kept at or above this, so the map stays increasing."""
 KNOTS = 99
 """Knots of the stored piecewise-linear map."""
+SCORE_BIN = 1e-3
+"""Pairs are pooled into bins this wide in score before the fit."""
 TAIL, TAIL_KNOTS = 1.0, 12
 """The map is stored for scores ``TAIL`` beyond [0, 1] on either side, with ``TAIL_KNOTS``
 of the knots on each (a score further out takes the last knot's probability)."""
@@ -127,18 +129,11 @@ class ProbabilityCalibration:
 def fit_calibration(scores, outcomes) -> ProbabilityCalibration:
     """Fit the map on progressive ``(score, outcome)`` pairs (the identity when there are none).
 
-    The pairs are pooled by distinct score first, so this is
-    :func:`fit_calibration_counts` on their sums, to the last bit.
+    This is :func:`fit_calibration_counts` with one count per pair, to the last bit.
     """
     scores = np.asarray(scores, dtype=np.float64)
     outcomes = np.asarray(outcomes, dtype=np.float64)
-    keep = np.isfinite(scores) & np.isfinite(outcomes)
-    distinct, group = np.unique(scores[keep], return_inverse=True)
-    return fit_calibration_counts(
-        distinct,
-        np.bincount(group, weights=outcomes[keep], minlength=len(distinct)),
-        np.bincount(group, minlength=len(distinct)),
-    )
+    return fit_calibration_counts(scores, outcomes, np.ones(len(scores)))
 
 
 def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
@@ -146,9 +141,12 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
 
     ``scores`` (any order, a score may repeat), ``positives`` the sum of the outcomes of the
     events with that score and ``counts`` their number, as an engine that aggregates the
-    pairs elsewhere (Spark, by score) brings them back. Equal scores are pooled and sorted,
-    then the link is fitted by Newton's method on the pooled sums (exact for 0/1 outcomes,
-    whose sums are exact integers, so the order the sums came in does not matter).
+    pairs elsewhere (Spark, by score) brings them back. The pairs are pooled into bins of
+    :data:`SCORE_BIN` of score (each bin fitted at its centre; a score beyond
+    ``[-TAIL, 1 + TAIL]`` in the last bin), then the link is fitted by Newton's method on the
+    bins' sums: exact for 0/1 outcomes, whose sums are exact integers, so neither the order
+    the sums came in nor how they were grouped matters, and the fit's cost does not grow
+    with the number of events.
 
     >>> rows = fit_calibration(np.repeat([0.1, 0.3, 0.5, 0.7], 60), np.tile([0, 1, 1], 80))
     >>> rows == fit_calibration_counts([0.5, 0.1, 0.3, 0.7], [40, 40, 40, 40], [60] * 4)
@@ -164,14 +162,14 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
     n_events = int(counts.sum())
     if n_events == 0:
         return ProbabilityCalibration()
-    order = np.argsort(scores, kind="stable")
-    x, positives, counts = scores[order], positives[order], counts[order]
-    first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
-    x = x[first]
-    positives = np.add.reduceat(positives, first)
-    counts = np.add.reduceat(counts, first)
+    n_bins = int(round((1.0 + 2.0 * TAIL) / SCORE_BIN)) + 1
+    bins = np.rint((np.clip(scores, -TAIL, 1.0 + TAIL) + TAIL) / SCORE_BIN).astype(np.int64)
+    bin_counts = np.bincount(bins, weights=counts, minlength=n_bins)
+    used = np.flatnonzero(bin_counts)
+    centres = used * SCORE_BIN - TAIL
+    bin_positives = np.bincount(bins, weights=positives, minlength=n_bins)[used]
     grid = _knots()
-    probabilities = _link(_fit_link(x, positives, counts), grid)
+    probabilities = _link(_fit_link(centres, bin_positives, bin_counts[used]), grid)
     return ProbabilityCalibration(tuple(grid.tolist()), tuple(probabilities.tolist()), n_events)
 
 
@@ -208,7 +206,7 @@ def _fit_link(score, positives, counts) -> np.ndarray:
         gradient = design.T @ (positives - counts * p) - strength * (w - prior)
         hessian = (design.T * (counts * p * (1.0 - p))) @ design + strength * np.eye(3)
         step = np.linalg.solve(hessian, gradient)
-        while loss(w + step) > current and np.abs(step).max() > 1e-12:
+        while loss(w + step) > current + 1e-12 * abs(current) and np.abs(step).max() > 1e-12:
             step = step / 2.0  # damped Newton: the loss never rises
         w = w + step
         current = loss(w)
