@@ -162,7 +162,7 @@ def fit_calibration_counts(scores, positives, counts) -> ProbabilityCalibration:
     n_events = int(counts.sum())
     if n_events == 0:
         return ProbabilityCalibration()
-    n_bins = int(round((1.0 + 2.0 * TAIL) / SCORE_BIN)) + 1
+    n_bins = round((1.0 + 2.0 * TAIL) / SCORE_BIN) + 1
     bins = np.rint((np.clip(scores, -TAIL, 1.0 + TAIL) + TAIL) / SCORE_BIN).astype(np.int64)
     bin_counts = np.bincount(bins, weights=counts, minlength=n_bins)
     used = np.flatnonzero(bin_counts)
