@@ -59,7 +59,8 @@ TOPIC_SD = 0.7
 FORGETTING = 0.97
 """Per later attempt, an attempt's evidence keeps this share (1 = never forgotten). 0.97 gives
 an attempt a half-life of about 23 attempts. On ten real DataShop exports the served
-model's mean progressive log-loss was 0.569 without forgetting, 0.561 at 0.98 and 0.95
+model's mean progressive log-loss was 0.569 without forgetting, 0.561 at 0.98, 0.560 at 0.97,
+0.561 at 0.95 and 0.564 at 0.90; the default school's was 0.643 with and without
 (docs/benchmarks.md)."""
 DISCRIMINATION_RANGE = (0.05, 10.0)
 """Accepted IRT discriminations ``a`` (an ``a`` outside is almost surely a data error)."""
