@@ -49,6 +49,8 @@ from bench import student_baselines
 
 CLIP = 1e-6
 ECE_BINS = 10
+RELIABILITY_MIN_EVENTS = 100
+"""Issue 21's reliability target: within 0.03 in every forecast decile holding >= 100 events."""
 MODELS = ("served", "irt", "elo", "pfa", "bkt", "elo*", "pfa*", "bkt*", "base rate")
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 SIMULATED = ("pfa_success", "bkt", "additive", "peak_0.7_forgetting")
@@ -61,11 +63,13 @@ def metrics(y, p, clip: float = CLIP) -> dict[str, float]:
 
     Equal to ``sklearn.metrics`` ``log_loss``, ``roc_auc_score`` and ``brier_score_loss`` on
     ``np.clip(p, clip, 1 - clip)``; AUC is NaN for one class. ECE is the events-weighted mean
-    of ``|mean forecast - success rate|`` over 10 equal-width bins of the forecast.
+    of ``|mean forecast - success rate|`` over 10 equal-width bins of the forecast;
+    ``decile_gap`` the largest such gap over the 10 deciles of the forecast (equal-count
+    bins) that hold at least 100 events (NaN when none does).
 
     >>> m = metrics([0, 1, 1], [0.2, 0.7, 0.9])
-    >>> round(m["brier"], 4), m["auc"], round(m["ece"], 4)
-    (0.0467, 1.0, 0.2)
+    >>> round(m["brier"], 4), m["auc"], round(m["ece"], 4), m["decile_gap"]
+    (0.0467, 1.0, 0.2, nan)
     """
     y = np.asarray(y, dtype=np.float64) >= 0.5
     p = np.clip(np.asarray(p, dtype=np.float64), clip, 1 - clip)
@@ -85,7 +89,18 @@ def metrics(y, p, clip: float = CLIP) -> dict[str, float]:
         "auc": float(auc),
         "brier": float(np.mean((p - y) ** 2)),
         "ece": float(gap.sum() / max(count.sum(), 1)),
+        "decile_gap": _decile_gap(y, p),
     }
+
+
+def _decile_gap(y, p) -> float:
+    order = np.argsort(p, kind="stable")
+    gaps = [
+        abs(p[part].mean() - y[part].mean())
+        for part in np.array_split(order, 10)
+        if len(part) >= RELIABILITY_MIN_EVENTS
+    ]
+    return float(max(gaps)) if gaps else float("nan")
 
 
 def warmstart_batches(n: int, batch_size: int, score_from: int) -> list[slice]:
@@ -228,11 +243,12 @@ def print_table(result: dict) -> None:
         f"success {r['success']:.3f}; served forecasts outside [0, 1]: "
         f"{r['served_outside']:.1%}"
     )
-    print("| model | log-loss | AUC | Brier | ECE |")
-    print("|---|---|---|---|---|")
+    print("| model | log-loss | AUC | Brier | ECE | worst decile |")
+    print("|---|---|---|---|---|---|")
     for name, m in r["models"].items():
         print(
-            f"| {name} | {m['log_loss']:.3f} | {m['auc']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |"
+            f"| {name} | {m['log_loss']:.3f} | {m['auc']:.3f} | {m['brier']:.3f} "
+            f"| {m['ece']:.3f} | {m['decile_gap']:.3f} |"
         )
 
 
@@ -244,6 +260,40 @@ def print_summary(results: list[dict]) -> None:
         cells = [f"{r['models'][m]['log_loss']:.3f} / {r['models'][m]['auc']:.3f}" for m in MODELS]
         print(f"| {r['name']} | {r['events']:,} ({r['scored']:,}) | " + " | ".join(cells) + " |")
     print("(cells: log-loss / AUC)")
+
+
+SIMPLE = ("elo", "pfa", "bkt", "elo*", "pfa*", "bkt*")
+
+
+def print_targets(results: list[dict]) -> None:
+    """Issue 21's targets per data set: served log-loss <= IRT's and within 0.01 of the best
+    simple model, served AUC >= IRT's, worst decile within 0.03."""
+    print(
+        "\n| data set | served - IRT (log-loss) | best simple | served - best | AUC served - IRT "
+        "| worst decile | met |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        m = r["models"]
+        best = min(SIMPLE, key=lambda k: m[k]["log_loss"])
+        vs_irt = m["served"]["log_loss"] - m["irt"]["log_loss"]
+        vs_best = m["served"]["log_loss"] - m[best]["log_loss"]
+        auc = m["served"]["auc"] - m["irt"]["auc"]
+        gap = m["served"]["decile_gap"]
+        missed = [
+            name
+            for name, ok in (
+                ("<=IRT", vs_irt <= 0),
+                ("best+0.01", vs_best <= 0.01),
+                ("AUC>=IRT", auc >= 0),
+                ("decile", not gap > 0.03),
+            )
+            if not ok
+        ]
+        print(
+            f"| {r['name']} | {vs_irt:+.3f} | {best} {m[best]['log_loss']:.3f} | {vs_best:+.3f} "
+            f"| {auc:+.3f} | {gap:.3f} | {'yes' if not missed else 'no: ' + ', '.join(missed)} |"
+        )
 
 
 def data_sets(args, work: Path):
@@ -316,6 +366,7 @@ def main() -> None:
             print(f"({time.perf_counter() - started:.1f} s)")
             results.append(result)
     print_summary(results)
+    print_targets(results)
 
 
 if __name__ == "__main__":

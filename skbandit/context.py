@@ -170,7 +170,8 @@ def student_context(events, user_id, topic, at=None, mastery_table=None, items=N
     lags = np.full((1, RECENT_WINDOW), np.nan)
     lags[0, : len(latency)] = latency
     b, a, c = event_item_parameters(mine, items)
-    g, h, hb = ability_model.attempt_evidence(correct, b, a, c)
+    fade = ability_model.FORGETTING ** np.arange(n - 1.0, -1.0, -1.0)  # latest attempt: 1
+    g, h, hb = (fade * v for v in ability_model.attempt_evidence(correct, b, a, c))
     sums = dict(
         score=[g.sum()],
         info=[h.sum()],

@@ -88,9 +88,15 @@ def student_counts(
         )
     evidence = ability_model.attempt_evidence(correct, difficulty, discrimination, guessing)
     sums = {}
+    clock, n_earlier = ability_model.attempt_clock(order, start, end)
     for prefix, (o, lo, hi) in (("", (order, start, end)), ("topic_", (t_order, t_start, t_end))):
         for name, values in zip(("score", "info", "info_b"), evidence, strict=True):
-            sums[prefix + name] = _group_prefix_sum(values[o], lo, hi)
+            sums[prefix + name] = ability_model.faded_prefix_sum(
+                lambda v, o=o, lo=lo, hi=hi: _group_prefix_sum(v[o], lo, hi),
+                values,
+                clock,
+                n_earlier,
+            )
     return dict(
         **sums,
         n=(end - start).astype(np.float64),

@@ -199,6 +199,9 @@ class SchoolContext:
                 correct, *(values[item] for values in self.item_parameters)
             )
         )
+        # every earlier attempt of the student fades by one step (skbandit.ability)
+        self.ability_sums[:, s] *= ability_model.FORGETTING
+        self.topic_ability_sums[:, s, :] *= ability_model.FORGETTING
         self.ability_sums[:, s] += evidence
         self.topic_ability_sums[:, s, topic] += evidence
         if done is None:

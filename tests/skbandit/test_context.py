@@ -49,7 +49,15 @@ HAND = _events(
 )
 
 
-def test_hand_checked_student_context():
+@pytest.fixture
+def no_forgetting(monkeypatch):
+    """The Laplace sums by hand without the attempts' fading (skbandit.ability.FORGETTING)."""
+    from skbandit import ability
+
+    monkeypatch.setattr(ability, "FORGETTING", 1.0)
+
+
+def test_hand_checked_student_context(no_forgetting):
     ctx = context.student_context(HAND, "u", "t1", at=T0 + pd.Timedelta(hours=5))
     # topic t1: 3 earlier events (1, 0, 1) -> raw accuracy (2 + 1) / (3 + 2)
     assert ctx["accuracy"] == pytest.approx(3 / 5)
@@ -81,7 +89,7 @@ def test_events_at_the_decision_time_are_not_before_it():
 
 
 @pytest.mark.parametrize("user, n_events", [("nobody", 0), ("u", 2)])
-def test_cold_start_defaults(user, n_events):
+def test_cold_start_defaults(user, n_events, no_forgetting):
     ctx = context.student_context(HAND, user, "t1", at=T0 + pd.Timedelta(hours=2))
     assert ctx["n_prior_events"] == n_events
     assert ctx["mastery"] == context.DEFAULT_MASTERY

@@ -113,9 +113,14 @@ def test_each_batch_is_predicted_before_it_is_learned():
         reference.estimator.predict(features[100:300]),
         atol=1e-12,
     )
-    # fewer than MIN_EVENTS earlier pairs: the forecast is the score clipped to the floor
+    # no earlier pair: the identity (the score clipped to the floor); then the map fitted on
+    # the first batch's pairs
     np.testing.assert_array_equal(
-        predictions["bandit"].iloc[:300], np.clip(predictions["score"].iloc[:300], FLOOR, 1 - FLOOR)
+        predictions["bandit"].iloc[:100], np.clip(predictions["score"].iloc[:100], FLOOR, 1 - FLOOR)
+    )
+    first = fit_calibration(predictions["score"].iloc[:100], y[:100])
+    np.testing.assert_array_equal(
+        predictions["bandit"].iloc[100:300], first(predictions["score"].iloc[100:300])
     )
     # the global rate baseline forecasts with what came before (prior 0.5 as one pseudo-event)
     assert predictions["global_rate"].iloc[100] == pytest.approx((0.5 + y[:100].sum()) / 101)
@@ -261,4 +266,5 @@ def test_calibration_from_per_score_sums_equals_the_fit_on_the_rows(seed):
     rows = fit_calibration(scores, outcomes)
     assert len(rows.scores) > 10 and sums == rows
     small = fit_calibration_counts(distinct[:50], np.ones(50), np.ones(50))
-    assert small == fit_calibration(distinct[:50], np.ones(50))  # too few: clip only
+    assert small == fit_calibration(distinct[:50], np.ones(50))
+    assert fit_calibration([], []) == fit_calibration_counts([], [], [])  # none: the identity

@@ -155,7 +155,10 @@ def test_env_context_follows_the_documented_definitions_by_hand():
         assert item.loc[first_item, schema.ITEM_ATTEMPTS] == n_first
 
 
-def test_school_context_counts_by_hand():
+def test_school_context_counts_by_hand(monkeypatch):
+    from skbandit import ability
+
+    monkeypatch.setattr(ability, "FORGETTING", 1.0)  # the Laplace sums by hand, no fading
     ctx = SchoolContext(n_students=2, n_topics=2, n_items=3)
     one = np.array([0])
     latencies = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 240_000.0, 480_000.0]

@@ -166,7 +166,7 @@ def test_run_params_and_stepped_and_final_metrics(env, store):
     run = env.get_run(version_of(env, NAME).run_id)
     assert run.info.status == "FINISHED"
     params = run.data.params
-    assert params["alpha"] == "1.0" and params["l2"] == "1000.0"
+    assert params["alpha"] == "1.0" and params["l2"] == str(job.PRIOR_L2)
     assert params["feature_set"] == "default" and params["batch_size"] == "10000"
     assert params["data_source"] == "default-school(seed=1)"
     assert params["skipped_unknown_items"] == "0" and params["context_only_events"] == "0"

@@ -159,7 +159,7 @@ def progressive_calibrations(
     """The maps that forecast the batches (map ``j`` fitted on the events of the batches of
     maps below ``j``) and the final one, fitted on every scored event.
 
-    Isotonic regression needs only the outcome sum and count per distinct score: Spark
+    The calibration link needs only the outcome sum and count per distinct score: Spark
     aggregates them by (batch, score) and the driver fits with
     :func:`skbandit.probability_calibration.fit_calibration_counts`, the same maps as the
     local engine's fits on the rows.
