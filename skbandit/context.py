@@ -155,7 +155,7 @@ def student_context(events, user_id, topic, at=None, mastery_table=None, items=N
     ...     "correct": [1, 1, 0, 1]})
     >>> ctx = student_context(ev, "u", "t")
     >>> round(ctx["mastery"], 4), ctx["accuracy"], ctx["recent_accuracy"], ctx["n_prior_events"]
-    (0.6453, 0.6666666666666666, 0.75, 4)
+    (0.6408, 0.6666666666666666, 0.75, 4)
     """
     mask = events[schema.USER_ID].to_numpy() == user_id
     done = done_ns(events)

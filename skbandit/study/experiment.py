@@ -28,8 +28,8 @@ from skbandit.learning_curves import LearningCurves, fit_learning_curves, safe_t
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.learning import LEARNING_SCENARIOS
 from skbandit.sim.world import SchoolConfig
+from skbandit.study.choice import OnlinePolicy
 from skbandit.study.history import HISTORY_SEED_OFFSET, stop_seconds
-from skbandit.study.policies import OnlinePolicy
 from skbandit.target_experiment import TARGET, TARGET_PROBABILITY, assign_targets
 
 NULL_SEED_OFFSET = 20_000

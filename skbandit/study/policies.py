@@ -52,37 +52,11 @@ from skbandit.learning_progress import HORIZON, PendingRewards, ProgressBands
 from skbandit.model import TrainedModel
 from skbandit.policy import linucb_scores
 from skbandit.ranking_settings import RankingSettings
-from skbandit.sim.env import CandidateArrays, SchoolEnv
+from skbandit.sim.env import SchoolEnv
 from skbandit.sim.learning import expected_gain
-from skbandit.study.choice import group_argmax
+from skbandit.study.choice import OnlinePolicy
 from skbandit.study.config import POLICIES, StudyConfig
 from skbandit.study.history import learned_target
-
-
-class OnlinePolicy:
-    """A study policy: ``choose`` one candidate row per decision, ``update`` on outcomes.
-
-    A :class:`~skbandit.policy_protocol.Policy` on
-    :class:`~skbandit.sim.env.CandidateArrays` that also learns online. ``columns`` are the
-    model-input columns the policy reads (the environment computes only those).
-    """
-
-    columns: tuple[str, ...] = schema.MODEL_INPUT
-
-    def choose(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
-        """Row index (into ``cands``) chosen for each decision: the best ``score``."""
-        return group_argmax(self.score(cands, rng), cands.decision, cands.n_decisions, rng)
-
-    def score(self, cands: CandidateArrays, rng: np.random.Generator) -> np.ndarray:
-        """One score per candidate row, higher is better (each policy defines it)."""
-        raise NotImplementedError(f"{type(self).__name__} must define score")
-
-    def update(self, cands: CandidateArrays, rows: np.ndarray, reward: np.ndarray) -> None:
-        """Learn from the rewards of the chosen rows (no-op for non-learning policies)."""
-
-    def observe(self, cands: CandidateArrays, rows: np.ndarray, outcome) -> None:
-        """See the step's whole outcome (a :class:`~skbandit.sim.outcomes.StepOutcome`)."""
-
 
 Policy = OnlinePolicy
 """The name :class:`OnlinePolicy` had before the policy protocol (kept for imports)."""

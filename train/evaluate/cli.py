@@ -77,6 +77,16 @@ def sweep(
         str | None,
         typer.Option(help="Comma-separated learning scenarios (default: all of them)."),
     ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated policies (default: every policy of the sweep)."),
+    ] = None,
+    history_students: Annotated[
+        int | None,
+        typer.Option(
+            help="Students of each school's target-experiment history (default 1200; --quick: 150)."
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Runs in parallel (processes).")] = 2,
     quick: Annotated[
         bool, typer.Option(help="CI-sized sweep: 3 learning models, 2 seeds, 40 students.")
@@ -93,6 +103,8 @@ def sweep(
         students=students,
         days=days,
         learning=learning,
+        policies=policies,
+        history_students=history_students,
         jobs=jobs,
         quick=quick,
         out_dir=out_dir,
