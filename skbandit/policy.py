@@ -60,7 +60,7 @@ from skbandit.ranking_settings import (
     RankingSettings,
     as_settings,
 )
-from skbandit.uncertainty import candidate_interval, interval_inputs_of, interval_of_columns
+from skbandit.uncertainty import candidate_interval
 
 __all__ = [
     "EXPLORATIONS",
@@ -71,7 +71,6 @@ __all__ = [
     "action_probabilities",
     "linucb_scores",
     "rank_linucb",
-    "rank_requests",
     "rank_rule_based",
     "resolve_objective",
     "score_candidates",
@@ -263,10 +262,10 @@ def rank_linucb(pipeline, candidates, settings: RankingSettings | None = None, r
     settings = as_settings(settings)
     rng = np.random.default_rng() if rng is None else rng
     scored = score_candidates(pipeline, candidates, settings)
-    k = _shown(settings.top_k, len(candidates))
+    k = shown_count(settings.top_k, len(candidates))
     chosen, propensity = draw_order(scored.score, k, k, rng, settings)
-    _require_positive(propensity, settings)
-    explore = _exploration_flags(scored.base, k)[chosen]
+    require_positive(propensity, settings)
+    explore = exploration_flags(scored.base, k)[chosen]
     expected = scored.expected[chosen]
     bonus = scored.bonus[chosen]
     low, high = candidate_interval(pipeline, candidates, expected, scored.std[chosen], chosen)
@@ -324,7 +323,7 @@ def rank_rule_based(candidates, top_k=5):
     """
     if schema.DRIFT_FLAG in candidates.columns:
         candidates = candidates.loc[~candidates[schema.DRIFT_FLAG].fillna(False).astype(bool)]
-    k = _shown(RankingSettings(top_k=top_k).top_k, len(candidates))  # checks top_k
+    k = shown_count(RankingSettings(top_k=top_k).top_k, len(candidates))  # checks top_k
     mastery = candidates[schema.MASTERY].to_numpy(np.float64)
     difficulty = candidates[schema.DIFFICULTY].to_numpy(np.float64)
     discrimination = (
@@ -345,114 +344,10 @@ def rank_rule_based(candidates, top_k=5):
     )
 
 
-FIRST_SLOT_PROPENSITY = "first_slot_propensity"
-"""Column of :func:`rank_requests`: probability of each row being ranked first."""
-
-
-def rank_requests(pipeline, frame, settings: RankingSettings | None = None, rng=None):
-    """Rank every student's candidate rows of a batch request (used by the model server).
-
-    The rows are scored in one pass; each student's rows (grouped by ``user_id``) are then
-    ordered completely by the same rule as :func:`rank_linucb` (students in order of first
-    appearance, drawing from one ``rng``).
-
-    Parameters
-    ----------
-    pipeline, settings, rng
-        As in :func:`rank_linucb`.
-    frame : DataFrame of shape (n_rows, ...)
-        One row per (student, candidate item): ``user_id``, ``item_id`` and
-        ``schema.MODEL_INPUT``.
-
-    Returns
-    -------
-    DataFrame of shape (n_rows, 13)
-        In request order with ``frame``'s index: ``user_id``, ``item_id``,
-        ``expected_reward``, ``success_low``, ``success_high`` (the interval,
-        :func:`skbandit.uncertainty.candidate_interval`), ``uncertainty``, ``ucb_bonus``,
-        ``ucb``, ``rank`` (1.. within the student),
-        ``recommended`` (``rank <= top_k``), ``is_exploration``, ``propensity`` (of the
-        row's slot given the earlier slots, as in :func:`rank_linucb`) and
-        ``first_slot_propensity`` (probability of being ranked first, as in
-        :func:`action_probabilities`).
-    """
-    settings = as_settings(settings)
-    if schema.USER_ID not in frame.columns:
-        raise SkbanditError(
-            f"request is missing column {schema.USER_ID!r} (expected one row "
-            f"per student and candidate item)"
-        )
-    _shown(settings.top_k, len(frame))
-    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite score is refused
-        features, _ = pipeline.candidate_features(frame)
-    users, items = (frame[c].to_numpy() for c in (schema.USER_ID, schema.ITEM_ID))
-    columns = rank_request_rows(
-        pipeline, users, items, features, interval_inputs_of(frame), settings, rng
-    )
-    return pd.DataFrame(columns, index=frame.index)
-
-
-def rank_request_rows(
-    pipeline, user_ids, item_ids, features, interval_inputs, settings=None, rng=None
-) -> dict:
-    """:func:`rank_requests`' answer as a dict of arrays, for a request already checked with
-    its feature rows computed once (``features``, as :func:`candidate_features` gives them).
-
-    ``interval_inputs`` maps the columns the success interval reads (the rows' ``mastery``,
-    item parameters and, where known, ``ability_sd``; :func:`interval_inputs_of`) to arrays.
-    """
-    settings = as_settings(settings)
-    rng = np.random.default_rng() if rng is None else rng
-    top_k = settings.top_k
-    _shown(top_k, len(user_ids))
-    scored = score_candidates(pipeline, {schema.ITEM_ID: item_ids}, settings, features=features)
-    n_rows = len(user_ids)
-    rank = np.zeros(n_rows, dtype=np.int64)
-    propensity = np.ones(n_rows)
-    first = np.ones(n_rows)
-    explore = np.zeros(n_rows, dtype=bool)
-    for rows in _student_rows(user_ids):
-        score = scored.score[rows]
-        chosen, prob = draw_order(score, len(rows), top_k, rng, settings)
-        rank[rows[chosen]] = np.arange(1, len(rows) + 1)
-        propensity[rows[chosen]] = prob
-        first[rows] = first_slot_probabilities(score, settings)
-        explore[rows] = _exploration_flags(scored.base[rows], top_k)
-    _require_positive(propensity[rank <= top_k], settings)
-    low, high = interval_of_columns(pipeline, interval_inputs, scored.expected, scored.std)
-    return {
-        schema.USER_ID: user_ids,
-        schema.ITEM_ID: item_ids,
-        schema.EXPECTED_REWARD: scored.expected,
-        schema.SUCCESS_LOW: low,
-        schema.SUCCESS_HIGH: high,
-        schema.UNCERTAINTY: (high - low) / 2.0,
-        schema.UCB_BONUS: scored.bonus,
-        schema.UCB: scored.expected + scored.bonus,
-        schema.RANK: rank,
-        "recommended": rank <= top_k,
-        schema.IS_EXPLORATION: explore & (rank <= top_k),
-        schema.PROPENSITY: propensity,
-        FIRST_SLOT_PROPENSITY: first,
-    }
-
-
 # --- scoring and selection ---------------------------------------------------------------
 
 
-def _student_rows(user_ids):
-    """Row positions of each student, students in order of first appearance.
-
-    A request for one student (the usual case) is one group without hashing the ids.
-    """
-    if np.all(user_ids == user_ids[0]):
-        return [np.arange(len(user_ids))]
-    groups = pd.factorize(user_ids)[0]
-    order = np.argsort(groups, kind="stable")
-    return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
-
-
-def _exploration_flags(base, k):
+def exploration_flags(base, k):
     """True where at least k candidates have a strictly better bonus-free score."""
     ranked = np.sort(base)[::-1]
     better = np.searchsorted(-ranked, -base, side="left")
@@ -475,7 +370,7 @@ def _require_finite(scores: CandidateScores, candidates) -> CandidateScores:
     return scores
 
 
-def _require_positive(propensity, settings: RankingSettings) -> None:
+def require_positive(propensity, settings: RankingSettings) -> None:
     """A shown item never carries propensity 0 (or NaN): off-policy evaluation divides by it."""
     if not (np.asarray(propensity) > 0).all():
         raise SkbanditError(
@@ -503,7 +398,7 @@ def _output(candidates, chosen, expected, interval, bonus, explore, propensity, 
     )  # keys in schema.RECOMMENDATION_COLUMNS order
 
 
-def _shown(top_k, n_candidates):
+def shown_count(top_k, n_candidates):
     """How many of ``n_candidates`` are shown for a checked ``top_k``; none is an error."""
     if n_candidates == 0:
         raise SkbanditError(

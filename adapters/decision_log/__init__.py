@@ -324,7 +324,7 @@ def served_decisions(
 
     ``request`` is the checked request (:class:`adapters.model.requests.CheckedRequest`:
     ``user_ids``, ``item_ids`` and the model-input array ``inputs``), ``ranked`` its
-    :func:`skbandit.policy.rank_request_rows` columns (same row order); ``settings`` the
+    :func:`skbandit.request_ranking.rank_request_rows` columns (same row order); ``settings`` the
     ranking settings as plain values and ``model_version`` ``"NAME/NUMBER"`` (or
     ``"unregistered"``). Each student of the request is one decision.
     """
@@ -332,7 +332,7 @@ def served_decisions(
     import json
 
     from adapters.decision_log.candidate_sets import pack
-    from skbandit.policy import FIRST_SLOT_PROPENSITY
+    from skbandit.request_ranking import FIRST_SLOT_PROPENSITY
 
     user_ids = request.user_ids
     if len(user_ids) and (user_ids == user_ids[0]).all():  # the usual request: one student

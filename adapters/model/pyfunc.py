@@ -59,8 +59,9 @@ from adapters.model.requests import (  # MAX_REQUEST_ROWS, default_params: re-ex
 )
 from skbandit.exceptions import SkbanditError
 from skbandit.model import NOT_TRAINED
-from skbandit.policy import rank_request_rows, resolve_objective
+from skbandit.policy import resolve_objective
 from skbandit.ranking_settings import SETTING_NAMES
+from skbandit.request_ranking import rank_request_rows
 
 if TYPE_CHECKING:
     from adapters.decision_log import DecisionLog

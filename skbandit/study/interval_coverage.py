@@ -13,10 +13,10 @@ The simulator knows every attempt's true success probability, so the interval of
    (:func:`skbandit.uncertainty.learn_success_interval`);
 3. the version serves the next ``served_days`` school days, frozen (a version between two
    nightly trainings): at every decision the topic's candidates are ranked as a REST request
-   is (:func:`skbandit.policy.rank_requests`, by default with the REST settings: target band
-   at 70 %, softmax with a 10 % uniform floor), the student practises the first item, and the
-   served item's interval (``success_low``, ``success_high``) is compared with its true
-   success.
+   is (:func:`skbandit.request_ranking.rank_requests`, by default with the REST settings:
+   target band at 70 %, softmax with a 10 % uniform floor), the student practises the first
+   item, and the served item's interval (``success_low``, ``success_high``) is compared with
+   its true success.
 
 The interval is computed twice: with the student's own ability sd (what ``trace`` and batch
 scoring show) and without it (what a REST request, which carries no ``ability_sd``, gets).
@@ -30,9 +30,9 @@ import pandas as pd
 from skbandit import schema
 from skbandit.context import ABILITY_SD, historical_contexts
 from skbandit.model import TrainedModel
-from skbandit.policy import rank_requests
 from skbandit.progressive import model_features, replay_history
 from skbandit.ranking_settings import REST_SETTINGS, RankingSettings
+from skbandit.request_ranking import rank_requests
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.generate import logging_policy_step
 from skbandit.sim.world import SchoolConfig, school_days
@@ -80,7 +80,7 @@ def served_coverage(
 ) -> Coverage:
     """Log, warm-start, then serve ``config``'s school and measure the interval's coverage.
 
-    Each step's candidate rows go through :func:`skbandit.policy.rank_requests` (the REST
+    Each step's candidate rows go through :func:`skbandit.request_ranking.rank_requests` (the REST
     path) with ``settings`` (default the REST defaults: softmax with a 10 % uniform floor;
     :data:`~skbandit.ranking_settings.SERVING_SETTINGS` is ``trace``'s greedy ranking); the
     item ranked first is served. ``seed`` seeds the draws.

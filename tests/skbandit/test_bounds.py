@@ -14,8 +14,9 @@ from skbandit import schema
 from skbandit.cleaning import validate_events, validate_items
 from skbandit.exceptions import SkbanditError
 from skbandit.model import TrainedModel
-from skbandit.policy import rank_linucb, rank_requests
+from skbandit.policy import rank_linucb
 from skbandit.ranking_settings import MIN_TEMPERATURE, RankingSettings
+from skbandit.request_ranking import rank_requests
 
 
 def _items(**changes) -> pd.DataFrame:

@@ -44,8 +44,9 @@ from skbandit.context import historical_contexts
 from skbandit.model import TrainedModel
 from skbandit.ope import decisions as logged_decisions
 from skbandit.ope import targets as ope_targets
-from skbandit.policy import action_probabilities, rank_linucb, rank_requests
+from skbandit.policy import action_probabilities, rank_linucb
 from skbandit.ranking_settings import RankingSettings
+from skbandit.request_ranking import rank_requests
 from skbandit.sim.generate import DECISION_ID, SchoolConfig, simulate_school
 from tests.support.simulated_truth import true_success
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skbandit import irt, policy, schema
+from skbandit import irt, policy, request_ranking, schema
 from skbandit.exceptions import SkbanditError
 from skbandit.explanations import explain
 from skbandit.features import SEED_FEATURES
@@ -288,7 +288,7 @@ def test_rank_requests_ranks_each_student_like_rank_linucb(trained, exploration)
     frame = pd.concat([a, b]).sample(frac=1.0, random_state=0)
     frame.index = np.arange(len(frame)) * 3
     ranking = RankingSettings(top_k=2, exploration=exploration, temperature=0.1)
-    out = policy.rank_requests(trained, frame, ranking, rng=np.random.default_rng(4))
+    out = request_ranking.rank_requests(trained, frame, ranking, rng=np.random.default_rng(4))
     assert out.index.equals(frame.index)
     assert out["item_id"].tolist() == frame["item_id"].tolist()
     for _user, rows in out.groupby("user_id"):
@@ -309,7 +309,7 @@ def test_rank_requests_ranks_each_student_like_rank_linucb(trained, exploration)
 def test_rank_requests_for_one_student_is_rank_linucb_of_every_row(trained, exploration):
     cands = _candidates([-1.5, -0.5, 0.0, 0.5, 2.0, 0.0], mastery=0.6)
     ranking = RankingSettings(top_k=2, exploration=exploration, temperature=0.1)
-    out = policy.rank_requests(trained, cands, ranking, rng=np.random.default_rng(8))
+    out = request_ranking.rank_requests(trained, cands, ranking, rng=np.random.default_rng(8))
     full = policy.rank_linucb(
         trained, cands, replace(ranking, top_k=len(cands)), rng=np.random.default_rng(8)
     )

@@ -20,8 +20,9 @@ import pandas as pd
 
 from skbandit import schema
 from skbandit.exceptions import SkbanditError
-from skbandit.policy import FIRST_SLOT_PROPENSITY, score_candidates
+from skbandit.policy import score_candidates
 from skbandit.ranking_settings import REST_SETTINGS, Exploration
+from skbandit.request_ranking import FIRST_SLOT_PROPENSITY
 from skbandit.sim.env import SchoolEnv
 from skbandit.sim.generate import logging_policy_step
 from skbandit.sim.learning import expected_gain
