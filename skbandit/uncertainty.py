@@ -332,8 +332,16 @@ def _pair_moments(residual, weight, group):
 
 
 def _codes(*keys):
-    """One group code per combination of the integer codes ``keys``."""
-    return pd.factorize(pd.MultiIndex.from_arrays(keys))[0]
+    """One group code per combination of the non-negative integer codes ``keys``.
+
+    >>> _codes(np.array([0, 0, 1, 0]), np.array([2, 1, 2, 2])).tolist()
+    [0, 1, 2, 0]
+    """
+    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    for key in keys:  # a mixed radix number: distinct for distinct combinations
+        key = np.asarray(key, dtype=np.int64)
+        combined = pd.factorize(combined * (int(key.max(initial=0)) + 1) + key)[0]
+    return combined
 
 
 def _ability_error(reward, group, ability, sd, b, a, c):
