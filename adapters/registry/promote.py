@@ -20,8 +20,8 @@ What the lock guarantees:
 
 Either the alias moved and the gate's tags are on the version, or neither: an error or an
 interruption (SIGINT, or SIGTERM turned into one by the job) puts the alias back and removes
-the tags this promotion wrote before it propagates (as :func:`adapters.model.log.register_version`
-does for a registration).
+the tags this promotion wrote before it propagates (as
+:func:`adapters.registry.register.register_version` does for a registration).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from adapters import tracking
-from adapters.model.log import signals_ignored
 from adapters.registry import CHAMPION_ALIAS
+from adapters.registry.register import signals_ignored
 from skbandit.exceptions import SkbanditError
 
 UNDO_FAILED = (

@@ -2,8 +2,8 @@
 
 A policy sees one step of the school as :class:`~skbandit.sim.env.CandidateArrays` (every
 candidate row of every acting student), scores all rows in one pass and picks one row per
-decision (:func:`group_argmax`, ties broken at random); after the step it may learn from
-the rewards of the rows it chose.
+decision (:func:`skbandit.study.choice.group_argmax`, ties broken at random); after the step
+it may learn from the rewards of the rows it chose.
 
 Policies (:data:`POLICIES`, built by :func:`make_policy`):
 

@@ -25,7 +25,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from adapters import registry, runs, tracking
-from adapters.model import log as model_logging
+from adapters.registry import register as registration
 from serve.cli import app as cli_app
 from train.warmstart import job as job
 from train.warmstart.cli import app
@@ -132,7 +132,7 @@ def test_when_the_undo_fails_the_job_says_so_and_the_next_run_cleans_up(client, 
     assert "nothing was registered" not in result.output
     assert "could not be undone" in result.output and "tagged pending" in result.output
     assert len(registry_state(client)[0]) == len(before[0]) + 1
-    assert model_logging.remove_pending_versions(NAME, lambda run_id: False)
+    assert registration.remove_pending_versions(NAME, lambda run_id: False)
     assert registry_state(client) == before
 
 
@@ -140,13 +140,13 @@ KILLED_REGISTRATION = textwrap.dedent("""
     import os, signal, sys
     from mlflow import MlflowClient
     from adapters import runs, tracking
-    from adapters.model import log as model_logging
+    from adapters.registry import register as registration
     tracking.configure_tracking()
     tracking.use_experiment(tracking.WARMSTART_EXPERIMENT)
     run_id = runs.start_run()
     runs.tag_process()
     MlflowClient.delete_model_version_tag = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
-    model_logging.register_version(sys.argv[1], sys.argv[2], "champion", {"run_id": run_id})
+    registration.register_version(sys.argv[1], sys.argv[2], "champion", {"run_id": run_id})
 """)
 
 

@@ -11,13 +11,9 @@ from skbandit.policy import rank_linucb
 from skbandit.ranking_settings import RankingSettings
 from skbandit.sim.env import DECISION_ID, CandidateArrays, SchoolEnv
 from skbandit.sim.world import SchoolConfig
+from skbandit.study.choice import group_argmax
 from skbandit.study.config import POLICIES, StudyConfig, quick_study_config
-from skbandit.study.policies import (
-    LinUCBPolicy,
-    ThompsonPolicy,
-    group_argmax,
-    make_policy,
-)
+from skbandit.study.policies import LinUCBPolicy, ThompsonPolicy, make_policy
 from skbandit.study.runner import RUN_METRICS, confidence_interval, run_study
 
 SMALL = SchoolConfig(n_students=40, seed=2)

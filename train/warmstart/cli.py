@@ -162,7 +162,7 @@ def main(
 
 
 def _interrupted(interrupt: KeyboardInterrupt) -> str:
-    from adapters.model.log import UNDO_FAILED
+    from adapters.registry.register import UNDO_FAILED
 
     if UNDO_FAILED in getattr(interrupt, "__notes__", ()):
         return UNDO_FAILED

@@ -3,7 +3,7 @@
 Everything after the tracking store is configured happens inside one MLflow run. The run
 ends ``FINISHED`` only after the new version is registered and the alias points at it; any
 error ends it ``FAILED`` (an interruption ``KILLED``) with a ``failure_reason`` tag, and
-nothing is registered and no alias moves (see :func:`adapters.model.log.register_version`).
+nothing is registered and no alias moves (see :func:`adapters.registry.register.register_version`).
 
 Continuing a version (``--from``): the continued model's version carries the timestamp of
 the last event it learned (``trained_until``). The events file is replayed in time order;
@@ -35,16 +35,14 @@ from adapters import registry, runs, tracking
 from adapters.data import datasets
 from adapters.data import identity as data_identity
 from adapters.errors import first_line
-from adapters.model.log import (
-    CHAMPION_ALIAS,
-    TRAINED_UNTIL_TAG,
+from adapters.model.log import TRAINED_UNTIL_TAG, log_trained_model, version_tags
+from adapters.registry import CHAMPION_ALIAS
+from adapters.registry.register import (
     alias_holder,
     aliases_for_new_version,
-    log_trained_model,
     register_version,
     remove_pending_versions,
     signals_ignored,
-    version_tags,
 )
 from skbandit import schema
 from skbandit.calibration import CALIBRATION_FRACTION, METHODS

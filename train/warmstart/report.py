@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from adapters import registry, runs, tracking
-from adapters.model.log import CHAMPION_ALIAS, alias_holder
+from adapters.registry import CHAMPION_ALIAS
+from adapters.registry.register import alias_holder
 from skbandit import schema
 from train.warmstart import plots
 

@@ -41,9 +41,10 @@ import typer
 from rich.console import Console
 
 from adapters import registry, runs, tracking
-from adapters.model.log import TRAINED_UNTIL_TAG, alias_holder
+from adapters.model.log import TRAINED_UNTIL_TAG
 from adapters.registry import CHAMPION_ALIAS
 from adapters.registry import promote as promotion
+from adapters.registry.register import alias_holder
 from skbandit.exceptions import SkbanditError
 from skbandit.ope import targets as ope_targets
 from skbandit.ope.gate import paired_difference, promotion_gate, with_rewards

@@ -39,8 +39,8 @@ from adapters.data.deployment_files import (
     check_decision_log,
     default_decision_log_url,
 )
-from adapters.model.log import alias_holder
 from adapters.registry import CHAMPION_ALIAS
+from adapters.registry.register import alias_holder
 from adapters.serving.client import serving_champion
 from skbandit.exceptions import SkbanditError
 from skbandit.sim.world import SchoolConfig

@@ -205,7 +205,7 @@ def run_night(
 
     ``files`` are the paths of every attempt so far, the items and the day's outcomes.
     """
-    from adapters.model.log import alias_holder
+    from adapters.registry.register import alias_holder
 
     events, items, outcomes = files
     joined, candidates, report = join_day(decision_log, model_name, day, since)
