@@ -151,6 +151,17 @@ class CleaningReport:
         return "; ".join(parts)
 
 
+ROW_COUNTS = (
+    "dropped_duplicates",
+    "latency_clipped",
+    "latency_invalid",
+    "latency_missing",
+    "help_missing",
+    "unknown_topic",
+)
+"""The :class:`CleaningReport` fields that count rows dropped or changed by one rule."""
+
+
 def summed_reports(reports, source: str) -> CleaningReport:
     """One report for a table cleaned in parts (every count added up).
 
@@ -160,16 +171,7 @@ def summed_reports(reports, source: str) -> CleaningReport:
     """
     total = CleaningReport(source=source)
     for report in reports:
-        for name in (
-            "n_rows_in",
-            "n_rows_out",
-            "dropped_duplicates",
-            "latency_clipped",
-            "latency_invalid",
-            "latency_missing",
-            "help_missing",
-            "unknown_topic",
-        ):
+        for name in ("n_rows_in", "n_rows_out", *ROW_COUNTS):
             setattr(total, name, getattr(total, name) + getattr(report, name))
         for counts, into in (
             (report.dropped_missing, total.dropped_missing),

@@ -18,18 +18,18 @@ from adapters import importers
 from adapters.data.ingest_output import EVENTS_FILE, check_output_dir, write_ingested
 from skbandit import schema
 from skbandit.calibration import (
-    calibrate,
     calibration_cutoff,
 )
-from skbandit.cleaning import validate_events, validate_items
-from skbandit.exceptions import SkbanditError
+from skbandit.cleaning import validate_events
 from skbandit.import_rules import items_from_events
 from train.ingest.options import (
     EVENT_COLUMNS,
     ITEM_COLUMNS,
     IngestOptions,
     IngestResult,
+    calibrated_items,
     cleaning_document,
+    no_attempts_left,
 )
 
 if TYPE_CHECKING:
@@ -50,26 +50,12 @@ def run_ingest(options: IngestOptions) -> IngestResult:
     raw = importers.load(options.format, options.raw_files, options.import_options())
     events, event_report = validate_events(raw.events, source=f"{options.format} events")
     if events.empty:
-        dropped = [
-            f"{n:,} without {col}" for col, n in event_report.dropped_missing.items() if n
-        ] + raw.report.lines()
-        raise SkbanditError(
-            f"{options.format}: no attempts left after cleaning ({raw.report.rows_read:,} raw "
-            f"rows; {'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
-            "(or --keep-untagged) and the files"
-        )
+        raise no_attempts_left(options, raw.report, event_report.dropped_missing)
     events = events[[c for c in EVENT_COLUMNS if c in events.columns]]
     seconds["read and clean"] = time.perf_counter() - start
     start = time.perf_counter()
     cutoff = calibration_cutoff(events[schema.TIMESTAMP], options.calibration_fraction)
-    fit = calibrate(
-        events,
-        items_from_events(events),
-        method=options.calibrate,
-        until=cutoff,
-        min_responses=options.min_responses,
-    )
-    items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
+    fit, items, item_report = calibrated_items(options, events, items_from_events(events), cutoff)
     seconds["calibrate"] = time.perf_counter() - start
     start = time.perf_counter()
     cleaning = cleaning_document(

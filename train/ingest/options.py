@@ -12,8 +12,9 @@ import pandas as pd
 from adapters import importers
 from adapters.data.ingest_output import EVENTS_FILE
 from skbandit import schema
-from skbandit.calibration import CALIBRATION_FRACTION, MIN_RESPONSES, CalibrationResult
-from skbandit.cleaning import CleaningReport
+from skbandit.calibration import CALIBRATION_FRACTION, MIN_RESPONSES, CalibrationResult, calibrate
+from skbandit.cleaning import CleaningReport, validate_items
+from skbandit.exceptions import SkbanditError
 from skbandit.import_rules import ImportReport
 
 EVENT_COLUMNS = (
@@ -92,6 +93,28 @@ class IngestResult:
     calibration: CalibrationResult
     cleaning: dict
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def no_attempts_left(options, import_report: ImportReport, dropped_missing: dict):
+    """The one-line error when cleaning dropped every row (in memory or streamed)."""
+    dropped = [f"{n:,} without {col}" for col, n in dropped_missing.items() if n]
+    dropped += import_report.lines()
+    return SkbanditError(
+        f"{options.format}: no attempts left after cleaning "
+        f"({import_report.rows_read:,} raw rows; "
+        f"{'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
+        "(or --keep-untagged) and the files"
+    )
+
+
+def calibrated_items(options, events, items, cutoff):
+    """``(fit, items, item_report)``: the items' parameters calibrated on the events before
+    ``cutoff`` (``--calibrate``), checked as an items table."""
+    fit = calibrate(
+        events, items, method=options.calibrate, until=cutoff, min_responses=options.min_responses
+    )
+    checked, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
+    return fit, checked, item_report
 
 
 def cleaning_document(

@@ -24,15 +24,15 @@ from adapters.data.ingest_output import (
 )
 from adapters.importers import streaming
 from skbandit import schema
-from skbandit.calibration import calibrate, calibration_cutoff
-from skbandit.cleaning import validate_items
-from skbandit.exceptions import SkbanditError
+from skbandit.calibration import calibration_cutoff
 from train.ingest.options import (
     EVENT_COLUMNS,
     ITEM_COLUMNS,
     IngestOptions,
     IngestResult,
+    calibrated_items,
     cleaning_document,
+    no_attempts_left,
 )
 
 WINDOW_COLUMNS = [schema.USER_ID, schema.ITEM_ID, schema.TOPIC, schema.TIMESTAMP, schema.CORRECT]
@@ -54,29 +54,14 @@ def run_streamed_ingest(options: IngestOptions) -> IngestResult:
             workers=workers,
         )
         if streamed.n_events == 0:
-            dropped = [
-                f"{n:,} without {col}" for col, n in streamed.cleaning.dropped_missing.items() if n
-            ] + streamed.report.lines()
-            raise SkbanditError(
-                f"{options.format}: no attempts left after cleaning "
-                f"({streamed.report.rows_read:,} raw rows; "
-                f"{'; '.join(dropped) or 'every row dropped'}); check --format, --skill "
-                "(or --keep-untagged) and the files"
-            )
+            raise no_attempts_left(options, streamed.report, streamed.cleaning.dropped_missing)
         seconds["read and clean"] = time.perf_counter() - start
         start = time.perf_counter()
         cutoff = _cutoff(part_times(parts), options.calibration_fraction)
         window, used, total = read_window(
             parts, cutoff, WINDOW_COLUMNS, options.calibration_max_events
         )
-        fit = calibrate(
-            window,
-            streamed.items(),
-            method=options.calibrate,
-            until=cutoff,
-            min_responses=options.min_responses,
-        )
-        items, item_report = validate_items(fit.items[list(ITEM_COLUMNS[:4])], "calibrated items")
+        fit, items, item_report = calibrated_items(options, window, streamed.items(), cutoff)
         seconds["calibrate"] = time.perf_counter() - start
         start = time.perf_counter()
         cleaning = cleaning_document(

@@ -20,6 +20,7 @@ import pandas as pd
 from adapters.data import datasets
 from skbandit import schema
 from skbandit.calibration import CALIBRATION_FRACTION, calibrate, calibration_cutoff
+from skbandit.cleaning import ROW_COUNTS
 from skbandit.context import missing_difficulty_note
 from skbandit.exceptions import SkbanditError
 
@@ -80,14 +81,7 @@ def cleaning_counts(loaded) -> dict[str, int]:
         counts[f"{table}_rows_dropped"] = report.n_dropped
         for column, n in values["dropped_missing"].items():
             counts[f"{table}_dropped_without_{column}"] = n
-        for key in (
-            "dropped_duplicates",
-            "latency_clipped",
-            "latency_invalid",
-            "latency_missing",
-            "help_missing",
-            "unknown_topic",
-        ):
+        for key in ROW_COUNTS:
             counts[f"{table}_{key}"] = values[key]
         for column, n in values["filled_defaults"].items():
             counts[f"{table}_filled_{column}"] = n
